@@ -1,0 +1,266 @@
+//! The command line as the user typed it: clap definitions and value parsers.
+//!
+//! This is stage one of configuration (as in ripgrep's low-level args): raw values,
+//! each flag documented where it is defined. Nothing here checks one flag against
+//! another; `config` turns these into validated, immutable configs.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::time::Duration;
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  wsherd run                                    self-test: load the built-in server on loopback
+  wsherd run ws://127.0.0.1:9000/ -c 10k -d 30s closed-loop echo, 10,000 connections, 30 seconds
+  wsherd run ws://host:9000/chat --text --size 256 --inflight 4 --json out.json
+  wsherd run ws://host:9000/ --workload idle -c 5000 -d 1m   hold 5000 idle connections";
+
+/// wsherd: a thread-per-core WebSocket load generator.
+#[derive(Debug, Parser)]
+#[command(name = "wsherd", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load a WebSocket target (no URL: start the built-in server and load it).
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+    /// Run the built-in thread-per-core echo server.
+    Serve(ServeArgs),
+}
+
+/// What each connection does once it is established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorkloadKind {
+    /// Closed loop: keep --inflight messages in flight, send the next when an echo returns.
+    Echo,
+    /// Hold the connection open for the duration, answer server pings, send nothing.
+    Idle,
+}
+
+/// Which monoio driver the shards use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IoDriver {
+    /// io_uring where the kernel allows it, epoll otherwise.
+    Auto,
+    /// io_uring only (fails where it is not allowed).
+    Uring,
+    /// epoll only.
+    Epoll,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Target WebSocket URLs (ws://host:port/path). None: start the built-in echo
+    /// server in-process on a free loopback port and load it.
+    #[arg(value_name = "URL")]
+    pub urls: Vec<String>,
+
+    /// Number of concurrent connections (SI suffixes: 10k, 1.5k, 1m).
+    #[arg(short = 'c', long = "connections", default_value = "50", value_parser = parse_count, allow_hyphen_values = true)]
+    pub connections: u64,
+
+    /// How long the run lasts, connection ramp included (30s, 5m, 1h).
+    #[arg(short = 'd', long = "duration", default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub duration: Duration,
+
+    /// What each connection does.
+    #[arg(short = 'w', long = "workload", value_enum, default_value_t = WorkloadKind::Echo)]
+    pub workload: WorkloadKind,
+
+    /// Message payload size in bytes, timing header included (512, 4k, 64KiB).
+    #[arg(short = 's', long = "size", default_value = "64", value_parser = parse_size, allow_hyphen_values = true)]
+    pub size: u64,
+
+    /// Send binary frames (the default).
+    #[arg(long, conflicts_with = "text")]
+    pub binary: bool,
+
+    /// Send text frames (payload stays valid UTF-8).
+    #[arg(long)]
+    pub text: bool,
+
+    /// Messages each connection keeps in flight in the closed loop.
+    #[arg(long, default_value = "1", value_parser = parse_count, allow_hyphen_values = true)]
+    pub inflight: u64,
+
+    /// New connections per second across the run, so a connect storm is never
+    /// counted as latency (0: as fast as possible).
+    #[arg(long = "connect-rate", default_value = "2000", value_parser = parse_rate, allow_hyphen_values = true)]
+    pub connect_rate: f64,
+
+    /// Give up on a TCP connect or WebSocket upgrade after this long.
+    #[arg(long = "connect-timeout", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub connect_timeout: Duration,
+
+    /// At the end, how long to wait for echoes still in flight before closing.
+    #[arg(long = "drain", default_value = "1s", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub drain: Duration,
+
+    /// Number of load shards (one pinned thread per core; default: every core, or
+    /// the cores left over by the embedded server).
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    pub shards: Option<u64>,
+
+    /// Shards of the embedded server (only when no URL is given).
+    #[arg(long = "server-shards", value_parser = parse_count, allow_hyphen_values = true)]
+    pub server_shards: Option<u64>,
+
+    /// monoio driver: io_uring with epoll fallback (auto), or force one.
+    #[arg(long = "io-driver", value_enum, default_value_t = IoDriver::Auto)]
+    pub io_driver: IoDriver,
+
+    /// Write the results (summary, histograms, per-second series) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<std::path::PathBuf>,
+
+    /// No live progress on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub addr: String,
+
+    /// Number of server shards (one pinned thread per core, each with its own
+    /// SO_REUSEPORT listener; default: every core).
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    pub shards: Option<u64>,
+
+    /// First core to pin shards to (shards take consecutive cores from here).
+    #[arg(long = "first-core", default_value = "0", value_parser = parse_count)]
+    pub first_core: u64,
+
+    /// monoio driver: io_uring with epoll fallback (auto), or force one.
+    #[arg(long = "io-driver", value_enum, default_value_t = IoDriver::Auto)]
+    pub io_driver: IoDriver,
+
+    /// No periodic status line on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Parses a count with an optional SI suffix: `100`, `10k`, `1.5k`, `2m`, `1g`.
+pub fn parse_count(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
+        Some('g' | 'G') => (&t[..t.len() - 1], 1e9),
+        _ => (t, 1.0),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a count (examples: 100, 10k, 1.5k, 2m)"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("'{s}' must be zero or more"));
+    }
+    let total = v * mult;
+    if total.fract() != 0.0 {
+        return Err(format!("'{s}' is not a whole number"));
+    }
+    if total > u64::MAX as f64 / 2.0 {
+        return Err(format!("'{s}' is too large"));
+    }
+    Ok(total as u64)
+}
+
+/// Parses a rate per second: `500`, `2k`, `0.5`.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let t = s.trim().trim_end_matches("/s");
+    let (num, mult) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
+        _ => (t, 1.0),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a rate (examples: 500, 2k, 0.5)"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("'{s}' must be zero or more"));
+    }
+    Ok(v * mult)
+}
+
+/// Parses a duration in humantime form: `500ms`, `30s`, `5m`, `1h30m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.starts_with('-') {
+        return Err(format!("'{s}' is negative; durations are like 30s, 5m, 1h"));
+    }
+    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("'{s}' has no unit; write {t}s, {t}ms or {t}m"));
+    }
+    humantime::parse_duration(t)
+        .map_err(|e| format!("'{s}' is not a duration ({e}); examples: 500ms, 30s, 5m, 1h"))
+}
+
+/// Parses a size in bytes: `64`, `4k` (4000), `4KiB` (4096), `1MiB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let (num, mult) = if let Some(n) = lower.strip_suffix("kib") {
+        (n.to_string(), 1024u64)
+    } else if let Some(n) = lower.strip_suffix("mib") {
+        (n.to_string(), 1024 * 1024)
+    } else if let Some(n) = lower.strip_suffix("kb").or_else(|| lower.strip_suffix('k')) {
+        (n.to_string(), 1000)
+    } else if let Some(n) = lower.strip_suffix("mb").or_else(|| lower.strip_suffix('m')) {
+        (n.to_string(), 1_000_000)
+    } else {
+        (lower.strip_suffix('b').unwrap_or(&lower).to_string(), 1)
+    };
+    let v: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size in bytes (examples: 64, 4k, 4KiB, 1MiB)"))?;
+    v.checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_take_si_suffixes() {
+        assert_eq!(parse_count("10k"), Ok(10_000));
+        assert_eq!(parse_count("1.5k"), Ok(1_500));
+        assert_eq!(parse_count("2m"), Ok(2_000_000));
+        assert_eq!(parse_count("0"), Ok(0));
+        assert!(parse_count("-3").is_err());
+        assert!(parse_count("1.5").is_err());
+        assert!(parse_count("lots").is_err());
+    }
+
+    #[test]
+    fn durations_need_units_and_sign() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("-5s").unwrap_err().contains("negative"));
+        assert!(parse_duration("30").unwrap_err().contains("no unit"));
+        assert!(parse_duration("banana").is_err());
+    }
+
+    #[test]
+    fn sizes_know_binary_and_decimal_units() {
+        assert_eq!(parse_size("64"), Ok(64));
+        assert_eq!(parse_size("4k"), Ok(4000));
+        assert_eq!(parse_size("4KiB"), Ok(4096));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("big").is_err());
+    }
+
+    #[test]
+    fn rates_accept_suffixes() {
+        assert_eq!(parse_rate("2k"), Ok(2000.0));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        assert!(parse_rate("-1").is_err());
+    }
+}

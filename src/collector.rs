@@ -1,0 +1,195 @@
+//! The collector: one thread that merges the shards' snapshots into the run total
+//! and a per-second series, and prints the live progress line.
+//!
+//! It only ever receives: shards push on their own timer and never wait for it. A
+//! second is final once every shard has reported past it; its histogram is then
+//! reduced to percentiles and dropped, so memory does not grow with run length.
+
+use crate::metrics::{new_histogram, Interval, Snapshot};
+use crate::results::SecondStats;
+use crossbeam_channel::Receiver;
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+/// What the collector hands back when every shard has finished.
+pub struct Collected {
+    pub total: Interval,
+    pub series: Vec<SecondStats>,
+    pub peak_open: u64,
+    pub drivers: Vec<&'static str>,
+}
+
+#[derive(Default)]
+struct Second {
+    open: u64,
+    peak: u64,
+    counters: crate::metrics::Counters,
+    rtt: Option<Histogram<u64>>,
+}
+
+/// Progress output settings.
+pub struct Progress {
+    pub enabled: bool,
+    pub total: Duration,
+}
+
+/// Receives until every one of `shards` has sent its last snapshot.
+pub fn collect(rx: Receiver<Snapshot>, shards: usize, progress: Progress) -> Collected {
+    let mut total = Interval::default();
+    let mut pending: BTreeMap<u64, Second> = BTreeMap::new();
+    let mut latest = vec![0u64; shards];
+    let mut finished = vec![false; shards];
+    let mut drivers = vec![""; shards];
+    let mut series = Vec::new();
+    let mut peak_open = 0;
+    let tty = std::io::stderr().is_terminal();
+    let mut printed_any = false;
+
+    while finished.iter().any(|f| !f) {
+        let snap = match rx.recv() {
+            Ok(s) => s,
+            Err(_) => break, // every shard sender is gone (a shard thread died)
+        };
+        let i = snap.shard;
+        drivers[i] = snap.driver;
+        latest[i] = latest[i].max(snap.second);
+        finished[i] |= snap.last;
+        total.merge(&snap.interval);
+        let sec = pending.entry(snap.second.max(1)).or_default();
+        sec.open += snap.open;
+        sec.peak += snap.peak_open;
+        sec.counters.add(&snap.interval.counters);
+        match &mut sec.rtt {
+            Some(h) => {
+                let _ = h.add(&snap.interval.rtt);
+            }
+            None => sec.rtt = Some(snap.interval.rtt),
+        }
+        // Seconds every shard has reported past are final.
+        let horizon = (0..shards)
+            .map(|s| if finished[s] { u64::MAX } else { latest[s] })
+            .min()
+            .unwrap_or(u64::MAX);
+        while let Some((&t, _)) = pending.first_key_value() {
+            if t > horizon {
+                break;
+            }
+            let (t, s) = pending.pop_first().expect("non-empty");
+            let row = finalize(t, s, &mut peak_open);
+            if progress.enabled {
+                print_progress(&row, progress.total, tty);
+                printed_any = true;
+            }
+            series.push(row);
+        }
+    }
+    for (t, s) in std::mem::take(&mut pending) {
+        series.push(finalize(t, s, &mut peak_open));
+    }
+    if printed_any && tty {
+        eprintln!();
+    }
+    Collected {
+        total,
+        series,
+        peak_open,
+        drivers,
+    }
+}
+
+fn finalize(t: u64, s: Second, peak_open: &mut u64) -> SecondStats {
+    *peak_open = (*peak_open).max(s.peak);
+    let rtt = s.rtt.unwrap_or_else(new_histogram);
+    let us = |v: u64| v as f64 / 1000.0;
+    SecondStats {
+        // Row t covers [t-1, t): label it by its start.
+        t: t.saturating_sub(1),
+        open: s.open,
+        connects: s.counters.established,
+        connect_failures: s.counters.failed(),
+        sent: s.counters.sent,
+        received: s.counters.received,
+        errors: s.counters.error_count(),
+        rtt_p50_us: us(rtt.value_at_quantile(0.5)),
+        rtt_p90_us: us(rtt.value_at_quantile(0.9)),
+        rtt_p99_us: us(rtt.value_at_quantile(0.99)),
+        rtt_max_us: us(rtt.max()),
+    }
+}
+
+fn print_progress(r: &SecondStats, total: Duration, tty: bool) {
+    let line = format!(
+        "[{:>4}s/{}s] open {:>7}  sent {:>9}/s  recv {:>9}/s  rtt p50 {:>9} p99 {:>9}  errors {}",
+        (r.t + 1).min(total.as_secs().max(1)),
+        total.as_secs(),
+        r.open,
+        r.sent,
+        r.received,
+        crate::report::fmt_us(r.rtt_p50_us),
+        crate::report::fmt_us(r.rtt_p99_us),
+        r.errors
+    );
+    let mut err = std::io::stderr().lock();
+    if tty {
+        let _ = write!(err, "\r\x1b[2K{line}");
+        let _ = err.flush();
+    } else {
+        let _ = writeln!(err, "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Snapshot;
+
+    fn snap(shard: usize, second: u64, sent: u64, last: bool) -> Snapshot {
+        let mut interval = Interval::default();
+        interval.counters.sent = sent;
+        interval
+            .rtt
+            .saturating_record(1_000_000 * (shard as u64 + 1));
+        Snapshot {
+            shard,
+            second,
+            open: 10,
+            peak_open: 10,
+            interval,
+            last,
+            driver: "epoll",
+        }
+    }
+
+    #[test]
+    fn merges_shards_and_seconds_without_losing_counts() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        // Shard 1 is a second behind; shard 0 merged two seconds into one snapshot.
+        tx.send(snap(0, 1, 5, false)).unwrap();
+        tx.send(snap(1, 1, 7, false)).unwrap();
+        tx.send(snap(0, 3, 11, false)).unwrap();
+        tx.send(snap(1, 2, 13, false)).unwrap();
+        tx.send(snap(1, 3, 17, true)).unwrap();
+        tx.send(snap(0, 4, 19, true)).unwrap();
+        let c = collect(
+            rx,
+            2,
+            Progress {
+                enabled: false,
+                total: Duration::from_secs(3),
+            },
+        );
+        assert_eq!(c.total.counters.sent, 5 + 7 + 11 + 13 + 17 + 19);
+        let per_second: u64 = c.series.iter().map(|s| s.sent).sum();
+        assert_eq!(per_second, c.total.counters.sent);
+        assert_eq!(
+            c.series.iter().map(|s| s.t).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
+        assert_eq!(c.series[0].sent, 12);
+        assert_eq!(c.total.rtt.len(), 6);
+        assert_eq!(c.drivers, vec!["epoll", "epoll"]);
+        assert_eq!(c.peak_open, 20);
+    }
+}

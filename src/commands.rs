@@ -1,0 +1,92 @@
+//! The subcommands as the binary runs them: parse the command line, call the
+//! library, print, and map the outcome to an exit code (0 ok, 1 could not run,
+//! 2 usage, 130 interrupted). Errors print as one line; never a panic or backtrace.
+
+use crate::cli::{Cli, Command};
+use crate::config::{RunConfig, ServeConfig};
+use crate::error::{Error, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE};
+use clap::Parser;
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                        ExitCode::from(EXIT_USAGE)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                _ => {
+                    let msg = e.to_string();
+                    let first = msg.lines().next().unwrap_or("invalid arguments");
+                    eprintln!("{first} (see wsherd --help)");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            };
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
+    match cli.command {
+        Command::Run(args) => {
+            let cfg = RunConfig::from_cli(args)?;
+            let results = crate::engine::run(cfg)?;
+            let text = crate::report::text::render(&results);
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                // A closed pipe (| head) is not a failure of the run.
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return Err(Error::Output {
+                        path: "stdout".into(),
+                        why: e.to_string(),
+                    });
+                }
+            }
+            if results.interrupted {
+                return Ok(ExitCode::from(EXIT_INTERRUPTED));
+            }
+            if results.connections.established == 0 {
+                // Nothing could be measured: say why in one line, exit 1.
+                let causes: Vec<String> = results
+                    .connections
+                    .failed_by_cause
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                eprintln!(
+                    "error: no connection could be established ({})",
+                    if causes.is_empty() {
+                        "none attempted".to_string()
+                    } else {
+                        causes.join(", ")
+                    }
+                );
+                return Ok(ExitCode::from(EXIT_FAILURE));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(args) => {
+            let cfg = ServeConfig::from_cli(args)?;
+            crate::server::serve_blocking(cfg)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! Stage two of configuration: validated, immutable configs every later stage reads.
+//!
+//! All cross-flag checks live here and nowhere else, so a run that starts is a run
+//! that makes sense. Errors say what was wrong and which flag fixes it.
+
+use crate::cli::{IoDriver, RunArgs, ServeArgs, WorkloadKind};
+use crate::error::{Error, Result};
+use crate::payload::{PayloadKind, PayloadSpec};
+use crate::workload::Workload;
+use clap::Parser;
+use std::ffi::OsString;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Largest message we agree to send (frames beyond this are a typo, not a test).
+const MAX_MESSAGE_SIZE: u64 = 64 << 20;
+/// Most messages in flight per connection.
+const MAX_INFLIGHT: u64 = 65_536;
+
+/// One WebSocket endpoint, resolved before the run starts.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The URL as given (or as built for the embedded server).
+    pub url: String,
+    /// Value of the Host header.
+    pub host_header: String,
+    /// Request path including query, always starting with '/'.
+    pub path: String,
+    /// Resolved address.
+    pub addr: SocketAddr,
+}
+
+impl Target {
+    /// Parses and resolves a `ws://host[:port][/path]` URL.
+    pub fn parse(url: &str) -> Result<Target> {
+        let bad = |why: &str| Error::BadUrl {
+            url: url.to_string(),
+            why: why.to_string(),
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected ws://host:port/path"))?;
+        match scheme.to_ascii_lowercase().as_str() {
+            "ws" => {}
+            "wss" => return Err(bad("wss:// (TLS) is not supported yet; use ws://")),
+            "http" | "https" => {
+                return Err(bad(&format!(
+                    "'{scheme}' is not a WebSocket scheme; use ws://"
+                )))
+            }
+            _ => return Err(bad(&format!("unknown scheme '{scheme}'; use ws://"))),
+        }
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
+            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+            None => (rest, "/".to_string()),
+        };
+        let authority = authority.split('#').next().unwrap_or("");
+        if authority.contains('@') {
+            return Err(bad("user information in the URL is not supported"));
+        }
+        let (host, port) = split_host_port(authority).map_err(|w| bad(&w))?;
+        if host.is_empty() {
+            return Err(bad("the URL has no host"));
+        }
+        let addr = (host.trim_matches(['[', ']']), port)
+            .to_socket_addrs()
+            .map_err(|e| Error::Unresolvable {
+                host: host.to_string(),
+                why: e.to_string(),
+            })?
+            .next()
+            .ok_or_else(|| Error::Unresolvable {
+                host: host.to_string(),
+                why: "no address found".into(),
+            })?;
+        let host_header = if port == 80 {
+            host.to_string()
+        } else {
+            format!("{host}:{port}")
+        };
+        Ok(Target {
+            url: url.to_string(),
+            host_header,
+            path: path.split('#').next().unwrap_or("/").to_string(),
+            addr,
+        })
+    }
+
+    /// A target for a server we started ourselves.
+    pub fn local(addr: SocketAddr) -> Target {
+        Target {
+            url: format!("ws://{addr}/"),
+            host_header: addr.to_string(),
+            path: "/".into(),
+            addr,
+        }
+    }
+}
+
+fn split_host_port(authority: &str) -> std::result::Result<(&str, u16), String> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let end = rest.find(']').ok_or("unclosed '[' in an IPv6 address")?;
+        let host = &authority[..end + 2];
+        match &rest[end + 1..] {
+            "" => (host, None),
+            p => (
+                host,
+                Some(p.strip_prefix(':').ok_or("expected ':' after ']'")?),
+            ),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        None => 80,
+        Some(p) => match p.parse::<u16>() {
+            Ok(0) | Err(_) => return Err(format!("'{p}' is not a port (1-65535)")),
+            Ok(v) => v,
+        },
+    };
+    Ok((host, port))
+}
+
+/// The cores a process may run on (its affinity mask), in order.
+pub fn available_cores() -> Vec<usize> {
+    let mut ids: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if ids.is_empty() {
+        ids.push(0);
+    }
+    ids
+}
+
+/// A validated `wsherd run`.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Targets; empty means: start the embedded server and load it.
+    pub targets: Vec<Target>,
+    /// Cores for the embedded server's shards (empty when targets are given).
+    pub server_cores: Vec<usize>,
+    pub connections: u64,
+    pub duration: Duration,
+    pub workload: Workload,
+    pub payload: PayloadSpec,
+    /// Connections per second across the run; 0 = unpaced.
+    pub connect_rate: f64,
+    pub connect_timeout: Duration,
+    pub drain: Duration,
+    /// One core per load shard.
+    pub shard_cores: Vec<usize>,
+    pub io_driver: IoDriver,
+    pub json: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+impl RunConfig {
+    /// Parses what follows `wsherd run` on a command line and validates it.
+    pub fn from_args<I, S>(args: I) -> Result<RunConfig>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString> + Clone,
+    {
+        #[derive(Parser)]
+        #[command(name = "wsherd run")]
+        struct Wrap {
+            #[command(flatten)]
+            args: RunArgs,
+        }
+        let argv =
+            std::iter::once(OsString::from("wsherd run")).chain(args.into_iter().map(Into::into));
+        let w = Wrap::try_parse_from(argv).map_err(|e| Error::usage(first_line(&e.to_string())))?;
+        RunConfig::from_cli(w.args)
+    }
+
+    /// Validates parsed arguments.
+    pub fn from_cli(a: RunArgs) -> Result<RunConfig> {
+        if a.connections == 0 {
+            return Err(Error::usage(
+                "-c 0: a run needs at least one connection (try -c 100)",
+            ));
+        }
+        if a.duration.is_zero() {
+            return Err(Error::usage("-d must be longer than zero (try -d 10s)"));
+        }
+        if a.connect_timeout.is_zero() {
+            return Err(Error::usage("--connect-timeout must be longer than zero"));
+        }
+        let kind = if a.text {
+            PayloadKind::Text
+        } else {
+            PayloadKind::Binary
+        };
+        if a.size > MAX_MESSAGE_SIZE {
+            return Err(Error::usage(format!(
+                "--size {} is larger than the {} MiB wsherd sends",
+                a.size,
+                MAX_MESSAGE_SIZE >> 20
+            )));
+        }
+        let payload = PayloadSpec::new(a.size as usize, kind)?;
+        let workload = match a.workload {
+            WorkloadKind::Echo => {
+                if a.inflight == 0 || a.inflight > MAX_INFLIGHT {
+                    return Err(Error::usage(format!(
+                        "--inflight {} is out of range: each connection keeps 1 to {MAX_INFLIGHT} messages in flight",
+                        a.inflight
+                    )));
+                }
+                Workload::Echo {
+                    inflight: a.inflight as u32,
+                }
+            }
+            WorkloadKind::Idle => Workload::Idle,
+        };
+
+        let targets = a
+            .urls
+            .iter()
+            .map(|u| Target::parse(u))
+            .collect::<Result<Vec<_>>>()?;
+
+        let cores = available_cores();
+        let (server_cores, load_cores) = if targets.is_empty() {
+            let n_server = match a.server_shards {
+                Some(0) => return Err(Error::usage("--server-shards must be at least 1")),
+                Some(n) => n as usize,
+                None => (cores.len() / 2).max(1),
+            };
+            if n_server > cores.len() {
+                return Err(Error::usage(format!(
+                    "--server-shards {n_server} is more than the {} cores available",
+                    cores.len()
+                )));
+            }
+            // The server takes the upper cores so the load (from core 0 up) is pinned
+            // apart from it whenever there are at least two cores.
+            let server = cores[cores.len() - n_server..].to_vec();
+            let load = if cores.len() > n_server {
+                cores[..cores.len() - n_server].to_vec()
+            } else {
+                cores.clone()
+            };
+            (server, load)
+        } else {
+            if a.server_shards.is_some() {
+                return Err(Error::usage(
+                    "--server-shards only applies when no URL is given (the embedded server)",
+                ));
+            }
+            (Vec::new(), cores.clone())
+        };
+        let n_shards = match a.shards {
+            Some(0) => return Err(Error::usage("--shards must be at least 1")),
+            Some(n) if n as usize > cores.len() => {
+                return Err(Error::usage(format!(
+                    "--shards {n} is more than the {} cores this process may use",
+                    cores.len()
+                )))
+            }
+            Some(n) => n as usize,
+            None => load_cores.len(),
+        };
+        // A shard without connections would only add noise.
+        let n_shards = n_shards.min(a.connections as usize).max(1);
+        let shard_cores = if n_shards <= load_cores.len() {
+            load_cores[..n_shards].to_vec()
+        } else {
+            cores[..n_shards].to_vec()
+        };
+
+        Ok(RunConfig {
+            targets,
+            server_cores,
+            connections: a.connections,
+            duration: a.duration,
+            workload,
+            payload,
+            connect_rate: a.connect_rate,
+            connect_timeout: a.connect_timeout,
+            drain: a.drain,
+            shard_cores,
+            io_driver: a.io_driver,
+            json: a.json,
+            quiet: a.quiet,
+        })
+    }
+
+    /// True when the run starts its own server.
+    pub fn embedded(&self) -> bool {
+        self.targets.is_empty()
+    }
+}
+
+/// A validated `wsherd serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub addr: SocketAddr,
+    pub cores: Vec<usize>,
+    pub io_driver: IoDriver,
+    pub quiet: bool,
+}
+
+impl ServeConfig {
+    /// Parses what follows `wsherd serve` on a command line and validates it.
+    pub fn from_args<I, S>(args: I) -> Result<ServeConfig>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString> + Clone,
+    {
+        #[derive(Parser)]
+        #[command(name = "wsherd serve")]
+        struct Wrap {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let argv =
+            std::iter::once(OsString::from("wsherd serve")).chain(args.into_iter().map(Into::into));
+        let w = Wrap::try_parse_from(argv).map_err(|e| Error::usage(first_line(&e.to_string())))?;
+        ServeConfig::from_cli(w.args)
+    }
+
+    pub fn from_cli(a: ServeArgs) -> Result<ServeConfig> {
+        let addr: SocketAddr = a.addr.parse().map_err(|_| {
+            Error::usage(format!(
+                "--addr '{}' is not an IP:port address (example: 127.0.0.1:9000)",
+                a.addr
+            ))
+        })?;
+        let all = available_cores();
+        let first = a.first_core as usize;
+        let candidates: Vec<usize> = all.iter().copied().filter(|&c| c >= first).collect();
+        if candidates.is_empty() {
+            return Err(Error::usage(format!(
+                "--first-core {first}: no core at or above it is available (cores: {all:?})"
+            )));
+        }
+        let n = match a.shards {
+            Some(0) => return Err(Error::usage("--shards must be at least 1")),
+            Some(n) if n as usize > candidates.len() => {
+                return Err(Error::usage(format!(
+                    "--shards {n} is more than the {} cores available from core {first}",
+                    candidates.len()
+                )))
+            }
+            Some(n) => n as usize,
+            None => candidates.len(),
+        };
+        Ok(ServeConfig {
+            addr,
+            cores: candidates[..n].to_vec(),
+            io_driver: a.io_driver,
+            quiet: a.quiet,
+        })
+    }
+}
+
+/// The first line of a clap error, without its "error: " prefix.
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or(s);
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_resolve() {
+        let t = Target::parse("ws://127.0.0.1:9000/chat?room=1").unwrap();
+        assert_eq!(t.addr, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(t.path, "/chat?room=1");
+        assert_eq!(t.host_header, "127.0.0.1:9000");
+        let t = Target::parse("ws://[::1]:8080").unwrap();
+        assert_eq!(t.addr, "[::1]:8080".parse().unwrap());
+        assert_eq!(t.path, "/");
+        let t = Target::parse("ws://127.0.0.1").unwrap();
+        assert_eq!(t.addr.port(), 80);
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        for (url, why) in [
+            ("http://127.0.0.1:80/", "not a WebSocket scheme"),
+            ("wss://127.0.0.1/", "TLS"),
+            ("ws://:9000/", "no host"),
+            ("ws://127.0.0.1:99999/", "not a port"),
+            ("127.0.0.1:9000", "expected ws://"),
+        ] {
+            let e = Target::parse(url).unwrap_err().to_string();
+            assert!(e.contains(why), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn cross_flag_checks() {
+        let e = RunConfig::from_args(["ws://127.0.0.1:1/", "-c", "0"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("-c 0"));
+        let e = RunConfig::from_args(["ws://127.0.0.1:1/", "--size", "3"]).unwrap_err();
+        assert!(e.to_string().contains("timing header"), "{e}");
+        let e = RunConfig::from_args(["ws://127.0.0.1:1/", "--server-shards", "1"]).unwrap_err();
+        assert!(e.to_string().contains("embedded"));
+        let e = RunConfig::from_args(["ws://127.0.0.1:1/", "-d", "-5s"]).unwrap_err();
+        assert!(e.to_string().contains("negative"), "{e}");
+    }
+
+    #[test]
+    fn embedded_server_gets_its_own_cores() {
+        let c = RunConfig::from_args(["-c", "10"]).unwrap();
+        assert!(c.embedded());
+        assert!(!c.server_cores.is_empty());
+        if available_cores().len() >= 2 {
+            for core in &c.shard_cores {
+                assert!(
+                    !c.server_cores.contains(core),
+                    "load and server share a core"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fewer_shards_than_connections() {
+        let c = RunConfig::from_args(["ws://127.0.0.1:1/", "-c", "1"]).unwrap();
+        assert_eq!(c.shard_cores.len(), 1);
+    }
+}

@@ -1,0 +1,265 @@
+//! A whole load run: check the host, start the embedded server if asked, start one
+//! pinned shard thread per core, collect, and assemble the results.
+//!
+//! This is the only place that knows the order of things; each step lives in its
+//! own module. Problems that stop a run before it starts are `Error`s; everything
+//! that goes wrong during a run is counted in the results instead.
+
+use crate::collector::{self, Collected, Progress};
+use crate::config::{RunConfig, ServeConfig, Target};
+use crate::error::{Error, Result};
+use crate::metrics::Interval;
+use crate::plan;
+use crate::results::*;
+use crate::shard::{self, RunShared};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// File descriptors kept free for the runtime, the collector and output files.
+const FD_RESERVE: u64 = 64;
+
+/// Runs a load as configured; Ctrl-C (SIGINT/SIGTERM) ends it early.
+pub fn run(cfg: RunConfig) -> Result<RunResults> {
+    run_with_interrupt(cfg, crate::sys::interrupt_flag())
+}
+
+/// Runs a load that ends early when `interrupt` is set.
+pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<RunResults> {
+    let nofile = check_fds(&cfg)?;
+    // Fail on an unwritable output now, not after a long run.
+    if let Some(p) = &cfg.json {
+        crate::report::check_writable(p)?;
+    }
+
+    let server = if cfg.embedded() {
+        let sc = ServeConfig {
+            addr: "127.0.0.1:0".parse().expect("valid literal"),
+            cores: cfg.server_cores.clone(),
+            io_driver: cfg.io_driver,
+            quiet: true,
+        };
+        Some(crate::server::start(sc)?)
+    } else {
+        None
+    };
+    let targets = match &server {
+        Some(s) => vec![Target::local(s.addr())],
+        None => cfg.targets.clone(),
+    };
+
+    let started_at_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let shared = Arc::new(RunShared {
+        targets: targets.clone(),
+        workload: cfg.workload,
+        payload: cfg.payload.clone(),
+        connect_timeout: cfg.connect_timeout,
+        drain: cfg.drain,
+        duration: cfg.duration,
+        origin: Instant::now(),
+        interrupt: interrupt.clone(),
+    });
+    let plans = plan::split(cfg.connections, &cfg.shard_cores, cfg.connect_rate);
+    let (tx, rx) = crossbeam_channel::bounded(plans.len() * 4);
+    let n_shards = plans.len();
+    let progress = Progress {
+        enabled: !cfg.quiet,
+        total: cfg.duration,
+    };
+    let collector = std::thread::Builder::new()
+        .name("wsherd-collector".into())
+        .spawn(move || collector::collect(rx, n_shards, progress))
+        .map_err(|e| Error::Runtime(format!("collector thread: {e}")))?;
+
+    let mut handles = Vec::new();
+    for p in plans {
+        let tx = tx.clone();
+        let run = shared.clone();
+        let driver = cfg.io_driver;
+        let h = std::thread::Builder::new()
+            .name(format!("wsherd-shard-{}", p.index))
+            .spawn(move || {
+                crate::rt::pin_to_core(p.core);
+                shard::run_shard(p, run, tx, driver)
+            })
+            .map_err(|e| Error::Runtime(format!("shard thread: {e}")))?;
+        handles.push(h);
+    }
+    drop(tx);
+    let mut shard_error = None;
+    for h in handles {
+        match h.join() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => shard_error = Some(e),
+            Err(_) => shard_error = Some("a shard thread panicked".to_string()),
+        }
+    }
+    let collected = collector
+        .join()
+        .map_err(|_| Error::Runtime("the collector thread panicked".into()))?;
+    let elapsed = shared.origin.elapsed().as_secs_f64();
+    if let Some(s) = server {
+        s.stop();
+    }
+    if let Some(e) = shard_error {
+        if collected.total.counters.attempted == 0 {
+            return Err(Error::Runtime(e));
+        }
+    }
+
+    let interrupted = interrupt.load(std::sync::atomic::Ordering::Relaxed);
+    let results = assemble(
+        &cfg,
+        &targets,
+        collected,
+        elapsed,
+        started_at_unix,
+        interrupted,
+        nofile,
+    );
+    if let Some(p) = &cfg.json {
+        crate::report::write_json(p, &results)?;
+    }
+    Ok(results)
+}
+
+/// Raises the open-file limit and refuses a plan that cannot fit, with the numbers.
+fn check_fds(cfg: &RunConfig) -> Result<u64> {
+    let limit = crate::sys::raise_nofile();
+    let (_, hard) = crate::sys::nofile_limits();
+    // Each connection is one socket; an embedded server holds the other end.
+    let per_conn = if cfg.embedded() { 2 } else { 1 };
+    let need = cfg.connections * per_conn + crate::sys::open_fds() + FD_RESERVE;
+    if need > limit {
+        let fits = limit.saturating_sub(crate::sys::open_fds() + FD_RESERVE) / per_conn;
+        return Err(Error::HostLimit(format!(
+            "{} connections need about {need} open files{}, but this process may open {limit} (hard limit {hard}); \
+             use -c {fits} or fewer, raise the limit (ulimit -n, or nofile in /etc/security/limits.conf), \
+             or split the run across processes",
+            cfg.connections,
+            if cfg.embedded() { " (both ends: the embedded server runs in this process)" } else { "" },
+        )));
+    }
+    Ok(limit)
+}
+
+pub(crate) fn latency_stats(h: &hdrhistogram::Histogram<u64>) -> LatencyStats {
+    let us = |v: f64| v / 1000.0;
+    if h.is_empty() {
+        return LatencyStats {
+            hdr: crate::report::encode_histogram(h),
+            ..LatencyStats::default()
+        };
+    }
+    LatencyStats {
+        count: h.len(),
+        min_us: us(h.min() as f64),
+        mean_us: us(h.mean()),
+        stdev_us: us(h.stdev()),
+        p50_us: us(h.value_at_quantile(0.5) as f64),
+        p90_us: us(h.value_at_quantile(0.9) as f64),
+        p99_us: us(h.value_at_quantile(0.99) as f64),
+        p999_us: us(h.value_at_quantile(0.999) as f64),
+        max_us: us(h.max() as f64),
+        hdr: crate::report::encode_histogram(h),
+    }
+}
+
+fn assemble(
+    cfg: &RunConfig,
+    targets: &[Target],
+    c: Collected,
+    elapsed: f64,
+    started_at_unix: f64,
+    interrupted: bool,
+    nofile: u64,
+) -> RunResults {
+    let Interval {
+        counters: k,
+        rtt,
+        connect,
+        handshake,
+    } = c.total;
+    // Rates are over the measured time: the run's duration, or less when interrupted
+    // (the drain and close handshake after the stop are not part of it).
+    let secs = if interrupted {
+        elapsed
+    } else {
+        elapsed.min(cfg.duration.as_secs_f64())
+    }
+    .max(1e-9);
+    let driver = c
+        .drivers
+        .iter()
+        .copied()
+        .find(|d| !d.is_empty())
+        .unwrap_or("none")
+        .to_string();
+    RunResults {
+        schema_version: SCHEMA_VERSION,
+        wsherd_version: env!("CARGO_PKG_VERSION").to_string(),
+        interrupted,
+        started_at_unix,
+        elapsed_secs: elapsed,
+        config: ConfigSummary {
+            targets: targets.iter().map(|t| t.url.clone()).collect(),
+            embedded_server: cfg.embedded(),
+            workload: cfg.workload.name().to_string(),
+            connections: cfg.connections,
+            duration_secs: cfg.duration.as_secs_f64(),
+            connect_rate: cfg.connect_rate,
+            connect_timeout_secs: cfg.connect_timeout.as_secs_f64(),
+            message_size: cfg.payload.size,
+            message_kind: cfg.payload.kind.name().to_string(),
+            inflight: cfg.workload.inflight(),
+            shards: cfg.shard_cores.len(),
+        },
+        host: HostInfo {
+            hostname: crate::sys::hostname(),
+            cpus: crate::sys::cpu_count(),
+            shard_cores: cfg.shard_cores.clone(),
+            server_cores: cfg.server_cores.clone(),
+            io_driver: driver,
+            kernel: crate::sys::kernel(),
+            nofile_limit: nofile,
+        },
+        connections: ConnectionStats {
+            attempted: k.attempted,
+            established: k.established,
+            failed: k.failed(),
+            failed_by_cause: k.failed_by_cause.clone(),
+            lost: k.lost(),
+            lost_by_cause: k.lost_by_cause.clone(),
+            close_codes: k
+                .close_codes
+                .iter()
+                .map(|(code, n)| (code.to_string(), *n))
+                .collect(),
+            closed_clean: k.closed_clean,
+            closed_unanswered: k.closed_unanswered,
+            peak_open: c.peak_open,
+        },
+        messages: MessageStats {
+            sent: k.sent,
+            received: k.received,
+            failed: k.failed_msgs,
+            in_flight_at_stop: k.in_flight_at_stop,
+            unexpected: k.unexpected,
+            bytes_sent: k.bytes_sent,
+            bytes_received: k.bytes_received,
+            sent_per_sec: k.sent as f64 / secs,
+            received_per_sec: k.received as f64 / secs,
+            pings_answered: k.pings_answered,
+        },
+        errors: k.errors.clone(),
+        latency: Latencies {
+            connect: latency_stats(&connect),
+            handshake: latency_stats(&handshake),
+            rtt: latency_stats(&rtt),
+        },
+        series: c.series,
+    }
+}

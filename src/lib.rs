@@ -1,0 +1,27 @@
+//! wsherd: a thread-per-core WebSocket load generator.
+//!
+//! Data flows one way: CLI args → `config` (validated) → `plan` (per-shard slices)
+//! → `shard`s (one pinned monoio runtime per core) → `collector` (merge, series) →
+//! `report`s. `run` drives a whole load run in-process, so tests and other programs
+//! can use wsherd as a library.
+
+pub mod cli;
+pub mod collector;
+pub mod commands;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod metrics;
+pub mod payload;
+pub mod plan;
+pub mod report;
+pub mod results;
+pub mod rt;
+pub mod server;
+pub mod shard;
+pub mod sys;
+pub mod workload;
+pub mod ws;
+
+pub use engine::run;
+pub use error::{Error, Result};

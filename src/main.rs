@@ -1,0 +1,11 @@
+//! The `wsherd` binary: parse, dispatch, exit. Everything else is in the library.
+
+use mimalloc::MiMalloc;
+use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+fn main() -> ExitCode {
+    wsherd::commands::main()
+}

@@ -1,0 +1,179 @@
+//! The shared vocabulary of measurement: shard-local stats and the snapshots a
+//! shard hands to the collector.
+//!
+//! A shard records into its own `ShardStats` (no lock, no atomic: the shard is one
+//! thread). Once a second it swaps the interval part out for a fresh one and sends
+//! it as a `Snapshot` over crossbeam-channel with `try_send`; when the channel is
+//! full it keeps the snapshot and merges the next interval into it, so a shard never
+//! blocks on the collector and nothing is dropped.
+
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+
+/// Lowest value told apart: 1 µs (values are recorded in ns).
+pub const HIST_LOW_NS: u64 = 1_000;
+/// Highest value kept: 60 s; larger values saturate to it.
+pub const HIST_HIGH_NS: u64 = 60_000_000_000;
+/// Significant digits kept at every magnitude.
+pub const HIST_SIGFIG: u8 = 3;
+
+/// A latency histogram with wsherd's bounds.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(HIST_LOW_NS, HIST_HIGH_NS, HIST_SIGFIG)
+        .expect("static histogram bounds are valid")
+}
+
+/// Counters that add up across intervals, shards and agents.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub attempted: u64,
+    pub established: u64,
+    pub failed_by_cause: BTreeMap<String, u64>,
+    pub lost_by_cause: BTreeMap<String, u64>,
+    pub close_codes: BTreeMap<u16, u64>,
+    pub closed_clean: u64,
+    pub closed_unanswered: u64,
+    pub sent: u64,
+    pub received: u64,
+    pub failed_msgs: u64,
+    pub in_flight_at_stop: u64,
+    pub unexpected: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub pings_answered: u64,
+    pub errors: BTreeMap<String, u64>,
+}
+
+fn add_map<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
+    for (k, v) in from {
+        *into.entry(k.clone()).or_insert(0) += v;
+    }
+}
+
+impl Counters {
+    pub fn add(&mut self, o: &Counters) {
+        self.attempted += o.attempted;
+        self.established += o.established;
+        add_map(&mut self.failed_by_cause, &o.failed_by_cause);
+        add_map(&mut self.lost_by_cause, &o.lost_by_cause);
+        add_map(&mut self.close_codes, &o.close_codes);
+        self.closed_clean += o.closed_clean;
+        self.closed_unanswered += o.closed_unanswered;
+        self.sent += o.sent;
+        self.received += o.received;
+        self.failed_msgs += o.failed_msgs;
+        self.in_flight_at_stop += o.in_flight_at_stop;
+        self.unexpected += o.unexpected;
+        self.bytes_sent += o.bytes_sent;
+        self.bytes_received += o.bytes_received;
+        self.pings_answered += o.pings_answered;
+        add_map(&mut self.errors, &o.errors);
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.failed_by_cause.values().sum()
+    }
+
+    pub fn lost(&self) -> u64 {
+        self.lost_by_cause.values().sum()
+    }
+
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum::<u64>() + self.failed() + self.lost() + self.unexpected
+    }
+
+    pub fn fail(&mut self, cause: &str) {
+        bump(&mut self.failed_by_cause, cause);
+    }
+
+    pub fn lose(&mut self, cause: &str) {
+        bump(&mut self.lost_by_cause, cause);
+    }
+
+    pub fn error(&mut self, kind: &str) {
+        bump(&mut self.errors, kind);
+    }
+}
+
+fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(v) => *v += 1,
+        None => {
+            map.insert(key.to_string(), 1);
+        }
+    }
+}
+
+/// One interval of one shard: what changed since the previous snapshot.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    pub counters: Counters,
+    pub rtt: Histogram<u64>,
+    pub connect: Histogram<u64>,
+    pub handshake: Histogram<u64>,
+}
+
+impl Default for Interval {
+    fn default() -> Self {
+        Interval {
+            counters: Counters::default(),
+            rtt: new_histogram(),
+            connect: new_histogram(),
+            handshake: new_histogram(),
+        }
+    }
+}
+
+impl Interval {
+    pub fn merge(&mut self, o: &Interval) {
+        self.counters.add(&o.counters);
+        // Same bounds everywhere, so adding cannot fail.
+        let _ = self.rtt.add(&o.rtt);
+        let _ = self.connect.add(&o.connect);
+        let _ = self.handshake.add(&o.handshake);
+    }
+}
+
+/// What a shard sends to the collector.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub shard: usize,
+    /// The second of the run this snapshot closes (interval [second-1, second)
+    /// for regular ticks; when snapshots were merged because the channel was full,
+    /// the last second they cover).
+    pub second: u64,
+    /// Connections open at the snapshot.
+    pub open: u64,
+    /// Most connections open at once during the interval.
+    pub peak_open: u64,
+    pub interval: Interval,
+    /// The shard's last snapshot: it has stopped.
+    pub last: bool,
+    /// The monoio driver the shard runs on.
+    pub driver: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_merge_counters_and_histograms() {
+        let mut a = Interval::default();
+        a.counters.sent = 3;
+        a.counters.fail("refused");
+        a.rtt.saturating_record(5_000);
+        let mut b = Interval::default();
+        b.counters.sent = 4;
+        b.counters.fail("refused");
+        b.counters.fail("http_403");
+        b.rtt.saturating_record(7_000);
+        b.rtt.saturating_record(120_000_000_000); // saturates at 60 s
+        a.merge(&b);
+        assert_eq!(a.counters.sent, 7);
+        assert_eq!(a.counters.failed_by_cause["refused"], 2);
+        assert_eq!(a.counters.failed(), 3);
+        assert_eq!(a.rtt.len(), 3);
+        assert!(a.rtt.max() >= 59_000_000_000);
+    }
+}

@@ -1,0 +1,197 @@
+//! The summary people read at the end of a run, in the spirit of wrk2 and k6:
+//! what ran, latency distributions, throughput, connections, errors, and the
+//! message ledger that shows every message is accounted for.
+
+use super::fmt_us;
+use crate::results::{LatencyStats, RunResults};
+use std::fmt::Write;
+
+/// Thousands separators: 1234567 → 1,234,567.
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn latency_row(out: &mut String, name: &str, l: &LatencyStats) {
+    if l.count == 0 {
+        let _ = writeln!(out, "  {name:<11} (no samples)");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {name:<11}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
+        fmt_us(l.min_us),
+        fmt_us(l.mean_us),
+        fmt_us(l.p50_us),
+        fmt_us(l.p90_us),
+        fmt_us(l.p99_us),
+        fmt_us(l.p999_us),
+        fmt_us(l.max_us),
+        group(l.count)
+    );
+}
+
+fn causes(map: &std::collections::BTreeMap<String, u64>) -> String {
+    map.iter()
+        .map(|(k, v)| format!("{k} {}", group(*v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Renders the end-of-run summary.
+pub fn render(r: &RunResults) -> String {
+    let mut o = String::new();
+    let c = &r.config;
+    let target = if c.embedded_server {
+        format!(
+            "{} (built-in server, cores {:?})",
+            c.targets.join(" "),
+            r.host.server_cores
+        )
+    } else {
+        c.targets.join(" ")
+    };
+    let _ = writeln!(o, "wsherd {}  {target}", r.wsherd_version);
+    let mut what = format!(
+        "  {} workload, {} connections, {}s, {}-byte {} messages",
+        c.workload,
+        group(c.connections),
+        c.duration_secs,
+        c.message_size,
+        c.message_kind
+    );
+    if c.workload == "echo" {
+        let _ = write!(what, ", {} in flight per connection", c.inflight);
+    }
+    let _ = writeln!(o, "{what}");
+    let _ = writeln!(
+        o,
+        "  {} shard{} on cores {:?}, {} driver, ran {:.1}s{}",
+        c.shards,
+        if c.shards == 1 { "" } else { "s" },
+        r.host.shard_cores,
+        r.host.io_driver,
+        r.elapsed_secs,
+        if r.interrupted {
+            "  ** INTERRUPTED: partial results **"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "{:<13}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
+        "Latency", "min", "mean", "p50", "p90", "p99", "p99.9", "max", "count"
+    );
+    latency_row(&mut o, "connect", &r.latency.connect);
+    latency_row(&mut o, "handshake", &r.latency.handshake);
+    latency_row(&mut o, "round trip", &r.latency.rtt);
+    let _ = writeln!(o);
+
+    let m = &r.messages;
+    let _ = writeln!(o, "Throughput");
+    let _ = writeln!(
+        o,
+        "  sent      {:>14} msgs {:>12.0}/s  {:>14} bytes",
+        group(m.sent),
+        m.sent_per_sec,
+        group(m.bytes_sent)
+    );
+    let _ = writeln!(
+        o,
+        "  received  {:>14} msgs {:>12.0}/s  {:>14} bytes",
+        group(m.received),
+        m.received_per_sec,
+        group(m.bytes_received)
+    );
+    let _ = writeln!(o);
+
+    let k = &r.connections;
+    let _ = writeln!(o, "Connections");
+    let _ = writeln!(
+        o,
+        "  attempted {}  established {}  failed {}  peak open {}",
+        group(k.attempted),
+        group(k.established),
+        group(k.failed),
+        group(k.peak_open)
+    );
+    if k.failed > 0 {
+        let _ = writeln!(o, "  failed by cause: {}", causes(&k.failed_by_cause));
+    }
+    if k.lost > 0 {
+        let _ = writeln!(
+            o,
+            "  lost during the run: {} ({})",
+            group(k.lost),
+            causes(&k.lost_by_cause)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "  closed at the end: {} clean, {} unanswered",
+        group(k.closed_clean),
+        group(k.closed_unanswered)
+    );
+    if !k.close_codes.is_empty() {
+        let _ = writeln!(
+            o,
+            "  close codes from the server: {}",
+            causes(&k.close_codes)
+        );
+    }
+    let _ = writeln!(o);
+
+    let _ = writeln!(o, "Ledger");
+    let _ = writeln!(
+        o,
+        "  sent {} = received {} + failed {} + in flight at stop {}  {}",
+        group(m.sent),
+        group(m.received),
+        group(m.failed),
+        group(m.in_flight_at_stop),
+        if m.ledger_balances() {
+            "(balanced)"
+        } else {
+            "(DOES NOT BALANCE)"
+        }
+    );
+    if m.unexpected > 0 {
+        let _ = writeln!(
+            o,
+            "  unexpected messages (matched no send): {}",
+            group(m.unexpected)
+        );
+    }
+    if m.pings_answered > 0 {
+        let _ = writeln!(o, "  server pings answered: {}", group(m.pings_answered));
+    }
+    let _ = writeln!(o);
+    if r.errors.is_empty() {
+        let _ = writeln!(o, "Errors: none");
+    } else {
+        let _ = writeln!(o, "Errors: {}", causes(&r.errors));
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1,000");
+        assert_eq!(group(1234567), "1,234,567");
+    }
+}

@@ -1,0 +1,171 @@
+//! The results of a run: the contract between the engine and every report.
+//!
+//! A `RunResults` is what `--json` writes (versioned by `SCHEMA_VERSION`, checked
+//! against `src/report/results.schema.json` by a test) and what every report is
+//! rendered from, so any report can be produced again from a saved run. It holds
+//! counters and latency summaries, and each latency histogram in full (HdrHistogram
+//! V2 compressed, base64) so results from several agents can be merged losslessly.
+//! Nothing here is touched on the hot path: the collector builds it once at the end.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bumped whenever a field changes meaning or is removed (adding fields does not).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResults {
+    pub schema_version: u32,
+    /// The wsherd version that produced these results.
+    pub wsherd_version: String,
+    /// True when the run was stopped early (Ctrl-C); the figures cover what ran.
+    pub interrupted: bool,
+    /// Wall-clock time of the run's start, seconds since the Unix epoch.
+    pub started_at_unix: f64,
+    /// Seconds from the start of the run to the last shard's final report.
+    pub elapsed_secs: f64,
+    /// The validated configuration the run used.
+    pub config: ConfigSummary,
+    /// The machine and runtime the run used.
+    pub host: HostInfo,
+    pub connections: ConnectionStats,
+    pub messages: MessageStats,
+    /// Errors by kind (a stable snake_case name): protocol violations, unexpected
+    /// messages, I/O errors after the connection was established.
+    pub errors: BTreeMap<String, u64>,
+    pub latency: Latencies,
+    /// One entry per second of the run.
+    pub series: Vec<SecondStats>,
+}
+
+/// The configuration as the report shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfigSummary {
+    /// Target URLs.
+    pub targets: Vec<String>,
+    /// True when no URL was given and the built-in server was started in-process.
+    pub embedded_server: bool,
+    pub workload: String,
+    pub connections: u64,
+    pub duration_secs: f64,
+    pub connect_rate: f64,
+    pub connect_timeout_secs: f64,
+    pub message_size: usize,
+    /// "binary" or "text".
+    pub message_kind: String,
+    pub inflight: u32,
+    pub shards: usize,
+}
+
+/// Where the run ran.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub hostname: String,
+    pub cpus: usize,
+    /// Cores the load shards were pinned to.
+    pub shard_cores: Vec<usize>,
+    /// Cores the embedded server was pinned to (empty when no embedded server).
+    pub server_cores: Vec<usize>,
+    /// "io_uring" or "epoll": the monoio driver the shards ran on.
+    pub io_driver: String,
+    pub kernel: String,
+    /// Soft open-file limit in force during the run.
+    pub nofile_limit: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ConnectionStats {
+    /// Connections the plan tried to open (TCP connect started).
+    pub attempted: u64,
+    /// Connections that completed the WebSocket upgrade.
+    pub established: u64,
+    /// Connections that never got established, by cause (e.g. `refused`,
+    /// `connect_timeout`, `http_403`, `bad_accept_key`).
+    pub failed: u64,
+    pub failed_by_cause: BTreeMap<String, u64>,
+    /// Established connections that ended before the run's end, by cause
+    /// (`reset`, `eof_without_close`, `closed_by_server`, ...).
+    pub lost: u64,
+    pub lost_by_cause: BTreeMap<String, u64>,
+    /// Close frames received from the server, by close code.
+    pub close_codes: BTreeMap<String, u64>,
+    /// Connections closed by us at the end with a completed close handshake.
+    pub closed_clean: u64,
+    /// Connections closed by us at the end whose peer did not answer our close in time.
+    pub closed_unanswered: u64,
+    /// Most connections open at once (sum of the shards' peaks per second).
+    pub peak_open: u64,
+}
+
+/// The message ledger: `sent = received + failed + in_flight_at_stop`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MessageStats {
+    pub sent: u64,
+    /// Echoes received and matched to their send.
+    pub received: u64,
+    /// Messages whose connection died before their echo came back.
+    pub failed: u64,
+    /// Messages still awaiting their echo when the run stopped.
+    pub in_flight_at_stop: u64,
+    /// Data frames that matched no outstanding send (foreign, duplicated, reordered).
+    pub unexpected: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Messages sent per second over the measured time.
+    pub sent_per_sec: f64,
+    /// Echoes received per second over the measured time.
+    pub received_per_sec: f64,
+    /// Server pings answered with a pong.
+    pub pings_answered: u64,
+}
+
+impl MessageStats {
+    /// True when every message sent is accounted for.
+    pub fn ledger_balances(&self) -> bool {
+        self.sent == self.received + self.failed + self.in_flight_at_stop
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Latencies {
+    /// TCP connect time.
+    pub connect: LatencyStats,
+    /// WebSocket upgrade time (request written to 101 verified).
+    pub handshake: LatencyStats,
+    /// Message round trip: send to matched echo.
+    pub rtt: LatencyStats,
+}
+
+/// A latency distribution: summary in microseconds plus the full histogram.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LatencyStats {
+    pub count: u64,
+    pub min_us: f64,
+    pub mean_us: f64,
+    pub stdev_us: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    /// The histogram (values in ns), HdrHistogram V2 compressed, base64.
+    pub hdr: String,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SecondStats {
+    /// Seconds since the start of the run (the interval [t, t+1)).
+    pub t: u64,
+    pub open: u64,
+    pub connects: u64,
+    pub connect_failures: u64,
+    pub sent: u64,
+    pub received: u64,
+    pub errors: u64,
+    pub rtt_p50_us: f64,
+    pub rtt_p90_us: f64,
+    pub rtt_p99_us: f64,
+    pub rtt_max_us: f64,
+}

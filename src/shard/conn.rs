@@ -1,0 +1,616 @@
+//! One load connection from dial to close: the connection loop every workload shares.
+//!
+//! TCP connect (timed), WebSocket upgrade (timed, accept key verified), then the
+//! workload's messages, answering server pings, until the run stops; then a drain
+//! (wait for echoes still in flight), a close handshake, and the ledger entry: every
+//! message sent is received, failed (the connection died) or in flight at stop.
+//!
+//! Hot path rules: no allocation per message (buffers come from the shard's pool),
+//! no lock, no atomic, no cross-thread call. An idle connection holds no buffer.
+
+use super::{Shard, CLOSE_WAIT};
+use crate::payload::{read_stamp, PayloadKind, Stamp};
+use crate::ws::frame::{self, From, Kind};
+use crate::ws::handshake;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Largest frame accepted from a server.
+const MAX_FRAME: usize = 64 << 20;
+
+/// How a connection's active phase ended.
+#[derive(Debug, PartialEq)]
+enum End {
+    /// The run stopped: drain and close.
+    Stopped,
+    /// The connection broke (cause as counted).
+    Lost(&'static str),
+    /// The server sent a close frame with this code.
+    ClosedByServer(u16),
+    /// The server broke the protocol.
+    Protocol(&'static str),
+}
+
+/// What a read produced.
+enum Read {
+    Data(Vec<u8>),
+    Eof,
+    Failed(io::Error),
+    /// The stop signal or the deadline came first.
+    Interrupted,
+}
+
+/// Per-connection state. Small on purpose: thousands of these live per shard.
+struct Conn {
+    id: u32,
+    slot: usize,
+    /// Bytes of a frame that has not fully arrived yet (normally empty).
+    pending: Vec<u8>,
+    /// A fragmented message being reassembled (rare).
+    frag: Option<Vec<u8>>,
+    next_seq: u64,
+    acked: u64,
+    /// Set once the run stops: send no new messages.
+    stopping: bool,
+    got_close: Option<u16>,
+}
+
+impl Conn {
+    #[inline]
+    fn outstanding(&self) -> u64 {
+        self.next_seq - self.acked
+    }
+}
+
+/// Runs one connection to its end and accounts for it.
+pub async fn connection(shard: Rc<Shard>, id: u32, target: usize) {
+    let slot = shard.stop.slot();
+    match open(&shard, slot, target).await {
+        Ok((stream, leftover)) => {
+            shard.conn_opened();
+            let mut c = Conn {
+                id,
+                slot,
+                pending: leftover,
+                frag: None,
+                next_seq: 0,
+                acked: 0,
+                stopping: false,
+                got_close: None,
+            };
+            let mut stream = stream;
+            let end = active(&shard, &mut c, &mut stream).await;
+            finish(&shard, &mut c, &mut stream, end).await;
+            shard.conn_closed();
+        }
+        Err(cause) => shard.stats.borrow_mut().counters.fail(cause),
+    }
+    shard.stop.release(slot);
+    shard.live.set(shard.live.get() - 1);
+}
+
+/// Stable cause names for I/O errors.
+pub fn io_cause(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) => "refused",
+        Some(libc::ECONNRESET) => "reset",
+        Some(libc::EPIPE) => "broken_pipe",
+        Some(libc::EADDRNOTAVAIL) => "port_exhausted",
+        Some(libc::EMFILE) | Some(libc::ENFILE) => "fd_limit",
+        Some(libc::ETIMEDOUT) => "timed_out",
+        Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH) => "unreachable",
+        Some(libc::ENOBUFS) | Some(libc::ENOMEM) => "no_memory",
+        _ => match e.kind() {
+            io::ErrorKind::ConnectionRefused => "refused",
+            io::ErrorKind::ConnectionReset => "reset",
+            io::ErrorKind::TimedOut => "timed_out",
+            _ => "io_error",
+        },
+    }
+}
+
+/// TCP connect and WebSocket upgrade. Returns the stream and any bytes that
+/// followed the 101 response.
+async fn open(
+    shard: &Shard,
+    slot: usize,
+    target: usize,
+) -> Result<(TcpStream, Vec<u8>), &'static str> {
+    let run = &shard.run;
+    let t = &run.targets[target];
+    shard.stats.borrow_mut().counters.attempted += 1;
+    let t0 = Instant::now();
+    let stream = match shard
+        .stop
+        .until(
+            slot,
+            monoio::time::timeout(run.connect_timeout, TcpStream::connect_addr(t.addr)),
+        )
+        .await
+    {
+        None => return Err("aborted_at_stop"),
+        Some(Err(_)) => return Err("connect_timeout"),
+        Some(Ok(Err(e))) => return Err(io_cause(&e)),
+        Some(Ok(Ok(s))) => s,
+    };
+    let connected = Instant::now();
+    shard
+        .stats
+        .borrow_mut()
+        .connect
+        .saturating_record(connected.duration_since(t0).as_nanos() as u64);
+    let _ = stream.set_nodelay(true);
+    let mut stream = stream;
+
+    let remaining = run
+        .connect_timeout
+        .saturating_sub(connected.duration_since(t0));
+    let leftover = match shard
+        .stop
+        .until(
+            slot,
+            monoio::time::timeout(
+                remaining.max(Duration::from_millis(1)),
+                upgrade(shard, &mut stream, t),
+            ),
+        )
+        .await
+    {
+        None => return Err("aborted_at_stop"),
+        Some(Err(_)) => return Err("handshake_timeout"),
+        Some(Ok(Err(cause))) => return Err(cause),
+        Some(Ok(Ok(l))) => l,
+    };
+    let mut st = shard.stats.borrow_mut();
+    st.handshake
+        .saturating_record(connected.elapsed().as_nanos() as u64);
+    st.counters.established += 1;
+    Ok((stream, leftover))
+}
+
+/// Writes the upgrade request and reads until the response head is complete.
+async fn upgrade(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    t: &crate::config::Target,
+) -> Result<Vec<u8>, &'static str> {
+    let key = handshake::new_key();
+    let mut req = shard.pool.take();
+    handshake::write_request(&mut req, &t.host_header, &t.path, &key);
+    let (res, req) = stream.write_all(req).await;
+    shard.pool.put(req);
+    res.map_err(|e| io_cause(&e))?;
+    let mut head: Vec<u8> = Vec::new();
+    loop {
+        let buf = shard.pool.take();
+        let (res, buf) = stream.read(buf).await;
+        let n = match res {
+            Ok(n) => n,
+            Err(e) => {
+                shard.pool.put(buf);
+                return Err(io_cause(&e));
+            }
+        };
+        head.extend_from_slice(&buf[..n]);
+        shard.pool.put(buf);
+        if n == 0 {
+            return Err("closed_during_handshake");
+        }
+        match handshake::check_response(&head, &key) {
+            Ok(None) => continue,
+            Ok(Some(n)) => {
+                head.drain(..n);
+                head.shrink_to_fit();
+                return Ok(head);
+            }
+            Err(e) => return Err(intern(e.cause())),
+        }
+    }
+}
+
+/// Causes with an HTTP status are built at run time; intern them so counters can
+/// keep `&'static str` (a few distinct statuses per run at most).
+fn intern(s: String) -> &'static str {
+    thread_local! {
+        static INTERNED: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    INTERNED.with(|i| {
+        let mut i = i.borrow_mut();
+        if let Some(found) = i.iter().find(|x| **x == s) {
+            return *found;
+        }
+        let leaked: &'static str = Box::leak(s.into_boxed_str());
+        i.push(leaked);
+        leaked
+    })
+}
+
+/// Reads once. With `deadline` None the read ends early when the run stops; with a
+/// deadline (drain, close wait) it ends when the deadline passes. A connection that
+/// expects nothing waits for readiness first, so it holds no buffer while idle.
+async fn read_some(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    slot: usize,
+    expecting: bool,
+    deadline: Option<Instant>,
+) -> Read {
+    if !expecting {
+        let ready = match deadline {
+            None => shard.stop.until(slot, stream.readable(false)).await,
+            Some(d) => monoio::time::timeout(
+                d.saturating_duration_since(Instant::now()),
+                stream.readable(false),
+            )
+            .await
+            .ok(),
+        };
+        match ready {
+            None => return Read::Interrupted,
+            Some(Err(e)) => return Read::Failed(e),
+            Some(Ok(())) => {}
+        }
+    }
+    let buf = shard.pool.take();
+    let res = match deadline {
+        // An echo is on its way: let it arrive even if the run stops meanwhile.
+        None => {
+            shard
+                .stop
+                .until_grace(slot, stream.read(buf), shard.run.drain)
+                .await
+        }
+        Some(d) => monoio::time::timeout(
+            d.saturating_duration_since(Instant::now()),
+            stream.read(buf),
+        )
+        .await
+        .ok(),
+    };
+    match res {
+        None => Read::Interrupted,
+        Some((Ok(0), b)) => {
+            shard.pool.put(b);
+            Read::Eof
+        }
+        Some((Ok(_), b)) => Read::Data(b),
+        Some((Err(e), b)) => {
+            shard.pool.put(b);
+            Read::Failed(e)
+        }
+    }
+}
+
+/// Writes `out` (if not empty) and returns the buffer to the pool.
+async fn flush(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    slot: usize,
+    out: Vec<u8>,
+) -> Result<(), End> {
+    if out.is_empty() {
+        shard.pool.put(out);
+        return Ok(());
+    }
+    match shard.stop.until(slot, stream.write_all(out)).await {
+        None => Err(End::Stopped),
+        Some((res, out)) => {
+            shard.pool.put(out);
+            res.map(|_| ()).map_err(|e| End::Lost(io_cause(&e)))
+        }
+    }
+}
+
+/// Appends `n` new messages to `out`.
+#[inline]
+fn queue_messages(shard: &Shard, c: &mut Conn, out: &mut Vec<u8>, n: u32) {
+    if n == 0 || c.stopping {
+        return;
+    }
+    let spec = &shard.run.payload;
+    let kind = match spec.kind {
+        PayloadKind::Binary => Kind::Binary,
+        PayloadKind::Text => Kind::Text,
+    };
+    let mut rng = shard.rng.borrow_mut();
+    let before = out.len();
+    for _ in 0..n {
+        let stamp = Stamp {
+            conn: c.id,
+            seq: c.next_seq,
+            ts: shard.now_ns(),
+        };
+        c.next_seq += 1;
+        frame::write_client_frame(out, kind, rng.next_key(), spec.size, |dst| {
+            spec.write(stamp, dst)
+        });
+    }
+    let mut st = shard.stats.borrow_mut();
+    st.counters.sent += n as u64;
+    st.counters.bytes_sent += (out.len() - before) as u64;
+    shard.outstanding.set(shard.outstanding.get() + n as u64);
+}
+
+/// A complete data message arrived: match it to its send.
+#[inline]
+fn on_message(shard: &Shard, c: &mut Conn, payload: &[u8], now_ns: u64) -> u32 {
+    let mut st = shard.stats.borrow_mut();
+    match read_stamp(payload) {
+        Some(s) if s.conn == c.id && s.seq == c.acked && c.acked < c.next_seq => {
+            st.rtt.saturating_record(now_ns.saturating_sub(s.ts));
+            st.counters.received += 1;
+            c.acked += 1;
+            shard.outstanding.set(shard.outstanding.get() - 1);
+            shard.run.workload.sends_per_echo()
+        }
+        _ => {
+            st.counters.unexpected += 1;
+            0
+        }
+    }
+}
+
+/// Handles every complete frame at the start of `data`; queues replies (pongs, new
+/// messages) into `out`. Returns the bytes consumed.
+fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Result<usize, End> {
+    let now = shard.now_ns();
+    let mut pos = 0;
+    let mut to_send = 0u32;
+    let mut result = Ok(());
+    while pos < data.len() {
+        let f = match frame::parse(&data[pos..], From::Server, MAX_FRAME) {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                result = Err(End::Protocol(e.name()));
+                break;
+            }
+        };
+        let payload = &data[pos + f.header_len..pos + f.total_len()];
+        pos += f.total_len();
+        match f.kind {
+            Kind::Text | Kind::Binary if c.frag.is_none() => {
+                if f.fin {
+                    to_send += on_message(shard, c, payload, now);
+                } else {
+                    c.frag = Some(payload.to_vec());
+                }
+            }
+            Kind::Continuation if c.frag.is_some() => {
+                let buf = c.frag.as_mut().expect("checked above");
+                buf.extend_from_slice(payload);
+                if f.fin {
+                    let whole = c.frag.take().unwrap_or_default();
+                    to_send += on_message(shard, c, &whole, now);
+                }
+            }
+            Kind::Text | Kind::Binary | Kind::Continuation => {
+                result = Err(End::Protocol("protocol_bad_fragmentation"));
+                break;
+            }
+            Kind::Ping => {
+                let key = shard.rng.borrow_mut().next_key();
+                frame::write_client_frame_bytes(out, Kind::Pong, key, payload);
+                shard.stats.borrow_mut().counters.pings_answered += 1;
+            }
+            Kind::Pong => {}
+            Kind::Close => {
+                let code = frame::close_code(payload);
+                c.got_close = Some(code);
+                result = Err(End::ClosedByServer(code));
+                break;
+            }
+        }
+    }
+    shard.stats.borrow_mut().counters.bytes_received += pos as u64;
+    queue_messages(shard, c, out, to_send);
+    result.map(|_| pos)
+}
+
+/// Feeds a read buffer through the frame parser, keeping any partial frame.
+fn on_read(shard: &Shard, c: &mut Conn, buf: Vec<u8>, out: &mut Vec<u8>) -> Result<(), End> {
+    let res = if c.pending.is_empty() {
+        let r = on_bytes(shard, c, &buf, out);
+        if let Ok(used) = r {
+            if used < buf.len() {
+                c.pending.extend_from_slice(&buf[used..]);
+            }
+        }
+        r
+    } else {
+        let mut pending = std::mem::take(&mut c.pending);
+        pending.extend_from_slice(&buf);
+        let r = on_bytes(shard, c, &pending, out);
+        if let Ok(used) = r {
+            pending.drain(..used);
+            if pending.is_empty() && pending.capacity() > 4096 {
+                pending = Vec::new();
+            }
+        }
+        c.pending = pending;
+        r
+    };
+    shard.pool.put(buf);
+    res.map(|_| ())
+}
+
+/// The workload phase: runs until the stop signal, a close from the server, or a
+/// broken connection.
+async fn active(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> End {
+    let mut out = shard.pool.take();
+    queue_messages(shard, c, &mut out, shard.run.workload.initial_sends());
+    // Bytes that arrived right behind the 101 response.
+    if !c.pending.is_empty() {
+        let early = std::mem::take(&mut c.pending);
+        if let Err(end) = on_read(shard, c, early, &mut out) {
+            shard.pool.put(out);
+            return end;
+        }
+    }
+    if let Err(end) = flush(shard, stream, c.slot, out).await {
+        return end;
+    }
+    loop {
+        let buf = match read_some(shard, stream, c.slot, c.outstanding() > 0, None).await {
+            Read::Data(b) => b,
+            Read::Eof => return End::Lost("eof_without_close"),
+            Read::Failed(e) => return End::Lost(io_cause(&e)),
+            Read::Interrupted => return End::Stopped,
+        };
+        // Once the run stops, no new messages: only what is in flight is awaited.
+        c.stopping = shard.stop.is_set();
+        let mut out = shard.pool.take();
+        let res = on_read(shard, c, buf, &mut out);
+        // Replies (pongs, a close echo) go out even when the frame loop ended.
+        let flushed = flush(shard, stream, c.slot, out).await;
+        if let Err(end) = res {
+            return end;
+        }
+        if let Err(end) = flushed {
+            return end;
+        }
+        if c.stopping && c.outstanding() == 0 {
+            return End::Stopped;
+        }
+    }
+}
+
+/// After the active phase: drain and close on stop, or record why it ended; then
+/// settle the ledger for this connection.
+async fn finish(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end: End) {
+    c.stopping = true;
+    let clean_close;
+    match end {
+        End::Stopped => {
+            // Drain: wait for echoes still in flight, sending nothing new.
+            let drain_until = shard.stopped_at.get().unwrap_or_else(Instant::now) + shard.run.drain;
+            let mut broke = None;
+            while c.outstanding() > 0 && Instant::now() < drain_until {
+                match read_some(shard, stream, c.slot, true, Some(drain_until)).await {
+                    Read::Data(b) => {
+                        let mut out = shard.pool.take();
+                        let r = on_read(shard, c, b, &mut out);
+                        let _ = write_best_effort(shard, stream, out, drain_until).await;
+                        if let Err(e) = r {
+                            broke = Some(e);
+                            break;
+                        }
+                    }
+                    Read::Interrupted => break,
+                    Read::Eof => {
+                        broke = Some(End::Lost("eof_without_close"));
+                        break;
+                    }
+                    Read::Failed(e) => {
+                        broke = Some(End::Lost(io_cause(&e)));
+                        break;
+                    }
+                }
+            }
+            match broke {
+                None => clean_close = close_handshake(shard, c, stream).await,
+                Some(end) => return settle_broken(shard, c, stream, end).await,
+            }
+        }
+        other => return settle_broken(shard, c, stream, other).await,
+    }
+    let owed = c.outstanding();
+    let mut st = shard.stats.borrow_mut();
+    st.counters.in_flight_at_stop += owed;
+    if clean_close {
+        st.counters.closed_clean += 1;
+    } else {
+        st.counters.closed_unanswered += 1;
+    }
+    if let Some(code) = c.got_close {
+        *st.counters.close_codes.entry(code).or_insert(0) += 1;
+    }
+    shard.outstanding.set(shard.outstanding.get() - owed);
+}
+
+/// A connection that ended before the run did (or broke while draining): its
+/// messages in flight are failed; reply to a close or a protocol error politely.
+async fn settle_broken(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end: End) {
+    let deadline = Instant::now() + CLOSE_WAIT;
+    match end {
+        End::ClosedByServer(code) => {
+            let mut out = shard.pool.take();
+            let echo = if code == 1005 { 1000 } else { code };
+            let key = shard.rng.borrow_mut().next_key();
+            frame::write_client_frame_bytes(&mut out, Kind::Close, key, &echo.to_be_bytes());
+            let _ = write_best_effort(shard, stream, out, deadline).await;
+            let mut st = shard.stats.borrow_mut();
+            *st.counters.close_codes.entry(code).or_insert(0) += 1;
+            st.counters.lose("closed_by_server");
+        }
+        End::Protocol(kind) => {
+            let mut out = shard.pool.take();
+            let key = shard.rng.borrow_mut().next_key();
+            frame::write_client_frame_bytes(&mut out, Kind::Close, key, &1002u16.to_be_bytes());
+            let _ = write_best_effort(shard, stream, out, deadline).await;
+            let mut st = shard.stats.borrow_mut();
+            st.counters.error(kind);
+            st.counters.lose("protocol_error");
+        }
+        End::Lost(cause) => shard.stats.borrow_mut().counters.lose(cause),
+        End::Stopped => shard.stats.borrow_mut().counters.lose("stopped"),
+    }
+    let owed = c.outstanding();
+    shard.stats.borrow_mut().counters.failed_msgs += owed;
+    shard.outstanding.set(shard.outstanding.get() - owed);
+}
+
+/// Sends our close (1000) and waits briefly for the server's. Echoes that still
+/// arrive are counted. Returns true when the server answered the close.
+async fn close_handshake(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> bool {
+    let deadline = Instant::now() + CLOSE_WAIT;
+    let mut out = shard.pool.take();
+    let key = shard.rng.borrow_mut().next_key();
+    frame::write_client_frame_bytes(&mut out, Kind::Close, key, &1000u16.to_be_bytes());
+    if !write_best_effort(shard, stream, out, deadline).await {
+        return false;
+    }
+    loop {
+        match read_some(shard, stream, c.slot, true, Some(deadline)).await {
+            Read::Data(b) => {
+                let mut out = shard.pool.take();
+                let r = on_read(shard, c, b, &mut out);
+                shard.pool.put(out);
+                match r {
+                    Ok(()) => continue,
+                    Err(End::ClosedByServer(_)) => return true,
+                    Err(_) => return false,
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// Writes with a deadline, ignoring the stop signal. Returns true on success.
+async fn write_best_effort(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    out: Vec<u8>,
+    deadline: Instant,
+) -> bool {
+    if out.is_empty() {
+        shard.pool.put(out);
+        return true;
+    }
+    match monoio::time::timeout(
+        deadline.saturating_duration_since(Instant::now()),
+        stream.write_all(out),
+    )
+    .await
+    {
+        Ok((res, out)) => {
+            shard.pool.put(out);
+            res.is_ok()
+        }
+        Err(_) => false,
+    }
+}

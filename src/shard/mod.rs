@@ -1,0 +1,230 @@
+//! A shard: one thread pinned to one core, one monoio runtime, its own connections,
+//! pacing and statistics.
+//!
+//! Nothing inside a shard is shared with another thread: state is `Rc`/`Cell`/
+//! `RefCell`. The only ways out are the snapshot channel (try_send once a second,
+//! never blocking) and the shard's return value; the only way in is the run's
+//! interrupt flag, which the ticker polls ten times a second, not per message.
+
+pub mod conn;
+pub mod pool;
+pub mod stop;
+
+use crate::config::Target;
+use crate::metrics::{Interval, Snapshot};
+use crate::payload::PayloadSpec;
+use crate::plan::ShardPlan;
+use crate::workload::Workload;
+use crossbeam_channel::{Sender, TrySendError};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long to wait for the peer's close frame after ours.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// What every shard of a run reads (immutable, shared by `Arc`).
+#[derive(Debug)]
+pub struct RunShared {
+    pub targets: Vec<Target>,
+    pub workload: Workload,
+    pub payload: PayloadSpec,
+    pub connect_timeout: Duration,
+    pub drain: Duration,
+    pub duration: Duration,
+    /// Clock origin of the run: timestamps in payloads are ns since this.
+    pub origin: Instant,
+    /// Set by Ctrl-C (or a caller) to end the run early.
+    pub interrupt: Arc<AtomicBool>,
+}
+
+/// The shard's state, shared by its tasks through `Rc`.
+pub struct Shard {
+    pub index: usize,
+    pub run: Arc<RunShared>,
+    pub stats: RefCell<Interval>,
+    pub stop: stop::StopSignal,
+    pub pool: pool::BufPool,
+    pub rng: RefCell<crate::ws::mask::MaskRng>,
+    /// Connections open now, and the most during the current interval.
+    pub open: Cell<u64>,
+    pub peak_open: Cell<u64>,
+    /// Connection tasks alive (dialing, open or closing).
+    pub live: Cell<u64>,
+    /// Messages sent and not yet accounted (received, failed or in flight at stop)
+    /// across the shard's connections: what abandoned tasks still owe the ledger.
+    pub outstanding: Cell<u64>,
+    pub dialing_done: Cell<bool>,
+    /// When the run stopped (deadline or interrupt), once it has.
+    pub stopped_at: Cell<Option<Instant>>,
+}
+
+impl Shard {
+    /// ns since the run's clock origin.
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        self.run.origin.elapsed().as_nanos() as u64
+    }
+
+    pub fn conn_opened(&self) {
+        let o = self.open.get() + 1;
+        self.open.set(o);
+        if o > self.peak_open.get() {
+            self.peak_open.set(o);
+        }
+    }
+
+    pub fn conn_closed(&self) {
+        self.open.set(self.open.get().saturating_sub(1));
+    }
+}
+
+/// Runs one shard to completion on the current thread (already pinned). Returns the
+/// driver name.
+pub fn run_shard(
+    plan: ShardPlan,
+    run: Arc<RunShared>,
+    tx: Sender<Snapshot>,
+    driver: crate::cli::IoDriver,
+) -> Result<&'static str, String> {
+    let (_, name) = crate::rt::block_on(driver, |name| async move {
+        let shard = Rc::new(Shard {
+            index: plan.index,
+            rng: RefCell::new(crate::ws::mask::MaskRng::from_entropy(
+                plan.index as u64 + 1,
+            )),
+            run,
+            stats: RefCell::new(Interval::default()),
+            stop: stop::StopSignal::default(),
+            pool: pool::BufPool::default(),
+            open: Cell::new(0),
+            peak_open: Cell::new(0),
+            live: Cell::new(0),
+            outstanding: Cell::new(0),
+            dialing_done: Cell::new(false),
+            stopped_at: Cell::new(None),
+        });
+        monoio::spawn(dialer(shard.clone(), plan.clone()));
+        ticker(shard, tx, name).await;
+    })?;
+    Ok(name)
+}
+
+/// Opens the shard's connections at its pace until all are started or the run stops.
+async fn dialer(shard: Rc<Shard>, plan: ShardPlan) {
+    let slot = shard.stop.slot();
+    let start = Instant::now();
+    let targets = shard.run.targets.len() as u64;
+    for i in 0..plan.count {
+        if shard.stop.is_set() {
+            break;
+        }
+        if plan.connect_rate > 0.0 {
+            let due = start + Duration::from_secs_f64(i as f64 / plan.connect_rate);
+            let now = Instant::now();
+            if due > now
+                && shard
+                    .stop
+                    .until(slot, monoio::time::sleep(due - now))
+                    .await
+                    .is_none()
+            {
+                break;
+            }
+        }
+        let id = plan.first_conn + i;
+        let target = (id % targets) as usize;
+        shard.live.set(shard.live.get() + 1);
+        monoio::spawn(conn::connection(shard.clone(), id as u32, target));
+    }
+    shard.stop.release(slot);
+    shard.dialing_done.set(true);
+}
+
+/// Once a second hands the interval to the collector; ends the run at its deadline
+/// or on interrupt; sends the last snapshot when every connection has finished.
+async fn ticker(shard: Rc<Shard>, tx: Sender<Snapshot>, driver: &'static str) {
+    let origin = shard.run.origin;
+    let deadline = origin + shard.run.duration;
+    let mut second = 0u64;
+    let mut held: Option<Snapshot> = None;
+    let mut stopped_at: Option<Instant> = None;
+    // Connections still busy this long after the stop are abandoned (and what they
+    // had in flight is reported as such): drain, close handshake, a connect timeout.
+    let grace = shard.run.drain + CLOSE_WAIT + shard.run.connect_timeout + Duration::from_secs(1);
+    loop {
+        let now = Instant::now();
+        let next_tick = origin + Duration::from_secs(second + 1);
+        let wake = next_tick.min(now + Duration::from_millis(100));
+        monoio::time::sleep(wake.saturating_duration_since(now)).await;
+        let now = Instant::now();
+
+        if stopped_at.is_none() && (now >= deadline || shard.run.interrupt.load(Ordering::Relaxed))
+        {
+            stopped_at = Some(now);
+            shard.stopped_at.set(Some(now));
+            shard.stop.trigger();
+        }
+        if now >= next_tick {
+            second = now.duration_since(origin).as_secs();
+            let snap = take_snapshot(&shard, second, false, driver);
+            held = match held.take() {
+                Some(mut h) => {
+                    merge_snapshot(&mut h, snap);
+                    Some(h)
+                }
+                None => Some(snap),
+            };
+            if let Some(s) = held.take() {
+                match tx.try_send(s) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(s)) => held = Some(s),
+                    Err(TrySendError::Disconnected(_)) => {}
+                }
+            }
+        }
+        if let Some(at) = stopped_at {
+            let done = shard.live.get() == 0 && shard.dialing_done.get();
+            if done || now.duration_since(at) > grace {
+                break;
+            }
+        }
+    }
+    // Whatever abandoned connections still owed the ledger was in flight at stop.
+    let owed = shard.outstanding.replace(0);
+    shard.stats.borrow_mut().counters.in_flight_at_stop += owed;
+    let second = origin.elapsed().as_secs() + 1;
+    let mut last = take_snapshot(&shard, second, true, driver);
+    if let Some(mut h) = held.take() {
+        merge_snapshot(&mut h, last);
+        last = h;
+        last.last = true;
+    }
+    // The last snapshot may wait for the collector: the shard has nothing else to do.
+    let _ = tx.send(last);
+}
+
+fn take_snapshot(shard: &Shard, second: u64, last: bool, driver: &'static str) -> Snapshot {
+    let interval = std::mem::take(&mut *shard.stats.borrow_mut());
+    let open = shard.open.get();
+    let peak = shard.peak_open.replace(open);
+    Snapshot {
+        shard: shard.index,
+        second,
+        open,
+        peak_open: peak,
+        interval,
+        last,
+        driver,
+    }
+}
+
+fn merge_snapshot(into: &mut Snapshot, later: Snapshot) {
+    into.interval.merge(&later.interval);
+    into.second = later.second;
+    into.open = later.open;
+    into.peak_open = into.peak_open.max(later.peak_open);
+    into.last |= later.last;
+}

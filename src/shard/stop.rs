@@ -1,0 +1,109 @@
+//! A shard-local stop signal that wakes every waiting connection at once.
+//!
+//! Connections spend their idle time parked in a read. When the run ends the shard
+//! must wake them all so they can drain and close; a cross-thread primitive or a
+//! timer per read would cost on every message. Instead each connection owns a slot
+//! for its waker, refreshed only when the waker changes, and `trigger` wakes them.
+//! Single-threaded by design: `Cell`/`RefCell`, never shared with another thread.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct StopSignal {
+    stopped: Cell<bool>,
+    wakers: RefCell<Vec<Option<Waker>>>,
+    free: RefCell<Vec<usize>>,
+}
+
+impl StopSignal {
+    pub fn is_set(&self) -> bool {
+        self.stopped.get()
+    }
+
+    /// Reserves a waker slot for one waiting task.
+    pub fn slot(&self) -> usize {
+        if let Some(s) = self.free.borrow_mut().pop() {
+            return s;
+        }
+        let mut w = self.wakers.borrow_mut();
+        w.push(None);
+        w.len() - 1
+    }
+
+    /// Gives a slot back when its task ends.
+    pub fn release(&self, slot: usize) {
+        self.wakers.borrow_mut()[slot] = None;
+        self.free.borrow_mut().push(slot);
+    }
+
+    fn register(&self, slot: usize, waker: &Waker) {
+        let mut w = self.wakers.borrow_mut();
+        match &w[slot] {
+            Some(old) if old.will_wake(waker) => {}
+            _ => w[slot] = Some(waker.clone()),
+        }
+    }
+
+    /// Sets the signal and wakes every registered task.
+    pub fn trigger(&self) {
+        if self.stopped.replace(true) {
+            return;
+        }
+        let wakers: Vec<Waker> = self
+            .wakers
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// Runs `fut` until it completes (`Some`) or the signal is set (`None`; `fut` is
+    /// dropped, which cancels its I/O). A result that is ready wins over the signal,
+    /// so nothing that already arrived is thrown away.
+    pub async fn until<F: Future>(&self, slot: usize, fut: F) -> Option<F::Output> {
+        let mut fut = std::pin::pin!(fut);
+        std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+            Poll::Ready(v) => Poll::Ready(Some(v)),
+            Poll::Pending if self.stopped.get() => Poll::Ready(None),
+            Poll::Pending => {
+                self.register(slot, cx.waker());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Like `until`, but once the signal is set `fut` still gets `grace` to complete:
+    /// for a read that waits for an echo already in flight, which a drain would only
+    /// start again (and cancelling it could lose what the kernel just delivered).
+    pub async fn until_grace<F: Future>(
+        &self,
+        slot: usize,
+        fut: F,
+        grace: Duration,
+    ) -> Option<F::Output> {
+        let mut fut = std::pin::pin!(fut);
+        let mut timer: Option<std::pin::Pin<Box<monoio::time::Sleep>>> = None;
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(v));
+            }
+            if self.stopped.get() {
+                let t = timer.get_or_insert_with(|| Box::pin(monoio::time::sleep(grace)));
+                if t.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                return Poll::Pending;
+            }
+            self.register(slot, cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+}

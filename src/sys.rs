@@ -1,0 +1,88 @@
+//! The host: open-file limits, Ctrl-C, and facts about the machine for the report.
+//!
+//! Everything here is read or set once, before or after a run, never per message.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::OnceLock;
+
+/// Soft and hard RLIMIT_NOFILE.
+pub fn nofile_limits() -> (u64, u64) {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return (1024, 1024);
+    }
+    (r.rlim_cur, r.rlim_max)
+}
+
+/// Raises the soft open-file limit to the hard limit; returns the soft limit now in force.
+pub fn raise_nofile() -> u64 {
+    let (soft, hard) = nofile_limits();
+    if soft < hard {
+        let r = libc::rlimit {
+            rlim_cur: hard,
+            rlim_max: hard,
+        };
+        // SAFETY: setrlimit reads the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) } == 0 {
+            return hard;
+        }
+    }
+    soft
+}
+
+/// File descriptors open in this process now.
+pub fn open_fds() -> u64 {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as u64)
+        .unwrap_or(16)
+}
+
+static INTERRUPT: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    if let Some(flag) = INTERRUPT.get() {
+        if flag.swap(true, Ordering::SeqCst) {
+            // Second Ctrl-C: the user wants out now.
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(130) };
+        }
+    }
+}
+
+/// The process-wide interrupt flag, set by SIGINT/SIGTERM (installed on first use).
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    INTERRUPT
+        .get_or_init(|| {
+            let flag = Arc::new(AtomicBool::new(false));
+            // SAFETY: installing a handler that only touches an atomic.
+            unsafe {
+                libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+                libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
+            }
+            flag
+        })
+        .clone()
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+pub fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}

@@ -1,0 +1,210 @@
+//! The HTTP/1.1 upgrade that opens a WebSocket, for both sides.
+//!
+//! Keys and the accept hash come from tungstenite; requests and responses are
+//! parsed with httparse straight from the connection's bytes, so the bytes after
+//! the headers (a server may send frames right behind its 101) are never lost.
+
+use tungstenite::handshake::derive_accept_key;
+
+/// Most header bytes we read before calling the answer broken.
+pub const MAX_HEAD: usize = 16 * 1024;
+
+/// Why an upgrade failed, as counted in the results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpgradeError {
+    /// The server answered with an HTTP status other than 101.
+    Status(u16),
+    /// 101, but the Sec-WebSocket-Accept did not match our key.
+    BadAcceptKey,
+    /// 101 without `Upgrade: websocket` / `Connection: upgrade`.
+    NotUpgraded,
+    /// The answer was not HTTP, or its head was larger than `MAX_HEAD`.
+    Malformed,
+}
+
+impl UpgradeError {
+    /// Stable snake_case cause for the results.
+    pub fn cause(&self) -> String {
+        match self {
+            UpgradeError::Status(s) => format!("http_{s}"),
+            UpgradeError::BadAcceptKey => "bad_accept_key".into(),
+            UpgradeError::NotUpgraded => "not_upgraded".into(),
+            UpgradeError::Malformed => "bad_http_response".into(),
+        }
+    }
+}
+
+/// A fresh random `Sec-WebSocket-Key`.
+pub fn new_key() -> String {
+    tungstenite::handshake::client::generate_key()
+}
+
+/// Appends the client's upgrade request to `out`.
+pub fn write_request(out: &mut Vec<u8>, host: &str, path: &str, key: &str) {
+    use std::io::Write;
+    let _ = write!(
+        out,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: wsherd/{}\r\n\r\n",
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+fn header_has_token(value: &[u8], token: &str) -> bool {
+    std::str::from_utf8(value)
+        .map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        .unwrap_or(false)
+}
+
+/// Checks a server's response. `Ok(None)`: the head is not complete yet.
+/// `Ok(Some(n))`: upgraded; the first `n` bytes were the head, the rest are frames.
+pub fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, UpgradeError> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    let n = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Ok(None),
+        _ => return Err(UpgradeError::Malformed),
+    };
+    let code = resp.code.unwrap_or(0);
+    if code != 101 {
+        return Err(UpgradeError::Status(code));
+    }
+    let mut upgrade = false;
+    let mut connection = false;
+    let mut accept = None;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("upgrade") {
+            upgrade = header_has_token(h.value, "websocket");
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            connection = header_has_token(h.value, "upgrade");
+        } else if h.name.eq_ignore_ascii_case("sec-websocket-accept") {
+            accept = Some(h.value);
+        }
+    }
+    if !upgrade || !connection {
+        return Err(UpgradeError::NotUpgraded);
+    }
+    match accept {
+        Some(a) if a == derive_accept_key(key.as_bytes()).as_bytes() => Ok(Some(n)),
+        _ => Err(UpgradeError::BadAcceptKey),
+    }
+}
+
+/// What the server makes of a request head.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Not complete yet.
+    Partial,
+    /// A valid upgrade: the head's length and the response to write.
+    Upgrade { head_len: usize, response: Vec<u8> },
+    /// Not a WebSocket upgrade: the response to write before closing.
+    Reject(Vec<u8>),
+}
+
+/// Parses a client's request head and prepares the answer.
+pub fn server_accept(buf: &[u8]) -> Request {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Request::Partial,
+        _ => return Request::Reject(reject(400, "Bad Request", "malformed HTTP request\n")),
+    };
+    if req.method != Some("GET") {
+        return Request::Reject(reject(
+            405,
+            "Method Not Allowed",
+            "use GET with a WebSocket upgrade\n",
+        ));
+    }
+    let mut key = None;
+    let mut upgrade = false;
+    let mut version_ok = false;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("sec-websocket-key") {
+            key = Some(h.value);
+        } else if h.name.eq_ignore_ascii_case("upgrade") {
+            upgrade = header_has_token(h.value, "websocket");
+        } else if h.name.eq_ignore_ascii_case("sec-websocket-version") {
+            version_ok = h.value == b"13";
+        }
+    }
+    match key {
+        Some(k) if upgrade && version_ok => {
+            let accept = derive_accept_key(k);
+            let response = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Accept: {accept}\r\n\r\n"
+            )
+            .into_bytes();
+            Request::Upgrade { head_len, response }
+        }
+        _ => Request::Reject(reject(
+            426,
+            "Upgrade Required",
+            "wsherd echo server: connect with a WebSocket client\n",
+        )),
+    }
+}
+
+fn reject(code: u16, reason: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
+         Connection: close\r\nSec-WebSocket-Version: 13\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_and_server_agree() {
+        let key = new_key();
+        let mut req = Vec::new();
+        write_request(&mut req, "127.0.0.1:9000", "/x", &key);
+        let Request::Upgrade {
+            head_len,
+            mut response,
+        } = server_accept(&req)
+        else {
+            panic!("server refused a valid request")
+        };
+        assert_eq!(head_len, req.len());
+        response.extend_from_slice(&[0x81, 0x00]);
+        assert_eq!(
+            check_response(&response, &key),
+            Ok(Some(response.len() - 2))
+        );
+        assert_eq!(check_response(&response[..10], &key), Ok(None));
+    }
+
+    #[test]
+    fn wrong_accept_and_status_are_reported() {
+        let key = new_key();
+        let bad = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAA\r\n\r\n";
+        assert_eq!(check_response(bad, &key), Err(UpgradeError::BadAcceptKey));
+        let forbidden = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(
+            check_response(forbidden, &key),
+            Err(UpgradeError::Status(403))
+        );
+        assert_eq!(UpgradeError::Status(403).cause(), "http_403");
+        assert_eq!(
+            check_response(b"SSH-2.0-OpenSSH\r\n\r\n", &key),
+            Err(UpgradeError::Malformed)
+        );
+    }
+
+    #[test]
+    fn plain_http_gets_426() {
+        let r = server_accept(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        match r {
+            Request::Reject(b) => assert!(b.starts_with(b"HTTP/1.1 426")),
+            other => panic!("{other:?}"),
+        }
+    }
+}

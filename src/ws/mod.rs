@@ -1,0 +1,10 @@
+//! The WebSocket protocol pieces wsherd drives over monoio's owned-buffer I/O.
+//!
+//! One file per protocol concern (as fastwebsockets does): `frame` (parse and build
+//! frames, header codec from tungstenite), `mask` (RFC 6455 masking), `handshake`
+//! (the HTTP upgrade, both sides). Nothing here does I/O or allocates per message:
+//! the connection loops in `shard` and `server` own the buffers.
+
+pub mod frame;
+pub mod handshake;
+pub mod mask;
