@@ -120,10 +120,14 @@ fn finalize(t: u64, s: Second, peak_open: &mut u64) -> SecondStats {
 }
 
 fn print_progress(r: &SecondStats, total: Duration, tty: bool) {
+    // Rows past the duration are the drain and close after the stop.
+    let label = if r.t >= total.as_secs() {
+        "  drain".to_string()
+    } else {
+        format!("{:>4}s/{}s", r.t + 1, total.as_secs())
+    };
     let line = format!(
-        "[{:>4}s/{}s] open {:>7}  sent {:>9}/s  recv {:>9}/s  rtt p50 {:>9} p99 {:>9}  errors {}",
-        (r.t + 1).min(total.as_secs().max(1)),
-        total.as_secs(),
+        "[{label}] open {:>7}  sent {:>9}/s  recv {:>9}/s  rtt p50 {:>9} p99 {:>9}  errors {}",
         r.open,
         r.sent,
         r.received,

@@ -88,7 +88,7 @@ pub struct ConnectionStats {
     /// (`reset`, `eof_without_close`, `closed_by_server`, ...).
     pub lost: u64,
     pub lost_by_cause: BTreeMap<String, u64>,
-    /// Close frames received from the server, by close code.
+    /// Closes the server started (not its answers to ours), by close code.
     pub close_codes: BTreeMap<String, u64>,
     /// Connections closed by us at the end with a completed close handshake.
     pub closed_clean: u64,

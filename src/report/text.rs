@@ -144,7 +144,7 @@ pub fn render(r: &RunResults) -> String {
     if !k.close_codes.is_empty() {
         let _ = writeln!(
             o,
-            "  close codes from the server: {}",
+            "  closes started by the server, by code: {}",
             causes(&k.close_codes)
         );
     }
@@ -175,10 +175,31 @@ pub fn render(r: &RunResults) -> String {
         let _ = writeln!(o, "  server pings answered: {}", group(m.pings_answered));
     }
     let _ = writeln!(o);
-    if r.errors.is_empty() {
+    let mut problems = Vec::new();
+    if k.failed > 0 {
+        problems.push(format!(
+            "{} connections failed to open ({})",
+            group(k.failed),
+            causes(&k.failed_by_cause)
+        ));
+    }
+    if k.lost > 0 {
+        problems.push(format!(
+            "{} connections lost ({})",
+            group(k.lost),
+            causes(&k.lost_by_cause)
+        ));
+    }
+    if m.unexpected > 0 {
+        problems.push(format!("{} unexpected messages", group(m.unexpected)));
+    }
+    if !r.errors.is_empty() {
+        problems.push(causes(&r.errors));
+    }
+    if problems.is_empty() {
         let _ = writeln!(o, "Errors: none");
     } else {
-        let _ = writeln!(o, "Errors: {}", causes(&r.errors));
+        let _ = writeln!(o, "Errors: {}", problems.join("; "));
     }
     o
 }

@@ -41,6 +41,8 @@ async fn upgrade(shard: &ServerShard, stream: &mut TcpStream) -> Option<Vec<u8>>
     let work = async {
         let mut head = Vec::new();
         loop {
+            // Accepted connections wait for their request without holding a buffer.
+            stream.readable(false).await.ok()?;
             let buf = shard.pool.take();
             let (res, buf) = stream.read(buf).await;
             let n = res.unwrap_or(0);
@@ -116,7 +118,9 @@ fn on_bytes(shard: &ServerShard, data: &mut [u8], out: &mut Vec<u8>) -> (usize, 
 }
 
 async fn echo_loop(shard: &ServerShard, stream: &mut TcpStream, slot: usize, mut pending: Vec<u8>) {
-    let mut last_data = Instant::now();
+    // Start as if quiet: the first read waits for readiness, so a connection that
+    // never talks never holds a buffer.
+    let mut last_data = Instant::now() - BUSY_WINDOW * 2;
     let mut first = !pending.is_empty();
     loop {
         let mut buf = if first {
@@ -159,7 +163,7 @@ async fn echo_loop(shard: &ServerShard, stream: &mut TcpStream, slot: usize, mut
             }
         };
         last_data = Instant::now();
-        let mut out = shard.pool.take();
+        let mut out = shard.wpool.take();
         let (used, next) = on_bytes(shard, &mut buf, &mut out);
         if used < buf.len() {
             pending.extend_from_slice(&buf[used..]);
@@ -167,12 +171,12 @@ async fn echo_loop(shard: &ServerShard, stream: &mut TcpStream, slot: usize, mut
         shard.pool.put(buf);
         if !out.is_empty() {
             let (res, out) = stream.write_all(out).await;
-            shard.pool.put(out);
+            shard.wpool.put(out);
             if res.is_err() {
                 return;
             }
         } else {
-            shard.pool.put(out);
+            shard.wpool.put(out);
         }
         if let Next::Close = next {
             return;
@@ -182,15 +186,14 @@ async fn echo_loop(shard: &ServerShard, stream: &mut TcpStream, slot: usize, mut
 
 /// The server is stopping: tell the client (1001) and give it a moment to answer.
 async fn going_away(shard: &ServerShard, stream: &mut TcpStream) {
-    let mut out = shard.pool.take();
+    let mut out = shard.wpool.take();
     frame::write_server_frame(&mut out, Kind::Close, true, &1001u16.to_be_bytes());
     let _ = monoio::time::timeout(Duration::from_millis(500), async {
         let (res, out) = stream.write_all(out).await;
-        shard.pool.put(out);
+        shard.wpool.put(out);
         if res.is_ok() {
-            let buf = shard.pool.take();
-            let (_, buf) = stream.read(buf).await;
-            shard.pool.put(buf);
+            // The client's close (or its EOF): no need to read it, only to see it.
+            let _ = stream.readable(false).await;
         }
     })
     .await;

@@ -21,6 +21,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// Read size of the server: a busy connection holds one while it waits, so it is
+/// modest; a pipelined flood simply takes a few reads.
+const SERVER_READ_BUF: usize = 8 * 1024;
+
 /// Totals kept per server shard and summed when the server stops.
 #[derive(Debug, Default, Clone)]
 pub struct ServerTotals {
@@ -192,7 +196,10 @@ pub fn serve_blocking(cfg: ServeConfig) -> Result<ServerTotals> {
 /// State of one server shard, shared by its tasks.
 pub(crate) struct ServerShard {
     pub stop: StopSignal,
+    /// Read buffers (borrowed only by connections with data ready).
     pub pool: BufPool,
+    /// Write buffers: small, grown by what is written.
+    pub wpool: BufPool,
     pub open: Cell<u64>,
     pub live: Cell<u64>,
     pub connections: Cell<u64>,
@@ -244,7 +251,8 @@ async fn serve_shard(
     };
     let shard = Rc::new(ServerShard {
         stop: StopSignal::default(),
-        pool: BufPool::default(),
+        pool: BufPool::new(SERVER_READ_BUF, 4 * SERVER_READ_BUF),
+        wpool: BufPool::for_writes(),
         open: Cell::new(0),
         live: Cell::new(0),
         connections: Cell::new(0),

@@ -68,7 +68,9 @@ impl Conn {
 /// Runs one connection to its end and accounts for it.
 pub async fn connection(shard: Rc<Shard>, id: u32, target: usize) {
     let slot = shard.stop.slot();
-    match open(&shard, slot, target).await {
+    // The dial/upgrade and close phases are boxed: their state is large and short-
+    // lived, and a held connection should only carry the state of its active phase.
+    match Box::pin(open(&shard, slot, target)).await {
         Ok((stream, leftover)) => {
             shard.conn_opened();
             let mut c = Conn {
@@ -83,7 +85,7 @@ pub async fn connection(shard: Rc<Shard>, id: u32, target: usize) {
             };
             let mut stream = stream;
             let end = active(&shard, &mut c, &mut stream).await;
-            finish(&shard, &mut c, &mut stream, end).await;
+            Box::pin(finish(&shard, &mut c, &mut stream, end)).await;
             shard.conn_closed();
         }
         Err(cause) => shard.stats.borrow_mut().counters.fail(cause),
@@ -178,13 +180,16 @@ async fn upgrade(
     t: &crate::config::Target,
 ) -> Result<Vec<u8>, &'static str> {
     let key = handshake::new_key();
-    let mut req = shard.pool.take();
+    let mut req = shard.wpool.take();
     handshake::write_request(&mut req, &t.host_header, &t.path, &key);
     let (res, req) = stream.write_all(req).await;
-    shard.pool.put(req);
+    shard.wpool.put(req);
     res.map_err(|e| io_cause(&e))?;
     let mut head: Vec<u8> = Vec::new();
     loop {
+        // Wait for the answer before borrowing a buffer: thousands of connections
+        // may be mid-upgrade at once during a ramp.
+        stream.readable(false).await.map_err(|e| io_cause(&e))?;
         let buf = shard.pool.take();
         let (res, buf) = stream.read(buf).await;
         let n = match res {
@@ -238,7 +243,9 @@ async fn read_some(
     expecting: bool,
     deadline: Option<Instant>,
 ) -> Read {
-    if !expecting {
+    // Drain and close reads (with a deadline) happen on every connection at once at
+    // the end of a run: wait for readiness there too, so the end costs no buffers.
+    if !expecting || deadline.is_some() {
         let ready = match deadline {
             None => shard.stop.until(slot, stream.readable(false)).await,
             Some(d) => monoio::time::timeout(
@@ -292,13 +299,13 @@ async fn flush(
     out: Vec<u8>,
 ) -> Result<(), End> {
     if out.is_empty() {
-        shard.pool.put(out);
+        shard.wpool.put(out);
         return Ok(());
     }
     match shard.stop.until(slot, stream.write_all(out)).await {
         None => Err(End::Stopped),
         Some((res, out)) => {
-            shard.pool.put(out);
+            shard.wpool.put(out);
             res.map(|_| ()).map_err(|e| End::Lost(io_cause(&e)))
         }
     }
@@ -440,13 +447,13 @@ fn on_read(shard: &Shard, c: &mut Conn, buf: Vec<u8>, out: &mut Vec<u8>) -> Resu
 /// The workload phase: runs until the stop signal, a close from the server, or a
 /// broken connection.
 async fn active(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> End {
-    let mut out = shard.pool.take();
+    let mut out = shard.wpool.take();
     queue_messages(shard, c, &mut out, shard.run.workload.initial_sends());
     // Bytes that arrived right behind the 101 response.
     if !c.pending.is_empty() {
         let early = std::mem::take(&mut c.pending);
         if let Err(end) = on_read(shard, c, early, &mut out) {
-            shard.pool.put(out);
+            shard.wpool.put(out);
             return end;
         }
     }
@@ -462,7 +469,7 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> End {
         };
         // Once the run stops, no new messages: only what is in flight is awaited.
         c.stopping = shard.stop.is_set();
-        let mut out = shard.pool.take();
+        let mut out = shard.wpool.take();
         let res = on_read(shard, c, buf, &mut out);
         // Replies (pongs, a close echo) go out even when the frame loop ended.
         let flushed = flush(shard, stream, c.slot, out).await;
@@ -491,7 +498,7 @@ async fn finish(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end: End) {
             while c.outstanding() > 0 && Instant::now() < drain_until {
                 match read_some(shard, stream, c.slot, true, Some(drain_until)).await {
                     Read::Data(b) => {
-                        let mut out = shard.pool.take();
+                        let mut out = shard.wpool.take();
                         let r = on_read(shard, c, b, &mut out);
                         let _ = write_best_effort(shard, stream, out, drain_until).await;
                         if let Err(e) = r {
@@ -525,9 +532,6 @@ async fn finish(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end: End) {
     } else {
         st.counters.closed_unanswered += 1;
     }
-    if let Some(code) = c.got_close {
-        *st.counters.close_codes.entry(code).or_insert(0) += 1;
-    }
     shard.outstanding.set(shard.outstanding.get() - owed);
 }
 
@@ -537,7 +541,7 @@ async fn settle_broken(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end:
     let deadline = Instant::now() + CLOSE_WAIT;
     match end {
         End::ClosedByServer(code) => {
-            let mut out = shard.pool.take();
+            let mut out = shard.wpool.take();
             let echo = if code == 1005 { 1000 } else { code };
             let key = shard.rng.borrow_mut().next_key();
             frame::write_client_frame_bytes(&mut out, Kind::Close, key, &echo.to_be_bytes());
@@ -547,7 +551,7 @@ async fn settle_broken(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end:
             st.counters.lose("closed_by_server");
         }
         End::Protocol(kind) => {
-            let mut out = shard.pool.take();
+            let mut out = shard.wpool.take();
             let key = shard.rng.borrow_mut().next_key();
             frame::write_client_frame_bytes(&mut out, Kind::Close, key, &1002u16.to_be_bytes());
             let _ = write_best_effort(shard, stream, out, deadline).await;
@@ -567,7 +571,7 @@ async fn settle_broken(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end:
 /// arrive are counted. Returns true when the server answered the close.
 async fn close_handshake(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> bool {
     let deadline = Instant::now() + CLOSE_WAIT;
-    let mut out = shard.pool.take();
+    let mut out = shard.wpool.take();
     let key = shard.rng.borrow_mut().next_key();
     frame::write_client_frame_bytes(&mut out, Kind::Close, key, &1000u16.to_be_bytes());
     if !write_best_effort(shard, stream, out, deadline).await {
@@ -576,9 +580,9 @@ async fn close_handshake(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) ->
     loop {
         match read_some(shard, stream, c.slot, true, Some(deadline)).await {
             Read::Data(b) => {
-                let mut out = shard.pool.take();
+                let mut out = shard.wpool.take();
                 let r = on_read(shard, c, b, &mut out);
-                shard.pool.put(out);
+                shard.wpool.put(out);
                 match r {
                     Ok(()) => continue,
                     Err(End::ClosedByServer(_)) => return true,
@@ -598,7 +602,7 @@ async fn write_best_effort(
     deadline: Instant,
 ) -> bool {
     if out.is_empty() {
-        shard.pool.put(out);
+        shard.wpool.put(out);
         return true;
     }
     match monoio::time::timeout(
@@ -608,7 +612,7 @@ async fn write_best_effort(
     .await
     {
         Ok((res, out)) => {
-            shard.pool.put(out);
+            shard.wpool.put(out);
             res.is_ok()
         }
         Err(_) => false,

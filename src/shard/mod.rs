@@ -46,7 +46,10 @@ pub struct Shard {
     pub run: Arc<RunShared>,
     pub stats: RefCell<Interval>,
     pub stop: stop::StopSignal,
+    /// Read buffers, sized for the workload's messages.
     pub pool: pool::BufPool,
+    /// Write buffers: small, grown by what is written.
+    pub wpool: pool::BufPool,
     pub rng: RefCell<crate::ws::mask::MaskRng>,
     /// Connections open now, and the most during the current interval.
     pub open: Cell<u64>,
@@ -90,6 +93,7 @@ pub fn run_shard(
     driver: crate::cli::IoDriver,
 ) -> Result<&'static str, String> {
     let (_, name) = crate::rt::block_on(driver, |name| async move {
+        let pool = read_pool(&run);
         let shard = Rc::new(Shard {
             index: plan.index,
             rng: RefCell::new(crate::ws::mask::MaskRng::from_entropy(
@@ -98,7 +102,8 @@ pub fn run_shard(
             run,
             stats: RefCell::new(Interval::default()),
             stop: stop::StopSignal::default(),
-            pool: pool::BufPool::default(),
+            pool,
+            wpool: pool::BufPool::for_writes(),
             open: Cell::new(0),
             peak_open: Cell::new(0),
             live: Cell::new(0),
@@ -110,6 +115,16 @@ pub fn run_shard(
         ticker(shard, tx, name).await;
     })?;
     Ok(name)
+}
+
+/// Read buffers big enough for what a connection expects at once (its messages in
+/// flight, with frame headers), at least 512 bytes and at most 64 KiB: a connection
+/// waiting for an echo holds one, so they are sized to the traffic, not to the worst case.
+fn read_pool(run: &RunShared) -> pool::BufPool {
+    let per_msg = run.payload.size + 14;
+    let want = per_msg.saturating_mul(run.workload.inflight().max(1) as usize);
+    let size = want.clamp(512, 64 * 1024);
+    pool::BufPool::new(size, 4 * size)
 }
 
 /// Opens the shard's connections at its pace until all are started or the run stops.

@@ -94,6 +94,10 @@ pub fn parse(
     let (hdr, len) = match FrameHeader::parse(&mut cur) {
         Ok(Some(h)) => h,
         Ok(None) => return Ok(None),
+        // tungstenite refuses reserved opcodes while decoding: name them properly.
+        Err(_) if matches!(buf[0] & 0x0f, 3..=7 | 0xb..=0xf) => {
+            return Err(ProtocolError::ReservedOpcode)
+        }
         Err(_) => return Err(ProtocolError::BadHeader),
     };
     if hdr.rsv1 || hdr.rsv2 || hdr.rsv3 {
