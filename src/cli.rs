@@ -34,9 +34,13 @@ pub enum Command {
 /// What each connection does once it is established.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WorkloadKind {
-    /// Closed loop: keep --inflight messages in flight, send the next when an echo returns.
+    /// Data frames timed by their echo: closed loop (--inflight), or open loop with
+    /// --rate / --rate-per-conn.
     Echo,
-    /// Hold the connection open for the duration, answer server pings, send nothing.
+    /// PING control frames timed by their PONG: closed loop or open loop, as echo.
+    Ping,
+    /// Hold the connection open for the duration and answer server pings; with
+    /// --heartbeat, send a timed PING every interval.
     Idle,
 }
 
@@ -82,9 +86,22 @@ pub struct RunArgs {
     #[arg(long)]
     pub text: bool,
 
-    /// Messages each connection keeps in flight in the closed loop.
-    #[arg(long, default_value = "1", value_parser = parse_count, allow_hyphen_values = true)]
-    pub inflight: u64,
+    /// Messages each connection keeps in flight in the closed loop (default 1).
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    pub inflight: Option<u64>,
+
+    /// Open loop: messages per second across the run, sent on schedule whatever the
+    /// server does; latency is timed from each message's intended send time.
+    #[arg(long, value_parser = parse_rate, allow_hyphen_values = true, conflicts_with = "rate_per_conn")]
+    pub rate: Option<f64>,
+
+    /// Open loop: messages per second per connection.
+    #[arg(long = "rate-per-conn", value_parser = parse_rate, allow_hyphen_values = true)]
+    pub rate_per_conn: Option<f64>,
+
+    /// Idle workload: send a timed PING this often on each connection (30s).
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
+    pub heartbeat: Option<Duration>,
 
     /// New connections per second across the run, so a connect storm is never
     /// counted as latency (0: as fast as possible).
@@ -139,6 +156,20 @@ pub struct ServeArgs {
     /// monoio driver: io_uring with epoll fallback (auto), or force one.
     #[arg(long = "io-driver", value_enum, default_value_t = IoDriver::Auto)]
     pub io_driver: IoDriver,
+
+    /// Test fault: answer every message this long after it arrived (a known
+    /// service time, e.g. 5ms).
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
+    pub delay: Option<Duration>,
+
+    /// Test fault: stop reading for this long every --stall-every (a known stall,
+    /// e.g. 100ms every 1s), to show what coordinated omission hides.
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true, requires = "stall_every")]
+    pub stall: Option<Duration>,
+
+    /// How often the --stall happens.
+    #[arg(long = "stall-every", value_parser = parse_duration, allow_hyphen_values = true, requires = "stall")]
+    pub stall_every: Option<Duration>,
 
     /// No periodic status line on stderr.
     #[arg(short, long)]

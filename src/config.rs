@@ -6,7 +6,7 @@
 use crate::cli::{IoDriver, RunArgs, ServeArgs, WorkloadKind};
 use crate::error::{Error, Result};
 use crate::payload::{PayloadKind, PayloadSpec};
-use crate::workload::Workload;
+use crate::workload::{Message, Pacing, Workload};
 use clap::Parser;
 use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -206,20 +206,7 @@ impl RunConfig {
             )));
         }
         let payload = PayloadSpec::new(a.size as usize, kind)?;
-        let workload = match a.workload {
-            WorkloadKind::Echo => {
-                if a.inflight == 0 || a.inflight > MAX_INFLIGHT {
-                    return Err(Error::usage(format!(
-                        "--inflight {} is out of range: each connection keeps 1 to {MAX_INFLIGHT} messages in flight",
-                        a.inflight
-                    )));
-                }
-                Workload::Echo {
-                    inflight: a.inflight as u32,
-                }
-            }
-            WorkloadKind::Idle => Workload::Idle,
-        };
+        let workload = workload_from(&a, kind)?;
 
         let targets = a
             .urls
@@ -299,6 +286,131 @@ impl RunConfig {
     }
 }
 
+/// Most messages per second per connection in an open loop (a 1 µs period).
+const MAX_RATE_PER_CONN: f64 = 1e6;
+
+/// Turns workload, pacing and payload flags into one `Workload`.
+fn workload_from(a: &RunArgs, kind: PayloadKind) -> Result<Workload> {
+    let per_conn = match (a.rate, a.rate_per_conn) {
+        (Some(r), _) if r <= 0.0 => {
+            return Err(Error::usage(
+                "--rate 0: an open-loop run needs a positive rate (e.g. --rate 20k)",
+            ))
+        }
+        (_, Some(r)) if r <= 0.0 => return Err(Error::usage(
+            "--rate-per-conn 0: an open-loop run needs a positive rate (e.g. --rate-per-conn 2)",
+        )),
+        (Some(r), _) => Some(r / a.connections as f64),
+        (_, Some(r)) => Some(r),
+        _ => None,
+    };
+    if let Some(r) = per_conn {
+        if r > MAX_RATE_PER_CONN {
+            return Err(Error::usage(format!(
+                "{r:.0} messages/s per connection is more than wsherd schedules ({MAX_RATE_PER_CONN:.0}); use more connections"
+            )));
+        }
+        if a.inflight == Some(0) || a.inflight.unwrap_or(1) > MAX_INFLIGHT {
+            return Err(Error::usage(format!(
+                "--inflight {} is out of range: an open loop caps unanswered messages per connection at 1 to {MAX_INFLIGHT} (leave it out for no cap)",
+                a.inflight.unwrap_or(0)
+            )));
+        }
+    }
+    let closed = || -> Result<Pacing> {
+        let inflight = a.inflight.unwrap_or(1);
+        if inflight == 0 || inflight > MAX_INFLIGHT {
+            return Err(Error::usage(format!(
+                "--inflight {inflight} is out of range: each connection keeps 1 to {MAX_INFLIGHT} messages in flight"
+            )));
+        }
+        Ok(Pacing::Closed {
+            inflight: inflight as u32,
+        })
+    };
+    let pacing = |r: Option<f64>| -> Result<Pacing> {
+        match r {
+            Some(r) => Ok(Pacing::Open {
+                period: Duration::from_secs_f64(1.0 / r),
+                max_inflight: a.inflight.map(|k| k as u32),
+            }),
+            None => closed(),
+        }
+    };
+    if a.heartbeat.is_some() && a.workload != WorkloadKind::Idle {
+        return Err(Error::usage(
+            "--heartbeat is for --workload idle (other workloads send their own messages)",
+        ));
+    }
+    Ok(match a.workload {
+        WorkloadKind::Echo => Workload {
+            name: "echo",
+            message: Message::Data,
+            pacing: pacing(per_conn)?,
+        },
+        WorkloadKind::Ping => {
+            if kind == PayloadKind::Text {
+                return Err(Error::usage(
+                    "--text does not apply to pings: PING payloads are binary",
+                ));
+            }
+            if a.size > 125 {
+                return Err(Error::usage(format!(
+                    "--size {}: a PING carries at most 125 bytes (RFC 6455); use --size 125 or less",
+                    a.size
+                )));
+            }
+            Workload {
+                name: "ping",
+                message: Message::Ping,
+                pacing: pacing(per_conn)?,
+            }
+        }
+        WorkloadKind::Idle => {
+            if per_conn.is_some() || a.inflight.is_some() {
+                return Err(Error::usage(
+                    "--workload idle sends nothing; for timed keep-alives use --heartbeat 30s",
+                ));
+            }
+            match a.heartbeat {
+                Some(h) if h.is_zero() => {
+                    return Err(Error::usage("--heartbeat must be longer than zero"))
+                }
+                Some(h) => {
+                    if a.size > 125 {
+                        return Err(Error::usage(format!(
+                            "--size {}: heartbeats are PINGs of at most 125 bytes; use --size 125 or less",
+                            a.size
+                        )));
+                    }
+                    Workload {
+                        name: "idle",
+                        message: Message::Ping,
+                        pacing: Pacing::Open {
+                            period: h,
+                            max_inflight: None,
+                        },
+                    }
+                }
+                None => Workload {
+                    name: "idle",
+                    message: Message::Data,
+                    pacing: Pacing::Hold,
+                },
+            }
+        }
+    })
+}
+
+/// Faults the built-in server can inject, so tests know the truth to measure.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerFaults {
+    /// Every message is answered this long after it arrived.
+    pub delay: Option<Duration>,
+    /// (stall, every): every `every`, stop answering for `stall`.
+    pub stall: Option<(Duration, Duration)>,
+}
+
 /// A validated `wsherd serve`.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -306,6 +418,7 @@ pub struct ServeConfig {
     pub cores: Vec<usize>,
     pub io_driver: IoDriver,
     pub quiet: bool,
+    pub faults: ServerFaults,
 }
 
 impl ServeConfig {
@@ -353,11 +466,29 @@ impl ServeConfig {
             Some(n) => n as usize,
             None => candidates.len(),
         };
+        let stall = match (a.stall, a.stall_every) {
+            (Some(s), Some(e)) if s.is_zero() || e.is_zero() => {
+                return Err(Error::usage(
+                    "--stall and --stall-every must be longer than zero",
+                ))
+            }
+            (Some(s), Some(e)) if s >= e => return Err(Error::usage(format!(
+                "--stall {} must be shorter than --stall-every {} (or the server never answers)",
+                humantime::format_duration(s),
+                humantime::format_duration(e)
+            ))),
+            (Some(s), Some(e)) => Some((s, e)),
+            _ => None,
+        };
         Ok(ServeConfig {
             addr,
             cores: candidates[..n].to_vec(),
             io_driver: a.io_driver,
             quiet: a.quiet,
+            faults: ServerFaults {
+                delay: a.delay.filter(|d| !d.is_zero()),
+                stall,
+            },
         })
     }
 }

@@ -12,6 +12,7 @@ use crate::metrics::Interval;
 use crate::plan;
 use crate::results::*;
 use crate::shard::{self, RunShared};
+use crate::workload::Pacing;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -38,6 +39,7 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
             cores: cfg.server_cores.clone(),
             io_driver: cfg.io_driver,
             quiet: true,
+            faults: Default::default(),
         };
         Some(crate::server::start(sc)?)
     } else {
@@ -180,9 +182,12 @@ fn assemble(
     let Interval {
         counters: k,
         rtt,
+        rtt_uncorrected,
+        send_lag,
         connect,
         handshake,
     } = c.total;
+    let open_loop = cfg.workload.open_loop();
     // Rates are over the measured time: the run's duration, or less when interrupted
     // (the drain and close handshake after the stop are not part of it).
     let secs = if interrupted {
@@ -208,6 +213,16 @@ fn assemble(
             targets: targets.iter().map(|t| t.url.clone()).collect(),
             embedded_server: cfg.embedded(),
             workload: cfg.workload.name().to_string(),
+            pacing: match cfg.workload.pacing {
+                Pacing::Closed { .. } => "closed",
+                Pacing::Open { .. } => "open",
+                Pacing::Hold => "hold",
+            }
+            .to_string(),
+            rate: cfg
+                .workload
+                .period()
+                .map(|p| cfg.connections as f64 / p.as_secs_f64()),
             connections: cfg.connections,
             duration_secs: cfg.duration.as_secs_f64(),
             connect_rate: cfg.connect_rate,
@@ -253,12 +268,15 @@ fn assemble(
             sent_per_sec: k.sent as f64 / secs,
             received_per_sec: k.received as f64 / secs,
             pings_answered: k.pings_answered,
+            late: k.late,
         },
         errors: k.errors.clone(),
         latency: Latencies {
             connect: latency_stats(&connect),
             handshake: latency_stats(&handshake),
             rtt: latency_stats(&rtt),
+            rtt_uncorrected: open_loop.then(|| latency_stats(&rtt_uncorrected)),
+            send_lag: open_loop.then(|| latency_stats(&send_lag)),
         },
         series: c.series,
     }

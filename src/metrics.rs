@@ -41,6 +41,8 @@ pub struct Counters {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub pings_answered: u64,
+    /// Open-loop messages sent more than `LATE_AFTER` after their intended time.
+    pub late: u64,
     pub errors: BTreeMap<String, u64>,
 }
 
@@ -67,6 +69,7 @@ impl Counters {
         self.bytes_sent += o.bytes_sent;
         self.bytes_received += o.bytes_received;
         self.pings_answered += o.pings_answered;
+        self.late += o.late;
         add_map(&mut self.errors, &o.errors);
     }
 
@@ -108,7 +111,12 @@ fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
 #[derive(Debug, Clone)]
 pub struct Interval {
     pub counters: Counters,
+    /// Round trip from the intended send (corrected in an open loop).
     pub rtt: Histogram<u64>,
+    /// Round trip from the actual send; recorded in open loops only.
+    pub rtt_uncorrected: Histogram<u64>,
+    /// How late open-loop sends went out after their intended time.
+    pub send_lag: Histogram<u64>,
     pub connect: Histogram<u64>,
     pub handshake: Histogram<u64>,
 }
@@ -118,6 +126,8 @@ impl Default for Interval {
         Interval {
             counters: Counters::default(),
             rtt: new_histogram(),
+            rtt_uncorrected: new_histogram(),
+            send_lag: new_histogram(),
             connect: new_histogram(),
             handshake: new_histogram(),
         }
@@ -129,6 +139,8 @@ impl Interval {
         self.counters.add(&o.counters);
         // Same bounds everywhere, so adding cannot fail.
         let _ = self.rtt.add(&o.rtt);
+        let _ = self.rtt_uncorrected.add(&o.rtt_uncorrected);
+        let _ = self.send_lag.add(&o.send_lag);
         let _ = self.connect.add(&o.connect);
         let _ = self.handshake.add(&o.handshake);
     }

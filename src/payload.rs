@@ -1,20 +1,23 @@
-//! What a message carries: connection id, sequence number and send timestamp.
+//! What a message carries: connection id, sequence number, the time it was sent and
+//! the time it was meant to be sent.
 //!
 //! Latency travels in the message, so any server that echoes the payload unchanged
-//! can be measured and each echo matched to its send. Binary payloads carry the
+//! can be measured and each echo matched to its send. The intended send time is what
+//! open-loop runs time from (coordinated omission corrected); closed-loop messages
+//! are sent when intended, so both times are equal there. Binary payloads carry the
 //! header as little-endian integers; text payloads carry it as lowercase hex so they
 //! stay valid UTF-8. The rest of the payload is a fixed filler.
 //! Encoding and decoding never allocate: they write into and read from slices.
 
 use crate::error::{Error, Result};
 
-/// Binary header: magic(4) conn(4) seq(8) ts(8).
-pub const BINARY_HEADER: usize = 24;
-/// Text header: magic(4) conn(8 hex) seq(16 hex) ts(16 hex).
-pub const TEXT_HEADER: usize = 44;
+/// Binary header: magic(4) conn(4) seq(8) sent(8) intended(8).
+pub const BINARY_HEADER: usize = 32;
+/// Text header: magic(4) conn(8 hex) seq(16 hex) sent(16 hex) intended(16 hex).
+pub const TEXT_HEADER: usize = 60;
 
-const BIN_MAGIC: [u8; 4] = *b"WSH\x01";
-const TEXT_MAGIC: [u8; 4] = *b"wsh1";
+const BIN_MAGIC: [u8; 4] = *b"WSH\x02";
+const TEXT_MAGIC: [u8; 4] = *b"wsh2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadKind {
@@ -38,6 +41,8 @@ pub struct Stamp {
     pub seq: u64,
     /// Send time, ns since the run's clock origin.
     pub ts: u64,
+    /// Intended send time (open loop's schedule), ns since the clock origin.
+    pub intended: u64,
 }
 
 /// Size and kind of the messages of a run.
@@ -72,6 +77,7 @@ impl PayloadSpec {
                 out[4..8].copy_from_slice(&stamp.conn.to_le_bytes());
                 out[8..16].copy_from_slice(&stamp.seq.to_le_bytes());
                 out[16..24].copy_from_slice(&stamp.ts.to_le_bytes());
+                out[24..32].copy_from_slice(&stamp.intended.to_le_bytes());
                 BINARY_HEADER
             }
             PayloadKind::Text => {
@@ -79,6 +85,7 @@ impl PayloadSpec {
                 hex(stamp.conn as u64, &mut out[4..12]);
                 hex(stamp.seq, &mut out[12..28]);
                 hex(stamp.ts, &mut out[28..44]);
+                hex(stamp.intended, &mut out[44..60]);
                 TEXT_HEADER
             }
         };
@@ -96,12 +103,14 @@ pub fn read_stamp(payload: &[u8]) -> Option<Stamp> {
             conn: u32::from_le_bytes(payload[4..8].try_into().ok()?),
             seq: u64::from_le_bytes(payload[8..16].try_into().ok()?),
             ts: u64::from_le_bytes(payload[16..24].try_into().ok()?),
+            intended: u64::from_le_bytes(payload[24..32].try_into().ok()?),
         })
     } else if payload.len() >= TEXT_HEADER && payload[..4] == TEXT_MAGIC {
         Some(Stamp {
             conn: unhex(&payload[4..12])? as u32,
             seq: unhex(&payload[12..28])?,
             ts: unhex(&payload[28..44])?,
+            intended: unhex(&payload[44..60])?,
         })
     } else {
         None
@@ -143,6 +152,7 @@ mod tests {
             conn: 77,
             seq: u64::MAX - 3,
             ts: 123_456_789,
+            intended: 123_000_000,
         };
         spec.write(s, &mut buf);
         assert_eq!(read_stamp(&buf), Some(s));
@@ -156,6 +166,7 @@ mod tests {
             conn: u32::MAX,
             seq: 42,
             ts: 987_654_321_000,
+            intended: 1,
         };
         spec.write(s, &mut buf);
         assert!(std::str::from_utf8(&buf).is_ok());
@@ -167,14 +178,15 @@ mod tests {
         let e = PayloadSpec::new(10, PayloadKind::Text)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("--size 44"), "{e}");
-        assert!(PayloadSpec::new(24, PayloadKind::Binary).is_ok());
+        assert!(e.contains("--size 60"), "{e}");
+        assert!(PayloadSpec::new(32, PayloadKind::Binary).is_ok());
+        assert!(PayloadSpec::new(31, PayloadKind::Binary).is_err());
     }
 
     #[test]
     fn foreign_payloads_have_no_stamp() {
         assert_eq!(read_stamp(b"hello world, this is not ours at all!!"), None);
-        let mut t = *b"wsh1zzzzzzzz0000000000000000000000000000000000";
+        let mut t = *b"wsh2zzzzzzzz000000000000000000000000000000000000000000000000";
         assert_eq!(read_stamp(&t), None);
         t[4..12].copy_from_slice(b"00000001");
         assert!(read_stamp(&t).is_some());

@@ -47,6 +47,10 @@ pub struct ConfigSummary {
     /// True when no URL was given and the built-in server was started in-process.
     pub embedded_server: bool,
     pub workload: String,
+    /// "closed" (replies release sends), "open" (sends on a schedule) or "hold".
+    pub pacing: String,
+    /// Open loop: requested messages per second across the run.
+    pub rate: Option<f64>,
     pub connections: u64,
     pub duration_secs: f64,
     pub connect_rate: f64,
@@ -118,6 +122,9 @@ pub struct MessageStats {
     pub received_per_sec: f64,
     /// Server pings answered with a pong.
     pub pings_answered: u64,
+    /// Open loop: messages sent more than 10 ms after their intended time (the
+    /// client fell behind its schedule; they went out at once, none was skipped).
+    pub late: u64,
 }
 
 impl MessageStats {
@@ -133,8 +140,13 @@ pub struct Latencies {
     pub connect: LatencyStats,
     /// WebSocket upgrade time (request written to 101 verified).
     pub handshake: LatencyStats,
-    /// Message round trip: send to matched echo.
+    /// Message round trip to the matched echo (or pong), timed from the intended
+    /// send: in an open loop this is the coordinated-omission-corrected latency.
     pub rtt: LatencyStats,
+    /// Open loop only: round trip timed from the actual send (hides server stalls).
+    pub rtt_uncorrected: Option<LatencyStats>,
+    /// Open loop only: how long after its intended time each message went out.
+    pub send_lag: Option<LatencyStats>,
 }
 
 /// A latency distribution: summary in microseconds plus the full histogram.

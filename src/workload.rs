@@ -2,48 +2,99 @@
 //! connection loop in `shard::conn` asks what to send and when.
 //!
 //! The connection loop (connect, upgrade, read frames, answer pings, drain, close) is
-//! written once; a workload only answers the loop's questions. A new mode is a new
-//! variant here, not a copy of the loop.
+//! written once. A workload is two choices: what a message is (`Message`: a data frame
+//! the server echoes, a PING its PONG answers, or nothing) and when messages go out
+//! (`Pacing`: closed loop, open loop on a schedule, or never). A new mode is a new
+//! combination or variant here, not a copy of the loop.
+
+use std::time::Duration;
+
+/// What a measured message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message {
+    /// A text or binary data frame, timed by its echo.
+    Data,
+    /// A PING control frame carrying the timing header, timed by its PONG.
+    Ping,
+}
+
+/// When messages are sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pacing {
+    /// Keep `inflight` messages outstanding; each reply releases the next.
+    Closed { inflight: u32 },
+    /// Send on a fixed schedule, `period` apart per connection, whatever the server
+    /// does; late sends go out at once and are counted. Latency is timed from the
+    /// intended send time. With `max_inflight`, a connection that has that many
+    /// messages unanswered waits (as wrk2's connections do) and then sends what it
+    /// owes at once; without it the schedule never waits for the server.
+    Open {
+        period: Duration,
+        max_inflight: Option<u32>,
+    },
+    /// Send nothing (hold the connection).
+    Hold,
+}
 
 /// A connection's behaviour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Workload {
-    /// Closed loop: keep `inflight` messages outstanding; each echo releases the next.
-    Echo { inflight: u32 },
-    /// Hold the connection, answer pings, send nothing.
-    Idle,
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Workload {
+    /// The name the report uses (`echo`, `ping`, `idle`).
+    pub name: &'static str,
+    pub message: Message,
+    pub pacing: Pacing,
 }
 
 impl Workload {
     pub fn name(&self) -> &'static str {
-        match self {
-            Workload::Echo { .. } => "echo",
-            Workload::Idle => "idle",
-        }
+        self.name
     }
 
-    /// Messages to send as soon as the connection is established.
+    /// Messages to send as soon as the connection is established (closed loop).
     pub fn initial_sends(&self) -> u32 {
-        match self {
-            Workload::Echo { inflight } => *inflight,
-            Workload::Idle => 0,
+        match self.pacing {
+            Pacing::Closed { inflight } => inflight,
+            _ => 0,
         }
     }
 
-    /// Messages to send when one echo has come back.
+    /// Messages to send when one reply has come back.
     #[inline]
-    pub fn sends_per_echo(&self) -> u32 {
-        match self {
-            Workload::Echo { .. } => 1,
-            Workload::Idle => 0,
+    pub fn sends_per_reply(&self) -> u32 {
+        match self.pacing {
+            Pacing::Closed { .. } => 1,
+            _ => 0,
         }
     }
 
-    /// Messages per connection kept in flight (for the report).
+    /// Messages per connection kept in flight in the closed loop, or the open loop's
+    /// cap (0: none), for the report.
     pub fn inflight(&self) -> u32 {
-        match self {
-            Workload::Echo { inflight } => *inflight,
-            Workload::Idle => 0,
+        match self.pacing {
+            Pacing::Closed { inflight } => inflight,
+            Pacing::Open { max_inflight, .. } => max_inflight.unwrap_or(0),
+            Pacing::Hold => 0,
+        }
+    }
+
+    /// The open loop's cap on unanswered messages per connection.
+    pub fn max_inflight(&self) -> Option<u32> {
+        match self.pacing {
+            Pacing::Open { max_inflight, .. } => max_inflight,
+            _ => None,
+        }
+    }
+
+    /// True for schedules that time from the intended send (open loop).
+    pub fn open_loop(&self) -> bool {
+        matches!(self.pacing, Pacing::Open { .. })
+    }
+
+    /// The send period of an open-loop connection.
+    pub fn period(&self) -> Option<Duration> {
+        match self.pacing {
+            Pacing::Open { period, .. } => Some(period),
+            _ => None,
         }
     }
 }

@@ -359,8 +359,8 @@ fn bad_input_in_process_is_usage_error() {
         &["ws://127.0.0.1:9/", "-c", "0"],
         &["ws://127.0.0.1:9/", "-d", "banana"],
         &["ws://127.0.0.1:9/", "--size", "3"],
-        &["ws://127.0.0.1:9/", "--size", "43", "--text"],
-        &["ws://127.0.0.1:9/", "--size", "23"],
+        &["ws://127.0.0.1:9/", "--size", "59", "--text"],
+        &["ws://127.0.0.1:9/", "--size", "31"],
     ] {
         match wsherd::config::RunConfig::from_args(args.iter().copied()) {
             Ok(_) => panic!("{args:?} accepted"),
@@ -380,8 +380,8 @@ fn bad_input_in_process_is_usage_error() {
 #[test]
 fn minimum_sizes_are_accepted() {
     for args in [
-        &["ws://127.0.0.1:9/", "--size", "24"][..],
-        &["ws://127.0.0.1:9/", "--size", "44", "--text"],
+        &["ws://127.0.0.1:9/", "--size", "32"][..],
+        &["ws://127.0.0.1:9/", "--size", "60", "--text"],
     ] {
         if let Err(e) = wsherd::config::RunConfig::from_args(args.iter().copied()) {
             panic!("{args:?} rejected: {e}");

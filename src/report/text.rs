@@ -67,8 +67,22 @@ pub fn render(r: &RunResults) -> String {
         c.message_size,
         c.message_kind
     );
-    if c.workload == "echo" {
-        let _ = write!(what, ", {} in flight per connection", c.inflight);
+    match (c.pacing.as_str(), c.rate) {
+        ("closed", _) => {
+            let _ = write!(
+                what,
+                ", closed loop, {} in flight per connection",
+                c.inflight
+            );
+        }
+        ("open", Some(rate)) => {
+            let _ = write!(
+                what,
+                ", open loop at {rate:.0} msg/s ({:.3}/s per connection)",
+                rate / c.connections.max(1) as f64
+            );
+        }
+        _ => {}
     }
     let _ = writeln!(o, "{what}");
     let _ = writeln!(
@@ -93,7 +107,22 @@ pub fn render(r: &RunResults) -> String {
     );
     latency_row(&mut o, "connect", &r.latency.connect);
     latency_row(&mut o, "handshake", &r.latency.handshake);
-    latency_row(&mut o, "round trip", &r.latency.rtt);
+    match &r.latency.rtt_uncorrected {
+        Some(raw) => {
+            latency_row(&mut o, "round trip", &r.latency.rtt);
+            latency_row(&mut o, "uncorrected", raw);
+            if let Some(lag) = &r.latency.send_lag {
+                latency_row(&mut o, "send lag", lag);
+            }
+            let _ = writeln!(
+                o,
+                "  round trip is timed from each message's intended send time (coordinated\n  \
+                 omission corrected); uncorrected is from the actual send and hides stalls;\n  \
+                 send lag is how late the client sent against its schedule."
+            );
+        }
+        None => latency_row(&mut o, "round trip", &r.latency.rtt),
+    }
     let _ = writeln!(o);
 
     let m = &r.messages;
@@ -112,6 +141,19 @@ pub fn render(r: &RunResults) -> String {
         m.received_per_sec,
         group(m.bytes_received)
     );
+    if let Some(rate) = c.rate {
+        let pct = if rate > 0.0 {
+            100.0 * m.sent_per_sec / rate
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            o,
+            "  rate      requested {rate:.0}/s, achieved {:.0}/s ({pct:.1}%), late sends {} (>10ms behind schedule)",
+            m.sent_per_sec,
+            group(m.late)
+        );
+    }
     let _ = writeln!(o);
 
     let k = &r.connections;

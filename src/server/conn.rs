@@ -163,6 +163,10 @@ async fn echo_loop(shard: &ServerShard, stream: &mut TcpStream, slot: usize, mut
             }
         };
         last_data = Instant::now();
+        // Test faults: a fixed service time, or a stall in progress.
+        if let Some(wait) = shard.hold_back(last_data) {
+            monoio::time::sleep(wait).await;
+        }
         let mut out = shard.wpool.take();
         let (used, next) = on_bytes(shard, &mut buf, &mut out);
         if used < buf.len() {

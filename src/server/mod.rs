@@ -8,7 +8,7 @@
 
 mod conn;
 
-pub use crate::config::ServeConfig;
+pub use crate::config::{ServeConfig, ServerFaults};
 use crate::error::{Error, Result};
 use crate::shard::pool::BufPool;
 use crate::shard::stop::StopSignal;
@@ -129,16 +129,21 @@ pub fn start(cfg: ServeConfig) -> Result<ServerHandle> {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let published = Arc::new(Published::default());
+    let origin = Instant::now();
     let mut threads = Vec::new();
     for (i, (l, &core)) in listeners.into_iter().zip(&cfg.cores).enumerate() {
         let stop = stop.clone();
         let published = published.clone();
         let driver = cfg.io_driver;
+        let faults = cfg.faults.clone();
         let t = std::thread::Builder::new()
             .name(format!("wsherd-serve-{i}"))
             .spawn(move || {
                 crate::rt::pin_to_core(core);
-                crate::rt::block_on(driver, |_| serve_shard(i, l, stop, published)).map(|(_, d)| d)
+                crate::rt::block_on(driver, |_| {
+                    serve_shard(i, l, stop, published, faults, origin)
+                })
+                .map(|(_, d)| d)
             })
             .map_err(|e| Error::Runtime(format!("server thread: {e}")))?;
         threads.push(t);
@@ -206,11 +211,28 @@ pub(crate) struct ServerShard {
     pub messages: Cell<u64>,
     pub rejected: Cell<u64>,
     pub errors: Cell<u64>,
+    pub faults: ServerFaults,
+    /// When the server started (the stall schedule counts from here).
+    pub origin: Instant,
     /// What was last added to the cross-thread counters.
     published_last: std::cell::RefCell<(ServerTotals, u64)>,
 }
 
 impl ServerShard {
+    /// How long answers must wait now: the configured delay, or the rest of a stall.
+    pub fn hold_back(&self, now: Instant) -> Option<Duration> {
+        let stall = self.faults.stall.and_then(|(stall, every)| {
+            let into = now.duration_since(self.origin).as_nanos() % every.as_nanos();
+            let into = Duration::from_nanos(into as u64);
+            // Stalls take the first `stall` of every period after the first one.
+            (now.duration_since(self.origin) >= every && into < stall).then(|| stall - into)
+        });
+        match (stall, self.faults.delay) {
+            (Some(s), Some(d)) => Some(s.max(d)),
+            (s, d) => s.or(d),
+        }
+    }
+
     /// Adds what changed since the last call to the cross-thread counters.
     fn publish(&self, to: &Published) {
         let now = ServerTotals {
@@ -244,6 +266,8 @@ async fn serve_shard(
     std_listener: std::net::TcpListener,
     stop: Arc<AtomicBool>,
     published: Arc<Published>,
+    faults: ServerFaults,
+    origin: Instant,
 ) {
     let listener = match monoio::net::TcpListener::from_std(std_listener) {
         Ok(l) => l,
@@ -260,6 +284,8 @@ async fn serve_shard(
         rejected: Cell::new(0),
         errors: Cell::new(0),
         published_last: Default::default(),
+        faults,
+        origin,
     });
     monoio::spawn(watch(shard.clone(), stop, published.clone()));
     let slot = shard.stop.slot();

@@ -10,10 +10,12 @@
 
 use super::{Shard, CLOSE_WAIT};
 use crate::payload::{read_stamp, PayloadKind, Stamp};
+use crate::workload::Message;
 use crate::ws::frame::{self, From, Kind};
 use crate::ws::handshake;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
 use monoio::net::TcpStream;
+use std::future::Future;
 use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -83,8 +85,14 @@ pub async fn connection(shard: Rc<Shard>, id: u32, target: usize) {
                 stopping: false,
                 got_close: None,
             };
-            let mut stream = stream;
-            let end = active(&shard, &mut c, &mut stream).await;
+            let (end, mut stream) = match shard.run.workload.period() {
+                Some(period) => Box::pin(active_open(&shard, &mut c, stream, period)).await,
+                None => {
+                    let mut stream = stream;
+                    let end = active(&shard, &mut c, &mut stream).await;
+                    (end, stream)
+                }
+            };
             Box::pin(finish(&shard, &mut c, &mut stream, end)).await;
             shard.conn_closed();
         }
@@ -311,50 +319,76 @@ async fn flush(
     }
 }
 
-/// Appends `n` new messages to `out`.
+/// Appends `n` new messages to `out`, sent now and meant to be sent now (closed loop).
 #[inline]
 fn queue_messages(shard: &Shard, c: &mut Conn, out: &mut Vec<u8>, n: u32) {
     if n == 0 || c.stopping {
         return;
     }
-    let spec = &shard.run.payload;
-    let kind = match spec.kind {
-        PayloadKind::Binary => Kind::Binary,
-        PayloadKind::Text => Kind::Text,
-    };
-    let mut rng = shard.rng.borrow_mut();
-    let before = out.len();
     for _ in 0..n {
-        let stamp = Stamp {
-            conn: c.id,
-            seq: c.next_seq,
-            ts: shard.now_ns(),
-        };
-        c.next_seq += 1;
-        frame::write_client_frame(out, kind, rng.next_key(), spec.size, |dst| {
-            spec.write(stamp, dst)
-        });
+        let now = shard.now_ns();
+        queue_message(shard, c, out, now, now);
     }
-    let mut st = shard.stats.borrow_mut();
-    st.counters.sent += n as u64;
-    st.counters.bytes_sent += (out.len() - before) as u64;
-    shard.outstanding.set(shard.outstanding.get() + n as u64);
 }
 
-/// A complete data message arrived: match it to its send.
+/// Appends one message with its timing header to `out` and counts it.
 #[inline]
-fn on_message(shard: &Shard, c: &mut Conn, payload: &[u8], now_ns: u64) -> u32 {
+fn queue_message(shard: &Shard, c: &mut Conn, out: &mut Vec<u8>, sent: u64, intended: u64) {
+    let spec = &shard.run.payload;
+    let kind = match (shard.run.workload.message, spec.kind) {
+        (Message::Ping, _) => Kind::Ping,
+        (Message::Data, PayloadKind::Binary) => Kind::Binary,
+        (Message::Data, PayloadKind::Text) => Kind::Text,
+    };
+    let stamp = Stamp {
+        conn: c.id,
+        seq: c.next_seq,
+        ts: sent,
+        intended,
+    };
+    c.next_seq += 1;
+    let before = out.len();
+    let key = shard.rng.borrow_mut().next_key();
+    frame::write_client_frame(out, kind, key, spec.size, |dst| spec.write(stamp, dst));
+    let mut st = shard.stats.borrow_mut();
+    st.counters.sent += 1;
+    st.counters.bytes_sent += (out.len() - before) as u64;
+    shard.outstanding.set(shard.outstanding.get() + 1);
+}
+
+/// A reply (an echo, or a PONG for ping workloads) arrived: match it to its send.
+/// Returns how many new messages the workload sends in answer.
+#[inline]
+fn on_reply(shard: &Shard, c: &mut Conn, payload: &[u8], now_ns: u64) -> u32 {
     let mut st = shard.stats.borrow_mut();
     match read_stamp(payload) {
         Some(s) if s.conn == c.id && s.seq == c.acked && c.acked < c.next_seq => {
-            st.rtt.saturating_record(now_ns.saturating_sub(s.ts));
+            // From the intended send: equal to the actual send in a closed loop,
+            // the coordinated-omission-corrected latency in an open loop.
+            st.rtt.saturating_record(now_ns.saturating_sub(s.intended));
+            if shard.run.workload.open_loop() {
+                st.rtt_uncorrected
+                    .saturating_record(now_ns.saturating_sub(s.ts));
+            }
             st.counters.received += 1;
             c.acked += 1;
             shard.outstanding.set(shard.outstanding.get() - 1);
-            shard.run.workload.sends_per_echo()
+            shard.run.workload.sends_per_reply()
         }
         _ => {
             st.counters.unexpected += 1;
+            0
+        }
+    }
+}
+
+/// A complete data message: the reply itself, or (for ping workloads) unexpected.
+#[inline]
+fn on_data(shard: &Shard, c: &mut Conn, payload: &[u8], now_ns: u64) -> u32 {
+    match shard.run.workload.message {
+        Message::Data => on_reply(shard, c, payload, now_ns),
+        Message::Ping => {
+            shard.stats.borrow_mut().counters.unexpected += 1;
             0
         }
     }
@@ -381,7 +415,7 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
         match f.kind {
             Kind::Text | Kind::Binary if c.frag.is_none() => {
                 if f.fin {
-                    to_send += on_message(shard, c, payload, now);
+                    to_send += on_data(shard, c, payload, now);
                 } else {
                     c.frag = Some(payload.to_vec());
                 }
@@ -391,7 +425,7 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
                 buf.extend_from_slice(payload);
                 if f.fin {
                     let whole = c.frag.take().unwrap_or_default();
-                    to_send += on_message(shard, c, &whole, now);
+                    to_send += on_data(shard, c, &whole, now);
                 }
             }
             Kind::Text | Kind::Binary | Kind::Continuation => {
@@ -403,7 +437,13 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
                 frame::write_client_frame_bytes(out, Kind::Pong, key, payload);
                 shard.stats.borrow_mut().counters.pings_answered += 1;
             }
-            Kind::Pong => {}
+            Kind::Pong => {
+                // Our timed pings come back as pongs; unsolicited pongs (RFC 6455
+                // allows them as heartbeats) carry no stamp of ours and are ignored.
+                if shard.run.workload.message == Message::Ping && read_stamp(payload).is_some() {
+                    to_send += on_reply(shard, c, payload, now);
+                }
+            }
             Kind::Close => {
                 let code = frame::close_code(payload);
                 c.got_close = Some(code);
@@ -483,6 +523,163 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> End {
             return End::Stopped;
         }
     }
+}
+
+/// A send that goes out this much after its intended time counts as late.
+pub const LATE_AFTER: Duration = Duration::from_millis(10);
+/// Most messages one catch-up write carries (the rest follow in the next write).
+const MAX_BATCH: u64 = 1024;
+
+/// The open-loop workload phase: a reader and a writer in the same task, over the two
+/// halves of the stream. The writer sends on the schedule (`period` apart from the
+/// moment the connection was established) whatever the server does; a writer that
+/// fell behind sends every late message at once and counts it, none is skipped. The
+/// reader matches replies and queues control replies (pongs) for the writer.
+async fn active_open(
+    shard: &Shard,
+    c: &mut Conn,
+    stream: TcpStream,
+    period: Duration,
+) -> (End, TcpStream) {
+    let (mut rd, mut wr) = stream.into_split();
+    let conn = std::cell::RefCell::new(c);
+    // Control frames the reader wants sent (pongs); the writer sends them first.
+    let control = std::cell::RefCell::new(Vec::new());
+    let slot = conn.borrow().slot;
+    let period_ns = period.as_nanos().max(1) as u64;
+    let origin = shard.now_ns();
+
+    let end = {
+        let reader = async {
+            // Bytes that arrived right behind the 101 response.
+            let early = std::mem::take(&mut conn.borrow_mut().pending);
+            if !early.is_empty() {
+                let mut c = conn.borrow_mut();
+                if let Err(end) = on_read(shard, &mut c, early, &mut control.borrow_mut()) {
+                    return end;
+                }
+            }
+            loop {
+                let expecting = conn.borrow().outstanding() > 0;
+                let buf = shard.pool.take();
+                let res = if expecting {
+                    shard
+                        .stop
+                        .until_grace(slot, rd.read(buf), shard.run.drain)
+                        .await
+                } else {
+                    shard.stop.until(slot, rd.read(buf)).await
+                };
+                let buf = match res {
+                    None => return End::Stopped,
+                    Some((Ok(0), b)) => {
+                        shard.pool.put(b);
+                        return End::Lost("eof_without_close");
+                    }
+                    Some((Ok(_), b)) => b,
+                    Some((Err(e), b)) => {
+                        shard.pool.put(b);
+                        return End::Lost(io_cause(&e));
+                    }
+                };
+                let mut c = conn.borrow_mut();
+                c.stopping = shard.stop.is_set();
+                if let Err(end) = on_read(shard, &mut c, buf, &mut control.borrow_mut()) {
+                    return end;
+                }
+                if c.stopping && c.outstanding() == 0 {
+                    return End::Stopped;
+                }
+            }
+        };
+        let writer = async {
+            let mut next = 0u64; // index of the next scheduled message
+            let cap = shard.run.workload.max_inflight().map(u64::from);
+            let room = || cap.map_or(u64::MAX, |k| k.saturating_sub(conn.borrow().outstanding()));
+            loop {
+                let due = origin + next * period_ns;
+                let wait = Duration::from_nanos(due.saturating_sub(shard.now_ns()));
+                let mut sleep = std::pin::pin!(monoio::time::sleep(wait));
+                // Until: the run stops, a control reply is queued, or the next message
+                // is due and the cap (if any) leaves room. A reply that frees room
+                // wakes this task through the reader, which shares it.
+                std::future::poll_fn(|cx| {
+                    if shard.stop.is_set() || !control.borrow().is_empty() {
+                        return std::task::Poll::Ready(());
+                    }
+                    if room() == 0 {
+                        return std::task::Poll::Pending;
+                    }
+                    sleep.as_mut().poll(cx)
+                })
+                .await;
+                let mut out = shard.wpool.take();
+                out.append(&mut control.borrow_mut());
+                let now = shard.now_ns();
+                let stopping = shard.stop.is_set();
+                if !stopping && now >= due {
+                    let owed = ((now - origin) / period_ns + 1 - next)
+                        .min(MAX_BATCH)
+                        .min(room());
+                    let mut c = conn.borrow_mut();
+                    let mut st_late = 0;
+                    for _ in 0..owed {
+                        let intended = origin + next * period_ns;
+                        let lag = now - intended;
+                        if lag > LATE_AFTER.as_nanos() as u64 {
+                            st_late += 1;
+                        }
+                        shard.stats.borrow_mut().send_lag.saturating_record(lag);
+                        queue_message(shard, &mut c, &mut out, now, intended);
+                        next += 1;
+                    }
+                    shard.stats.borrow_mut().counters.late += st_late;
+                }
+                if !out.is_empty() {
+                    let (res, out) = wr.write_all(out).await;
+                    shard.wpool.put(out);
+                    if let Err(e) = res {
+                        return End::Lost(io_cause(&e));
+                    }
+                } else {
+                    shard.wpool.put(out);
+                }
+                if stopping {
+                    return End::Stopped;
+                }
+            }
+        };
+        let mut reader = std::pin::pin!(reader);
+        let mut writer = std::pin::pin!(writer);
+        let mut writer_end: Option<End> = None;
+        std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(end) = reader.as_mut().poll(cx) {
+                return std::task::Poll::Ready(end);
+            }
+            if writer_end.is_none() {
+                if let std::task::Poll::Ready(end) = writer.as_mut().poll(cx) {
+                    writer_end = Some(end);
+                }
+            }
+            match writer_end.take() {
+                // The writer stopped on schedule: keep reading what is in flight.
+                Some(End::Stopped) => {
+                    writer_end = Some(End::Stopped);
+                    std::task::Poll::Pending
+                }
+                Some(other) => std::task::Poll::Ready(other),
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
+    };
+    let stream = match rd.reunite(wr) {
+        Ok(s) => s,
+        Err(_) => unreachable!("both halves come from the same stream"),
+    };
+    // Control replies the writer did not get to send (a pong queued at the end).
+    let _ = control;
+    (end, stream)
 }
 
 /// After the active phase: drain and close on stop, or record why it ended; then

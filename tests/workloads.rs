@@ -1,0 +1,281 @@
+//! Workloads end to end: open-loop rate (coordinated omission corrected), pings,
+//! idle heartbeats, and the server faults that prove the measurement is honest.
+//! Bounds are wide where the machine's noise lives (shared, 2 cores) and tight
+//! where the truth is known by construction (a stall, a fixed delay).
+
+mod support;
+
+use std::time::Duration;
+use support::{check_invariants, echo_server, run, serial};
+use wsherd::config::ServeConfig;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn serve(extra: &[&str]) -> wsherd::server::ServerHandle {
+    let mut args = vec!["--addr", "127.0.0.1:0", "--shards", "1", "-q"];
+    args.extend_from_slice(extra);
+    wsherd::server::start(ServeConfig::from_args(args).unwrap()).unwrap()
+}
+
+#[test]
+fn open_loop_keeps_the_requested_rate() {
+    let _s = serial();
+    let srv = serve(&[]);
+    let url = format!("ws://{}/", srv.addr());
+    let r = run(
+        &[
+            &url,
+            "-c",
+            "20",
+            "-d",
+            "3s",
+            "-q",
+            "--rate",
+            "2000",
+            "--connect-rate",
+            "0",
+        ],
+        LIMIT,
+    );
+    check_invariants(&r);
+    assert_eq!(r.config.pacing, "open");
+    assert_eq!(r.config.rate, Some(2000.0));
+    let achieved = r.messages.sent_per_sec;
+    assert!(
+        (1900.0..=2100.0).contains(&achieved),
+        "achieved {achieved}/s of 2000/s"
+    );
+    assert_eq!(
+        r.messages.received,
+        r.messages.sent - r.messages.in_flight_at_stop - r.messages.failed
+    );
+    let raw = r
+        .latency
+        .rtt_uncorrected
+        .as_ref()
+        .expect("open loop keeps the uncorrected histogram");
+    assert_eq!(raw.count, r.latency.rtt.count);
+    // Timed from the intended send, a message can only look slower, never faster.
+    assert!(r.latency.rtt.p50_us >= raw.p50_us);
+    assert!(r.latency.send_lag.is_some());
+}
+
+#[test]
+fn closed_loop_has_no_uncorrected_histogram() {
+    let _s = serial();
+    let r = run(&["-c", "5", "-d", "1s", "-q"], LIMIT);
+    assert_eq!(r.config.pacing, "closed");
+    assert!(r.latency.rtt_uncorrected.is_none());
+    assert!(r.latency.send_lag.is_none());
+    assert_eq!(r.config.rate, None);
+}
+
+/// The server stops answering for 100 ms every second. An open loop capped at one
+/// message in flight (wrk2's model) shows the stall in the corrected p99, while the
+/// uncorrected histogram and a closed loop hide most of it.
+#[test]
+fn a_server_stall_shows_in_the_corrected_p99_only() {
+    let _s = serial();
+    let srv = serve(&["--stall", "100ms", "--stall-every", "1s"]);
+    let url = format!("ws://{}/", srv.addr());
+    // 10 connections at 200/s each: a stall holds 20 scheduled sends per connection.
+    let open = run(
+        &[
+            &url,
+            "-c",
+            "10",
+            "-d",
+            "4s",
+            "-q",
+            "--rate",
+            "2000",
+            "--inflight",
+            "1",
+            "--connect-rate",
+            "0",
+        ],
+        LIMIT,
+    );
+    check_invariants(&open);
+    let corrected = open.latency.rtt.p99_us;
+    let uncorrected = open.latency.rtt_uncorrected.as_ref().unwrap().p99_us;
+    assert!(
+        corrected >= 30_000.0,
+        "corrected p99 {corrected}µs misses a 100 ms stall"
+    );
+    assert!(
+        uncorrected * 3.0 < corrected,
+        "uncorrected p99 {uncorrected}µs should hide most of the stall (corrected {corrected}µs)"
+    );
+    // The sends that waited behind the stall were sent late, not skipped.
+    assert!(open.messages.late > 0, "{:?}", open.messages);
+    let closed = run(
+        &[&url, "-c", "10", "-d", "3s", "-q", "--connect-rate", "0"],
+        LIMIT,
+    );
+    check_invariants(&closed);
+    assert!(
+        closed.latency.rtt.p99_us * 3.0 < corrected,
+        "closed-loop p99 {}µs should hide the stall",
+        closed.latency.rtt.p99_us
+    );
+    // But the stall is real: the closed loop's maximum sees it.
+    assert!(closed.latency.rtt.max_us >= 50_000.0);
+
+    // Without a cap the schedule never waits: every message sent into the stall
+    // waits it out, and both histograms say so.
+    let pure = run(
+        &[
+            &url,
+            "-c",
+            "10",
+            "-d",
+            "3s",
+            "-q",
+            "--rate",
+            "2000",
+            "--connect-rate",
+            "0",
+        ],
+        LIMIT,
+    );
+    check_invariants(&pure);
+    assert!(pure.latency.rtt.p99_us >= 30_000.0);
+    assert_eq!(
+        pure.messages.late, 0,
+        "a pure open loop never falls behind here"
+    );
+}
+
+/// A fixed service time comes out as the round trip's median.
+#[test]
+fn a_fixed_server_delay_is_the_median_round_trip() {
+    let _s = serial();
+    let srv = serve(&["--delay", "5ms"]);
+    let url = format!("ws://{}/", srv.addr());
+    let r = run(&[&url, "-c", "10", "-d", "2s", "-q"], LIMIT);
+    check_invariants(&r);
+    let p50 = r.latency.rtt.p50_us;
+    // The server's timer has millisecond ticks: a 5 ms sleep ends within 5-6 ms.
+    assert!(
+        (5_000.0..8_000.0).contains(&p50),
+        "p50 {p50}µs for a 5 ms delay"
+    );
+}
+
+#[test]
+fn pings_are_timed_by_their_pongs_closed_and_open() {
+    let _s = serial();
+    for extra in [&[][..], &["--rate-per-conn", "100"][..]] {
+        // wsherd's own server and another implementation both answer pings.
+        let own = serve(&[]);
+        let other = echo_server();
+        for url in [format!("ws://{}/", own.addr()), other.url()] {
+            let mut args = vec![
+                url.as_str(),
+                "-c",
+                "10",
+                "-d",
+                "2s",
+                "-q",
+                "--workload",
+                "ping",
+                "--size",
+                "100",
+            ];
+            args.extend_from_slice(extra);
+            let r = run(&args, LIMIT);
+            check_invariants(&r);
+            assert_eq!(r.config.workload, "ping");
+            assert_eq!(r.connections.established, 10);
+            assert!(
+                r.messages.received > 100,
+                "{url} {extra:?}: {:?}",
+                r.messages
+            );
+            assert_eq!(r.messages.unexpected, 0);
+            assert_eq!(r.latency.rtt.count, r.messages.received);
+        }
+    }
+}
+
+#[test]
+fn idle_heartbeats_are_timed_pings() {
+    let _s = serial();
+    let srv = serve(&[]);
+    let url = format!("ws://{}/", srv.addr());
+    let r = run(
+        &[
+            &url,
+            "-c",
+            "20",
+            "-d",
+            "2s",
+            "-q",
+            "--workload",
+            "idle",
+            "--heartbeat",
+            "500ms",
+            "--connect-rate",
+            "0",
+        ],
+        LIMIT,
+    );
+    check_invariants(&r);
+    assert_eq!(r.config.workload, "idle");
+    assert_eq!(r.connections.established, 20);
+    assert_eq!(r.connections.lost, 0);
+    // One ping at once, then one every 500 ms: 4 or 5 per connection in 2 s.
+    let per_conn = r.messages.sent as f64 / 20.0;
+    assert!(
+        (3.0..=5.5).contains(&per_conn),
+        "{per_conn} heartbeats per connection"
+    );
+    assert_eq!(
+        r.messages.received + r.messages.in_flight_at_stop,
+        r.messages.sent
+    );
+}
+
+#[test]
+fn open_loop_against_another_implementation() {
+    let _s = serial();
+    let srv = echo_server();
+    let r = run(
+        &[
+            &srv.url(),
+            "-c",
+            "10",
+            "-d",
+            "2s",
+            "-q",
+            "--rate",
+            "1000",
+            "--text",
+        ],
+        LIMIT,
+    );
+    check_invariants(&r);
+    assert!(r.messages.received > 1500, "{:?}", r.messages);
+    assert_eq!(r.messages.unexpected, 0);
+}
+
+#[test]
+fn workload_flags_that_cannot_work_are_refused() {
+    use wsherd::config::RunConfig;
+    for (args, why) in [
+        (&["--rate", "0"][..], "positive rate"),
+        (&["--rate-per-conn", "0"][..], "positive rate"),
+        (&["--workload", "ping", "--text"][..], "binary"),
+        (&["--workload", "ping", "--size", "200"][..], "125"),
+        (&["--heartbeat", "1s"][..], "--workload idle"),
+        (&["--workload", "idle", "--rate", "10"][..], "--heartbeat"),
+        (&["--rate", "100", "--inflight", "0"][..], "--inflight"),
+    ] {
+        let e = RunConfig::from_args(args.iter().copied()).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{args:?}");
+        assert!(e.to_string().contains(why), "{args:?}: {e}");
+    }
+    let e = ServeConfig::from_args(["--stall", "2s", "--stall-every", "1s"]).unwrap_err();
+    assert!(e.to_string().contains("shorter"), "{e}");
+}
