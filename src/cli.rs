@@ -86,6 +86,15 @@ pub struct RunArgs {
     #[arg(long)]
     pub text: bool,
 
+    /// Message body from this file (the timing header is added in front).
+    #[arg(long = "payload-file", value_name = "FILE", conflicts_with = "template")]
+    pub payload_file: Option<std::path::PathBuf>,
+
+    /// Text frames from a template with placeholders: {conn}, {seq}, {ts},
+    /// {intended}, {pad:N}. Example: '{"user":"u{conn}","seq":{seq},"ts":{ts}}'.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub template: Option<String>,
+
     /// Messages each connection keeps in flight in the closed loop (default 1).
     #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub inflight: Option<u64>,
@@ -138,11 +147,28 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
+/// What the built-in server does with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServeMode {
+    /// Send every message back to its sender.
+    Echo,
+    /// Send every message to every connected client (all shards).
+    Broadcast,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub addr: String,
+
+    /// Echo each message to its sender, or broadcast it to every client.
+    #[arg(long, value_enum, default_value_t = ServeMode::Echo)]
+    pub mode: ServeMode,
+
+    /// Broadcast: messages queued per slow receiver before its copies are dropped.
+    #[arg(long = "queue", default_value = "1024", value_parser = parse_count)]
+    pub queue: u64,
 
     /// Number of server shards (one pinned thread per core, each with its own
     /// SO_REUSEPORT listener; default: every core).

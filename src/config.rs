@@ -205,7 +205,12 @@ impl RunConfig {
                 MAX_MESSAGE_SIZE >> 20
             )));
         }
-        let payload = PayloadSpec::new(a.size as usize, kind)?;
+        let payload = PayloadSpec::from_flags(
+            a.size as usize,
+            kind,
+            a.payload_file.as_deref(),
+            a.template.as_deref(),
+        )?;
         let workload = workload_from(&a, kind)?;
 
         let targets = a
@@ -415,6 +420,9 @@ pub struct ServerFaults {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub addr: SocketAddr,
+    pub mode: crate::cli::ServeMode,
+    /// Broadcast: bounded queue per receiver, in messages.
+    pub queue: usize,
     pub cores: Vec<usize>,
     pub io_driver: IoDriver,
     pub quiet: bool,
@@ -480,8 +488,13 @@ impl ServeConfig {
             (Some(s), Some(e)) => Some((s, e)),
             _ => None,
         };
+        if a.queue == 0 {
+            return Err(Error::usage("--queue must be at least 1 message"));
+        }
         Ok(ServeConfig {
             addr,
+            mode: a.mode,
+            queue: a.queue as usize,
             cores: candidates[..n].to_vec(),
             io_driver: a.io_driver,
             quiet: a.quiet,

@@ -67,6 +67,22 @@ impl PayloadSpec {
         Ok(PayloadSpec { size, kind })
     }
 
+    /// Builds the spec from the payload flags: `--size` and `--text`/`--binary`, or a
+    /// body from `--payload-file`, or a text `--template`.
+    pub fn from_flags(
+        size: usize,
+        kind: PayloadKind,
+        file: Option<&std::path::Path>,
+        template: Option<&str>,
+    ) -> Result<Self> {
+        if file.is_some() || template.is_some() {
+            return Err(Error::usage(
+                "--payload-file and --template are not supported yet",
+            ));
+        }
+        PayloadSpec::new(size, kind)
+    }
+
     /// Writes a full payload of `self.size` bytes into `out`.
     #[inline]
     pub fn write(&self, stamp: Stamp, out: &mut [u8]) {
@@ -92,6 +108,14 @@ impl PayloadSpec {
         for (i, b) in out[hdr..].iter_mut().enumerate() {
             *b = b'a' + (i % 26) as u8;
         }
+    }
+}
+
+impl PayloadSpec {
+    /// Reads the timing header of a payload this spec wrote (or any wsherd header).
+    #[inline]
+    pub fn read(&self, payload: &[u8]) -> Option<Stamp> {
+        read_stamp(payload)
     }
 }
 

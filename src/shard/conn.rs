@@ -9,7 +9,7 @@
 //! no lock, no atomic, no cross-thread call. An idle connection holds no buffer.
 
 use super::{Shard, CLOSE_WAIT};
-use crate::payload::{read_stamp, PayloadKind, Stamp};
+use crate::payload::{PayloadKind, Stamp};
 use crate::workload::Message;
 use crate::ws::frame::{self, From, Kind};
 use crate::ws::handshake;
@@ -361,7 +361,7 @@ fn queue_message(shard: &Shard, c: &mut Conn, out: &mut Vec<u8>, sent: u64, inte
 #[inline]
 fn on_reply(shard: &Shard, c: &mut Conn, payload: &[u8], now_ns: u64) -> u32 {
     let mut st = shard.stats.borrow_mut();
-    match read_stamp(payload) {
+    match shard.run.payload.read(payload) {
         Some(s) if s.conn == c.id && s.seq == c.acked && c.acked < c.next_seq => {
             // From the intended send: equal to the actual send in a closed loop,
             // the coordinated-omission-corrected latency in an open loop.
@@ -440,7 +440,8 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
             Kind::Pong => {
                 // Our timed pings come back as pongs; unsolicited pongs (RFC 6455
                 // allows them as heartbeats) carry no stamp of ours and are ignored.
-                if shard.run.workload.message == Message::Ping && read_stamp(payload).is_some() {
+                if shard.run.workload.message == Message::Ping
+                    && shard.run.payload.read(payload).is_some() {
                     to_send += on_reply(shard, c, payload, now);
                 }
             }
