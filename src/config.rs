@@ -480,11 +480,13 @@ impl ServeConfig {
                     "--stall and --stall-every must be longer than zero",
                 ))
             }
-            (Some(s), Some(e)) if s >= e => return Err(Error::usage(format!(
+            (Some(s), Some(e)) if s >= e => {
+                return Err(Error::usage(format!(
                 "--stall {} must be shorter than --stall-every {} (or the server never answers)",
                 humantime::format_duration(s),
                 humantime::format_duration(e)
-            ))),
+            )))
+            }
             (Some(s), Some(e)) => Some((s, e)),
             _ => None,
         };
