@@ -87,7 +87,11 @@ pub struct RunArgs {
     pub text: bool,
 
     /// Message body from this file (the timing header is added in front).
-    #[arg(long = "payload-file", value_name = "FILE", conflicts_with = "template")]
+    #[arg(
+        long = "payload-file",
+        value_name = "FILE",
+        conflicts_with = "template"
+    )]
     pub payload_file: Option<std::path::PathBuf>,
 
     /// Text frames from a template with placeholders: {conn}, {seq}, {ts},

@@ -441,7 +441,8 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
                 // Our timed pings come back as pongs; unsolicited pongs (RFC 6455
                 // allows them as heartbeats) carry no stamp of ours and are ignored.
                 if shard.run.workload.message == Message::Ping
-                    && shard.run.payload.read(payload).is_some() {
+                    && shard.run.payload.read(payload).is_some()
+                {
                     to_send += on_reply(shard, c, payload, now);
                 }
             }
