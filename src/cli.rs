@@ -42,6 +42,12 @@ pub enum WorkloadKind {
     /// Hold the connection open for the duration and answer server pings; with
     /// --heartbeat, send a timed PING every interval.
     Idle,
+    /// Short sessions: connect, upgrade, exchange --messages, close, and again
+    /// (as fast as possible per connection slot, or at --session-rate).
+    Churn,
+    /// Request/response sessions: send, wait for the answer, --think, send again,
+    /// --messages times, then close and start over.
+    Chat,
 }
 
 /// Which monoio driver the shards use.
@@ -111,6 +117,19 @@ pub struct RunArgs {
     /// Open loop: messages per second per connection.
     #[arg(long = "rate-per-conn", value_parser = parse_rate, allow_hyphen_values = true)]
     pub rate_per_conn: Option<f64>,
+
+    /// Sessions (churn, chat): messages per session.
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    pub messages: Option<u64>,
+
+    /// Sessions: new sessions per second across the run (-c then caps how many run
+    /// at once); without it every connection slot starts again at once.
+    #[arg(long = "session-rate", value_parser = parse_rate, allow_hyphen_values = true)]
+    pub session_rate: Option<f64>,
+
+    /// Chat: pause between an answer and the next message (e.g. 500ms).
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
+    pub think: Option<Duration>,
 
     /// Idle workload: send a timed PING this often on each connection (30s).
     #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]

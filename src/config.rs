@@ -342,6 +342,12 @@ fn workload_from(a: &RunArgs, kind: PayloadKind) -> Result<Workload> {
             None => closed(),
         }
     };
+    let sessions = matches!(a.workload, WorkloadKind::Churn | WorkloadKind::Chat);
+    if !sessions && (a.messages.is_some() || a.session_rate.is_some() || a.think.is_some()) {
+        return Err(Error::usage(
+            "--messages, --session-rate and --think are for session workloads (--workload churn or chat)",
+        ));
+    }
     if a.heartbeat.is_some() && a.workload != WorkloadKind::Idle {
         return Err(Error::usage(
             "--heartbeat is for --workload idle (other workloads send their own messages)",
@@ -352,7 +358,39 @@ fn workload_from(a: &RunArgs, kind: PayloadKind) -> Result<Workload> {
             name: "echo",
             message: Message::Data,
             pacing: pacing(per_conn)?,
+            session: None,
         },
+        WorkloadKind::Churn | WorkloadKind::Chat => {
+            if per_conn.is_some() || a.inflight.is_some() {
+                return Err(Error::usage(
+                    "sessions send one message at a time; pace them with --session-rate, not --rate or --inflight",
+                ));
+            }
+            let chat = a.workload == WorkloadKind::Chat;
+            if a.think.is_some() && !chat {
+                return Err(Error::usage("--think is for --workload chat"));
+            }
+            let messages = a.messages.unwrap_or(if chat { 3 } else { 1 });
+            if a.session_rate == Some(0.0) {
+                return Err(Error::usage(
+                    "--session-rate 0: give a positive rate (e.g. --session-rate 200), or leave it out",
+                ));
+            }
+            Workload {
+                name: if chat { "chat" } else { "churn" },
+                message: Message::Data,
+                pacing: if messages == 0 {
+                    Pacing::Hold
+                } else {
+                    Pacing::Closed { inflight: 1 }
+                },
+                session: Some(crate::workload::Session {
+                    messages,
+                    think: a.think.filter(|t| !t.is_zero()),
+                    rate: a.session_rate,
+                }),
+            }
+        }
         WorkloadKind::Ping => {
             if kind == PayloadKind::Text {
                 return Err(Error::usage(
@@ -369,6 +407,7 @@ fn workload_from(a: &RunArgs, kind: PayloadKind) -> Result<Workload> {
                 name: "ping",
                 message: Message::Ping,
                 pacing: pacing(per_conn)?,
+                session: None,
             }
         }
         WorkloadKind::Idle => {
@@ -395,12 +434,14 @@ fn workload_from(a: &RunArgs, kind: PayloadKind) -> Result<Workload> {
                             period: h,
                             max_inflight: None,
                         },
+                        session: None,
                     }
                 }
                 None => Workload {
                     name: "idle",
                     message: Message::Data,
                     pacing: Pacing::Hold,
+                    session: None,
                 },
             }
         }

@@ -58,6 +58,7 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
         .unwrap_or(0.0);
     let shared = Arc::new(RunShared {
         targets: targets.clone(),
+        connections: cfg.connections,
         workload: cfg.workload,
         payload: cfg.payload.clone(),
         connect_timeout: cfg.connect_timeout,
@@ -186,6 +187,7 @@ fn assemble(
         rtt,
         rtt_uncorrected,
         send_lag,
+        session,
         connect,
         handshake,
     } = c.total;
@@ -246,6 +248,7 @@ fn assemble(
         connections: ConnectionStats {
             attempted: k.attempted,
             established: k.established,
+            aborted_at_stop: k.aborted,
             failed: k.failed(),
             failed_by_cause: k.failed_by_cause.clone(),
             lost: k.lost(),
@@ -280,6 +283,14 @@ fn assemble(
             rtt_uncorrected: open_loop.then(|| latency_stats(&rtt_uncorrected)),
             send_lag: open_loop.then(|| latency_stats(&send_lag)),
         },
+        sessions: cfg.workload.session.map(|s| SessionStats {
+            messages_per_session: s.messages,
+            rate: s.rate,
+            completed: k.sessions,
+            per_sec: k.sessions as f64 / secs,
+            late: k.sessions_late,
+            duration: latency_stats(&session),
+        }),
         series: c.series,
     }
 }

@@ -28,6 +28,8 @@ pub fn new_histogram() -> Histogram<u64> {
 pub struct Counters {
     pub attempted: u64,
     pub established: u64,
+    /// Opens cut short by the end of the run (neither established nor failed).
+    pub aborted: u64,
     pub failed_by_cause: BTreeMap<String, u64>,
     pub lost_by_cause: BTreeMap<String, u64>,
     pub close_codes: BTreeMap<u16, u64>,
@@ -43,6 +45,10 @@ pub struct Counters {
     pub pings_answered: u64,
     /// Open-loop messages sent more than `LATE_AFTER` after their intended time.
     pub late: u64,
+    /// Sessions that exchanged all their messages and closed.
+    pub sessions: u64,
+    /// Sessions started more than `LATE_AFTER` after their scheduled time.
+    pub sessions_late: u64,
     pub errors: BTreeMap<String, u64>,
 }
 
@@ -56,6 +62,7 @@ impl Counters {
     pub fn add(&mut self, o: &Counters) {
         self.attempted += o.attempted;
         self.established += o.established;
+        self.aborted += o.aborted;
         add_map(&mut self.failed_by_cause, &o.failed_by_cause);
         add_map(&mut self.lost_by_cause, &o.lost_by_cause);
         add_map(&mut self.close_codes, &o.close_codes);
@@ -70,6 +77,8 @@ impl Counters {
         self.bytes_received += o.bytes_received;
         self.pings_answered += o.pings_answered;
         self.late += o.late;
+        self.sessions += o.sessions;
+        self.sessions_late += o.sessions_late;
         add_map(&mut self.errors, &o.errors);
     }
 
@@ -117,6 +126,8 @@ pub struct Interval {
     pub rtt_uncorrected: Histogram<u64>,
     /// How late open-loop sends went out after their intended time.
     pub send_lag: Histogram<u64>,
+    /// Session workloads: connect start to completed close, per completed session.
+    pub session: Histogram<u64>,
     pub connect: Histogram<u64>,
     pub handshake: Histogram<u64>,
 }
@@ -128,6 +139,7 @@ impl Default for Interval {
             rtt: new_histogram(),
             rtt_uncorrected: new_histogram(),
             send_lag: new_histogram(),
+            session: new_histogram(),
             connect: new_histogram(),
             handshake: new_histogram(),
         }
@@ -141,6 +153,7 @@ impl Interval {
         let _ = self.rtt.add(&o.rtt);
         let _ = self.rtt_uncorrected.add(&o.rtt_uncorrected);
         let _ = self.send_lag.add(&o.send_lag);
+        let _ = self.session.add(&o.session);
         let _ = self.connect.add(&o.connect);
         let _ = self.handshake.add(&o.handshake);
     }

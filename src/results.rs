@@ -35,6 +35,8 @@ pub struct RunResults {
     /// messages, I/O errors after the connection was established.
     pub errors: BTreeMap<String, u64>,
     pub latency: Latencies,
+    /// Session workloads (churn, chat) only.
+    pub sessions: Option<SessionStats>,
     /// One entry per second of the run.
     pub series: Vec<SecondStats>,
 }
@@ -84,6 +86,8 @@ pub struct ConnectionStats {
     pub attempted: u64,
     /// Connections that completed the WebSocket upgrade.
     pub established: u64,
+    /// Opens the end of the run cut short (not counted as failed).
+    pub aborted_at_stop: u64,
     /// Connections that never got established, by cause (e.g. `refused`,
     /// `connect_timeout`, `http_403`, `bad_accept_key`).
     pub failed: u64,
@@ -147,6 +151,23 @@ pub struct Latencies {
     pub rtt_uncorrected: Option<LatencyStats>,
     /// Open loop only: how long after its intended time each message went out.
     pub send_lag: Option<LatencyStats>,
+}
+
+/// Short sessions: connect, exchange messages, close.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionStats {
+    /// Messages per session.
+    pub messages_per_session: u64,
+    /// Requested new sessions per second, when paced.
+    pub rate: Option<f64>,
+    /// Sessions that exchanged all their messages and closed cleanly.
+    pub completed: u64,
+    /// Completed sessions per second over the run.
+    pub per_sec: f64,
+    /// Paced sessions that started more than 10 ms late (all -c slots were busy).
+    pub late: u64,
+    /// Connect start to completed close, per completed session.
+    pub duration: LatencyStats,
 }
 
 /// A latency distribution: summary in microseconds plus the full histogram.

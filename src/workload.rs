@@ -36,13 +36,27 @@ pub enum Pacing {
     Hold,
 }
 
+/// Short sessions: connect, upgrade, exchange `messages`, close, and again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Session {
+    /// Messages per session, each sent when the previous one was answered.
+    pub messages: u64,
+    /// Pause between an answer and the next message (a user reading and typing).
+    pub think: Option<Duration>,
+    /// New sessions per second across the run; None: each connection slot starts
+    /// its next session as soon as the previous one closed.
+    pub rate: Option<f64>,
+}
+
 /// A connection's behaviour.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Workload {
-    /// The name the report uses (`echo`, `ping`, `idle`).
+    /// The name the report uses (`echo`, `ping`, `idle`, `churn`, `chat`).
     pub name: &'static str,
     pub message: Message,
     pub pacing: Pacing,
+    /// Set for session workloads (churn, chat).
+    pub session: Option<Session>,
 }
 
 impl Workload {
@@ -75,6 +89,17 @@ impl Workload {
             Pacing::Open { max_inflight, .. } => max_inflight.unwrap_or(0),
             Pacing::Hold => 0,
         }
+    }
+
+    /// Pause between an answer and the next message, for chat-like sessions.
+    #[inline]
+    pub fn think(&self) -> Option<Duration> {
+        self.session.and_then(|s| s.think)
+    }
+
+    /// Messages one connection sends before it closes (sessions), or unlimited.
+    pub fn budget(&self) -> u64 {
+        self.session.map_or(u64::MAX, |s| s.messages)
     }
 
     /// The open loop's cap on unanswered messages per connection.

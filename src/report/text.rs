@@ -68,6 +68,7 @@ pub fn render(r: &RunResults) -> String {
         c.message_kind
     );
     match (c.pacing.as_str(), c.rate) {
+        _ if r.sessions.is_some() => {}
         ("closed", _) => {
             let _ = write!(
                 what,
@@ -156,6 +157,40 @@ pub fn render(r: &RunResults) -> String {
     }
     let _ = writeln!(o);
 
+    if let Some(sess) = &r.sessions {
+        let _ = writeln!(
+            o,
+            "Sessions ({} message{} each)",
+            sess.messages_per_session,
+            if sess.messages_per_session == 1 {
+                ""
+            } else {
+                "s"
+            }
+        );
+        let _ = write!(
+            o,
+            "  completed {}  ({:.1}/s",
+            group(sess.completed),
+            sess.per_sec
+        );
+        if let Some(rate) = sess.rate {
+            let _ = write!(
+                o,
+                ", requested {rate:.1}/s, {} started late",
+                group(sess.late)
+            );
+        }
+        let _ = writeln!(o, ")");
+        let _ = writeln!(
+            o,
+            "{:<13}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
+            "  duration", "min", "mean", "p50", "p90", "p99", "p99.9", "max", "count"
+        );
+        latency_row(&mut o, "session", &sess.duration);
+        let _ = writeln!(o);
+    }
+
     let k = &r.connections;
     let _ = writeln!(o, "Connections");
     let _ = writeln!(
@@ -168,6 +203,13 @@ pub fn render(r: &RunResults) -> String {
     );
     if k.failed > 0 {
         let _ = writeln!(o, "  failed by cause: {}", causes(&k.failed_by_cause));
+    }
+    if k.aborted_at_stop > 0 {
+        let _ = writeln!(
+            o,
+            "  opening when the run ended (not counted as failed): {}",
+            group(k.aborted_at_stop)
+        );
     }
     if k.lost > 0 {
         let _ = writeln!(

@@ -28,6 +28,8 @@ const MAX_FRAME: usize = 64 << 20;
 enum End {
     /// The run stopped: drain and close.
     Stopped,
+    /// A session exchanged all its messages: close.
+    Done,
     /// The connection broke (cause as counted).
     Lost(&'static str),
     /// The server sent a close frame with this code.
@@ -57,6 +59,10 @@ struct Conn {
     acked: u64,
     /// Set once the run stops: send no new messages.
     stopping: bool,
+    /// Messages this connection may still send (sessions), else u64::MAX.
+    budget: u64,
+    /// Messages owed after a think time (chat).
+    owed: u32,
     got_close: Option<u16>,
 }
 
@@ -70,9 +76,25 @@ impl Conn {
 /// Runs one connection to its end and accounts for it.
 pub async fn connection(shard: Rc<Shard>, id: u32, target: usize) {
     let slot = shard.stop.slot();
+    // Session workloads without a session rate: this slot starts its next session
+    // as soon as the previous one closed, until the run stops.
+    let repeat = shard.run.workload.session.is_some_and(|s| s.rate.is_none());
+    loop {
+        one_connection(&shard, slot, id, target).await;
+        if !repeat || shard.stop.is_set() {
+            break;
+        }
+    }
+    shard.stop.release(slot);
+    shard.live.set(shard.live.get() - 1);
+}
+
+/// One connection (one session, for session workloads) from dial to close.
+async fn one_connection(shard: &Shard, slot: usize, id: u32, target: usize) {
+    let started = Instant::now();
     // The dial/upgrade and close phases are boxed: their state is large and short-
     // lived, and a held connection should only carry the state of its active phase.
-    match Box::pin(open(&shard, slot, target)).await {
+    match Box::pin(open(shard, slot, target)).await {
         Ok((stream, leftover)) => {
             shard.conn_opened();
             let mut c = Conn {
@@ -83,24 +105,36 @@ pub async fn connection(shard: Rc<Shard>, id: u32, target: usize) {
                 next_seq: 0,
                 acked: 0,
                 stopping: false,
+                budget: shard.run.workload.budget(),
+                owed: 0,
                 got_close: None,
             };
             let (end, mut stream) = match shard.run.workload.period() {
-                Some(period) => Box::pin(active_open(&shard, &mut c, stream, period)).await,
+                Some(period) => Box::pin(active_open(shard, &mut c, stream, period)).await,
                 None => {
                     let mut stream = stream;
-                    let end = active(&shard, &mut c, &mut stream).await;
+                    let end = active(shard, &mut c, &mut stream).await;
                     (end, stream)
                 }
             };
-            Box::pin(finish(&shard, &mut c, &mut stream, end)).await;
+            let done = end == End::Done;
+            let clean = Box::pin(finish(shard, &mut c, &mut stream, end)).await;
             shard.conn_closed();
+            if done && clean {
+                let mut st = shard.stats.borrow_mut();
+                st.counters.sessions += 1;
+                st.session
+                    .saturating_record(started.elapsed().as_nanos() as u64);
+            }
         }
+        // Cut short by the end of the run: not the server's failure.
+        Err(ABORTED) => shard.stats.borrow_mut().counters.aborted += 1,
         Err(cause) => shard.stats.borrow_mut().counters.fail(cause),
     }
-    shard.stop.release(slot);
-    shard.live.set(shard.live.get() - 1);
 }
+
+/// An open that the end of the run interrupted.
+const ABORTED: &str = "aborted_at_stop";
 
 /// Stable cause names for I/O errors.
 pub fn io_cause(e: &io::Error) -> &'static str {
@@ -141,7 +175,7 @@ async fn open(
         )
         .await
     {
-        None => return Err("aborted_at_stop"),
+        None => return Err(ABORTED),
         Some(Err(_)) => return Err("connect_timeout"),
         Some(Ok(Err(e))) => return Err(io_cause(&e)),
         Some(Ok(Ok(s))) => s,
@@ -169,7 +203,7 @@ async fn open(
         )
         .await
     {
-        None => return Err("aborted_at_stop"),
+        None => return Err(ABORTED),
         Some(Err(_)) => return Err("handshake_timeout"),
         Some(Ok(Err(cause))) => return Err(cause),
         Some(Ok(Ok(l))) => l,
@@ -325,6 +359,8 @@ fn queue_messages(shard: &Shard, c: &mut Conn, out: &mut Vec<u8>, n: u32) {
     if n == 0 || c.stopping {
         return;
     }
+    let n = (n as u64).min(c.budget) as u32;
+    c.budget -= n as u64;
     for _ in 0..n {
         let now = shard.now_ns();
         queue_message(shard, c, out, now, now);
@@ -455,7 +491,12 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
         }
     }
     shard.stats.borrow_mut().counters.bytes_received += pos as u64;
-    queue_messages(shard, c, out, to_send);
+    if shard.run.workload.think().is_some() {
+        // Chat: the next message goes out after the think time (see `active`).
+        c.owed += to_send;
+    } else {
+        queue_messages(shard, c, out, to_send);
+    }
     result.map(|_| pos)
 }
 
@@ -523,6 +564,27 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> End {
         }
         if c.stopping && c.outstanding() == 0 {
             return End::Stopped;
+        }
+        if c.budget == 0 && c.outstanding() == 0 {
+            return End::Done;
+        }
+        if c.owed > 0 {
+            // Chat: think, then send what the answers released.
+            let think = shard.run.workload.think().unwrap_or_default();
+            if shard
+                .stop
+                .until(c.slot, monoio::time::sleep(think))
+                .await
+                .is_none()
+            {
+                return End::Stopped;
+            }
+            let mut out = shard.wpool.take();
+            let owed = std::mem::take(&mut c.owed);
+            queue_messages(shard, c, &mut out, owed);
+            if let Err(end) = flush(shard, stream, c.slot, out).await {
+                return end;
+            }
         }
     }
 }
@@ -684,12 +746,14 @@ async fn active_open(
     (end, stream)
 }
 
-/// After the active phase: drain and close on stop, or record why it ended; then
-/// settle the ledger for this connection.
-async fn finish(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end: End) {
+/// After the active phase: drain and close on stop, close a finished session, or
+/// record why it ended; then settle the ledger for this connection. Returns true
+/// when it closed cleanly.
+async fn finish(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end: End) -> bool {
     c.stopping = true;
     let clean_close;
     match end {
+        End::Done => clean_close = close_handshake(shard, c, stream).await,
         End::Stopped => {
             // Drain: wait for echoes still in flight, sending nothing new.
             let drain_until = shard.stopped_at.get().unwrap_or_else(Instant::now) + shard.run.drain;
@@ -718,10 +782,16 @@ async fn finish(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end: End) {
             }
             match broke {
                 None => clean_close = close_handshake(shard, c, stream).await,
-                Some(end) => return settle_broken(shard, c, stream, end).await,
+                Some(end) => {
+                    settle_broken(shard, c, stream, end).await;
+                    return false;
+                }
             }
         }
-        other => return settle_broken(shard, c, stream, other).await,
+        other => {
+            settle_broken(shard, c, stream, other).await;
+            return false;
+        }
     }
     let owed = c.outstanding();
     let mut st = shard.stats.borrow_mut();
@@ -732,6 +802,7 @@ async fn finish(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end: End) {
         st.counters.closed_unanswered += 1;
     }
     shard.outstanding.set(shard.outstanding.get() - owed);
+    clean_close
 }
 
 /// A connection that ended before the run did (or broke while draining): its
@@ -759,7 +830,7 @@ async fn settle_broken(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end:
             st.counters.lose("protocol_error");
         }
         End::Lost(cause) => shard.stats.borrow_mut().counters.lose(cause),
-        End::Stopped => shard.stats.borrow_mut().counters.lose("stopped"),
+        End::Stopped | End::Done => shard.stats.borrow_mut().counters.lose("stopped"),
     }
     let owed = c.outstanding();
     shard.stats.borrow_mut().counters.failed_msgs += owed;

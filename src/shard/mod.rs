@@ -29,6 +29,8 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct RunShared {
     pub targets: Vec<Target>,
+    /// Connections of the whole run (all shards, this process).
+    pub connections: u64,
     pub workload: Workload,
     pub payload: PayloadSpec,
     pub connect_timeout: Duration,
@@ -130,6 +132,27 @@ fn read_pool(run: &RunShared) -> pool::BufPool {
 /// Opens the shard's connections at its pace until all are started or the run stops.
 async fn dialer(shard: Rc<Shard>, plan: ShardPlan) {
     let slot = shard.stop.slot();
+    if let Some(rate) = shard.run.workload.session.and_then(|s| s.rate) {
+        session_dialer(&shard, &plan, slot, rate).await;
+    } else {
+        connection_dialer(&shard, &plan, slot).await;
+    }
+    shard.stop.release(slot);
+    shard.dialing_done.set(true);
+}
+
+/// Sleeps until `due`; false when the run stopped first.
+async fn sleep_until(shard: &Shard, slot: usize, due: Instant) -> bool {
+    let now = Instant::now();
+    due <= now
+        || shard
+            .stop
+            .until(slot, monoio::time::sleep(due - now))
+            .await
+            .is_some()
+}
+
+async fn connection_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize) {
     let start = Instant::now();
     let targets = shard.run.targets.len() as u64;
     for i in 0..plan.count {
@@ -138,14 +161,7 @@ async fn dialer(shard: Rc<Shard>, plan: ShardPlan) {
         }
         if plan.connect_rate > 0.0 {
             let due = start + Duration::from_secs_f64(i as f64 / plan.connect_rate);
-            let now = Instant::now();
-            if due > now
-                && shard
-                    .stop
-                    .until(slot, monoio::time::sleep(due - now))
-                    .await
-                    .is_none()
-            {
+            if !sleep_until(shard, slot, due).await {
                 break;
             }
         }
@@ -154,8 +170,40 @@ async fn dialer(shard: Rc<Shard>, plan: ShardPlan) {
         shard.live.set(shard.live.get() + 1);
         monoio::spawn(conn::connection(shard.clone(), id as u32, target));
     }
-    shard.stop.release(slot);
-    shard.dialing_done.set(true);
+}
+
+/// Sessions on a schedule: this shard's share of `rate` new sessions per second,
+/// at most its share of -c at once. A session that finds every slot busy starts
+/// as soon as one frees and counts as late; none is skipped.
+async fn session_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize, rate: f64) {
+    let share = plan.count as f64 / shard.run.connections.max(1) as f64;
+    let period = Duration::from_secs_f64(1.0 / (rate * share).max(1e-9));
+    let cap = plan.count.max(1);
+    let targets = shard.run.targets.len() as u64;
+    let start = Instant::now();
+    let mut k: u64 = 0;
+    loop {
+        let due = start + period.mul_f64(k as f64);
+        if shard.stop.is_set() || !sleep_until(shard, slot, due).await {
+            break;
+        }
+        while shard.live.get() >= cap {
+            if !sleep_until(shard, slot, Instant::now() + Duration::from_millis(1)).await {
+                return;
+            }
+        }
+        if Instant::now().duration_since(due) > conn::LATE_AFTER {
+            shard.stats.borrow_mut().counters.sessions_late += 1;
+        }
+        let id = plan.first_conn + k % cap;
+        shard.live.set(shard.live.get() + 1);
+        monoio::spawn(conn::connection(
+            shard.clone(),
+            id as u32,
+            (id % targets) as usize,
+        ));
+        k += 1;
+    }
 }
 
 /// Once a second hands the interval to the collector; ends the run at its deadline

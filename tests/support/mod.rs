@@ -485,8 +485,8 @@ pub fn check_invariants(res: &RunResults) {
         "lost != sum of lost_by_cause: {conns:?}"
     );
     assert!(
-        conns.attempted >= conns.established + conns.failed,
-        "attempted < established + failed: {conns:?}"
+        conns.attempted == conns.established + conns.failed + conns.aborted_at_stop,
+        "attempted != established + failed + aborted at stop: {conns:?}"
     );
     assert!(
         conns.lost <= conns.established,
