@@ -26,7 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Load a WebSocket target (no URL: start the built-in server and load it).
     #[command(after_help = RUN_EXAMPLES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run the built-in thread-per-core echo server.
     Serve(ServeArgs),
 }

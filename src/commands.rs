@@ -47,7 +47,7 @@ pub fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Run(args) => {
-            let cfg = RunConfig::from_cli(args)?;
+            let cfg = RunConfig::from_cli(*args)?;
             let results = crate::engine::run(cfg)?;
             let text = crate::report::text::render(&results);
             let mut out = std::io::stdout().lock();

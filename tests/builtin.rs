@@ -275,7 +275,7 @@ fn subprocess_serve_and_run_with_json() {
     let json = dir.path().join("out.json");
     let url = format!("ws://{addr}/");
     let out = Command::new(env!("CARGO_BIN_EXE_wsherd"))
-        .args(["run", url.as_str(), "-c", "500", "-d", "2s", "--json"])
+        .args(["run", url.as_str(), "-c", "300", "-d", "3s", "--json"])
         .arg(&json)
         .output()
         .unwrap();
@@ -306,5 +306,5 @@ fn subprocess_serve_and_run_with_json() {
         "{stderr}"
     );
     let r: RunResults = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    assert_clean(&r, 500);
+    assert_clean(&r, 300);
 }
