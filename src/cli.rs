@@ -68,13 +68,30 @@ pub struct RunArgs {
     #[arg(value_name = "URL")]
     pub urls: Vec<String>,
 
-    /// Number of concurrent connections (SI suffixes: 10k, 1.5k, 1m).
-    #[arg(short = 'c', long = "connections", default_value = "50", value_parser = parse_count, allow_hyphen_values = true)]
-    pub connections: u64,
+    /// Number of concurrent connections (SI suffixes: 10k, 1.5k, 1m; default 50, or
+    /// the peak of --stages).
+    #[arg(short = 'c', long = "connections", value_parser = parse_count, allow_hyphen_values = true)]
+    pub connections: Option<u64>,
 
-    /// How long the run lasts, connection ramp included (30s, 5m, 1h).
-    #[arg(short = 'd', long = "duration", default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
-    pub duration: Duration,
+    /// How long the run lasts, connection ramp included (30s, 5m, 1h; default 10s,
+    /// or the sum of --stages).
+    #[arg(short = 'd', long = "duration", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub duration: Option<Duration>,
+
+    /// Load over time, k6 style: DURATION:TARGET stages, each moving linearly to its
+    /// target: active connections, or messages/s with --rate (30s:1000,1m:1000,30s:0).
+    #[arg(long, conflicts_with = "ramp")]
+    pub stages: Option<String>,
+
+    /// Ramp linearly from zero to the full load (-c, or --rate) over this long,
+    /// then hold it for the rest of -d.
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
+    pub ramp: Option<Duration>,
+
+    /// Measure the first part of the run apart and leave it out of the latency
+    /// figures and rates (whole seconds; counts and the ledger cover the whole run).
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
+    pub warmup: Option<Duration>,
 
     /// What each connection does.
     #[arg(short = 'w', long = "workload", value_enum, default_value_t = WorkloadKind::Echo)]

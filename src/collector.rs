@@ -15,7 +15,10 @@ use std::time::Duration;
 
 /// What the collector hands back when every shard has finished.
 pub struct Collected {
+    /// Counters of the whole run; histograms of the measured phase (after warm-up).
     pub total: Interval,
+    /// The warm-up: its counters and histograms (empty without a warm-up).
+    pub warmup: Interval,
     pub series: Vec<SecondStats>,
     pub peak_open: u64,
     pub drivers: Vec<&'static str>,
@@ -35,9 +38,21 @@ pub struct Progress {
     pub total: Duration,
 }
 
+/// Seconds at the start of the run whose latencies are kept apart (warm-up).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Warmup {
+    pub secs: u64,
+}
+
 /// Receives until every one of `shards` has sent its last snapshot.
-pub fn collect(rx: Receiver<Snapshot>, shards: usize, progress: Progress) -> Collected {
+pub fn collect(
+    rx: Receiver<Snapshot>,
+    shards: usize,
+    progress: Progress,
+    warmup: Warmup,
+) -> Collected {
     let mut total = Interval::default();
+    let mut warm = Interval::default();
     let mut pending: BTreeMap<u64, Second> = BTreeMap::new();
     let mut latest = vec![0u64; shards];
     let mut finished = vec![false; shards];
@@ -56,7 +71,18 @@ pub fn collect(rx: Receiver<Snapshot>, shards: usize, progress: Progress) -> Col
         drivers[i] = snap.driver;
         latest[i] = latest[i].max(snap.second);
         finished[i] |= snap.last;
-        total.merge(&snap.interval);
+        if snap.second <= warmup.secs {
+            // Counters always count (the ledger covers the whole run); latencies
+            // of the warm-up are kept apart.
+            // Connects and upgrades stay in the totals: a ramp happens in the
+            // warm-up, and its connect latencies are the ones people want.
+            warm.merge(&snap.interval);
+            total.counters.add(&snap.interval.counters);
+            let _ = total.connect.add(&snap.interval.connect);
+            let _ = total.handshake.add(&snap.interval.handshake);
+        } else {
+            total.merge(&snap.interval);
+        }
         let sec = pending.entry(snap.second.max(1)).or_default();
         sec.open += snap.open;
         sec.peak += snap.peak_open;
@@ -93,6 +119,7 @@ pub fn collect(rx: Receiver<Snapshot>, shards: usize, progress: Progress) -> Col
     }
     Collected {
         total,
+        warmup: warm,
         series,
         peak_open,
         drivers,
@@ -183,6 +210,7 @@ mod tests {
                 enabled: false,
                 total: Duration::from_secs(3),
             },
+            Warmup { secs: 1 },
         );
         assert_eq!(c.total.counters.sent, 5 + 7 + 11 + 13 + 17 + 19);
         let per_second: u64 = c.series.iter().map(|s| s.sent).sum();
@@ -192,7 +220,10 @@ mod tests {
             vec![0, 1, 2, 3]
         );
         assert_eq!(c.series[0].sent, 12);
-        assert_eq!(c.total.rtt.len(), 6);
+        // Second 1 (two snapshots) was the warm-up: counted, timed apart.
+        assert_eq!(c.total.rtt.len(), 4);
+        assert_eq!(c.warmup.rtt.len(), 2);
+        assert_eq!(c.warmup.counters.sent, 12);
         assert_eq!(c.drivers, vec!["epoll", "epoll"]);
         assert_eq!(c.peak_open, 20);
     }

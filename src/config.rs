@@ -5,6 +5,7 @@
 
 use crate::cli::{IoDriver, RunArgs, ServeArgs, WorkloadKind};
 use crate::error::{Error, Result};
+use crate::pacer::{parse_stages, Profile, Stage};
 use crate::payload::{PayloadKind, PayloadSpec};
 use crate::workload::{Message, Pacing, Workload};
 use clap::Parser;
@@ -148,6 +149,12 @@ pub struct RunConfig {
     pub server_cores: Vec<usize>,
     pub connections: u64,
     pub duration: Duration,
+    /// Staged or ramped active connections (closed-loop and holding workloads).
+    pub conn_profile: Option<Profile>,
+    /// Open loops: messages per second of the whole run over time.
+    pub rate_profile: Option<Profile>,
+    /// Leading part of the run measured apart (whole seconds).
+    pub warmup: Duration,
     pub workload: Workload,
     pub payload: PayloadSpec,
     /// Connections per second across the run; 0 = unpaced.
@@ -182,14 +189,12 @@ impl RunConfig {
 
     /// Validates parsed arguments.
     pub fn from_cli(a: RunArgs) -> Result<RunConfig> {
-        if a.connections == 0 {
-            return Err(Error::usage(
-                "-c 0: a run needs at least one connection (try -c 100)",
-            ));
-        }
-        if a.duration.is_zero() {
-            return Err(Error::usage("-d must be longer than zero (try -d 10s)"));
-        }
+        let load = load_from(&a)?;
+        let a = RunArgs {
+            connections: Some(load.connections),
+            duration: Some(load.duration),
+            ..a
+        };
         if a.connect_timeout.is_zero() {
             return Err(Error::usage("--connect-timeout must be longer than zero"));
         }
@@ -211,7 +216,23 @@ impl RunConfig {
             a.payload_file.as_deref(),
             a.template.as_deref(),
         )?;
-        let workload = workload_from(&a, kind)?;
+        let mut workload = workload_from(&a, kind)?;
+        if let Some(profile) = &load.rate_profile {
+            // Rate stages make an open loop of echo or ping.
+            if !matches!(a.workload, WorkloadKind::Echo | WorkloadKind::Ping) {
+                return Err(Error::usage(format!(
+                    "rate stages (TARGET/s) are for --workload echo or ping, not {}",
+                    workload.name
+                )));
+            }
+            if !workload.open_loop() {
+                let peak = profile.peak().max(1e-9);
+                workload.pacing = Pacing::Open {
+                    period: Duration::from_secs_f64(load.connections as f64 / peak),
+                    max_inflight: a.inflight.map(|k| k as u32),
+                };
+            }
+        }
 
         let targets = a
             .urls
@@ -261,7 +282,7 @@ impl RunConfig {
             None => load_cores.len(),
         };
         // A shard without connections would only add noise.
-        let n_shards = n_shards.min(a.connections as usize).max(1);
+        let n_shards = n_shards.min(load.connections as usize).max(1);
         let shard_cores = if n_shards <= load_cores.len() {
             load_cores[..n_shards].to_vec()
         } else {
@@ -271,8 +292,15 @@ impl RunConfig {
         Ok(RunConfig {
             targets,
             server_cores,
-            connections: a.connections,
-            duration: a.duration,
+            connections: load.connections,
+            duration: load.duration,
+            conn_profile: load.conn_profile,
+            rate_profile: load.rate_profile.or_else(|| {
+                workload.period().map(|p| {
+                    Profile::constant(load.connections as f64 / p.as_secs_f64(), load.duration)
+                })
+            }),
+            warmup: load.warmup,
             workload,
             payload,
             connect_rate: a.connect_rate,
@@ -291,6 +319,153 @@ impl RunConfig {
     }
 }
 
+/// Connections, duration and load curves, from -c, -d, --stages, --ramp, --warmup.
+struct Load {
+    connections: u64,
+    duration: Duration,
+    conn_profile: Option<Profile>,
+    rate_profile: Option<Profile>,
+    warmup: Duration,
+}
+
+fn load_from(a: &RunArgs) -> Result<Load> {
+    let open_flags = a.rate.is_some() || a.rate_per_conn.is_some();
+    let stages = match &a.stages {
+        Some(text) => {
+            let st = parse_stages(text).map_err(|e| Error::usage(format!("--stages: {e}")))?;
+            // Targets written as rates (1000/s) stage an open loop's messages per
+            // second; plain numbers stage active connections.
+            let rates: Vec<bool> = text.split(',').map(|p| p.trim().ends_with("/s")).collect();
+            let all_rates = rates.iter().all(|r| *r);
+            if !all_rates && rates.iter().any(|r| *r) {
+                return Err(Error::usage(
+                    "--stages: write every target as a rate (1000/s) or none: rates stage an open loop, plain numbers stage connections",
+                ));
+            }
+            if open_flags {
+                return Err(Error::usage(
+                    "--stages sets the load over time; for an open loop write its targets as rates (30s:1000/s,...) instead of --rate",
+                ));
+            }
+            Some((st, all_rates))
+        }
+        None => None,
+    };
+    if stages.is_some() && a.duration.is_some() {
+        return Err(Error::usage(
+            "-d and --stages both set the length of the run; the stages add up to it, so leave out -d",
+        ));
+    }
+    let duration = match &stages {
+        Some((st, _)) => st.iter().map(|s| s.duration).sum(),
+        None => a.duration.unwrap_or(Duration::from_secs(10)),
+    };
+    if duration.is_zero() {
+        return Err(Error::usage("-d must be longer than zero (try -d 10s)"));
+    }
+    let staged_conns = matches!(stages, Some((_, false)));
+    let connections = match (&stages, a.connections) {
+        (Some((st, false)), c) => {
+            let peak = st.iter().map(|s| s.target).fold(0.0, f64::max).ceil() as u64;
+            match c {
+                Some(c) if c < peak => {
+                    return Err(Error::usage(format!(
+                        "-c {c} is below the stages' peak of {peak} connections; leave -c out or raise it"
+                    )))
+                }
+                Some(c) => c,
+                None => peak,
+            }
+        }
+        (_, c) => c.unwrap_or(50),
+    };
+    if connections == 0 {
+        return Err(Error::usage(if staged_conns {
+            "--stages never asks for a connection: give at least one stage a target above 0"
+        } else {
+            "-c 0: a run needs at least one connection (try -c 100)"
+        }));
+    }
+    let mut conn_profile = None;
+    let mut rate_profile = None;
+    match (&stages, a.ramp) {
+        (Some((st, true)), _) => rate_profile = Some(Profile::new(0.0, st)),
+        (Some((st, false)), _) => conn_profile = Some(Profile::new(0.0, st)),
+        (None, Some(ramp)) => {
+            if ramp.is_zero() || ramp >= duration {
+                return Err(Error::usage(format!(
+                    "--ramp {} must be longer than zero and shorter than -d {}",
+                    humantime::format_duration(ramp),
+                    humantime::format_duration(duration)
+                )));
+            }
+            let hold = duration - ramp;
+            let full = match (a.rate, a.rate_per_conn) {
+                (Some(r), _) => Some(r),
+                (_, Some(r)) => Some(r * connections as f64),
+                _ => None,
+            };
+            match full {
+                Some(rate) => {
+                    rate_profile = Some(Profile::new(
+                        0.0,
+                        &[
+                            Stage {
+                                duration: ramp,
+                                target: rate,
+                            },
+                            Stage {
+                                duration: hold,
+                                target: rate,
+                            },
+                        ],
+                    ))
+                }
+                None => {
+                    let c = connections as f64;
+                    conn_profile = Some(Profile::new(
+                        0.0,
+                        &[
+                            Stage {
+                                duration: ramp,
+                                target: c,
+                            },
+                            Stage {
+                                duration: hold,
+                                target: c,
+                            },
+                        ],
+                    ))
+                }
+            }
+        }
+        (None, None) => {}
+    }
+    let warmup = match a.warmup {
+        None => Duration::ZERO,
+        Some(w) => {
+            // Whole seconds: the shards hand over their statistics once a second.
+            let secs = w.as_secs() + u64::from(w.subsec_nanos() > 0);
+            let w = Duration::from_secs(secs);
+            if w >= duration {
+                return Err(Error::usage(format!(
+                    "--warmup {} leaves nothing to measure in a {} run",
+                    humantime::format_duration(w),
+                    humantime::format_duration(duration)
+                )));
+            }
+            w
+        }
+    };
+    Ok(Load {
+        connections,
+        duration,
+        conn_profile,
+        rate_profile,
+        warmup,
+    })
+}
+
 /// Most messages per second per connection in an open loop (a 1 µs period).
 const MAX_RATE_PER_CONN: f64 = 1e6;
 
@@ -305,7 +480,7 @@ fn workload_from(a: &RunArgs, kind: PayloadKind) -> Result<Workload> {
         (_, Some(r)) if r <= 0.0 => return Err(Error::usage(
             "--rate-per-conn 0: an open-loop run needs a positive rate (e.g. --rate-per-conn 2)",
         )),
-        (Some(r), _) => Some(r / a.connections as f64),
+        (Some(r), _) => Some(r / a.connections.unwrap_or(1).max(1) as f64),
         (_, Some(r)) => Some(r),
         _ => None,
     };

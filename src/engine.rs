@@ -8,6 +8,7 @@
 use crate::collector::{self, Collected, Progress};
 use crate::config::{RunConfig, ServeConfig, Target};
 use crate::error::{Error, Result};
+use crate::metrics::Counters;
 use crate::metrics::Interval;
 use crate::plan;
 use crate::results::*;
@@ -59,6 +60,8 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
     let shared = Arc::new(RunShared {
         targets: targets.clone(),
         connections: cfg.connections,
+        conn_profile: cfg.conn_profile.clone(),
+        rate_profile: cfg.rate_profile.clone(),
         workload: cfg.workload,
         payload: cfg.payload.clone(),
         connect_timeout: cfg.connect_timeout,
@@ -70,13 +73,16 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
     let plans = plan::split(cfg.connections, &cfg.shard_cores, cfg.connect_rate);
     let (tx, rx) = crossbeam_channel::bounded(plans.len() * 4);
     let n_shards = plans.len();
+    let warmup = collector::Warmup {
+        secs: cfg.warmup.as_secs(),
+    };
     let progress = Progress {
         enabled: !cfg.quiet,
         total: cfg.duration,
     };
     let collector = std::thread::Builder::new()
         .name("wsherd-collector".into())
-        .spawn(move || collector::collect(rx, n_shards, progress))
+        .spawn(move || collector::collect(rx, n_shards, progress, warmup))
         .map_err(|e| Error::Runtime(format!("collector thread: {e}")))?;
 
     let mut handles = Vec::new();
@@ -194,12 +200,15 @@ fn assemble(
     let open_loop = cfg.workload.open_loop();
     // Rates are over the measured time: the run's duration, or less when interrupted
     // (the drain and close handshake after the stop are not part of it).
-    let secs = if interrupted {
+    let run_secs = if interrupted {
         elapsed
     } else {
         elapsed.min(cfg.duration.as_secs_f64())
-    }
-    .max(1e-9);
+    };
+    // Rates cover the measured phase: after the warm-up.
+    let warm_secs = cfg.warmup.as_secs_f64().min(run_secs);
+    let secs = (run_secs - warm_secs).max(1e-9);
+    let warm = &c.warmup.counters;
     let driver = c
         .drivers
         .iter()
@@ -223,10 +232,11 @@ fn assemble(
                 Pacing::Hold => "hold",
             }
             .to_string(),
+            // The mean requested rate (the rate itself when it is constant).
             rate: cfg
-                .workload
-                .period()
-                .map(|p| cfg.connections as f64 / p.as_secs_f64()),
+                .rate_profile
+                .as_ref()
+                .map(|p| p.integral(cfg.duration.as_secs_f64()) / cfg.duration.as_secs_f64()),
             connections: cfg.connections,
             duration_secs: cfg.duration.as_secs_f64(),
             connect_rate: cfg.connect_rate,
@@ -270,8 +280,8 @@ fn assemble(
             unexpected: k.unexpected,
             bytes_sent: k.bytes_sent,
             bytes_received: k.bytes_received,
-            sent_per_sec: k.sent as f64 / secs,
-            received_per_sec: k.received as f64 / secs,
+            sent_per_sec: (k.sent - warm.sent) as f64 / secs,
+            received_per_sec: (k.received - warm.received) as f64 / secs,
             pings_answered: k.pings_answered,
             late: k.late,
         },
@@ -287,9 +297,16 @@ fn assemble(
             messages_per_session: s.messages,
             rate: s.rate,
             completed: k.sessions,
-            per_sec: k.sessions as f64 / secs,
+            per_sec: (k.sessions - warm.sessions) as f64 / secs,
             late: k.sessions_late,
             duration: latency_stats(&session),
+        }),
+        warmup: (cfg.warmup > std::time::Duration::ZERO).then(|| WarmupStats {
+            secs: cfg.warmup.as_secs_f64(),
+            sent: warm.sent,
+            received: warm.received,
+            established: warm.established,
+            rtt: latency_stats(&c.warmup.rtt),
         }),
         series: c.series,
     }

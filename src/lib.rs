@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod metrics;
+pub mod pacer;
 pub mod payload;
 pub mod plan;
 pub mod report;

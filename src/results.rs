@@ -37,6 +37,9 @@ pub struct RunResults {
     pub latency: Latencies,
     /// Session workloads (churn, chat) only.
     pub sessions: Option<SessionStats>,
+    /// With --warmup: the warm-up, measured apart. Latencies and rates elsewhere
+    /// leave it out; counts and the ledger cover the whole run.
+    pub warmup: Option<WarmupStats>,
     /// One entry per second of the run.
     pub series: Vec<SecondStats>,
 }
@@ -151,6 +154,16 @@ pub struct Latencies {
     pub rtt_uncorrected: Option<LatencyStats>,
     /// Open loop only: how long after its intended time each message went out.
     pub send_lag: Option<LatencyStats>,
+}
+
+/// The warm-up phase, measured apart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WarmupStats {
+    pub secs: f64,
+    pub sent: u64,
+    pub received: u64,
+    pub established: u64,
+    pub rtt: LatencyStats,
 }
 
 /// Short sessions: connect, exchange messages, close.

@@ -277,3 +277,135 @@ fn workload_flags_that_cannot_work_are_refused() {
     let e = ServeConfig::from_args(["--stall", "2s", "--stall-every", "1s"]).unwrap_err();
     assert!(e.to_string().contains("shorter"), "{e}");
 }
+
+#[test]
+fn connection_stages_ramp_up_hold_and_down() {
+    let _s = serial();
+    let srv = serve(&[]);
+    let url = format!("ws://{}/", srv.addr());
+    let r = run(
+        &[
+            &url,
+            "--stages",
+            "2s:40,1s:40,1s:0",
+            "-q",
+            "--workload",
+            "idle",
+        ],
+        LIMIT,
+    );
+    check_invariants(&r);
+    // -c defaults to the peak of the stages; the duration is their sum.
+    assert_eq!(r.config.connections, 40);
+    assert_eq!(r.config.duration_secs, 4.0);
+    assert_eq!(r.connections.established, 40);
+    assert_eq!(r.connections.peak_open, 40);
+    // At the end of each second: half way up, all, all, then closed down to nothing.
+    let open: Vec<u64> = r.series.iter().map(|s| s.open).collect();
+    assert!((15..=25).contains(&open[0]), "open per second {open:?}");
+    assert_eq!(open[1], 40, "open per second {open:?}");
+    assert_eq!(open[2], 40, "open per second {open:?}");
+    assert!(open[3] <= 5, "open per second {open:?}");
+    // Retired connections close cleanly; nothing was lost.
+    assert_eq!(r.connections.closed_clean, 40);
+    assert_eq!(r.connections.lost, 0);
+}
+
+#[test]
+fn rate_stages_and_ramps_follow_the_curve() {
+    let _s = serial();
+    let srv = serve(&[]);
+    let url = format!("ws://{}/", srv.addr());
+    // 0 → 1000/s over 2 s, then 1000/s for 1 s: 1000 + 1000 messages.
+    let r = run(
+        &[
+            &url,
+            "-c",
+            "20",
+            "--stages",
+            "2s:1000/s,1s:1000/s",
+            "-q",
+            "--connect-rate",
+            "0",
+        ],
+        LIMIT,
+    );
+    check_invariants(&r);
+    assert_eq!(r.config.pacing, "open");
+    let sent = r.messages.sent as f64;
+    assert!(
+        (1800.0..=2100.0).contains(&sent),
+        "sent {sent}, expected about 2000"
+    );
+    let s = &r.series;
+    assert!(
+        s[0].sent < s[1].sent && s[1].sent < s[2].sent,
+        "not ramping: {:?}",
+        s.iter().map(|x| x.sent).collect::<Vec<_>>()
+    );
+    // The short form: --ramp over -d.
+    let r = run(
+        &[
+            &url,
+            "-c",
+            "20",
+            "-d",
+            "3s",
+            "--rate",
+            "1000",
+            "--ramp",
+            "2s",
+            "-q",
+            "--connect-rate",
+            "0",
+        ],
+        LIMIT,
+    );
+    check_invariants(&r);
+    let sent = r.messages.sent as f64;
+    assert!(
+        (1800.0..=2100.0).contains(&sent),
+        "sent {sent}, expected about 2000"
+    );
+}
+
+#[test]
+fn warmup_is_measured_apart() {
+    let _s = serial();
+    let r = run(&["-c", "5", "-d", "3s", "--warmup", "1s", "-q"], LIMIT);
+    check_invariants(&r);
+    let w = r.warmup.as_ref().expect("warm-up stats");
+    assert_eq!(w.secs, 1.0);
+    assert!(w.received > 0);
+    // Latencies leave the warm-up out; the ledger does not.
+    assert_eq!(r.latency.rtt.count + w.rtt.count, r.messages.received);
+    assert!(r.messages.ledger_balances());
+    // Connects happened in the warm-up and are still reported.
+    assert_eq!(r.latency.connect.count, 5);
+}
+
+#[test]
+fn stage_flags_that_cannot_work_are_refused() {
+    use wsherd::config::RunConfig;
+    for (args, why) in [
+        (&["--stages", "10s"][..], "DURATION:TARGET"),
+        (&["--stages", "10s:5,5s:10/s"][..], "rate"),
+        (&["--stages", "10s:5", "-d", "5s"][..], "leave out -d"),
+        (&["--stages", "10s:50", "-c", "10"][..], "peak"),
+        (&["--stages", "10s:0"][..], "above 0"),
+        (&["--ramp", "20s", "-d", "10s"][..], "shorter than -d"),
+        (&["--warmup", "10s", "-d", "10s"][..], "nothing to measure"),
+        (
+            &["--stages", "5s:100/s", "--rate", "100"][..],
+            "instead of --rate",
+        ),
+        (
+            &["--workload", "idle", "--stages", "5s:100/s"][..],
+            "echo or ping",
+        ),
+    ] {
+        let e = RunConfig::from_args(args.iter().copied()).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{args:?}");
+        assert!(e.to_string().contains(why), "{args:?}: {e}");
+    }
+}

@@ -126,6 +126,18 @@ pub fn render(r: &RunResults) -> String {
     }
     let _ = writeln!(o);
 
+    if let Some(w) = &r.warmup {
+        let _ = writeln!(
+            o,
+            "  (the first {:.0}s were warm-up, measured apart: {} sent, {} received, round trip p50 {} p99 {};\n   latencies and rates above and below leave it out, counts and the ledger include it)",
+            w.secs,
+            group(w.sent),
+            group(w.received),
+            fmt_us(w.rtt.p50_us),
+            fmt_us(w.rtt.p99_us)
+        );
+        let _ = writeln!(o);
+    }
     let m = &r.messages;
     let _ = writeln!(o, "Throughput");
     let _ = writeln!(

@@ -76,17 +76,35 @@ impl Conn {
 /// Runs one connection to its end and accounts for it.
 pub async fn connection(shard: Rc<Shard>, id: u32, target: usize) {
     let slot = shard.stop.slot();
+    run_slot(&shard, slot, id, target).await;
+    shard.stop.release(slot);
+    shard.live.set(shard.live.get() - 1);
+}
+
+/// A connection whose stop slot the caller (a staged dialer) owns: it may retire
+/// the slot to close this connection, and learns it ended through `ended`.
+pub async fn staged_connection(
+    shard: Rc<Shard>,
+    id: u32,
+    target: usize,
+    slot: usize,
+    ended: Rc<std::cell::Cell<bool>>,
+) {
+    run_slot(&shard, slot, id, target).await;
+    ended.set(true);
+    shard.live.set(shard.live.get() - 1);
+}
+
+async fn run_slot(shard: &Shard, slot: usize, id: u32, target: usize) {
     // Session workloads without a session rate: this slot starts its next session
     // as soon as the previous one closed, until the run stops.
     let repeat = shard.run.workload.session.is_some_and(|s| s.rate.is_none());
     loop {
-        one_connection(&shard, slot, id, target).await;
-        if !repeat || shard.stop.is_set() {
+        one_connection(shard, slot, id, target).await;
+        if !repeat || shard.stop.is_set_for(slot) {
             break;
         }
     }
-    shard.stop.release(slot);
-    shard.live.set(shard.live.get() - 1);
 }
 
 /// One connection (one session, for session workloads) from dial to close.
@@ -551,7 +569,7 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> End {
             Read::Interrupted => return End::Stopped,
         };
         // Once the run stops, no new messages: only what is in flight is awaited.
-        c.stopping = shard.stop.is_set();
+        c.stopping = shard.stop.is_set_for(c.slot);
         let mut out = shard.wpool.take();
         let res = on_read(shard, c, buf, &mut out);
         // Replies (pongs, a close echo) go out even when the frame loop ended.
@@ -610,8 +628,25 @@ async fn active_open(
     // Control frames the reader wants sent (pongs); the writer sends them first.
     let control = std::cell::RefCell::new(Vec::new());
     let slot = conn.borrow().slot;
-    let period_ns = period.as_nanos().max(1) as u64;
-    let origin = shard.now_ns();
+    // This connection's share of the run's rate curve, from the moment it started.
+    let constant;
+    let profile = match &shard.run.rate_profile {
+        Some(p) => p,
+        None => {
+            constant = crate::pacer::Profile::constant(
+                shard.run.connections as f64 / period.as_secs_f64(),
+                shard.run.duration,
+            );
+            &constant
+        }
+    };
+    let schedule = crate::pacer::Schedule::new(
+        profile,
+        1.0 / shard.run.connections.max(1) as f64,
+        shard.now_ns() as f64 / 1e9,
+    );
+    // When message k is due, ns since the run's origin (never, past the profile).
+    let due_ns = |k: u64| schedule.due(k).map_or(u64::MAX, |t| (t * 1e9) as u64);
 
     let end = {
         let reader = async {
@@ -647,7 +682,7 @@ async fn active_open(
                     }
                 };
                 let mut c = conn.borrow_mut();
-                c.stopping = shard.stop.is_set();
+                c.stopping = shard.stop.is_set_for(c.slot);
                 if let Err(end) = on_read(shard, &mut c, buf, &mut control.borrow_mut()) {
                     return end;
                 }
@@ -661,14 +696,14 @@ async fn active_open(
             let cap = shard.run.workload.max_inflight().map(u64::from);
             let room = || cap.map_or(u64::MAX, |k| k.saturating_sub(conn.borrow().outstanding()));
             loop {
-                let due = origin + next * period_ns;
+                let due = due_ns(next);
                 let wait = Duration::from_nanos(due.saturating_sub(shard.now_ns()));
                 let mut sleep = std::pin::pin!(monoio::time::sleep(wait));
                 // Until: the run stops, a control reply is queued, or the next message
                 // is due and the cap (if any) leaves room. A reply that frees room
                 // wakes this task through the reader, which shares it.
                 std::future::poll_fn(|cx| {
-                    if shard.stop.is_set() || !control.borrow().is_empty() {
+                    if shard.stop.is_set_for(slot) || !control.borrow().is_empty() {
                         return std::task::Poll::Ready(());
                     }
                     if room() == 0 {
@@ -680,15 +715,18 @@ async fn active_open(
                 let mut out = shard.wpool.take();
                 out.append(&mut control.borrow_mut());
                 let now = shard.now_ns();
-                let stopping = shard.stop.is_set();
+                let stopping = shard.stop.is_set_for(slot);
                 if !stopping && now >= due {
-                    let owed = ((now - origin) / period_ns + 1 - next)
-                        .min(MAX_BATCH)
-                        .min(room());
+                    let limit = MAX_BATCH.min(room());
                     let mut c = conn.borrow_mut();
                     let mut st_late = 0;
-                    for _ in 0..owed {
-                        let intended = origin + next * period_ns;
+                    let mut sent = 0;
+                    while sent < limit {
+                        let intended = due_ns(next);
+                        if intended > now {
+                            break;
+                        }
+                        sent += 1;
                         let lag = now - intended;
                         if lag > LATE_AFTER.as_nanos() as u64 {
                             st_late += 1;

@@ -31,6 +31,10 @@ pub struct RunShared {
     pub targets: Vec<Target>,
     /// Connections of the whole run (all shards, this process).
     pub connections: u64,
+    /// Staged active connections over the run, if staged or ramped.
+    pub conn_profile: Option<crate::pacer::Profile>,
+    /// Open loops: the run's messages per second over time.
+    pub rate_profile: Option<crate::pacer::Profile>,
     pub workload: Workload,
     pub payload: PayloadSpec,
     pub connect_timeout: Duration,
@@ -134,6 +138,8 @@ async fn dialer(shard: Rc<Shard>, plan: ShardPlan) {
     let slot = shard.stop.slot();
     if let Some(rate) = shard.run.workload.session.and_then(|s| s.rate) {
         session_dialer(&shard, &plan, slot, rate).await;
+    } else if let Some(profile) = shard.run.conn_profile.clone() {
+        staged_dialer(&shard, &plan, slot, &profile).await;
     } else {
         connection_dialer(&shard, &plan, slot).await;
     }
@@ -170,6 +176,85 @@ async fn connection_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize) {
         shard.live.set(shard.live.get() + 1);
         monoio::spawn(conn::connection(shard.clone(), id as u32, target));
     }
+}
+
+/// How often a staged dialer compares open connections with the target.
+const STAGE_TICK: Duration = Duration::from_millis(10);
+
+/// Connections that follow a staged target: this shard's share of the profile's
+/// active connections, opened at the connect rate and closed (newest first, with a
+/// clean close) when the target falls.
+async fn staged_dialer(
+    shard: &Rc<Shard>,
+    plan: &ShardPlan,
+    slot: usize,
+    profile: &crate::pacer::Profile,
+) {
+    let share = plan.count as f64 / shard.run.connections.max(1) as f64;
+    let targets = shard.run.targets.len() as u64;
+    // Connection ids not in use, and the live ones (newest last) with their slots.
+    let mut free: Vec<u64> = (plan.first_conn..plan.first_conn + plan.count)
+        .rev()
+        .collect();
+    let mut live: Vec<(u64, usize, Rc<Cell<bool>>)> = Vec::new();
+    let mut retiring: Vec<(u64, usize, Rc<Cell<bool>>)> = Vec::new();
+    let mut credit = 0.0f64;
+    let origin = shard.run.origin;
+    loop {
+        if !sleep_until(shard, slot, Instant::now() + STAGE_TICK).await {
+            break;
+        }
+        // Connections that ended (lost, or retired and closed) give their id back.
+        for list in [&mut live, &mut retiring] {
+            list.retain(|(id, s, ended)| {
+                if ended.get() {
+                    shard.stop.release(*s);
+                    free.push(*id);
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        let t = origin.elapsed().as_secs_f64();
+        let want = ((profile.at(t) * share).round() as u64).min(plan.count);
+        let have = live.len() as u64;
+        if want > have {
+            // Paced like the initial connects: the connect rate's share per tick.
+            credit += if plan.connect_rate > 0.0 {
+                plan.connect_rate * STAGE_TICK.as_secs_f64()
+            } else {
+                f64::INFINITY
+            };
+            let n = (want - have).min(credit.floor().min(1e9) as u64);
+            credit = (credit - n as f64).min(plan.connect_rate.max(1.0));
+            for _ in 0..n {
+                let Some(id) = free.pop() else { break };
+                let s = shard.stop.slot();
+                let ended = Rc::new(Cell::new(false));
+                live.push((id, s, ended.clone()));
+                shard.live.set(shard.live.get() + 1);
+                monoio::spawn(conn::staged_connection(
+                    shard.clone(),
+                    id as u32,
+                    (id % targets) as usize,
+                    s,
+                    ended,
+                ));
+            }
+        } else {
+            credit = 0.0;
+            for _ in want..have {
+                if let Some(entry) = live.pop() {
+                    shard.stop.retire(entry.1);
+                    retiring.push(entry);
+                }
+            }
+        }
+    }
+    // The run stopped: connections close themselves; their slots are released as
+    // the shard winds down (nothing reuses them).
+    let _ = (live, retiring);
 }
 
 /// Sessions on a schedule: this shard's share of `rate` new sessions per second,

@@ -15,12 +15,30 @@ use std::time::Duration;
 pub struct StopSignal {
     stopped: Cell<bool>,
     wakers: RefCell<Vec<Option<Waker>>>,
+    /// Per slot: stopped on its own (a ramp retiring one connection).
+    retired: RefCell<Vec<bool>>,
     free: RefCell<Vec<usize>>,
 }
 
 impl StopSignal {
+    /// True once the whole shard stops.
     pub fn is_set(&self) -> bool {
         self.stopped.get()
+    }
+
+    /// True once the shard stops or this slot was retired.
+    #[inline]
+    pub fn is_set_for(&self, slot: usize) -> bool {
+        self.stopped.get() || self.retired.borrow()[slot]
+    }
+
+    /// Stops one slot's task (a ramp going down) and wakes it.
+    pub fn retire(&self, slot: usize) {
+        self.retired.borrow_mut()[slot] = true;
+        let w = self.wakers.borrow_mut()[slot].take();
+        if let Some(w) = w {
+            w.wake();
+        }
     }
 
     /// Reserves a waker slot for one waiting task.
@@ -30,12 +48,14 @@ impl StopSignal {
         }
         let mut w = self.wakers.borrow_mut();
         w.push(None);
+        self.retired.borrow_mut().push(false);
         w.len() - 1
     }
 
     /// Gives a slot back when its task ends.
     pub fn release(&self, slot: usize) {
         self.wakers.borrow_mut()[slot] = None;
+        self.retired.borrow_mut()[slot] = false;
         self.free.borrow_mut().push(slot);
     }
 
@@ -70,7 +90,7 @@ impl StopSignal {
         let mut fut = std::pin::pin!(fut);
         std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
             Poll::Ready(v) => Poll::Ready(Some(v)),
-            Poll::Pending if self.stopped.get() => Poll::Ready(None),
+            Poll::Pending if self.is_set_for(slot) => Poll::Ready(None),
             Poll::Pending => {
                 self.register(slot, cx.waker());
                 Poll::Pending
@@ -94,7 +114,7 @@ impl StopSignal {
             if let Poll::Ready(v) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(v));
             }
-            if self.stopped.get() {
+            if self.is_set_for(slot) {
                 let t = timer.get_or_insert_with(|| Box::pin(monoio::time::sleep(grace)));
                 if t.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(None);
