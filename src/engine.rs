@@ -8,7 +8,6 @@
 use crate::collector::{self, Collected, Progress};
 use crate::config::{RunConfig, ServeConfig, Target};
 use crate::error::{Error, Result};
-use crate::metrics::Counters;
 use crate::metrics::Interval;
 use crate::plan;
 use crate::results::*;
