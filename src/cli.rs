@@ -48,6 +48,9 @@ pub enum WorkloadKind {
     /// Request/response sessions: send, wait for the answer, --think, send again,
     /// --messages times, then close and start over.
     Chat,
+    /// Fan-out: --publishers connections publish at --rate, every connection
+    /// receives every message (against a server that relays to all clients).
+    Broadcast,
 }
 
 /// Which monoio driver the shards use.
@@ -134,6 +137,10 @@ pub struct RunArgs {
     /// Open loop: messages per second per connection.
     #[arg(long = "rate-per-conn", value_parser = parse_rate, allow_hyphen_values = true)]
     pub rate_per_conn: Option<f64>,
+
+    /// Broadcast: how many connections publish (spread over the connections).
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    pub publishers: Option<u64>,
 
     /// Sessions (churn, chat): messages per session.
     #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]

@@ -296,9 +296,13 @@ impl RunConfig {
             duration: load.duration,
             conn_profile: load.conn_profile,
             rate_profile: load.rate_profile.or_else(|| {
-                workload.period().map(|p| {
-                    Profile::constant(load.connections as f64 / p.as_secs_f64(), load.duration)
-                })
+                // Everyone sends at the period, or only the broadcast publishers.
+                let senders = workload
+                    .broadcast
+                    .map_or(load.connections, |b| b.publishers);
+                workload
+                    .period()
+                    .map(|p| Profile::constant(senders as f64 / p.as_secs_f64(), load.duration))
             }),
             warmup: load.warmup,
             workload,
@@ -517,6 +521,9 @@ fn workload_from(a: &RunArgs, kind: PayloadKind) -> Result<Workload> {
             None => closed(),
         }
     };
+    if a.publishers.is_some() && a.workload != WorkloadKind::Broadcast {
+        return Err(Error::usage("--publishers is for --workload broadcast"));
+    }
     let sessions = matches!(a.workload, WorkloadKind::Churn | WorkloadKind::Chat);
     if !sessions && (a.messages.is_some() || a.session_rate.is_some() || a.think.is_some()) {
         return Err(Error::usage(
@@ -534,7 +541,44 @@ fn workload_from(a: &RunArgs, kind: PayloadKind) -> Result<Workload> {
             message: Message::Data,
             pacing: pacing(per_conn)?,
             session: None,
+            broadcast: None,
         },
+        WorkloadKind::Broadcast => {
+            let c = a.connections.unwrap_or(1).max(1);
+            let publishers = a.publishers.unwrap_or(1);
+            if publishers == 0 || publishers > c {
+                return Err(Error::usage(format!(
+                    "--publishers {publishers}: between 1 and the {c} connections"
+                )));
+            }
+            // Publishers publish on a schedule: --rate across all of them, or
+            // --rate-per-conn each.
+            let per_pub = match (a.rate, a.rate_per_conn) {
+                (Some(r), _) => r / publishers as f64,
+                (_, Some(r)) => r,
+                _ => {
+                    return Err(Error::usage(
+                        "broadcast needs a publish rate: --rate N (messages/s across the publishers) or --rate-per-conn R (each)",
+                    ))
+                }
+            };
+            if a.inflight.is_some() {
+                return Err(Error::usage("--inflight does not apply to broadcast"));
+            }
+            Workload {
+                name: "broadcast",
+                message: Message::Data,
+                pacing: Pacing::Open {
+                    period: Duration::from_secs_f64(1.0 / per_pub),
+                    max_inflight: None,
+                },
+                session: None,
+                broadcast: Some(crate::workload::Broadcast {
+                    publishers,
+                    stride: c / publishers,
+                }),
+            }
+        }
         WorkloadKind::Churn | WorkloadKind::Chat => {
             if per_conn.is_some() || a.inflight.is_some() {
                 return Err(Error::usage(
@@ -564,6 +608,7 @@ fn workload_from(a: &RunArgs, kind: PayloadKind) -> Result<Workload> {
                     think: a.think.filter(|t| !t.is_zero()),
                     rate: a.session_rate,
                 }),
+                broadcast: None,
             }
         }
         WorkloadKind::Ping => {
@@ -583,6 +628,7 @@ fn workload_from(a: &RunArgs, kind: PayloadKind) -> Result<Workload> {
                 message: Message::Ping,
                 pacing: pacing(per_conn)?,
                 session: None,
+                broadcast: None,
             }
         }
         WorkloadKind::Idle => {
@@ -610,6 +656,7 @@ fn workload_from(a: &RunArgs, kind: PayloadKind) -> Result<Workload> {
                             max_inflight: None,
                         },
                         session: None,
+                        broadcast: None,
                     }
                 }
                 None => Workload {
@@ -617,6 +664,7 @@ fn workload_from(a: &RunArgs, kind: PayloadKind) -> Result<Workload> {
                     message: Message::Data,
                     pacing: Pacing::Hold,
                     session: None,
+                    broadcast: None,
                 },
             }
         }

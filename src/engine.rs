@@ -60,6 +60,8 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
         targets: targets.clone(),
         connections: cfg.connections,
         conn_profile: cfg.conn_profile.clone(),
+        established: Default::default(),
+        connect_rate: cfg.connect_rate,
         rate_profile: cfg.rate_profile.clone(),
         workload: cfg.workload,
         payload: cfg.payload.clone(),
@@ -193,6 +195,7 @@ fn assemble(
         rtt_uncorrected,
         send_lag,
         session,
+        delivery,
         connect,
         handshake,
     } = c.total;
@@ -291,6 +294,7 @@ fn assemble(
             rtt: latency_stats(&rtt),
             rtt_uncorrected: open_loop.then(|| latency_stats(&rtt_uncorrected)),
             send_lag: open_loop.then(|| latency_stats(&send_lag)),
+            delivery: cfg.workload.broadcast.map(|_| latency_stats(&delivery)),
         },
         sessions: cfg.workload.session.map(|s| SessionStats {
             messages_per_session: s.messages,
@@ -299,6 +303,22 @@ fn assemble(
             per_sec: (k.sessions - warm.sessions) as f64 / secs,
             late: k.sessions_late,
             duration: latency_stats(&session),
+        }),
+        broadcast: cfg.workload.broadcast.map(|b| {
+            // Publishers' own copies are counted as their echoes too.
+            let published = k.sent;
+            let expected = published * cfg.connections;
+            BroadcastStats {
+                publishers: b.publishers,
+                receivers: cfg.connections,
+                published,
+                expected,
+                delivered: k.delivered,
+                missing: k.missing,
+                duplicates: k.duplicates,
+                undelivered_at_stop: expected.saturating_sub(k.delivered + k.missing),
+                delivered_per_sec: (k.delivered - warm.delivered) as f64 / secs,
+            }
         }),
         warmup: (cfg.warmup > std::time::Duration::ZERO).then(|| WarmupStats {
             secs: cfg.warmup.as_secs_f64(),

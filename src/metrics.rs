@@ -49,6 +49,12 @@ pub struct Counters {
     pub sessions: u64,
     /// Sessions started more than `LATE_AFTER` after their scheduled time.
     pub sessions_late: u64,
+    /// Broadcast copies received (each published message, at each connection).
+    pub delivered: u64,
+    /// Broadcast copies that never came (a later one from the same publisher did).
+    pub missing: u64,
+    /// Broadcast copies received twice (or out of order).
+    pub duplicates: u64,
     pub errors: BTreeMap<String, u64>,
 }
 
@@ -79,6 +85,9 @@ impl Counters {
         self.late += o.late;
         self.sessions += o.sessions;
         self.sessions_late += o.sessions_late;
+        self.delivered += o.delivered;
+        self.missing += o.missing;
+        self.duplicates += o.duplicates;
         add_map(&mut self.errors, &o.errors);
     }
 
@@ -128,6 +137,8 @@ pub struct Interval {
     pub send_lag: Histogram<u64>,
     /// Session workloads: connect start to completed close, per completed session.
     pub session: Histogram<u64>,
+    /// Broadcast: one-way delivery latency, intended publish to receipt.
+    pub delivery: Histogram<u64>,
     pub connect: Histogram<u64>,
     pub handshake: Histogram<u64>,
 }
@@ -140,6 +151,7 @@ impl Default for Interval {
             rtt_uncorrected: new_histogram(),
             send_lag: new_histogram(),
             session: new_histogram(),
+            delivery: new_histogram(),
             connect: new_histogram(),
             handshake: new_histogram(),
         }
@@ -154,6 +166,7 @@ impl Interval {
         let _ = self.rtt_uncorrected.add(&o.rtt_uncorrected);
         let _ = self.send_lag.add(&o.send_lag);
         let _ = self.session.add(&o.session);
+        let _ = self.delivery.add(&o.delivery);
         let _ = self.connect.add(&o.connect);
         let _ = self.handshake.add(&o.handshake);
     }

@@ -37,6 +37,8 @@ pub struct RunResults {
     pub latency: Latencies,
     /// Session workloads (churn, chat) only.
     pub sessions: Option<SessionStats>,
+    /// Broadcast fan-out only.
+    pub broadcast: Option<BroadcastStats>,
     /// With --warmup: the warm-up, measured apart. Latencies and rates elsewhere
     /// leave it out; counts and the ledger cover the whole run.
     pub warmup: Option<WarmupStats>,
@@ -154,6 +156,31 @@ pub struct Latencies {
     pub rtt_uncorrected: Option<LatencyStats>,
     /// Open loop only: how long after its intended time each message went out.
     pub send_lag: Option<LatencyStats>,
+    /// Broadcast only: one-way delivery, intended publish to receipt (same clock).
+    pub delivery: Option<LatencyStats>,
+}
+
+/// The delivery ledger of a broadcast run:
+/// `expected = delivered + missing + undelivered_at_stop`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BroadcastStats {
+    pub publishers: u64,
+    /// Connections receiving (all of them, publishers included).
+    pub receivers: u64,
+    /// Messages published.
+    pub published: u64,
+    /// published × receivers: every connection should get every message once
+    /// (assumes each stayed connected; publishers start when all are connected).
+    pub expected: u64,
+    /// Copies received.
+    pub delivered: u64,
+    /// Copies that never came while a later one from the same publisher did.
+    pub missing: u64,
+    /// Copies received more than once (or out of order).
+    pub duplicates: u64,
+    /// Copies neither received nor known missing when the run stopped.
+    pub undelivered_at_stop: u64,
+    pub delivered_per_sec: f64,
 }
 
 /// The warm-up phase, measured apart.

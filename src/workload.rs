@@ -48,6 +48,22 @@ pub struct Session {
     pub rate: Option<f64>,
 }
 
+/// Broadcast fan-out: a few connections publish, every connection receives.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Broadcast {
+    /// Publishing connections: ids 0, stride, 2*stride, ... (spread over shards).
+    pub publishers: u64,
+    pub stride: u64,
+}
+
+impl Broadcast {
+    /// The publisher index of connection `id`, if it publishes.
+    #[inline]
+    pub fn publisher(&self, id: u64) -> Option<u64> {
+        (id % self.stride == 0 && id / self.stride < self.publishers).then(|| id / self.stride)
+    }
+}
+
 /// A connection's behaviour.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Workload {
@@ -57,6 +73,8 @@ pub struct Workload {
     pub pacing: Pacing,
     /// Set for session workloads (churn, chat).
     pub session: Option<Session>,
+    /// Set for broadcast fan-out.
+    pub broadcast: Option<Broadcast>,
 }
 
 impl Workload {

@@ -77,10 +77,14 @@ pub fn render(r: &RunResults) -> String {
             );
         }
         ("open", Some(rate)) => {
+            let (senders, who) = match &r.broadcast {
+                Some(b) => (b.publishers, "publisher"),
+                None => (c.connections, "connection"),
+            };
             let _ = write!(
                 what,
-                ", open loop at {rate:.0} msg/s ({:.3}/s per connection)",
-                rate / c.connections.max(1) as f64
+                ", open loop at {rate:.0} msg/s ({:.3}/s per {who})",
+                rate / senders.max(1) as f64
             );
         }
         _ => {}
@@ -200,6 +204,40 @@ pub fn render(r: &RunResults) -> String {
             "  duration", "min", "mean", "p50", "p90", "p99", "p99.9", "max", "count"
         );
         latency_row(&mut o, "session", &sess.duration);
+        let _ = writeln!(o);
+    }
+
+    if let Some(b) = &r.broadcast {
+        let _ = writeln!(
+            o,
+            "Broadcast ({} publisher{}, {} receivers)",
+            group(b.publishers),
+            if b.publishers == 1 { "" } else { "s" },
+            group(b.receivers)
+        );
+        let _ = writeln!(
+            o,
+            "  published {}  expected copies {} = delivered {} + missing {} + undelivered at stop {}",
+            group(b.published),
+            group(b.expected),
+            group(b.delivered),
+            group(b.missing),
+            group(b.undelivered_at_stop)
+        );
+        let _ = writeln!(
+            o,
+            "  deliveries {:.0}/s, duplicates {}",
+            b.delivered_per_sec,
+            group(b.duplicates)
+        );
+        if let Some(d) = &r.latency.delivery {
+            let _ = writeln!(
+                o,
+                "{:<13}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
+                "  one-way", "min", "mean", "p50", "p90", "p99", "p99.9", "max", "count"
+            );
+            latency_row(&mut o, "delivery", d);
+        }
         let _ = writeln!(o);
     }
 

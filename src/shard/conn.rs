@@ -63,6 +63,8 @@ struct Conn {
     budget: u64,
     /// Messages owed after a think time (chat).
     owed: u32,
+    /// Broadcast: the next sequence number expected from each publisher.
+    seen: Vec<u64>,
     got_close: Option<u16>,
 }
 
@@ -125,9 +127,16 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32, target: usize) {
                 stopping: false,
                 budget: shard.run.workload.budget(),
                 owed: 0,
+                seen: Vec::new(),
                 got_close: None,
             };
-            let (end, mut stream) = match shard.run.workload.period() {
+            // Broadcast: only publishers send; the others only receive.
+            let sends = shard
+                .run
+                .workload
+                .broadcast
+                .is_none_or(|b| b.publisher(id as u64).is_some());
+            let (end, mut stream) = match shard.run.workload.period().filter(|_| sends) {
                 Some(period) => Box::pin(active_open(shard, &mut c, stream, period)).await,
                 None => {
                     let mut stream = stream;
@@ -230,6 +239,10 @@ async fn open(
     st.handshake
         .saturating_record(connected.elapsed().as_nanos() as u64);
     st.counters.established += 1;
+    if shard.run.workload.broadcast.is_some() {
+        run.established
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     Ok((stream, leftover))
 }
 
@@ -436,9 +449,49 @@ fn on_reply(shard: &Shard, c: &mut Conn, payload: &[u8], now_ns: u64) -> u32 {
     }
 }
 
+/// A broadcast copy: time its delivery, check it against the publisher's sequence,
+/// and (for the publisher's own copy) settle the ledger like an echo.
+fn on_delivery(
+    shard: &Shard,
+    c: &mut Conn,
+    payload: &[u8],
+    now_ns: u64,
+    b: crate::workload::Broadcast,
+) {
+    let stamp = shard.run.payload.read(payload);
+    let Some((s, p)) = stamp.and_then(|s| b.publisher(s.conn as u64).map(|p| (s, p as usize)))
+    else {
+        shard.stats.borrow_mut().counters.unexpected += 1;
+        return;
+    };
+    if c.seen.is_empty() {
+        c.seen = vec![0; b.publishers as usize];
+    }
+    {
+        let mut st = shard.stats.borrow_mut();
+        st.delivery
+            .saturating_record(now_ns.saturating_sub(s.intended));
+        st.counters.delivered += 1;
+        let expected = c.seen[p];
+        if s.seq >= expected {
+            st.counters.missing += s.seq - expected;
+            c.seen[p] = s.seq + 1;
+        } else {
+            st.counters.duplicates += 1;
+        }
+    }
+    if s.conn == c.id {
+        on_reply(shard, c, payload, now_ns);
+    }
+}
+
 /// A complete data message: the reply itself, or (for ping workloads) unexpected.
 #[inline]
 fn on_data(shard: &Shard, c: &mut Conn, payload: &[u8], now_ns: u64) -> u32 {
+    if let Some(b) = shard.run.workload.broadcast {
+        on_delivery(shard, c, payload, now_ns, b);
+        return 0;
+    }
     match shard.run.workload.message {
         Message::Data => on_reply(shard, c, payload, now_ns),
         Message::Ping => {
@@ -628,6 +681,32 @@ async fn active_open(
     // Control frames the reader wants sent (pongs); the writer sends them first.
     let control = std::cell::RefCell::new(Vec::new());
     let slot = conn.borrow().slot;
+    if shard.run.workload.broadcast.is_some() {
+        // Publish only once every receiver is connected (or the connect phase is
+        // over), so every connection can get every message.
+        let window = if shard.run.connect_rate > 0.0 {
+            Duration::from_secs_f64(shard.run.connections as f64 / shard.run.connect_rate)
+        } else {
+            Duration::ZERO
+        } + shard.run.connect_timeout;
+        let slot = conn.borrow().slot;
+        while shard
+            .run
+            .established
+            .load(std::sync::atomic::Ordering::Relaxed)
+            < shard.run.connections
+            && shard.run.origin.elapsed() < window
+        {
+            if shard
+                .stop
+                .until(slot, monoio::time::sleep(Duration::from_millis(5)))
+                .await
+                .is_none()
+            {
+                break;
+            }
+        }
+    }
     // This connection's share of the run's rate curve, from the moment it started.
     let constant;
     let profile = match &shard.run.rate_profile {
@@ -640,9 +719,14 @@ async fn active_open(
             &constant
         }
     };
+    let senders = shard
+        .run
+        .workload
+        .broadcast
+        .map_or(shard.run.connections, |b| b.publishers);
     let schedule = crate::pacer::Schedule::new(
         profile,
-        1.0 / shard.run.connections.max(1) as f64,
+        1.0 / senders.max(1) as f64,
         shard.now_ns() as f64 / 1e9,
     );
     // When message k is due, ns since the run's origin (never, past the profile).

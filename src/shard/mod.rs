@@ -35,6 +35,11 @@ pub struct RunShared {
     pub conn_profile: Option<crate::pacer::Profile>,
     /// Open loops: the run's messages per second over time.
     pub rate_profile: Option<crate::pacer::Profile>,
+    /// Connections established so far across all shards: broadcast publishers wait
+    /// for every receiver before they publish. Touched once per connection.
+    pub established: Arc<std::sync::atomic::AtomicU64>,
+    /// New connections per second across the run (0: unpaced).
+    pub connect_rate: f64,
     pub workload: Workload,
     pub payload: PayloadSpec,
     pub connect_timeout: Duration,
