@@ -60,7 +60,8 @@ impl Broadcast {
     /// The publisher index of connection `id`, if it publishes.
     #[inline]
     pub fn publisher(&self, id: u64) -> Option<u64> {
-        (id % self.stride == 0 && id / self.stride < self.publishers).then(|| id / self.stride)
+        (id.is_multiple_of(self.stride) && id / self.stride < self.publishers)
+            .then(|| id / self.stride)
     }
 }
 
