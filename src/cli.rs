@@ -112,17 +112,21 @@ pub struct RunArgs {
     #[arg(long)]
     pub text: bool,
 
-    /// Message body from this file (the timing header is added in front).
-    #[arg(
-        long = "payload-file",
-        value_name = "FILE",
-        conflicts_with = "template"
-    )]
+    /// Message body from FILE, sent after the timing header (32 bytes with --binary,
+    /// 60 with --text); the message is the header plus the file, so --size does not
+    /// apply. With --text the file must be valid UTF-8. Read once at start; at most
+    /// 64 MiB with the header.
+    #[arg(long = "payload-file", value_name = "FILE", conflicts_with_all = ["template", "size"])]
     pub payload_file: Option<std::path::PathBuf>,
 
-    /// Text frames from a template with placeholders: {conn}, {seq}, {ts},
-    /// {intended}, {pad:N}. Example: '{"user":"u{conn}","seq":{seq},"ts":{ts}}'.
-    #[arg(long, value_name = "TEMPLATE")]
+    /// Text messages rendered from TEMPLATE. Placeholders: {conn}, {seq}, {ts}
+    /// (required), {intended} (needed with --rate/--rate-per-conn), {pad:N} (N filler
+    /// letters). Numbers render at a fixed width with a leading 1 (11 digits for conn,
+    /// 16 for the others), valid as JSON numbers and inside strings. Other braces are
+    /// literal, so JSON needs no escaping; {{seq}} writes the text {seq}. Always text
+    /// frames; --size does not apply. Example:
+    /// '{"type":"chat","user":"u{conn}","seq":{seq},"ts":{ts},"body":"{pad:100}"}'
+    #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["payload_file", "binary", "size"])]
     pub template: Option<String>,
 
     /// Messages each connection keeps in flight in the closed loop (default 1).
@@ -184,6 +188,11 @@ pub struct RunArgs {
     /// monoio driver: io_uring with epoll fallback (auto), or force one.
     #[arg(long = "io-driver", value_enum, default_value_t = IoDriver::Auto)]
     pub io_driver: IoDriver,
+
+    /// Run the scenarios of a TOML file (one after another or side by side), each
+    /// reported on its own and in total; only -q and --json go with it.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<std::path::PathBuf>,
 
     /// Write the results (summary, histograms, per-second series) as JSON.
     #[arg(long, value_name = "FILE")]

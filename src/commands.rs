@@ -44,8 +44,79 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Prints to stdout; a closed pipe (| head) is not a failure.
+fn print_out(text: &str) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Output {
+            path: "stdout".into(),
+            why: e.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `wsherd run --scenario FILE`: only -q and --json may go with it.
+fn run_scenarios(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
+    let path = args.scenario.clone().expect("checked by the caller");
+    let allowed = ["--scenario", "-q", "--quiet", "--json"];
+    let argv: Vec<String> = std::env::args().skip(2).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let a = &argv[i];
+        let flag = a.split('=').next().unwrap_or(a);
+        if !allowed.contains(&flag) {
+            return Err(Error::usage(format!(
+                "'{a}' does not go with --scenario: set it in the scenario file (only -q and --json apply to the whole file)"
+            )));
+        }
+        // Flags with a value take the next argument.
+        if (flag == "--scenario" || flag == "--json") && !a.contains('=') {
+            i += 1;
+        }
+        i += 1;
+    }
+    if let Some(p) = &args.json {
+        crate::report::check_writable(p)?;
+    }
+    let file = crate::scenario::load(&path)?;
+    let res = crate::scenario::run(file, args.quiet)?;
+    let mut text = String::new();
+    for s in &res.scenarios {
+        text.push_str(&format!("=== scenario {} ===\n", s.name));
+        text.push_str(&crate::report::text::render(&s.results));
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "=== total ({} scenarios, {}) ===\n",
+        res.scenarios.len(),
+        res.mode
+    ));
+    text.push_str(&crate::report::text::render(&res.total));
+    print_out(&text)?;
+    if let Some(p) = &args.json {
+        let out = serde_json::to_vec_pretty(&res).map_err(|e| Error::Output {
+            path: p.display().to_string(),
+            why: e.to_string(),
+        })?;
+        std::fs::write(p, out).map_err(|e| Error::Output {
+            path: p.display().to_string(),
+            why: e.to_string(),
+        })?;
+    }
+    if res.total.interrupted {
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    if res.total.connections.established == 0 {
+        eprintln!("error: no connection could be established in any scenario");
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
+        Command::Run(args) if args.scenario.is_some() => run_scenarios(*args),
         Command::Run(args) => {
             let cfg = RunConfig::from_cli(*args)?;
             let results = crate::engine::run(cfg)?;

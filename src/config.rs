@@ -216,7 +216,7 @@ impl RunConfig {
             a.payload_file.as_deref(),
             a.template.as_deref(),
         )?;
-        let mut workload = workload_from(&a, kind)?;
+        let mut workload = workload_from(&a, &payload)?;
         if let Some(profile) = &load.rate_profile {
             // Rate stages make an open loop of echo or ping.
             if !matches!(a.workload, WorkloadKind::Echo | WorkloadKind::Ping) {
@@ -232,6 +232,13 @@ impl RunConfig {
                     max_inflight: a.inflight.map(|k| k as u32),
                 };
             }
+        }
+
+        if workload.open_loop() && workload.message == Message::Data && !payload.carries_intended()
+        {
+            return Err(Error::usage(
+                "an open loop times messages from their intended send: add {intended} to the --template (e.g. \"intended\":{intended})",
+            ));
         }
 
         let targets = a
@@ -346,9 +353,9 @@ fn load_from(a: &RunArgs) -> Result<Load> {
                     "--stages: write every target as a rate (1000/s) or none: rates stage an open loop, plain numbers stage connections",
                 ));
             }
-            if open_flags {
+            if open_flags && all_rates {
                 return Err(Error::usage(
-                    "--stages sets the load over time; for an open loop write its targets as rates (30s:1000/s,...) instead of --rate",
+                    "rate stages (TARGET/s) set the open loop's rate over time: leave out --rate and --rate-per-conn",
                 ));
             }
             Some((st, all_rates))
@@ -474,7 +481,7 @@ fn load_from(a: &RunArgs) -> Result<Load> {
 const MAX_RATE_PER_CONN: f64 = 1e6;
 
 /// Turns workload, pacing and payload flags into one `Workload`.
-fn workload_from(a: &RunArgs, kind: PayloadKind) -> Result<Workload> {
+fn workload_from(a: &RunArgs, payload: &PayloadSpec) -> Result<Workload> {
     let per_conn = match (a.rate, a.rate_per_conn) {
         (Some(r), _) if r <= 0.0 => {
             return Err(Error::usage(
@@ -612,7 +619,12 @@ fn workload_from(a: &RunArgs, kind: PayloadKind) -> Result<Workload> {
             }
         }
         WorkloadKind::Ping => {
-            if kind == PayloadKind::Text {
+            if a.template.is_some() || a.payload_file.is_some() {
+                return Err(Error::usage(
+                    "--template and --payload-file do not apply to pings: a PING carries only the timing header and filler",
+                ));
+            }
+            if payload.kind == PayloadKind::Text {
                 return Err(Error::usage(
                     "--text does not apply to pings: PING payloads are binary",
                 ));

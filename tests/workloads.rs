@@ -397,7 +397,7 @@ fn stage_flags_that_cannot_work_are_refused() {
         (&["--warmup", "10s", "-d", "10s"][..], "nothing to measure"),
         (
             &["--stages", "5s:100/s", "--rate", "100"][..],
-            "instead of --rate",
+            "leave out --rate",
         ),
         (
             &["--workload", "idle", "--stages", "5s:100/s"][..],

@@ -449,6 +449,9 @@ fn on_reply(shard: &Shard, c: &mut Conn, payload: &[u8], now_ns: u64) -> u32 {
     }
 }
 
+/// No copy from this publisher yet.
+const UNSEEN: u64 = u64::MAX;
+
 /// A broadcast copy: time its delivery, check it against the publisher's sequence,
 /// and (for the publisher's own copy) settle the ledger like an echo.
 fn on_delivery(
@@ -465,14 +468,20 @@ fn on_delivery(
         return;
     };
     if c.seen.is_empty() {
-        c.seen = vec![0; b.publishers as usize];
+        c.seen = vec![UNSEEN; b.publishers as usize];
     }
     {
         let mut st = shard.stats.borrow_mut();
         st.delivery
             .saturating_record(now_ns.saturating_sub(s.intended));
         st.counters.delivered += 1;
-        let expected = c.seen[p];
+        // A connection that joined late starts counting from the first copy it
+        // sees of each publisher: earlier messages were never its to miss.
+        let expected = if c.seen[p] == UNSEEN {
+            s.seq
+        } else {
+            c.seen[p]
+        };
         if s.seq >= expected {
             st.counters.missing += s.seq - expected;
             c.seen[p] = s.seq + 1;

@@ -1,0 +1,220 @@
+//! Several results into one, without losing anything: counters add up and the
+//! latency histograms travel in the results in full (HdrHistogram V2), so merged
+//! percentiles are exactly those of one big run.
+//!
+//! Used for the total of a scenario file (scenarios one after another or side by
+//! side) and meant for results from several processes or hosts.
+
+use crate::engine::latency_stats;
+use crate::report::decode_histogram;
+use crate::results::*;
+use std::collections::BTreeMap;
+
+/// How the parts ran relative to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// One after another: durations add, series follow each other.
+    Sequential,
+    /// At the same time: durations overlap, series add up second by second.
+    Parallel,
+}
+
+fn add_maps(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+    for (k, v) in from {
+        *into.entry(k.clone()).or_insert(0) += v;
+    }
+}
+
+/// Merges latency distributions through their full histograms.
+fn merge_latency<'a>(parts: impl Iterator<Item = &'a LatencyStats>) -> LatencyStats {
+    let mut h = crate::metrics::new_histogram();
+    for l in parts {
+        if let Some(p) = decode_histogram(&l.hdr) {
+            let _ = h.add(&p);
+        }
+    }
+    latency_stats(&h)
+}
+
+fn merge_opt<'a>(parts: impl Iterator<Item = Option<&'a LatencyStats>>) -> Option<LatencyStats> {
+    let present: Vec<&LatencyStats> = parts.flatten().collect();
+    (!present.is_empty()).then(|| merge_latency(present.into_iter()))
+}
+
+/// Merges `parts` (at least one) into one result.
+pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
+    let first = &parts[0];
+    let seq = timing == Timing::Sequential;
+    let span = |f: &dyn Fn(&RunResults) -> f64| -> f64 {
+        if seq {
+            parts.iter().map(f).sum()
+        } else {
+            parts.iter().map(f).fold(0.0, f64::max)
+        }
+    };
+    let elapsed = span(&|r| r.elapsed_secs);
+    let duration = span(&|r| r.config.duration_secs);
+
+    let mut conns = ConnectionStats::default();
+    let mut msgs = MessageStats::default();
+    let mut errors = BTreeMap::new();
+    for r in parts {
+        let c = &r.connections;
+        conns.attempted += c.attempted;
+        conns.established += c.established;
+        conns.aborted_at_stop += c.aborted_at_stop;
+        conns.failed += c.failed;
+        add_maps(&mut conns.failed_by_cause, &c.failed_by_cause);
+        conns.lost += c.lost;
+        add_maps(&mut conns.lost_by_cause, &c.lost_by_cause);
+        add_maps(&mut conns.close_codes, &c.close_codes);
+        conns.closed_clean += c.closed_clean;
+        conns.closed_unanswered += c.closed_unanswered;
+        conns.peak_open = if seq {
+            conns.peak_open.max(c.peak_open)
+        } else {
+            conns.peak_open + c.peak_open
+        };
+        let m = &r.messages;
+        msgs.sent += m.sent;
+        msgs.received += m.received;
+        msgs.failed += m.failed;
+        msgs.in_flight_at_stop += m.in_flight_at_stop;
+        msgs.unexpected += m.unexpected;
+        msgs.bytes_sent += m.bytes_sent;
+        msgs.bytes_received += m.bytes_received;
+        msgs.pings_answered += m.pings_answered;
+        msgs.late += m.late;
+        // Rates: what each part achieved, over the merged span.
+        let part_secs = r.config.duration_secs.max(1e-9);
+        msgs.sent_per_sec += m.sent_per_sec * part_secs;
+        msgs.received_per_sec += m.received_per_sec * part_secs;
+        add_maps(&mut errors, &r.errors);
+    }
+    let span_secs = duration.max(1e-9);
+    msgs.sent_per_sec /= span_secs;
+    msgs.received_per_sec /= span_secs;
+
+    // Series: one after another, or second by second.
+    let mut series: BTreeMap<u64, SecondStats> = BTreeMap::new();
+    let mut offset = 0u64;
+    for r in parts {
+        for s in &r.series {
+            let t = s.t + offset;
+            let e = series.entry(t).or_insert_with(|| SecondStats {
+                t,
+                ..SecondStats::default()
+            });
+            e.open += s.open;
+            e.connects += s.connects;
+            e.connect_failures += s.connect_failures;
+            e.sent += s.sent;
+            e.received += s.received;
+            e.errors += s.errors;
+            // Percentiles of a second cannot be merged exactly from summaries;
+            // keep the worst, which is what a dashboard of a second shows.
+            e.rtt_p50_us = e.rtt_p50_us.max(s.rtt_p50_us);
+            e.rtt_p90_us = e.rtt_p90_us.max(s.rtt_p90_us);
+            e.rtt_p99_us = e.rtt_p99_us.max(s.rtt_p99_us);
+            e.rtt_max_us = e.rtt_max_us.max(s.rtt_max_us);
+        }
+        if seq {
+            offset += r.series.len() as u64;
+        }
+    }
+
+    let same = |f: &dyn Fn(&RunResults) -> String| -> String {
+        let v = f(first);
+        if parts.iter().all(|r| f(r) == v) {
+            v
+        } else {
+            "mixed".into()
+        }
+    };
+    let mut targets: Vec<String> = Vec::new();
+    for r in parts {
+        for t in &r.config.targets {
+            if !targets.contains(t) {
+                targets.push(t.clone());
+            }
+        }
+    }
+    let sessions = {
+        let present: Vec<&SessionStats> =
+            parts.iter().filter_map(|r| r.sessions.as_ref()).collect();
+        (!present.is_empty()).then(|| SessionStats {
+            messages_per_session: present[0].messages_per_session,
+            rate: None,
+            completed: present.iter().map(|s| s.completed).sum(),
+            per_sec: present.iter().map(|s| s.per_sec).sum::<f64>()
+                / if seq { present.len() as f64 } else { 1.0 },
+            late: present.iter().map(|s| s.late).sum(),
+            duration: merge_latency(present.iter().map(|s| &s.duration)),
+        })
+    };
+    let broadcast = {
+        let present: Vec<&BroadcastStats> =
+            parts.iter().filter_map(|r| r.broadcast.as_ref()).collect();
+        (!present.is_empty()).then(|| BroadcastStats {
+            publishers: present.iter().map(|b| b.publishers).sum(),
+            receivers: present.iter().map(|b| b.receivers).sum(),
+            published: present.iter().map(|b| b.published).sum(),
+            expected: present.iter().map(|b| b.expected).sum(),
+            delivered: present.iter().map(|b| b.delivered).sum(),
+            missing: present.iter().map(|b| b.missing).sum(),
+            duplicates: present.iter().map(|b| b.duplicates).sum(),
+            undelivered_at_stop: present.iter().map(|b| b.undelivered_at_stop).sum(),
+            delivered_per_sec: present.iter().map(|b| b.delivered_per_sec).sum(),
+        })
+    };
+
+    RunResults {
+        schema_version: SCHEMA_VERSION,
+        wsherd_version: first.wsherd_version.clone(),
+        interrupted: parts.iter().any(|r| r.interrupted),
+        started_at_unix: parts
+            .iter()
+            .map(|r| r.started_at_unix)
+            .fold(f64::INFINITY, f64::min),
+        elapsed_secs: elapsed,
+        config: ConfigSummary {
+            targets,
+            embedded_server: parts.iter().any(|r| r.config.embedded_server),
+            workload: same(&|r| r.config.workload.clone()),
+            pacing: same(&|r| r.config.pacing.clone()),
+            rate: None,
+            connections: if seq {
+                parts
+                    .iter()
+                    .map(|r| r.config.connections)
+                    .max()
+                    .unwrap_or(0)
+            } else {
+                parts.iter().map(|r| r.config.connections).sum()
+            },
+            duration_secs: duration,
+            connect_rate: first.config.connect_rate,
+            connect_timeout_secs: first.config.connect_timeout_secs,
+            message_size: first.config.message_size,
+            message_kind: same(&|r| r.config.message_kind.clone()),
+            inflight: first.config.inflight,
+            shards: parts.iter().map(|r| r.config.shards).max().unwrap_or(1),
+        },
+        host: first.host.clone(),
+        connections: conns,
+        messages: msgs,
+        errors,
+        latency: Latencies {
+            connect: merge_latency(parts.iter().map(|r| &r.latency.connect)),
+            handshake: merge_latency(parts.iter().map(|r| &r.latency.handshake)),
+            rtt: merge_latency(parts.iter().map(|r| &r.latency.rtt)),
+            rtt_uncorrected: merge_opt(parts.iter().map(|r| r.latency.rtt_uncorrected.as_ref())),
+            send_lag: merge_opt(parts.iter().map(|r| r.latency.send_lag.as_ref())),
+            delivery: merge_opt(parts.iter().map(|r| r.latency.delivery.as_ref())),
+        },
+        sessions,
+        broadcast,
+        warmup: None,
+        series: series.into_values().collect(),
+    }
+}

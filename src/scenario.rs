@@ -1,0 +1,357 @@
+//! Scenario files: several named workloads in one TOML file, run one after another
+//! or side by side (like k6 `scenarios`), each reported on its own and in total.
+//!
+//! A scenario's keys are `wsherd run`'s long flags (`connections = 80`,
+//! `workload = "chat"`, `stages = "30s:200"`, `text = true`), so every scenario goes
+//! through exactly the validation of the command line and a key means the same in
+//! both places. Top-level keys other than `mode` are defaults for every scenario.
+//!
+//! ```toml
+//! mode = "sequential"            # or "parallel"
+//! url = "ws://127.0.0.1:9000/"   # default target (none: the built-in server)
+//!
+//! [[scenario]]
+//! name = "direct"
+//! workload = "chat"
+//! connections = 80
+//! messages = 3
+//! duration = "45s"
+//! ```
+
+use crate::config::RunConfig;
+use crate::error::{Error, Result};
+use crate::merge::{merge, Timing};
+use crate::results::RunResults;
+use clap::CommandFactory;
+use serde::Serialize;
+use std::path::Path;
+
+/// One named, validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub config: RunConfig,
+}
+
+/// A parsed scenario file.
+#[derive(Debug, Clone)]
+pub struct ScenarioFile {
+    pub timing: Timing,
+    pub scenarios: Vec<Scenario>,
+}
+
+/// What a scenario run produced: each scenario's results and their total.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResults {
+    pub schema_version: u32,
+    /// "sequential" or "parallel".
+    pub mode: String,
+    pub scenarios: Vec<NamedResults>,
+    pub total: RunResults,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NamedResults {
+    pub name: String,
+    pub results: RunResults,
+}
+
+/// The long flags `wsherd run` accepts, which are the keys a scenario may use.
+fn run_flags() -> Vec<String> {
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: crate::cli::RunArgs,
+    }
+    Wrap::command()
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect()
+}
+
+/// The 1-based line where `key = ...` appears at or after `from_line` (for errors).
+fn line_of(text: &str, key: &str, from_line: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(from_line.saturating_sub(1))
+        .find(|(_, l)| {
+            let l = l.trim_start();
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map_or(from_line, |(i, _)| i + 1)
+}
+
+/// The line of the n-th (0-based) `[[scenario]]` header.
+fn scenario_line(text: &str, n: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with("[[scenario]]"))
+        .nth(n)
+        .map_or(1, |(i, _)| i + 1)
+}
+
+fn to_arg(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads and validates a scenario file.
+pub fn load(path: &Path) -> Result<ScenarioFile> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| Error::usage(format!("{file}: {e}")))?;
+    parse(&text, &file)
+}
+
+/// Parses scenario text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<ScenarioFile> {
+    let err = |line: usize, msg: String| Error::usage(format!("{file}:{line}: {msg}"));
+    let doc: toml::Table = toml::from_str(text).map_err(|e| {
+        let msg = e.message().to_string();
+        let line = e.span().map_or(1, |s| {
+            text[..s.start.min(text.len())].lines().count().max(1)
+        });
+        err(line, msg)
+    })?;
+    let flags = run_flags();
+    let mut timing = Timing::Sequential;
+    let mut defaults = toml::Table::new();
+    let mut list = None;
+    for (k, v) in &doc {
+        match k.as_str() {
+            "mode" => {
+                timing = match v.as_str() {
+                    Some("sequential") => Timing::Sequential,
+                    Some("parallel") => Timing::Parallel,
+                    _ => {
+                        return Err(err(
+                            line_of(text, "mode", 1),
+                            "mode must be \"sequential\" or \"parallel\"".into(),
+                        ))
+                    }
+                }
+            }
+            "scenario" => list = v.as_array().cloned(),
+            _ => {
+                defaults.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let list = list.filter(|l| !l.is_empty()).ok_or_else(|| {
+        err(
+            1,
+            "no [[scenario]] tables; each scenario is a [[scenario]] with a name".into(),
+        )
+    })?;
+    let mut scenarios = Vec::new();
+    for (n, item) in list.iter().enumerate() {
+        let start = scenario_line(text, n);
+        let table = item
+            .as_table()
+            .ok_or_else(|| err(start, "each [[scenario]] must be a table".into()))?;
+        let name = table
+            .get("name")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| err(start, format!("scenario {} has no name = \"...\"", n + 1)))?
+            .to_string();
+        if scenarios.iter().any(|s: &Scenario| s.name == name) {
+            return Err(err(start, format!("two scenarios are named '{name}'")));
+        }
+        let mut merged = defaults.clone();
+        for (k, v) in table {
+            merged.insert(k.clone(), v.clone());
+        }
+        let mut argv: Vec<String> = Vec::new();
+        for (k, v) in &merged {
+            let line = if table.contains_key(k) {
+                line_of(text, k, start)
+            } else {
+                line_of(text, k, 1)
+            };
+            match k.as_str() {
+                "name" => {}
+                "url" | "urls" => {
+                    let urls: Vec<String> = match v {
+                        toml::Value::Array(a) => a.iter().filter_map(to_arg).collect(),
+                        other => to_arg(other).into_iter().collect(),
+                    };
+                    argv.extend(urls);
+                }
+                "json" | "scenario" => {
+                    return Err(err(
+                        line,
+                        format!("scenario '{name}': '{k}' applies to the whole file; give it on the command line"),
+                    ))
+                }
+                _ if !flags.iter().any(|f| f == k) => {
+                    return Err(err(line, format!("scenario '{name}': unknown key '{k}' (keys are wsherd run's long flags, e.g. connections, duration, workload, rate, stages)")))
+                }
+                _ => match v {
+                    toml::Value::Boolean(true) => argv.push(format!("--{k}")),
+                    toml::Value::Boolean(false) => {}
+                    other => match to_arg(other) {
+                        Some(s) => {
+                            argv.push(format!("--{k}"));
+                            argv.push(s);
+                        }
+                        None => {
+                            return Err(err(
+                                line,
+                                format!("scenario '{name}': '{k}' needs a string, number or boolean"),
+                            ))
+                        }
+                    },
+                },
+            }
+        }
+        let config = RunConfig::from_args(&argv)
+            .map_err(|e| err(start, format!("scenario '{name}': {e}")))?;
+        scenarios.push(Scenario { name, config });
+    }
+    Ok(ScenarioFile { timing, scenarios })
+}
+
+/// Runs every scenario (one after another, or side by side) and totals them.
+pub fn run(file: ScenarioFile, quiet: bool) -> Result<ScenarioResults> {
+    let mut named = Vec::new();
+    match file.timing {
+        Timing::Sequential => {
+            for s in file.scenarios {
+                if !quiet {
+                    eprintln!("== scenario {}", s.name);
+                }
+                let mut cfg = s.config;
+                cfg.quiet |= quiet;
+                let results = crate::engine::run(cfg)?;
+                let stop = results.interrupted;
+                named.push(NamedResults {
+                    name: s.name,
+                    results,
+                });
+                if stop {
+                    break;
+                }
+            }
+        }
+        Timing::Parallel => {
+            let handles: Vec<_> = file
+                .scenarios
+                .into_iter()
+                .map(|s| {
+                    let mut cfg = s.config;
+                    // Several progress lines at once would garble each other.
+                    cfg.quiet = true;
+                    let name = s.name;
+                    std::thread::spawn(move || (name, crate::engine::run(cfg)))
+                })
+                .collect();
+            for h in handles {
+                let (name, res) = h
+                    .join()
+                    .map_err(|_| Error::Runtime("a scenario thread panicked".into()))?;
+                named.push(NamedResults {
+                    name,
+                    results: res?,
+                });
+            }
+        }
+    }
+    let parts: Vec<RunResults> = named.iter().map(|n| n.results.clone()).collect();
+    let total = merge(&parts, file.timing);
+    Ok(ScenarioResults {
+        schema_version: crate::results::SCHEMA_VERSION,
+        mode: match file.timing {
+            Timing::Sequential => "sequential",
+            Timing::Parallel => "parallel",
+        }
+        .into(),
+        scenarios: named,
+        total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_take_run_flags_and_defaults() {
+        let f = parse(
+            r#"
+mode = "parallel"
+duration = "2s"
+
+[[scenario]]
+name = "direct"
+workload = "chat"
+connections = 80
+messages = 3
+
+[[scenario]]
+name = "flood"
+inflight = 8
+text = true
+duration = "5s"
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(f.timing, Timing::Parallel);
+        assert_eq!(f.scenarios.len(), 2);
+        let d = &f.scenarios[0];
+        assert_eq!(d.name, "direct");
+        assert_eq!(d.config.connections, 80);
+        assert_eq!(d.config.workload.name, "chat");
+        assert_eq!(d.config.duration.as_secs(), 2);
+        let fl = &f.scenarios[1];
+        assert_eq!(fl.config.duration.as_secs(), 5);
+        assert_eq!(fl.config.workload.inflight(), 8);
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_key() {
+        let e = parse(
+            "[[scenario]]\nname = \"a\"\nconnections = 5\nbogus = 1\n",
+            "s.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("s.toml:4") && e.contains("unknown key 'bogus'"),
+            "{e}"
+        );
+        let e = parse("[[scenario]]\nconnections = 5\n", "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("s.toml:1") && e.contains("no name"), "{e}");
+        let e = parse(
+            "[[scenario]]\nname = \"a\"\nworkload = \"broadcast\"\n",
+            "s.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("scenario 'a'") && e.contains("publish rate"),
+            "{e}"
+        );
+        let e = parse(
+            "mode = \"sideways\"\n[[scenario]]\nname = \"a\"\n",
+            "s.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("s.toml:1") && e.contains("sequential"), "{e}");
+        let e = parse("[[scenario]\nname = 1", "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("s.toml:1"), "{e}");
+        let e = parse("mode = \"parallel\"\n", "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no [[scenario]]"), "{e}");
+    }
+}
