@@ -409,3 +409,30 @@ fn stage_flags_that_cannot_work_are_refused() {
         assert!(e.to_string().contains(why), "{args:?}: {e}");
     }
 }
+
+/// A server that upgrades but never answers: the report says no reply matched,
+/// with the counts, instead of showing an empty or zero latency.
+#[test]
+fn a_server_that_never_echoes_is_reported_as_such() {
+    use futures_util::StreamExt;
+    let _s = serial();
+    let srv = support::Server::spawn("mute", |tcp, _stats| async move {
+        if let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await {
+            // Read everything, answer nothing (the close handshake included).
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    });
+    let r = run(
+        &[&srv.url(), "-c", "5", "-d", "1s", "-q", "--drain", "200ms"],
+        LIMIT,
+    );
+    check_invariants(&r);
+    assert_eq!(r.connections.established, 5);
+    assert_eq!(r.messages.sent, 5, "one message in flight per connection");
+    assert_eq!(r.messages.received, 0);
+    assert_eq!(r.messages.in_flight_at_stop, 5);
+    assert_eq!(r.latency.rtt.count, 0);
+    let text = wsherd::report::text::render(&r);
+    assert!(text.contains("no replies matched"), "{text}");
+    assert!(text.contains("round trip  (no samples)"), "{text}");
+}

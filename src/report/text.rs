@@ -308,6 +308,15 @@ pub fn render(r: &RunResults) -> String {
     if m.pings_answered > 0 {
         let _ = writeln!(o, "  server pings answered: {}", group(m.pings_answered));
     }
+    let no_replies = m.sent > 0 && m.received == 0 && r.broadcast.is_none();
+    if no_replies {
+        let _ = writeln!(
+            o,
+            "  no replies matched: {} sent, {} frames came back that matched none; does the server echo the payload unchanged?",
+            group(m.sent),
+            group(m.unexpected)
+        );
+    }
     let _ = writeln!(o);
     let mut problems = Vec::new();
     if k.failed > 0 {
@@ -329,6 +338,9 @@ pub fn render(r: &RunResults) -> String {
     }
     if !r.errors.is_empty() {
         problems.push(causes(&r.errors));
+    }
+    if no_replies {
+        problems.push(format!("no replies matched ({} sent)", group(m.sent)));
     }
     if problems.is_empty() {
         let _ = writeln!(o, "Errors: none");
