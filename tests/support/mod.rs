@@ -596,3 +596,14 @@ pub fn run_bin(args: &[&str], limit: Duration) -> BinOutput {
         stderr: err_reader.join().expect("stderr reader"),
     }
 }
+
+/// Each `(args, why)`: `wsherd run ARGS` is refused before running, as a usage
+/// error (exit code 2) whose message contains `why`.
+pub fn assert_usage_errors(cases: &[(&[&str], &str)]) {
+    for (args, why) in cases {
+        let e = wsherd::config::RunConfig::from_args(args.iter().copied())
+            .expect_err(&format!("{args:?} should be refused"));
+        assert_eq!(e.exit_code(), 2, "{args:?}");
+        assert!(e.to_string().contains(why), "{args:?}: {e}");
+    }
+}
