@@ -36,7 +36,12 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
     let server = if cfg.embedded() {
         let sc = ServeConfig {
             addr: "127.0.0.1:0".parse().expect("valid literal"),
-            mode: crate::cli::ServeMode::Echo,
+            // A broadcast run needs a server that relays to everyone.
+            mode: if cfg.workload.broadcast.is_some() {
+                crate::cli::ServeMode::Broadcast
+            } else {
+                crate::cli::ServeMode::Echo
+            },
             queue: 1024,
             cores: cfg.server_cores.clone(),
             io_driver: cfg.io_driver,

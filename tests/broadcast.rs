@@ -102,6 +102,38 @@ fn every_published_message_reaches_every_connection_once() {
     assert_eq!(r.messages.unexpected, 0);
 }
 
+/// With no URL, a broadcast run loads the built-in server in broadcast mode.
+#[test]
+fn the_built_in_server_relays_every_message_to_everyone() {
+    let _s = serial();
+    let r = run(
+        &[
+            "-c",
+            "30",
+            "-d",
+            "3s",
+            "-q",
+            "--workload",
+            "broadcast",
+            "--publishers",
+            "3",
+            "--rate",
+            "150",
+            "--connect-rate",
+            "0",
+        ],
+        LIMIT,
+    );
+    check_invariants(&r);
+    let b = r.broadcast.as_ref().expect("broadcast stats");
+    assert!(b.published >= 300, "published {}", b.published);
+    assert_eq!((b.missing, b.duplicates), (0, 0), "{b:?}");
+    assert_eq!(b.expected, b.delivered + b.missing + b.undelivered_at_stop);
+    assert!(b.undelivered_at_stop <= 30 * 10, "{b:?}");
+    assert_eq!(r.messages.unexpected, 0);
+    assert!(r.messages.ledger_balances());
+}
+
 #[test]
 fn broadcast_flags_are_checked() {
     support::assert_usage_errors(&[

@@ -5,6 +5,9 @@
 //! Like the load side, it borrows the shard's buffers: a connection that has been
 //! quiet for a while waits for readiness before taking one, so idle connections
 //! cost no buffer; a busy one reads directly to save a ring operation per message.
+//!
+//! In broadcast mode the shard spawns `broadcast::connection` instead (decided per
+//! accepted connection, so the echo task below is the same as without broadcast).
 
 use super::ServerShard;
 use crate::shard::conn::io_cause;
@@ -16,8 +19,8 @@ use monoio::net::TcpStream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// Largest frame the echo server accepts.
-const MAX_FRAME: usize = 64 << 20;
+/// Largest frame (and, in broadcast mode, message) the server accepts.
+pub(super) const MAX_FRAME: usize = 64 << 20;
 /// Time allowed for a client to send its upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection quiet for longer than this waits for readiness before reading.
@@ -26,7 +29,7 @@ const BUSY_WINDOW: Duration = Duration::from_millis(10);
 pub(crate) async fn connection(shard: Rc<ServerShard>, mut stream: TcpStream) {
     let slot = shard.stop.slot();
     let _ = stream.set_nodelay(true);
-    if let Some(pending) = upgrade(&shard, &mut stream).await {
+    if let Some(pending) = upgrade(&shard, &mut stream, || {}).await {
         shard.open.set(shard.open.get() + 1);
         shard.connections.set(shard.connections.get() + 1);
         echo_loop(&shard, &mut stream, slot, pending).await;
@@ -37,7 +40,13 @@ pub(crate) async fn connection(shard: Rc<ServerShard>, mut stream: TcpStream) {
 }
 
 /// Reads the request head and answers it. Returns bytes that followed the head.
-async fn upgrade(shard: &ServerShard, stream: &mut TcpStream) -> Option<Vec<u8>> {
+/// `accepting` runs right before the 101 response is written.
+pub(super) async fn upgrade(
+    shard: &ServerShard,
+    stream: &mut TcpStream,
+    accepting: impl FnOnce(),
+) -> Option<Vec<u8>> {
+    let mut accepting = Some(accepting);
     let work = async {
         let mut head = Vec::new();
         loop {
@@ -54,6 +63,9 @@ async fn upgrade(shard: &ServerShard, stream: &mut TcpStream) -> Option<Vec<u8>>
             match handshake::server_accept(&head) {
                 Request::Partial => continue,
                 Request::Upgrade { head_len, response } => {
+                    if let Some(f) = accepting.take() {
+                        f();
+                    }
                     let (res, _) = stream.write_all(response).await;
                     res.ok()?;
                     head.drain(..head_len);

@@ -1,13 +1,17 @@
-//! The built-in target: a thread-per-core WebSocket echo server.
+//! The built-in target: a thread-per-core WebSocket server, echo or broadcast.
 //!
 //! Every run, test and benchmark needs a known target, and `wsherd run` with no URL
 //! needs one in-process. Each shard is one pinned monoio runtime with its own
 //! SO_REUSEPORT listener on the same address, so the kernel spreads connections
-//! across shards and shards never talk to each other. It must be fast enough that
-//! loading it measures the client, not the server.
+//! across shards. In echo mode shards never talk to each other; in broadcast mode
+//! (see `broadcast`) each message crosses to the other shards once, through one inbox
+//! per shard. It must be fast enough that loading it measures the client, not the
+//! server.
 
+mod broadcast;
 mod conn;
 
+use crate::cli::ServeMode;
 pub use crate::config::{ServeConfig, ServerFaults};
 use crate::error::{Error, Result};
 use crate::shard::pool::BufPool;
@@ -26,22 +30,51 @@ use std::time::{Duration, Instant};
 const SERVER_READ_BUF: usize = 8 * 1024;
 
 /// Totals kept per server shard and summed when the server stops.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ServerTotals {
+    /// WebSocket connections upgraded.
     pub connections: u64,
+    /// Data messages received from clients (echoed, or published in broadcast mode).
     pub messages: u64,
     pub rejected: u64,
     pub errors: u64,
+    /// Broadcast: messages published (each goes to every connected client).
+    pub published: u64,
+    /// Broadcast: copies written to receivers' sockets.
+    pub delivered: u64,
+    /// Broadcast: copies dropped (a receiver's queue was full, or the copy was still
+    /// queued or being written when its receiver went away).
+    pub dropped: u64,
 }
 
 /// Cross-thread counters the shards publish once a tick (not per message).
-#[derive(Default)]
 struct Published {
     open: AtomicU64,
     connections: AtomicU64,
     messages: AtomicU64,
     rejected: AtomicU64,
     errors: AtomicU64,
+    published: AtomicU64,
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+    /// Connections upgraded, per shard.
+    shard_connections: Vec<AtomicU64>,
+}
+
+impl Published {
+    fn new(shards: usize) -> Published {
+        Published {
+            open: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            messages: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            shard_connections: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
 }
 
 /// A running server; `stop` ends it and joins its threads.
@@ -51,6 +84,7 @@ pub struct ServerHandle {
     threads: Vec<JoinHandle<std::result::Result<&'static str, String>>>,
     published: Arc<Published>,
     drivers: Vec<&'static str>,
+    mode: ServeMode,
 }
 
 impl ServerHandle {
@@ -64,6 +98,20 @@ impl ServerHandle {
         self.published.open.load(Ordering::Relaxed)
     }
 
+    /// Connections upgraded so far, per shard (updated ten times a second).
+    pub fn shard_connections(&self) -> Vec<u64> {
+        self.published
+            .shard_connections
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Echo or broadcast.
+    pub fn mode(&self) -> ServeMode {
+        self.mode
+    }
+
     /// Asks the shards to stop without waiting.
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -75,6 +123,9 @@ impl ServerHandle {
             messages: self.published.messages.load(Ordering::Relaxed),
             rejected: self.published.rejected.load(Ordering::Relaxed),
             errors: self.published.errors.load(Ordering::Relaxed),
+            published: self.published.published.load(Ordering::Relaxed),
+            delivered: self.published.delivered.load(Ordering::Relaxed),
+            dropped: self.published.dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -128,45 +179,76 @@ pub fn start(cfg: ServeConfig) -> Result<ServerHandle> {
         listeners.push(listener(addr).map_err(bind_err)?);
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let published = Arc::new(Published::default());
+    let published = Arc::new(Published::new(cfg.cores.len()));
     let origin = Instant::now();
-    let mut threads = Vec::new();
+    // Broadcast: the cross-shard inboxes, and each shard's doorbell.
+    let mut bells: Vec<Option<(Arc<broadcast::Hub>, broadcast::Bell)>> = match cfg.mode {
+        ServeMode::Echo => cfg.cores.iter().map(|_| None).collect(),
+        ServeMode::Broadcast => {
+            let (hub, bells) = broadcast::Hub::new(cfg.cores.len(), cfg.queue)
+                .map_err(|e| Error::Runtime(format!("broadcast doorbells: {e}")))?;
+            bells.into_iter().map(|b| Some((hub.clone(), b))).collect()
+        }
+    };
+    let mut handle = ServerHandle {
+        addr,
+        stop: stop.clone(),
+        threads: Vec::new(),
+        published: published.clone(),
+        drivers: Vec::new(),
+        mode: cfg.mode,
+    };
     for (i, (l, &core)) in listeners.into_iter().zip(&cfg.cores).enumerate() {
         let stop = stop.clone();
         let published = published.clone();
         let driver = cfg.io_driver;
-        let faults = cfg.faults.clone();
+        let setup = ShardSetup {
+            index: i,
+            faults: cfg.faults.clone(),
+            origin,
+            queue: cfg.queue,
+            broadcast: bells[i].take(),
+        };
         let t = std::thread::Builder::new()
             .name(format!("wsherd-serve-{i}"))
             .spawn(move || {
                 crate::rt::pin_to_core(core);
-                crate::rt::block_on(driver, |_| {
-                    serve_shard(i, l, stop, published, faults, origin)
-                })
-                .map(|(_, d)| d)
+                crate::rt::block_on(driver, |_| serve_shard(setup, l, stop, published))
+                    .map(|(_, d)| d)
             })
+            // Dropping `handle` stops and joins the shards already started.
             .map_err(|e| Error::Runtime(format!("server thread: {e}")))?;
-        threads.push(t);
+        handle.threads.push(t);
     }
-    Ok(ServerHandle {
-        addr,
-        stop,
-        threads,
-        published,
-        drivers: Vec::new(),
-    })
+    Ok(handle)
+}
+
+/// What one shard thread starts from.
+struct ShardSetup {
+    index: usize,
+    faults: ServerFaults,
+    /// When the server started (the stall schedule counts from here).
+    origin: Instant,
+    queue: usize,
+    /// Broadcast mode: the hub and this shard's doorbell.
+    broadcast: Option<(Arc<broadcast::Hub>, broadcast::Bell)>,
 }
 
 /// `wsherd serve`: runs until Ctrl-C, then prints totals.
 pub fn serve_blocking(cfg: ServeConfig) -> Result<ServerTotals> {
     let quiet = cfg.quiet;
     let cores = cfg.cores.clone();
+    let mode = match cfg.mode {
+        ServeMode::Echo => "echo".to_string(),
+        ServeMode::Broadcast => format!("broadcast (queue {} per receiver)", cfg.queue),
+    };
+    let broadcast = cfg.mode == ServeMode::Broadcast;
     let handle = start(cfg)?;
     let interrupt = crate::sys::interrupt_flag();
     crate::sys::raise_nofile();
     if !quiet {
         eprintln!(
-            "wsherd serve: echo on ws://{}/ with {} shard{} on cores {:?}; Ctrl-C stops",
+            "wsherd serve: {mode} on ws://{}/ with {} shard{} on cores {:?}; Ctrl-C stops",
             handle.addr(),
             cores.len(),
             if cores.len() == 1 { "" } else { "s" },
@@ -178,18 +260,40 @@ pub fn serve_blocking(cfg: ServeConfig) -> Result<ServerTotals> {
         std::thread::sleep(Duration::from_millis(100));
         if !quiet && last_print.elapsed() >= Duration::from_secs(10) {
             let t = handle.totals();
-            eprintln!(
-                "wsherd serve: open {}  connections {}  messages {}  errors {}",
-                handle.open_connections(),
-                t.connections,
-                t.messages,
-                t.errors
-            );
+            if broadcast {
+                eprintln!(
+                    "wsherd serve: open {}  connections {}  published {}  delivered {}  dropped {}  errors {}",
+                    handle.open_connections(),
+                    t.connections,
+                    t.published,
+                    t.delivered,
+                    t.dropped,
+                    t.errors
+                );
+            } else {
+                eprintln!(
+                    "wsherd serve: open {}  connections {}  messages {}  errors {}",
+                    handle.open_connections(),
+                    t.connections,
+                    t.messages,
+                    t.errors
+                );
+            }
             last_print = Instant::now();
         }
     }
     let totals = handle.stop();
-    if !quiet {
+    if !quiet && broadcast {
+        eprintln!(
+            "wsherd serve: stopped; {} connections, {} messages broadcast, {} copies delivered, {} dropped, {} rejected, {} errors",
+            totals.connections,
+            totals.published,
+            totals.delivered,
+            totals.dropped,
+            totals.rejected,
+            totals.errors
+        );
+    } else if !quiet {
         eprintln!(
             "wsherd serve: stopped; {} connections, {} messages echoed, {} rejected, {} errors",
             totals.connections, totals.messages, totals.rejected, totals.errors
@@ -200,6 +304,8 @@ pub fn serve_blocking(cfg: ServeConfig) -> Result<ServerTotals> {
 
 /// State of one server shard, shared by its tasks.
 pub(crate) struct ServerShard {
+    /// This shard's number (0-based).
+    pub index: usize,
     pub stop: StopSignal,
     /// Read buffers (borrowed only by connections with data ready).
     pub pool: BufPool,
@@ -214,6 +320,8 @@ pub(crate) struct ServerShard {
     pub faults: ServerFaults,
     /// When the server started (the stall schedule counts from here).
     pub origin: Instant,
+    /// Broadcast mode: subscribers, counters and the way to the other shards.
+    pub bcast: Option<broadcast::Local>,
     /// What was last added to the cross-thread counters.
     published_last: std::cell::RefCell<(ServerTotals, u64)>,
 }
@@ -235,11 +343,15 @@ impl ServerShard {
 
     /// Adds what changed since the last call to the cross-thread counters.
     fn publish(&self, to: &Published) {
+        let b = self.bcast.as_ref();
         let now = ServerTotals {
             connections: self.connections.get(),
             messages: self.messages.get(),
             rejected: self.rejected.get(),
             errors: self.errors.get(),
+            published: b.map_or(0, |b| b.published.get()),
+            delivered: b.map_or(0, |b| b.delivered.get()),
+            dropped: b.map_or(0, |b| b.dropped.get()),
         };
         let open = self.open.get();
         let mut last = self.published_last.borrow_mut();
@@ -252,6 +364,14 @@ impl ServerShard {
             .fetch_add(now.rejected - prev.rejected, Ordering::Relaxed);
         to.errors
             .fetch_add(now.errors - prev.errors, Ordering::Relaxed);
+        to.published
+            .fetch_add(now.published - prev.published, Ordering::Relaxed);
+        to.delivered
+            .fetch_add(now.delivered - prev.delivered, Ordering::Relaxed);
+        to.dropped
+            .fetch_add(now.dropped - prev.dropped, Ordering::Relaxed);
+        to.shard_connections[self.index]
+            .fetch_add(now.connections - prev.connections, Ordering::Relaxed);
         if open >= *prev_open {
             to.open.fetch_add(open - prev_open, Ordering::Relaxed);
         } else {
@@ -262,18 +382,28 @@ impl ServerShard {
 }
 
 async fn serve_shard(
-    _index: usize,
+    setup: ShardSetup,
     std_listener: std::net::TcpListener,
     stop: Arc<AtomicBool>,
     published: Arc<Published>,
-    faults: ServerFaults,
-    origin: Instant,
 ) {
     let listener = match monoio::net::TcpListener::from_std(std_listener) {
         Ok(l) => l,
         Err(_) => return,
     };
+    let ShardSetup {
+        index,
+        faults,
+        origin,
+        queue,
+        broadcast: bcast,
+    } = setup;
+    let (bcast, bell) = match bcast {
+        Some((hub, bell)) => (Some(broadcast::Local::new(index, hub, queue)), Some(bell)),
+        None => (None, None),
+    };
     let shard = Rc::new(ServerShard {
+        index,
         stop: StopSignal::default(),
         pool: BufPool::new(SERVER_READ_BUF, 4 * SERVER_READ_BUF),
         wpool: BufPool::for_writes(),
@@ -286,14 +416,22 @@ async fn serve_shard(
         published_last: Default::default(),
         faults,
         origin,
+        bcast,
     });
     monoio::spawn(watch(shard.clone(), stop, published.clone()));
+    if let Some(bell) = bell {
+        monoio::spawn(broadcast::inbox_task(shard.clone(), bell));
+    }
     let slot = shard.stop.slot();
     while let Some(accepted) = shard.stop.until(slot, listener.accept()).await {
         match accepted {
             Ok((stream, _)) => {
                 shard.live.set(shard.live.get() + 1);
-                monoio::spawn(conn::connection(shard.clone(), stream));
+                if shard.bcast.is_some() {
+                    monoio::spawn(broadcast::connection(shard.clone(), stream));
+                } else {
+                    monoio::spawn(conn::connection(shard.clone(), stream));
+                }
             }
             Err(_) => {
                 // EMFILE and friends: back off briefly instead of spinning.
