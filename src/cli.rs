@@ -82,7 +82,8 @@ pub struct RunArgs {
     pub duration: Option<Duration>,
 
     /// Load over time, k6 style: DURATION:TARGET stages, each moving linearly to its
-    /// target: active connections, or messages/s with --rate (30s:1000,1m:1000,30s:0).
+    /// target: active connections (30s:1000,1m:1000,30s:0), or an open loop's
+    /// messages per second when written as rates (30s:20k/s,1m:20k/s).
     #[arg(long, conflicts_with = "ramp")]
     pub stages: Option<String>,
 
