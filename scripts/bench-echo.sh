@@ -14,12 +14,20 @@
 #   b  as a, 64 in flight per connection
 #   c  10,000 connections, idle, connect rate 5000/s (held-connection memory)
 #   d  raw TCP ping-pong over monoio, 100 connections, 64 bytes (benches/rawtcp.rs)
+#   e  open loop: 100 connections, --rate RATE_E (default 50k msgs/s, well below what the
+#      server answers in case a), 64-byte echo: CPU per message and schedule accuracy
+#   f  open loop as e at --rate RATE_F (default 2.5m msgs/s): past the point where the
+#      client or the server stops keeping up; the summary says which
+#   With e or f, a timer probe also runs: 10 connections at 211 msgs/s each (idle
+#   between sends), whose send lag is the floor set by monoio's 1 ms timer wheel.
 #
 # Environment:
 #   BENCH_SECS        duration of cases a, b, d (default 10)
 #   BENCH_IDLE_SECS   duration of case c (default 15, or BENCH_SECS, at least 5, if set)
 #   BENCH_RUNS        runs per case; the table shows medians (default 3)
-#   BENCH_CASES       which cases to run, e.g. "ad" (default "abcd")
+#   BENCH_CASES       which cases to run, e.g. "ad" (default "abcdef")
+#   BENCH_RATE_E / BENCH_RATE_F   open-loop rates of cases e and f (default 50k / 2.5m)
+#   BENCH_TIMER_SECS  duration of the timer probe (default 5)
 #   BENCH_CLIENT_CORE / BENCH_SERVER_CORE   cores for load and server (default 0 / 1)
 #   BENCH_OUT         where to keep raw results (default target/bench-echo/<time>)
 #
@@ -27,6 +35,8 @@
 # by echoes received; peak RSS is its ru_maxrss (= VmHWM). RSS per connection is
 # (peak RSS - median peak RSS of 1-connection runs of the same workload) / connections.
 # For case d the CPU figure is the one rawtcp measures itself over its measured period.
+# For the open-loop cases (e, f) client CPU is divided by messages sent, and the
+# summary adds achieved ÷ requested rate, late sends, send lag and both latencies.
 
 set -euo pipefail
 
@@ -37,7 +47,10 @@ SECS=${BENCH_SECS:-10}
 # Case c needs 2 s of its duration just to open 10,000 connections at 5000/s.
 IDLE_SECS=${BENCH_IDLE_SECS:-$((${BENCH_SECS:-15} < 5 ? 5 : ${BENCH_SECS:-15}))}
 RUNS=${BENCH_RUNS:-3}
-CASES=${BENCH_CASES:-abcd}
+CASES=${BENCH_CASES:-abcdef}
+RATE_E=${BENCH_RATE_E:-50k}
+RATE_F=${BENCH_RATE_F:-2.5m}
+TIMER_SECS=${BENCH_TIMER_SECS:-5}
 CLIENT_CORE=${BENCH_CLIENT_CORE:-0}
 SERVER_CORE=${BENCH_SERVER_CORE:-1}
 BASE_SECS=3 # duration of the 1-connection baseline runs
@@ -114,6 +127,17 @@ def cpu_us(pid):
         return float("nan")
     return (int(fields[11]) + int(fields[12])) * 1e6 / os.sysconf("SC_CLK_TCK")
 
+def corestat(cores):
+    """Per core in `cores`: [busy, steal, total] jiffies since boot (/proc/stat)."""
+    res = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *v = line.split()
+            if name.startswith("cpu") and name[3:] in cores:
+                v = list(map(int, v[:8]))  # user nice system idle iowait irq softirq steal
+                res[name[3:]] = [v[0] + v[1] + v[2] + v[5] + v[6], v[7], sum(v)]
+    return res
+
 def measure(out, timeout, argv):
     """Run argv to completion (stdout to out.stdout); write rc, CPU, peak RSS."""
     t0 = time.monotonic()
@@ -123,6 +147,13 @@ def measure(out, timeout, argv):
             os.dup2(so.fileno(), 1)
             dfl_exec(argv)
     deadline, killed, aff, status, ru = t0 + float(timeout), None, None, None, None
+    # CPU of the load process and of the server (BENCH_WATCH_PID) over time, so that
+    # a core's busy share can be taken over the run itself, not start-up and drain.
+    watch = int(os.environ.get("BENCH_WATCH_PID") or 0)
+    # And what the two cores did in all: other processes on a shared machine, and
+    # steal (the hypervisor running something else on the vCPU).
+    cores = [c for c in os.environ.get("BENCH_CORES", "").split(",") if c]
+    samples = []
     # Asked to stop (the script is being interrupted): pass it on as SIGINT, which
     # wsherd answers by writing a partial report and exiting; then wait for it.
     def stop(signum, frame):
@@ -137,6 +168,8 @@ def measure(out, timeout, argv):
         if p == pid:
             break
         now = time.monotonic()
+        samples.append([round(now - t0, 3), cpu_us(pid), cpu_us(watch) if watch else None,
+                        corestat(cores)])
         if aff is None and now - t0 > 1.0:
             aff = affinity(pid)
         if now > deadline and killed is None:
@@ -151,6 +184,7 @@ def measure(out, timeout, argv):
         "wall_s": time.monotonic() - t0,
         "affinity": aff or [],
         "killed_on_timeout": killed,
+        "cpu_samples": samples,
     }
     with open(out, "w") as f:
         json.dump(res, f)
@@ -188,6 +222,8 @@ def wsrow(case, run, conns, meas, res, scpu0, scpu1):
                          "failed {failed} in_flight {in_flight_at_stop}".format(**msg))
         if msg.get("unexpected"):
             notes.append(f"unexpected {msg['unexpected']}")
+        if msg.get("in_flight_at_stop"):
+            notes.append(f"{msg['in_flight_at_stop']} unanswered after the drain")
         if sum(r.get("errors", {}).values()):
             notes.append(f"errors {r['errors']}")
         if r.get("interrupted"):
@@ -196,10 +232,84 @@ def wsrow(case, run, conns, meas, res, scpu0, scpu1):
             notes.append(f"io driver {r['host'].get('io_driver')}")
     srv = (float(scpu1) - float(scpu0)) / recv if recv else float("nan")
     cli = m["cpu_us"] / recv if recv else float("nan")
+    ol = openloop(r, m, float(scpu1) - float(scpu0)) if r else None
     print("\t".join(map(str, [case, run, conns, recv, f"{rate:.0f}", f"{cli:.3f}",
                               f"{srv:.3f}", m["maxrss_kib"],
                               ",".join(map(str, m["affinity"])), "; ".join(notes),
-                              f"{m['cpu_us']:.0f}"])))
+                              f"{m['cpu_us']:.0f}"] + ([json.dumps(ol)] if ol else []))))
+
+def busy(samples, i, t_from, t_to):
+    """Share of one core that process i (1: load, 2: server) used from t_from to t_to
+    seconds after the load started, from the measure samples."""
+    pts = [(s[0], s[i]) for s in samples if s[i] is not None and s[i] == s[i]]
+    a = [p for p in pts if p[0] >= t_from]
+    b = [p for p in pts if p[0] <= t_to]
+    if not a or not b or b[-1][0] - a[0][0] < 0.5:
+        return None
+    return (b[-1][1] - a[0][1]) / 1e6 / (b[-1][0] - a[0][0])
+
+def corebusy(samples, core, t_from, t_to):
+    """(busy, steal) shares of a core, all processes, from t_from to t_to."""
+    pts = [(s[0], s[3][core]) for s in samples if len(s) > 3 and core in s[3]]
+    a = [p for p in pts if p[0] >= t_from]
+    b = [p for p in pts if p[0] <= t_to]
+    if not a or not b or b[-1][1][2] - a[0][1][2] <= 0:
+        return None, None
+    d = [y - x for x, y in zip(a[0][1], b[-1][1])]
+    return d[0] / d[2], d[1] / d[2]
+
+def openloop(r, m, srv_cpu_us):
+    """The open-loop figures of one run (None for a closed loop), as a JSON column."""
+    if r["config"].get("pacing") != "open" or not r["config"].get("rate"):
+        return None
+    msg, lat = r["messages"], r["latency"]
+    req, secs = float(r["config"]["rate"]), float(r["config"]["duration_secs"])
+    series = r.get("series") or []
+    run = [x for x in series if x["t"] < secs]
+    # Whole seconds inside the run, leaving out the first (connections still coming
+    # up, each connection's schedule starts when it is established) and the last.
+    inner = [x["sent"] for x in run if 1 <= x["t"] < secs - 1]
+    sent_in_run = sum(x["sent"] for x in run)
+    wall = m["wall_s"]
+    q = lambda h, k: h.get(k) if h else None
+    return {
+        "req": req,
+        "sent": msg["sent"],
+        "sent_per_sec": msg["sent_per_sec"],
+        "ratio": msg["sent_per_sec"] / req,
+        "steady": (sum(inner) / len(inner) / req) if inner else None,
+        "late": msg.get("late", 0),
+        "late_frac": msg.get("late", 0) / msg["sent"] if msg["sent"] else None,
+        # Echoes received during the run per message sent during it: below 1 when
+        # replies fall behind (queued in the server, or in the client's socket buffers).
+        "echoed": (sum(x["received"] for x in run) / sent_in_run) if sent_in_run else None,
+        "lag_min": q(lat.get("send_lag"), "min_us"),
+        "lag_mean": q(lat.get("send_lag"), "mean_us"),
+        "lag_p50": q(lat.get("send_lag"), "p50_us"),
+        "lag_p90": q(lat.get("send_lag"), "p90_us"),
+        "lag_p99": q(lat.get("send_lag"), "p99_us"),
+        "lag_stdev": q(lat.get("send_lag"), "stdev_us"),
+        "rtt_p50": q(lat.get("rtt"), "p50_us"),
+        "rtt_p99": q(lat.get("rtt"), "p99_us"),
+        "unc_p50": q(lat.get("rtt_uncorrected"), "p50_us"),
+        "unc_p99": q(lat.get("rtt_uncorrected"), "p99_us"),
+        "cli_us_per_msg": m["cpu_us"] / msg["sent"] if msg["sent"] else None,
+        # Share of one core from 1 s into the run to 0.5 s before its end (clock-tick
+        # resolution); over the process's whole life when the run was too short.
+        "cli_busy": busy(m.get("cpu_samples", []), 1, 1.0, secs - 0.5)
+                    or m["cpu_us"] / 1e6 / wall,
+        "srv_busy": busy(m.get("cpu_samples", []), 2, 1.0, secs - 0.5)
+                    or (srv_cpu_us / 1e6 / wall if srv_cpu_us == srv_cpu_us else None),
+        # The same window, every process on the core, and the steal time.
+        "cli_core": corebusy(m.get("cpu_samples", []), os.environ["BENCH_CLIENT_CORE"],
+                             1.0, secs - 0.5)[0],
+        "cli_steal": corebusy(m.get("cpu_samples", []), os.environ["BENCH_CLIENT_CORE"],
+                              1.0, secs - 0.5)[1],
+        "srv_core": corebusy(m.get("cpu_samples", []), os.environ["BENCH_SERVER_CORE"],
+                             1.0, secs - 0.5)[0],
+        "srv_steal": corebusy(m.get("cpu_samples", []), os.environ["BENCH_SERVER_CORE"],
+                              1.0, secs - 0.5)[1],
+    }
 
 def rawrow(case, run, conns, meas, scpu0, scpu1):
     m = json.load(open(meas))
@@ -228,6 +338,97 @@ CASES = {
 }
 BASE = {"a": "base-echo", "b": "base-echo", "c": "base-idle", "d": "base-raw"}
 
+OPEN = {
+    "e": "e: open loop, 100 conns, {rate} msgs/s, 64 B echo",
+    "f": "f: open loop, 100 conns, {rate} msgs/s, 64 B echo",
+    "timer": "timer probe: 10 conns, {rate} msgs/s",
+}
+
+def open_summary(by, cpu, fmt):
+    ol = {c: [json.loads(r[11]) for r in by[c] if len(r) > 11 and r[11]]
+          for c in OPEN if c in by}
+    ol = {c: v for c, v in ol.items() if v}
+    if not ol:
+        return
+    def med(c, k):
+        xs = [x[k] for x in ol[c] if x.get(k) is not None]
+        return statistics.median(xs) if xs else float("nan")
+    ms = lambda us: "-" if us != us else (f"{us / 1000:.2f} ms" if us >= 1000
+                                          else f"{us:.0f} µs")
+    pct = lambda x: "-" if x != x else f"{100 * x:.0f}%"
+    name = lambda c: OPEN[c].format(rate=f"{med(c, 'req'):,.0f}")
+    print("\n| case | requested msgs/s | achieved msgs/s | achieved ÷ requested "
+          "(whole run / steady) | late sends | client CPU µs/msg "
+          "| client core: load / all / steal | server core: server / all / steal |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for c in ol:
+        late = med(c, "late")
+        print(f"| {name(c)} | {fmt(med(c, 'req'), 0)} | {fmt(med(c, 'sent_per_sec'), 0)} "
+              f"| {fmt(med(c, 'ratio'), 4)} / {fmt(med(c, 'steady'), 4)} "
+              f"| {fmt(late, 0)} ({100 * med(c, 'late_frac'):.2f}%) "
+              f"| {fmt(med(c, 'cli_us_per_msg'), 2)} "
+              f"| {pct(med(c, 'cli_busy'))} / {pct(med(c, 'cli_core'))} / {pct(med(c, 'cli_steal'))} "
+              f"| {pct(med(c, 'srv_busy'))} / {pct(med(c, 'srv_core'))} / {pct(med(c, 'srv_steal'))} |")
+    print("\n| case | send lag p50 / p99 | round trip p50 / p99 (corrected) "
+          "| round trip p50 / p99 (uncorrected) | echoed during the run |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for c in ol:
+        print(f"| {name(c)} | {ms(med(c, 'lag_p50'))} / {ms(med(c, 'lag_p99'))} "
+              f"| {ms(med(c, 'rtt_p50'))} / {ms(med(c, 'rtt_p99'))} "
+              f"| {ms(med(c, 'unc_p50'))} / {ms(med(c, 'unc_p99'))} "
+              f"| {fmt(100 * med(c, 'echoed'), 2)}% |")
+    # Schedule accuracy: each run's achieved ÷ requested, flagged when more than 1% off.
+    print("\nachieved ÷ requested rate per run (whole run; flagged when more than 1% off):")
+    for c in ol:
+        # Each connection's schedule starts when it is established, so the first
+        # tens of ms of a run are short of messages: "steady" leaves the first and
+        # last second out, and is shown when the whole run is flagged.
+        runs = ", ".join(f"{x['ratio']:.4f}" + (
+            "" if abs(x["ratio"] - 1) <= 0.01 else
+            f" (OFF BY MORE THAN 1%; steady {x['steady'] or float('nan'):.4f})")
+            for x in ol[c])
+        print(f"  {c}: {runs}")
+    if "timer" in ol:
+        print(f"\ntimer probe send lag: min {ms(med('timer', 'lag_min'))}, "
+              f"p50 {ms(med('timer', 'lag_p50'))}, p90 {ms(med('timer', 'lag_p90'))}, "
+              f"p99 {ms(med('timer', 'lag_p99'))}, mean {ms(med('timer', 'lag_mean'))}, "
+              f"stdev {ms(med('timer', 'lag_stdev'))}")
+        print("  (a 1 ms tick rounded once gives 0-1 ms: p50 0.50, p90 0.90, p99 0.99 ms, "
+              "mean 0.50, stdev 0.29;\n   rounded twice, deadline up to the next tick and "
+              "the park in whole ticks from the current one,\n   0-2 ms: p50 1.00, p90 1.55, "
+              "p99 1.86 ms, mean 1.00, stdev 0.41)")
+    if "e" in ol and "a" in cpu:
+        print(f"\n(e) client CPU per open-loop message ÷ (a) per closed-loop round trip: "
+              f"{fmt(med('e', 'cli_us_per_msg') / cpu['a'], 2)}")
+    # Who keeps up: sends on schedule, replies during the run, and the busier core.
+    for c in ("e", "f"):
+        if c not in ol:
+            continue
+        on_time = abs(med(c, "ratio") - 1) <= 0.01 and med(c, "late_frac") <= 0.01
+        echoed = med(c, "echoed") >= 0.99 and med(c, "unc_p99") < 100_000
+        cb, sb = med(c, "cli_busy"), med(c, "srv_busy")
+        # A core is saturated when wsherd, other processes and steal leave it no idle.
+        full = lambda side: (med(c, f"{side}_core") + med(c, f"{side}_steal")
+                             if med(c, f"{side}_core") == med(c, f"{side}_core")
+                             else med(c, f"{side}_busy"))
+        cf, sf = full("cli"), full("srv")
+        if on_time and echoed:
+            v = "keeps up: sends on schedule, echoes back during the run"
+        else:
+            parts = []
+            if not on_time:
+                parts.append(f"sends fall behind schedule ({100 * med(c, 'late_frac'):.1f}% late)")
+            if not echoed:
+                parts.append("echoes fall behind (they queue up: round trips grow)")
+            sat = ("the client's core is saturated" if cf >= 0.9 and cf >= sf else
+                   "the server's core is saturated" if sf >= 0.9 else
+                   "neither core is saturated")
+            v = "; ".join(parts) + f"; {sat}"
+        others = lambda side, own: max(0.0, full(side) - own)
+        print(f"{c}: {v}\n   (client core: wsherd {pct(cb)}, other processes and steal "
+              f"{pct(others('cli', cb))}; server core: server {pct(sb)}, other processes "
+              f"and steal {pct(others('srv', sb))})")
+
 def summary(raw):
     rows = [l.rstrip("\n").split("\t") for l in open(raw) if l.strip()]
     by = {}
@@ -238,10 +439,11 @@ def summary(raw):
         return [float(r[i]) for r in by.get(case, []) if r[i] not in ("nan", "")]
     def fmt(x, nd=1):
         return "-" if x != x else f"{x:,.{nd}f}"
-    print("| case | round trips/s | client CPU µs/rt | server CPU µs/rt "
-          "| client peak RSS | RSS per connection |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     cpu = {}
+    if any(c in by for c in CASES):
+        print("| case | round trips/s | client CPU µs/rt | server CPU µs/rt "
+              "| client peak RSS | RSS per connection |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for c, name in CASES.items():
         if c not in by:
             continue
@@ -265,6 +467,7 @@ def summary(raw):
     if "a" in cpu and "d" in cpu:
         print(f"\nratio (a) CPU/rt ÷ (d) CPU/rt: {fmt(cpu['a'] / cpu['d'], 2)}"
               "  (target ≤ 1.5)")
+    open_summary(by, cpu, fmt)
     problems = [r for r in rows if len(r) > 9 and r[9]]
     if problems:
         print("\nproblems seen (case run: notes):")
@@ -393,13 +596,14 @@ ws_run() {
     start_server "$tag" "$port" "$WSHERD" serve --addr "127.0.0.1:$port" --shards 1 \
         "${FIRST_CORE[@]}" -q
     s0=$(helper cpu-us "$SERVER_PID")
-    measure "$OUT/measure-$tag.json" $((secs + 60)) \
+    BENCH_WATCH_PID=$SERVER_PID BENCH_CORES=$CLIENT_CORE,$SERVER_CORE measure "$OUT/measure-$tag.json" $((secs + 60)) \
         taskset -c "$CLIENT_CORE" "$WSHERD" run "ws://127.0.0.1:$port/" -c "$conns" \
         -d "${secs}s" --shards 1 -q --json "$OUT/result-$tag.json" "$@" \
         2>"$OUT/client-$tag.log"
     s1=$(helper cpu-us "$SERVER_PID")
     stop_server INT
-    helper wsrow "$case" "$run" "$conns" "$OUT/measure-$tag.json" \
+    BENCH_CLIENT_CORE=$CLIENT_CORE BENCH_SERVER_CORE=$SERVER_CORE \
+        helper wsrow "$case" "$run" "$conns" "$OUT/measure-$tag.json" \
         "$OUT/result-$tag.json" "$s0" "$s1" | tee -a "$RAW" >&2
 }
 
@@ -420,7 +624,7 @@ raw_run() {
 }
 
 say "results in $OUT; load on CPU $CLIENT_CORE, server on CPU $SERVER_CORE"
-say "columns: case run conns received rate client_cpu_us/rt server_cpu_us/rt maxrss_kib client_cpus notes client_cpu_us"
+say "columns: case run conns received rate client_cpu_us/rt server_cpu_us/rt maxrss_kib client_cpus notes client_cpu_us [open-loop figures, JSON]"
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((r = 1; r <= RUNS; r++)); do
     [[ $CASES == *a* ]] && ws_run a "$r" 100 "$SECS" --size 64
@@ -428,6 +632,11 @@ for ((r = 1; r <= RUNS; r++)); do
     [[ $CASES == *c* ]] && ws_run c "$r" "$IDLE_CONNS" "$IDLE_SECS" --workload idle \
         --connect-rate 5000
     [[ $CASES == *d* ]] && raw_run d "$r" 100 "$SECS"
+    [[ $CASES == *e* ]] && ws_run e "$r" 100 "$SECS" --size 64 --rate "$RATE_E"
+    [[ $CASES == *f* ]] && ws_run f "$r" 100 "$SECS" --size 64 --rate "$RATE_F"
+    # Timer probe: 211 msgs/s per connection, one send every 4.74 ms, so the runtime
+    # is idle between sends and the deadlines fall anywhere within the 1 ms ticks.
+    [[ $CASES == *[ef]* ]] && ws_run timer "$r" 10 "$TIMER_SECS" --size 64 --rate 2110
     # 1-connection baselines for RSS per connection; their peak RSS varies from run to
     # run, so they get a median too.
     [[ $CASES == *[ab]* ]] && ws_run base-echo "$r" 1 "$BASE_SECS" --size 64
@@ -438,7 +647,8 @@ done
 {
     echo
     echo "wsherd end-to-end echo benchmark: medians of $RUNS runs" \
-        "(${SECS}s; idle ${IDLE_SECS}s); load on CPU $CLIENT_CORE, server on CPU $SERVER_CORE"
+        "(${SECS}s; idle ${IDLE_SECS}s; open loop e $RATE_E/s, f $RATE_F/s; timer probe" \
+        "${TIMER_SECS}s); load on CPU $CLIENT_CORE, server on CPU $SERVER_CORE"
     echo "wsherd $("$WSHERD" --version 2>/dev/null | cut -d' ' -f2), source $GIT_REV"
     echo "host: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')," \
         "kernel $(uname -r); load average before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -426,3 +426,32 @@ fn a_server_that_never_echoes_is_reported_as_such() {
     assert!(text.contains("no replies matched"), "{text}");
     assert!(text.contains("round trip  (no samples)"), "{text}");
 }
+
+/// Stopping cancels reads that are in flight; a cancelled read still hands back
+/// what the kernel had delivered, so a busy open loop stops without losing bytes
+/// (which would break the framing: reserved bits, lost connections, lost echoes).
+#[test]
+fn a_busy_open_loop_stops_without_losing_bytes() {
+    let _s = serial();
+    for _ in 0..3 {
+        let r = run(
+            &[
+                "-c",
+                "50",
+                "-d",
+                "1s",
+                "-q",
+                "--rate",
+                "50k",
+                "--connect-rate",
+                "0",
+            ],
+            LIMIT,
+        );
+        check_invariants(&r);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.connections.lost, 0, "{:?}", r.connections.lost_by_cause);
+        assert_eq!(r.messages.unexpected, 0);
+        assert_eq!(r.connections.closed_clean, 50, "{:?}", r.connections);
+    }
+}

@@ -13,7 +13,7 @@ use crate::payload::{PayloadKind, Stamp};
 use crate::workload::Message;
 use crate::ws::frame::{self, From, Kind};
 use crate::ws::handshake;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, CancelableAsyncReadRent, Splitable};
 use monoio::net::TcpStream;
 use std::future::Future;
 use std::io;
@@ -336,13 +336,22 @@ async fn read_some(
     }
     let buf = shard.pool.take();
     let res = match deadline {
-        // An echo is on its way: let it arrive even if the run stops meanwhile.
-        None => {
-            shard
-                .stop
-                .until_grace(slot, stream.read(buf), shard.run.drain)
-                .await
+        // Cancelled when the run stops; what the kernel already delivered still
+        // comes back, so the stream never loses bytes.
+        None if shard.stop.is_set_for(slot) => {
+            shard.pool.put(buf);
+            return Read::Interrupted;
         }
+        None => match stream
+            .cancelable_read(buf, shard.stop.cancel_handle(slot))
+            .await
+        {
+            (Err(e), b) if e.raw_os_error() == Some(libc::ECANCELED) => {
+                shard.pool.put(b);
+                return Read::Interrupted;
+            }
+            r => Some(r),
+        },
         Some(d) => monoio::time::timeout(
             d.saturating_duration_since(Instant::now()),
             stream.read(buf),
@@ -752,24 +761,25 @@ async fn active_open(
                 }
             }
             loop {
-                let expecting = conn.borrow().outstanding() > 0;
+                if shard.stop.is_set_for(slot) {
+                    return End::Stopped;
+                }
+                // Cancelled when the run stops, without losing what already arrived.
                 let buf = shard.pool.take();
-                let res = if expecting {
-                    shard
-                        .stop
-                        .until_grace(slot, rd.read(buf), shard.run.drain)
-                        .await
-                } else {
-                    shard.stop.until(slot, rd.read(buf)).await
-                };
+                let res = rd
+                    .cancelable_read(buf, shard.stop.cancel_handle(slot))
+                    .await;
                 let buf = match res {
-                    None => return End::Stopped,
-                    Some((Ok(0), b)) => {
+                    (Err(e), b) if e.raw_os_error() == Some(libc::ECANCELED) => {
+                        shard.pool.put(b);
+                        return End::Stopped;
+                    }
+                    (Ok(0), b) => {
                         shard.pool.put(b);
                         return End::Lost("eof_without_close");
                     }
-                    Some((Ok(_), b)) => b,
-                    Some((Err(e), b)) => {
+                    (Ok(_), b) => b,
+                    (Err(e), b) => {
                         shard.pool.put(b);
                         return End::Lost(io_cause(&e));
                     }

@@ -6,10 +6,10 @@
 //! for its waker, refreshed only when the waker changes, and `trigger` wakes them.
 //! Single-threaded by design: `Cell`/`RefCell`, never shared with another thread.
 
+use monoio::io::{CancelHandle, Canceller};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::task::{Poll, Waker};
-use std::time::Duration;
 
 #[derive(Default)]
 pub struct StopSignal {
@@ -17,6 +17,10 @@ pub struct StopSignal {
     wakers: RefCell<Vec<Option<Waker>>>,
     /// Per slot: stopped on its own (a ramp retiring one connection).
     retired: RefCell<Vec<bool>>,
+    /// Per slot: cancels the slot's pending reads when it stops. A cancelled
+    /// io_uring read still completes with the bytes the kernel already gave it,
+    /// so stopping never loses part of the stream (dropping the read would).
+    cancellers: RefCell<Vec<Option<Canceller>>>,
     free: RefCell<Vec<usize>>,
 }
 
@@ -32,9 +36,24 @@ impl StopSignal {
         self.stopped.get() || self.retired.borrow()[slot]
     }
 
+    /// A handle for `cancelable_read`s of this slot, cancelled when it stops.
+    pub fn cancel_handle(&self, slot: usize) -> CancelHandle {
+        self.cancellers.borrow_mut()[slot]
+            .get_or_insert_with(Canceller::new)
+            .handle()
+    }
+
+    fn cancel_reads(&self, slot: usize) {
+        let c = self.cancellers.borrow_mut()[slot].take();
+        if let Some(c) = c {
+            drop(c.cancel());
+        }
+    }
+
     /// Stops one slot's task (a ramp going down) and wakes it.
     pub fn retire(&self, slot: usize) {
         self.retired.borrow_mut()[slot] = true;
+        self.cancel_reads(slot);
         let w = self.wakers.borrow_mut()[slot].take();
         if let Some(w) = w {
             w.wake();
@@ -49,6 +68,7 @@ impl StopSignal {
         let mut w = self.wakers.borrow_mut();
         w.push(None);
         self.retired.borrow_mut().push(false);
+        self.cancellers.borrow_mut().push(None);
         w.len() - 1
     }
 
@@ -56,6 +76,7 @@ impl StopSignal {
     pub fn release(&self, slot: usize) {
         self.wakers.borrow_mut()[slot] = None;
         self.retired.borrow_mut()[slot] = false;
+        self.cancellers.borrow_mut()[slot] = None;
         self.free.borrow_mut().push(slot);
     }
 
@@ -71,6 +92,10 @@ impl StopSignal {
     pub fn trigger(&self) {
         if self.stopped.replace(true) {
             return;
+        }
+        let slots = self.cancellers.borrow().len();
+        for slot in 0..slots {
+            self.cancel_reads(slot);
         }
         let wakers: Vec<Waker> = self
             .wakers
@@ -95,34 +120,6 @@ impl StopSignal {
                 self.register(slot, cx.waker());
                 Poll::Pending
             }
-        })
-        .await
-    }
-
-    /// Like `until`, but once the signal is set `fut` still gets `grace` to complete:
-    /// for a read that waits for an echo already in flight, which a drain would only
-    /// start again (and cancelling it could lose what the kernel just delivered).
-    pub async fn until_grace<F: Future>(
-        &self,
-        slot: usize,
-        fut: F,
-        grace: Duration,
-    ) -> Option<F::Output> {
-        let mut fut = std::pin::pin!(fut);
-        let mut timer: Option<std::pin::Pin<Box<monoio::time::Sleep>>> = None;
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(v) = fut.as_mut().poll(cx) {
-                return Poll::Ready(Some(v));
-            }
-            if self.is_set_for(slot) {
-                let t = timer.get_or_insert_with(|| Box::pin(monoio::time::sleep(grace)));
-                if t.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(None);
-                }
-                return Poll::Pending;
-            }
-            self.register(slot, cx.waker());
-            Poll::Pending
         })
         .await
     }
