@@ -307,9 +307,16 @@ impl RunConfig {
                 let senders = workload
                     .broadcast
                     .map_or(load.connections, |b| b.publishers);
+                // The rate as requested (a period rounded to ns would drift from it).
+                let requested = match (a.rate, a.rate_per_conn) {
+                    (Some(r), _) => Some(r),
+                    (_, Some(r)) => Some(r * senders as f64),
+                    _ => workload.period().map(|p| senders as f64 / p.as_secs_f64()),
+                };
                 workload
                     .period()
-                    .map(|p| Profile::constant(senders as f64 / p.as_secs_f64(), load.duration))
+                    .and(requested)
+                    .map(|rate| Profile::constant(rate, load.duration))
             }),
             warmup: load.warmup,
             workload,
