@@ -109,6 +109,27 @@ fn chat_thinks_between_messages() {
     );
     // Round trips exclude the think time.
     assert!(r.latency.rtt.p50_us < 50_000.0);
+    // The same against the built-in server (no URL).
+    let own = run(
+        &[
+            "-c",
+            "5",
+            "-d",
+            "2s",
+            "-q",
+            "--workload",
+            "chat",
+            "--messages",
+            "2",
+            "--think",
+            "50ms",
+        ],
+        LIMIT,
+    );
+    check_invariants(&own);
+    let s = own.sessions.as_ref().unwrap();
+    assert!(s.completed >= 40, "{} sessions", s.completed);
+    assert!(s.duration.min_us >= 50_000.0);
 }
 
 #[test]
