@@ -29,6 +29,10 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Run the built-in thread-per-core echo server.
     Serve(ServeArgs),
+    /// Merge results of several agents (or runs side by side) into one, losslessly.
+    Merge(MergeArgs),
+    /// Print the summary of saved results (a --json file).
+    Report(ReportArgs),
 }
 
 /// What each connection does once it is established.
@@ -195,6 +199,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<std::path::PathBuf>,
 
+    /// Run as agent I of N (1/4, 2/4, ...): take the I-th share of the connections
+    /// and of the rate, so N processes (or hosts) together make one run; merge their
+    /// --json results with `wsherd merge`.
+    #[arg(long, value_name = "I/N")]
+    pub agent: Option<String>,
+
+    /// Start at this Unix time (seconds), so agents begin together.
+    #[arg(long = "start-at", value_name = "UNIX_TIME")]
+    pub start_at: Option<f64>,
+
     /// Write the results (summary, histograms, per-second series) as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<std::path::PathBuf>,
@@ -202,6 +216,28 @@ pub struct RunArgs {
     /// No live progress on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// Results files written by `wsherd run --json` (agents of one run).
+    #[arg(value_name = "RESULTS.json", required = true, num_args = 1..)]
+    pub files: Vec<std::path::PathBuf>,
+
+    /// Write the merged results here.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+
+    /// Do not print the merged summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// A results file written by `wsherd run --json` or `wsherd merge`.
+    #[arg(value_name = "RESULTS.json")]
+    pub file: std::path::PathBuf,
 }
 
 /// What the built-in server does with a message.

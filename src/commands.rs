@@ -154,6 +154,26 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Merge(args) => {
+            let parts = args
+                .files
+                .iter()
+                .map(|f| crate::report::read_json(f))
+                .collect::<Result<Vec<_>, _>>()?;
+            let total = crate::merge::merge(&parts, crate::merge::Timing::Parallel);
+            if let Some(out) = &args.output {
+                crate::report::write_json(out, &total)?;
+            }
+            if !args.quiet {
+                print_out(&crate::report::text::render(&total))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report(args) => {
+            let r = crate::report::read_json(&args.file)?;
+            print_out(&crate::report::text::render(&r))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve(args) => {
             let cfg = ServeConfig::from_cli(args)?;
             crate::server::serve_blocking(cfg)?;

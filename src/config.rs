@@ -155,6 +155,12 @@ pub struct RunConfig {
     pub rate_profile: Option<Profile>,
     /// Leading part of the run measured apart (whole seconds).
     pub warmup: Duration,
+    /// First connection id of this process (agents of one run use disjoint ids).
+    pub conn_id_base: u64,
+    /// (I, N) when this process is agent I of N.
+    pub agent: Option<(u64, u64)>,
+    /// Wall-clock start (Unix seconds), so agents begin together.
+    pub start_at: Option<f64>,
     pub workload: Workload,
     pub payload: PayloadSpec,
     /// Connections per second across the run; 0 = unpaced.
@@ -189,9 +195,46 @@ impl RunConfig {
 
     /// Validates parsed arguments.
     pub fn from_cli(a: RunArgs) -> Result<RunConfig> {
-        let load = load_from(&a)?;
+        let mut load = load_from(&a)?;
+        let agent = a.agent.as_deref().map(parse_agent).transpose()?;
+        // Agent I of N takes the I-th share of the connections (ids included) and
+        // the same share of every rate, so the agents together make the whole run.
+        let total = load.connections;
+        let (conn_id_base, share) = match agent {
+            None => (0, 1.0),
+            Some((i, n)) => {
+                let base = total / n;
+                let extra = total % n;
+                let slice = |k: u64| base + u64::from(k < extra);
+                let mine = slice(i - 1);
+                if mine == 0 {
+                    return Err(Error::usage(format!(
+                        "--agent {i}/{n}: -c {total} leaves this agent no connection; use at least -c {n}"
+                    )));
+                }
+                let first: u64 = (0..i - 1).map(slice).sum();
+                load.connections = mine;
+                (first, mine as f64 / total as f64)
+            }
+        };
+        if share < 1.0 {
+            load.conn_profile = load.conn_profile.map(|p| p.scaled(share));
+            load.rate_profile = load.rate_profile.map(|p| p.scaled(share));
+        }
+        if let Some(t) = a.start_at {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            if !t.is_finite() || t > now + 86_400.0 {
+                return Err(Error::usage(format!(
+                    "--start-at {t}: a Unix time in seconds within the next day (now is {now:.0})"
+                )));
+            }
+        }
         let a = RunArgs {
-            connections: Some(load.connections),
+            // Per-connection rates divide by the whole run's connections.
+            connections: Some(total),
             duration: Some(load.duration),
             ..a
         };
@@ -309,7 +352,7 @@ impl RunConfig {
                     .map_or(load.connections, |b| b.publishers);
                 // The rate as requested (a period rounded to ns would drift from it).
                 let requested = match (a.rate, a.rate_per_conn) {
-                    (Some(r), _) => Some(r),
+                    (Some(r), _) => Some(r * share),
                     (_, Some(r)) => Some(r * senders as f64),
                     _ => workload.period().map(|p| senders as f64 / p.as_secs_f64()),
                 };
@@ -319,9 +362,12 @@ impl RunConfig {
                     .map(|rate| Profile::constant(rate, load.duration))
             }),
             warmup: load.warmup,
+            conn_id_base,
+            agent,
+            start_at: a.start_at,
             workload,
             payload,
-            connect_rate: a.connect_rate,
+            connect_rate: a.connect_rate * share,
             connect_timeout: a.connect_timeout,
             drain: a.drain,
             shard_cores,
@@ -482,6 +528,24 @@ fn load_from(a: &RunArgs) -> Result<Load> {
         rate_profile,
         warmup,
     })
+}
+
+/// Parses `--agent I/N`.
+fn parse_agent(s: &str) -> Result<(u64, u64)> {
+    let bad = || {
+        Error::usage(format!(
+            "--agent '{s}': expected I/N with 1 <= I <= N, e.g. --agent 2/4"
+        ))
+    };
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u64, u64) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if i == 0 || n == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
 }
 
 /// Most messages per second per connection in an open loop (a 1 µs period).

@@ -33,6 +33,9 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
         crate::report::check_writable(p)?;
     }
 
+    if let Some(at) = cfg.start_at {
+        wait_until_unix(at, &interrupt);
+    }
     let server = if cfg.embedded() {
         let sc = ServeConfig {
             addr: "127.0.0.1:0".parse().expect("valid literal"),
@@ -76,7 +79,10 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
         origin: Instant::now(),
         interrupt: interrupt.clone(),
     });
-    let plans = plan::split(cfg.connections, &cfg.shard_cores, cfg.connect_rate);
+    let mut plans = plan::split(cfg.connections, &cfg.shard_cores, cfg.connect_rate);
+    for p in &mut plans {
+        p.first_conn += cfg.conn_id_base;
+    }
     let (tx, rx) = crossbeam_channel::bounded(plans.len() * 4);
     let n_shards = plans.len();
     let warmup = collector::Warmup {
@@ -141,6 +147,20 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
         crate::report::write_json(p, &results)?;
     }
     Ok(results)
+}
+
+/// Sleeps until the Unix time `at` (agents starting together), or until interrupted.
+fn wait_until_unix(at: f64, interrupt: &AtomicBool) {
+    loop {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(at);
+        if now >= at || interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64((at - now).min(0.05)));
+    }
 }
 
 /// Raises the open-file limit and refuses a plan that cannot fit, with the numbers.

@@ -67,6 +67,17 @@ impl Profile {
         Profile { segments }
     }
 
+    /// The same curve with every value multiplied by `f` (an agent's share).
+    pub fn scaled(&self, f: f64) -> Profile {
+        Profile {
+            segments: self
+                .segments
+                .iter()
+                .map(|&(a, b, va, vb)| (a, b, va * f, vb * f))
+                .collect(),
+        }
+    }
+
     /// A constant value for `duration`.
     pub fn constant(value: f64, duration: Duration) -> Profile {
         Profile::new(

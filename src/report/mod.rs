@@ -57,6 +57,29 @@ pub fn check_writable(path: &Path) -> Result<()> {
         })
 }
 
+/// Reads results written by `--json` (or `wsherd merge`), checking the schema version.
+pub fn read_json(path: &Path) -> Result<RunResults> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Error::Usage(format!("{shown}: {e}")))?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Usage(format!("{shown}: not JSON ({e})")))?;
+    match v.get("schema_version").and_then(|s| s.as_u64()) {
+        Some(n) if n == crate::results::SCHEMA_VERSION as u64 => {}
+        Some(n) => {
+            return Err(Error::Usage(format!(
+                "{shown}: results schema version {n}, this wsherd reads version {}",
+                crate::results::SCHEMA_VERSION
+            )))
+        }
+        None => {
+            return Err(Error::Usage(format!(
+                "{shown}: not a wsherd results file (no schema_version)"
+            )))
+        }
+    }
+    serde_json::from_value(v).map_err(|e| Error::Usage(format!("{shown}: {e}")))
+}
+
 /// Writes the results as pretty JSON.
 pub fn write_json(path: &Path, r: &RunResults) -> Result<()> {
     let out = serde_json::to_vec_pretty(r).map_err(|e| Error::Output {
