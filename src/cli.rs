@@ -33,6 +33,8 @@ pub enum Command {
     Merge(MergeArgs),
     /// Print the summary of saved results (a --json file).
     Report(ReportArgs),
+    /// Check this host for a planned run and say what to fix.
+    Doctor(DoctorArgs),
 }
 
 /// What each connection does once it is established.
@@ -231,6 +233,17 @@ pub struct MergeArgs {
     /// Do not print the merged summary.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Targets of the planned run (none: the built-in server in the same process).
+    #[arg(value_name = "URL")]
+    pub urls: Vec<String>,
+
+    /// Connections of the planned run.
+    #[arg(short = 'c', long = "connections", default_value = "50", value_parser = parse_count)]
+    pub connections: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -169,6 +169,25 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Doctor(args) => {
+            // Parse the URLs only to count distinct targets (no resolution needed).
+            let targets = args.urls.len().max(1) as u64;
+            let plan = crate::doctor::Plan {
+                connections: args.connections,
+                targets,
+                embedded: args.urls.is_empty(),
+            };
+            let checks = crate::doctor::examine(&plan);
+            print_out(&crate::doctor::render(&plan, &checks))?;
+            let fail = checks
+                .iter()
+                .any(|c| c.verdict == crate::doctor::Verdict::Fail);
+            Ok(if fail {
+                ExitCode::from(EXIT_FAILURE)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Report(args) => {
             let r = crate::report::read_json(&args.file)?;
             print_out(&crate::report::text::render(&r))?;

@@ -28,6 +28,12 @@ pub fn run(cfg: RunConfig) -> Result<RunResults> {
 /// Runs a load that ends early when `interrupt` is set.
 pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<RunResults> {
     let nofile = check_fds(&cfg)?;
+    crate::doctor::check_ports(&crate::doctor::Plan {
+        connections: cfg.connections,
+        targets: cfg.targets.len().max(1) as u64,
+        embedded: cfg.embedded(),
+    })
+    .map_err(Error::HostLimit)?;
     // Fail on an unwritable output now, not after a long run.
     if let Some(p) = &cfg.json {
         crate::report::check_writable(p)?;

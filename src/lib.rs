@@ -9,6 +9,7 @@ pub mod cli;
 pub mod collector;
 pub mod commands;
 pub mod config;
+pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod merge;

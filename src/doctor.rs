@@ -1,0 +1,330 @@
+//! `wsherd doctor`: reads the host and says, check by check, whether a planned run
+//! fits, and what to change when it does not (as tcpkali does), so a run never
+//! fails mysteriously half way. `run` applies the same port check before starting.
+//!
+//! Read-only: it changes nothing (scripts/tune-host.sh applies tuning/).
+
+use std::fmt::Write;
+
+/// Outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One line of the doctor's report.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: &'static str,
+    pub verdict: Verdict,
+    /// What was found.
+    pub found: String,
+    /// What to do about it (empty when nothing).
+    pub fix: String,
+}
+
+/// What the doctor is asked about.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub connections: u64,
+    /// Distinct targets (destination address and port) the connections spread over.
+    pub targets: u64,
+    /// True when the built-in server runs in the same process (two sockets each).
+    pub embedded: bool,
+}
+
+fn read_sys(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn nums(s: &str) -> Vec<u64> {
+    s.split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect()
+}
+
+/// Ephemeral ports the kernel hands out per (source, destination) pair.
+pub fn ephemeral_ports() -> Option<u64> {
+    let r = nums(&read_sys("/proc/sys/net/ipv4/ip_local_port_range")?);
+    (r.len() == 2 && r[1] >= r[0]).then(|| r[1] - r[0] + 1)
+}
+
+/// Refuses a plan whose connections per target exceed the ephemeral ports of one
+/// source address, with the fix.
+pub fn check_ports(plan: &Plan) -> Result<(), String> {
+    let Some(ports) = ephemeral_ports() else {
+        return Ok(());
+    };
+    let per_target = plan.connections.div_ceil(plan.targets.max(1));
+    if per_target > ports {
+        return Err(format!(
+            "{per_target} connections to one target need {per_target} source ports, but net.ipv4.ip_local_port_range gives {ports}; \
+             spread over more targets, split the run across hosts with --agent, or widen the range \
+             (sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\", see tuning/)"
+        ));
+    }
+    Ok(())
+}
+
+/// Runs every check for `plan`.
+pub fn examine(plan: &Plan) -> Vec<Check> {
+    let mut out = Vec::new();
+    let mut add = |name, verdict, found: String, fix: &str| {
+        out.push(Check {
+            name,
+            verdict,
+            found,
+            fix: fix.to_string(),
+        })
+    };
+    let sockets = plan.connections * if plan.embedded { 2 } else { 1 };
+    let need_fds = sockets + 64;
+
+    let (soft, hard) = crate::sys::nofile_limits();
+    let v = if hard >= need_fds {
+        Verdict::Ok
+    } else {
+        Verdict::Fail
+    };
+    add(
+        "open files (per process)",
+        v,
+        format!("soft {soft}, hard {hard}; the plan needs about {need_fds} (wsherd raises soft to hard)"),
+        if v == Verdict::Ok {
+            ""
+        } else {
+            "raise nofile (ulimit -Hn as root, tuning/99-wsherd-limits.conf, or LimitNOFILE= in the systemd unit), or split the run with --agent I/N"
+        },
+    );
+    if let Some(max) = read_sys("/proc/sys/fs/file-max").and_then(|s| s.parse::<u64>().ok()) {
+        let v = if max >= need_fds * 2 {
+            Verdict::Ok
+        } else {
+            Verdict::Warn
+        };
+        add(
+            "fs.file-max",
+            v,
+            max.to_string(),
+            if v == Verdict::Ok {
+                ""
+            } else {
+                "sysctl -w fs.file-max=4194304 (tuning/99-wsherd.conf)"
+            },
+        );
+    }
+    match ephemeral_ports() {
+        Some(ports) => {
+            let per_target = plan.connections.div_ceil(plan.targets.max(1));
+            let v = if per_target <= ports {
+                Verdict::Ok
+            } else {
+                Verdict::Fail
+            };
+            add(
+                "ephemeral ports",
+                v,
+                format!(
+                    "{ports} per source/destination pair; the plan needs {per_target} per target"
+                ),
+                if v == Verdict::Ok {
+                    ""
+                } else {
+                    "spread over more targets or hosts (--agent), or sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\""
+                },
+            );
+        }
+        None => add(
+            "ephemeral ports",
+            Verdict::Warn,
+            "cannot read ip_local_port_range".into(),
+            "",
+        ),
+    }
+    if let Some(tw) = read_sys("/proc/sys/net/ipv4/tcp_tw_reuse") {
+        // 2 (the kernel's default) reuses TIME_WAIT ports on loopback only.
+        let v = if tw == "0" {
+            Verdict::Warn
+        } else {
+            Verdict::Ok
+        };
+        let found = if tw == "2" {
+            "2 (reuse on loopback only)".to_string()
+        } else {
+            tw
+        };
+        add(
+            "net.ipv4.tcp_tw_reuse",
+            v,
+            found,
+            if v == Verdict::Ok {
+                ""
+            } else {
+                "sysctl -w net.ipv4.tcp_tw_reuse=1 (reconnect-heavy runs such as churn reuse TIME_WAIT ports)"
+            },
+        );
+    }
+    if let Some(s) = read_sys("/proc/sys/net/core/somaxconn").and_then(|s| s.parse::<u64>().ok()) {
+        let v = if s >= 4096 {
+            Verdict::Ok
+        } else {
+            Verdict::Warn
+        };
+        add(
+            "net.core.somaxconn",
+            v,
+            s.to_string(),
+            if v == Verdict::Ok {
+                ""
+            } else {
+                "sysctl -w net.core.somaxconn=65535 (servers accepting connect storms)"
+            },
+        );
+    }
+    // io_uring: can a ring be built here (seccomp, memlock)?
+    let uring = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .with_entries(256)
+        .build()
+        .map(|_| ());
+    match uring {
+        Ok(()) => add("io_uring", Verdict::Ok, "available".into(), ""),
+        Err(e) => add(
+            "io_uring",
+            Verdict::Warn,
+            format!("not available ({e}); wsherd runs on epoll"),
+            "allow io_uring (containers: seccomp profile) and raise memlock (tuning/99-wsherd-limits.conf)",
+        ),
+    }
+    let cpus = crate::sys::cpu_count();
+    add(
+        "CPUs",
+        Verdict::Ok,
+        format!("{cpus} (one shard per core)"),
+        "",
+    );
+    // Memory: user space per connection (measured, benches/README.md) plus the
+    // kernel's minimum socket buffers.
+    let rmem = read_sys("/proc/sys/net/ipv4/tcp_rmem")
+        .map(|s| nums(&s))
+        .and_then(|v| v.first().copied())
+        .unwrap_or(4096);
+    let wmem = read_sys("/proc/sys/net/ipv4/tcp_wmem")
+        .map(|s| nums(&s))
+        .and_then(|v| v.first().copied())
+        .unwrap_or(4096);
+    let per_conn = 8 * 1024 + rmem + wmem;
+    let need = sockets * per_conn;
+    let avail = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable:")).map(nums))
+        .and_then(|v| v.first().copied())
+        .map(|kb| kb * 1024);
+    if let Some(avail) = avail {
+        let v = if need <= avail / 2 {
+            Verdict::Ok
+        } else if need <= avail {
+            Verdict::Warn
+        } else {
+            Verdict::Fail
+        };
+        add(
+            "memory",
+            v,
+            format!(
+                "{} MiB available; the plan needs about {} MiB ({} KiB per socket: user space plus minimum socket buffers)",
+                avail >> 20,
+                need >> 20,
+                per_conn / 1024
+            ),
+            if v == Verdict::Ok { "" } else { "fewer connections per host (--agent across hosts), or smaller tcp_rmem/tcp_wmem minimums (tuning/)" },
+        );
+    }
+    out
+}
+
+/// The report `wsherd doctor` prints.
+pub fn render(plan: &Plan, checks: &[Check]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "wsherd doctor: a run of {} connections to {} target{}{}",
+        plan.connections,
+        plan.targets,
+        if plan.targets == 1 { "" } else { "s" },
+        if plan.embedded {
+            " (built-in server in the same process)"
+        } else {
+            ""
+        }
+    );
+    for c in checks {
+        let tag = match c.verdict {
+            Verdict::Ok => "ok  ",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "FAIL",
+        };
+        let _ = writeln!(o, "  [{tag}] {:<26} {}", c.name, c.found);
+        if !c.fix.is_empty() {
+            let _ = writeln!(o, "         {:<26} fix: {}", "", c.fix);
+        }
+    }
+    let worst = checks
+        .iter()
+        .map(|c| c.verdict)
+        .max()
+        .unwrap_or(Verdict::Ok);
+    let _ = writeln!(
+        o,
+        "{}",
+        match worst {
+            Verdict::Ok => "verdict: the plan fits this host",
+            Verdict::Warn => "verdict: the plan fits, with warnings",
+            Verdict::Fail => "verdict: the plan does not fit this host; fix the FAIL lines first",
+        }
+    );
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_plan_fits_and_a_huge_one_does_not() {
+        let small = Plan {
+            connections: 10,
+            targets: 1,
+            embedded: false,
+        };
+        let checks = examine(&small);
+        assert!(
+            checks.iter().all(|c| c.verdict != Verdict::Fail),
+            "{checks:?}"
+        );
+        assert!(check_ports(&small).is_ok());
+        let huge = Plan {
+            connections: 10_000_000,
+            targets: 1,
+            embedded: false,
+        };
+        let checks = examine(&huge);
+        let fails: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .map(|c| c.name)
+            .collect();
+        assert!(fails.contains(&"open files (per process)"), "{fails:?}");
+        assert!(fails.contains(&"ephemeral ports"), "{fails:?}");
+        let e = check_ports(&huge).unwrap_err();
+        assert!(e.contains("ip_local_port_range"), "{e}");
+        let text = render(&huge, &checks);
+        assert!(
+            text.contains("does not fit") && text.contains("fix:"),
+            "{text}"
+        );
+    }
+}
