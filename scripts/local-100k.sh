@@ -20,7 +20,7 @@ HOLD=${HOLD:-30}
 HEARTBEAT=${HEARTBEAT:-10s}
 AGENTS=${AGENTS:-6}
 SERVERS=${SERVERS:-7}
-RATE=${RATE:-2500}   # new connections per second per agent
+RATE=${RATE:-1000}   # new connections per second per agent (2 cores: a storm times out)
 OUT=${OUT:-target/local-100k/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 
@@ -72,7 +72,7 @@ echo "== $AGENTS agents: ramp ~${ramp}s at $RATE/s each, hold ${HOLD}s, heartbea
 agent_pids=()
 for i in $(seq 1 "$AGENTS"); do
     "$BIN" run "${urls[@]}" -c "$CONNS" -d "${duration}s" --workload idle --heartbeat "$HEARTBEAT" \
-        --connect-rate $(( RATE * AGENTS )) --agent "$i/$AGENTS" --start-at "$start" --shards 1 -q \
+        --connect-rate $(( RATE * AGENTS )) --connect-timeout 30s --agent "$i/$AGENTS" --start-at "$start" --shards 1 -q \
         --json "$OUT/agent-$i.json" > "$OUT/agent-$i.txt" 2> "$OUT/agent-$i.err" &
     agent_pids+=($!)
 done
