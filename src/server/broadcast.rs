@@ -563,13 +563,17 @@ async fn read_loop(
     // Start as if quiet: the first read waits for readiness, so a connection that
     // never talks never holds a buffer.
     let mut last_data = Instant::now() - BUSY_WINDOW * 2;
+    // Busy: the last two messages came within BUSY_WINDOW of each other. Only then
+    // is the next read issued at once (holding a buffer until data comes); a
+    // connection that talks now and then (a heartbeat) waits for readiness first.
+    let mut busy = false;
     let mut first = !pending.is_empty();
     loop {
         let mut buf = if first {
             first = false;
             std::mem::take(&mut pending)
         } else {
-            if last_data.elapsed() > BUSY_WINDOW {
+            if !busy || last_data.elapsed() > BUSY_WINDOW {
                 match shard.stop.until(slot, readable(rd)).await {
                     None => return ReadEnd::Handover(Phase::Stopping),
                     Some(Err(_)) => return ReadEnd::Gone,
@@ -604,7 +608,9 @@ async fn read_loop(
                 p
             }
         };
-        last_data = Instant::now();
+        let now = Instant::now();
+        busy = now.duration_since(last_data) <= BUSY_WINDOW;
+        last_data = now;
         // Test faults: a fixed service time, or a stall in progress.
         if let Some(wait) = shard.hold_back(last_data) {
             monoio::time::sleep(wait).await;

@@ -234,8 +234,13 @@ async fn ws_connection(stream: TcpStream, stats: Arc<ServerStats>, behaviour: Ws
                 Some(Ok(Message::Pong(_))) => {
                     stats.pongs_received.fetch_add(1, Ordering::Relaxed);
                 }
-                // Pings are answered by tungstenite; a close is answered by it too,
-                // after which the stream ends.
+                // tungstenite queues the answer to a close; send it now, before a
+                // ping tick could try to write after the close and drop it.
+                Some(Ok(Message::Close(_))) => {
+                    let _ = ws.flush().await;
+                    return;
+                }
+                // Pings are answered by tungstenite.
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return,
             },
