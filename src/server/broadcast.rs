@@ -71,13 +71,11 @@ use std::os::unix::net::UnixStream;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One broadcast message: a complete, unmasked server frame, shared by every receiver.
 pub(crate) type Frame = Bytes;
 
-/// A connection quiet for longer than this waits for readiness before reading.
-const BUSY_WINDOW: Duration = Duration::from_millis(10);
 /// Frames at least this long are written from the shared buffer, not copied.
 const WRITE_DIRECT: usize = 16 * 1024;
 /// Small frames are copied into one write buffer up to about this many bytes.
@@ -562,18 +560,14 @@ async fn read_loop(
     let mut batch: Vec<Frame> = Vec::new();
     // Start as if quiet: the first read waits for readiness, so a connection that
     // never talks never holds a buffer.
-    let mut last_data = Instant::now() - BUSY_WINDOW * 2;
-    // Busy: the last two messages came within BUSY_WINDOW of each other. Only then
-    // is the next read issued at once (holding a buffer until data comes); a
-    // connection that talks now and then (a heartbeat) waits for readiness first.
-    let mut busy = false;
+    let mut pace = super::ReadPace::new();
     let mut first = !pending.is_empty();
     loop {
         let mut buf = if first {
             first = false;
             std::mem::take(&mut pending)
         } else {
-            if !busy || last_data.elapsed() > BUSY_WINDOW {
+            if pace.wait_first() {
                 match shard.stop.until(slot, readable(rd)).await {
                     None => return ReadEnd::Handover(Phase::Stopping),
                     Some(Err(_)) => return ReadEnd::Gone,
@@ -608,11 +602,9 @@ async fn read_loop(
                 p
             }
         };
-        let now = Instant::now();
-        busy = now.duration_since(last_data) <= BUSY_WINDOW;
-        last_data = now;
+        let now = pace.saw_data();
         // Test faults: a fixed service time, or a stall in progress.
-        if let Some(wait) = shard.hold_back(last_data) {
+        if let Some(wait) = shard.hold_back(now) {
             monoio::time::sleep(wait).await;
         }
         let (used, closing) = on_bytes(

@@ -17,14 +17,12 @@ use crate::ws::mask::apply_mask;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Largest frame (and, in broadcast mode, message) the server accepts.
 pub(super) const MAX_FRAME: usize = 64 << 20;
 /// Time allowed for a client to send its upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A connection quiet for longer than this waits for readiness before reading.
-const BUSY_WINDOW: Duration = Duration::from_millis(10);
 
 pub(crate) async fn connection(shard: Rc<ServerShard>, mut stream: TcpStream) {
     let slot = shard.stop.slot();
@@ -132,18 +130,14 @@ fn on_bytes(shard: &ServerShard, data: &mut [u8], out: &mut Vec<u8>) -> (usize, 
 async fn echo_loop(shard: &ServerShard, stream: &mut TcpStream, slot: usize, mut pending: Vec<u8>) {
     // Start as if quiet: the first read waits for readiness, so a connection that
     // never talks never holds a buffer.
-    let mut last_data = Instant::now() - BUSY_WINDOW * 2;
-    // Busy: the last two messages came within BUSY_WINDOW of each other. Only then
-    // is the next read issued at once (holding a buffer until data comes); a
-    // connection that talks now and then (a heartbeat) waits for readiness first.
-    let mut busy = false;
+    let mut pace = super::ReadPace::new();
     let mut first = !pending.is_empty();
     loop {
         let mut buf = if first {
             first = false;
             std::mem::take(&mut pending)
         } else {
-            if !busy || last_data.elapsed() > BUSY_WINDOW {
+            if pace.wait_first() {
                 match shard.stop.until(slot, stream.readable(false)).await {
                     None => return going_away(shard, stream).await,
                     Some(Err(_)) => return,
@@ -178,11 +172,9 @@ async fn echo_loop(shard: &ServerShard, stream: &mut TcpStream, slot: usize, mut
                 p
             }
         };
-        let now = Instant::now();
-        busy = now.duration_since(last_data) <= BUSY_WINDOW;
-        last_data = now;
+        let now = pace.saw_data();
         // Test faults: a fixed service time, or a stall in progress.
-        if let Some(wait) = shard.hold_back(last_data) {
+        if let Some(wait) = shard.hold_back(now) {
             monoio::time::sleep(wait).await;
         }
         let mut out = shard.wpool.take();

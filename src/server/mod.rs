@@ -29,6 +29,41 @@ use std::time::{Duration, Instant};
 /// modest; a pipelined flood simply takes a few reads.
 const SERVER_READ_BUF: usize = 8 * 1024;
 
+/// Whether a server connection reads at once or waits for readiness first: at once
+/// only while it is busy (its last two messages came less than `BUSY_WINDOW` apart),
+/// so a connection that talks now and then (a heartbeat) holds no buffer between
+/// messages, and a busy one saves a ring operation per message.
+pub(crate) struct ReadPace {
+    last: Instant,
+    busy: bool,
+}
+
+/// Messages closer together than this make a connection busy.
+const BUSY_WINDOW: Duration = Duration::from_millis(10);
+
+impl ReadPace {
+    /// A new connection starts quiet: its first read waits for readiness.
+    pub(crate) fn new() -> Self {
+        ReadPace {
+            last: Instant::now() - BUSY_WINDOW * 2,
+            busy: false,
+        }
+    }
+
+    /// True when the next read should wait for readiness first.
+    pub(crate) fn wait_first(&self) -> bool {
+        !self.busy || self.last.elapsed() > BUSY_WINDOW
+    }
+
+    /// Data arrived now; returns the time.
+    pub(crate) fn saw_data(&mut self) -> Instant {
+        let now = Instant::now();
+        self.busy = now.duration_since(self.last) <= BUSY_WINDOW;
+        self.last = now;
+        now
+    }
+}
+
 /// Totals kept per server shard and summed when the server stops.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ServerTotals {
