@@ -72,7 +72,9 @@ pub enum IoDriver {
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Target WebSocket URLs (ws://host:port/path). None: start the built-in echo
+    /// Target WebSocket URLs (ws://host:port/path; a port range such as
+    /// ws://127.0.0.1:9001-9004/ names one target per port); connections spread
+    /// over them round robin. None: start the built-in echo
     /// server in-process on a free loopback port and load it.
     #[arg(value_name = "URL")]
     pub urls: Vec<String>,
@@ -207,6 +209,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "I/N")]
     pub agent: Option<String>,
 
+    /// Source addresses to connect from, spread round robin (127.0.0.1-127.0.0.16,
+    /// 10.0.0.5,fd00::1-fd00::4): each (source, target) pair has its own ephemeral
+    /// port range, so N sources hold N times the connections. With --agent, each
+    /// agent takes its own slice.
+    #[arg(long = "source-ip", value_name = "ADDRS")]
+    pub source_ip: Option<String>,
+
     /// Start at this Unix time (seconds), so agents begin together.
     #[arg(long = "start-at", value_name = "UNIX_TIME")]
     pub start_at: Option<f64>,
@@ -244,6 +253,10 @@ pub struct DoctorArgs {
     /// Connections of the planned run.
     #[arg(short = 'c', long = "connections", default_value = "50", value_parser = parse_count)]
     pub connections: u64,
+
+    /// Source addresses of the planned run (as `wsherd run --source-ip`).
+    #[arg(long = "source-ip", value_name = "ADDRS")]
+    pub source_ip: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -160,6 +160,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                 .iter()
                 .map(|f| crate::report::read_json(f))
                 .collect::<Result<Vec<_>, _>>()?;
+            let names: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
+            crate::merge::check_parts(&parts, &names).map_err(Error::usage)?;
             let total = crate::merge::merge(&parts, crate::merge::Timing::Parallel);
             if let Some(out) = &args.output {
                 crate::report::write_json(out, &total)?;
@@ -170,14 +172,29 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor(args) => {
-            // Parse the URLs only to count distinct targets (no resolution needed).
-            let targets = args.urls.len().max(1) as u64;
-            let plan = crate::doctor::Plan {
-                connections: args.connections,
-                targets,
-                embedded: args.urls.is_empty(),
+            let mut addrs = std::collections::HashSet::new();
+            for u in &args.urls {
+                for t in crate::config::Target::parse_many(u)? {
+                    addrs.insert(t.addr);
+                }
+            }
+            let sources = match &args.source_ip {
+                Some(spec) => crate::source::parse(spec).map_err(Error::usage)?,
+                None => Vec::new(),
             };
-            let checks = crate::doctor::examine(&plan);
+            let plan = crate::doctor::Plan {
+                sources: sources.len() as u64,
+                all_sources: sources.len() as u64,
+                ..crate::doctor::Plan::simple(
+                    args.connections,
+                    addrs.len().max(1) as u64,
+                    args.urls.is_empty(),
+                )
+            };
+            let mut checks = crate::doctor::examine(&plan);
+            if !sources.is_empty() {
+                checks.insert(0, crate::doctor::check_sources(&sources));
+            }
             print_out(&crate::doctor::render(&plan, &checks))?;
             let fail = checks
                 .iter()

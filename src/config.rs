@@ -33,6 +33,43 @@ pub struct Target {
 }
 
 impl Target {
+    /// Parses a URL that may name a port range (`ws://127.0.0.1:9001-9004/`): one
+    /// target per port, so a row of servers is written once.
+    pub fn parse_many(url: &str) -> Result<Vec<Target>> {
+        let Some((first, last, at)) = port_range(url) else {
+            return Ok(vec![Target::parse(url)?]);
+        };
+        let bad = |why: String| Error::BadUrl {
+            url: url.to_string(),
+            why,
+        };
+        let (lo, hi) = match (first.parse::<u16>(), last.parse::<u16>()) {
+            (Ok(lo), Ok(hi)) if lo > 0 && hi >= lo => (lo, hi),
+            (Ok(lo), Ok(hi)) if lo > 0 && hi < lo => {
+                return Err(bad(format!(
+                    "port range {first}-{last} ends before it starts; write the lower port first"
+                )))
+            }
+            _ => {
+                return Err(bad(format!(
+                    "'{first}-{last}' is not a port range (1-65535, e.g. 9001-9004)"
+                )))
+            }
+        };
+        if hi - lo >= 1024 {
+            return Err(bad(format!(
+                "port range {lo}-{hi} names {} servers; at most 1024",
+                hi as u32 - lo as u32 + 1
+            )));
+        }
+        (lo..=hi)
+            .map(|p| {
+                let one = format!("{}{p}{}", &url[..at.0], &url[at.1..]);
+                Target::parse(&one)
+            })
+            .collect()
+    }
+
     /// Parses and resolves a `ws://host[:port][/path]` URL.
     pub fn parse(url: &str) -> Result<Target> {
         let bad = |why: &str| Error::BadUrl {
@@ -100,6 +137,22 @@ impl Target {
     }
 }
 
+/// The `A-B` port range of a URL's authority, if any, with its byte span.
+fn port_range(url: &str) -> Option<(&str, &str, (usize, usize))> {
+    let start = url.find("://")? + 3;
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let authority = &url[start..end];
+    let colon = match authority.rfind(']') {
+        Some(b) => b + 1 + authority[b + 1..].find(':')?,
+        None => authority.rfind(':')?,
+    };
+    let port = &authority[colon + 1..];
+    let (a, b) = port.split_once('-')?;
+    Some((a, b, (start + colon + 1, end)))
+}
+
 fn split_host_port(authority: &str) -> std::result::Result<(&str, u16), String> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let end = rest.find(']').ok_or("unclosed '[' in an IPv6 address")?;
@@ -145,6 +198,12 @@ pub fn available_cores() -> Vec<usize> {
 pub struct RunConfig {
     /// Targets; empty means: start the embedded server and load it.
     pub targets: Vec<Target>,
+    /// This process's source addresses (its agent slice of `--source-ip`).
+    pub sources: Vec<std::net::IpAddr>,
+    /// Addresses `--source-ip` named for all agents together (0: none given).
+    pub all_sources: u64,
+    /// Connections of the whole run, every agent included.
+    pub whole_connections: u64,
     /// Cores for the embedded server's shards (empty when targets are given).
     pub server_cores: Vec<usize>,
     pub connections: u64,
@@ -284,11 +343,40 @@ impl RunConfig {
             ));
         }
 
-        let targets = a
+        let targets: Vec<Target> = a
             .urls
             .iter()
-            .map(|u| Target::parse(u))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|u| Target::parse_many(u))
+            .collect::<Result<Vec<_>>>()?
+            .concat();
+        let (sources, all_sources) = match &a.source_ip {
+            None => (Vec::new(), 0),
+            Some(spec) => {
+                let all = crate::source::parse(spec).map_err(Error::usage)?;
+                // The embedded server listens on 127.0.0.1.
+                let v4 = targets.iter().all(|t| t.addr.is_ipv4());
+                if !v4 && targets.iter().any(|t| t.addr.is_ipv4()) {
+                    return Err(Error::usage(
+                        "--source-ip with both IPv4 and IPv6 targets: run each family on its own and merge the results with wsherd merge",
+                    ));
+                }
+                if let Some(other) = all.iter().find(|ip| ip.is_ipv4() != v4) {
+                    let (f, t) = if v4 {
+                        ("IPv6", "IPv4")
+                    } else {
+                        ("IPv4", "IPv6")
+                    };
+                    return Err(Error::usage(format!(
+                        "--source-ip {other} is {f} but the targets are {t}; give sources of the targets' family"
+                    )));
+                }
+                let mine = crate::source::slice(&all, agent);
+                for ip in &mine {
+                    crate::source::check_assigned(*ip).map_err(Error::usage)?;
+                }
+                (mine, all.len() as u64)
+            }
+        };
 
         let cores = available_cores();
         let (server_cores, load_cores) = if targets.is_empty() {
@@ -341,6 +429,9 @@ impl RunConfig {
 
         Ok(RunConfig {
             targets,
+            sources,
+            all_sources,
+            whole_connections: total,
             server_cores,
             connections: load.connections,
             duration: load.duration,
@@ -876,6 +967,26 @@ mod tests {
         assert_eq!(t.path, "/");
         let t = Target::parse("ws://127.0.0.1").unwrap();
         assert_eq!(t.addr.port(), 80);
+    }
+
+    #[test]
+    fn a_port_range_names_one_target_per_port() {
+        let t = Target::parse_many("ws://127.0.0.1:9001-9003/chat").unwrap();
+        let ports: Vec<u16> = t.iter().map(|t| t.addr.port()).collect();
+        assert_eq!(ports, vec![9001, 9002, 9003]);
+        assert!(t.iter().all(|t| t.path == "/chat"));
+        assert_eq!(t[1].host_header, "127.0.0.1:9002");
+        let six = Target::parse_many("ws://[::1]:9001-9002").unwrap();
+        assert_eq!(six.len(), 2);
+        assert_eq!(Target::parse_many("ws://127.0.0.1:9001/").unwrap().len(), 1);
+        for (url, why) in [
+            ("ws://127.0.0.1:9-8/", "ends before it starts"),
+            ("ws://127.0.0.1:0-8/", "not a port range"),
+            ("ws://127.0.0.1:1-65535/", "at most 1024"),
+        ] {
+            let e = Target::parse_many(url).unwrap_err().to_string();
+            assert!(e.contains(why), "{url}: {e}");
+        }
     }
 
     #[test]

@@ -28,11 +28,54 @@ pub struct Check {
 /// What the doctor is asked about.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// Connections of this process.
     pub connections: u64,
     /// Distinct targets (destination address and port) the connections spread over.
     pub targets: u64,
     /// True when the built-in server runs in the same process (two sockets each).
     pub embedded: bool,
+    /// This process's source addresses (0: the kernel's one address per route).
+    pub sources: u64,
+    /// Connections of the whole run (all agents; = `connections` without --agent).
+    pub whole: u64,
+    /// Source addresses of the whole run (all agents).
+    pub all_sources: u64,
+}
+
+impl Plan {
+    /// A plan for one process without --source-ip.
+    pub fn simple(connections: u64, targets: u64, embedded: bool) -> Plan {
+        Plan {
+            connections,
+            targets,
+            embedded,
+            sources: 0,
+            whole: connections,
+            all_sources: 0,
+        }
+    }
+
+    /// Connections on the busiest (source, destination) pair.
+    pub fn per_pair(&self) -> u64 {
+        crate::source::per_pair(
+            self.connections,
+            self.sources,
+            self.targets,
+            self.whole,
+            self.all_sources,
+        )
+    }
+
+    /// What to change when a pair needs more than `ports` ports.
+    fn port_fix(&self, ports: u64) -> String {
+        let pairs_needed = self.whole.div_ceil(ports);
+        let sources_needed = pairs_needed.div_ceil(self.targets.max(1));
+        format!(
+            "use at least {sources_needed} source addresses (--source-ip 127.0.0.1-127.0.0.{}; on a real host, addresses assigned to its interfaces), \
+             or spread over more targets, or widen the range (sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\", see tuning/)",
+            sources_needed.clamp(1, 254)
+        )
+    }
 }
 
 fn read_sys(path: &str) -> Option<String> {
@@ -59,15 +102,40 @@ pub fn check_ports(plan: &Plan) -> Result<(), String> {
     let Some(ports) = ephemeral_ports() else {
         return Ok(());
     };
-    let per_target = plan.connections.div_ceil(plan.targets.max(1));
-    if per_target > ports {
+    let per_pair = plan.per_pair();
+    if per_pair > ports {
         return Err(format!(
-            "{per_target} connections to one target need {per_target} source ports, but net.ipv4.ip_local_port_range gives {ports}; \
-             spread over more targets, split the run across hosts with --agent, or widen the range \
-             (sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\", see tuning/)"
+            "{per_pair} connections on one (source address, target) pair need {per_pair} source ports, but net.ipv4.ip_local_port_range gives {ports}; {}",
+            plan.port_fix(ports)
         ));
     }
     Ok(())
+}
+
+/// Are the `--source-ip` addresses assigned to this host?
+pub fn check_sources(sources: &[std::net::IpAddr]) -> Check {
+    let missing: Vec<String> = sources
+        .iter()
+        .filter_map(|ip| crate::source::check_assigned(*ip).err())
+        .collect();
+    match missing.first() {
+        None => Check {
+            name: "source addresses",
+            verdict: Verdict::Ok,
+            found: format!("{} addresses, all assigned to this host", sources.len()),
+            fix: String::new(),
+        },
+        Some(first) => Check {
+            name: "source addresses",
+            verdict: Verdict::Fail,
+            found: format!(
+                "{} of {} not usable: {first}",
+                missing.len(),
+                sources.len()
+            ),
+            fix: "assign the addresses (ip addr add ADDR/32 dev IFACE) or leave them out of --source-ip".into(),
+        },
+    }
 }
 
 /// Runs every check for `plan`.
@@ -119,23 +187,28 @@ pub fn examine(plan: &Plan) -> Vec<Check> {
     }
     match ephemeral_ports() {
         Some(ports) => {
-            let per_target = plan.connections.div_ceil(plan.targets.max(1));
-            let v = if per_target <= ports {
+            let per_pair = plan.per_pair();
+            let v = if per_pair <= ports {
                 Verdict::Ok
             } else {
                 Verdict::Fail
+            };
+            let fix = if v == Verdict::Ok {
+                String::new()
+            } else {
+                plan.port_fix(ports)
             };
             add(
                 "ephemeral ports",
                 v,
                 format!(
-                    "{ports} per source/destination pair; the plan needs {per_target} per target"
+                    "{ports} per (source, destination) pair; the plan puts up to {per_pair} on one pair ({} source address{} x {} target{})",
+                    plan.sources.max(1),
+                    if plan.sources > 1 { "es" } else { "" },
+                    plan.targets.max(1),
+                    if plan.targets > 1 { "s" } else { "" },
                 ),
-                if v == Verdict::Ok {
-                    ""
-                } else {
-                    "spread over more targets or hosts (--agent), or sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\""
-                },
+                &fix,
             );
         }
         None => add(
@@ -251,10 +324,15 @@ pub fn render(plan: &Plan, checks: &[Check]) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "wsherd doctor: a run of {} connections to {} target{}{}",
+        "wsherd doctor: a run of {} connections to {} target{}{}{}",
         plan.connections,
         plan.targets,
         if plan.targets == 1 { "" } else { "s" },
+        if plan.sources > 0 {
+            format!(" from {} source addresses", plan.sources)
+        } else {
+            String::new()
+        },
         if plan.embedded {
             " (built-in server in the same process)"
         } else {
@@ -294,23 +372,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_small_plan_fits_and_a_huge_one_does_not() {
-        let small = Plan {
-            connections: 10,
+    fn port_arithmetic_counts_pairs() {
+        // 100k connections, one target: 16 sources make 6250 per pair.
+        let p = Plan {
+            connections: 100_000,
             targets: 1,
             embedded: false,
+            sources: 16,
+            whole: 100_000,
+            all_sources: 16,
         };
+        assert_eq!(p.per_pair(), 6250);
+        // Agent 1 of 4 with its own 4 of the 16 addresses: 25k over 4 pairs.
+        let agent = Plan {
+            connections: 25_000,
+            sources: 4,
+            ..p.clone()
+        };
+        assert_eq!(agent.per_pair(), 6250);
+        // 100k without sources on one target: every connection on one pair; the
+        // fix names how many addresses make it fit in a 28,232-port range.
+        let one = Plan::simple(100_000, 1, false);
+        assert_eq!(one.per_pair(), 100_000);
+        let fix = one.port_fix(28_232);
+        assert!(fix.contains("at least 4 source addresses"), "{fix}");
+        // Two targets halve what each source needs.
+        let two = Plan::simple(100_000, 2, false);
+        assert!(
+            two.port_fix(28_232).contains("at least 2 source"),
+            "{}",
+            two.port_fix(28_232)
+        );
+    }
+
+    #[test]
+    fn a_small_plan_fits_and_a_huge_one_does_not() {
+        let small = Plan::simple(10, 1, false);
         let checks = examine(&small);
         assert!(
             checks.iter().all(|c| c.verdict != Verdict::Fail),
             "{checks:?}"
         );
         assert!(check_ports(&small).is_ok());
-        let huge = Plan {
-            connections: 10_000_000,
-            targets: 1,
-            embedded: false,
-        };
+        let huge = Plan::simple(10_000_000, 1, false);
         let checks = examine(&huge);
         let fails: Vec<&str> = checks
             .iter()
@@ -321,6 +425,7 @@ mod tests {
         assert!(fails.contains(&"ephemeral ports"), "{fails:?}");
         let e = check_ports(&huge).unwrap_err();
         assert!(e.contains("ip_local_port_range"), "{e}");
+        assert!(e.contains("--source-ip"), "{e}");
         let text = render(&huge, &checks);
         assert!(
             text.contains("does not fit") && text.contains("fix:"),

@@ -28,10 +28,14 @@ pub fn run(cfg: RunConfig) -> Result<RunResults> {
 /// Runs a load that ends early when `interrupt` is set.
 pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<RunResults> {
     let nofile = check_fds(&cfg)?;
+    let distinct: std::collections::HashSet<_> = cfg.targets.iter().map(|t| t.addr).collect();
     crate::doctor::check_ports(&crate::doctor::Plan {
         connections: cfg.connections,
-        targets: cfg.targets.len().max(1) as u64,
+        targets: distinct.len().max(1) as u64,
         embedded: cfg.embedded(),
+        sources: cfg.sources.len() as u64,
+        whole: cfg.whole_connections,
+        all_sources: cfg.all_sources,
     })
     .map_err(Error::HostLimit)?;
     // Fail on an unwritable output now, not after a long run.
@@ -72,6 +76,7 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
         .unwrap_or(0.0);
     let shared = Arc::new(RunShared {
         targets: targets.clone(),
+        sources: cfg.sources.clone(),
         connections: cfg.connections,
         conn_profile: cfg.conn_profile.clone(),
         established: Default::default(),
@@ -257,6 +262,7 @@ fn assemble(
         elapsed_secs: elapsed,
         config: ConfigSummary {
             targets: targets.iter().map(|t| t.url.clone()).collect(),
+            source_ips: cfg.sources.iter().map(|ip| ip.to_string()).collect(),
             embedded_server: cfg.embedded(),
             workload: cfg.workload.name().to_string(),
             pacing: match cfg.workload.pacing {

@@ -23,6 +23,7 @@ pub mod rt;
 pub mod scenario;
 pub mod server;
 pub mod shard;
+pub mod source;
 pub mod sys;
 pub mod template;
 pub mod workload;

@@ -41,6 +41,44 @@ fn merge_opt<'a>(parts: impl Iterator<Item = Option<&'a LatencyStats>>) -> Optio
     (!present.is_empty()).then(|| merge_latency(present.into_iter()))
 }
 
+/// Refuses to merge results that are not parts of one run: the same file twice (it
+/// would count every message twice) or different workloads (their total would
+/// mean nothing). `names` label the parts in the error.
+pub fn check_parts(parts: &[RunResults], names: &[String]) -> Result<(), String> {
+    let first = &parts[0];
+    let what = |r: &RunResults| {
+        let c = &r.config;
+        format!(
+            "{} workload, {} pacing, {}-byte {} messages",
+            c.workload, c.pacing, c.message_size, c.message_kind
+        )
+    };
+    for (i, r) in parts.iter().enumerate().skip(1) {
+        if what(r) != what(first) {
+            return Err(format!(
+                "{} ({}) and {} ({}) are not parts of one run; merge the agents of one run only",
+                names[0],
+                what(first),
+                names[i],
+                what(r)
+            ));
+        }
+        for (j, earlier) in parts[..i].iter().enumerate() {
+            if earlier.started_at_unix == r.started_at_unix
+                && earlier.connections.attempted == r.connections.attempted
+                && earlier.messages.sent == r.messages.sent
+                && earlier.latency.rtt.hdr == r.latency.rtt.hdr
+            {
+                return Err(format!(
+                    "{} and {} are the same results; each agent's file should be given once",
+                    names[j], names[i]
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Merges `parts` (at least one) into one result.
 pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
     let first = &parts[0];
@@ -131,14 +169,19 @@ pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
             "mixed".into()
         }
     };
-    let mut targets: Vec<String> = Vec::new();
-    for r in parts {
-        for t in &r.config.targets {
-            if !targets.contains(t) {
-                targets.push(t.clone());
+    let union = |f: &dyn Fn(&RunResults) -> &Vec<String>| -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        for r in parts {
+            for t in f(r) {
+                if !all.contains(t) {
+                    all.push(t.clone());
+                }
             }
         }
-    }
+        all
+    };
+    let targets = union(&|r| &r.config.targets);
+    let source_ips = union(&|r| &r.config.source_ips);
     let sessions = {
         let present: Vec<&SessionStats> =
             parts.iter().filter_map(|r| r.sessions.as_ref()).collect();
@@ -179,6 +222,7 @@ pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
         elapsed_secs: elapsed,
         config: ConfigSummary {
             targets,
+            source_ips,
             embedded_server: parts.iter().any(|r| r.config.embedded_server),
             workload: same(&|r| r.config.workload.clone()),
             pacing: same(&|r| r.config.pacing.clone()),

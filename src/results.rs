@@ -51,6 +51,10 @@ pub struct RunResults {
 pub struct ConfigSummary {
     /// Target URLs.
     pub targets: Vec<String>,
+    /// Source addresses the connections were opened from (`--source-ip`; empty:
+    /// the kernel's choice).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_ips: Vec<String>,
     /// True when no URL was given and the built-in server was started in-process.
     pub embedded_server: bool,
     pub workload: String,

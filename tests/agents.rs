@@ -135,3 +135,43 @@ fn bad_agent_flags_and_files_are_refused() {
         assert!(err.contains(why) && !err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn merge_refuses_results_that_are_not_parts_of_one_run() {
+    let _s = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let save = |name: &str, args: &[&str]| -> String {
+        let path = dir.path().join(name).display().to_string();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["-c", "2", "-d", "1s", "-q", "--json", &path]);
+        support::run(&all, std::time::Duration::from_secs(30));
+        path
+    };
+    let echo = save("echo.json", &[]);
+    let ping = save("ping.json", &["--workload", "ping"]);
+    let text = std::fs::read_to_string(&echo).unwrap();
+    let old = dir.path().join("old.json");
+    std::fs::write(
+        &old,
+        text.replacen("\"schema_version\": 1", "\"schema_version\": 0", 1),
+    )
+    .unwrap();
+    let old = old.display().to_string();
+    for (files, why) in [
+        (vec![&echo, &ping], "are not parts of one run"),
+        (vec![&echo, &echo], "are the same results"),
+        (
+            vec![&echo, &old],
+            "schema version 0, this wsherd reads version 1",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wsherd"))
+            .arg("merge")
+            .args(&files)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{files:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why) && !err.contains("panicked"), "{err}");
+    }
+}

@@ -59,6 +59,19 @@ pub fn render(r: &RunResults) -> String {
         c.targets.join(" ")
     };
     let _ = writeln!(o, "wsherd {}  {target}", r.wsherd_version);
+    if !c.source_ips.is_empty() {
+        let n = c.source_ips.len();
+        let shown = if n <= 4 {
+            c.source_ips.join(" ")
+        } else {
+            format!("{} .. {}", c.source_ips[0], c.source_ips[n - 1])
+        };
+        let _ = writeln!(
+            o,
+            "  from {n} source address{} ({shown})",
+            if n == 1 { "" } else { "es" }
+        );
+    }
     let mut what = format!(
         "  {} workload, {} connections, {}s, {}-byte {} messages",
         c.workload,

@@ -114,7 +114,7 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32, target: usize) {
     let started = Instant::now();
     // The dial/upgrade and close phases are boxed: their state is large and short-
     // lived, and a held connection should only carry the state of its active phase.
-    match Box::pin(open(shard, slot, target)).await {
+    match Box::pin(open(shard, slot, id, target)).await {
         Ok((stream, leftover)) => {
             shard.conn_opened();
             let mut c = Conn {
@@ -188,17 +188,19 @@ pub fn io_cause(e: &io::Error) -> &'static str {
 async fn open(
     shard: &Shard,
     slot: usize,
+    id: u32,
     target: usize,
 ) -> Result<(TcpStream, Vec<u8>), &'static str> {
     let run = &shard.run;
     let t = &run.targets[target];
+    let source = crate::source::pick(&run.sources, id as u64, run.targets.len() as u64);
     shard.stats.borrow_mut().counters.attempted += 1;
     let t0 = Instant::now();
     let stream = match shard
         .stop
         .until(
             slot,
-            monoio::time::timeout(run.connect_timeout, TcpStream::connect_addr(t.addr)),
+            monoio::time::timeout(run.connect_timeout, super::dial::connect(source, t.addr)),
         )
         .await
     {

@@ -7,6 +7,7 @@
 //! interrupt flag, which the ticker polls ten times a second, not per message.
 
 pub mod conn;
+pub mod dial;
 pub mod pool;
 pub mod stop;
 
@@ -29,6 +30,8 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct RunShared {
     pub targets: Vec<Target>,
+    /// This process's source addresses (`--source-ip`); empty: the kernel picks.
+    pub sources: Vec<std::net::IpAddr>,
     /// Connections of the whole run (all shards, this process).
     pub connections: u64,
     /// Staged active connections over the run, if staged or ramped.

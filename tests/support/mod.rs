@@ -51,6 +51,8 @@ pub struct ServerStats {
     pub pongs_received: AtomicU64,
     /// Connections the server ended on purpose (close frame, FIN, RST, bad frame).
     pub ended: AtomicU64,
+    /// Accepted connections per peer (client) address.
+    pub peers: Mutex<std::collections::HashMap<std::net::IpAddr, u64>>,
 }
 
 impl ServerStats {
@@ -97,9 +99,15 @@ impl Server {
                             let accepted =
                                 tokio::time::timeout(Duration::from_millis(20), listener.accept())
                                     .await;
-                            if let Ok(Ok((stream, _))) = accepted {
+                            if let Ok(Ok((stream, peer))) = accepted {
                                 let _ = stream.set_nodelay(true);
                                 stats.accepted.fetch_add(1, Ordering::Relaxed);
+                                *stats
+                                    .peers
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .entry(peer.ip())
+                                    .or_insert(0) += 1;
                                 tokio::spawn(handler(stream, stats.clone()));
                             }
                         }
