@@ -22,6 +22,52 @@ pub struct Collected {
     pub series: Vec<SecondStats>,
     pub peak_open: u64,
     pub drivers: Vec<&'static str>,
+    pub memory: Option<crate::results::MemoryStats>,
+}
+
+/// Memory sampled once a second (two small /proc reads): the process's RSS in the
+/// second with the most open connections, and the kernel's TCP buffers at their
+/// highest.
+struct MemoryTrack {
+    start_kib: Option<u64>,
+    held: (u64, u64),
+    kernel_peak: u64,
+}
+
+impl MemoryTrack {
+    fn new() -> Self {
+        MemoryTrack {
+            start_kib: crate::sys::status_kib("VmRSS:"),
+            held: (0, 0),
+            kernel_peak: crate::sys::tcp_kernel_kib().unwrap_or(0),
+        }
+    }
+
+    fn sample(&mut self, open: u64) {
+        if open > 0 && open >= self.held.0 {
+            if let Some(rss) = crate::sys::status_kib("VmRSS:") {
+                self.held = (open, rss);
+            }
+        }
+        if let Some(k) = crate::sys::tcp_kernel_kib() {
+            self.kernel_peak = self.kernel_peak.max(k);
+        }
+    }
+
+    fn finish(self) -> Option<crate::results::MemoryStats> {
+        let start = self.start_kib?;
+        let (open, held) = self.held;
+        Some(crate::results::MemoryStats {
+            start_rss_kib: start,
+            held_rss_kib: held,
+            held_connections: open,
+            per_connection_bytes: (held.saturating_sub(start) * 1024)
+                .checked_div(open)
+                .unwrap_or(0),
+            peak_rss_kib: crate::sys::status_kib("VmHWM:").unwrap_or(held),
+            kernel_tcp_peak_kib: self.kernel_peak,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -61,6 +107,7 @@ pub fn collect(
     let mut peak_open = 0;
     let tty = std::io::stderr().is_terminal();
     let mut printed_any = false;
+    let mut memory = MemoryTrack::new();
 
     while finished.iter().any(|f| !f) {
         let snap = match rx.recv() {
@@ -104,6 +151,7 @@ pub fn collect(
             }
             let (t, s) = pending.pop_first().expect("non-empty");
             let row = finalize(t, s, &mut peak_open);
+            memory.sample(row.open);
             if progress.enabled {
                 print_progress(&row, progress.total, tty);
                 printed_any = true;
@@ -123,6 +171,7 @@ pub fn collect(
         series,
         peak_open,
         drivers,
+        memory: memory.finish(),
     }
 }
 

@@ -365,5 +365,6 @@ fn assemble(
             rtt: latency_stats(&c.warmup.rtt),
         }),
         series: c.series,
+        memory: c.memory,
     }
 }

@@ -41,6 +41,47 @@ fn merge_opt<'a>(parts: impl Iterator<Item = Option<&'a LatencyStats>>) -> Optio
     (!present.is_empty()).then(|| merge_latency(present.into_iter()))
 }
 
+/// Processes side by side add their memory; one after another, the largest counts.
+/// Kernel TCP memory is host-wide: parts from one host share it (the largest),
+/// parts from different hosts add.
+fn merge_memory(parts: &[RunResults], seq: bool) -> Option<MemoryStats> {
+    let present: Vec<(&MemoryStats, &str)> = parts
+        .iter()
+        .filter_map(|r| r.memory.as_ref().map(|m| (m, r.host.hostname.as_str())))
+        .collect();
+    if present.is_empty() {
+        return None;
+    }
+    let mut m = MemoryStats::default();
+    let mut kernel: BTreeMap<&str, u64> = BTreeMap::new();
+    for (p, host) in &present {
+        let k = kernel.entry(host).or_insert(0);
+        *k = (*k).max(p.kernel_tcp_peak_kib);
+        if seq {
+            if p.held_connections >= m.held_connections {
+                m.start_rss_kib = p.start_rss_kib;
+                m.held_rss_kib = p.held_rss_kib;
+                m.held_connections = p.held_connections;
+            }
+            m.peak_rss_kib = m.peak_rss_kib.max(p.peak_rss_kib);
+        } else {
+            m.start_rss_kib += p.start_rss_kib;
+            m.held_rss_kib += p.held_rss_kib;
+            m.held_connections += p.held_connections;
+            m.peak_rss_kib += p.peak_rss_kib;
+        }
+    }
+    m.kernel_tcp_peak_kib = if seq {
+        kernel.values().copied().max().unwrap_or(0)
+    } else {
+        kernel.values().sum()
+    };
+    m.per_connection_bytes = (m.held_rss_kib.saturating_sub(m.start_rss_kib) * 1024)
+        .checked_div(m.held_connections)
+        .unwrap_or(0);
+    Some(m)
+}
+
 /// Refuses to merge results that are not parts of one run: the same file twice (it
 /// would count every message twice) or different workloads (their total would
 /// mean nothing). `names` label the parts in the error.
@@ -260,5 +301,6 @@ pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
         broadcast,
         warmup: None,
         series: series.into_values().collect(),
+        memory: merge_memory(parts, seq),
     }
 }

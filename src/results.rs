@@ -44,6 +44,28 @@ pub struct RunResults {
     pub warmup: Option<WarmupStats>,
     /// One entry per second of the run.
     pub series: Vec<SecondStats>,
+    /// What holding the connections cost in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryStats>,
+}
+
+/// Memory of the load process, and the kernel's socket buffers beside it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MemoryStats {
+    /// Resident memory before the first connection (runtime, histograms, and the
+    /// embedded server when there is one).
+    pub start_rss_kib: u64,
+    /// Resident memory in the second the most connections were open.
+    pub held_rss_kib: u64,
+    /// Connections open in that second.
+    pub held_connections: u64,
+    /// (held - start) per held connection: what one connection costs in user space.
+    pub per_connection_bytes: u64,
+    /// Highest resident memory of the process (the end of a run included).
+    pub peak_rss_kib: u64,
+    /// Kernel memory in TCP socket buffers at its highest during the run, host-wide
+    /// (/proc/net/sockstat; other processes' sockets, such as a local server's, count).
+    pub kernel_tcp_peak_kib: u64,
 }
 
 /// The configuration as the report shows it.

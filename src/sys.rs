@@ -86,3 +86,27 @@ pub fn cpu_count() -> usize {
         .map(|n| n.get())
         .unwrap_or(1)
 }
+
+/// A `kB` field of /proc/self/status (VmRSS, VmHWM), in KiB.
+pub fn status_kib(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Kernel memory in TCP socket buffers, host-wide (/proc/net/sockstat `TCP: ... mem
+/// PAGES`), in KiB: the socket memory user-space RSS does not show.
+pub fn tcp_kernel_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    let line = s.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut it = line.split_whitespace();
+    while let Some(w) = it.next() {
+        if w == "mem" {
+            let pages: u64 = it.next()?.parse().ok()?;
+            // SAFETY: sysconf has no preconditions.
+            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+            return Some(pages * page / 1024);
+        }
+    }
+    None
+}

@@ -295,6 +295,20 @@ pub fn render(r: &RunResults) -> String {
             causes(&k.close_codes)
         );
     }
+    if let Some(m) = &r.memory {
+        let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+        let _ = writeln!(
+            o,
+            "  memory: {} B per connection held ({} RSS with {} open, {} before the first){}; peak RSS {}; kernel TCP buffers {} at most (host-wide)",
+            group(m.per_connection_bytes),
+            mib(m.held_rss_kib),
+            group(m.held_connections),
+            mib(m.start_rss_kib),
+            if c.embedded_server { ", built-in server included" } else { "" },
+            mib(m.peak_rss_kib),
+            mib(m.kernel_tcp_peak_kib)
+        );
+    }
     let _ = writeln!(o);
 
     let _ = writeln!(o, "Ledger");
