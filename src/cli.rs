@@ -257,6 +257,11 @@ pub struct DoctorArgs {
     /// Source addresses of the planned run (as `wsherd run --source-ip`).
     #[arg(long = "source-ip", value_name = "ADDRS")]
     pub source_ip: Option<String>,
+
+    /// Check the share of agent I of N (as `wsherd run --agent`): its connections,
+    /// its slice of the source addresses, and the ports all agents share.
+    #[arg(long, value_name = "I/N")]
+    pub agent: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -29,7 +29,6 @@ pub struct Collected {
 /// second with the most open connections, and the kernel's TCP buffers at their
 /// highest.
 struct MemoryTrack {
-    start_kib: Option<u64>,
     held: (u64, u64),
     kernel_peak: u64,
 }
@@ -37,7 +36,6 @@ struct MemoryTrack {
 impl MemoryTrack {
     fn new() -> Self {
         MemoryTrack {
-            start_kib: crate::sys::status_kib("VmRSS:"),
             held: (0, 0),
             kernel_peak: crate::sys::tcp_kernel_kib().unwrap_or(0),
         }
@@ -54,16 +52,16 @@ impl MemoryTrack {
         }
     }
 
+    /// The figures; the caller fills in the RSS before the first connection and
+    /// the cost per connection (the collector starts before the shards do).
     fn finish(self) -> Option<crate::results::MemoryStats> {
-        let start = self.start_kib?;
         let (open, held) = self.held;
+        crate::sys::status_kib("VmRSS:")?;
         Some(crate::results::MemoryStats {
-            start_rss_kib: start,
+            start_rss_kib: 0,
             held_rss_kib: held,
             held_connections: open,
-            per_connection_bytes: (held.saturating_sub(start) * 1024)
-                .checked_div(open)
-                .unwrap_or(0),
+            per_connection_bytes: 0,
             peak_rss_kib: crate::sys::status_kib("VmHWM:").unwrap_or(held),
             kernel_tcp_peak_kib: self.kernel_peak,
         })

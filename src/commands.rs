@@ -178,18 +178,30 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                     addrs.insert(t.addr);
                 }
             }
-            let sources = match &args.source_ip {
+            let all = match &args.source_ip {
                 Some(spec) => crate::source::parse(spec).map_err(Error::usage)?,
                 None => Vec::new(),
             };
+            let agent = args
+                .agent
+                .as_deref()
+                .map(crate::config::parse_agent)
+                .transpose()?;
+            let sources = crate::source::slice(&all, agent);
+            let mine = match agent {
+                Some((i, n)) => {
+                    let total = args.connections;
+                    total / n + u64::from(i - 1 < total % n)
+                }
+                None => args.connections,
+            };
             let plan = crate::doctor::Plan {
+                connections: mine,
+                targets: addrs.len().max(1) as u64,
+                embedded: args.urls.is_empty(),
                 sources: sources.len() as u64,
-                all_sources: sources.len() as u64,
-                ..crate::doctor::Plan::simple(
-                    args.connections,
-                    addrs.len().max(1) as u64,
-                    args.urls.is_empty(),
-                )
+                whole: args.connections,
+                all_sources: all.len() as u64,
             };
             let mut checks = crate::doctor::examine(&plan);
             if !sources.is_empty() {

@@ -622,7 +622,7 @@ fn load_from(a: &RunArgs) -> Result<Load> {
 }
 
 /// Parses `--agent I/N`.
-fn parse_agent(s: &str) -> Result<(u64, u64)> {
+pub fn parse_agent(s: &str) -> Result<(u64, u64)> {
     let bad = || {
         Error::usage(format!(
             "--agent '{s}': expected I/N with 1 <= I <= N, e.g. --agent 2/4"

@@ -89,6 +89,8 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
         duration: cfg.duration,
         origin: Instant::now(),
         interrupt: interrupt.clone(),
+        ready: Default::default(),
+        go: Default::default(),
     });
     let mut plans = plan::split(cfg.connections, &cfg.shard_cores, cfg.connect_rate);
     for p in &mut plans {
@@ -123,6 +125,17 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
         handles.push(h);
     }
     drop(tx);
+    // Every shard has its runtime, pools and histograms: what is resident now is
+    // the fixed cost; whatever grows from here is the connections'.
+    let t0 = Instant::now();
+    while shared.ready.load(std::sync::atomic::Ordering::Acquire) < handles.len()
+        && !handles.iter().any(|h| h.is_finished())
+        && t0.elapsed() < std::time::Duration::from_secs(5)
+    {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    let start_rss = crate::sys::status_kib("VmRSS:");
+    shared.go.store(true, std::sync::atomic::Ordering::Release);
     let mut shard_error = None;
     for h in handles {
         match h.join() {
@@ -131,9 +144,17 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
             Err(_) => shard_error = Some("a shard thread panicked".to_string()),
         }
     }
-    let collected = collector
+    let mut collected = collector
         .join()
         .map_err(|_| Error::Runtime("the collector thread panicked".into()))?;
+    if let (Some(m), Some(start)) = (collected.memory.as_mut(), start_rss) {
+        m.start_rss_kib = start;
+        m.per_connection_bytes = (m.held_rss_kib.saturating_sub(start) * 1024)
+            .checked_div(m.held_connections)
+            .unwrap_or(0);
+    } else {
+        collected.memory = None;
+    }
     let elapsed = shared.origin.elapsed().as_secs_f64();
     if let Some(s) = server {
         s.stop();

@@ -116,6 +116,16 @@ fn thousands_of_connections_over_four_sources_and_two_server_processes() {
     assert_eq!(c.failed, 0, "{c:?}");
     assert_eq!(c.lost, 0, "{c:?}");
     assert!(res.messages.received > 0, "{:?}", res.messages);
+    // The run measured what holding them cost (user space, and the kernel apart).
+    let m = res.memory.as_ref().expect("memory section");
+    assert_eq!(m.held_connections, 4000, "{m:?}");
+    assert!(m.held_rss_kib > m.start_rss_kib, "{m:?}");
+    assert!(
+        (100..64 * 1024).contains(&m.per_connection_bytes),
+        "implausible cost per connection: {m:?}"
+    );
+    assert!(m.peak_rss_kib >= m.held_rss_kib, "{m:?}");
+    assert!(m.kernel_tcp_peak_kib > 0, "{m:?}");
 }
 
 #[test]

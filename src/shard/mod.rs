@@ -52,6 +52,22 @@ pub struct RunShared {
     pub origin: Instant,
     /// Set by Ctrl-C (or a caller) to end the run early.
     pub interrupt: Arc<AtomicBool>,
+    /// Shards with their runtime built, waiting for `go` before the first dial (so
+    /// the process's RSS can be read with every fixed cost in and no connection).
+    pub ready: std::sync::atomic::AtomicUsize,
+    pub go: AtomicBool,
+}
+
+impl RunShared {
+    /// Called by each shard once it is set up; returns when the run may dial. Gives
+    /// up waiting after 5 s (the engine sets `go` long before).
+    fn ready_and_wait(&self) {
+        self.ready.fetch_add(1, Ordering::AcqRel);
+        let t0 = Instant::now();
+        while !self.go.load(Ordering::Acquire) && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
 }
 
 /// The shard's state, shared by its tasks through `Rc`.
@@ -125,6 +141,7 @@ pub fn run_shard(
             dialing_done: Cell::new(false),
             stopped_at: Cell::new(None),
         });
+        shard.run.ready_and_wait();
         monoio::spawn(dialer(shard.clone(), plan.clone()));
         ticker(shard, tx, name).await;
     })?;
