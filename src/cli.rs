@@ -282,7 +282,9 @@ pub enum ServeMode {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on. Several `wsherd serve` processes can listen on the same
+    /// address (every shard binds with SO_REUSEPORT); the kernel spreads new
+    /// connections over all their shards, and each prints its own totals on exit.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub addr: String,
 

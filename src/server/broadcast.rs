@@ -25,9 +25,12 @@
 //! **Within a connection** a reader and a writer run concurrently over the two halves
 //! of the stream, driven by one task (one `poll_fn`, as the load side's open-loop phase
 //! does): deliveries arrive at any time, and a receiver whose writes are blocked keeps
-//! reading (its pings, its own publishes). The reader waits for readiness before it
-//! borrows a shard read buffer, as echo mode does, so an idle connection holds no
-//! buffer: only its subscriber slot (an empty queue and a waker, a few dozen bytes).
+//! reading (its pings, its own publishes). The reader is echo mode's read step (see
+//! `read`): it waits for readiness before it borrows a shard read buffer and gives
+//! it back before it waits again, so an idle connection holds no buffer, only its
+//! task and its subscriber slot (an empty queue and a waker, a few dozen bytes). No
+//! timer lives in the connection's future (the handshake timeout and the goodbye
+//! wait are boxed): monoio's timers would make every held connection's task 1-2 KiB.
 //!
 //! **Across shards.** Shards are separate threads whose tasks are `!Send`, so a shard
 //! cannot wake another shard's connections. Each shard has one inbox (a
@@ -56,12 +59,12 @@
 //! subscriber of that shard when it next drains its inbox.
 
 use super::conn::{upgrade, MAX_FRAME};
+use super::read::{Got, ReadSide, Reader};
 use super::ServerShard;
-use crate::shard::conn::io_cause;
 use crate::ws::frame::{self, From, Kind};
 use crate::ws::mask::apply_mask;
 use bytes::Bytes;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, Splitable};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -405,230 +408,202 @@ struct Partial {
 }
 
 /// One broadcast connection: upgrade, subscribe, then read and write concurrently.
-pub(crate) async fn connection(shard: std::rc::Rc<ServerShard>, mut stream: TcpStream) {
-    let slot = shard.stop.slot();
-    let _ = stream.set_nodelay(true);
-    if let Some(b) = shard.bcast.as_ref() {
-        // Subscribe before the 101 goes out, so a client that sees its upgrade
-        // answered receives everything published from then on.
-        let id = Cell::new(None);
-        let pending = upgrade(&shard, &mut stream, || id.set(Some(b.subscribe()))).await;
-        match (pending, id.get()) {
-            (Some(pending), Some(sub)) => {
-                shard.open.set(shard.open.get() + 1);
-                shard.connections.set(shard.connections.get() + 1);
-                run(&shard, b, stream, slot, sub, pending).await;
-                b.unsubscribe(sub);
-                shard.open.set(shard.open.get() - 1);
-            }
-            (_, Some(sub)) => b.unsubscribe(sub),
-            _ => {}
-        }
-    }
-    shard.stop.release(slot);
-    shard.live.set(shard.live.get() - 1);
-}
-
-async fn run(
-    shard: &ServerShard,
-    b: &Local,
-    stream: TcpStream,
-    slot: usize,
-    id: usize,
-    early: Vec<u8>,
-) {
-    let (mut rd, mut wr) = stream.into_split();
-    // Pongs and close replies the reader wants sent; the writer sends them first.
-    let control = RefCell::new(Vec::new());
-    let phase = Cell::new(Phase::Open);
-    // Copies in the write under way (dropped if it never completes).
-    let in_flight = Cell::new(0u64);
-
-    let end = {
-        let reader = read_loop(shard, b, &mut rd, slot, id, early, &control);
-        let writer = async {
-            loop {
-                // Until there is something to send, the reader has handed over, or
-                // the server stops.
-                let woke = shard
-                    .stop
-                    .until(
+/// An `async move` block rather than an `async fn`, whose arguments (the stream is
+/// 80 bytes) would be stored twice in the task for the connection's whole life.
+#[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see above
+pub(crate) fn connection(
+    shard: std::rc::Rc<ServerShard>,
+    mut stream: TcpStream,
+) -> impl Future<Output = ()> {
+    async move {
+        let slot = shard.stop.slot();
+        let _ = stream.set_nodelay(true);
+        if let Some(b) = shard.bcast.as_ref() {
+            // Subscribe before the 101 goes out, so a client that sees its upgrade
+            // answered receives everything published from then on.
+            let id = Cell::new(None);
+            let early = upgrade(&shard, &mut stream, || id.set(Some(b.subscribe()))).await;
+            match (early, id.get()) {
+                (Some(early), Some(sub)) => {
+                    shard.open.set(shard.open.get() + 1);
+                    shard.connections.set(shard.connections.get() + 1);
+                    run(
+                        &shard,
+                        b,
+                        stream.into_split(),
                         slot,
-                        std::future::poll_fn(|cx| {
-                            if phase.get() != Phase::Open
-                                || !control.borrow().is_empty()
-                                || b.has_frames(id)
-                            {
-                                Poll::Ready(())
-                            } else {
-                                b.register(id, cx.waker());
-                                Poll::Pending
-                            }
-                        }),
+                        sub,
+                        Reader::new(early),
                     )
                     .await;
-                let final_phase = match (phase.get(), woke) {
-                    (Phase::Open, None) => Phase::Stopping,
-                    (p, _) => p,
-                };
-                let mut out = shard.wpool.take();
-                out.append(&mut control.borrow_mut());
-                let mut direct = None;
-                match final_phase {
-                    Phase::Open => {
-                        // Either small frames copied into `out` or one large frame
-                        // alone (only taken when `out` is empty), never both.
-                        let (n, d) = b.take(id, &mut out);
-                        in_flight.set(n + u64::from(d.is_some()));
-                        direct = d;
-                    }
-                    Phase::Stopping => frame::write_server_frame(
-                        &mut out,
-                        Kind::Close,
-                        true,
-                        &1001u16.to_be_bytes(),
-                    ),
-                    Phase::Closing => {}
+                    b.unsubscribe(sub);
+                    shard.open.set(shard.open.get() - 1);
                 }
-                if !out.is_empty() {
-                    let (res, out) = wr.write_all(out).await;
-                    shard.wpool.put(out);
-                    if res.is_err() {
-                        return WriteEnd::Done;
-                    }
-                } else {
-                    shard.wpool.put(out);
-                }
-                if let Some(f) = direct {
-                    if wr.write_all(f).await.0.is_err() {
-                        return WriteEnd::Done;
-                    }
-                }
-                b.delivered.set(b.delivered.get() + in_flight.replace(0));
-                match final_phase {
-                    Phase::Open => {}
-                    Phase::Closing => return WriteEnd::Done,
-                    Phase::Stopping => return WriteEnd::WentAway,
-                }
+                (_, Some(sub)) => b.unsubscribe(sub),
+                _ => {}
             }
-        };
-        let mut reader = pin!(reader);
-        let mut writer = pin!(writer);
-        let mut reading = true;
-        std::future::poll_fn(|cx| {
-            if reading {
-                match reader.as_mut().poll(cx) {
-                    Poll::Ready(ReadEnd::Gone) => return Poll::Ready(WriteEnd::Done),
-                    Poll::Ready(ReadEnd::Handover(p)) => {
-                        reading = false;
-                        phase.set(p);
-                    }
-                    Poll::Pending => {}
-                }
-            }
-            writer.as_mut().poll(cx)
-        })
-        .await
-    };
-    b.add_dropped(in_flight.get());
-    if let WriteEnd::WentAway = end {
-        // The client's close (or its EOF): no need to read it, only to see it.
-        let _ = monoio::time::timeout(GOODBYE_WAIT, readable(&rd)).await;
+        }
+        shard.stop.release(slot);
+        shard.live.set(shard.live.get() - 1);
     }
 }
 
-/// Waits until the read half has data (or EOF), without holding a buffer.
-async fn readable(rd: &OwnedReadHalf<TcpStream>) -> std::io::Result<()> {
-    // SAFETY: the halves share the stream through an `UnsafeCell`, and monoio's own
-    // `read`/`write` on them take `&mut` to it concurrently (TcpStream is `Split`:
-    // its reads and writes are independent). `readable` only clones the shared fd
-    // into a poll operation and touches nothing the write half uses.
-    let stream: &TcpStream = unsafe { &*rd.0.get() };
-    stream.readable(false).await
-}
-
-async fn read_loop(
-    shard: &ServerShard,
-    b: &Local,
-    rd: &mut OwnedReadHalf<TcpStream>,
+/// Runs the reader and the writer of a subscribed connection until it ends.
+/// Returns a future rather than being an `async fn`, which would store its
+/// arguments twice.
+#[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see above
+fn run<'a>(
+    shard: &'a ServerShard,
+    b: &'a Local,
+    (mut rd, mut wr): (OwnedReadHalf<TcpStream>, OwnedWriteHalf<TcpStream>),
     slot: usize,
     id: usize,
-    mut pending: Vec<u8>,
-    control: &RefCell<Vec<u8>>,
-) -> ReadEnd {
-    let mut msg = Partial::default();
-    let mut batch: Vec<Frame> = Vec::new();
-    // Start as if quiet: the first read waits for readiness, so a connection that
-    // never talks never holds a buffer.
-    let mut pace = super::ReadPace::new();
-    let mut first = !pending.is_empty();
-    loop {
-        let mut buf = if first {
-            first = false;
-            std::mem::take(&mut pending)
-        } else {
-            if pace.wait_first() {
-                match shard.stop.until(slot, readable(rd)).await {
-                    None => return ReadEnd::Handover(Phase::Stopping),
-                    Some(Err(_)) => return ReadEnd::Gone,
-                    Some(Ok(())) => {}
-                }
-            }
-            let buf = shard.pool.take();
-            let (res, buf) = match shard.stop.until(slot, rd.read(buf)).await {
-                None => return ReadEnd::Handover(Phase::Stopping),
-                Some(r) => r,
-            };
-            match res {
-                Ok(0) => {
-                    shard.pool.put(buf);
-                    return ReadEnd::Gone;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    if io_cause(&e) != "reset" {
-                        shard.errors.set(shard.errors.get() + 1);
+    reader: Reader,
+) -> impl Future<Output = ()> + 'a {
+    async move {
+        // Pongs and close replies the reader wants sent; the writer sends them first.
+        let control = RefCell::new(Vec::new());
+        let phase = Cell::new(Phase::Open);
+        // Copies in the write under way (dropped if it never completes).
+        let in_flight = Cell::new(0u64);
+
+        let end = {
+            let reader = read_loop(shard, b, &mut rd, slot, id, reader, &control);
+            let writer = async {
+                loop {
+                    // Until there is something to send, the reader has handed over, or
+                    // the server stops.
+                    let woke = shard
+                        .stop
+                        .until(
+                            slot,
+                            std::future::poll_fn(|cx| {
+                                if phase.get() != Phase::Open
+                                    || !control.borrow().is_empty()
+                                    || b.has_frames(id)
+                                {
+                                    Poll::Ready(())
+                                } else {
+                                    b.register(id, cx.waker());
+                                    Poll::Pending
+                                }
+                            }),
+                        )
+                        .await;
+                    let final_phase = match (phase.get(), woke) {
+                        (Phase::Open, None) => Phase::Stopping,
+                        (p, _) => p,
+                    };
+                    let mut out = shard.wpool.take();
+                    out.append(&mut control.borrow_mut());
+                    let mut direct = None;
+                    match final_phase {
+                        Phase::Open => {
+                            // Either small frames copied into `out` or one large frame
+                            // alone (only taken when `out` is empty), never both.
+                            let (n, d) = b.take(id, &mut out);
+                            in_flight.set(n + u64::from(d.is_some()));
+                            direct = d;
+                        }
+                        Phase::Stopping => frame::write_server_frame(
+                            &mut out,
+                            Kind::Close,
+                            true,
+                            &1001u16.to_be_bytes(),
+                        ),
+                        Phase::Closing => {}
                     }
-                    shard.pool.put(buf);
-                    return ReadEnd::Gone;
+                    if !out.is_empty() {
+                        let (res, out) = wr.write_all(out).await;
+                        shard.wpool.put(out);
+                        if res.is_err() {
+                            return WriteEnd::Done;
+                        }
+                    } else {
+                        shard.wpool.put(out);
+                    }
+                    if let Some(f) = direct {
+                        if wr.write_all(f).await.0.is_err() {
+                            return WriteEnd::Done;
+                        }
+                    }
+                    b.delivered.set(b.delivered.get() + in_flight.replace(0));
+                    match final_phase {
+                        Phase::Open => {}
+                        Phase::Closing => return WriteEnd::Done,
+                        Phase::Stopping => return WriteEnd::WentAway,
+                    }
                 }
-            }
-            if pending.is_empty() {
-                buf
-            } else {
-                let mut p = std::mem::take(&mut pending);
-                p.extend_from_slice(&buf);
-                shard.pool.put(buf);
-                p
-            }
+            };
+            let mut reader = pin!(reader);
+            let mut writer = pin!(writer);
+            let mut reading = true;
+            std::future::poll_fn(|cx| {
+                if reading {
+                    match reader.as_mut().poll(cx) {
+                        Poll::Ready(ReadEnd::Gone) => return Poll::Ready(WriteEnd::Done),
+                        Poll::Ready(ReadEnd::Handover(p)) => {
+                            reading = false;
+                            phase.set(p);
+                        }
+                        Poll::Pending => {}
+                    }
+                }
+                writer.as_mut().poll(cx)
+            })
+            .await
         };
-        let now = pace.saw_data();
-        // Test faults: a fixed service time, or a stall in progress.
-        if let Some(wait) = shard.hold_back(now) {
-            monoio::time::sleep(wait).await;
+        b.add_dropped(in_flight.get());
+        if let WriteEnd::WentAway = end {
+            // The client's close (or its EOF): no need to read it, only to see it. Boxed:
+            // a timer inline would make every connection's future as big as the timer.
+            let _ = Box::pin(monoio::time::timeout(GOODBYE_WAIT, rd.readable())).await;
         }
-        let (used, closing) = on_bytes(
-            shard,
-            &mut buf,
-            &mut control.borrow_mut(),
-            &mut msg,
-            &mut batch,
-        );
-        if used < buf.len() {
-            pending.extend_from_slice(&buf[used..]);
-        }
-        shard.pool.put(buf);
-        if !batch.is_empty() {
-            b.publish(&batch);
-            batch.clear();
-        }
-        if closing {
-            return ReadEnd::Handover(Phase::Closing);
-        }
-        if !control.borrow().is_empty() || b.has_frames(id) {
-            // The writer of this connection runs in this task: let it, even when the
-            // next read is ready at once (the epoll driver completes those inline).
-            yield_now().await;
+    }
+}
+
+/// Reads, publishes and queues control replies until the connection ends or hands
+/// over to the writer. Returns a future rather than being an `async fn`, which
+/// would store its arguments twice.
+#[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see above
+fn read_loop<'a>(
+    shard: &'a ServerShard,
+    b: &'a Local,
+    rd: &'a mut OwnedReadHalf<TcpStream>,
+    slot: usize,
+    id: usize,
+    mut reader: Reader,
+    control: &'a RefCell<Vec<u8>>,
+) -> impl Future<Output = ReadEnd> + 'a {
+    async move {
+        let mut msg = Partial::default();
+        let mut batch: Vec<Frame> = Vec::new();
+        loop {
+            let mut buf = match reader.next_bytes(shard, rd, slot).await {
+                Got::Bytes(buf) => buf,
+                Got::Stop => return ReadEnd::Handover(Phase::Stopping),
+                Got::Gone => return ReadEnd::Gone,
+            };
+            let (used, closing) = on_bytes(
+                shard,
+                &mut buf,
+                &mut control.borrow_mut(),
+                &mut msg,
+                &mut batch,
+            );
+            reader.done(shard, buf, used);
+            if !batch.is_empty() {
+                b.publish(&batch);
+                batch.clear();
+            }
+            if closing {
+                return ReadEnd::Handover(Phase::Closing);
+            }
+            if !control.borrow().is_empty() || b.has_frames(id) {
+                // The writer of this connection runs in this task: let it, even when the
+                // next read is ready at once (the epoll driver completes those inline).
+                yield_now().await;
+            }
         }
     }
 }

@@ -2,20 +2,25 @@
 //! (same opcode, same FIN bit, so fragmented messages are echoed as they came),
 //! answer pings, and answer a close with a close.
 //!
-//! Like the load side, it borrows the shard's buffers: a connection that has been
-//! quiet for a while waits for readiness before taking one, so idle connections
-//! cost no buffer; a busy one reads directly to save a ring operation per message.
+//! Like the load side, it borrows the shard's buffers (see `read`): a connection
+//! that has been quiet for a while waits for readiness and takes what came at once,
+//! so idle connections cost no buffer; a busy one reads directly to save a ring
+//! operation per message. No timer lives in the connection's future: the handshake
+//! timeout and the goodbye wait are boxed, so a held idle connection costs its task
+//! (a few hundred bytes) and its socket.
 //!
 //! In broadcast mode the shard spawns `broadcast::connection` instead (decided per
 //! accepted connection, so the echo task below is the same as without broadcast).
 
+use super::read::{recv_now, Got, Reader};
 use super::ServerShard;
-use crate::shard::conn::io_cause;
 use crate::ws::frame::{self, From, Kind};
 use crate::ws::handshake::{self, Request};
 use crate::ws::mask::apply_mask;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
+use std::future::Future;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -24,63 +29,100 @@ pub(super) const MAX_FRAME: usize = 64 << 20;
 /// Time allowed for a client to send its upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(crate) async fn connection(shard: Rc<ServerShard>, mut stream: TcpStream) {
-    let slot = shard.stop.slot();
-    let _ = stream.set_nodelay(true);
-    if let Some(pending) = upgrade(&shard, &mut stream, || {}).await {
-        shard.open.set(shard.open.get() + 1);
-        shard.connections.set(shard.connections.get() + 1);
-        echo_loop(&shard, &mut stream, slot, pending).await;
-        shard.open.set(shard.open.get() - 1);
+/// One echo connection, from accept to close. An `async move` block rather than an
+/// `async fn`, whose arguments (the stream is 80 bytes) would be stored twice in the
+/// task for the connection's whole life.
+#[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see above
+pub(crate) fn connection(
+    shard: Rc<ServerShard>,
+    mut stream: TcpStream,
+) -> impl Future<Output = ()> {
+    async move {
+        let slot = shard.stop.slot();
+        let _ = stream.set_nodelay(true);
+        if let Some(early) = upgrade(&shard, &mut stream, || {}).await {
+            shard.open.set(shard.open.get() + 1);
+            shard.connections.set(shard.connections.get() + 1);
+            echo_loop(&shard, &mut stream, slot, Reader::new(early)).await;
+            shard.open.set(shard.open.get() - 1);
+        }
+        shard.stop.release(slot);
+        shard.live.set(shard.live.get() - 1);
     }
-    shard.stop.release(slot);
-    shard.live.set(shard.live.get() - 1);
 }
 
-/// Reads the request head and answers it. Returns bytes that followed the head.
+/// Reads the request head and answers it, within `HANDSHAKE_TIMEOUT`. Returns the
+/// bytes that followed the head (normally none: an empty, unallocated vector).
 /// `accepting` runs right before the 101 response is written.
 pub(super) async fn upgrade(
     shard: &ServerShard,
     stream: &mut TcpStream,
     accepting: impl FnOnce(),
 ) -> Option<Vec<u8>> {
-    let mut accepting = Some(accepting);
-    let work = async {
-        let mut head = Vec::new();
-        loop {
-            // Accepted connections wait for their request without holding a buffer.
-            stream.readable(false).await.ok()?;
-            let buf = shard.pool.take();
-            let (res, buf) = stream.read(buf).await;
-            let n = res.unwrap_or(0);
-            head.extend_from_slice(&buf[..n]);
-            shard.pool.put(buf);
-            if n == 0 {
+    // Boxed: the timer is needed during the handshake only, and inline it would make
+    // the connection's future (which lives as long as the connection) as big as it.
+    Box::pin(monoio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        handshake(shard, stream, accepting),
+    ))
+    .await
+    .ok()
+    .flatten()
+}
+
+async fn handshake(
+    shard: &ServerShard,
+    stream: &mut TcpStream,
+    accepting: impl FnOnce(),
+) -> Option<Vec<u8>> {
+    // The request so far, when it took more than one read (rare).
+    let mut head = Vec::new();
+    loop {
+        // Accepted connections wait for their request without holding a buffer, and
+        // take what came at once, so none holds one while a read waits.
+        stream.readable(false).await.ok()?;
+        let mut buf = shard.pool.take();
+        match recv_now(stream.as_raw_fd(), &mut buf) {
+            Ok(Some(n)) if n > 0 => {}
+            Ok(None) => {
+                shard.pool.put(buf);
+                continue;
+            }
+            _ => {
+                shard.pool.put(buf);
                 return None;
             }
-            match handshake::server_accept(&head) {
-                Request::Partial => continue,
-                Request::Upgrade { head_len, response } => {
-                    if let Some(f) = accepting.take() {
-                        f();
-                    }
-                    let (res, _) = stream.write_all(response).await;
-                    res.ok()?;
-                    head.drain(..head_len);
-                    return Some(head);
+        }
+        let joined = !head.is_empty();
+        if joined {
+            head.extend_from_slice(&buf);
+        }
+        let data = if joined { &head[..] } else { &buf[..] };
+        match handshake::server_accept(data) {
+            Request::Partial => {
+                if !joined {
+                    head.extend_from_slice(&buf);
                 }
-                Request::Reject(response) => {
-                    shard.rejected.set(shard.rejected.get() + 1);
-                    let _ = stream.write_all(response).await;
-                    return None;
-                }
+                shard.pool.put(buf);
+            }
+            Request::Upgrade { head_len, response } => {
+                // Only what followed the head is kept (no allocation when nothing).
+                let early = data[head_len..].to_vec();
+                shard.pool.put(buf);
+                drop(head);
+                accepting();
+                let (res, _) = stream.write_all(response).await;
+                res.ok()?;
+                return Some(early);
+            }
+            Request::Reject(response) => {
+                shard.pool.put(buf);
+                shard.rejected.set(shard.rejected.get() + 1);
+                let _ = stream.write_all(response).await;
+                return None;
             }
         }
-    };
-    monoio::time::timeout(HANDSHAKE_TIMEOUT, work)
-        .await
-        .ok()
-        .flatten()
+    }
 }
 
 enum Next {
@@ -127,73 +169,37 @@ fn on_bytes(shard: &ServerShard, data: &mut [u8], out: &mut Vec<u8>) -> (usize, 
     (pos, Next::Continue)
 }
 
-async fn echo_loop(shard: &ServerShard, stream: &mut TcpStream, slot: usize, mut pending: Vec<u8>) {
-    // Start as if quiet: the first read waits for readiness, so a connection that
-    // never talks never holds a buffer.
-    let mut pace = super::ReadPace::new();
-    let mut first = !pending.is_empty();
-    loop {
-        let mut buf = if first {
-            first = false;
-            std::mem::take(&mut pending)
-        } else {
-            if pace.wait_first() {
-                match shard.stop.until(slot, stream.readable(false)).await {
-                    None => return going_away(shard, stream).await,
-                    Some(Err(_)) => return,
-                    Some(Ok(())) => {}
-                }
-            }
-            let buf = shard.pool.take();
-            let (res, buf) = match shard.stop.until(slot, stream.read(buf)).await {
-                None => return going_away(shard, stream).await,
-                Some(r) => r,
+/// Echoes until the client closes or goes, or the shard stops. Returns a future
+/// rather than being an `async fn`, which would store its arguments twice.
+#[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see above
+fn echo_loop<'a>(
+    shard: &'a ServerShard,
+    stream: &'a mut TcpStream,
+    slot: usize,
+    mut reader: Reader,
+) -> impl Future<Output = ()> + 'a {
+    async move {
+        loop {
+            let mut buf = match reader.next_bytes(shard, stream, slot).await {
+                Got::Bytes(buf) => buf,
+                Got::Stop => return going_away(shard, stream).await,
+                Got::Gone => return,
             };
-            match res {
-                Ok(0) => {
-                    shard.pool.put(buf);
+            let mut out = shard.wpool.take();
+            let (used, next) = on_bytes(shard, &mut buf, &mut out);
+            reader.done(shard, buf, used);
+            if !out.is_empty() {
+                let (res, out) = stream.write_all(out).await;
+                shard.wpool.put(out);
+                if res.is_err() {
                     return;
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    if io_cause(&e) != "reset" {
-                        shard.errors.set(shard.errors.get() + 1);
-                    }
-                    shard.pool.put(buf);
-                    return;
-                }
-            }
-            if pending.is_empty() {
-                buf
             } else {
-                let mut p = std::mem::take(&mut pending);
-                p.extend_from_slice(&buf);
-                shard.pool.put(buf);
-                p
+                shard.wpool.put(out);
             }
-        };
-        let now = pace.saw_data();
-        // Test faults: a fixed service time, or a stall in progress.
-        if let Some(wait) = shard.hold_back(now) {
-            monoio::time::sleep(wait).await;
-        }
-        let mut out = shard.wpool.take();
-        let (used, next) = on_bytes(shard, &mut buf, &mut out);
-        if used < buf.len() {
-            pending.extend_from_slice(&buf[used..]);
-        }
-        shard.pool.put(buf);
-        if !out.is_empty() {
-            let (res, out) = stream.write_all(out).await;
-            shard.wpool.put(out);
-            if res.is_err() {
+            if let Next::Close = next {
                 return;
             }
-        } else {
-            shard.wpool.put(out);
-        }
-        if let Next::Close = next {
-            return;
         }
     }
 }
@@ -202,13 +208,14 @@ async fn echo_loop(shard: &ServerShard, stream: &mut TcpStream, slot: usize, mut
 async fn going_away(shard: &ServerShard, stream: &mut TcpStream) {
     let mut out = shard.wpool.take();
     frame::write_server_frame(&mut out, Kind::Close, true, &1001u16.to_be_bytes());
-    let _ = monoio::time::timeout(Duration::from_millis(500), async {
+    // Boxed, as the handshake's timer: only a stopping connection pays for it.
+    let _ = Box::pin(monoio::time::timeout(Duration::from_millis(500), async {
         let (res, out) = stream.write_all(out).await;
         shard.wpool.put(out);
         if res.is_ok() {
             // The client's close (or its EOF): no need to read it, only to see it.
             let _ = stream.readable(false).await;
         }
-    })
+    }))
     .await;
 }

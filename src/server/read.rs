@@ -1,0 +1,282 @@
+//! The server's read step, shared by echo connections (the whole stream) and
+//! broadcast connections (their read half): wait for data, read it into a shard
+//! buffer, join it to the partial frame left by the last read, apply the test
+//! faults' hold-back, and hand the bytes to the caller's frame handler.
+//!
+//! **No buffer waits in a read.** A quiet connection waits for readiness first and
+//! then takes what the socket holds with a non-blocking `recv(2)` into a borrowed
+//! buffer, which it gives back before it next waits: so ten thousand connections
+//! whose clients all close at once (or all send one message) use one shard buffer
+//! between them, not one each. Only a busy connection (its last two messages came
+//! less than `BUSY_WINDOW` apart) reads through the ring at once and holds a buffer
+//! while that read waits, saving a ring operation per message while it is busy.
+//!
+//! **No timer in the future.** monoio's timers are large (a `Sleep` is 640 bytes
+//! with 128-byte alignment) and would make every connection's task that big for its
+//! whole life; the rare hold-back sleep is boxed, so a connection pays for it only
+//! while it sleeps.
+
+use super::ServerShard;
+use crate::shard::conn::io_cause;
+use monoio::io::{AsyncReadRent, OwnedReadHalf};
+use monoio::net::TcpStream;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+/// What a server connection reads from: its stream, or the read half of it.
+pub(crate) trait ReadSide: AsyncReadRent {
+    /// The socket, for the non-blocking `recv` after readiness.
+    fn fd(&self) -> RawFd;
+    /// Waits until there is data (or EOF, or an error) to read, holding no buffer.
+    fn readable(&self) -> impl Future<Output = io::Result<()>>;
+}
+
+impl ReadSide for TcpStream {
+    fn fd(&self) -> RawFd {
+        self.as_raw_fd()
+    }
+
+    fn readable(&self) -> impl Future<Output = io::Result<()>> {
+        TcpStream::readable(self, false)
+    }
+}
+
+impl ReadSide for OwnedReadHalf<TcpStream> {
+    fn fd(&self) -> RawFd {
+        half_stream(self).as_raw_fd()
+    }
+
+    fn readable(&self) -> impl Future<Output = io::Result<()>> {
+        half_stream(self).readable(false)
+    }
+}
+
+/// The stream behind a read half, for readiness and the fd only.
+fn half_stream(rd: &OwnedReadHalf<TcpStream>) -> &TcpStream {
+    // SAFETY: the halves share the stream through an `UnsafeCell`, and monoio's own
+    // `read`/`write` on them take `&mut` to it concurrently (TcpStream is `Split`:
+    // its reads and writes are independent). Readiness only clones the shared fd
+    // into a poll operation, and the fd is a plain integer: neither touches anything
+    // the write half uses.
+    unsafe { &*rd.0.get() }
+}
+
+/// Whether a server connection reads at once or waits for readiness first: at once
+/// only while it is busy (its last two messages came less than `BUSY_WINDOW` apart),
+/// so a connection that talks now and then (a heartbeat) holds no buffer between
+/// messages, and a busy one saves a ring operation per message.
+pub(crate) struct ReadPace {
+    last: Instant,
+    busy: bool,
+}
+
+/// Messages closer together than this make a connection busy.
+const BUSY_WINDOW: Duration = Duration::from_millis(10);
+
+impl ReadPace {
+    /// A new connection starts quiet: its first read waits for readiness.
+    pub(crate) fn new() -> Self {
+        ReadPace {
+            last: Instant::now() - BUSY_WINDOW * 2,
+            busy: false,
+        }
+    }
+
+    /// True when the next read should wait for readiness first.
+    pub(crate) fn wait_first(&self) -> bool {
+        !self.busy || self.last.elapsed() > BUSY_WINDOW
+    }
+
+    /// Data arrived now; returns the time.
+    pub(crate) fn saw_data(&mut self) -> Instant {
+        let now = Instant::now();
+        self.busy = now.duration_since(self.last) <= BUSY_WINDOW;
+        self.last = now;
+        now
+    }
+}
+
+/// What `Reader::next_bytes` got.
+pub(crate) enum Got {
+    /// Bytes to handle: the partial frame kept from before, then what was read.
+    /// Give the buffer back with `Reader::done`.
+    Bytes(Vec<u8>),
+    /// The shard is stopping.
+    Stop,
+    /// EOF or an error: the connection is over.
+    Gone,
+}
+
+/// The read state of one connection.
+pub(crate) struct Reader {
+    pace: ReadPace,
+    /// The start of a frame not complete yet (normally empty: no allocation).
+    pending: Vec<u8>,
+    /// `pending` holds bytes that came with the upgrade request, not handled yet.
+    early: bool,
+}
+
+impl Reader {
+    /// A reader whose first bytes are `early` (what followed the upgrade request).
+    pub(crate) fn new(early: Vec<u8>) -> Reader {
+        Reader {
+            // Start as if quiet: the first read waits for readiness, so a connection
+            // that never talks never holds a buffer.
+            pace: ReadPace::new(),
+            early: !early.is_empty(),
+            pending: early,
+        }
+    }
+
+    /// The next bytes to handle, after the configured hold-back (test faults).
+    /// One `async move` block, not nested `async fn`s: each `async fn` stores its
+    /// arguments twice in the future, which every held connection carries.
+    #[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see above
+    pub(crate) fn next_bytes<'a, R: ReadSide>(
+        &'a mut self,
+        shard: &'a ServerShard,
+        rd: &'a mut R,
+        slot: usize,
+    ) -> impl Future<Output = Got> + 'a {
+        async move {
+            let buf = if std::mem::take(&mut self.early) {
+                std::mem::take(&mut self.pending)
+            } else {
+                let buf = if self.pace.wait_first() {
+                    loop {
+                        // The operation stays in this frame and `until` gets a reference
+                        // to it: 8 bytes in its state, where the operation would be
+                        // stored twice.
+                        let mut ready = pin!(rd.readable());
+                        match shard.stop.until(slot, ready.as_mut()).await {
+                            None => return Got::Stop,
+                            Some(Err(_)) => return Got::Gone,
+                            Some(Ok(())) => {}
+                        }
+                        // Something is there: take it now, and give the buffer back
+                        // before the next wait.
+                        let mut buf = shard.pool.take();
+                        match recv_now(rd.fd(), &mut buf) {
+                            Ok(Some(n)) if n > 0 => break buf,
+                            // Readiness without data (a spurious wake): wait again.
+                            Ok(None) => shard.pool.put(buf),
+                            other => {
+                                shard.pool.put(buf);
+                                return ended(shard, other.err());
+                            }
+                        }
+                    }
+                } else {
+                    // Busy: read through the ring at once, holding the buffer meanwhile.
+                    let mut reading = pin!(rd.read(shard.pool.take()));
+                    let (res, buf) = match shard.stop.until(slot, reading.as_mut()).await {
+                        None => return Got::Stop,
+                        Some(r) => r,
+                    };
+                    match res {
+                        Ok(n) if n > 0 => buf,
+                        other => {
+                            shard.pool.put(buf);
+                            return ended(shard, other.err());
+                        }
+                    }
+                };
+                if self.pending.is_empty() {
+                    buf
+                } else {
+                    let mut p = std::mem::take(&mut self.pending);
+                    p.extend_from_slice(&buf);
+                    shard.pool.put(buf);
+                    p
+                }
+            };
+            let now = self.pace.saw_data();
+            // Test faults: a fixed service time, or a stall in progress. Boxed: a timer
+            // inline would make every connection's future as big as the timer.
+            if let Some(wait) = shard.hold_back(now) {
+                Box::pin(monoio::time::sleep(wait)).await;
+            }
+            Got::Bytes(buf)
+        }
+    }
+
+    /// Keeps what `buf` holds after `used` (a partial frame) for the next read and
+    /// gives `buf` back to the shard.
+    pub(crate) fn done(&mut self, shard: &ServerShard, buf: Vec<u8>, used: usize) {
+        if used < buf.len() {
+            self.pending.extend_from_slice(&buf[used..]);
+        }
+        shard.pool.put(buf);
+    }
+}
+
+/// A read found EOF (`None`) or an error: counts unexpected errors.
+fn ended(shard: &ServerShard, err: Option<io::Error>) -> Got {
+    if let Some(e) = err {
+        if io_cause(&e) != "reset" {
+            shard.errors.set(shard.errors.get() + 1);
+        }
+    }
+    Got::Gone
+}
+
+/// Reads what the socket holds now into the spare capacity of `buf`, without
+/// waiting: `Ok(None)` when there is nothing, `Ok(Some(0))` at EOF.
+pub(crate) fn recv_now(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    if buf.len() == buf.capacity() {
+        buf.reserve(1024);
+    }
+    let spare = buf.spare_capacity_mut();
+    loop {
+        // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `buf`;
+        // recv writes at most that many and returns how many it wrote.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            let n = n as usize;
+            // SAFETY: the kernel initialised the first `n` spare bytes.
+            unsafe { buf.set_len(buf.len() + n) };
+            return Ok(Some(n));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(None),
+            _ => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn recv_now_reads_what_is_there_and_never_waits() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let mut buf = Vec::with_capacity(16);
+        assert!(recv_now(b.as_raw_fd(), &mut buf).unwrap().is_none());
+        a.write_all(b"hello").unwrap();
+        assert_eq!(recv_now(b.as_raw_fd(), &mut buf).unwrap(), Some(5));
+        assert_eq!(buf, b"hello");
+        // Appends to what the buffer holds, up to its capacity.
+        a.write_all(&[7u8; 40]).unwrap();
+        assert_eq!(recv_now(b.as_raw_fd(), &mut buf).unwrap(), Some(11));
+        assert_eq!(buf.len(), 16);
+        drop(a);
+        let mut rest = Vec::with_capacity(64);
+        assert_eq!(recv_now(b.as_raw_fd(), &mut rest).unwrap(), Some(29));
+        assert_eq!(recv_now(b.as_raw_fd(), &mut rest).unwrap(), Some(0));
+    }
+}
