@@ -6,6 +6,14 @@
 
 use std::fmt::Write;
 
+/// User-space memory of one held load connection (benches/README.md, case c, with
+/// some margin for runtime bookkeeping).
+pub const USER_BYTES_PER_CONN: u64 = 2048;
+/// The built-in server's user-space memory per held connection (benches/README.md).
+pub const SERVER_BYTES_PER_CONN: u64 = 2048;
+/// Kernel memory of one TCP socket beyond its buffers (sock, tcp_sock, file, inode).
+pub const KERNEL_SOCKET_BYTES: u64 = 2048;
+
 /// Outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verdict {
@@ -279,8 +287,10 @@ pub fn examine(plan: &Plan) -> Vec<Check> {
         format!("{cpus} (one shard per core)"),
         "",
     );
-    // Memory: user space per connection (measured, benches/README.md) plus the
-    // kernel's minimum socket buffers.
+    // Memory, user space and kernel apart. User space per connection as measured
+    // (benches/README.md); the kernel's per socket: its socket structures (about
+    // 2 KiB of slab) plus what sits in the buffers, estimated as the minimum buffer
+    // of each direction, what a socket with a message in flight holds.
     let rmem = read_sys("/proc/sys/net/ipv4/tcp_rmem")
         .map(|s| nums(&s))
         .and_then(|v| v.first().copied())
@@ -289,14 +299,20 @@ pub fn examine(plan: &Plan) -> Vec<Check> {
         .map(|s| nums(&s))
         .and_then(|v| v.first().copied())
         .unwrap_or(4096);
-    let per_conn = 8 * 1024 + rmem + wmem;
-    let need = sockets * per_conn;
+    let user = plan.connections * USER_BYTES_PER_CONN
+        + if plan.embedded {
+            plan.connections * SERVER_BYTES_PER_CONN
+        } else {
+            0
+        };
+    let kernel = sockets * (KERNEL_SOCKET_BYTES + rmem + wmem);
     let avail = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable:")).map(nums))
         .and_then(|v| v.first().copied())
         .map(|kb| kb * 1024);
     if let Some(avail) = avail {
+        let need = user + kernel;
         let v = if need <= avail / 2 {
             Verdict::Ok
         } else if need <= avail {
@@ -308,10 +324,17 @@ pub fn examine(plan: &Plan) -> Vec<Check> {
             "memory",
             v,
             format!(
-                "{} MiB available; the plan needs about {} MiB ({} KiB per socket: user space plus minimum socket buffers)",
+                "{} MiB available; the plan needs about {} MiB in user space ({} B per connection{}) and {} MiB in the kernel ({} B per socket: structures and minimum buffers)",
                 avail >> 20,
-                need >> 20,
-                per_conn / 1024
+                user >> 20,
+                USER_BYTES_PER_CONN,
+                if plan.embedded {
+                    format!(", {SERVER_BYTES_PER_CONN} B more for the built-in server")
+                } else {
+                    String::new()
+                },
+                kernel >> 20,
+                KERNEL_SOCKET_BYTES + rmem + wmem
             ),
             if v == Verdict::Ok { "" } else { "fewer connections per host (--agent across hosts), or smaller tcp_rmem/tcp_wmem minimums (tuning/)" },
         );

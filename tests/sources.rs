@@ -62,7 +62,9 @@ impl Drop for Procs {
 fn port_pair() -> u16 {
     let mut x = std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15;
     for _ in 0..1000 {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let p = 20_000 + (x >> 33) as u16 % 12_000;
         let a = std::net::TcpListener::bind(("127.0.0.1", p));
         let b = std::net::TcpListener::bind(("127.0.0.1", p + 1));
