@@ -12,7 +12,8 @@
 # Cases:
 #   a  100 connections, closed loop, 64-byte echo, 1 in flight
 #   b  as a, 64 in flight per connection
-#   c  10,000 connections, idle, connect rate 5000/s (held-connection memory)
+#   c  19,000 connections, idle, connect rate 5000/s (held-connection memory: RSS
+#      sampled during the hold, and peak RSS, which includes the end of the run)
 #   d  raw TCP ping-pong over monoio, 100 connections, 64 bytes (benches/rawtcp.rs)
 #   e  open loop: 100 connections, --rate RATE_E (default 50k msgs/s, well below what the
 #      server answers in case a), 64-byte echo: CPU per message and schedule accuracy
@@ -23,7 +24,7 @@
 #
 # Environment:
 #   BENCH_SECS        duration of cases a, b, d (default 10)
-#   BENCH_IDLE_SECS   duration of case c (default 15, or BENCH_SECS, at least 5, if set)
+#   BENCH_IDLE_SECS   duration of case c (default 15, or BENCH_SECS, at least 8, if set)
 #   BENCH_RUNS        runs per case; the table shows medians (default 3)
 #   BENCH_CASES       which cases to run, e.g. "ad" (default "abcdef")
 #   BENCH_RATE_E / BENCH_RATE_F   open-loop rates of cases e and f (default 50k / 2.5m)
@@ -34,6 +35,8 @@
 # Client CPU is the load process's user+sys time (all its threads, from wait4) divided
 # by echoes received; peak RSS is its ru_maxrss (= VmHWM). RSS per connection is
 # (peak RSS - median peak RSS of 1-connection runs of the same workload) / connections.
+# Case c also samples the client's VmRSS during the hold (3 s before the end; the
+# baseline 2 s in): held RSS per connection is computed the same way from those.
 # For case d the CPU figure is the one rawtcp measures itself over its measured period.
 # For the open-loop cases (e, f) client CPU is divided by messages sent, and the
 # summary adds achieved ÷ requested rate, late sends, send lag and both latencies.
@@ -44,8 +47,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 SECS=${BENCH_SECS:-10}
-# Case c needs 2 s of its duration just to open 10,000 connections at 5000/s.
-IDLE_SECS=${BENCH_IDLE_SECS:-$((${BENCH_SECS:-15} < 5 ? 5 : ${BENCH_SECS:-15}))}
+# Case c needs 4 s of its duration just to open 19,000 connections at 5000/s.
+IDLE_SECS=${BENCH_IDLE_SECS:-$((${BENCH_SECS:-15} < 8 ? 8 : ${BENCH_SECS:-15}))}
 RUNS=${BENCH_RUNS:-3}
 CASES=${BENCH_CASES:-abcdef}
 RATE_E=${BENCH_RATE_E:-50k}
@@ -55,7 +58,9 @@ CLIENT_CORE=${BENCH_CLIENT_CORE:-0}
 SERVER_CORE=${BENCH_SERVER_CORE:-1}
 BASE_SECS=3 # duration of the 1-connection baseline runs
 OUT=${BENCH_OUT:-$ROOT/target/bench-echo/$(date +%Y%m%d-%H%M%S)}
-IDLE_CONNS=10000
+# Under the usual hard limit of 20,000 open files per process (client and server are
+# separate processes).
+IDLE_CONNS=19000
 
 die() { echo "bench-echo: $*" >&2; exit 1; }
 say() { echo "bench-echo: $*" >&2; }
@@ -154,6 +159,9 @@ def measure(out, timeout, argv):
     # steal (the hypervisor running something else on the vCPU).
     cores = [c for c in os.environ.get("BENCH_CORES", "").split(",") if c]
     samples = []
+    # RSS while holding: sampled once, BENCH_HOLD_AT seconds in (if set).
+    hold_at = float(os.environ.get("BENCH_HOLD_AT") or "inf")
+    hold_rss = None
     # Asked to stop (the script is being interrupted): pass it on as SIGINT, which
     # wsherd answers by writing a partial report and exiting; then wait for it.
     def stop(signum, frame):
@@ -172,6 +180,12 @@ def measure(out, timeout, argv):
                         corestat(cores)])
         if aff is None and now - t0 > 1.0:
             aff = affinity(pid)
+        if hold_rss is None and now - t0 >= hold_at:
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    hold_rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+            except (OSError, StopIteration):
+                hold_rss = 0
         if now > deadline and killed is None:
             os.kill(pid, signal.SIGINT); killed = "SIGINT"; deadline = now + 10
         elif now > deadline and killed == "SIGINT":
@@ -185,6 +199,7 @@ def measure(out, timeout, argv):
         "affinity": aff or [],
         "killed_on_timeout": killed,
         "cpu_samples": samples,
+        "hold_rss_kib": hold_rss,
     }
     with open(out, "w") as f:
         json.dump(res, f)
@@ -236,7 +251,8 @@ def wsrow(case, run, conns, meas, res, scpu0, scpu1):
     print("\t".join(map(str, [case, run, conns, recv, f"{rate:.0f}", f"{cli:.3f}",
                               f"{srv:.3f}", m["maxrss_kib"],
                               ",".join(map(str, m["affinity"])), "; ".join(notes),
-                              f"{m['cpu_us']:.0f}"] + ([json.dumps(ol)] if ol else []))))
+                              f"{m['cpu_us']:.0f}", json.dumps(ol) if ol else "",
+                              m.get("hold_rss_kib") or ""])))
 
 def busy(samples, i, t_from, t_to):
     """Share of one core that process i (1: load, 2: server) used from t_from to t_to
@@ -333,7 +349,7 @@ def rawrow(case, run, conns, meas, scpu0, scpu1):
 CASES = {
     "a": "a: 100 conns, closed loop, 64 B echo",
     "b": "b: 100 conns, 64 in flight, 64 B echo",
-    "c": "c: 10,000 conns, idle",
+    "c": "c: 19,000 conns, idle",
     "d": "d: raw TCP ping-pong (monoio), 100 conns, 64 B",
 }
 BASE = {"a": "base-echo", "b": "base-echo", "c": "base-idle", "d": "base-raw"}
@@ -461,6 +477,13 @@ def summary(raw):
         print(f"| {name} | {fmt(rate, 0)} | {fmt(cli, 2)} | {fmt(srv, 2)} "
               f"| {fmt(rss / 1024, 1)} MiB | {per_s} |")
     if "c" in by:
+        held = lambda case: [float(r[12]) for r in by.get(case, []) if len(r) > 12 and r[12]]
+        hold, base = med(held("c")), med(held("base-idle"))
+        if hold == hold and base == base:
+            conns = int(by["c"][0][2])
+            print(f"\nc: client RSS while holding {fmt(hold / 1024, 1)} MiB: "
+                  f"{fmt((hold - base) / conns, 2)} KiB per held connection "
+                  "(the table's figure is from the peak, which includes the end of the run)")
         per_conn = med(col("c", 10)) / int(by["c"][0][2])
         print(f"\nc: client CPU {fmt(per_conn, 1)} µs per connection over the whole run "
               "(connect, upgrade, hold, close)")
@@ -566,7 +589,7 @@ if "$WSHERD" serve --help 2>/dev/null | grep -q -- --first-core; then
     FIRST_CORE=(--first-core "$SERVER_CORE")
 fi
 
-# The open-file limit: raise the soft limit; case c needs a little over 10,000.
+# The open-file limit: raise the soft limit; case c needs a little over 19,000.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [[ $CASES == *c* ]] && (($(ulimit -n) < IDLE_CONNS + 100)); then
     say "open-file limit $(ulimit -n) is too low for $IDLE_CONNS connections; skipping case c"
@@ -591,12 +614,16 @@ measure() {
 ws_run() {
     local case=$1 run=$2 conns=$3 secs=$4
     shift 4
-    local port tag=$case-$run s0 s1
+    local port tag=$case-$run s0 s1 hold_at=""
+    case $case in
+    c) hold_at=$((secs - 3)) ;;
+    base-idle) hold_at=2 ;;
+    esac
     port=$(helper freeport)
     start_server "$tag" "$port" "$WSHERD" serve --addr "127.0.0.1:$port" --shards 1 \
         "${FIRST_CORE[@]}" -q
     s0=$(helper cpu-us "$SERVER_PID")
-    BENCH_WATCH_PID=$SERVER_PID BENCH_CORES=$CLIENT_CORE,$SERVER_CORE measure "$OUT/measure-$tag.json" $((secs + 60)) \
+    BENCH_HOLD_AT=$hold_at BENCH_WATCH_PID=$SERVER_PID BENCH_CORES=$CLIENT_CORE,$SERVER_CORE measure "$OUT/measure-$tag.json" $((secs + 60)) \
         taskset -c "$CLIENT_CORE" "$WSHERD" run "ws://127.0.0.1:$port/" -c "$conns" \
         -d "${secs}s" --shards 1 -q --json "$OUT/result-$tag.json" "$@" \
         2>"$OUT/client-$tag.log"

@@ -5,15 +5,25 @@
 //! (wait for echoes still in flight), a close handshake, and the ledger entry: every
 //! message sent is received, failed (the connection died) or in flight at stop.
 //!
+//! The end of a run is paced by the shard, not by timers in each connection (see
+//! `stop`): the drain ends at the shard's `DRAINED` phase, and close handshakes take
+//! turns (a few hundred at once per shard) until the close window is over; a
+//! connection whose turn never came closes without waiting and counts as unanswered.
+//!
 //! Hot path rules: no allocation per message (buffers come from the shard's pool),
-//! no lock, no atomic, no cross-thread call. An idle connection holds no buffer.
+//! no lock, no atomic, no cross-thread call. An idle connection holds no buffer and
+//! no timer: its task is under 1 KiB (the phases with large state are boxed).
 
+use super::stop::{CLOSE_OVER, DRAINED, STOPPED};
 use super::{Shard, CLOSE_WAIT};
 use crate::payload::{PayloadKind, Stamp};
 use crate::workload::Message;
 use crate::ws::frame::{self, From, Kind};
 use crate::ws::handshake;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, CancelableAsyncReadRent, Splitable};
+use monoio::buf::IoBuf;
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent, Splitable,
+};
 use monoio::net::TcpStream;
 use std::future::Future;
 use std::io;
@@ -43,7 +53,7 @@ enum Read {
     Data(Vec<u8>),
     Eof,
     Failed(io::Error),
-    /// The stop signal or the deadline came first.
+    /// The slot reached the phase the read was waiting on.
     Interrupted,
 }
 
@@ -53,8 +63,10 @@ struct Conn {
     slot: usize,
     /// Bytes of a frame that has not fully arrived yet (normally empty).
     pending: Vec<u8>,
-    /// A fragmented message being reassembled (rare).
-    frag: Option<Vec<u8>>,
+    /// A fragmented message being reassembled (rare: boxed, so that it costs 8 bytes
+    /// rather than 24 in every connection's task).
+    #[allow(clippy::box_collection)]
+    frag: Option<Box<Vec<u8>>>,
     next_seq: u64,
     acked: u64,
     /// Set once the run stops: send no new messages.
@@ -64,7 +76,7 @@ struct Conn {
     /// Messages owed after a think time (chat).
     owed: u32,
     /// Broadcast: the next sequence number expected from each publisher.
-    seen: Vec<u64>,
+    seen: Box<[u64]>,
     got_close: Option<u16>,
 }
 
@@ -75,88 +87,92 @@ impl Conn {
     }
 }
 
-/// Runs one connection to its end and accounts for it.
-pub async fn connection(shard: Rc<Shard>, id: u32, target: usize) {
-    let slot = shard.stop.slot();
-    run_slot(&shard, slot, id, target).await;
-    shard.stop.release(slot);
-    shard.live.set(shard.live.get() - 1);
-}
-
-/// A connection whose stop slot the caller (a staged dialer) owns: it may retire
-/// the slot to close this connection, and learns it ended through `ended`.
-pub async fn staged_connection(
+/// Runs one connection to its end and accounts for it. With `staged`, the caller (a
+/// staged dialer) owns the stop slot: it may retire the slot to close this
+/// connection, and learns it ended through the flag.
+///
+/// Session workloads without a session rate: the slot starts its next session as
+/// soon as the previous one closed, until the run stops. (One function rather
+/// than a wrapper per case: every level of `async fn` adds to each task.)
+pub async fn connection(
     shard: Rc<Shard>,
     id: u32,
     target: usize,
-    slot: usize,
-    ended: Rc<std::cell::Cell<bool>>,
+    staged: Option<(usize, Rc<std::cell::Cell<bool>>)>,
 ) {
-    run_slot(&shard, slot, id, target).await;
-    ended.set(true);
-    shard.live.set(shard.live.get() - 1);
-}
-
-async fn run_slot(shard: &Shard, slot: usize, id: u32, target: usize) {
-    // Session workloads without a session rate: this slot starts its next session
-    // as soon as the previous one closed, until the run stops.
+    let slot = match &staged {
+        Some((slot, _)) => *slot,
+        None => shard.stop.slot(),
+    };
     let repeat = shard.run.workload.session.is_some_and(|s| s.rate.is_none());
     loop {
-        one_connection(shard, slot, id, target).await;
+        one_connection(&shard, slot, id, target).await;
         if !repeat || shard.stop.is_set_for(slot) {
             break;
         }
     }
+    match staged {
+        Some((_, ended)) => ended.set(true),
+        None => shard.stop.release(slot),
+    }
+    shard.live.set(shard.live.get() - 1);
 }
 
 /// One connection (one session, for session workloads) from dial to close.
+///
+/// A held connection's task sits in this future for its whole life, so it must stay
+/// small: the dial/upgrade, open-loop and close phases are boxed (their state is
+/// large and short-lived) and nothing it awaits inline holds a monoio timer.
 async fn one_connection(shard: &Shard, slot: usize, id: u32, target: usize) {
     let started = Instant::now();
-    // The dial/upgrade and close phases are boxed: their state is large and short-
-    // lived, and a held connection should only carry the state of its active phase.
-    match Box::pin(open(shard, slot, id, target)).await {
-        Ok((stream, leftover)) => {
-            shard.conn_opened();
-            let mut c = Conn {
-                id,
-                slot,
-                pending: leftover,
-                frag: None,
-                next_seq: 0,
-                acked: 0,
-                stopping: false,
-                budget: shard.run.workload.budget(),
-                owed: 0,
-                seen: Vec::new(),
-                got_close: None,
-            };
-            // Broadcast: only publishers send; the others only receive.
-            let sends = shard
-                .run
-                .workload
-                .broadcast
-                .is_none_or(|b| b.publisher(id as u64).is_some());
-            let (end, mut stream) = match shard.run.workload.period().filter(|_| sends) {
-                Some(period) => Box::pin(active_open(shard, &mut c, stream, period)).await,
-                None => {
-                    let mut stream = stream;
-                    let end = active(shard, &mut c, &mut stream).await;
-                    (end, stream)
-                }
-            };
-            let done = end == End::Done;
-            let clean = Box::pin(finish(shard, &mut c, &mut stream, end)).await;
-            shard.conn_closed();
-            if done && clean {
-                let mut st = shard.stats.borrow_mut();
-                st.counters.sessions += 1;
-                st.session
-                    .saturating_record(started.elapsed().as_nanos() as u64);
-            }
-        }
+    let (stream, leftover) = match Box::pin(open(shard, slot, id, target)).await {
+        Ok(opened) => opened,
         // Cut short by the end of the run: not the server's failure.
-        Err(ABORTED) => shard.stats.borrow_mut().counters.aborted += 1,
-        Err(cause) => shard.stats.borrow_mut().counters.fail(cause),
+        Err(ABORTED) => {
+            shard.stats.borrow_mut().counters.aborted += 1;
+            return;
+        }
+        Err(cause) => {
+            shard.stats.borrow_mut().counters.fail(cause);
+            return;
+        }
+    };
+    shard.conn_opened();
+    let mut c = Conn {
+        id,
+        slot,
+        pending: leftover,
+        frag: None,
+        next_seq: 0,
+        acked: 0,
+        stopping: false,
+        budget: shard.run.workload.budget(),
+        owed: 0,
+        seen: Box::default(),
+        got_close: None,
+    };
+    // Broadcast: only publishers send; the others only receive.
+    let sends = shard
+        .run
+        .workload
+        .broadcast
+        .is_none_or(|b| b.publisher(id as u64).is_some());
+    let (end, mut stream) = match shard.run.workload.period().filter(|_| sends) {
+        Some(period) => Box::pin(active_open(shard, &mut c, stream, period)).await,
+        None => {
+            let mut stream = stream;
+            let end = active(shard, &mut c, &mut stream).await;
+            (end, stream)
+        }
+    };
+    let done = end == End::Done;
+    let clean = finish(shard, &mut c, &mut stream, end).await;
+    shard.conn_closed();
+    if done && clean {
+        let mut st = shard.stats.borrow_mut();
+        st.counters.sessions += 1;
+        st.session
+            .saturating_record(started.elapsed().as_nanos() as u64);
     }
 }
 
@@ -308,43 +324,37 @@ fn intern(s: String) -> &'static str {
     })
 }
 
-/// Reads once. With `deadline` None the read ends early when the run stops; with a
-/// deadline (drain, close wait) it ends when the deadline passes. A connection that
-/// expects nothing waits for readiness first, so it holds no buffer while idle.
+/// Reads once, or ends early (`Interrupted`) when the slot reaches phase `until`:
+/// `STOPPED` while the run goes on, `DRAINED` while draining. A connection that
+/// expects nothing waits for readiness first, so it holds no buffer while idle; so
+/// does every drain read (all connections drain at once at the end of a run).
 async fn read_some(
     shard: &Shard,
     stream: &mut TcpStream,
     slot: usize,
     expecting: bool,
-    deadline: Option<Instant>,
+    until: u8,
 ) -> Read {
-    // Drain and close reads (with a deadline) happen on every connection at once at
-    // the end of a run: wait for readiness there too, so the end costs no buffers.
-    if !expecting || deadline.is_some() {
-        let ready = match deadline {
-            None => shard.stop.until(slot, stream.readable(false)).await,
-            Some(d) => monoio::time::timeout(
-                d.saturating_duration_since(Instant::now()),
-                stream.readable(false),
-            )
+    if !expecting || until != STOPPED {
+        match shard
+            .stop
+            .until_phase(slot, until, stream.readable(false))
             .await
-            .ok(),
-        };
-        match ready {
+        {
             None => return Read::Interrupted,
             Some(Err(e)) => return Read::Failed(e),
             Some(Ok(())) => {}
         }
     }
     let buf = shard.pool.take();
-    let res = match deadline {
-        // Cancelled when the run stops; what the kernel already delivered still
-        // comes back, so the stream never loses bytes.
-        None if shard.stop.is_set_for(slot) => {
+    let res = if until == STOPPED {
+        if shard.stop.is_set_for(slot) {
             shard.pool.put(buf);
             return Read::Interrupted;
         }
-        None => match stream
+        // Cancelled when the run stops; what the kernel already delivered still
+        // comes back, so the stream never loses bytes.
+        match stream
             .cancelable_read(buf, shard.stop.cancel_handle(slot))
             .await
         {
@@ -352,47 +362,64 @@ async fn read_some(
                 shard.pool.put(b);
                 return Read::Interrupted;
             }
-            r => Some(r),
-        },
-        Some(d) => monoio::time::timeout(
-            d.saturating_duration_since(Instant::now()),
-            stream.read(buf),
-        )
-        .await
-        .ok(),
+            r => r,
+        }
+    } else {
+        // The socket is readable: this completes at once.
+        stream.read(buf).await
     };
     match res {
-        None => Read::Interrupted,
-        Some((Ok(0), b)) => {
+        (Ok(0), b) => {
             shard.pool.put(b);
             Read::Eof
         }
-        Some((Ok(_), b)) => Read::Data(b),
-        Some((Err(e), b)) => {
+        (Ok(_), b) => Read::Data(b),
+        (Err(e), b) => {
             shard.pool.put(b);
             Read::Failed(e)
         }
     }
 }
 
-/// Writes `out` (if not empty) and returns the buffer to the pool.
+/// Writes `out` (if not empty) and returns the buffer to the pool; gives up (and
+/// drops the write) when the slot reaches phase `until`. A loop of plain writes
+/// rather than `write_all`, whose future is larger: this one is inline in every
+/// connection's task.
 async fn flush(
     shard: &Shard,
     stream: &mut TcpStream,
     slot: usize,
-    out: Vec<u8>,
+    mut out: Vec<u8>,
+    until: u8,
 ) -> Result<(), End> {
-    if out.is_empty() {
-        shard.wpool.put(out);
-        return Ok(());
-    }
-    match shard.stop.until(slot, stream.write_all(out)).await {
-        None => Err(End::Stopped),
-        Some((res, out)) => {
-            shard.wpool.put(out);
-            res.map(|_| ()).map_err(|e| End::Lost(io_cause(&e)))
+    let len = out.len();
+    let mut written = 0;
+    while written < len {
+        let part = out.slice(written..len);
+        let Some((res, part)) = shard
+            .stop
+            .until_phase(slot, until, stream.write(part))
+            .await
+        else {
+            return Err(End::Stopped);
+        };
+        out = part.into_inner();
+        match res {
+            Ok(n) if n > 0 => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // A write of nothing (as `write_all` reports it: an I/O error).
+            Ok(_) => {
+                shard.wpool.put(out);
+                return Err(End::Lost("io_error"));
+            }
+            Err(e) => {
+                shard.wpool.put(out);
+                return Err(End::Lost(io_cause(&e)));
+            }
         }
     }
+    shard.wpool.put(out);
+    Ok(())
 }
 
 /// Appends `n` new messages to `out`, sent now and meant to be sent now (closed loop).
@@ -479,7 +506,7 @@ fn on_delivery(
         return;
     };
     if c.seen.is_empty() {
-        c.seen = vec![UNSEEN; b.publishers as usize];
+        c.seen = vec![UNSEEN; b.publishers as usize].into_boxed_slice();
     }
     {
         let mut st = shard.stats.borrow_mut();
@@ -544,7 +571,7 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
                 if f.fin {
                     to_send += on_data(shard, c, payload, now);
                 } else {
-                    c.frag = Some(payload.to_vec());
+                    c.frag = Some(Box::new(payload.to_vec()));
                 }
             }
             Kind::Continuation if c.frag.is_some() => {
@@ -631,11 +658,14 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> End {
             return end;
         }
     }
-    if let Err(end) = flush(shard, stream, c.slot, out).await {
+    if let Err(end) = flush(shard, stream, c.slot, out, STOPPED).await {
         return end;
     }
+    // Chat: one timer for this connection's think times, made at the first think
+    // and reset for each one after (boxed: a monoio timer is large).
+    let mut think: Option<std::pin::Pin<Box<monoio::time::Sleep>>> = None;
     loop {
-        let buf = match read_some(shard, stream, c.slot, c.outstanding() > 0, None).await {
+        let buf = match read_some(shard, stream, c.slot, c.outstanding() > 0, STOPPED).await {
             Read::Data(b) => b,
             Read::Eof => return End::Lost("eof_without_close"),
             Read::Failed(e) => return End::Lost(io_cause(&e)),
@@ -646,7 +676,7 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> End {
         let mut out = shard.wpool.take();
         let res = on_read(shard, c, buf, &mut out);
         // Replies (pongs, a close echo) go out even when the frame loop ended.
-        let flushed = flush(shard, stream, c.slot, out).await;
+        let flushed = flush(shard, stream, c.slot, out, STOPPED).await;
         if let Err(end) = res {
             return end;
         }
@@ -661,19 +691,21 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> End {
         }
         if c.owed > 0 {
             // Chat: think, then send what the answers released.
-            let think = shard.run.workload.think().unwrap_or_default();
-            if shard
-                .stop
-                .until(c.slot, monoio::time::sleep(think))
-                .await
-                .is_none()
-            {
+            let wait = shard.run.workload.think().unwrap_or_default();
+            let sleep = match &mut think {
+                Some(sleep) => {
+                    sleep.as_mut().reset(monoio::time::Instant::now() + wait);
+                    sleep
+                }
+                None => think.insert(Box::pin(monoio::time::sleep(wait))),
+            };
+            if shard.stop.until(c.slot, sleep.as_mut()).await.is_none() {
                 return End::Stopped;
             }
             let mut out = shard.wpool.take();
             let owed = std::mem::take(&mut c.owed);
             queue_messages(shard, c, &mut out, owed);
-            if let Err(end) = flush(shard, stream, c.slot, out).await {
+            if let Err(end) = flush(shard, stream, c.slot, out, STOPPED).await {
                 return end;
             }
         }
@@ -892,50 +924,47 @@ async fn active_open(
 /// After the active phase: drain and close on stop, close a finished session, or
 /// record why it ended; then settle the ledger for this connection. Returns true
 /// when it closed cleanly.
+///
+/// Inline in every connection's task, so small: the drain waits on the shard's
+/// `DRAINED` phase rather than a timer, a connection waits for its close turn with
+/// no buffer and no timer, and only the close handshake itself (a few hundred at a
+/// time per shard) and the error paths are boxed.
 async fn finish(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end: End) -> bool {
     c.stopping = true;
-    let clean_close;
     match end {
-        End::Done => clean_close = close_handshake(shard, c, stream).await,
+        End::Done => {}
         End::Stopped => {
-            // Drain: wait for echoes still in flight, sending nothing new.
-            let drain_until = shard.stopped_at.get().unwrap_or_else(Instant::now) + shard.run.drain;
-            let mut broke = None;
-            while c.outstanding() > 0 && Instant::now() < drain_until {
-                match read_some(shard, stream, c.slot, true, Some(drain_until)).await {
-                    Read::Data(b) => {
-                        let mut out = shard.wpool.take();
-                        let r = on_read(shard, c, b, &mut out);
-                        let _ = write_best_effort(shard, stream, out, drain_until).await;
-                        if let Err(e) = r {
-                            broke = Some(e);
-                            break;
-                        }
-                    }
-                    Read::Interrupted => break,
-                    Read::Eof => {
-                        broke = Some(End::Lost("eof_without_close"));
-                        break;
-                    }
-                    Read::Failed(e) => {
-                        broke = Some(End::Lost(io_cause(&e)));
-                        break;
-                    }
-                }
-            }
-            match broke {
-                None => clean_close = close_handshake(shard, c, stream).await,
-                Some(end) => {
-                    settle_broken(shard, c, stream, end).await;
-                    return false;
-                }
+            if let Err(end) = drain(shard, c, stream).await {
+                Box::pin(settle_broken(shard, c, stream, end)).await;
+                return false;
             }
         }
         other => {
-            settle_broken(shard, c, stream, other).await;
+            Box::pin(settle_broken(shard, c, stream, other)).await;
             return false;
         }
     }
+    // Replies that arrive while waiting for the turn stay in the socket; the close
+    // handshake reads and counts them.
+    let clean_close = match shard.stop.close_turn(c.slot).await {
+        Some(turn) => {
+            let slot = c.slot;
+            let answered = shard
+                .stop
+                .until_phase(
+                    slot,
+                    CLOSE_OVER,
+                    Box::pin(close_handshake(shard, c, stream)),
+                )
+                .await;
+            drop(turn);
+            answered.unwrap_or(false)
+        }
+        None => {
+            close_now(shard, stream);
+            false
+        }
+    };
     let owed = c.outstanding();
     let mut st = shard.stats.borrow_mut();
     st.counters.in_flight_at_stop += owed;
@@ -946,6 +975,51 @@ async fn finish(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end: End) -
     }
     shard.outstanding.set(shard.outstanding.get() - owed);
     clean_close
+}
+
+/// Waits for echoes still in flight, sending nothing new (pongs are still
+/// answered), until none is left or the drain is over. Err when the connection
+/// broke or the server closed it meanwhile.
+async fn drain(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> Result<(), End> {
+    while c.outstanding() > 0 {
+        match read_some(shard, stream, c.slot, true, DRAINED).await {
+            Read::Data(b) => {
+                let mut out = shard.wpool.take();
+                let r = on_read(shard, c, b, &mut out);
+                if out.is_empty() {
+                    shard.wpool.put(out);
+                } else {
+                    // A pong (nothing new is sent while draining): rare, so boxed.
+                    let _ = Box::pin(flush(shard, stream, c.slot, out, CLOSE_OVER)).await;
+                }
+                r?;
+            }
+            Read::Interrupted => break,
+            Read::Eof => return Err(End::Lost("eof_without_close")),
+            Read::Failed(e) => return Err(End::Lost(io_cause(&e))),
+        }
+    }
+    Ok(())
+}
+
+/// The close window is over: send our close if the socket takes it at once, and
+/// close without waiting for the answer.
+fn close_now(shard: &Shard, stream: &TcpStream) {
+    use std::os::unix::io::AsRawFd;
+    let mut out = shard.wpool.take();
+    let key = shard.rng.borrow_mut().next_key();
+    frame::write_client_frame_bytes(&mut out, Kind::Close, key, &1000u16.to_be_bytes());
+    // SAFETY: the descriptor is open (the stream owns it) and `out` is valid for
+    // `out.len()` bytes; MSG_DONTWAIT never blocks, the result is best effort.
+    let _ = unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            out.as_ptr().cast(),
+            out.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    shard.wpool.put(out);
 }
 
 /// A connection that ended before the run did (or broke while draining): its
@@ -980,8 +1054,9 @@ async fn settle_broken(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end:
     shard.outstanding.set(shard.outstanding.get() - owed);
 }
 
-/// Sends our close (1000) and waits briefly for the server's. Echoes that still
-/// arrive are counted. Returns true when the server answered the close.
+/// Sends our close (1000) and waits briefly (`CLOSE_WAIT`) for the server's.
+/// Echoes that still arrive are counted. Returns true when the server answered the
+/// close. Boxed by its caller: it holds timers.
 async fn close_handshake(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> bool {
     let deadline = Instant::now() + CLOSE_WAIT;
     let mut out = shard.wpool.take();
@@ -991,18 +1066,30 @@ async fn close_handshake(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) ->
         return false;
     }
     loop {
-        match read_some(shard, stream, c.slot, true, Some(deadline)).await {
-            Read::Data(b) => {
-                let mut out = shard.wpool.take();
-                let r = on_read(shard, c, b, &mut out);
-                shard.wpool.put(out);
-                match r {
-                    Ok(()) => continue,
-                    Err(End::ClosedByServer(_)) => return true,
-                    Err(_) => return false,
-                }
+        let ready = monoio::time::timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            stream.readable(false),
+        )
+        .await;
+        if !matches!(ready, Ok(Ok(()))) {
+            return false;
+        }
+        // Readable: the read completes at once.
+        let (res, b) = stream.read(shard.pool.take()).await;
+        match res {
+            Ok(n) if n > 0 => {}
+            _ => {
+                shard.pool.put(b);
+                return false;
             }
-            _ => return false,
+        }
+        let mut out = shard.wpool.take();
+        let r = on_read(shard, c, b, &mut out);
+        shard.wpool.put(out);
+        match r {
+            Ok(()) => continue,
+            Err(End::ClosedByServer(_)) => return true,
+            Err(_) => return false,
         }
     }
 }

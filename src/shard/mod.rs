@@ -90,8 +90,6 @@ pub struct Shard {
     /// across the shard's connections: what abandoned tasks still owe the ledger.
     pub outstanding: Cell<u64>,
     pub dialing_done: Cell<bool>,
-    /// When the run stopped (deadline or interrupt), once it has.
-    pub stopped_at: Cell<Option<Instant>>,
 }
 
 impl Shard {
@@ -139,7 +137,6 @@ pub fn run_shard(
             live: Cell::new(0),
             outstanding: Cell::new(0),
             dialing_done: Cell::new(false),
-            stopped_at: Cell::new(None),
         });
         shard.run.ready_and_wait();
         monoio::spawn(dialer(shard.clone(), plan.clone()));
@@ -199,12 +196,22 @@ async fn connection_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize) {
         let id = plan.first_conn + i;
         let target = (id % targets) as usize;
         shard.live.set(shard.live.get() + 1);
-        monoio::spawn(conn::connection(shard.clone(), id as u32, target));
+        monoio::spawn(conn::connection(shard.clone(), id as u32, target, None));
     }
 }
 
 /// How often a staged dialer compares open connections with the target.
 const STAGE_TICK: Duration = Duration::from_millis(10);
+
+/// A connection of a staged dialer.
+struct Staged {
+    id: u64,
+    slot: usize,
+    /// Set by the connection's task when it ended.
+    ended: Rc<Cell<bool>>,
+    /// When the dialer retired it (the target fell).
+    retired_at: Option<Instant>,
+}
 
 /// Connections that follow a staged target: this shard's share of the profile's
 /// active connections, opened at the connect rate and closed (newest first, with a
@@ -221,8 +228,8 @@ async fn staged_dialer(
     let mut free: Vec<u64> = (plan.first_conn..plan.first_conn + plan.count)
         .rev()
         .collect();
-    let mut live: Vec<(u64, usize, Rc<Cell<bool>>)> = Vec::new();
-    let mut retiring: Vec<(u64, usize, Rc<Cell<bool>>)> = Vec::new();
+    let mut live: Vec<Staged> = Vec::new();
+    let mut retiring: Vec<Staged> = Vec::new();
     let mut credit = 0.0f64;
     let origin = shard.run.origin;
     loop {
@@ -231,15 +238,22 @@ async fn staged_dialer(
         }
         // Connections that ended (lost, or retired and closed) give their id back.
         for list in [&mut live, &mut retiring] {
-            list.retain(|(id, s, ended)| {
-                if ended.get() {
-                    shard.stop.release(*s);
-                    free.push(*id);
+            list.retain(|c| {
+                if c.ended.get() {
+                    shard.stop.release(c.slot);
+                    free.push(c.id);
                     false
                 } else {
                     true
                 }
             });
+        }
+        // Retired connections drain and close on their own clock.
+        let now = Instant::now();
+        for c in &retiring {
+            if let Some(at) = c.retired_at {
+                advance_end(&shard.stop, Some(c.slot), at, now, shard.run.drain);
+            }
         }
         let t = origin.elapsed().as_secs_f64();
         let want = ((profile.at(t) * share).round() as u64).min(plan.count);
@@ -257,21 +271,26 @@ async fn staged_dialer(
                 let Some(id) = free.pop() else { break };
                 let s = shard.stop.slot();
                 let ended = Rc::new(Cell::new(false));
-                live.push((id, s, ended.clone()));
+                live.push(Staged {
+                    id,
+                    slot: s,
+                    ended: ended.clone(),
+                    retired_at: None,
+                });
                 shard.live.set(shard.live.get() + 1);
-                monoio::spawn(conn::staged_connection(
+                monoio::spawn(conn::connection(
                     shard.clone(),
                     id as u32,
                     (id % targets) as usize,
-                    s,
-                    ended,
+                    Some((s, ended)),
                 ));
             }
         } else {
             credit = 0.0;
             for _ in want..have {
-                if let Some(entry) = live.pop() {
-                    shard.stop.retire(entry.1);
+                if let Some(mut entry) = live.pop() {
+                    shard.stop.retire(entry.slot);
+                    entry.retired_at = Some(now);
                     retiring.push(entry);
                 }
             }
@@ -311,6 +330,7 @@ async fn session_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize, rate: 
             shard.clone(),
             id as u32,
             (id % targets) as usize,
+            None,
         ));
         k += 1;
     }
@@ -330,15 +350,25 @@ async fn ticker(shard: Rc<Shard>, tx: Sender<Snapshot>, driver: &'static str) {
     loop {
         let now = Instant::now();
         let next_tick = origin + Duration::from_secs(second + 1);
-        let wake = next_tick.min(now + Duration::from_millis(100));
+        let mut wake = next_tick.min(now + Duration::from_millis(100));
+        if let Some(at) = stopped_at {
+            // The end-of-run phases are due on time: connections hold no timer.
+            for due in [at + shard.run.drain, at + shard.run.drain + CLOSE_WAIT] {
+                if due > now {
+                    wake = wake.min(due);
+                }
+            }
+        }
         monoio::time::sleep(wake.saturating_duration_since(now)).await;
         let now = Instant::now();
 
         if stopped_at.is_none() && (now >= deadline || shard.run.interrupt.load(Ordering::Relaxed))
         {
             stopped_at = Some(now);
-            shard.stopped_at.set(Some(now));
             shard.stop.trigger();
+        }
+        if let Some(at) = stopped_at {
+            advance_end(&shard.stop, None, at, now, shard.run.drain);
         }
         if now >= next_tick {
             second = now.duration_since(origin).as_secs();
@@ -377,6 +407,29 @@ async fn ticker(shard: Rc<Shard>, tx: Sender<Snapshot>, driver: &'static str) {
     }
     // The last snapshot may wait for the collector: the shard has nothing else to do.
     let _ = tx.send(last);
+}
+
+/// Moves a stopped shard (`slot` None) or one retired slot through the end
+/// phases: the drain is over `drain` after the stop, the close window `CLOSE_WAIT`
+/// after that.
+fn advance_end(
+    stop: &stop::StopSignal,
+    slot: Option<usize>,
+    at: Instant,
+    now: Instant,
+    drain: Duration,
+) {
+    let phase = if now >= at + drain + CLOSE_WAIT {
+        stop::CLOSE_OVER
+    } else if now >= at + drain {
+        stop::DRAINED
+    } else {
+        return;
+    };
+    match slot {
+        None => stop.advance(phase),
+        Some(s) => stop.advance_slot(s, phase),
+    }
 }
 
 fn take_snapshot(shard: &Shard, second: u64, last: bool, driver: &'static str) -> Snapshot {
