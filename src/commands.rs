@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    crate::sys::disable_thp();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
