@@ -23,6 +23,7 @@ AGENTS=${AGENTS:-6}
 SERVERS=${SERVERS:-7}
 SOURCES=${SOURCES:-127.0.0.1-127.0.0.12}
 RATE=${RATE:-1000}   # new connections per second per agent (2 cores: a storm times out)
+CLOSE=${CLOSE:-30s}  # close handshakes at the end: 13 processes share 2 cores, 100k closes take seconds
 OUT=${OUT:-target/local-100k/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 
@@ -74,7 +75,7 @@ echo "== $AGENTS agents: ramp ~${ramp}s at $RATE/s each, hold ${HOLD}s, heartbea
 agent_pids=()
 for i in $(seq 1 "$AGENTS"); do
     "$BIN" run "$url" --source-ip "$SOURCES" -c "$CONNS" -d "${duration}s" --workload idle --heartbeat "$HEARTBEAT" \
-        --connect-rate $(( RATE * AGENTS )) --connect-timeout 30s --agent "$i/$AGENTS" --start-at "$start" --shards 1 -q \
+        --connect-rate $(( RATE * AGENTS )) --connect-timeout 30s --close-timeout "$CLOSE" --agent "$i/$AGENTS" --start-at "$start" --shards 1 -q \
         --json "$OUT/agent-$i.json" > "$OUT/agent-$i.txt" 2> "$OUT/agent-$i.err" &
     agent_pids+=($!)
 done

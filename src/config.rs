@@ -226,6 +226,8 @@ pub struct RunConfig {
     pub connect_rate: f64,
     pub connect_timeout: Duration,
     pub drain: Duration,
+    /// The close window after the drain.
+    pub close_timeout: Duration,
     /// One core per load shard.
     pub shard_cores: Vec<usize>,
     pub io_driver: IoDriver,
@@ -461,6 +463,10 @@ impl RunConfig {
             connect_rate: a.connect_rate * share,
             connect_timeout: a.connect_timeout,
             drain: a.drain,
+            close_timeout: a.close_timeout.unwrap_or_else(|| {
+                let per_shard = load.connections.div_ceil(shard_cores.len().max(1) as u64);
+                Duration::from_secs(1) + Duration::from_micros(100) * per_shard.min(1 << 30) as u32
+            }),
             shard_cores,
             io_driver: a.io_driver,
             json: a.json,

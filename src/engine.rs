@@ -86,6 +86,7 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
         payload: cfg.payload.clone(),
         connect_timeout: cfg.connect_timeout,
         drain: cfg.drain,
+        close_timeout: cfg.close_timeout,
         duration: cfg.duration,
         origin: Instant::now(),
         interrupt: interrupt.clone(),

@@ -47,6 +47,8 @@ pub struct RunShared {
     pub payload: PayloadSpec,
     pub connect_timeout: Duration,
     pub drain: Duration,
+    /// How long the close handshakes at the end may take in all (after the drain).
+    pub close_timeout: Duration,
     pub duration: Duration,
     /// Clock origin of the run: timestamps in payloads are ns since this.
     pub origin: Instant,
@@ -252,7 +254,14 @@ async fn staged_dialer(
         let now = Instant::now();
         for c in &retiring {
             if let Some(at) = c.retired_at {
-                advance_end(&shard.stop, Some(c.slot), at, now, shard.run.drain);
+                advance_end(
+                    &shard.stop,
+                    Some(c.slot),
+                    at,
+                    now,
+                    shard.run.drain,
+                    CLOSE_WAIT,
+                );
             }
         }
         let t = origin.elapsed().as_secs_f64();
@@ -346,14 +355,20 @@ async fn ticker(shard: Rc<Shard>, tx: Sender<Snapshot>, driver: &'static str) {
     let mut stopped_at: Option<Instant> = None;
     // Connections still busy this long after the stop are abandoned (and what they
     // had in flight is reported as such): drain, close handshake, a connect timeout.
-    let grace = shard.run.drain + CLOSE_WAIT + shard.run.connect_timeout + Duration::from_secs(1);
+    let grace = shard.run.drain
+        + shard.run.close_timeout
+        + shard.run.connect_timeout
+        + Duration::from_secs(1);
     loop {
         let now = Instant::now();
         let next_tick = origin + Duration::from_secs(second + 1);
         let mut wake = next_tick.min(now + Duration::from_millis(100));
         if let Some(at) = stopped_at {
             // The end-of-run phases are due on time: connections hold no timer.
-            for due in [at + shard.run.drain, at + shard.run.drain + CLOSE_WAIT] {
+            for due in [
+                at + shard.run.drain,
+                at + shard.run.drain + shard.run.close_timeout,
+            ] {
                 if due > now {
                     wake = wake.min(due);
                 }
@@ -368,7 +383,14 @@ async fn ticker(shard: Rc<Shard>, tx: Sender<Snapshot>, driver: &'static str) {
             shard.stop.trigger();
         }
         if let Some(at) = stopped_at {
-            advance_end(&shard.stop, None, at, now, shard.run.drain);
+            advance_end(
+                &shard.stop,
+                None,
+                at,
+                now,
+                shard.run.drain,
+                shard.run.close_timeout,
+            );
         }
         if now >= next_tick {
             second = now.duration_since(origin).as_secs();
@@ -410,7 +432,7 @@ async fn ticker(shard: Rc<Shard>, tx: Sender<Snapshot>, driver: &'static str) {
 }
 
 /// Moves a stopped shard (`slot` None) or one retired slot through the end
-/// phases: the drain is over `drain` after the stop, the close window `CLOSE_WAIT`
+/// phases: the drain is over `drain` after the stop, the close window `close`
 /// after that.
 fn advance_end(
     stop: &stop::StopSignal,
@@ -418,8 +440,9 @@ fn advance_end(
     at: Instant,
     now: Instant,
     drain: Duration,
+    close: Duration,
 ) {
-    let phase = if now >= at + drain + CLOSE_WAIT {
+    let phase = if now >= at + drain + close {
         stop::CLOSE_OVER
     } else if now >= at + drain {
         stop::DRAINED
