@@ -65,6 +65,8 @@ struct Chart<'a> {
     title: &'a str,
     x: XAxis,
     y_label: &'a str,
+    /// The y values are counts: whole-number ticks only.
+    counts: bool,
     series: Vec<Series>,
 }
 
@@ -158,7 +160,10 @@ impl Chart<'_> {
             }
         };
         let ymax = points.iter().map(|p| p.1).fold(0.0, f64::max);
-        let ystep = nice_step(if ymax > 0.0 { ymax } else { 1.0 }, 5.0);
+        let mut ystep = nice_step(if ymax > 0.0 { ymax } else { 1.0 }, 5.0);
+        if self.counts {
+            ystep = ystep.max(1.0);
+        }
         let y1 = ((ymax / ystep).ceil() * ystep).max(ystep);
         let sx = |x: f64| LEFT + (x.clamp(x0, x1) - x0) / (x1 - x0) * pw;
         let sy = |y: f64| TOP + ph - (y.clamp(0.0, y1) / y1) * ph;
@@ -595,6 +600,7 @@ pub fn render(r: &RunResults) -> String {
         title: "Round-trip latency by percentile",
         x: XAxis::Percentile,
         y_label: "latency (ms)",
+        counts: false,
         series: rtt,
     }
     .svg(&mut o);
@@ -603,6 +609,7 @@ pub fn render(r: &RunResults) -> String {
         title: "Connect and handshake latency by percentile",
         x: XAxis::Percentile,
         y_label: "latency (ms)",
+        counts: false,
         series: vec![
             Series::new("connect (TCP)", spectrum(&hist(&l.connect))),
             Series::new("handshake (upgrade)", spectrum(&hist(&l.handshake))),
@@ -620,6 +627,7 @@ pub fn render(r: &RunResults) -> String {
         title: "Round-trip latency percentiles per second",
         x: XAxis::Seconds,
         y_label: "latency (ms)",
+        counts: false,
         series: vec![
             Series::new("p50", pts(&|s| s.rtt_p50_us / 1000.0)),
             Series::new("p90", pts(&|s| s.rtt_p90_us / 1000.0)),
@@ -633,9 +641,13 @@ pub fn render(r: &RunResults) -> String {
         title: "Throughput",
         x: XAxis::Seconds,
         y_label: "messages per second",
+        counts: true,
         series: vec![
             Series::new("sent/s", pts(&|s| s.sent as f64)),
-            Series::new("received/s", pts(&|s| s.received as f64)),
+            Series {
+                dashed: true,
+                ..Series::new("received/s", pts(&|s| s.received as f64))
+            },
         ],
     }
     .svg(&mut o);
@@ -644,6 +656,7 @@ pub fn render(r: &RunResults) -> String {
         title: "Connections",
         x: XAxis::Seconds,
         y_label: "connections",
+        counts: true,
         series: vec![
             Series::new("open", pts(&|s| s.open as f64)),
             Series::new("established per second", pts(&|s| s.connects as f64)),
@@ -655,6 +668,7 @@ pub fn render(r: &RunResults) -> String {
         title: "Errors",
         x: XAxis::Seconds,
         y_label: "per second",
+        counts: true,
         series: vec![
             Series::new("errors/s", pts(&|s| s.errors as f64)),
             Series::new("connect failures/s", pts(&|s| s.connect_failures as f64)),
@@ -682,7 +696,14 @@ pub fn render(r: &RunResults) -> String {
             "messages",
             format!("{} bytes, {}", c.message_size, esc(&c.message_kind)),
         ),
-        ("in flight", c.inflight.to_string()),
+        (
+            "in flight per connection",
+            if c.inflight == 0 {
+                "no cap".to_string()
+            } else {
+                c.inflight.to_string()
+            },
+        ),
         ("shards", c.shards.to_string()),
     ];
     if !c.source_ips.is_empty() {
