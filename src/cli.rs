@@ -231,6 +231,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<std::path::PathBuf>,
 
+    #[command(flatten)]
+    pub reports: crate::report::outputs::ReportFiles,
+
+    /// Write an HdrHistogram interval log: the round trip of every second.
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<std::path::PathBuf>,
+
     /// No live progress on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -276,6 +283,9 @@ pub struct ReportArgs {
     /// A results file written by `wsherd run --json` or `wsherd merge`.
     #[arg(value_name = "RESULTS.json")]
     pub file: std::path::PathBuf,
+
+    #[command(flatten)]
+    pub reports: crate::report::outputs::ReportFiles,
 }
 
 /// What the built-in server does with a message.

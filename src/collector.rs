@@ -95,6 +95,25 @@ pub fn collect(
     progress: Progress,
     warmup: Warmup,
 ) -> Collected {
+    collect_with(rx, shards, progress, warmup, None)
+}
+
+/// Sees each second's round-trip histogram once the second is final, before the
+/// collector reduces it to percentiles and drops it (the `--hlog` writer).
+pub trait SecondSink: Send {
+    /// `start`: the second's start (seconds since the run began); `warmup`: the
+    /// second belongs to the warm-up.
+    fn second(&mut self, start: u64, warmup: bool, rtt: &Histogram<u64>);
+}
+
+/// `collect`, handing each final second's round-trip histogram to `sink`.
+pub fn collect_with(
+    rx: Receiver<Snapshot>,
+    shards: usize,
+    progress: Progress,
+    warmup: Warmup,
+    mut sink: Option<&mut dyn SecondSink>,
+) -> Collected {
     let mut total = Interval::default();
     let mut warm = Interval::default();
     let mut pending: BTreeMap<u64, Second> = BTreeMap::new();
@@ -148,6 +167,7 @@ pub fn collect(
                 break;
             }
             let (t, s) = pending.pop_first().expect("non-empty");
+            to_sink(&mut sink, t, &s, warmup);
             let row = finalize(t, s, &mut peak_open);
             memory.sample(row.open);
             if progress.enabled {
@@ -158,6 +178,7 @@ pub fn collect(
         }
     }
     for (t, s) in std::mem::take(&mut pending) {
+        to_sink(&mut sink, t, &s, warmup);
         series.push(finalize(t, s, &mut peak_open));
     }
     if printed_any && tty {
@@ -170,6 +191,12 @@ pub fn collect(
         peak_open,
         drivers,
         memory: memory.finish(),
+    }
+}
+
+fn to_sink(sink: &mut Option<&mut dyn SecondSink>, t: u64, s: &Second, warmup: Warmup) {
+    if let (Some(sink), Some(rtt)) = (sink.as_mut(), &s.rtt) {
+        sink.second(t.saturating_sub(1), t <= warmup.secs, rtt);
     }
 }
 

@@ -220,7 +220,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         }
         Command::Report(args) => {
             let r = crate::report::read_json(&args.file)?;
+            args.reports.check()?;
             print_out(&crate::report::text::render(&r))?;
+            args.reports.write(&r)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => {

@@ -232,6 +232,10 @@ pub struct RunConfig {
     pub shard_cores: Vec<usize>,
     pub io_driver: IoDriver,
     pub json: Option<PathBuf>,
+    /// HTML, CSV and .hgrm files rendered from the results.
+    pub reports: crate::report::outputs::ReportFiles,
+    /// HdrHistogram interval log of the round trip, one interval per second.
+    pub hlog: Option<PathBuf>,
     pub quiet: bool,
 }
 
@@ -470,6 +474,8 @@ impl RunConfig {
             shard_cores,
             io_driver: a.io_driver,
             json: a.json,
+            reports: a.reports,
+            hlog: a.hlog,
             quiet: a.quiet,
         })
     }

@@ -42,6 +42,10 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
     if let Some(p) = &cfg.json {
         crate::report::check_writable(p)?;
     }
+    cfg.reports.check()?;
+    if let Some(p) = &cfg.hlog {
+        crate::report::check_writable(p)?;
+    }
 
     if let Some(at) = cfg.start_at {
         wait_until_unix(at, &interrupt);
@@ -106,9 +110,20 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
         enabled: !cfg.quiet,
         total: cfg.duration,
     };
+    let mut hlog = match &cfg.hlog {
+        Some(p) => Some(crate::report::hdr::IntervalLog::create(
+            p,
+            UNIX_EPOCH + std::time::Duration::from_secs_f64(started_at_unix),
+        )?),
+        None => None,
+    };
     let collector = std::thread::Builder::new()
         .name("wsherd-collector".into())
-        .spawn(move || collector::collect(rx, n_shards, progress, warmup))
+        .spawn(move || {
+            let sink = hlog.as_mut().map(|h| h as &mut dyn collector::SecondSink);
+            let c = collector::collect_with(rx, n_shards, progress, warmup, sink);
+            (c, hlog)
+        })
         .map_err(|e| Error::Runtime(format!("collector thread: {e}")))?;
 
     let mut handles = Vec::new();
@@ -145,7 +160,7 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
             Err(_) => shard_error = Some("a shard thread panicked".to_string()),
         }
     }
-    let mut collected = collector
+    let (mut collected, hlog) = collector
         .join()
         .map_err(|_| Error::Runtime("the collector thread panicked".into()))?;
     if let (Some(m), Some(start)) = (collected.memory.as_mut(), start_rss) {
@@ -176,8 +191,16 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
         interrupted,
         nofile,
     );
-    if let Some(p) = &cfg.json {
-        crate::report::write_json(p, &results)?;
+    // A file that cannot be written now must not lose the run: the results then
+    // go to a fallback JSON file, and the error says where.
+    let written = match &cfg.json {
+        Some(p) => crate::report::write_json(p, &results),
+        None => Ok(()),
+    }
+    .and_then(|_| hlog.map_or(Ok(()), |h| h.finish()))
+    .and_then(|_| cfg.reports.write(&results));
+    if let Err(e) = written {
+        return Err(crate::report::outputs::with_fallback(e, &results));
     }
     Ok(results)
 }

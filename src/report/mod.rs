@@ -1,7 +1,11 @@
-//! Reports rendered from `RunResults`: the text summary people read and the JSON
-//! machines consume. Reports never reach into shards; any report can be produced
+//! Reports rendered from `RunResults`: the text summary people read, the JSON
+//! machines consume, and the HTML, CSV and HdrHistogram files (`outputs`). Reports never reach into shards; any report can be produced
 //! again from a saved run.
 
+pub mod csv;
+pub mod hdr;
+pub mod html;
+pub mod outputs;
 pub mod text;
 
 use crate::error::{Error, Result};

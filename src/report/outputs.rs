@@ -1,0 +1,101 @@
+//! The report files a run or `wsherd report` writes besides the summary (HTML,
+//! CSV, `.hgrm`), in one place so that every one of them is checked writable
+//! before a run starts, and so that a failure at the end never loses the run: the
+//! results then go to a fallback JSON file whose path is printed.
+
+use crate::error::{Error, Result};
+use crate::results::RunResults;
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+/// Report files rendered from the results (on `run` and `report`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReportFiles {
+    /// Write a self-contained HTML report with charts (no network needed to view it).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// Write the per-second series as CSV (latencies in ms, 3 decimals).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+
+    /// Write HdrHistogram percentile distributions: PREFIX.rtt.hgrm,
+    /// PREFIX.connect.hgrm, ... one per latency kind (values in ms).
+    #[arg(long, value_name = "PREFIX")]
+    pub hgrm: Option<PathBuf>,
+}
+
+impl ReportFiles {
+    /// True when no file is asked for.
+    pub fn is_empty(&self) -> bool {
+        self.html.is_none() && self.csv.is_none() && self.hgrm.is_none()
+    }
+
+    /// Fails now if any file cannot be written (each is created, left empty).
+    pub fn check(&self) -> Result<()> {
+        for p in [&self.html, &self.csv].into_iter().flatten() {
+            super::check_writable(p)?;
+        }
+        if let Some(prefix) = &self.hgrm {
+            // The round-trip file is always written; the others sit beside it.
+            super::check_writable(&super::hdr::hgrm_path(prefix, "rtt"))?;
+        }
+        Ok(())
+    }
+
+    /// Writes every file asked for.
+    pub fn write(&self, r: &RunResults) -> Result<()> {
+        if let Some(p) = &self.html {
+            write_file(p, &super::html::render(r))?;
+        }
+        if let Some(p) = &self.csv {
+            write_file(p, &super::csv::render(r))?;
+        }
+        if let Some(prefix) = &self.hgrm {
+            super::hdr::write_hgrm_files(prefix, r)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| Error::Output {
+        path: path.display().to_string(),
+        why: e.to_string(),
+    })
+}
+
+/// Where the results go when an output could not be written at the end:
+/// `./wsherd-results-<unix time>.json`, or the temp directory if the working
+/// directory is not writable either.
+pub fn save_fallback(r: &RunResults) -> Option<PathBuf> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let name = format!("wsherd-results-{now}.json");
+    [PathBuf::from(&name), std::env::temp_dir().join(&name)]
+        .into_iter()
+        .find(|p| super::write_json(p, r).is_ok())
+}
+
+/// Turns a failure to write an output at the end of a run into an error that says
+/// where the results were saved instead.
+pub fn with_fallback(err: Error, r: &RunResults) -> Error {
+    let (path, why) = match err {
+        Error::Output { path, why } => (path, why),
+        other => (String::from("output"), other.to_string()),
+    };
+    let saved = match save_fallback(r) {
+        Some(p) => format!(
+            "; the results were saved to {} (wsherd report {} renders them again)",
+            p.display(),
+            p.display()
+        ),
+        None => "; the results could not be saved anywhere".to_string(),
+    };
+    Error::Output {
+        path,
+        why: format!("{why}{saved}"),
+    }
+}
