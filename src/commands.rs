@@ -1,10 +1,10 @@
 //! The subcommands as the binary runs them: parse the command line, call the
 //! library, print, and map the outcome to an exit code (0 ok, 1 could not run,
-//! 2 usage, 130 interrupted). Errors print as one line; never a panic or backtrace.
+//! 2 usage, 99 a threshold failed, 130 interrupted). Errors print as one line; never a panic or backtrace.
 
 use crate::cli::{Cli, Command};
 use crate::config::{RunConfig, ServeConfig};
-use crate::error::{Error, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE};
+use crate::error::{Error, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_THRESHOLD, EXIT_USAGE};
 use clap::Parser;
 use std::io::Write;
 use std::process::ExitCode;
@@ -114,6 +114,20 @@ fn run_scenarios(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// 99 when a threshold failed (as k6), 0 otherwise.
+fn threshold_exit(r: &crate::results::RunResults) -> ExitCode {
+    if crate::thresholds::all_passed(&r.thresholds) {
+        ExitCode::SUCCESS
+    } else {
+        let failed = r.thresholds.iter().filter(|t| !t.passed).count();
+        eprintln!(
+            "error: {failed} of {} thresholds failed",
+            r.thresholds.len()
+        );
+        ExitCode::from(EXIT_THRESHOLD)
+    }
+}
+
 fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Run(args) if args.scenario.is_some() => run_scenarios(*args),
@@ -152,7 +166,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                 );
                 return Ok(ExitCode::from(EXIT_FAILURE));
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(threshold_exit(&results))
         }
         Command::Merge(args) => {
             let parts = args
@@ -218,9 +232,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             })
         }
         Command::Report(args) => {
-            let r = crate::report::read_json(&args.file)?;
+            let judge = crate::thresholds::Judge::from_cli(&args.judge)?;
+            let mut r = crate::report::read_json(&args.file)?;
+            if !judge.is_empty() {
+                judge.apply(&mut r);
+            }
             print_out(&crate::report::text::render(&r))?;
-            Ok(ExitCode::SUCCESS)
+            Ok(threshold_exit(&r))
         }
         Command::Serve(args) => {
             let cfg = ServeConfig::from_cli(args)?;

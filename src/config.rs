@@ -231,6 +231,10 @@ pub struct RunConfig {
     pub io_driver: IoDriver,
     pub json: Option<PathBuf>,
     pub quiet: bool,
+    /// Where to serve Prometheus metrics during the run.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Thresholds and assessment bands the results are judged by.
+    pub judge: crate::thresholds::Judge,
 }
 
 impl RunConfig {
@@ -465,6 +469,12 @@ impl RunConfig {
             io_driver: a.io_driver,
             json: a.json,
             quiet: a.quiet,
+            metrics_addr: a
+                .metrics_addr
+                .as_deref()
+                .map(crate::export::parse_addr)
+                .transpose()?,
+            judge: crate::thresholds::Judge::from_cli(&a.judge)?,
         })
     }
 
@@ -865,6 +875,8 @@ pub struct ServeConfig {
     pub io_driver: IoDriver,
     pub quiet: bool,
     pub faults: ServerFaults,
+    /// Where to serve Prometheus metrics.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl ServeConfig {
@@ -942,6 +954,11 @@ impl ServeConfig {
                 delay: a.delay.filter(|d| !d.is_zero()),
                 stall,
             },
+            metrics_addr: a
+                .metrics_addr
+                .as_deref()
+                .map(crate::export::parse_addr)
+                .transpose()?,
         })
     }
 }

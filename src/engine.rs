@@ -42,6 +42,11 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
     if let Some(p) = &cfg.json {
         crate::report::check_writable(p)?;
     }
+    // A taken metrics port is an error now, not a dashboard without data later.
+    let exporter = cfg
+        .metrics_addr
+        .map(crate::export::prometheus::start_client)
+        .transpose()?;
 
     if let Some(at) = cfg.start_at {
         wait_until_unix(at, &interrupt);
@@ -60,6 +65,7 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
             io_driver: cfg.io_driver,
             quiet: true,
             faults: Default::default(),
+            metrics_addr: None,
         };
         Some(crate::server::start(sc)?)
     } else {
@@ -104,6 +110,11 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
     let progress = Progress {
         enabled: !cfg.quiet,
         total: cfg.duration,
+        stages: match (&cfg.conn_profile, &cfg.rate_profile) {
+            (Some(p), _) => crate::export::progress::stage_marks(Some(p), false),
+            (None, p) => crate::export::progress::stage_marks(p.as_ref(), true),
+        },
+        metrics: exporter.as_ref().map(|(m, _)| m.clone()),
     };
     let collector = std::thread::Builder::new()
         .name("wsherd-collector".into())
@@ -166,7 +177,7 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
     }
 
     let interrupted = interrupt.load(std::sync::atomic::Ordering::Relaxed);
-    let results = assemble(
+    let mut results = assemble(
         &cfg,
         &targets,
         collected,
@@ -175,6 +186,8 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
         interrupted,
         nofile,
     );
+    cfg.judge.apply(&mut results);
+    drop(exporter);
     if let Some(p) = &cfg.json {
         crate::report::write_json(p, &results)?;
     }
@@ -387,5 +400,7 @@ fn assemble(
         }),
         series: c.series,
         memory: c.memory,
+        thresholds: Vec::new(),
+        assessment: Vec::new(),
     }
 }
