@@ -119,12 +119,26 @@ fn answer(mut stream: TcpStream, render: &Render) -> std::io::Result<()> {
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or("");
+    // Prometheus asks for OpenMetrics; curl, promtool and older scrapers get the
+    // classic text format (0.0.4).
+    let openmetrics = line
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("accept:"))
+        .any(|l| l.contains("application/openmetrics-text"));
     let (status, ctype, body) = if (method == "GET" || method == "HEAD") && path == "/metrics" {
-        (
-            "200 OK",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            render(),
-        )
+        if openmetrics {
+            (
+                "200 OK",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                render(),
+            )
+        } else {
+            (
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                classic_text(&render()),
+            )
+        }
     } else {
         (
             "404 Not Found",
@@ -143,13 +157,50 @@ fn answer(mut stream: TcpStream, render: &Render) -> std::io::Result<()> {
     stream.flush()
 }
 
+/// OpenMetrics text (what prometheus-client writes) as the classic Prometheus text
+/// format: counter families are named with their `_total` samples, and the
+/// `# UNIT` and `# EOF` lines, which the classic format lacks, are left out.
+pub fn classic_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for l in openmetrics.lines() {
+        if l.starts_with("# UNIT ") || l == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| l.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((p, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(name) {
+                    out.push_str(&format!("{p}{name}_total {tail}"));
+                } else {
+                    out.push_str(l);
+                }
+            }
+            None => out.push_str(l),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn get(addr: SocketAddr, path: &str) -> String {
+        get_with(addr, path, "")
+    }
+
+    fn get_with(addr: SocketAddr, path: &str, headers: &str) -> String {
         let mut s = TcpStream::connect(addr).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n").unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
@@ -162,9 +213,17 @@ mod tests {
             Arc::new(|| "x_total 1\n# EOF\n".to_string()),
         )
         .unwrap();
+        let om = get_with(
+            m.addr(),
+            "/metrics",
+            "Accept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n",
+        );
+        assert!(om.starts_with("HTTP/1.1 200 OK"), "{om}");
+        assert!(om.contains("application/openmetrics-text"), "{om}");
+        assert!(om.ends_with("x_total 1\n# EOF\n"), "{om}");
         let ok = get(m.addr(), "/metrics");
-        assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
-        assert!(ok.ends_with("x_total 1\n# EOF\n"), "{ok}");
+        assert!(ok.contains("text/plain; version=0.0.4"), "{ok}");
+        assert!(ok.ends_with("\r\n\r\nx_total 1\n"), "{ok}");
         assert!(get(m.addr(), "/").starts_with("HTTP/1.1 404"));
         assert!(get(m.addr(), "/metricsx").starts_with("HTTP/1.1 404"));
     }
@@ -177,6 +236,15 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("port is taken"), "{e}");
+    }
+
+    #[test]
+    fn classic_text_names_counters_by_their_samples() {
+        let om = "# HELP a Things.\n# TYPE a counter\na_total 3\n# HELP b_seconds B.\n# TYPE b_seconds histogram\n# UNIT b_seconds seconds\nb_seconds_count 0\n# EOF\n";
+        assert_eq!(
+            classic_text(om),
+            "# HELP a_total Things.\n# TYPE a_total counter\na_total 3\n# HELP b_seconds B.\n# TYPE b_seconds histogram\nb_seconds_count 0\n"
+        );
     }
 
     #[test]
