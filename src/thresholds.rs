@@ -206,9 +206,7 @@ fn percentile(stat: &str) -> Option<f64> {
     if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit() || c == '.') {
         return None;
     }
-    let q = if digits.contains('.') {
-        digits.parse::<f64>().ok()?
-    } else if digits.len() <= 2 {
+    let q = if digits.contains('.') || digits.len() <= 2 {
         digits.parse::<f64>().ok()?
     } else {
         // p999 = 99.9, p9999 = 99.99: digits after the first two are decimals.

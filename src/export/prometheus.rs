@@ -304,13 +304,16 @@ impl ClientMetrics {
     }
 }
 
-/// Renders a registry in the text format.
+/// A registry's exposition in the OpenMetrics text format.
+pub fn exposition(r: &Registry) -> String {
+    let mut out = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut out, r);
+    out
+}
+
+/// Renders a registry on each scrape.
 fn renderer(r: Registry) -> Render {
-    Arc::new(move || {
-        let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &r);
-        out
-    })
+    Arc::new(move || exposition(&r))
 }
 
 /// Binds `addr` and serves the load side's metrics there.

@@ -36,8 +36,7 @@ impl Timers {
 
     /// `n` messages fanned out, all of them from `since` to now.
     pub(crate) fn fanned_out(&self, since: Instant, n: u64) {
-        if n > 0 {
-            let ns = since.elapsed().as_nanos() as u64 / n;
+        if let Some(ns) = (since.elapsed().as_nanos() as u64).checked_div(n) {
             let _ = self.broadcast.borrow_mut().record_n(ns.max(1), n);
         }
     }

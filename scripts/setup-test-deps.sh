@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the system packages the integration tests use, from Debian's
+# archive, and does nothing when they are already there (safe to run again):
+#   prometheus  /usr/bin/prometheus and promtool, for tests/prometheus.rs
+#   chromium    headless browser, for the HTML report's rendering test
+# Needs root (or sudo) and apt-get; .ci/run calls it before `cargo test`.
+set -euo pipefail
+
+want=()
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || want+=(prometheus)
+command -v chromium >/dev/null 2>&1 || want+=(chromium)
+
+if [ ${#want[@]} -eq 0 ]; then
+    echo "setup-test-deps: prometheus, promtool and chromium already installed"
+    exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        sudo="sudo"
+    else
+        echo "setup-test-deps: need root to install ${want[*]} (apt-get install -y ${want[*]})" >&2
+        exit 1
+    fi
+fi
+echo "setup-test-deps: installing ${want[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+# Debian's package starts a prometheus service where systemd runs; the tests
+# start their own on other ports, so leave it be.
+command -v prometheus >/dev/null && command -v promtool >/dev/null
+echo "setup-test-deps: done"
