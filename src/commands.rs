@@ -111,6 +111,13 @@ fn run_scenarios(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
         eprintln!("error: no connection could be established in any scenario");
         return Ok(ExitCode::from(EXIT_FAILURE));
     }
+    // Thresholds set in the file judge their own scenario.
+    for s in &res.scenarios {
+        if !crate::thresholds::all_passed(&s.results.thresholds) {
+            eprintln!("error: scenario '{}' failed a threshold", s.name);
+            return Ok(ExitCode::from(EXIT_THRESHOLD));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -238,7 +245,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                 judge.apply(&mut r);
             }
             print_out(&crate::report::text::render(&r))?;
-            Ok(threshold_exit(&r))
+            // Re-judged: the new verdicts decide; shown again: it only prints.
+            Ok(if judge.thresholds.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                threshold_exit(&r)
+            })
         }
         Command::Serve(args) => {
             let cfg = ServeConfig::from_cli(args)?;
