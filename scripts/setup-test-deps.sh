@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# Installs what the tests need beyond crates.io: headless Chromium (Debian package
-# `chromium`), which tests/html_report.rs renders the HTML report with.
-# Idempotent: does nothing when Chromium is already on the PATH.
+# Installs the system packages the integration tests use, from Debian's archive,
+# and does nothing when they are already there (safe to run again):
+#   prometheus  /usr/bin/prometheus and promtool, for tests/prometheus.rs
+#   chromium    headless browser, for the HTML report's rendering test
+# Needs root (or sudo) and apt-get; scripts/test.sh (the README's test command)
+# runs it before `cargo test`.
 set -euo pipefail
 
-if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
-    echo "setup-test-deps: chromium present ($(command -v chromium || command -v chromium-browser))"
+want=()
+{ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || want+=(prometheus)
+{ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } || want+=(chromium)
+
+if [ ${#want[@]} -eq 0 ]; then
+    echo "setup-test-deps: prometheus, promtool and chromium already installed"
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup-test-deps: no apt-get here; install Chromium with your package manager" >&2
+    echo "setup-test-deps: no apt-get here; install ${want[*]} with your package manager" >&2
     exit 1
 fi
 sudo=""
@@ -17,20 +24,24 @@ if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1; then
         sudo="sudo"
     else
-        echo "setup-test-deps: need root (or sudo) to apt-get install chromium" >&2
+        echo "setup-test-deps: need root to install ${want[*]} (apt-get install -y ${want[*]})" >&2
         exit 1
     fi
 fi
+echo "setup-test-deps: installing ${want[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # Another apt may hold the lock for a while (unattended upgrades): wait for it.
 for attempt in 1 2 3 4 5 6 7 8 9 10; do
-    if $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends chromium; then
+    if $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null; then
         break
     fi
     if [ "$attempt" -eq 10 ]; then
-        echo "setup-test-deps: apt-get install chromium failed" >&2
+        echo "setup-test-deps: apt-get install ${want[*]} failed" >&2
         exit 1
     fi
     sleep 10
 done
-echo "setup-test-deps: installed $(command -v chromium)"
+# Debian's package starts a prometheus service where systemd runs; the tests start
+# their own on other ports, so leave it be.
+command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v chromium >/dev/null
+echo "setup-test-deps: done"

@@ -241,6 +241,31 @@ pub struct RunArgs {
     /// No live progress on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts
+    /// (127.0.0.1:9091; a bare port binds loopback).
+    #[arg(long = "metrics-addr", value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+
+    #[command(flatten)]
+    pub judge: JudgeArgs,
+}
+
+/// Pass/fail thresholds and assessment bands (`run` and `report`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct JudgeArgs {
+    /// Fail the run (exit 99) unless METRIC OP VALUE holds on the measured phase,
+    /// k6 style; repeatable: 'rtt.p99<50ms', 'errors<0.1%', 'connect.p95<200ms',
+    /// 'rate>=19000/s'. Metrics: rtt, rtt_uncorrected, connect, handshake, delivery,
+    /// session, send_lag with .p50/.p90/.p95/.p99/.p999/.min/.mean/.max; errors,
+    /// connect_errors, rate, sent_rate, established, lost, ... (see README).
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+
+    /// Good/acceptable bounds of the assessment, METRIC=GOOD,ACCEPTABLE, repeatable
+    /// or ';'-separated: 'rtt.p99=50ms,200ms', 'rate=20k/s,10k/s'.
+    #[arg(long = "bands", value_name = "METRIC=GOOD,ACCEPTABLE")]
+    pub bands: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -286,6 +311,9 @@ pub struct ReportArgs {
 
     #[command(flatten)]
     pub reports: crate::report::outputs::ReportFiles,
+    /// Judge the saved run again with these thresholds and bands.
+    #[command(flatten)]
+    pub judge: JudgeArgs,
 }
 
 /// What the built-in server does with a message.
@@ -343,6 +371,11 @@ pub struct ServeArgs {
     /// No periodic status line on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (127.0.0.1:9092; a bare
+    /// port binds loopback).
+    #[arg(long = "metrics-addr", value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
 }
 
 /// Parses a count with an optional SI suffix: `100`, `10k`, `1.5k`, `2m`, `1g`.

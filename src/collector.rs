@@ -10,7 +10,6 @@ use crate::results::SecondStats;
 use crossbeam_channel::Receiver;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 /// What the collector hands back when every shard has finished.
@@ -77,9 +76,14 @@ struct Second {
 }
 
 /// Progress output settings.
+#[derive(Default)]
 pub struct Progress {
     pub enabled: bool,
     pub total: Duration,
+    /// Stages of a staged run, named in the progress line.
+    pub stages: Vec<crate::export::progress::StageMark>,
+    /// `--metrics-addr`: every merged snapshot also feeds the Prometheus metrics.
+    pub metrics: Option<crate::export::prometheus::ClientMetrics>,
 }
 
 /// Seconds at the start of the run whose latencies are kept apart (warm-up).
@@ -122,8 +126,9 @@ pub fn collect_with(
     let mut drivers = vec![""; shards];
     let mut series = Vec::new();
     let mut peak_open = 0;
-    let tty = std::io::stderr().is_terminal();
-    let mut printed_any = false;
+    let mut live = progress
+        .enabled
+        .then(|| crate::export::progress::Live::new(progress.total, progress.stages.clone()));
     let mut memory = MemoryTrack::new();
 
     while finished.iter().any(|f| !f) {
@@ -135,6 +140,9 @@ pub fn collect_with(
         drivers[i] = snap.driver;
         latest[i] = latest[i].max(snap.second);
         finished[i] |= snap.last;
+        if let Some(m) = &progress.metrics {
+            m.observe(&snap);
+        }
         if snap.second <= warmup.secs {
             // Counters always count (the ledger covers the whole run); latencies
             // of the warm-up are kept apart.
@@ -170,9 +178,8 @@ pub fn collect_with(
             to_sink(&mut sink, t, &s, warmup);
             let row = finalize(t, s, &mut peak_open);
             memory.sample(row.open);
-            if progress.enabled {
-                print_progress(&row, progress.total, tty);
-                printed_any = true;
+            if let Some(l) = live.as_mut() {
+                l.row(&row);
             }
             series.push(row);
         }
@@ -181,8 +188,8 @@ pub fn collect_with(
         to_sink(&mut sink, t, &s, warmup);
         series.push(finalize(t, s, &mut peak_open));
     }
-    if printed_any && tty {
-        eprintln!();
+    if let Some(l) = live {
+        l.finish();
     }
     Collected {
         total,
@@ -217,31 +224,6 @@ fn finalize(t: u64, s: Second, peak_open: &mut u64) -> SecondStats {
         rtt_p90_us: us(rtt.value_at_quantile(0.9)),
         rtt_p99_us: us(rtt.value_at_quantile(0.99)),
         rtt_max_us: us(rtt.max()),
-    }
-}
-
-fn print_progress(r: &SecondStats, total: Duration, tty: bool) {
-    // Rows past the duration are the drain and close after the stop.
-    let label = if r.t >= total.as_secs() {
-        "  drain".to_string()
-    } else {
-        format!("{:>4}s/{}s", r.t + 1, total.as_secs())
-    };
-    let line = format!(
-        "[{label}] open {:>7}  sent {:>9}/s  recv {:>9}/s  rtt p50 {:>9} p99 {:>9}  errors {}",
-        r.open,
-        r.sent,
-        r.received,
-        crate::report::fmt_us(r.rtt_p50_us),
-        crate::report::fmt_us(r.rtt_p99_us),
-        r.errors
-    );
-    let mut err = std::io::stderr().lock();
-    if tty {
-        let _ = write!(err, "\r\x1b[2K{line}");
-        let _ = err.flush();
-    } else {
-        let _ = writeln!(err, "{line}");
     }
 }
 
@@ -283,6 +265,7 @@ mod tests {
             Progress {
                 enabled: false,
                 total: Duration::from_secs(3),
+                ..Default::default()
             },
             Warmup { secs: 1 },
         );

@@ -1,10 +1,10 @@
 //! The subcommands as the binary runs them: parse the command line, call the
 //! library, print, and map the outcome to an exit code (0 ok, 1 could not run,
-//! 2 usage, 130 interrupted). Errors print as one line; never a panic or backtrace.
+//! 2 usage, 99 a threshold failed, 130 interrupted). Errors print as one line; never a panic or backtrace.
 
 use crate::cli::{Cli, Command};
 use crate::config::{RunConfig, ServeConfig};
-use crate::error::{Error, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE};
+use crate::error::{Error, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_THRESHOLD, EXIT_USAGE};
 use clap::Parser;
 use std::io::Write;
 use std::process::ExitCode;
@@ -112,7 +112,28 @@ fn run_scenarios(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
         eprintln!("error: no connection could be established in any scenario");
         return Ok(ExitCode::from(EXIT_FAILURE));
     }
+    // Thresholds set in the file judge their own scenario.
+    for s in &res.scenarios {
+        if !crate::thresholds::all_passed(&s.results.thresholds) {
+            eprintln!("error: scenario '{}' failed a threshold", s.name);
+            return Ok(ExitCode::from(EXIT_THRESHOLD));
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// 99 when a threshold failed (as k6), 0 otherwise.
+fn threshold_exit(r: &crate::results::RunResults) -> ExitCode {
+    if crate::thresholds::all_passed(&r.thresholds) {
+        ExitCode::SUCCESS
+    } else {
+        let failed = r.thresholds.iter().filter(|t| !t.passed).count();
+        eprintln!(
+            "error: {failed} of {} thresholds failed",
+            r.thresholds.len()
+        );
+        ExitCode::from(EXIT_THRESHOLD)
+    }
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
@@ -153,7 +174,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                 );
                 return Ok(ExitCode::from(EXIT_FAILURE));
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(threshold_exit(&results))
         }
         Command::Merge(args) => {
             let parts = args
@@ -219,11 +240,20 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             })
         }
         Command::Report(args) => {
-            let r = crate::report::read_json(&args.file)?;
+            let judge = crate::thresholds::Judge::from_cli(&args.judge)?;
+            let mut r = crate::report::read_json(&args.file)?;
             args.reports.check()?;
+            if !judge.is_empty() {
+                judge.apply(&mut r);
+            }
             print_out(&crate::report::text::render(&r))?;
             args.reports.write(&r)?;
-            Ok(ExitCode::SUCCESS)
+            // Re-judged: the new verdicts decide; shown again: it only prints.
+            Ok(if judge.thresholds.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                threshold_exit(&r)
+            })
         }
         Command::Serve(args) => {
             let cfg = ServeConfig::from_cli(args)?;

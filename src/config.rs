@@ -237,6 +237,10 @@ pub struct RunConfig {
     /// HdrHistogram interval log of the round trip, one interval per second.
     pub hlog: Option<PathBuf>,
     pub quiet: bool,
+    /// Where to serve Prometheus metrics during the run.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Thresholds and assessment bands the results are judged by.
+    pub judge: crate::thresholds::Judge,
 }
 
 impl RunConfig {
@@ -477,6 +481,12 @@ impl RunConfig {
             reports: a.reports,
             hlog: a.hlog,
             quiet: a.quiet,
+            metrics_addr: a
+                .metrics_addr
+                .as_deref()
+                .map(crate::export::parse_addr)
+                .transpose()?,
+            judge: crate::thresholds::Judge::from_cli(&a.judge)?,
         })
     }
 
@@ -877,6 +887,8 @@ pub struct ServeConfig {
     pub io_driver: IoDriver,
     pub quiet: bool,
     pub faults: ServerFaults,
+    /// Where to serve Prometheus metrics.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl ServeConfig {
@@ -954,6 +966,11 @@ impl ServeConfig {
                 delay: a.delay.filter(|d| !d.is_zero()),
                 stall,
             },
+            metrics_addr: a
+                .metrics_addr
+                .as_deref()
+                .map(crate::export::parse_addr)
+                .transpose()?,
         })
     }
 }

@@ -46,6 +46,11 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
     if let Some(p) = &cfg.hlog {
         crate::report::check_writable(p)?;
     }
+    // A taken metrics port is an error now, not a dashboard without data later.
+    let exporter = cfg
+        .metrics_addr
+        .map(crate::export::prometheus::start_client)
+        .transpose()?;
 
     if let Some(at) = cfg.start_at {
         wait_until_unix(at, &interrupt);
@@ -64,6 +69,7 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
             io_driver: cfg.io_driver,
             quiet: true,
             faults: Default::default(),
+            metrics_addr: None,
         };
         Some(crate::server::start(sc)?)
     } else {
@@ -109,6 +115,11 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
     let progress = Progress {
         enabled: !cfg.quiet,
         total: cfg.duration,
+        stages: match (&cfg.conn_profile, &cfg.rate_profile) {
+            (Some(p), _) => crate::export::progress::stage_marks(Some(p), false),
+            (None, p) => crate::export::progress::stage_marks(p.as_ref(), true),
+        },
+        metrics: exporter.as_ref().map(|(m, _)| m.clone()),
     };
     let mut hlog = match &cfg.hlog {
         Some(p) => Some(crate::report::hdr::IntervalLog::create(
@@ -182,7 +193,7 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
     }
 
     let interrupted = interrupt.load(std::sync::atomic::Ordering::Relaxed);
-    let results = assemble(
+    let mut results = assemble(
         &cfg,
         &targets,
         collected,
@@ -191,6 +202,8 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
         interrupted,
         nofile,
     );
+    cfg.judge.apply(&mut results);
+    drop(exporter);
     // A file that cannot be written now must not lose the run: the results then
     // go to a fallback JSON file, and the error says where.
     let written = match &cfg.json {
@@ -411,5 +424,7 @@ fn assemble(
         }),
         series: c.series,
         memory: c.memory,
+        thresholds: Vec::new(),
+        assessment: Vec::new(),
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod doctor;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod merge;
 pub mod metrics;
 pub mod pacer;
@@ -26,6 +27,7 @@ pub mod shard;
 pub mod source;
 pub mod sys;
 pub mod template;
+pub mod thresholds;
 pub mod workload;
 pub mod ws;
 

@@ -302,5 +302,7 @@ pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
         warmup: None,
         series: series.into_values().collect(),
         memory: merge_memory(parts, seq),
+        thresholds: Vec::new(),
+        assessment: Vec::new(),
     }
 }

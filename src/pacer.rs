@@ -109,6 +109,11 @@ impl Profile {
         self.segments.last().map_or(0.0, |s| s.3)
     }
 
+    /// Each stage's end (seconds from the start) and target, in order.
+    pub fn stage_ends(&self) -> Vec<(f64, f64)> {
+        self.segments.iter().map(|s| (s.1, s.3)).collect()
+    }
+
     /// The largest target anywhere in the profile.
     pub fn peak(&self) -> f64 {
         self.segments

@@ -47,6 +47,12 @@ pub struct RunResults {
     /// What holding the connections cost in memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemoryStats>,
+    /// `--threshold` verdicts on the measured phase (empty without thresholds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<crate::thresholds::ThresholdOutcome>,
+    /// Good / acceptable / poor per metric, with the bands used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assessment: Vec<crate::thresholds::Assessment>,
 }
 
 /// Memory of the load process, and the kernel's socket buffers beside it.

@@ -14,8 +14,18 @@ fn test_json_schema() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.json");
     let p = path.to_str().unwrap();
-    let cfg =
-        wsherd::config::RunConfig::from_args(["-c", "20", "-d", "2s", "-q", "--json", p]).unwrap();
+    let cfg = wsherd::config::RunConfig::from_args([
+        "-c",
+        "20",
+        "-d",
+        "2s",
+        "-q",
+        "--json",
+        p,
+        "--threshold",
+        "rtt.p99<10s",
+    ])
+    .unwrap();
     let t0 = std::time::Instant::now();
     let res = wsherd::run(cfg).unwrap();
     assert!(t0.elapsed() < Duration::from_secs(15));
@@ -31,6 +41,7 @@ fn test_json_schema() {
     let back: wsherd::results::RunResults = serde_json::from_str(&text).unwrap();
     assert_eq!(back.messages.sent, res.messages.sent);
     assert!(back.messages.ledger_balances());
+    assert_eq!(doc["thresholds"][0]["passed"], true);
     assert!(!back.series.is_empty());
     // The histogram travels losslessly.
     let h = wsherd::report::decode_histogram(&back.latency.rtt.hdr).expect("hdr decodes");

@@ -374,6 +374,7 @@ pub fn render(r: &RunResults) -> String {
     } else {
         let _ = writeln!(o, "Errors: {}", problems.join("; "));
     }
+    o.push_str(&crate::thresholds::render(r));
     o
 }
 

@@ -74,7 +74,7 @@ use std::os::unix::net::UnixStream;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One broadcast message: a complete, unmasked server frame, shared by every receiver.
 pub(crate) type Frame = Bytes;
@@ -584,6 +584,7 @@ fn read_loop<'a>(
                 Got::Stop => return ReadEnd::Handover(Phase::Stopping),
                 Got::Gone => return ReadEnd::Gone,
             };
+            let read_at = shard.timers.as_ref().map(|_| Instant::now());
             let (used, closing) = on_bytes(
                 shard,
                 &mut buf,
@@ -593,7 +594,12 @@ fn read_loop<'a>(
             );
             reader.done(shard, buf, used);
             if !batch.is_empty() {
+                let fan_at = shard.timers.as_ref().map(|_| Instant::now());
                 b.publish(&batch);
+                if let (Some(t), Some(read_at), Some(fan_at)) = (&shard.timers, read_at, fan_at) {
+                    t.fanned_out(fan_at, batch.len() as u64);
+                    t.handled(read_at, batch.len() as u64);
+                }
                 batch.clear();
             }
             if closing {

@@ -22,7 +22,7 @@ use monoio::net::TcpStream;
 use std::future::Future;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Largest frame (and, in broadcast mode, message) the server accepts.
 pub(super) const MAX_FRAME: usize = 64 << 20;
@@ -185,6 +185,11 @@ fn echo_loop<'a>(
                 Got::Stop => return going_away(shard, stream).await,
                 Got::Gone => return,
             };
+            // With metrics: from these bytes read to their echoes written.
+            let timed = shard
+                .timers
+                .as_ref()
+                .map(|_| (Instant::now(), shard.messages.get()));
             let mut out = shard.wpool.take();
             let (used, next) = on_bytes(shard, &mut buf, &mut out);
             reader.done(shard, buf, used);
@@ -196,6 +201,9 @@ fn echo_loop<'a>(
                 }
             } else {
                 shard.wpool.put(out);
+            }
+            if let (Some(t), Some((since, before))) = (&shard.timers, timed) {
+                t.handled(since, shard.messages.get() - before);
             }
             if let Next::Close = next {
                 return;

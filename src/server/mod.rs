@@ -16,6 +16,7 @@
 mod broadcast;
 mod conn;
 mod read;
+mod timing;
 
 use crate::cli::ServeMode;
 pub use crate::config::{ServeConfig, ServerFaults};
@@ -65,6 +66,9 @@ struct Published {
     dropped: AtomicU64,
     /// Connections upgraded, per shard.
     shard_connections: Vec<AtomicU64>,
+    /// With metrics: what the shards' timers recorded since the last `take`
+    /// (added once a second by each shard's watcher).
+    hists: std::sync::Mutex<crate::export::prometheus::ServerHistograms>,
 }
 
 impl Published {
@@ -79,6 +83,7 @@ impl Published {
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             shard_connections: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            hists: Default::default(),
         }
     }
 }
@@ -111,6 +116,17 @@ impl ServerHandle {
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
             .collect()
+    }
+
+    /// What the shards' timers recorded since the last call (with metrics on;
+    /// empty otherwise): the watchers add their shard's once a second.
+    pub fn take_histograms(&self) -> crate::export::prometheus::ServerHistograms {
+        let mut h = self
+            .published
+            .hists
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *h)
     }
 
     /// Echo or broadcast.
@@ -218,6 +234,7 @@ pub fn start(cfg: ServeConfig) -> Result<ServerHandle> {
             origin,
             queue: cfg.queue,
             broadcast: bells[i].take(),
+            timing: cfg.metrics_addr.is_some(),
         };
         let t = std::thread::Builder::new()
             .name(format!("wsherd-serve-{i}"))
@@ -242,6 +259,8 @@ struct ShardSetup {
     queue: usize,
     /// Broadcast mode: the hub and this shard's doorbell.
     broadcast: Option<(Arc<broadcast::Hub>, broadcast::Bell)>,
+    /// Record handling and fan-out times (for --metrics-addr).
+    timing: bool,
 }
 
 /// `wsherd serve`: runs until Ctrl-C, then prints totals.
@@ -253,6 +272,11 @@ pub fn serve_blocking(cfg: ServeConfig) -> Result<ServerTotals> {
         ServeMode::Broadcast => format!("broadcast (queue {} per receiver)", cfg.queue),
     };
     let broadcast = cfg.mode == ServeMode::Broadcast;
+    // A taken metrics port is an error before the server starts.
+    let exporter = cfg
+        .metrics_addr
+        .map(crate::export::prometheus::start_server)
+        .transpose()?;
     let handle = start(cfg)?;
     let interrupt = crate::sys::interrupt_flag();
     crate::sys::raise_nofile();
@@ -265,9 +289,23 @@ pub fn serve_blocking(cfg: ServeConfig) -> Result<ServerTotals> {
             cores
         );
     }
+    if let (false, Some((_, m))) = (quiet, &exporter) {
+        eprintln!("wsherd serve: metrics on http://{}/metrics", m.addr());
+    }
     let mut last_print = Instant::now();
+    let mut last_metrics = Instant::now();
     while !interrupt.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
+        if let Some((m, _)) = &exporter {
+            if last_metrics.elapsed() >= Duration::from_secs(1) {
+                m.update(
+                    &handle.totals(),
+                    handle.open_connections(),
+                    &handle.take_histograms(),
+                );
+                last_metrics = Instant::now();
+            }
+        }
         if !quiet && last_print.elapsed() >= Duration::from_secs(10) {
             let t = handle.totals();
             if broadcast {
@@ -334,6 +372,8 @@ pub(crate) struct ServerShard {
     pub bcast: Option<broadcast::Local>,
     /// What was last added to the cross-thread counters.
     published_last: std::cell::RefCell<(ServerTotals, u64)>,
+    /// With --metrics-addr: handling and fan-out timers.
+    pub(crate) timers: Option<timing::Timers>,
 }
 
 impl ServerShard {
@@ -355,6 +395,7 @@ impl ServerShard {
             rejected: Cell::new(0),
             errors: Cell::new(0),
             published_last: Default::default(),
+            timers: None,
             faults,
             origin,
             bcast,
@@ -431,12 +472,17 @@ async fn serve_shard(
         origin,
         queue,
         broadcast: bcast,
+        timing,
     } = setup;
     let (bcast, bell) = match bcast {
         Some((hub, bell)) => (Some(broadcast::Local::new(index, hub, queue)), Some(bell)),
         None => (None, None),
     };
-    let shard = Rc::new(ServerShard::new(index, faults, origin, bcast));
+    let mut shard = ServerShard::new(index, faults, origin, bcast);
+    if timing {
+        shard.timers = Some(timing::Timers::new());
+    }
+    let shard = Rc::new(shard);
     monoio::spawn(watch(shard.clone(), stop, published.clone()));
     if let Some(bell) = bell {
         monoio::spawn(broadcast::inbox_task(shard.clone(), bell));
@@ -470,9 +516,14 @@ async fn serve_shard(
 
 /// Polls the stop flag and publishes counters, ten times a second.
 async fn watch(shard: Rc<ServerShard>, stop: Arc<AtomicBool>, published: Arc<Published>) {
+    let mut tick = 0u64;
     loop {
         monoio::time::sleep(Duration::from_millis(100)).await;
         shard.publish(&published);
+        tick += 1;
+        if let (Some(t), true) = (&shard.timers, tick.is_multiple_of(10)) {
+            t.flush(&published.hists);
+        }
         if stop.load(Ordering::Relaxed) {
             shard.stop.trigger();
             break;

@@ -1,0 +1,825 @@
+//! Pass/fail thresholds (`--threshold 'rtt.p99<50ms'`, k6-like) and the
+//! good / acceptable / poor assessment of a run.
+//!
+//! CI judges a load run by its exit code, people by a verdict: this module turns
+//! saved results into both. Everything is computed from `RunResults` (the measured
+//! phase: latencies and rates leave the warm-up out), so `wsherd report FILE
+//! --threshold ...` judges a saved run exactly as the run itself would have.
+//! Percentiles the JSON summary lacks (p95, p75, ...) are read from the full
+//! histogram that travels in the results.
+//!
+//! Metric names: `LATENCY.STAT` with LATENCY one of `rtt`, `rtt_uncorrected`,
+//! `connect`, `handshake`, `delivery`, `session`, `send_lag` and STAT one of
+//! `min`, `mean` (`avg`), `max`, `stdev`, `p50` (`med`), `p90`, `p95`, `p99`,
+//! `p999`, or any `pNN`/`pNN.N`; ratios `errors`, `connect_errors`,
+//! `message_errors`, `connect_success`, `message_success`; rates `rate`
+//! (received/s), `sent_rate`, `session_rate`, `delivery_rate`; counts `attempted`,
+//! `established`, `failed`, `lost`, `sent`, `received`, `unexpected`, `late`,
+//! `missing`, `duplicates`.
+
+use crate::report::fmt_us;
+use crate::results::{LatencyStats, RunResults};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+
+/// Latency families a threshold can name.
+const LATENCIES: &[&str] = &[
+    "rtt",
+    "rtt_uncorrected",
+    "connect",
+    "handshake",
+    "delivery",
+    "session",
+    "send_lag",
+];
+const STATS: &[&str] = &[
+    "min", "mean", "avg", "max", "stdev", "p50", "med", "p90", "p95", "p99", "p999",
+];
+const RATIOS: &[&str] = &[
+    "errors",
+    "connect_errors",
+    "message_errors",
+    "connect_success",
+    "message_success",
+];
+const RATES: &[&str] = &["rate", "sent_rate", "session_rate", "delivery_rate"];
+const COUNTS: &[&str] = &[
+    "attempted",
+    "established",
+    "failed",
+    "lost",
+    "sent",
+    "received",
+    "unexpected",
+    "late",
+    "missing",
+    "duplicates",
+];
+
+/// What a metric measures, which decides its units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Microseconds internally; written with ns/us/µs/ms/s/m.
+    Latency,
+    /// A fraction internally; written as `0.1%` or `0.001`.
+    Ratio,
+    /// Per second; written `19000/s`, `19k/s` or `19000`.
+    Rate,
+    /// A plain count (SI suffixes allowed).
+    Count,
+}
+
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Latency => "us",
+            Unit::Ratio => "ratio",
+            Unit::Rate => "per_second",
+            Unit::Count => "count",
+        }
+    }
+
+    /// Whether a higher value is better (for the assessment's bands).
+    fn higher_is_better(self, metric: &str) -> bool {
+        match self {
+            Unit::Rate => true,
+            Unit::Ratio => metric.ends_with("_success"),
+            Unit::Count => matches!(metric, "established" | "received" | "sent" | "attempted"),
+            Unit::Latency => false,
+        }
+    }
+
+    /// A value in this unit, as people read it.
+    pub fn show(self, v: f64) -> String {
+        match self {
+            Unit::Latency => {
+                if v == 0.0 {
+                    "0µs".into()
+                } else {
+                    fmt_us(v)
+                }
+            }
+            Unit::Ratio => {
+                let p = v * 100.0;
+                if p != 0.0 && p.abs() < 0.01 {
+                    format!("{p:.4}%")
+                } else {
+                    format!("{p:.2}%")
+                }
+            }
+            Unit::Rate if v >= 100.0 => {
+                format!("{}/s", crate::report::text::group(v.round() as u64))
+            }
+            Unit::Rate => format!("{v:.1}/s"),
+            Unit::Count => format!("{v:.0}"),
+        }
+    }
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl Op {
+    fn symbol(self) -> &'static str {
+        match self {
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Eq => "==",
+            Op::Ne => "!=",
+        }
+    }
+
+    fn holds(self, value: f64, limit: f64) -> bool {
+        match self {
+            Op::Lt => value < limit,
+            Op::Le => value <= limit,
+            Op::Gt => value > limit,
+            Op::Ge => value >= limit,
+            Op::Eq => value == limit,
+            Op::Ne => value != limit,
+        }
+    }
+}
+
+/// A metric a threshold or a band names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    /// As written (normalized: `avg` → `mean`, `med` → `p50`).
+    pub name: String,
+    pub unit: Unit,
+}
+
+/// One parsed `--threshold` expression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// The expression as given.
+    pub expr: String,
+    pub metric: Metric,
+    pub op: Op,
+    /// In the metric's internal unit (µs, fraction, per second, count).
+    pub limit: f64,
+}
+
+/// The verdict of one threshold, as saved in the results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdOutcome {
+    /// The expression as given (`rtt.p99<50ms`).
+    pub expression: String,
+    pub metric: String,
+    /// `us`, `ratio`, `per_second` or `count`.
+    pub unit: String,
+    pub op: String,
+    /// The limit in `unit`.
+    pub limit: f64,
+    /// The measured value in `unit`; null when the run has no data for the metric
+    /// (which fails the threshold).
+    pub value: Option<f64>,
+    pub passed: bool,
+}
+
+/// Every metric name a threshold accepts, for error messages.
+pub fn known_metrics() -> String {
+    let lat: Vec<String> = LATENCIES.iter().map(|l| format!("{l}.STAT")).collect();
+    format!(
+        "{} (STAT: {}, or any pNN such as p75, p99.99); ratios: {}; rates: {}; counts: {}",
+        lat.join(", "),
+        STATS.join(", "),
+        RATIOS.join(", "),
+        RATES.join(", "),
+        COUNTS.join(", ")
+    )
+}
+
+/// A percentile from a stat name: `p95` → 95.0, `p999` → 99.9, `p99.99` → 99.99.
+fn percentile(stat: &str) -> Option<f64> {
+    let digits = stat.strip_prefix('p')?;
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    let q = if digits.contains('.') || digits.len() <= 2 {
+        digits.parse::<f64>().ok()?
+    } else {
+        // p999 = 99.9, p9999 = 99.99: digits after the first two are decimals.
+        format!("{}.{}", &digits[..2], &digits[2..]).parse().ok()?
+    };
+    (q > 0.0 && q <= 100.0).then_some(q)
+}
+
+/// Parses a metric name.
+pub fn parse_metric(name: &str) -> Result<Metric, String> {
+    let n = name.trim();
+    let unknown = || format!("unknown metric '{n}'; known metrics: {}", known_metrics());
+    if let Some((fam, stat)) = n.split_once('.') {
+        if !LATENCIES.contains(&fam) {
+            return Err(unknown());
+        }
+        let stat = match stat {
+            "avg" => "mean",
+            "med" => "p50",
+            s => s,
+        };
+        if !matches!(stat, "min" | "mean" | "max" | "stdev") && percentile(stat).is_none() {
+            return Err(unknown());
+        }
+        return Ok(Metric {
+            name: format!("{fam}.{stat}"),
+            unit: Unit::Latency,
+        });
+    }
+    if LATENCIES.contains(&n) {
+        return Err(format!(
+            "'{n}' is a latency: name a statistic, e.g. {n}.p99 or {n}.mean"
+        ));
+    }
+    let unit = if RATIOS.contains(&n) {
+        Unit::Ratio
+    } else if RATES.contains(&n) {
+        Unit::Rate
+    } else if COUNTS.contains(&n) {
+        Unit::Count
+    } else {
+        return Err(unknown());
+    };
+    Ok(Metric {
+        name: n.to_string(),
+        unit,
+    })
+}
+
+/// Parses a limit in the unit of `metric`.
+fn parse_value(text: &str, metric: &Metric) -> Result<f64, String> {
+    let t = text.trim();
+    let bad = |why: &str| format!("'{t}' {why}");
+    let num = |s: &str| -> Result<f64, String> {
+        let v: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| bad("is not a number with a unit"))?;
+        if !v.is_finite() || v < 0.0 {
+            return Err(bad("must be zero or more"));
+        }
+        Ok(v)
+    };
+    match metric.unit {
+        Unit::Latency => {
+            let units = [
+                ("ns", 1e-3),
+                ("us", 1.0),
+                ("µs", 1.0),
+                ("ms", 1e3),
+                ("s", 1e6),
+                ("m", 60e6),
+            ];
+            for (suffix, mult) in units {
+                if let Some(n) = t.strip_suffix(suffix) {
+                    // "ms" also ends in "s" and "m": take the first exact match.
+                    if n.ends_with(|c: char| c.is_ascii_alphabetic() || c == 'µ') {
+                        continue;
+                    }
+                    return Ok(num(n)? * mult);
+                }
+            }
+            Err(bad(&format!(
+                "needs a time unit for {} (e.g. 50ms, 200us, 1.5s)",
+                metric.name
+            )))
+        }
+        Unit::Ratio => match t.strip_suffix('%') {
+            Some(n) => Ok(num(n)? / 100.0),
+            None => {
+                let v = num(t)?;
+                if v > 1.0 {
+                    return Err(bad(&format!(
+                        "is above 1 for the ratio {}: write a percentage such as {v}%",
+                        metric.name
+                    )));
+                }
+                Ok(v)
+            }
+        },
+        Unit::Rate => {
+            let n = t.strip_suffix("/s").unwrap_or(t);
+            crate::cli::parse_rate(n).map_err(|_| bad("is not a rate (e.g. 19000/s, 19k/s)"))
+        }
+        Unit::Count => crate::cli::parse_count(t)
+            .map(|v| v as f64)
+            .map_err(|_| bad("is not a count (e.g. 0, 10, 2k)")),
+    }
+}
+
+/// Parses `METRIC OP VALUE`, e.g. `rtt.p99<50ms`, `errors<0.1%`, `rate>=19000/s`.
+pub fn parse(expr: &str) -> Result<Threshold, String> {
+    let e = expr.trim();
+    let at = e
+        .find(['<', '>', '=', '!'])
+        .ok_or_else(|| {
+            format!(
+                "threshold '{e}' has no comparison; write METRIC<VALUE such as rtt.p99<50ms, errors<0.1%, rate>=19000/s"
+            )
+        })?;
+    let (name, rest) = e.split_at(at);
+    let (op, value) = if let Some(v) = rest.strip_prefix("<=") {
+        (Op::Le, v)
+    } else if let Some(v) = rest.strip_prefix(">=") {
+        (Op::Ge, v)
+    } else if let Some(v) = rest.strip_prefix("===").or_else(|| rest.strip_prefix("==")) {
+        (Op::Eq, v)
+    } else if let Some(v) = rest.strip_prefix("!=") {
+        (Op::Ne, v)
+    } else if let Some(v) = rest.strip_prefix('<') {
+        (Op::Lt, v)
+    } else if let Some(v) = rest.strip_prefix('>') {
+        (Op::Gt, v)
+    } else {
+        return Err(format!(
+            "threshold '{e}': unknown comparison; use <, <=, >, >=, == or !="
+        ));
+    };
+    if name.trim().is_empty() {
+        return Err(format!("threshold '{e}' names no metric"));
+    }
+    if value.trim().is_empty() {
+        return Err(format!("threshold '{e}' has no value"));
+    }
+    let metric = parse_metric(name).map_err(|m| format!("threshold '{e}': {m}"))?;
+    let limit = parse_value(value, &metric).map_err(|m| format!("threshold '{e}': {m}"))?;
+    Ok(Threshold {
+        expr: e.to_string(),
+        metric,
+        op,
+        limit,
+    })
+}
+
+fn latency<'a>(r: &'a RunResults, fam: &str) -> Option<&'a LatencyStats> {
+    let l = &r.latency;
+    match fam {
+        "rtt" => Some(&l.rtt),
+        "rtt_uncorrected" => l.rtt_uncorrected.as_ref(),
+        "connect" => Some(&l.connect),
+        "handshake" => Some(&l.handshake),
+        "delivery" => l.delivery.as_ref(),
+        "session" => r.sessions.as_ref().map(|s| &s.duration),
+        "send_lag" => l.send_lag.as_ref(),
+        _ => None,
+    }
+}
+
+fn ratio(num: u64, den: u64) -> Option<f64> {
+    (den > 0).then(|| num as f64 / den as f64)
+}
+
+/// The measured value of `metric` in `r` (in the metric's internal unit), or None
+/// when the run has no data for it.
+pub fn measure(r: &RunResults, metric: &Metric) -> Option<f64> {
+    let c = &r.connections;
+    let m = &r.messages;
+    if let Some((fam, stat)) = metric.name.split_once('.') {
+        let l = latency(r, fam)?;
+        if l.count == 0 {
+            return None;
+        }
+        return Some(match stat {
+            "min" => l.min_us,
+            "mean" => l.mean_us,
+            "max" => l.max_us,
+            "stdev" => l.stdev_us,
+            "p50" => l.p50_us,
+            "p90" => l.p90_us,
+            "p99" => l.p99_us,
+            "p999" => l.p999_us,
+            s => {
+                let q = percentile(s)?;
+                let h = crate::report::decode_histogram(&l.hdr)?;
+                h.value_at_quantile(q / 100.0) as f64 / 1000.0
+            }
+        });
+    }
+    let errors: u64 = r.errors.values().sum();
+    match metric.name.as_str() {
+        // Everything that went wrong over everything tried: failed connections,
+        // errors of established ones, and messages lost with their connection,
+        // over connection attempts plus messages sent.
+        "errors" => ratio(c.failed + errors + m.failed, c.attempted + m.sent),
+        "connect_errors" => ratio(c.failed, c.attempted),
+        "connect_success" => ratio(c.established, c.attempted),
+        "message_errors" => ratio(m.failed, m.received + m.failed),
+        "message_success" => ratio(m.received, m.received + m.failed),
+        "rate" => Some(m.received_per_sec),
+        "sent_rate" => Some(m.sent_per_sec),
+        "session_rate" => r.sessions.as_ref().map(|s| s.per_sec),
+        "delivery_rate" => r.broadcast.as_ref().map(|b| b.delivered_per_sec),
+        "attempted" => Some(c.attempted as f64),
+        "established" => Some(c.established as f64),
+        "failed" => Some(c.failed as f64),
+        "lost" => Some(c.lost as f64),
+        "sent" => Some(m.sent as f64),
+        "received" => Some(m.received as f64),
+        "unexpected" => Some(m.unexpected as f64),
+        "late" => Some(m.late as f64),
+        "missing" => r.broadcast.as_ref().map(|b| b.missing as f64),
+        "duplicates" => r.broadcast.as_ref().map(|b| b.duplicates as f64),
+        _ => None,
+    }
+}
+
+/// The thresholds and bands a run (or a saved run) is judged by.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Judge {
+    pub thresholds: Vec<Threshold>,
+    /// Custom bands (replacing or adding to the defaults).
+    pub bands: Vec<Band>,
+}
+
+impl Judge {
+    /// Parses `--threshold` and `--bands`; any mistake is a usage error.
+    pub fn from_cli(a: &crate::cli::JudgeArgs) -> crate::Result<Judge> {
+        let thresholds = a
+            .thresholds
+            .iter()
+            .map(|t| parse(t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(crate::Error::Usage)?;
+        let mut bands = Vec::new();
+        for b in &a.bands {
+            bands.extend(parse_band(b).map_err(crate::Error::Usage)?);
+        }
+        Ok(Judge { thresholds, bands })
+    }
+
+    /// True when nothing was asked for.
+    pub fn is_empty(&self) -> bool {
+        self.thresholds.is_empty() && self.bands.is_empty()
+    }
+
+    /// Fills in `r.thresholds` and `r.assessment`.
+    pub fn apply(&self, r: &mut RunResults) {
+        r.thresholds = evaluate(&self.thresholds, r);
+        r.assessment = assess(&merge_bands(self.bands.clone()), r);
+    }
+}
+
+/// Judges every threshold against `r`.
+pub fn evaluate(list: &[Threshold], r: &RunResults) -> Vec<ThresholdOutcome> {
+    list.iter()
+        .map(|t| {
+            let value = measure(r, &t.metric);
+            ThresholdOutcome {
+                expression: t.expr.clone(),
+                metric: t.metric.name.clone(),
+                unit: t.metric.unit.name().to_string(),
+                op: t.op.symbol().to_string(),
+                limit: t.limit,
+                value,
+                passed: value.is_some_and(|v| t.op.holds(v, t.limit)),
+            }
+        })
+        .collect()
+}
+
+/// True when every threshold held.
+pub fn all_passed(outcomes: &[ThresholdOutcome]) -> bool {
+    outcomes.iter().all(|o| o.passed)
+}
+
+fn unit_of(name: &str) -> Unit {
+    match name {
+        "ratio" => Unit::Ratio,
+        "per_second" => Unit::Rate,
+        "count" => Unit::Count,
+        _ => Unit::Latency,
+    }
+}
+
+/// Good / acceptable bounds for one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Band {
+    pub metric: Metric,
+    /// Better than or equal to this: good.
+    pub good: f64,
+    /// Better than or equal to this (and not good): acceptable; beyond: poor.
+    pub acceptable: f64,
+}
+
+/// The default bands, after the seed load-test guide's table.
+pub fn default_bands() -> Vec<Band> {
+    let b = |name: &str, good: f64, acceptable: f64| Band {
+        metric: parse_metric(name).expect("built-in metric names parse"),
+        good,
+        acceptable,
+    };
+    vec![
+        b("connect.mean", 100e3, 500e3),
+        b("connect.max", 500e3, 2e6),
+        b("connect_success", 0.99, 0.95),
+        b("rtt.mean", 100e3, 500e3),
+        b("rtt.p95", 200e3, 1e6),
+        b("rtt.p99", 500e3, 2e6),
+        b("delivery.p99", 500e3, 2e6),
+        b("rate", 100.0, 50.0),
+        b("message_success", 0.99, 0.95),
+    ]
+}
+
+/// Parses `--bands METRIC=GOOD,ACCEPTABLE` (several separated by `;` or given
+/// several times), e.g. `rtt.p99=50ms,200ms`, `rate=20k/s,10k/s`.
+pub fn parse_band(spec: &str) -> Result<Vec<Band>, String> {
+    let mut out = Vec::new();
+    for one in spec.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, bounds) = one.split_once('=').ok_or_else(|| {
+            format!("--bands '{one}': write METRIC=GOOD,ACCEPTABLE such as rtt.p99=50ms,200ms")
+        })?;
+        let metric = parse_metric(name).map_err(|e| format!("--bands '{one}': {e}"))?;
+        let (g, a) = bounds.split_once(',').ok_or_else(|| {
+            format!("--bands '{one}': give two bounds, GOOD,ACCEPTABLE (e.g. 50ms,200ms)")
+        })?;
+        let good = parse_value(g, &metric).map_err(|e| format!("--bands '{one}': {e}"))?;
+        let acceptable = parse_value(a, &metric).map_err(|e| format!("--bands '{one}': {e}"))?;
+        let hib = metric.unit.higher_is_better(&metric.name);
+        if (hib && good < acceptable) || (!hib && good > acceptable) {
+            return Err(format!(
+                "--bands '{one}': the good bound must be {} than the acceptable one for {}",
+                if hib { "higher" } else { "lower" },
+                metric.name
+            ));
+        }
+        out.push(Band {
+            metric,
+            good,
+            acceptable,
+        });
+    }
+    Ok(out)
+}
+
+/// The default bands with `custom` replacing or adding to them.
+pub fn merge_bands(custom: Vec<Band>) -> Vec<Band> {
+    let mut bands = default_bands();
+    for c in custom {
+        match bands.iter_mut().find(|b| b.metric.name == c.metric.name) {
+            Some(b) => *b = c,
+            None => bands.push(c),
+        }
+    }
+    bands
+}
+
+/// One assessed metric, as saved in the results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assessment {
+    pub metric: String,
+    pub unit: String,
+    pub value: f64,
+    /// `good`, `acceptable` or `poor`.
+    pub verdict: String,
+    pub good: f64,
+    pub acceptable: f64,
+    pub higher_is_better: bool,
+}
+
+/// Assesses every band whose metric the run measured.
+pub fn assess(bands: &[Band], r: &RunResults) -> Vec<Assessment> {
+    bands
+        .iter()
+        .filter_map(|b| {
+            let value = measure(r, &b.metric)?;
+            // A rate assessment means nothing for a run that sends no messages.
+            if b.metric.unit == Unit::Rate && r.messages.sent == 0 {
+                return None;
+            }
+            let hib = b.metric.unit.higher_is_better(&b.metric.name);
+            let within = |bound: f64| if hib { value >= bound } else { value <= bound };
+            let verdict = if within(b.good) {
+                "good"
+            } else if within(b.acceptable) {
+                "acceptable"
+            } else {
+                "poor"
+            };
+            Some(Assessment {
+                metric: b.metric.name.clone(),
+                unit: b.metric.unit.name().to_string(),
+                value,
+                verdict: verdict.to_string(),
+                good: b.good,
+                acceptable: b.acceptable,
+                higher_is_better: hib,
+            })
+        })
+        .collect()
+}
+
+/// The summary's Thresholds and Assessment sections (empty when there are none).
+pub fn render(r: &RunResults) -> String {
+    let mut o = String::new();
+    if !r.thresholds.is_empty() {
+        let passed = r.thresholds.iter().filter(|t| t.passed).count();
+        let _ = writeln!(
+            o,
+            "\nThresholds ({passed} of {} passed)",
+            r.thresholds.len()
+        );
+        for t in &r.thresholds {
+            let u = unit_of(&t.unit);
+            let value = t.value.map_or_else(|| "no data".to_string(), |v| u.show(v));
+            let _ = writeln!(
+                o,
+                "  {}  {:<28} {}",
+                if t.passed { "PASS" } else { "FAIL" },
+                t.expression,
+                value
+            );
+        }
+    }
+    if !r.assessment.is_empty() {
+        let _ = writeln!(o, "\nAssessment");
+        for a in &r.assessment {
+            let u = unit_of(&a.unit);
+            let (better, worse) = if a.higher_is_better {
+                (">=", "<")
+            } else {
+                ("<=", ">")
+            };
+            let _ = writeln!(
+                o,
+                "  {:<16} {:>11}  {:<10}  (good {better} {}, acceptable {better} {}, poor {worse} {})",
+                a.metric,
+                u.show(a.value),
+                a.verdict,
+                u.show(a.good),
+                u.show(a.acceptable),
+                u.show(a.acceptable),
+            );
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results() -> RunResults {
+        let text = include_str!("../tests/data/thresholds-results.json");
+        serde_json::from_str(text).expect("fixture parses")
+    }
+
+    #[test]
+    fn parses_each_operator() {
+        for (e, op) in [
+            ("rtt.p99<50ms", Op::Lt),
+            ("rtt.p99<=50ms", Op::Le),
+            ("rate>19000/s", Op::Gt),
+            ("rate>=19000/s", Op::Ge),
+            ("lost==0", Op::Eq),
+            ("lost===0", Op::Eq),
+            ("failed!=3", Op::Ne),
+        ] {
+            assert_eq!(parse(e).unwrap().op, op, "{e}");
+        }
+        assert!(parse("rtt.p99 = 5ms").is_err());
+        assert!(parse("rtt.p99 50ms").unwrap_err().contains("no comparison"));
+        assert!(parse("<5ms").unwrap_err().contains("no metric"));
+        assert!(parse("rtt.p99<").unwrap_err().contains("no value"));
+    }
+
+    #[test]
+    fn parses_units() {
+        let l = |e: &str| parse(e).unwrap().limit;
+        assert_eq!(l("rtt.p99<50ms"), 50_000.0);
+        assert_eq!(l("rtt.p99<200us"), 200.0);
+        assert_eq!(l("rtt.p99<200µs"), 200.0);
+        assert_eq!(l("connect.p95 < 1.5s"), 1_500_000.0);
+        assert_eq!(l("rtt.max<2m"), 120e6);
+        assert_eq!(l("rtt.min<500ns"), 0.5);
+        assert!((l("errors<0.1%") - 0.001).abs() < 1e-12);
+        assert_eq!(l("errors<0.001"), 0.001);
+        assert_eq!(l("rate>=19000/s"), 19000.0);
+        assert_eq!(l("rate>=19k/s"), 19000.0);
+        assert_eq!(l("sent_rate>100"), 100.0);
+        assert_eq!(l("established>=2k"), 2000.0);
+        assert!(parse("rtt.p99<50").unwrap_err().contains("time unit"));
+        assert!(parse("errors<5").unwrap_err().contains("percentage"));
+        assert!(parse("rtt.p99<-5ms").is_err());
+        assert!(parse("rate>fast").is_err());
+    }
+
+    #[test]
+    fn unknown_metrics_list_the_known_ones() {
+        let e = parse("latency.p99<5ms").unwrap_err();
+        assert!(e.contains("unknown metric 'latency.p99'"), "{e}");
+        assert!(
+            e.contains("rtt.STAT") && e.contains("connect_errors"),
+            "{e}"
+        );
+        assert!(parse("rtt.p0x<5ms").unwrap_err().contains("unknown metric"));
+        assert!(parse("bogus<1").unwrap_err().contains("unknown metric"));
+        assert!(parse("rtt<5ms").unwrap_err().contains("rtt.p99"));
+        assert_eq!(parse("rtt.avg<5ms").unwrap().metric.name, "rtt.mean");
+        assert_eq!(parse("rtt.med<5ms").unwrap().metric.name, "rtt.p50");
+    }
+
+    #[test]
+    fn percentiles_read_names() {
+        assert_eq!(percentile("p95"), Some(95.0));
+        assert_eq!(percentile("p999"), Some(99.9));
+        assert_eq!(percentile("p9999"), Some(99.99));
+        assert_eq!(percentile("p99.5"), Some(99.5));
+        assert_eq!(percentile("p0"), None);
+        assert_eq!(percentile("px"), None);
+    }
+
+    #[test]
+    fn evaluates_against_results() {
+        let r = results();
+        let p99 = r.latency.rtt.p99_us;
+        let out = evaluate(
+            &[
+                parse(&format!("rtt.p99<{}us", p99 + 1.0)).unwrap(),
+                parse(&format!("rtt.p99<{}us", p99)).unwrap(),
+                parse(&format!("rtt.p99<={}us", p99)).unwrap(),
+                parse("errors<0.1%").unwrap(),
+                parse("rate>=1/s").unwrap(),
+                parse("rate>=1000000000/s").unwrap(),
+                parse("delivery.p99<1s").unwrap(),
+            ],
+            &r,
+        );
+        let passed: Vec<bool> = out.iter().map(|o| o.passed).collect();
+        assert_eq!(passed, [true, false, true, true, true, false, false]);
+        // No broadcast in the fixture: no data, which fails.
+        assert_eq!(out[6].value, None);
+        assert!(!all_passed(&out));
+        assert!(all_passed(&out[..1]));
+    }
+
+    #[test]
+    fn p95_comes_from_the_histogram() {
+        let r = results();
+        let m = parse_metric("rtt.p95").unwrap();
+        let v = measure(&r, &m).unwrap();
+        assert!(
+            v >= r.latency.rtt.p50_us && v <= r.latency.rtt.p99_us,
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn ratios_are_defined() {
+        let mut r = results();
+        r.connections.attempted = 100;
+        r.connections.failed = 2;
+        r.messages.sent = 900;
+        r.messages.failed = 3;
+        r.errors.clear();
+        r.errors.insert("protocol_error".into(), 5);
+        let v = |n: &str| measure(&r, &parse_metric(n).unwrap()).unwrap();
+        assert!((v("errors") - 10.0 / 1000.0).abs() < 1e-12);
+        assert!((v("connect_errors") - 0.02).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bands_assess_and_parse() {
+        let r = results();
+        let custom = parse_band("rtt.p99=1us,2us;rate=1/s,0.5/s").unwrap();
+        let bands = merge_bands(custom);
+        let a = assess(&bands, &r);
+        let p99 = a.iter().find(|a| a.metric == "rtt.p99").unwrap();
+        assert_eq!(p99.verdict, "poor");
+        assert_eq!(p99.good, 1.0);
+        let rate = a.iter().find(|a| a.metric == "rate").unwrap();
+        assert_eq!(rate.verdict, "good");
+        assert!(!a.iter().any(|a| a.metric == "delivery.p99"));
+        assert!(parse_band("rtt.p99=200ms,50ms").is_err());
+        assert!(parse_band("rtt.p99=50ms").is_err());
+        assert!(parse_band("nope=1,2")
+            .unwrap_err()
+            .contains("unknown metric"));
+    }
+
+    #[test]
+    fn renders_pass_fail_and_values() {
+        let mut r = results();
+        r.thresholds = evaluate(
+            &[parse("rtt.p99<1us").unwrap(), parse("errors<1%").unwrap()],
+            &r,
+        );
+        r.assessment = assess(&default_bands(), &r);
+        let text = render(&r);
+        assert!(text.contains("Thresholds (1 of 2 passed)"), "{text}");
+        assert!(text.contains("FAIL  rtt.p99<1us"), "{text}");
+        assert!(text.contains("PASS  errors<1%"), "{text}");
+        assert!(text.contains("Assessment"), "{text}");
+        assert!(text.contains("good <= 500.00ms"), "{text}");
+    }
+}
