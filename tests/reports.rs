@@ -13,9 +13,22 @@ use wsherd::results::RunResults;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/results.json");
 const GOLDEN_CSV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/results.csv");
+const GOLDEN_TEXT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/results.txt");
 
 fn fixture() -> RunResults {
     wsherd::report::read_json(Path::new(FIXTURE)).expect("fixture reads")
+}
+
+/// The text summary of a saved run, character for character. After an intended
+/// change of the summary, regenerate with WSHERD_BLESS=1 and review the diff.
+#[test]
+fn text_summary_matches_the_golden_file() {
+    let got = wsherd::report::text::render(&fixture());
+    if std::env::var_os("WSHERD_BLESS").is_some() {
+        std::fs::write(GOLDEN_TEXT, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(GOLDEN_TEXT).unwrap();
+    assert_eq!(got, want, "summary differs from tests/fixtures/results.txt");
 }
 
 #[test]

@@ -45,6 +45,9 @@ fn causes(map: &std::collections::BTreeMap<String, u64>) -> String {
         .join(", ")
 }
 
+/// Held connections from which the summary quotes memory per connection.
+const MEMORY_PER_CONN_FROM: u64 = 1000;
+
 /// Renders the end-of-run summary.
 pub fn render(r: &RunResults) -> String {
     let mut o = String::new();
@@ -297,14 +300,20 @@ pub fn render(r: &RunResults) -> String {
     }
     if let Some(m) = &r.memory {
         let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+        // Below a thousand connections the run's own growth (histograms, buffers
+        // warmed up) outweighs them: the quotient would mislead.
+        let per = if m.held_connections >= MEMORY_PER_CONN_FROM {
+            format!("{} B per connection held, ", group(m.per_connection_bytes))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             o,
-            "  memory: {} B per connection held ({} RSS with {} open, {} before the first){}; peak RSS {}; kernel TCP buffers {} at most (host-wide)",
-            group(m.per_connection_bytes),
+            "  memory: {per}{} RSS with {} open, {} before the first{}; peak RSS {}; kernel TCP buffers {} at most (host-wide)",
             mib(m.held_rss_kib),
             group(m.held_connections),
             mib(m.start_rss_kib),
-            if c.embedded_server { ", built-in server included" } else { "" },
+            if c.embedded_server { " (built-in server included)" } else { "" },
             mib(m.peak_rss_kib),
             mib(m.kernel_tcp_peak_kib)
         );
