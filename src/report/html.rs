@@ -566,7 +566,12 @@ pub fn render(r: &RunResults) -> String {
                 ),
                 (
                     "per connection",
-                    format!("{} bytes", group(mem.per_connection_bytes)),
+                    if mem.held_connections >= 1000 {
+                        format!("{} bytes", group(mem.per_connection_bytes))
+                    } else {
+                        "not quoted below 1,000 held connections (the run's own growth dominates)"
+                            .to_string()
+                    },
                 ),
                 ("peak RSS", format!("{} KiB", group(mem.peak_rss_kib))),
                 (
