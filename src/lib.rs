@@ -24,6 +24,7 @@ pub mod rt;
 pub mod scenario;
 pub mod server;
 pub mod shard;
+pub mod sock;
 pub mod source;
 pub mod sys;
 pub mod template;

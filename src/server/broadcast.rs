@@ -59,8 +59,9 @@
 //! subscriber of that shard when it next drains its inbox.
 
 use super::conn::{upgrade, MAX_FRAME};
-use super::read::{Got, ReadSide, Reader};
+use super::read::{Got, Reader};
 use super::ServerShard;
+use crate::sock::ReadSide;
 use crate::ws::frame::{self, From, Kind};
 use crate::ws::mask::apply_mask;
 use bytes::Bytes;

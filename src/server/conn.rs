@@ -12,8 +12,9 @@
 //! In broadcast mode the shard spawns `broadcast::connection` instead (decided per
 //! accepted connection, so the echo task below is the same as without broadcast).
 
-use super::read::{recv_now, Got, Reader};
+use super::read::{Got, Reader};
 use super::ServerShard;
+use crate::sock::recv_now;
 use crate::ws::frame::{self, From, Kind};
 use crate::ws::handshake::{self, Request};
 use crate::ws::mask::apply_mask;

@@ -18,51 +18,11 @@
 
 use super::ServerShard;
 use crate::shard::conn::io_cause;
-use monoio::io::{AsyncReadRent, OwnedReadHalf};
-use monoio::net::TcpStream;
+use crate::sock::{recv_now, ReadSide};
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
 use std::pin::pin;
 use std::time::{Duration, Instant};
-
-/// What a server connection reads from: its stream, or the read half of it.
-pub(crate) trait ReadSide: AsyncReadRent {
-    /// The socket, for the non-blocking `recv` after readiness.
-    fn fd(&self) -> RawFd;
-    /// Waits until there is data (or EOF, or an error) to read, holding no buffer.
-    fn readable(&self) -> impl Future<Output = io::Result<()>>;
-}
-
-impl ReadSide for TcpStream {
-    fn fd(&self) -> RawFd {
-        self.as_raw_fd()
-    }
-
-    fn readable(&self) -> impl Future<Output = io::Result<()>> {
-        TcpStream::readable(self, false)
-    }
-}
-
-impl ReadSide for OwnedReadHalf<TcpStream> {
-    fn fd(&self) -> RawFd {
-        half_stream(self).as_raw_fd()
-    }
-
-    fn readable(&self) -> impl Future<Output = io::Result<()>> {
-        half_stream(self).readable(false)
-    }
-}
-
-/// The stream behind a read half, for readiness and the fd only.
-fn half_stream(rd: &OwnedReadHalf<TcpStream>) -> &TcpStream {
-    // SAFETY: the halves share the stream through an `UnsafeCell`, and monoio's own
-    // `read`/`write` on them take `&mut` to it concurrently (TcpStream is `Split`:
-    // its reads and writes are independent). Readiness only clones the shared fd
-    // into a poll operation, and the fd is a plain integer: neither touches anything
-    // the write half uses.
-    unsafe { &*rd.0.get() }
-}
 
 /// Whether a server connection reads at once or waits for readiness first: at once
 /// only while it is busy (its last two messages came less than `BUSY_WINDOW` apart),
@@ -221,62 +181,4 @@ fn ended(shard: &ServerShard, err: Option<io::Error>) -> Got {
         }
     }
     Got::Gone
-}
-
-/// Reads what the socket holds now into the spare capacity of `buf`, without
-/// waiting: `Ok(None)` when there is nothing, `Ok(Some(0))` at EOF.
-pub(crate) fn recv_now(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
-    if buf.len() == buf.capacity() {
-        buf.reserve(1024);
-    }
-    let spare = buf.spare_capacity_mut();
-    loop {
-        // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `buf`;
-        // recv writes at most that many and returns how many it wrote.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                spare.as_mut_ptr().cast(),
-                spare.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n >= 0 {
-            let n = n as usize;
-            // SAFETY: the kernel initialised the first `n` spare bytes.
-            unsafe { buf.set_len(buf.len() + n) };
-            return Ok(Some(n));
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => return Ok(None),
-            _ => return Err(e),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-    use std::os::unix::net::UnixStream;
-
-    #[test]
-    fn recv_now_reads_what_is_there_and_never_waits() {
-        let (mut a, b) = UnixStream::pair().unwrap();
-        let mut buf = Vec::with_capacity(16);
-        assert!(recv_now(b.as_raw_fd(), &mut buf).unwrap().is_none());
-        a.write_all(b"hello").unwrap();
-        assert_eq!(recv_now(b.as_raw_fd(), &mut buf).unwrap(), Some(5));
-        assert_eq!(buf, b"hello");
-        // Appends to what the buffer holds, up to its capacity.
-        a.write_all(&[7u8; 40]).unwrap();
-        assert_eq!(recv_now(b.as_raw_fd(), &mut buf).unwrap(), Some(11));
-        assert_eq!(buf.len(), 16);
-        drop(a);
-        let mut rest = Vec::with_capacity(64);
-        assert_eq!(recv_now(b.as_raw_fd(), &mut rest).unwrap(), Some(29));
-        assert_eq!(recv_now(b.as_raw_fd(), &mut rest).unwrap(), Some(0));
-    }
 }

@@ -798,6 +798,42 @@ async fn active_open(
                 if shard.stop.is_set_for(slot) {
                     return End::Stopped;
                 }
+                // Nothing expected (a heartbeat between beats, a quiet open loop):
+                // wait for readiness holding no buffer, then take what came.
+                if conn.borrow().outstanding() == 0 {
+                    use crate::sock::ReadSide;
+                    match shard.stop.until(slot, ReadSide::readable(&rd)).await {
+                        None => return End::Stopped,
+                        Some(Err(e)) => return End::Lost(io_cause(&e)),
+                        Some(Ok(())) => {}
+                    }
+                    let mut buf = shard.pool.take();
+                    let got = crate::sock::recv_now(ReadSide::fd(&rd), &mut buf);
+                    let buf = match got {
+                        Ok(Some(n)) if n > 0 => buf,
+                        Ok(Some(_)) => {
+                            shard.pool.put(buf);
+                            return End::Lost("eof_without_close");
+                        }
+                        Ok(None) => {
+                            shard.pool.put(buf);
+                            continue;
+                        }
+                        Err(e) => {
+                            shard.pool.put(buf);
+                            return End::Lost(io_cause(&e));
+                        }
+                    };
+                    let mut c = conn.borrow_mut();
+                    c.stopping = shard.stop.is_set_for(c.slot);
+                    if let Err(end) = on_read(shard, &mut c, buf, &mut control.borrow_mut()) {
+                        return end;
+                    }
+                    if c.stopping && c.outstanding() == 0 {
+                        return End::Stopped;
+                    }
+                    continue;
+                }
                 // Cancelled when the run stops, without losing what already arrived.
                 let buf = shard.pool.take();
                 let res = rd
