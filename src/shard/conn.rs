@@ -749,9 +749,13 @@ async fn active_open(
             < shard.run.connections
             && shard.run.origin.elapsed() < window
         {
+            // Boxed: a timer inline would make the whole phase 128-byte aligned.
             if shard
                 .stop
-                .until(slot, monoio::time::sleep(Duration::from_millis(5)))
+                .until(
+                    slot,
+                    Box::pin(monoio::time::sleep(Duration::from_millis(5))),
+                )
                 .await
                 .is_none()
             {
@@ -870,8 +874,11 @@ async fn active_open(
             let room = || cap.map_or(u64::MAX, |k| k.saturating_sub(conn.borrow().outstanding()));
             loop {
                 let due = due_ns(next);
-                let wait = Duration::from_nanos(due.saturating_sub(shard.now_ns()));
-                let mut sleep = std::pin::pin!(monoio::time::sleep(wait));
+                // The shard's timer task wakes this slot when the message is due (a
+                // monoio Sleep here would cost every paced connection 640 bytes).
+                if due > shard.now_ns() && due != u64::MAX {
+                    shard.timers.wake_at(slot, due);
+                }
                 // Until: the run stops, a control reply is queued, or the next message
                 // is due and the cap (if any) leaves room. A reply that frees room
                 // wakes this task through the reader, which shares it.
@@ -879,10 +886,11 @@ async fn active_open(
                     if shard.stop.is_set_for(slot) || !control.borrow().is_empty() {
                         return std::task::Poll::Ready(());
                     }
-                    if room() == 0 {
-                        return std::task::Poll::Pending;
+                    if room() > 0 && shard.now_ns() >= due {
+                        return std::task::Poll::Ready(());
                     }
-                    sleep.as_mut().poll(cx)
+                    shard.stop.register_waker(slot, cx.waker());
+                    std::task::Poll::Pending
                 })
                 .await;
                 let mut out = shard.wpool.take();

@@ -10,6 +10,7 @@ pub mod conn;
 pub mod dial;
 pub mod pool;
 pub mod stop;
+pub mod timers;
 
 use crate::config::Target;
 use crate::metrics::{Interval, Snapshot};
@@ -78,6 +79,8 @@ pub struct Shard {
     pub run: Arc<RunShared>,
     pub stats: RefCell<Interval>,
     pub stop: stop::StopSignal,
+    /// Deadlines of paced writers, served by one timer task.
+    pub timers: timers::Timers,
     /// Read buffers, sized for the workload's messages.
     pub pool: pool::BufPool,
     /// Write buffers: small, grown by what is written.
@@ -132,6 +135,7 @@ pub fn run_shard(
             run,
             stats: RefCell::new(Interval::default()),
             stop: stop::StopSignal::default(),
+            timers: timers::Timers::default(),
             pool,
             wpool: pool::BufPool::for_writes(),
             open: Cell::new(0),
@@ -141,6 +145,7 @@ pub fn run_shard(
             dialing_done: Cell::new(false),
         });
         shard.run.ready_and_wait();
+        monoio::spawn(timers::run(shard.clone()));
         monoio::spawn(dialer(shard.clone(), plan.clone()));
         ticker(shard, tx, name).await;
     })?;

@@ -201,6 +201,23 @@ impl StopSignal {
         self.free.borrow_mut().push(slot);
     }
 
+    /// Wakes the task waiting on `slot` (a shard timer came due).
+    pub fn wake_slot(&self, slot: usize) {
+        let w = self
+            .wakers
+            .borrow_mut()
+            .get_mut(slot)
+            .and_then(Option::take);
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// Registers the task waiting on `slot` to be woken by the signal or a timer.
+    pub fn register_waker(&self, slot: usize, waker: &Waker) {
+        self.register(slot, waker);
+    }
+
     fn register(&self, slot: usize, waker: &Waker) {
         let mut w = self.wakers.borrow_mut();
         match &w[slot] {
