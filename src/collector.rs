@@ -29,6 +29,8 @@ pub struct Collected {
 /// highest.
 struct MemoryTrack {
     held: (u64, u64),
+    /// The largest RSS sampled.
+    max_rss: u64,
     kernel_peak: u64,
 }
 
@@ -36,13 +38,15 @@ impl MemoryTrack {
     fn new() -> Self {
         MemoryTrack {
             held: (0, 0),
+            max_rss: 0,
             kernel_peak: crate::sys::tcp_kernel_kib().unwrap_or(0),
         }
     }
 
     fn sample(&mut self, open: u64) {
-        if open > 0 && open >= self.held.0 {
-            if let Some(rss) = crate::sys::status_kib("VmRSS:") {
+        if let Some(rss) = crate::sys::status_kib("VmRSS:") {
+            self.max_rss = self.max_rss.max(rss);
+            if open > 0 && open >= self.held.0 {
                 self.held = (open, rss);
             }
         }
@@ -61,7 +65,12 @@ impl MemoryTrack {
             held_rss_kib: held,
             held_connections: open,
             per_connection_bytes: 0,
-            peak_rss_kib: crate::sys::status_kib("VmHWM:").unwrap_or(held),
+            // VmHWM is only updated lazily by the kernel (at unmap, not when an
+            // allocator returns pages with madvise), so it can read below an RSS
+            // sampled earlier: take the larger.
+            peak_rss_kib: crate::sys::status_kib("VmHWM:")
+                .unwrap_or(0)
+                .max(self.max_rss),
             kernel_tcp_peak_kib: self.kernel_peak,
         })
     }
