@@ -804,7 +804,7 @@ async fn active_open(
                 }
                 // Nothing expected (a heartbeat between beats, a quiet open loop):
                 // wait for readiness holding no buffer, then take what came.
-                if conn.borrow().outstanding() == 0 {
+                let buf = if conn.borrow().outstanding() == 0 {
                     use crate::sock::ReadSide;
                     match shard.stop.until(slot, ReadSide::readable(&rd)).await {
                         None => return End::Stopped,
@@ -813,7 +813,7 @@ async fn active_open(
                     }
                     let mut buf = shard.pool.take();
                     let got = crate::sock::recv_now(ReadSide::fd(&rd), &mut buf);
-                    let buf = match got {
+                    match got {
                         Ok(Some(n)) if n > 0 => buf,
                         Ok(Some(_)) => {
                             shard.pool.put(buf);
@@ -827,35 +827,28 @@ async fn active_open(
                             shard.pool.put(buf);
                             return End::Lost(io_cause(&e));
                         }
-                    };
-                    let mut c = conn.borrow_mut();
-                    c.stopping = shard.stop.is_set_for(c.slot);
-                    if let Err(end) = on_read(shard, &mut c, buf, &mut control.borrow_mut()) {
-                        return end;
                     }
-                    if c.stopping && c.outstanding() == 0 {
-                        return End::Stopped;
-                    }
-                    continue;
-                }
-                // Cancelled when the run stops, without losing what already arrived.
-                let buf = shard.pool.take();
-                let res = rd
-                    .cancelable_read(buf, shard.stop.cancel_handle(slot))
-                    .await;
-                let buf = match res {
-                    (Err(e), b) if e.raw_os_error() == Some(libc::ECANCELED) => {
-                        shard.pool.put(b);
-                        return End::Stopped;
-                    }
-                    (Ok(0), b) => {
-                        shard.pool.put(b);
-                        return End::Lost("eof_without_close");
-                    }
-                    (Ok(_), b) => b,
-                    (Err(e), b) => {
-                        shard.pool.put(b);
-                        return End::Lost(io_cause(&e));
+                } else {
+                    // Cancelled when the run stops, without losing what already
+                    // arrived.
+                    let buf = shard.pool.take();
+                    let res = rd
+                        .cancelable_read(buf, shard.stop.cancel_handle(slot))
+                        .await;
+                    match res {
+                        (Err(e), b) if e.raw_os_error() == Some(libc::ECANCELED) => {
+                            shard.pool.put(b);
+                            return End::Stopped;
+                        }
+                        (Ok(0), b) => {
+                            shard.pool.put(b);
+                            return End::Lost("eof_without_close");
+                        }
+                        (Ok(_), b) => b,
+                        (Err(e), b) => {
+                            shard.pool.put(b);
+                            return End::Lost(io_cause(&e));
+                        }
                     }
                 };
                 let mut c = conn.borrow_mut();
