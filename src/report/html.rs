@@ -627,6 +627,13 @@ pub fn render(r: &RunResults) -> String {
     let pts = |f: &dyn Fn(&crate::results::SecondStats) -> f64| -> Vec<(f64, f64)> {
         ser.iter().map(|s| (s.t as f64, f(s))).collect()
     };
+    // A second in which nothing came back has no latency: no point, not a zero.
+    let lat = |f: &dyn Fn(&crate::results::SecondStats) -> f64| -> Vec<(f64, f64)> {
+        ser.iter()
+            .filter(|s| s.received > 0)
+            .map(|s| (s.t as f64, f(s)))
+            .collect()
+    };
     Chart {
         id: "latency-over-time",
         title: "Round-trip latency percentiles per second",
@@ -634,10 +641,10 @@ pub fn render(r: &RunResults) -> String {
         y_label: "latency (ms)",
         counts: false,
         series: vec![
-            Series::new("p50", pts(&|s| s.rtt_p50_us / 1000.0)),
-            Series::new("p90", pts(&|s| s.rtt_p90_us / 1000.0)),
-            Series::new("p99", pts(&|s| s.rtt_p99_us / 1000.0)),
-            Series::new("max", pts(&|s| s.rtt_max_us / 1000.0)),
+            Series::new("p50", lat(&|s| s.rtt_p50_us / 1000.0)),
+            Series::new("p90", lat(&|s| s.rtt_p90_us / 1000.0)),
+            Series::new("p99", lat(&|s| s.rtt_p99_us / 1000.0)),
+            Series::new("max", lat(&|s| s.rtt_max_us / 1000.0)),
         ],
     }
     .svg(&mut o);
