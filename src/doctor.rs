@@ -6,10 +6,11 @@
 
 use std::fmt::Write;
 
-/// User-space memory of one held load connection (benches/README.md, case c, with
-/// some margin for runtime bookkeeping).
-pub const USER_BYTES_PER_CONN: u64 = 2048;
-/// The built-in server's user-space memory per held connection (benches/README.md).
+/// User-space memory of one held load connection (benches/README.md: 1.5 KiB idle,
+/// 2.7 KiB with a heartbeat; rounded up for runtime bookkeeping).
+pub const USER_BYTES_PER_CONN: u64 = 3072;
+/// The built-in server's user-space memory per held connection (benches/README.md:
+/// 0.8 KiB echo, 1.6 KiB broadcast; rounded up).
 pub const SERVER_BYTES_PER_CONN: u64 = 2048;
 /// Kernel memory of one TCP socket beyond its buffers (sock, tcp_sock, file, inode).
 pub const KERNEL_SOCKET_BYTES: u64 = 2048;
