@@ -376,7 +376,38 @@ pub struct ServeArgs {
     /// port binds loopback).
     #[arg(long = "metrics-addr", value_name = "ADDR")]
     pub metrics_addr: Option<String>,
+
+    /// Test knob (for testing wsherd itself and ceiling searches): hold at most N
+    /// WebSocket connections at once across all shards of this process; beyond N
+    /// an upgrade is refused with HTTP 503 (Retry-After: 1) and counted as
+    /// rejected. A connection that ends makes room again.
+    #[arg(
+        long = "max-connections",
+        value_name = "N",
+        value_parser = parse_count,
+        allow_hyphen_values = true,
+        help_heading = TEST_KNOBS
+    )]
+    pub max_connections: Option<u64>,
+
+    /// Test knob (for testing wsherd itself and ceiling searches): each shard
+    /// serves messages one at a time, taking this long each (e.g. 200us), so a
+    /// shard holds exactly 1/D messages per second and the server shards/D; above
+    /// that its queue and latency grow without bound. No CPU is spent: answers wait
+    /// on a shard-local clock. Broadcast: per published message, on the shard of
+    /// its publisher.
+    #[arg(
+        long = "service-time",
+        value_name = "D",
+        value_parser = parse_duration,
+        allow_hyphen_values = true,
+        help_heading = TEST_KNOBS
+    )]
+    pub service_time: Option<Duration>,
 }
+
+/// Help heading of `wsherd serve`'s capacity knobs.
+const TEST_KNOBS: &str = "Test knobs (for testing wsherd itself and ceiling searches)";
 
 /// Parses a count with an optional SI suffix: `100`, `10k`, `1.5k`, `2m`, `1g`.
 pub fn parse_count(s: &str) -> Result<u64, String> {

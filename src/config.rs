@@ -867,13 +867,20 @@ fn workload_from(a: &RunArgs, payload: &PayloadSpec) -> Result<Workload> {
     })
 }
 
-/// Faults the built-in server can inject, so tests know the truth to measure.
+/// Faults the built-in server can inject and capacity knobs it can be given, so
+/// tests (and ceiling searches) know the truth to measure.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServerFaults {
     /// Every message is answered this long after it arrived.
     pub delay: Option<Duration>,
     /// (stall, every): every `every`, stop answering for `stall`.
     pub stall: Option<(Duration, Duration)>,
+    /// Capacity knob: at most this many WebSocket connections at once (per
+    /// process, all shards together); beyond it upgrades get HTTP 503.
+    pub max_connections: Option<u64>,
+    /// Capacity knob: each shard serves data messages one at a time, this long
+    /// each (a single-server queue per shard: throughput exactly 1/D per shard).
+    pub service_time: Option<Duration>,
 }
 
 /// A validated `wsherd serve`.
@@ -955,6 +962,16 @@ impl ServeConfig {
         if a.queue == 0 {
             return Err(Error::usage("--queue must be at least 1 message"));
         }
+        if a.max_connections == Some(0) {
+            return Err(Error::usage(
+                "--max-connections must be at least 1 (it caps the connections held at once)",
+            ));
+        }
+        if a.service_time.is_some_and(|d| d.is_zero()) {
+            return Err(Error::usage(
+                "--service-time must be longer than zero (e.g. 200us); leave it out for no service time",
+            ));
+        }
         Ok(ServeConfig {
             addr,
             mode: a.mode,
@@ -965,6 +982,8 @@ impl ServeConfig {
             faults: ServerFaults {
                 delay: a.delay.filter(|d| !d.is_zero()),
                 stall,
+                max_connections: a.max_connections,
+                service_time: a.service_time,
             },
             metrics_addr: a
                 .metrics_addr

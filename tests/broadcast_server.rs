@@ -495,3 +495,49 @@ fn delay_fault_holds_back_broadcasts() {
     let t = server.stop();
     assert_eq!(t.delivered, 2, "{t:?}");
 }
+
+/// Test knobs in broadcast mode: `--service-time` per published message on the
+/// publisher's shard, `--max-connections` across the shards.
+#[test]
+fn capacity_knobs_in_broadcast_mode() {
+    let _g = serial();
+    let server = start(&["--service-time", "100ms", "--max-connections", "2"]);
+    let addr = server.addr();
+    run(async {
+        let (mut tx, mut rx) = connect(addr).await;
+        let (_tx2, mut rx2) = connect(addr).await;
+        wait_open(&server, 2).await;
+        // A third is refused with 503 and Retry-After, whichever shard it reaches.
+        match tokio_tungstenite::connect_async(format!("ws://{addr}/")).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status().as_u16(), 503);
+                assert_eq!(resp.headers()["retry-after"], "1");
+            }
+            other => panic!("a third connection beyond --max-connections 2: {other:?}"),
+        }
+        // Five messages at once: published one per 100 ms, in order.
+        let sent = Instant::now();
+        for i in 0..5u8 {
+            tx.feed(Message::binary(vec![i])).await.unwrap();
+        }
+        tx.flush().await.unwrap();
+        for rx in [&mut rx, &mut rx2] {
+            for i in 0..5u8 {
+                let m = tokio::time::timeout(Duration::from_secs(5), next_data(rx))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(payload(&m), vec![i]);
+            }
+        }
+        let took = sent.elapsed();
+        assert!(
+            took >= Duration::from_millis(450),
+            "five messages at 100 ms each published after {took:?}"
+        );
+    });
+    let t = server.stop();
+    assert_eq!(t.rejected, 1, "{t:?}");
+    assert_eq!(t.published, 5, "{t:?}");
+    assert_eq!(t.delivered, 10, "{t:?}");
+}

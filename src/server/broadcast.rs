@@ -2,7 +2,9 @@
 //! message any client sends is delivered, unchanged, to every connected client on
 //! every shard, the sender included. Pings get pongs, closes get closes, and the
 //! `--delay`/`--stall` faults hold back what a connection reads (its publishes and
-//! pongs) exactly as they hold back echoes.
+//! pongs) exactly as they hold back echoes. `--service-time D` applies per published
+//! message, on the shard of its publisher: the shard publishes one message per D
+//! (a queue, as in echo mode), and the fan-out that follows is not slowed.
 //!
 //! **Messages, not frames.** A fragmented message is reassembled on the sending
 //! connection and published as one unfragmented frame: relaying fragments frame by
@@ -439,6 +441,7 @@ pub(crate) fn connection(
                     .await;
                     b.unsubscribe(sub);
                     shard.open.set(shard.open.get() - 1);
+                    shard.leave();
                 }
                 (_, Some(sub)) => b.unsubscribe(sub),
                 _ => {}

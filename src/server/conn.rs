@@ -46,6 +46,7 @@ pub(crate) fn connection(
             shard.connections.set(shard.connections.get() + 1);
             echo_loop(&shard, &mut stream, slot, Reader::new(early)).await;
             shard.open.set(shard.open.get() - 1);
+            shard.leave();
         }
         shard.stop.release(slot);
         shard.live.set(shard.live.get() - 1);
@@ -111,9 +112,20 @@ async fn handshake(
                 let early = data[head_len..].to_vec();
                 shard.pool.put(buf);
                 drop(head);
+                // --max-connections: a place is taken before the 101 goes out, and
+                // given back if the upgrade does not complete (the guard also runs
+                // when the handshake's timeout drops this future).
+                if !shard.admit() {
+                    shard.rejected.set(shard.rejected.get() + 1);
+                    let _ = stream.write_all(handshake::BUSY).await;
+                    return None;
+                }
+                let place = Place(shard);
                 accepting();
                 let (res, _) = stream.write_all(response).await;
                 res.ok()?;
+                // Upgraded: the connection gives the place back when it ends.
+                std::mem::forget(place);
                 return Some(early);
             }
             Request::Reject(response) => {
@@ -123,6 +135,16 @@ async fn handshake(
                 return None;
             }
         }
+    }
+}
+
+/// A place taken by `ServerShard::admit` during a handshake, given back if the
+/// handshake does not complete.
+struct Place<'a>(&'a ServerShard);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.leave();
     }
 }
 

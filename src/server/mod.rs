@@ -206,6 +206,8 @@ pub fn start(cfg: ServeConfig) -> Result<ServerHandle> {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let published = Arc::new(Published::new(cfg.cores.len()));
+    // --max-connections: one count for every shard of this process.
+    let held = Arc::new(AtomicU64::new(0));
     let origin = Instant::now();
     // Broadcast: the cross-shard inboxes, and each shard's doorbell.
     let mut bells: Vec<Option<(Arc<broadcast::Hub>, broadcast::Bell)>> = match cfg.mode {
@@ -231,6 +233,7 @@ pub fn start(cfg: ServeConfig) -> Result<ServerHandle> {
         let setup = ShardSetup {
             index: i,
             faults: cfg.faults.clone(),
+            held: held.clone(),
             origin,
             queue: cfg.queue,
             broadcast: bells[i].take(),
@@ -254,6 +257,8 @@ pub fn start(cfg: ServeConfig) -> Result<ServerHandle> {
 struct ShardSetup {
     index: usize,
     faults: ServerFaults,
+    /// Connections held by all shards (counted with --max-connections only).
+    held: Arc<AtomicU64>,
     /// When the server started (the stall schedule counts from here).
     origin: Instant,
     queue: usize,
@@ -272,6 +277,7 @@ pub fn serve_blocking(cfg: ServeConfig) -> Result<ServerTotals> {
         ServeMode::Broadcast => format!("broadcast (queue {} per receiver)", cfg.queue),
     };
     let broadcast = cfg.mode == ServeMode::Broadcast;
+    let handle_faults = cfg.faults.clone();
     // A taken metrics port is an error before the server starts.
     let exporter = cfg
         .metrics_addr
@@ -288,6 +294,11 @@ pub fn serve_blocking(cfg: ServeConfig) -> Result<ServerTotals> {
             if cores.len() == 1 { "" } else { "s" },
             cores
         );
+    }
+    if !quiet {
+        if let Some(knobs) = knobs_line(&handle_faults, cores.len()) {
+            eprintln!("wsherd serve: test knobs: {knobs}");
+        }
     }
     if let (false, Some((_, m))) = (quiet, &exporter) {
         eprintln!("wsherd serve: metrics on http://{}/metrics", m.addr());
@@ -350,6 +361,24 @@ pub fn serve_blocking(cfg: ServeConfig) -> Result<ServerTotals> {
     Ok(totals)
 }
 
+/// What the capacity knobs promise, for the start-up line (None without knobs).
+fn knobs_line(f: &ServerFaults, shards: usize) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(n) = f.max_connections {
+        parts.push(format!("at most {n} connections (beyond: HTTP 503)"));
+    }
+    if let Some(d) = f.service_time {
+        let per_shard = 1.0 / d.as_secs_f64();
+        parts.push(format!(
+            "service time {} per message per shard (ceiling {:.0} msg/s per shard, {:.0} msg/s in all)",
+            humantime::format_duration(d),
+            per_shard,
+            per_shard * shards as f64
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 /// State of one server shard, shared by its tasks.
 pub(crate) struct ServerShard {
     /// This shard's number (0-based).
@@ -366,6 +395,11 @@ pub(crate) struct ServerShard {
     pub rejected: Cell<u64>,
     pub errors: Cell<u64>,
     pub faults: ServerFaults,
+    /// Connections held by all shards of the process (with --max-connections: one
+    /// atomic operation per connection opened and per connection ended).
+    held: Arc<AtomicU64>,
+    /// --service-time: when this shard's single server is next free.
+    busy_until: Cell<Instant>,
     /// When the server started (the stall schedule counts from here).
     pub origin: Instant,
     /// Broadcast mode: subscribers, counters and the way to the other shards.
@@ -380,6 +414,7 @@ impl ServerShard {
     fn new(
         index: usize,
         faults: ServerFaults,
+        held: Arc<AtomicU64>,
         origin: Instant,
         bcast: Option<broadcast::Local>,
     ) -> ServerShard {
@@ -397,8 +432,49 @@ impl ServerShard {
             published_last: Default::default(),
             timers: None,
             faults,
+            held,
+            busy_until: Cell::new(origin),
             origin,
             bcast,
+        }
+    }
+
+    /// --max-connections: takes a place for a connection about to be upgraded;
+    /// false when every place is taken. Give it back with `leave`.
+    pub fn admit(&self) -> bool {
+        match self.faults.max_connections {
+            None => true,
+            Some(max) => self
+                .held
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < max).then_some(n + 1)
+                })
+                .is_ok(),
+        }
+    }
+
+    /// A connection admitted by `admit` has ended (or its upgrade failed).
+    pub fn leave(&self) {
+        if self.faults.max_connections.is_some() {
+            self.held.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// When the answers to bytes read at `now` may go out, if not at once: after
+    /// the --delay or the rest of a --stall, and with --service-time after this
+    /// shard's single server has served the `messages` complete data messages they
+    /// hold, one after another, behind every message that came before (a queue:
+    /// answered at max(arrival, busy_until) + messages x D).
+    pub fn answer_at(&self, now: Instant, messages: u32) -> Option<Instant> {
+        let held = self.hold_back(now).map(|d| now + d);
+        match self.faults.service_time {
+            Some(d) if messages > 0 => {
+                let start = held.unwrap_or(now).max(self.busy_until.get());
+                let done = start + d * messages;
+                self.busy_until.set(done);
+                Some(done)
+            }
+            _ => held,
         }
     }
 
@@ -469,6 +545,7 @@ async fn serve_shard(
     let ShardSetup {
         index,
         faults,
+        held,
         origin,
         queue,
         broadcast: bcast,
@@ -478,7 +555,7 @@ async fn serve_shard(
         Some((hub, bell)) => (Some(broadcast::Local::new(index, hub, queue)), Some(bell)),
         None => (None, None),
     };
-    let mut shard = ServerShard::new(index, faults, origin, bcast);
+    let mut shard = ServerShard::new(index, faults, held, origin, bcast);
     if timing {
         shard.timers = Some(timing::Timers::new());
     }
@@ -550,11 +627,13 @@ mod tests {
             let echo = Rc::new(ServerShard::new(
                 0,
                 Default::default(),
+                Default::default(),
                 Instant::now(),
                 None,
             ));
             let bcast = Rc::new(ServerShard::new(
                 0,
+                Default::default(),
                 Default::default(),
                 Instant::now(),
                 Some(local),

@@ -16,9 +16,11 @@
 //! whole life; the rare hold-back sleep is boxed, so a connection pays for it only
 //! while it sleeps.
 
+use super::conn::MAX_FRAME;
 use super::ServerShard;
 use crate::shard::conn::io_cause;
 use crate::sock::{recv_now, ReadSide};
+use crate::ws::frame::{self, From, Kind};
 use std::future::Future;
 use std::io;
 use std::pin::pin;
@@ -154,10 +156,16 @@ impl Reader {
                 }
             };
             let now = self.pace.saw_data();
-            // Test faults: a fixed service time, or a stall in progress. Boxed: a timer
-            // inline would make every connection's future as big as the timer.
-            if let Some(wait) = shard.hold_back(now) {
-                Box::pin(monoio::time::sleep(wait)).await;
+            // Test faults and knobs: a fixed delay, a stall in progress, or this
+            // shard's service-time queue. Boxed: a timer inline would make every
+            // connection's future as big as the timer.
+            let messages = if shard.faults.service_time.is_some() {
+                complete_messages(&buf)
+            } else {
+                0
+            };
+            if let Some(at) = shard.answer_at(now, messages) {
+                Box::pin(monoio::time::sleep_until(at.into())).await;
             }
             Got::Bytes(buf)
         }
@@ -171,6 +179,20 @@ impl Reader {
         }
         shard.pool.put(buf);
     }
+}
+
+/// Complete data messages in `buf` (frames with FIN set: a fragmented message
+/// counts once, with its last fragment), for --service-time. Stops at the first
+/// incomplete or bad frame; the frame handler deals with those.
+fn complete_messages(buf: &[u8]) -> u32 {
+    let (mut pos, mut n) = (0, 0);
+    while let Ok(Some(f)) = frame::parse(&buf[pos..], From::Client, MAX_FRAME) {
+        if f.fin && matches!(f.kind, Kind::Text | Kind::Binary | Kind::Continuation) {
+            n += 1;
+        }
+        pos += f.total_len();
+    }
+    n
 }
 
 /// A read found EOF (`None`) or an error: counts unexpected errors.

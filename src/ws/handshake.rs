@@ -148,6 +148,11 @@ pub fn server_accept(buf: &[u8]) -> Request {
     }
 }
 
+/// The server's answer to an upgrade beyond `--max-connections`.
+pub const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
+Content-Type: text/plain\r\nContent-Length: 37\r\nConnection: close\r\n\r\n\
+wsherd serve: --max-connections held\n";
+
 fn reject(code: u16, reason: &str, body: &str) -> Vec<u8> {
     format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
@@ -196,6 +201,19 @@ mod tests {
         assert_eq!(
             check_response(b"SSH-2.0-OpenSSH\r\n\r\n", &key),
             Err(UpgradeError::Malformed)
+        );
+    }
+
+    #[test]
+    fn busy_is_a_well_formed_503() {
+        let text = std::str::from_utf8(BUSY).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+        assert!(head.contains("\r\nRetry-After: 1\r\n"));
+        assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
+        assert_eq!(
+            check_response(BUSY, &new_key()),
+            Err(UpgradeError::Status(503))
         );
     }
 
