@@ -304,6 +304,24 @@ fn assemble(
     // Rates cover the measured phase: after the warm-up.
     let warm_secs = cfg.warmup.as_secs_f64().min(run_secs);
     let secs = (run_secs - warm_secs).max(1e-9);
+    // Message rates count what was sent and received within the measured seconds
+    // (per-second rows from the end of the warm-up to the stop): echoes that arrive
+    // in the drain after the stop are in the ledger, not in the rate, or an
+    // overloaded server's backlog would pass for throughput.
+    let (w0, w1) = (warm_secs.ceil() as u64, run_secs.floor() as u64);
+    let in_run = |f: &dyn Fn(&SecondStats) -> u64| -> Option<f64> {
+        (w1 > w0).then(|| {
+            let n: u64 = c
+                .series
+                .iter()
+                .filter(|s| s.t >= w0 && s.t < w1)
+                .map(f)
+                .sum();
+            n as f64 / (w1 - w0) as f64
+        })
+    };
+    let sent_rate = in_run(&|s| s.sent);
+    let received_rate = in_run(&|s| s.received);
     let warm = &c.warmup.counters;
     let driver = c
         .drivers
@@ -377,8 +395,8 @@ fn assemble(
             unexpected: k.unexpected,
             bytes_sent: k.bytes_sent,
             bytes_received: k.bytes_received,
-            sent_per_sec: (k.sent - warm.sent) as f64 / secs,
-            received_per_sec: (k.received - warm.received) as f64 / secs,
+            sent_per_sec: sent_rate.unwrap_or((k.sent - warm.sent) as f64 / secs),
+            received_per_sec: received_rate.unwrap_or((k.received - warm.received) as f64 / secs),
             pings_answered: k.pings_answered,
             late: k.late,
         },
