@@ -4,6 +4,8 @@
 //! workload's messages, answering server pings, until the run stops; then a drain
 //! (wait for echoes still in flight), a close handshake, and the ledger entry: every
 //! message sent is received, failed (the connection died) or in flight at stop.
+//! The closed-loop active phase is here; the open-loop one (paced sends) is in
+//! `open_loop`.
 //!
 //! The end of a run is paced by the shard, not by timers in each connection (see
 //! `stop`): the drain ends at the shard's `DRAINED` phase, and close handshakes take
@@ -21,11 +23,8 @@ use crate::workload::Message;
 use crate::ws::frame::{self, From, Kind};
 use crate::ws::handshake;
 use monoio::buf::IoBuf;
-use monoio::io::{
-    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent, Splitable,
-};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent};
 use monoio::net::TcpStream;
-use std::future::Future;
 use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -35,7 +34,7 @@ const MAX_FRAME: usize = 64 << 20;
 
 /// How a connection's active phase ended.
 #[derive(Debug, PartialEq)]
-enum End {
+pub(super) enum End {
     /// The run stopped: drain and close.
     Stopped,
     /// A session exchanged all its messages: close.
@@ -58,31 +57,31 @@ enum Read {
 }
 
 /// Per-connection state. Small on purpose: thousands of these live per shard.
-struct Conn {
-    id: u32,
-    slot: usize,
+pub(super) struct Conn {
+    pub(super) id: u32,
+    pub(super) slot: usize,
     /// Bytes of a frame that has not fully arrived yet (normally empty).
-    pending: Vec<u8>,
+    pub(super) pending: Vec<u8>,
     /// A fragmented message being reassembled (rare: boxed, so that it costs 8 bytes
     /// rather than 24 in every connection's task).
     #[allow(clippy::box_collection)]
-    frag: Option<Box<Vec<u8>>>,
-    next_seq: u64,
-    acked: u64,
+    pub(super) frag: Option<Box<Vec<u8>>>,
+    pub(super) next_seq: u64,
+    pub(super) acked: u64,
     /// Set once the run stops: send no new messages.
-    stopping: bool,
+    pub(super) stopping: bool,
     /// Messages this connection may still send (sessions), else u64::MAX.
-    budget: u64,
+    pub(super) budget: u64,
     /// Messages owed after a think time (chat).
-    owed: u32,
+    pub(super) owed: u32,
     /// Broadcast: the next sequence number expected from each publisher.
-    seen: Box<[u64]>,
-    got_close: Option<u16>,
+    pub(super) seen: Box<[u64]>,
+    pub(super) got_close: Option<u16>,
 }
 
 impl Conn {
     #[inline]
-    fn outstanding(&self) -> u64 {
+    pub(super) fn outstanding(&self) -> u64 {
         self.next_seq - self.acked
     }
 }
@@ -158,7 +157,9 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32, target: usize) {
         .broadcast
         .is_none_or(|b| b.publisher(id as u64).is_some());
     let (end, mut stream) = match shard.run.workload.period().filter(|_| sends) {
-        Some(period) => Box::pin(active_open(shard, &mut c, stream, period)).await,
+        Some(period) => {
+            Box::pin(super::open_loop::active_open(shard, &mut c, stream, period)).await
+        }
         None => {
             let mut stream = stream;
             let end = active(shard, &mut c, &mut stream).await;
@@ -438,7 +439,13 @@ fn queue_messages(shard: &Shard, c: &mut Conn, out: &mut Vec<u8>, n: u32) {
 
 /// Appends one message with its timing header to `out` and counts it.
 #[inline]
-fn queue_message(shard: &Shard, c: &mut Conn, out: &mut Vec<u8>, sent: u64, intended: u64) {
+pub(super) fn queue_message(
+    shard: &Shard,
+    c: &mut Conn,
+    out: &mut Vec<u8>,
+    sent: u64,
+    intended: u64,
+) {
     let spec = &shard.run.payload;
     let kind = match (shard.run.workload.message, spec.kind) {
         (Message::Ping, _) => Kind::Ping,
@@ -619,7 +626,12 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
 }
 
 /// Feeds a read buffer through the frame parser, keeping any partial frame.
-fn on_read(shard: &Shard, c: &mut Conn, buf: Vec<u8>, out: &mut Vec<u8>) -> Result<(), End> {
+pub(super) fn on_read(
+    shard: &Shard,
+    c: &mut Conn,
+    buf: Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<(), End> {
     let res = if c.pending.is_empty() {
         let r = on_bytes(shard, c, &buf, out);
         if let Ok(used) = r {
@@ -710,252 +722,6 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> End {
             }
         }
     }
-}
-
-/// A send that goes out this much after its intended time counts as late.
-pub const LATE_AFTER: Duration = Duration::from_millis(10);
-/// Most messages one catch-up write carries (the rest follow in the next write).
-const MAX_BATCH: u64 = 1024;
-
-/// The open-loop workload phase: a reader and a writer in the same task, over the two
-/// halves of the stream. The writer sends on the schedule (`period` apart from the
-/// moment the connection was established) whatever the server does; a writer that
-/// fell behind sends every late message at once and counts it, none is skipped. The
-/// reader matches replies and queues control replies (pongs) for the writer.
-async fn active_open(
-    shard: &Shard,
-    c: &mut Conn,
-    stream: TcpStream,
-    period: Duration,
-) -> (End, TcpStream) {
-    let (mut rd, mut wr) = stream.into_split();
-    let conn = std::cell::RefCell::new(c);
-    // Control frames the reader wants sent (pongs); the writer sends them first.
-    let control = std::cell::RefCell::new(Vec::new());
-    let slot = conn.borrow().slot;
-    if shard.run.workload.broadcast.is_some() {
-        // Publish only once every receiver is connected (or the connect phase is
-        // over), so every connection can get every message.
-        let window = if shard.run.connect_rate > 0.0 {
-            Duration::from_secs_f64(shard.run.connections as f64 / shard.run.connect_rate)
-        } else {
-            Duration::ZERO
-        } + shard.run.connect_timeout;
-        let slot = conn.borrow().slot;
-        while shard
-            .run
-            .established
-            .load(std::sync::atomic::Ordering::Relaxed)
-            < shard.run.connections
-            && shard.run.origin.elapsed() < window
-        {
-            // Boxed: a timer inline would make the whole phase 128-byte aligned.
-            if shard
-                .stop
-                .until(
-                    slot,
-                    Box::pin(monoio::time::sleep(Duration::from_millis(5))),
-                )
-                .await
-                .is_none()
-            {
-                break;
-            }
-        }
-    }
-    // This connection's share of the run's rate curve, from the moment it started.
-    let constant;
-    let profile = match &shard.run.rate_profile {
-        Some(p) => p,
-        None => {
-            constant = crate::pacer::Profile::constant(
-                shard.run.connections as f64 / period.as_secs_f64(),
-                shard.run.duration,
-            );
-            &constant
-        }
-    };
-    let senders = shard
-        .run
-        .workload
-        .broadcast
-        .map_or(shard.run.connections, |b| b.publishers);
-    let schedule = crate::pacer::Schedule::new(
-        profile,
-        1.0 / senders.max(1) as f64,
-        shard.now_ns() as f64 / 1e9,
-    );
-    // When message k is due, ns since the run's origin (never, past the profile).
-    let due_ns = |k: u64| schedule.due(k).map_or(u64::MAX, |t| (t * 1e9) as u64);
-
-    let end = {
-        let reader = async {
-            // Bytes that arrived right behind the 101 response.
-            let early = std::mem::take(&mut conn.borrow_mut().pending);
-            if !early.is_empty() {
-                let mut c = conn.borrow_mut();
-                if let Err(end) = on_read(shard, &mut c, early, &mut control.borrow_mut()) {
-                    return end;
-                }
-            }
-            loop {
-                if shard.stop.is_set_for(slot) {
-                    return End::Stopped;
-                }
-                // Nothing expected (a heartbeat between beats, a quiet open loop):
-                // wait for readiness holding no buffer, then take what came.
-                let buf = if conn.borrow().outstanding() == 0 {
-                    use crate::sock::ReadSide;
-                    match shard.stop.until(slot, ReadSide::readable(&rd)).await {
-                        None => return End::Stopped,
-                        Some(Err(e)) => return End::Lost(io_cause(&e)),
-                        Some(Ok(())) => {}
-                    }
-                    let mut buf = shard.pool.take();
-                    let got = crate::sock::recv_now(ReadSide::fd(&rd), &mut buf);
-                    match got {
-                        Ok(Some(n)) if n > 0 => buf,
-                        Ok(Some(_)) => {
-                            shard.pool.put(buf);
-                            return End::Lost("eof_without_close");
-                        }
-                        Ok(None) => {
-                            shard.pool.put(buf);
-                            continue;
-                        }
-                        Err(e) => {
-                            shard.pool.put(buf);
-                            return End::Lost(io_cause(&e));
-                        }
-                    }
-                } else {
-                    // Cancelled when the run stops, without losing what already
-                    // arrived.
-                    let buf = shard.pool.take();
-                    let res = rd
-                        .cancelable_read(buf, shard.stop.cancel_handle(slot))
-                        .await;
-                    match res {
-                        (Err(e), b) if e.raw_os_error() == Some(libc::ECANCELED) => {
-                            shard.pool.put(b);
-                            return End::Stopped;
-                        }
-                        (Ok(0), b) => {
-                            shard.pool.put(b);
-                            return End::Lost("eof_without_close");
-                        }
-                        (Ok(_), b) => b,
-                        (Err(e), b) => {
-                            shard.pool.put(b);
-                            return End::Lost(io_cause(&e));
-                        }
-                    }
-                };
-                let mut c = conn.borrow_mut();
-                c.stopping = shard.stop.is_set_for(c.slot);
-                if let Err(end) = on_read(shard, &mut c, buf, &mut control.borrow_mut()) {
-                    return end;
-                }
-                if c.stopping && c.outstanding() == 0 {
-                    return End::Stopped;
-                }
-            }
-        };
-        let writer = async {
-            let mut next = 0u64; // index of the next scheduled message
-            let cap = shard.run.workload.max_inflight().map(u64::from);
-            let room = || cap.map_or(u64::MAX, |k| k.saturating_sub(conn.borrow().outstanding()));
-            loop {
-                let due = due_ns(next);
-                // The shard's timer task wakes this slot when the message is due (a
-                // monoio Sleep here would cost every paced connection 640 bytes).
-                if due > shard.now_ns() && due != u64::MAX {
-                    shard.timers.wake_at(slot, due);
-                }
-                // Until: the run stops, a control reply is queued, or the next message
-                // is due and the cap (if any) leaves room. A reply that frees room
-                // wakes this task through the reader, which shares it.
-                std::future::poll_fn(|cx| {
-                    if shard.stop.is_set_for(slot) || !control.borrow().is_empty() {
-                        return std::task::Poll::Ready(());
-                    }
-                    if room() > 0 && shard.now_ns() >= due {
-                        return std::task::Poll::Ready(());
-                    }
-                    shard.stop.register_waker(slot, cx.waker());
-                    std::task::Poll::Pending
-                })
-                .await;
-                let mut out = shard.wpool.take();
-                out.append(&mut control.borrow_mut());
-                let now = shard.now_ns();
-                let stopping = shard.stop.is_set_for(slot);
-                if !stopping && now >= due {
-                    let limit = MAX_BATCH.min(room());
-                    let mut c = conn.borrow_mut();
-                    let mut st_late = 0;
-                    let mut sent = 0;
-                    while sent < limit {
-                        let intended = due_ns(next);
-                        if intended > now {
-                            break;
-                        }
-                        sent += 1;
-                        let lag = now - intended;
-                        if lag > LATE_AFTER.as_nanos() as u64 {
-                            st_late += 1;
-                        }
-                        shard.stats.borrow_mut().send_lag.saturating_record(lag);
-                        queue_message(shard, &mut c, &mut out, now, intended);
-                        next += 1;
-                    }
-                    shard.stats.borrow_mut().counters.late += st_late;
-                }
-                if !out.is_empty() {
-                    let (res, out) = wr.write_all(out).await;
-                    shard.wpool.put(out);
-                    if let Err(e) = res {
-                        return End::Lost(io_cause(&e));
-                    }
-                } else {
-                    shard.wpool.put(out);
-                }
-                if stopping {
-                    return End::Stopped;
-                }
-            }
-        };
-        let mut reader = std::pin::pin!(reader);
-        let mut writer = std::pin::pin!(writer);
-        let mut writer_end: Option<End> = None;
-        std::future::poll_fn(|cx| {
-            if let std::task::Poll::Ready(end) = reader.as_mut().poll(cx) {
-                return std::task::Poll::Ready(end);
-            }
-            if writer_end.is_none() {
-                if let std::task::Poll::Ready(end) = writer.as_mut().poll(cx) {
-                    writer_end = Some(end);
-                }
-            }
-            match writer_end.take() {
-                // The writer stopped on schedule: keep reading what is in flight.
-                Some(End::Stopped) => {
-                    writer_end = Some(End::Stopped);
-                    std::task::Poll::Pending
-                }
-                Some(other) => std::task::Poll::Ready(other),
-                None => std::task::Poll::Pending,
-            }
-        })
-        .await
-    };
-    let stream = match rd.reunite(wr) {
-        Ok(s) => s,
-        Err(_) => unreachable!("both halves come from the same stream"),
-    };
-    // Control replies the writer did not get to send (a pong queued at the end).
-    let _ = control;
-    (end, stream)
 }
 
 /// After the active phase: drain and close on stop, close a finished session, or

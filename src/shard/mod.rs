@@ -8,6 +8,7 @@
 
 pub mod conn;
 pub mod dial;
+pub mod open_loop;
 pub mod pool;
 pub mod stop;
 pub mod timers;
@@ -335,7 +336,7 @@ async fn session_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize, rate: 
                 return;
             }
         }
-        if Instant::now().duration_since(due) > conn::LATE_AFTER {
+        if Instant::now().duration_since(due) > open_loop::LATE_AFTER {
             shard.stats.borrow_mut().counters.sessions_late += 1;
         }
         let id = plan.first_conn + k % cap;
