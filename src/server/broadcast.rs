@@ -61,11 +61,11 @@
 //! subscriber of that shard when it next drains its inbox.
 
 use super::conn::{upgrade, MAX_FRAME};
+use super::frames;
 use super::read::{Got, Reader};
 use super::ServerShard;
 use crate::sock::ReadSide;
-use crate::ws::frame::{self, From, Kind};
-use crate::ws::mask::apply_mask;
+use crate::ws::frame::{self, Kind};
 use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
@@ -635,30 +635,22 @@ fn on_bytes(
     msg: &mut Partial,
     batch: &mut Vec<Frame>,
 ) -> (usize, bool) {
-    let close = |control: &mut Vec<u8>, code: u16| {
-        frame::write_server_frame(control, Kind::Close, true, &code.to_be_bytes());
-    };
     let mut pos = 0;
     while pos < data.len() {
-        let f = match frame::parse(&data[pos..], From::Client, MAX_FRAME) {
-            Ok(Some(f)) => f,
+        let (f, range) = match frames::next(data, pos) {
+            Ok(Some(next)) => next,
             Ok(None) => break,
-            Err(_) => {
-                shard.errors.set(shard.errors.get() + 1);
-                close(control, 1002);
+            Err(()) => {
+                frames::protocol_error(shard, control, 1002);
                 return (pos, true);
             }
         };
-        let payload = &mut data[pos + f.header_len..pos + f.total_len()];
-        if let Some(key) = f.mask {
-            apply_mask(payload, key);
-        }
+        let payload = &data[range];
         pos += f.total_len();
         match f.kind {
             Kind::Text | Kind::Binary if msg.kind.is_some() => {
                 // A new message before the fragmented one ended.
-                shard.errors.set(shard.errors.get() + 1);
-                close(control, 1002);
+                frames::protocol_error(shard, control, 1002);
                 return (pos, true);
             }
             Kind::Text | Kind::Binary if f.fin => {
@@ -671,13 +663,11 @@ fn on_bytes(
             }
             Kind::Continuation => {
                 let Some(kind) = msg.kind else {
-                    shard.errors.set(shard.errors.get() + 1);
-                    close(control, 1002);
+                    frames::protocol_error(shard, control, 1002);
                     return (pos, true);
                 };
                 if msg.data.len() + payload.len() > MAX_FRAME {
-                    shard.errors.set(shard.errors.get() + 1);
-                    close(control, 1009);
+                    frames::protocol_error(shard, control, 1009);
                     return (pos, true);
                 }
                 msg.data.extend_from_slice(payload);
@@ -690,8 +680,7 @@ fn on_bytes(
             Kind::Ping => frame::write_server_frame(control, Kind::Pong, true, payload),
             Kind::Pong => {}
             Kind::Close => {
-                let code = frame::close_code(payload);
-                close(control, if code == 1005 { 1000 } else { code });
+                frames::answer_close(control, payload);
                 return (pos, true);
             }
         }

@@ -12,12 +12,12 @@
 //! In broadcast mode the shard spawns `broadcast::connection` instead (decided per
 //! accepted connection, so the echo task below is the same as without broadcast).
 
+use super::frames;
 use super::read::{Got, Reader};
 use super::ServerShard;
 use crate::sock::recv_now;
-use crate::ws::frame::{self, From, Kind};
+use crate::ws::frame::{self, Kind};
 use crate::ws::handshake::{self, Request};
-use crate::ws::mask::apply_mask;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 use std::future::Future;
@@ -158,19 +158,15 @@ enum Next {
 fn on_bytes(shard: &ServerShard, data: &mut [u8], out: &mut Vec<u8>) -> (usize, Next) {
     let mut pos = 0;
     while pos < data.len() {
-        let f = match frame::parse(&data[pos..], From::Client, MAX_FRAME) {
-            Ok(Some(f)) => f,
+        let (f, range) = match frames::next(data, pos) {
+            Ok(Some(next)) => next,
             Ok(None) => break,
-            Err(_) => {
-                shard.errors.set(shard.errors.get() + 1);
-                frame::write_server_frame(out, Kind::Close, true, &1002u16.to_be_bytes());
+            Err(()) => {
+                frames::protocol_error(shard, out, 1002);
                 return (pos, Next::Close);
             }
         };
-        let payload = &mut data[pos + f.header_len..pos + f.total_len()];
-        if let Some(key) = f.mask {
-            apply_mask(payload, key);
-        }
+        let payload = &data[range];
         pos += f.total_len();
         match f.kind {
             Kind::Text | Kind::Binary | Kind::Continuation => {
@@ -182,9 +178,7 @@ fn on_bytes(shard: &ServerShard, data: &mut [u8], out: &mut Vec<u8>) -> (usize, 
             Kind::Ping => frame::write_server_frame(out, Kind::Pong, true, payload),
             Kind::Pong => {}
             Kind::Close => {
-                let code = frame::close_code(payload);
-                let reply = if code == 1005 { 1000 } else { code };
-                frame::write_server_frame(out, Kind::Close, true, &reply.to_be_bytes());
+                frames::answer_close(out, payload);
                 return (pos, Next::Close);
             }
         }

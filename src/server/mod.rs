@@ -15,6 +15,7 @@
 
 mod broadcast;
 mod conn;
+mod frames;
 mod read;
 mod timing;
 

@@ -1,0 +1,39 @@
+//! Client frames as both server modes take them: parsed and unmasked in place, a
+//! malformed frame turned into a counted protocol error with a close queued, and a
+//! client's close answered. Echo (conn.rs) and broadcast (broadcast.rs) differ only
+//! in what they do with a data frame.
+
+use super::ServerShard;
+use crate::server::conn::MAX_FRAME;
+use crate::ws::frame::{self, FrameRef, From, Kind};
+use crate::ws::mask::apply_mask;
+use std::ops::Range;
+
+/// The next client frame at `pos` of `data`, its payload unmasked in place, with
+/// the payload's range: `Ok(None)` while incomplete, `Err(())` when malformed
+/// (the caller ends the connection after `protocol_error`).
+pub(super) fn next(data: &mut [u8], pos: usize) -> Result<Option<(FrameRef, Range<usize>)>, ()> {
+    let f = match frame::parse(&data[pos..], From::Client, MAX_FRAME) {
+        Ok(Some(f)) => f,
+        Ok(None) => return Ok(None),
+        Err(_) => return Err(()),
+    };
+    let payload = pos + f.header_len..pos + f.total_len();
+    if let Some(key) = f.mask {
+        apply_mask(&mut data[payload.clone()], key);
+    }
+    Ok(Some((f, payload)))
+}
+
+/// A protocol error: counted, and a close with `code` (1002, 1009) queued in `out`.
+pub(super) fn protocol_error(shard: &ServerShard, out: &mut Vec<u8>, code: u16) {
+    shard.errors.set(shard.errors.get() + 1);
+    frame::write_server_frame(out, Kind::Close, true, &code.to_be_bytes());
+}
+
+/// Answers a client's close (its `payload`) with the same code, 1000 for none.
+pub(super) fn answer_close(out: &mut Vec<u8>, payload: &[u8]) {
+    let code = frame::close_code(payload);
+    let reply = if code == 1005 { 1000 } else { code };
+    frame::write_server_frame(out, Kind::Close, true, &reply.to_be_bytes());
+}
