@@ -5,6 +5,7 @@
 //! `report`s. `run` drives a whole load run in-process, so tests and other programs
 //! can use wsherd as a library.
 
+pub mod ceiling;
 pub mod cli;
 pub mod collector;
 pub mod commands;
