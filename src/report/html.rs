@@ -15,7 +15,7 @@ use hdrhistogram::Histogram;
 use std::fmt::Write;
 
 /// Escapes text for HTML content and attribute values.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -31,7 +31,7 @@ fn esc(s: &str) -> String {
 }
 
 /// Colours that stay apart for common colour blindness (Okabe–Ito).
-const COLORS: [&str; 6] = [
+pub(crate) const COLORS: [&str; 6] = [
     "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
 ];
 
@@ -70,15 +70,15 @@ struct Chart<'a> {
     series: Vec<Series>,
 }
 
-const W: f64 = 1000.0;
-const H: f64 = 330.0;
-const LEFT: f64 = 80.0;
-const RIGHT: f64 = 45.0;
-const TOP: f64 = 40.0;
-const BOTTOM: f64 = 55.0;
+pub(crate) const W: f64 = 1000.0;
+pub(crate) const H: f64 = 330.0;
+pub(crate) const LEFT: f64 = 80.0;
+pub(crate) const RIGHT: f64 = 45.0;
+pub(crate) const TOP: f64 = 40.0;
+pub(crate) const BOTTOM: f64 = 55.0;
 
 /// A "nice" step (1, 2 or 5 times a power of ten) giving about `n` ticks.
-fn nice_step(range: f64, n: f64) -> f64 {
+pub(crate) fn nice_step(range: f64, n: f64) -> f64 {
     if range <= 0.0 || !range.is_finite() {
         return 1.0;
     }
@@ -358,7 +358,7 @@ fn latency_row(o: &mut String, name: &str, l: &LatencyStats) {
     );
 }
 
-fn kv_table(o: &mut String, rows: &[(&str, String)]) {
+pub(crate) fn kv_table(o: &mut String, rows: &[(&str, String)]) {
     o.push_str("<table class=\"kv\">\n");
     for (k, v) in rows {
         let _ = writeln!(o, "<tr><th>{}</th><td>{}</td></tr>", esc(k), v);
@@ -395,6 +395,16 @@ pre{background:#f6f8fa;padding:12px;overflow-x:auto;font-size:12px}
 .note{color:#57606a;font-size:.9em}
 "#;
 
+/// Writes the document's start, up to and including `<body>`: the title, the
+/// report's CSS and `extra_css` after it (for pages built on this one).
+pub(crate) fn page_start(o: &mut String, title: &str, extra_css: &str) {
+    let _ = writeln!(
+        o,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{CSS}{extra_css}</style></head><body>",
+        esc(title)
+    );
+}
+
 /// Renders the whole report.
 pub fn render(r: &RunResults) -> String {
     let c = &r.config;
@@ -404,15 +414,21 @@ pub fn render(r: &RunResults) -> String {
         c.workload,
         c.targets.join(" ")
     );
-    let _ = writeln!(
-        o,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{CSS}</style></head><body>",
-        esc(&title)
-    );
+    page_start(&mut o, &title, "");
+    let _ = writeln!(o, "<h1>wsherd {} report</h1>", esc(&r.wsherd_version));
+    body(&mut o, r);
+    o.push_str("</body></html>\n");
+    o
+}
+
+/// Writes the report's content below its heading: the run's one-line
+/// description, summary tables, charts, configuration, host and the text summary.
+/// Other pages (the ceiling report) embed it whole.
+pub(crate) fn body(o: &mut String, r: &RunResults) {
+    let c = &r.config;
     let started = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(r.started_at_unix.max(0.0)),
     );
-    let _ = writeln!(o, "<h1>wsherd {} report</h1>", esc(&r.wsherd_version));
     let _ = writeln!(
         o,
         "<p class=\"sub\">{} workload against {}{} &middot; {} connections &middot; {}s requested, ran {:.1}s &middot; started {started}{}</p>",
@@ -432,20 +448,20 @@ pub fn render(r: &RunResults) -> String {
     // Summary.
     o.push_str("<h2>Summary</h2>\n<h3>Latency</h3>\n<table class=\"latency\"><thead><tr><th></th><th>min</th><th>mean</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>count</th></tr></thead><tbody>\n");
     let l = &r.latency;
-    latency_row(&mut o, "connect", &l.connect);
-    latency_row(&mut o, "handshake", &l.handshake);
-    latency_row(&mut o, "round trip", &l.rtt);
+    latency_row(o, "connect", &l.connect);
+    latency_row(o, "handshake", &l.handshake);
+    latency_row(o, "round trip", &l.rtt);
     if let Some(u) = &l.rtt_uncorrected {
-        latency_row(&mut o, "uncorrected", u);
+        latency_row(o, "uncorrected", u);
     }
     if let Some(s) = &l.send_lag {
-        latency_row(&mut o, "send lag", s);
+        latency_row(o, "send lag", s);
     }
     if let Some(d) = &l.delivery {
-        latency_row(&mut o, "delivery", d);
+        latency_row(o, "delivery", d);
     }
     if let Some(s) = &r.sessions {
-        latency_row(&mut o, "session", &s.duration);
+        latency_row(o, "session", &s.duration);
     }
     o.push_str("</tbody></table>\n");
     if l.rtt_uncorrected.is_some() {
@@ -455,7 +471,7 @@ pub fn render(r: &RunResults) -> String {
     let m = &r.messages;
     o.push_str("<div class=\"grid2\"><div><h3>Throughput</h3>\n");
     kv_table(
-        &mut o,
+        o,
         &[
             (
                 "sent",
@@ -482,7 +498,7 @@ pub fn render(r: &RunResults) -> String {
     let k = &r.connections;
     o.push_str("</div><div><h3>Connections</h3>\n");
     kv_table(
-        &mut o,
+        o,
         &[
             ("attempted", group(k.attempted)),
             ("established", group(k.established)),
@@ -544,13 +560,13 @@ pub fn render(r: &RunResults) -> String {
             .iter()
             .map(|(k, v)| (k.as_str(), group(*v)))
             .collect();
-        kv_table(&mut o, &rows);
+        kv_table(o, &rows);
     }
     o.push_str("</div></div>\n");
     if let Some(mem) = &r.memory {
         o.push_str("<h3>Memory</h3>\n");
         kv_table(
-            &mut o,
+            o,
             &[
                 (
                     "RSS before connecting",
@@ -608,7 +624,7 @@ pub fn render(r: &RunResults) -> String {
         counts: false,
         series: rtt,
     }
-    .svg(&mut o);
+    .svg(o);
     Chart {
         id: "connect-spectrum",
         title: "Connect and handshake latency by percentile",
@@ -620,7 +636,7 @@ pub fn render(r: &RunResults) -> String {
             Series::new("handshake (upgrade)", spectrum(&hist(&l.handshake))),
         ],
     }
-    .svg(&mut o);
+    .svg(o);
 
     o.push_str("<h2>Over time</h2>\n<p class=\"note\">One point per second of the run, the drain after the stop included.</p>\n");
     let ser = &r.series;
@@ -647,7 +663,7 @@ pub fn render(r: &RunResults) -> String {
             Series::new("max", lat(&|s| s.rtt_max_us / 1000.0)),
         ],
     }
-    .svg(&mut o);
+    .svg(o);
     Chart {
         id: "throughput",
         title: "Throughput",
@@ -662,7 +678,7 @@ pub fn render(r: &RunResults) -> String {
             },
         ],
     }
-    .svg(&mut o);
+    .svg(o);
     Chart {
         id: "connections",
         title: "Connections",
@@ -674,7 +690,7 @@ pub fn render(r: &RunResults) -> String {
             Series::new("established per second", pts(&|s| s.connects as f64)),
         ],
     }
-    .svg(&mut o);
+    .svg(o);
     Chart {
         id: "errors",
         title: "Errors",
@@ -686,7 +702,7 @@ pub fn render(r: &RunResults) -> String {
             Series::new("connect failures/s", pts(&|s| s.connect_failures as f64)),
         ],
     }
-    .svg(&mut o);
+    .svg(o);
 
     // Configuration and host.
     o.push_str("<div class=\"grid2\"><div><h2>Configuration</h2>\n");
@@ -724,11 +740,11 @@ pub fn render(r: &RunResults) -> String {
     if let Some(w) = &r.warmup {
         rows.push(("warm-up", format!("{}s (measured apart)", w.secs)));
     }
-    kv_table(&mut o, &rows);
+    kv_table(o, &rows);
     let h = &r.host;
     o.push_str("</div><div><h2>Host</h2>\n");
     kv_table(
-        &mut o,
+        o,
         &[
             ("hostname", esc(&h.hostname)),
             ("CPUs", h.cpus.to_string()),
@@ -745,8 +761,6 @@ pub fn render(r: &RunResults) -> String {
         "<details><summary>Text summary</summary><pre>{}</pre></details>",
         esc(&super::text::render(r))
     );
-    o.push_str("</body></html>\n");
-    o
 }
 
 #[cfg(test)]
