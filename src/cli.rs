@@ -14,6 +14,13 @@ Examples:
   wsherd run ws://host:9000/chat --text --size 256 --inflight 4 --json out.json
   wsherd run ws://host:9000/ --workload idle -c 5000 -d 1m   hold 5000 idle connections";
 
+const CEILING_EXAMPLES: &str = "\
+Examples:
+  wsherd ceiling ws://127.0.0.1:9000/ --dimension connections --slo 'rtt.p99<50ms,errors<0.1%'
+  wsherd ceiling ws://host:9000/ --dimension rate -c 200 --start 5k --slo 'rtt.p99<20ms'
+  wsherd ceiling ws://host:9000/ --dimension sessions -w churn --messages 5 --start 100
+  wsherd ceiling --dimension rate --json ceiling.json --html ceiling.html   (built-in server)";
+
 /// wsherd: a thread-per-core WebSocket load generator.
 #[derive(Debug, Parser)]
 #[command(name = "wsherd", version, about, long_about = None, propagate_version = true)]
@@ -27,6 +34,10 @@ pub enum Command {
     /// Load a WebSocket target (no URL: start the built-in server and load it).
     #[command(after_help = RUN_EXAMPLES)]
     Run(Box<RunArgs>),
+    /// Search for the highest load a target holds within an SLO (connections,
+    /// message rate or session rate).
+    #[command(after_help = CEILING_EXAMPLES)]
+    Ceiling(Box<CeilingArgs>),
     /// Run the built-in thread-per-core echo server.
     Serve(ServeArgs),
     /// Merge results of several agents (or runs side by side) into one, losslessly.
@@ -314,6 +325,142 @@ pub struct ReportArgs {
     /// Judge the saved run again with these thresholds and bands.
     #[command(flatten)]
     pub judge: JudgeArgs,
+}
+
+/// What a ceiling search raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Dimension {
+    /// Concurrent connections (added without closing the ones already open).
+    Connections,
+    /// Messages per second across -c connections (an open loop whose pace
+    /// changes in place).
+    Rate,
+    /// New sessions per second (churn or chat workloads).
+    Sessions,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CeilingArgs {
+    /// Target WebSocket URLs (as `run`; none: the built-in echo server in-process).
+    #[arg(value_name = "URL")]
+    pub urls: Vec<String>,
+
+    /// What to raise: connections, rate (messages/s) or sessions (new sessions/s).
+    #[arg(long, value_enum)]
+    pub dimension: Dimension,
+
+    /// The service level each step must hold: thresholds as in `run --threshold`,
+    /// comma-separated or repeated: 'rtt.p99<50ms,errors<0.1%'.
+    #[arg(long, value_name = "EXPRS", default_value = "rtt.p99<100ms,errors<1%")]
+    pub slo: Vec<String>,
+
+    /// First level (connections, or per second for rate and sessions; SI suffixes).
+    /// Default: 100 connections, 1k messages/s, 50 sessions/s.
+    #[arg(long, value_parser = parse_rate, allow_hyphen_values = true)]
+    pub start: Option<f64>,
+
+    /// Highest level to try. Connections: default and upper bound is what this host
+    /// fits (open files, ports). Rate and sessions: default 10M/s and 1M/s.
+    #[arg(long, value_parser = parse_rate, allow_hyphen_values = true)]
+    pub max: Option<f64>,
+
+    /// Each step's level is the last passing one times this, until a step fails.
+    #[arg(long, default_value = "2", value_parser = parse_rate, allow_hyphen_values = true)]
+    pub growth: f64,
+
+    /// How long each step is measured (after its settle period).
+    #[arg(long = "step-duration", default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub step_duration: Duration,
+
+    /// How long each new level runs before it is measured (whole seconds; a
+    /// connections step also waits for its new connections to be dialed).
+    #[arg(long, default_value = "3s", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub settle: Duration,
+
+    /// Stop bisecting when the ceiling lies between two levels this close
+    /// (5%, or 0.05).
+    #[arg(long, default_value = "5%")]
+    pub precision: String,
+
+    /// Give up the search after this long and report what was found.
+    #[arg(long = "max-time", default_value = "30m", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub max_time: Duration,
+
+    /// Connections (rate and sessions dimensions: how many carry the load, or how
+    /// many sessions may run at once; default 50).
+    #[arg(short = 'c', long = "connections", value_parser = parse_count, allow_hyphen_values = true)]
+    pub connections: Option<u64>,
+
+    /// What each connection does: echo or ping (connections, rate), idle
+    /// (connections), churn or chat (sessions). Default: echo, or churn for sessions.
+    #[arg(short = 'w', long = "workload", value_enum)]
+    pub workload: Option<WorkloadKind>,
+
+    /// Message payload size in bytes, timing header included.
+    #[arg(short = 's', long = "size", default_value = "64", value_parser = parse_size, allow_hyphen_values = true)]
+    pub size: u64,
+
+    /// Send text frames (default binary).
+    #[arg(long)]
+    pub text: bool,
+
+    /// Connections dimension, closed loop: messages each connection keeps in flight.
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    pub inflight: Option<u64>,
+
+    /// Connections dimension: each connection sends this many messages per second
+    /// (open loop) instead of a closed loop.
+    #[arg(long = "rate-per-conn", value_parser = parse_rate, allow_hyphen_values = true)]
+    pub rate_per_conn: Option<f64>,
+
+    /// Sessions: messages per session.
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    pub messages: Option<u64>,
+
+    /// Chat: pause between an answer and the next message.
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
+    pub think: Option<Duration>,
+
+    /// Idle workload: a timed PING every interval on each connection.
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
+    pub heartbeat: Option<Duration>,
+
+    /// New connections per second (0: as fast as possible).
+    #[arg(long = "connect-rate", default_value = "2000", value_parser = parse_rate, allow_hyphen_values = true)]
+    pub connect_rate: f64,
+
+    /// Give up on a TCP connect or WebSocket upgrade after this long.
+    #[arg(long = "connect-timeout", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub connect_timeout: Duration,
+
+    /// Number of load shards (default: every core, or those the embedded server
+    /// leaves).
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    pub shards: Option<u64>,
+
+    /// Shards of the embedded server (only when no URL is given).
+    #[arg(long = "server-shards", value_parser = parse_count, allow_hyphen_values = true)]
+    pub server_shards: Option<u64>,
+
+    /// monoio driver: io_uring with epoll fallback (auto), or force one.
+    #[arg(long = "io-driver", value_enum, default_value_t = IoDriver::Auto)]
+    pub io_driver: IoDriver,
+
+    /// Source addresses to connect from (as `run --source-ip`).
+    #[arg(long = "source-ip", value_name = "ADDRS")]
+    pub source_ip: Option<String>,
+
+    /// Write the search (every step, the ceiling, the whole run's results) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<std::path::PathBuf>,
+
+    /// Write an HTML report: latency against load (the knee), the steps, the run.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<std::path::PathBuf>,
+
+    /// No step lines on stderr while the search runs.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// What the built-in server does with a message.

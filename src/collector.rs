@@ -5,10 +5,9 @@
 //! second is final once every shard has reported past it; its histogram is then
 //! reduced to percentiles and dropped, so memory does not grow with run length.
 
-use crate::metrics::{new_histogram, Interval, Snapshot};
+use crate::metrics::{Interval, Snapshot};
 use crate::results::SecondStats;
 use crossbeam_channel::Receiver;
-use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -76,12 +75,14 @@ impl MemoryTrack {
     }
 }
 
+/// One second of the run, merged over every shard's snapshot of it.
 #[derive(Default)]
-struct Second {
-    open: u64,
-    peak: u64,
-    counters: crate::metrics::Counters,
-    rtt: Option<Histogram<u64>>,
+pub struct Second {
+    /// Connections open at the end of the second, and the most during it.
+    pub open: u64,
+    pub peak: u64,
+    /// Counters and histograms of the second (None until a shard reported it).
+    pub interval: Option<Interval>,
 }
 
 /// Progress output settings.
@@ -108,24 +109,24 @@ pub fn collect(
     progress: Progress,
     warmup: Warmup,
 ) -> Collected {
-    collect_with(rx, shards, progress, warmup, None)
+    collect_with(rx, shards, progress, warmup, Vec::new())
 }
 
-/// Sees each second's round-trip histogram once the second is final, before the
-/// collector reduces it to percentiles and drops it (the `--hlog` writer).
+/// Sees each second once it is final, before the collector reduces it to
+/// percentiles and drops it (the `--hlog` writer, a ceiling search's controller).
 pub trait SecondSink: Send {
     /// `start`: the second's start (seconds since the run began); `warmup`: the
     /// second belongs to the warm-up.
-    fn second(&mut self, start: u64, warmup: bool, rtt: &Histogram<u64>);
+    fn second(&mut self, start: u64, warmup: bool, s: &Second);
 }
 
-/// `collect`, handing each final second's round-trip histogram to `sink`.
+/// `collect`, handing each final second to every one of `sinks`, in order.
 pub fn collect_with(
     rx: Receiver<Snapshot>,
     shards: usize,
     progress: Progress,
     warmup: Warmup,
-    mut sink: Option<&mut dyn SecondSink>,
+    mut sinks: Vec<&mut dyn SecondSink>,
 ) -> Collected {
     let mut total = Interval::default();
     let mut warm = Interval::default();
@@ -167,12 +168,9 @@ pub fn collect_with(
         let sec = pending.entry(snap.second.max(1)).or_default();
         sec.open += snap.open;
         sec.peak += snap.peak_open;
-        sec.counters.add(&snap.interval.counters);
-        match &mut sec.rtt {
-            Some(h) => {
-                let _ = h.add(&snap.interval.rtt);
-            }
-            None => sec.rtt = Some(snap.interval.rtt),
+        match &mut sec.interval {
+            Some(i) => i.merge(&snap.interval),
+            None => sec.interval = Some(snap.interval),
         }
         // Seconds every shard has reported past are final.
         let horizon = (0..shards)
@@ -184,7 +182,7 @@ pub fn collect_with(
                 break;
             }
             let (t, s) = pending.pop_first().expect("non-empty");
-            to_sink(&mut sink, t, &s, warmup);
+            to_sinks(&mut sinks, t, &s, warmup);
             let row = finalize(t, s, &mut peak_open);
             memory.sample(row.open);
             if let Some(l) = live.as_mut() {
@@ -194,7 +192,7 @@ pub fn collect_with(
         }
     }
     for (t, s) in std::mem::take(&mut pending) {
-        to_sink(&mut sink, t, &s, warmup);
+        to_sinks(&mut sinks, t, &s, warmup);
         series.push(finalize(t, s, &mut peak_open));
     }
     if let Some(l) = live {
@@ -210,25 +208,39 @@ pub fn collect_with(
     }
 }
 
-fn to_sink(sink: &mut Option<&mut dyn SecondSink>, t: u64, s: &Second, warmup: Warmup) {
-    if let (Some(sink), Some(rtt)) = (sink.as_mut(), &s.rtt) {
-        sink.second(t.saturating_sub(1), t <= warmup.secs, rtt);
+fn to_sinks(sinks: &mut [&mut dyn SecondSink], t: u64, s: &Second, warmup: Warmup) {
+    if s.interval.is_some() {
+        for sink in sinks.iter_mut() {
+            sink.second(t.saturating_sub(1), t <= warmup.secs, s);
+        }
     }
 }
 
 fn finalize(t: u64, s: Second, peak_open: &mut u64) -> SecondStats {
     *peak_open = (*peak_open).max(s.peak);
-    let rtt = s.rtt.unwrap_or_else(new_histogram);
+    row(t, &s)
+}
+
+/// The series row of second `t` (which covers [t-1, t)).
+pub fn row(t: u64, s: &Second) -> SecondStats {
+    let empty;
+    let (counters, rtt) = match &s.interval {
+        Some(i) => (&i.counters, &i.rtt),
+        None => {
+            empty = Interval::default();
+            (&empty.counters, &empty.rtt)
+        }
+    };
     let us = |v: u64| v as f64 / 1000.0;
     SecondStats {
         // Row t covers [t-1, t): label it by its start.
         t: t.saturating_sub(1),
         open: s.open,
-        connects: s.counters.established,
-        connect_failures: s.counters.failed(),
-        sent: s.counters.sent,
-        received: s.counters.received,
-        errors: s.counters.error_count(),
+        connects: counters.established,
+        connect_failures: counters.failed(),
+        sent: counters.sent,
+        received: counters.received,
+        errors: counters.error_count(),
         rtt_p50_us: us(rtt.value_at_quantile(0.5)),
         rtt_p90_us: us(rtt.value_at_quantile(0.9)),
         rtt_p99_us: us(rtt.value_at_quantile(0.99)),

@@ -176,6 +176,26 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             }
             Ok(threshold_exit(&results))
         }
+        Command::Ceiling(args) => {
+            let setup = crate::ceiling::Setup::from_cli(*args)?;
+            let found = crate::ceiling::search(setup, crate::sys::interrupt_flag())?;
+            print_out(&crate::ceiling::text::render(&found))?;
+            if found.run.interrupted {
+                return Ok(ExitCode::from(EXIT_INTERRUPTED));
+            }
+            if found.run.connections.established == 0 {
+                eprintln!(
+                    "error: no connection could be established ({:?})",
+                    found.run.connections.failed_by_cause
+                );
+                return Ok(ExitCode::from(EXIT_FAILURE));
+            }
+            if found.outcome == crate::ceiling::results::outcome::INCOMPLETE {
+                eprintln!("error: the search did not converge within --max-time; raise it, or narrow --start/--max");
+                return Ok(ExitCode::from(EXIT_FAILURE));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Merge(args) => {
             let parts = args
                 .files

@@ -27,6 +27,27 @@ pub fn run(cfg: RunConfig) -> Result<RunResults> {
 
 /// Runs a load that ends early when `interrupt` is set.
 pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<RunResults> {
+    run_with::<NoSink>(cfg, interrupt, None, None).map(|(r, _)| r)
+}
+
+/// No extra per-second sink.
+pub enum NoSink {}
+
+impl collector::SecondSink for NoSink {
+    fn second(&mut self, _: u64, _: bool, _: &collector::Second) {
+        match *self {}
+    }
+}
+
+/// Runs a load whose level `live` sets while it goes (a ceiling search), handing
+/// every final second to `sink` (which may set `interrupt` to end the run), and
+/// gives the sink back with the results.
+pub fn run_with<S: collector::SecondSink + 'static>(
+    cfg: RunConfig,
+    interrupt: Arc<AtomicBool>,
+    live: Option<Arc<shard::Live>>,
+    mut sink: Option<S>,
+) -> Result<(RunResults, Option<S>)> {
     let nofile = check_fds(&cfg)?;
     let distinct: std::collections::HashSet<_> = cfg.targets.iter().map(|t| t.addr).collect();
     crate::doctor::check_ports(&crate::doctor::Plan {
@@ -102,6 +123,7 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
         interrupt: interrupt.clone(),
         ready: Default::default(),
         go: Default::default(),
+        live,
     });
     let mut plans = plan::split(cfg.connections, &cfg.shard_cores, cfg.connect_rate);
     for p in &mut plans {
@@ -131,9 +153,15 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
     let collector = std::thread::Builder::new()
         .name("wsherd-collector".into())
         .spawn(move || {
-            let sink = hlog.as_mut().map(|h| h as &mut dyn collector::SecondSink);
-            let c = collector::collect_with(rx, n_shards, progress, warmup, sink);
-            (c, hlog)
+            let mut sinks: Vec<&mut dyn collector::SecondSink> = Vec::new();
+            if let Some(h) = hlog.as_mut() {
+                sinks.push(h);
+            }
+            if let Some(s) = sink.as_mut() {
+                sinks.push(s);
+            }
+            let c = collector::collect_with(rx, n_shards, progress, warmup, sinks);
+            (c, hlog, sink)
         })
         .map_err(|e| Error::Runtime(format!("collector thread: {e}")))?;
 
@@ -171,7 +199,7 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
             Err(_) => shard_error = Some("a shard thread panicked".to_string()),
         }
     }
-    let (mut collected, hlog) = collector
+    let (mut collected, hlog, sink) = collector
         .join()
         .map_err(|_| Error::Runtime("the collector thread panicked".into()))?;
     if let (Some(m), Some(start)) = (collected.memory.as_mut(), start_rss) {
@@ -215,7 +243,7 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
     if let Err(e) = written {
         return Err(crate::report::outputs::with_fallback(e, &results));
     }
-    Ok(results)
+    Ok((results, sink))
 }
 
 /// Sleeps until the Unix time `at` (agents starting together), or until interrupted.
@@ -274,7 +302,9 @@ pub(crate) fn latency_stats(h: &hdrhistogram::Histogram<u64>) -> LatencyStats {
     }
 }
 
-fn assemble(
+/// The results of a run (or of a stretch of one, such as a ceiling step) from
+/// what the collector gathered.
+pub(crate) fn assemble(
     cfg: &RunConfig,
     targets: &[Target],
     c: Collected,

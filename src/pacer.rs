@@ -203,6 +203,62 @@ impl<'a> Schedule<'a> {
     }
 }
 
+/// A pace whose rate changes while it runs (a ceiling search raising the rate in
+/// place). The next due time moves with the rate and keeps its phase: what is left
+/// of the wait is scaled by new period / old period, so connections spread over
+/// one interval stay spread over the new one instead of all sending at the change.
+/// A pace behind its schedule keeps its debt (late sends stay visible); a paused
+/// pace (rate 0) forgets it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LivePace {
+    /// When the next send is due, ns since the run's origin (u64::MAX: paused).
+    next_ns: u64,
+    /// ns between sends (infinite: paused).
+    period_ns: f64,
+}
+
+impl Default for LivePace {
+    fn default() -> Self {
+        LivePace {
+            next_ns: u64::MAX,
+            period_ns: f64::INFINITY,
+        }
+    }
+}
+
+impl LivePace {
+    /// Moves the pace to `rate` per second at `at_ns`. `phase` (0..1) places the
+    /// first send of a pace that was paused or new: `at_ns + phase * period`.
+    pub fn set_rate(&mut self, rate: f64, at_ns: u64, phase: f64) {
+        let period = if rate > 0.0 && rate.is_finite() {
+            1e9 / rate
+        } else {
+            f64::INFINITY
+        };
+        if period.is_infinite() {
+            self.next_ns = u64::MAX;
+        } else if self.next_ns == u64::MAX {
+            self.next_ns = at_ns.saturating_add((phase.clamp(0.0, 1.0) * period) as u64);
+        } else if self.next_ns > at_ns {
+            let left = (self.next_ns - at_ns) as f64 * period / self.period_ns;
+            self.next_ns = at_ns.saturating_add(left as u64);
+        }
+        self.period_ns = period;
+    }
+
+    /// When the next send is due (u64::MAX: paused).
+    pub fn due(&self) -> u64 {
+        self.next_ns
+    }
+
+    /// The send that was due went out: the next is one period later.
+    pub fn advance(&mut self) {
+        if self.next_ns != u64::MAX {
+            self.next_ns = self.next_ns.saturating_add(self.period_ns as u64);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,5 +326,34 @@ mod tests {
             .map(|k| sch.due(k + 1).unwrap() - sch.due(k).unwrap())
             .collect();
         assert!(gaps.windows(2).all(|w| w[1] < w[0]), "{gaps:?}");
+    }
+
+    #[test]
+    fn a_live_pace_keeps_its_phase_when_the_rate_changes() {
+        let ms = 1_000_000u64;
+        let mut p = LivePace::default();
+        assert_eq!(p.due(), u64::MAX, "new paces are paused");
+        // 10/s from t = 0, first send at once.
+        p.set_rate(10.0, 0, 0.0);
+        assert_eq!(p.due(), 0);
+        p.advance();
+        assert_eq!(p.due(), 100 * ms);
+        // At 60 ms the rate doubles: 40 ms were left of 100, 20 ms of 50 are.
+        p.set_rate(20.0, 60 * ms, 0.0);
+        assert_eq!(p.due(), 80 * ms);
+        p.advance();
+        assert_eq!(p.due(), 130 * ms);
+        // Behind schedule (the change comes after the due time): the debt stays.
+        p.set_rate(5.0, 200 * ms, 0.0);
+        assert_eq!(p.due(), 130 * ms);
+        p.advance();
+        assert_eq!(p.due(), 330 * ms);
+        // Paused: nothing due, and the debt is forgotten; resumed with a phase.
+        p.set_rate(0.0, 400 * ms, 0.0);
+        assert_eq!(p.due(), u64::MAX);
+        p.advance();
+        assert_eq!(p.due(), u64::MAX);
+        p.set_rate(4.0, 1000 * ms, 0.5);
+        assert_eq!(p.due(), 1125 * ms);
     }
 }

@@ -123,3 +123,40 @@ pub fn disable_thp() {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
 }
+
+/// CPU time (user + system, seconds) a thread of this process has used, read from
+/// /proc/self/task/TID/stat (clock-tick resolution, 10 ms on most kernels).
+pub fn thread_cpu_secs(tid: i32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // The name in parentheses may hold spaces: fields count from after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3, utime 14 and stime 15 (1-based, man proc).
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some((utime + stime) as f64 / hz)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_busy_thread_shows_cpu_time() {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        let before = super::thread_cpu_secs(tid).expect("readable");
+        let t0 = std::time::Instant::now();
+        let mut x = 0u64;
+        while super::thread_cpu_secs(tid).unwrap() < before + 0.05
+            && t0.elapsed() < std::time::Duration::from_secs(10)
+        {
+            for i in 0..100_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
+        }
+        std::hint::black_box(x);
+        assert!(super::thread_cpu_secs(tid).unwrap() >= before + 0.05);
+        assert!(super::thread_cpu_secs(-5).is_none());
+    }
+}

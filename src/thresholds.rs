@@ -487,6 +487,20 @@ pub fn evaluate(list: &[Threshold], r: &RunResults) -> Vec<ThresholdOutcome> {
         .collect()
 }
 
+/// One verdict in words: `rtt.p99 312 ms (SLO rtt.p99<50ms)`, or `rtt.p99: no
+/// data (SLO ...)` when the run had nothing to measure it by.
+pub fn describe(o: &ThresholdOutcome) -> String {
+    match o.value {
+        Some(v) => format!(
+            "{} {} (SLO {})",
+            o.metric,
+            unit_of(&o.unit).show(v),
+            o.expression
+        ),
+        None => format!("{}: no data (SLO {})", o.metric, o.expression),
+    }
+}
+
 /// True when every threshold held.
 pub fn all_passed(outcomes: &[ThresholdOutcome]) -> bool {
     outcomes.iter().all(|o| o.passed)
@@ -821,5 +835,27 @@ mod tests {
         assert!(text.contains("PASS  errors<1%"), "{text}");
         assert!(text.contains("Assessment"), "{text}");
         assert!(text.contains("good <= 500.00ms"), "{text}");
+    }
+
+    #[test]
+    fn describes_a_verdict_in_words() {
+        let r = results();
+        let out = evaluate(
+            &[
+                parse("rtt.p99<1us").unwrap(),
+                parse("delivery.p99<1ms").unwrap(),
+            ],
+            &r,
+        );
+        let a = describe(&out[0]);
+        assert!(
+            a.starts_with("rtt.p99 ") && a.ends_with("(SLO rtt.p99<1us)"),
+            "{a}"
+        );
+        assert!(a.contains("ms") || a.contains("µs"), "{a}");
+        assert_eq!(
+            describe(&out[1]),
+            "delivery.p99: no data (SLO delivery.p99<1ms)"
+        );
     }
 }

@@ -205,7 +205,10 @@ impl IntervalLog {
 }
 
 impl crate::collector::SecondSink for IntervalLog {
-    fn second(&mut self, start: u64, warmup: bool, rtt: &Histogram<u64>) {
+    fn second(&mut self, start: u64, warmup: bool, s: &crate::collector::Second) {
+        let Some(rtt) = s.interval.as_ref().map(|i| &i.rtt) else {
+            return;
+        };
         self.interval(start, warmup, rtt);
     }
 }

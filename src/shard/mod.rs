@@ -28,6 +28,47 @@ use std::time::{Duration, Instant};
 /// How long to wait for the peer's close frame after ours.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
+/// A load level that changes while the run goes: a ceiling search raising
+/// connections, messages/s or sessions/s (for the whole process). Shards read it
+/// in their ticker, ten or more times a second, into a shard-local copy: nothing
+/// on the hot path touches it.
+#[derive(Debug)]
+pub struct Live {
+    pub dimension: crate::cli::Dimension,
+    bits: std::sync::atomic::AtomicU64,
+    /// Kernel thread ids of the shard threads (each pushes its own at start), so a
+    /// controller can read their CPU time.
+    pub tids: std::sync::Mutex<Vec<i32>>,
+}
+
+impl Live {
+    pub fn new(dimension: crate::cli::Dimension, level: f64) -> Live {
+        Live {
+            dimension,
+            bits: level.to_bits().into(),
+            tids: Default::default(),
+        }
+    }
+
+    /// Sets the level (connections, or per second), for every shard.
+    pub fn set(&self, level: f64) {
+        self.bits.store(level.to_bits(), Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.bits.load(Ordering::Relaxed))
+    }
+
+    /// The calling shard thread's CPU time so far, read by others through its tid.
+    fn register_thread(&self) {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        if let Ok(mut t) = self.tids.lock() {
+            t.push(tid);
+        }
+    }
+}
+
 /// What every shard of a run reads (immutable, shared by `Arc`).
 #[derive(Debug)]
 pub struct RunShared {
@@ -60,6 +101,8 @@ pub struct RunShared {
     /// the process's RSS can be read with every fixed cost in and no connection).
     pub ready: std::sync::atomic::AtomicUsize,
     pub go: AtomicBool,
+    /// A level changed during the run (ceiling search); None: the config's load.
+    pub live: Option<Arc<Live>>,
 }
 
 impl RunShared {
@@ -96,6 +139,11 @@ pub struct Shard {
     /// across the shard's connections: what abandoned tasks still owe the ledger.
     pub outstanding: Cell<u64>,
     pub dialing_done: Cell<bool>,
+    /// The shard's copy of the live level (ceiling search), how often it changed,
+    /// and when it last did (ns since the run's origin).
+    pub level: Cell<f64>,
+    pub level_gen: Cell<u64>,
+    pub level_at_ns: Cell<u64>,
 }
 
 impl Shard {
@@ -144,7 +192,14 @@ pub fn run_shard(
             live: Cell::new(0),
             outstanding: Cell::new(0),
             dialing_done: Cell::new(false),
+            level: Cell::new(0.0),
+            level_gen: Cell::new(0),
+            level_at_ns: Cell::new(0),
         });
+        if let Some(live) = &shard.run.live {
+            live.register_thread();
+            shard.level.set(live.get());
+        }
         shard.run.ready_and_wait();
         monoio::spawn(timers::run(shard.clone()));
         monoio::spawn(dialer(shard.clone(), plan.clone()));
@@ -166,10 +221,13 @@ fn read_pool(run: &RunShared) -> pool::BufPool {
 /// Opens the shard's connections at its pace until all are started or the run stops.
 async fn dialer(shard: Rc<Shard>, plan: ShardPlan) {
     let slot = shard.stop.slot();
+    let live = shard.run.live.as_ref().map(|l| l.dimension);
     if let Some(rate) = shard.run.workload.session.and_then(|s| s.rate) {
         session_dialer(&shard, &plan, slot, rate).await;
+    } else if live == Some(crate::cli::Dimension::Connections) {
+        staged_dialer(&shard, &plan, slot, &|_| shard.level.get()).await;
     } else if let Some(profile) = shard.run.conn_profile.clone() {
-        staged_dialer(&shard, &plan, slot, &profile).await;
+        staged_dialer(&shard, &plan, slot, &|t| profile.at(t)).await;
     } else {
         connection_dialer(&shard, &plan, slot).await;
     }
@@ -221,14 +279,15 @@ struct Staged {
     retired_at: Option<Instant>,
 }
 
-/// Connections that follow a staged target: this shard's share of the profile's
-/// active connections, opened at the connect rate and closed (newest first, with a
-/// clean close) when the target falls.
+/// Connections that follow a target (the run's active connections at `t` seconds:
+/// a stage profile, or a ceiling search's live level): this shard's share of it,
+/// opened at the connect rate and closed (newest first, with a clean close) when
+/// the target falls. The connections already open are never touched by a rise.
 async fn staged_dialer(
     shard: &Rc<Shard>,
     plan: &ShardPlan,
     slot: usize,
-    profile: &crate::pacer::Profile,
+    target: &dyn Fn(f64) -> f64,
 ) {
     let share = plan.count as f64 / shard.run.connections.max(1) as f64;
     let targets = shard.run.targets.len() as u64;
@@ -271,7 +330,7 @@ async fn staged_dialer(
             }
         }
         let t = origin.elapsed().as_secs_f64();
-        let want = ((profile.at(t) * share).round() as u64).min(plan.count);
+        let want = ((target(t) * share).round() as u64).min(plan.count);
         let have = live.len() as u64;
         if want > have {
             // Paced like the initial connects: the connect rate's share per tick.
@@ -316,29 +375,55 @@ async fn staged_dialer(
     let _ = (live, retiring);
 }
 
-/// Sessions on a schedule: this shard's share of `rate` new sessions per second,
-/// at most its share of -c at once. A session that finds every slot busy starts
-/// as soon as one frees and counts as late; none is skipped.
+/// Sessions on a schedule: this shard's share of `rate` new sessions per second
+/// (or of a ceiling search's live level), at most its share of -c at once. A
+/// session that finds every slot busy starts as soon as one frees and counts as
+/// late; none is skipped.
 async fn session_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize, rate: f64) {
     let share = plan.count as f64 / shard.run.connections.max(1) as f64;
-    let period = Duration::from_secs_f64(1.0 / (rate * share).max(1e-9));
+    let live = shard.run.live.is_some();
     let cap = plan.count.max(1);
     let targets = shard.run.targets.len() as u64;
-    let start = Instant::now();
+    let mut pace = crate::pacer::LivePace::default();
+    let mut gen = shard.level_gen.get();
+    pace.set_rate(
+        if live { shard.level.get() } else { rate } * share,
+        shard.now_ns(),
+        0.0,
+    );
     let mut k: u64 = 0;
     loop {
-        let due = start + period.mul_f64(k as f64);
-        if shard.stop.is_set() || !sleep_until(shard, slot, due).await {
+        if live && shard.level_gen.get() != gen {
+            gen = shard.level_gen.get();
+            pace.set_rate(shard.level.get() * share, shard.level_at_ns.get(), 0.0);
+        }
+        let due_ns = pace.due();
+        if shard.stop.is_set() {
             break;
+        }
+        // A live level is looked at again every 50 ms (a paused pace is never due).
+        let now_ns = shard.now_ns();
+        if due_ns > now_ns {
+            let wait = Duration::from_nanos(due_ns - now_ns);
+            let wait = if live {
+                wait.min(Duration::from_millis(50))
+            } else {
+                wait
+            };
+            if !sleep_until(shard, slot, Instant::now() + wait).await {
+                break;
+            }
+            continue;
         }
         while shard.live.get() >= cap {
             if !sleep_until(shard, slot, Instant::now() + Duration::from_millis(1)).await {
                 return;
             }
         }
-        if Instant::now().duration_since(due) > open_loop::LATE_AFTER {
+        if shard.now_ns().saturating_sub(due_ns) > open_loop::LATE_AFTER.as_nanos() as u64 {
             shard.stats.borrow_mut().counters.sessions_late += 1;
         }
+        pace.advance();
         let id = plan.first_conn + k % cap;
         shard.live.set(shard.live.get() + 1);
         monoio::spawn(conn::connection(
@@ -368,7 +453,8 @@ async fn ticker(shard: Rc<Shard>, tx: Sender<Snapshot>, driver: &'static str) {
     loop {
         let now = Instant::now();
         let next_tick = origin + Duration::from_secs(second + 1);
-        let mut wake = next_tick.min(now + Duration::from_millis(100));
+        let poll = if shard.run.live.is_some() { 20 } else { 100 };
+        let mut wake = next_tick.min(now + Duration::from_millis(poll));
         if let Some(at) = stopped_at {
             // The end-of-run phases are due on time: connections hold no timer.
             for due in [
@@ -382,6 +468,18 @@ async fn ticker(shard: Rc<Shard>, tx: Sender<Snapshot>, driver: &'static str) {
         }
         monoio::time::sleep(wake.saturating_duration_since(now)).await;
         let now = Instant::now();
+        if let Some(live) = &shard.run.live {
+            let level = live.get();
+            if level != shard.level.get() {
+                shard.level.set(level);
+                shard.level_gen.set(shard.level_gen.get() + 1);
+                shard.level_at_ns.set(shard.now_ns());
+                // Paced writers sleep to their next send: let them re-time it.
+                if live.dimension == crate::cli::Dimension::Rate {
+                    shard.stop.wake_all();
+                }
+            }
+        }
 
         if stopped_at.is_none() && (now >= deadline || shard.run.interrupt.load(Ordering::Relaxed))
         {

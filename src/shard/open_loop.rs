@@ -84,13 +84,24 @@ pub(super) async fn active_open(
         .workload
         .broadcast
         .map_or(shard.run.connections, |b| b.publishers);
-    let schedule = crate::pacer::Schedule::new(
-        profile,
-        1.0 / senders.max(1) as f64,
-        shard.now_ns() as f64 / 1e9,
-    );
-    // When message k is due, ns since the run's origin (never, past the profile).
-    let due_ns = |k: u64| schedule.due(k).map_or(u64::MAX, |t| (t * 1e9) as u64);
+    let share = 1.0 / senders.max(1) as f64;
+    let live_rate = shard
+        .run
+        .live
+        .as_ref()
+        .is_some_and(|l| l.dimension == crate::cli::Dimension::Rate);
+    let mut pace = if live_rate {
+        let mut p = crate::pacer::LivePace::default();
+        p.set_rate(shard.level.get() * share, shard.now_ns(), 0.0);
+        Pace::Live(p, shard.level_gen.get())
+    } else {
+        Pace::Curve(
+            crate::pacer::Schedule::new(profile, share, shard.now_ns() as f64 / 1e9),
+            0,
+        )
+    };
+    // A paused connection that resumes starts at its own place in the interval.
+    let phase = (conn.borrow().id as f64 * 0.618_033_988_75).fract();
 
     let end = {
         let reader = async {
@@ -166,25 +177,29 @@ pub(super) async fn active_open(
             }
         };
         let writer = async {
-            let mut next = 0u64; // index of the next scheduled message
             let cap = shard.run.workload.max_inflight().map(u64::from);
             let room = || cap.map_or(u64::MAX, |k| k.saturating_sub(conn.borrow().outstanding()));
+            let mut filed = 0u64;
             loop {
-                let due = due_ns(next);
-                // The shard's timer task wakes this slot when the message is due (a
-                // monoio Sleep here would cost every paced connection 640 bytes).
-                if due > shard.now_ns() && due != u64::MAX {
-                    shard.timers.wake_at(slot, due);
-                }
                 // Until: the run stops, a control reply is queued, or the next message
                 // is due and the cap (if any) leaves room. A reply that frees room
-                // wakes this task through the reader, which shares it.
+                // wakes this task through the reader, which shares it; a live level
+                // that changes wakes it to re-time its next send.
                 std::future::poll_fn(|cx| {
                     if shard.stop.is_set_for(slot) || !control.borrow().is_empty() {
                         return std::task::Poll::Ready(());
                     }
-                    if room() > 0 && shard.now_ns() >= due {
+                    let due = pace.due(shard, share, phase);
+                    let now = shard.now_ns();
+                    if room() > 0 && now >= due {
                         return std::task::Poll::Ready(());
+                    }
+                    // The shard's timer task wakes this slot when the message is due
+                    // (a monoio Sleep here would cost every paced connection 640
+                    // bytes).
+                    if due > now && due != u64::MAX && due != filed {
+                        shard.timers.wake_at(slot, due);
+                        filed = due;
                     }
                     shard.stop.register_waker(slot, cx.waker());
                     std::task::Poll::Pending
@@ -194,13 +209,13 @@ pub(super) async fn active_open(
                 out.append(&mut control.borrow_mut());
                 let now = shard.now_ns();
                 let stopping = shard.stop.is_set_for(slot);
-                if !stopping && now >= due {
+                if !stopping && now >= pace.due(shard, share, phase) {
                     let limit = MAX_BATCH.min(room());
                     let mut c = conn.borrow_mut();
                     let mut st_late = 0;
                     let mut sent = 0;
                     while sent < limit {
-                        let intended = due_ns(next);
+                        let intended = pace.due(shard, share, phase);
                         if intended > now {
                             break;
                         }
@@ -211,7 +226,7 @@ pub(super) async fn active_open(
                         }
                         shard.stats.borrow_mut().send_lag.saturating_record(lag);
                         queue_message(shard, &mut c, &mut out, now, intended);
-                        next += 1;
+                        pace.advance();
                     }
                     shard.stats.borrow_mut().counters.late += st_late;
                 }
@@ -260,4 +275,40 @@ pub(super) async fn active_open(
     // Control replies the writer did not get to send (a pong queued at the end).
     let _ = control;
     (end, stream)
+}
+
+/// When a paced connection's messages are due: on the run's rate curve (a fixed
+/// rate, stages or a ramp), or at a ceiling search's live rate.
+enum Pace<'a> {
+    /// The schedule and the index of the next message.
+    Curve(crate::pacer::Schedule<'a>, u64),
+    /// The live pace and the shard's level generation it last followed.
+    Live(crate::pacer::LivePace, u64),
+}
+
+impl Pace<'_> {
+    /// When the next message is due, ns since the run's origin (u64::MAX: never,
+    /// past the curve's end or while a live rate is zero). A live pace first
+    /// follows a level that changed (`share`: this connection's part of it;
+    /// `phase`: where in the interval it resumes after a pause).
+    fn due(&mut self, shard: &Shard, share: f64, phase: f64) -> u64 {
+        match self {
+            Pace::Curve(s, k) => s.due(*k).map_or(u64::MAX, |t| (t * 1e9) as u64),
+            Pace::Live(p, gen) => {
+                if *gen != shard.level_gen.get() {
+                    *gen = shard.level_gen.get();
+                    p.set_rate(shard.level.get() * share, shard.level_at_ns.get(), phase);
+                }
+                p.due()
+            }
+        }
+    }
+
+    /// The due message was sent.
+    fn advance(&mut self) {
+        match self {
+            Pace::Curve(_, k) => *k += 1,
+            Pace::Live(p, _) => p.advance(),
+        }
+    }
 }

@@ -226,6 +226,20 @@ impl StopSignal {
         }
     }
 
+    /// Wakes every registered task without changing any phase (a live level
+    /// changed: paced writers re-time their next send).
+    pub fn wake_all(&self) {
+        let wakers: Vec<Waker> = self
+            .wakers
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        for w in wakers {
+            w.wake();
+        }
+    }
+
     /// Sets the signal and wakes every registered task.
     pub fn trigger(&self) {
         self.advance(STOPPED);
@@ -245,15 +259,7 @@ impl StopSignal {
                 self.cancel_reads(slot);
             }
         }
-        let wakers: Vec<Waker> = self
-            .wakers
-            .borrow_mut()
-            .iter_mut()
-            .filter_map(Option::take)
-            .collect();
-        for w in wakers {
-            w.wake();
-        }
+        self.wake_all();
     }
 
     /// Runs `fut` until it completes (`Some`) or the signal is set (`None`; `fut` is

@@ -1,0 +1,468 @@
+//! The controller of a ceiling search: it sees every second of the run as the
+//! collector finalizes it, and moves the live level from step to step.
+//!
+//! It lives in the collector's thread (a `SecondSink`), so it judges exactly the
+//! seconds every report is made of, and touches the shards only through the live
+//! level they poll. A step is: set the level, let it settle (whole seconds, and
+//! for connections until the new ones are dialed), measure `step_secs` seconds,
+//! judge them alone against the SLO and the level itself (were the connections
+//! held, was the rate answered), then ask the search what comes next. After a
+//! confirmed failure of a paced load, the load pauses until the target has caught
+//! up, so its backlog does not fail the next, lower step.
+
+use super::results::{ClientHealth, Step};
+use super::search::{End, Next, Search};
+use crate::cli::Dimension;
+use crate::collector::{Collected, Second, SecondSink};
+use crate::config::{RunConfig, Target};
+use crate::metrics::Interval;
+use crate::results::SecondStats;
+use crate::shard::Live;
+use crate::thresholds::Threshold;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A shard at or above this share of a core is saturated.
+const SATURATED_CPU: f64 = 0.9;
+/// A paced load must send and be answered at this share of its level.
+const KEPT_PACE: f64 = 0.95;
+/// Open loops: more late sends than this share means the client fell behind.
+const LATE_SHARE: f64 = 0.01;
+
+/// What the controller needs to know about the run, fixed for the search.
+pub struct Plan {
+    pub cfg: RunConfig,
+    pub targets: Vec<Target>,
+    pub dimension: Dimension,
+    pub slo: Vec<Threshold>,
+    pub step_secs: u64,
+    pub settle_secs: u64,
+    pub shards: usize,
+    /// Print a line per step on stderr.
+    pub verbose: bool,
+}
+
+enum State {
+    /// Measuring from second `first` on (seconds before it settle). Measuring
+    /// waits while fewer than `need_open` connections are open, up to `latest`.
+    Measuring {
+        first: u64,
+        need_open: u64,
+        latest: u64,
+        acc: Option<Box<Interval>>,
+        rows: Vec<SecondStats>,
+        open: (u64, u64),
+        cpu: Vec<f64>,
+    },
+    /// A paced load paused after a failure, until the target caught up (or
+    /// `deadline`); then `level` is measured.
+    Recovering {
+        deadline: u64,
+        level: f64,
+    },
+    Done,
+}
+
+/// The controller: a `SecondSink` that runs the search.
+pub struct Controller {
+    plan: Plan,
+    live: Arc<Live>,
+    interrupt: Arc<AtomicBool>,
+    search: Search,
+    state: State,
+    level: f64,
+    confirm: bool,
+    /// Whole-run counters so far, for the backlog after a failed step.
+    sent: u64,
+    answered: u64,
+    /// Connections open at the end of the last second seen, and of the one before.
+    last_open: u64,
+    prev_open: u64,
+    /// Each shard's CPU seconds at the last second seen.
+    cpu_last: Vec<f64>,
+    pub steps: Vec<Step>,
+    pub end: Option<End>,
+    /// Things the search noticed on the way (a target that had not caught up).
+    pub notes: Vec<String>,
+}
+
+impl Controller {
+    pub fn new(plan: Plan, live: Arc<Live>, interrupt: Arc<AtomicBool>, search: Search) -> Self {
+        let level = live.get();
+        let need_open = match plan.dimension {
+            Dimension::Connections => level as u64,
+            Dimension::Rate => plan.cfg.connections,
+            Dimension::Sessions => 0,
+        };
+        let latest = dial_secs(&plan, need_open) + plan.settle_secs;
+        let state = State::Measuring {
+            first: plan.settle_secs,
+            need_open: need_open.saturating_sub(plan.shards as u64),
+            latest,
+            acc: None,
+            rows: Vec::new(),
+            open: (u64::MAX, 0),
+            cpu: Vec::new(),
+        };
+        Controller {
+            plan,
+            live,
+            interrupt,
+            search,
+            state,
+            level,
+            confirm: false,
+            sent: 0,
+            answered: 0,
+            last_open: 0,
+            prev_open: 0,
+            cpu_last: Vec::new(),
+            steps: Vec::new(),
+            end: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Each shard's CPU seconds now.
+    fn cpu_now(&self) -> Vec<f64> {
+        let tids = self.live.tids.lock().map(|t| t.clone()).unwrap_or_default();
+        tids.iter()
+            .map(|&t| crate::sys::thread_cpu_secs(t).unwrap_or(0.0))
+            .collect()
+    }
+
+    /// Starts measuring `level` from second `from` on (after its settle period).
+    fn start(&mut self, level: f64, confirm: bool, from: u64) {
+        let before = self.last_open;
+        self.level = level;
+        self.confirm = confirm;
+        self.live.set(level);
+        let settle = if confirm { 0 } else { self.plan.settle_secs };
+        let need_open = match self.plan.dimension {
+            // A level measured again needs no new connections.
+            _ if confirm => 0,
+            Dimension::Connections => level as u64,
+            Dimension::Rate => self.plan.cfg.connections,
+            Dimension::Sessions => 0,
+        };
+        let first = from + settle;
+        self.state = State::Measuring {
+            first,
+            need_open: need_open.saturating_sub(self.plan.shards as u64),
+            latest: first + dial_secs(&self.plan, need_open.saturating_sub(before)),
+            acc: None,
+            rows: Vec::new(),
+            open: (u64::MAX, 0),
+            cpu: Vec::new(),
+        };
+    }
+
+    fn finish(&mut self, end: End) {
+        self.end = Some(end);
+        self.state = State::Done;
+        // The search is over: end the run (its report accounts for every message).
+        self.interrupt.store(true, Ordering::Relaxed);
+    }
+
+    /// The search says what comes after a step at `level` that passed or failed.
+    fn after(&mut self, passed: bool, next_second: u64) {
+        match self.search.judged(self.level, passed) {
+            Next::Done(end) => self.finish(end),
+            Next::Measure { level, confirm } => {
+                let paced = self.plan.dimension != Dimension::Connections;
+                if !passed && !confirm && paced {
+                    // Let the target work off what the failed step left queued.
+                    self.live.set(0.0);
+                    let wait = 2 * (self.plan.step_secs + self.plan.settle_secs) + 2;
+                    self.state = State::Recovering {
+                        deadline: next_second + wait,
+                        level,
+                    };
+                } else {
+                    self.start(level, confirm, next_second);
+                }
+            }
+        }
+    }
+
+    fn judge(
+        &mut self,
+        start: u64,
+        acc: Interval,
+        rows: Vec<SecondStats>,
+        open: (u64, u64),
+        cpu: Vec<f64>,
+    ) -> Step {
+        judge_step(
+            &self.plan,
+            self.level,
+            self.confirm,
+            start,
+            acc,
+            rows,
+            open,
+            cpu,
+        )
+    }
+}
+
+/// Seconds to dial `n` connections at the connect rate, with the connect timeout.
+fn dial_secs(plan: &Plan, n: u64) -> u64 {
+    let rate = plan.cfg.connect_rate;
+    let dial = if rate > 0.0 { n as f64 / rate } else { 0.0 };
+    (dial + plan.cfg.connect_timeout.as_secs_f64()).ceil() as u64 + 1
+}
+
+impl SecondSink for Controller {
+    fn second(&mut self, start: u64, _warmup: bool, s: &Second) {
+        let Some(interval) = s.interval.as_ref() else {
+            return;
+        };
+        let k = &interval.counters;
+        self.sent += k.sent;
+        self.answered += k.received + k.failed_msgs;
+        let cpu_now = self.cpu_now();
+        let cpu_second: Vec<f64> = cpu_now
+            .iter()
+            .enumerate()
+            .map(|(i, c)| c - self.cpu_last.get(i).copied().unwrap_or(*c))
+            .collect();
+        self.cpu_last = cpu_now;
+        let open_before = std::mem::replace(&mut self.last_open, s.open);
+        let open_earlier = std::mem::replace(&mut self.prev_open, open_before);
+        // Connections are still being dialed while their count grows.
+        let dialing = open_before > open_earlier;
+        let next_second = start + 1;
+        let mut judged = None;
+        match &mut self.state {
+            State::Done => {}
+            State::Recovering { deadline, level } => {
+                let backlog = self.sent.saturating_sub(self.answered);
+                let caught_up = match self.plan.dimension {
+                    Dimension::Sessions => s.open == 0,
+                    _ => backlog == 0,
+                };
+                if caught_up || next_second >= *deadline {
+                    if !caught_up {
+                        self.notes.push(format!(
+                            "after the failed step at {}, the target still owed {backlog} answers when the search went on",
+                            super::fmt_level(self.level)
+                        ));
+                    }
+                    let level = *level;
+                    self.start(level, false, next_second);
+                }
+            }
+            State::Measuring {
+                first,
+                need_open,
+                latest,
+                acc,
+                rows,
+                open,
+                cpu,
+            } => {
+                if start >= *first
+                    && rows.is_empty()
+                    && open_before < *need_open
+                    && (dialing || open_before == 0)
+                    && start < *latest
+                {
+                    // The connections of this level are still being dialed.
+                    *first = start + 1;
+                } else if start >= *first {
+                    match acc {
+                        Some(a) => a.merge(interval),
+                        None => *acc = Some(Box::new(interval.clone())),
+                    }
+                    let mut row = crate::collector::row(start + 1, s);
+                    row.t = start;
+                    rows.push(row);
+                    open.0 = open.0.min(s.open);
+                    open.1 = open.1.max(s.open);
+                    for (i, c) in cpu_second.iter().enumerate() {
+                        if cpu.len() <= i {
+                            cpu.push(0.0);
+                        }
+                        cpu[i] += c;
+                    }
+                    if rows.len() as u64 >= self.plan.step_secs {
+                        judged = Some((
+                            *first,
+                            *acc.take().unwrap_or_default(),
+                            std::mem::take(rows),
+                            *open,
+                            std::mem::take(cpu),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some((first, acc, rows, open, cpu)) = judged {
+            let mut step = self.judge(first, acc, rows, open, cpu);
+            step.index = self.steps.len() + 1;
+            let passed = step.passed;
+            if self.plan.verbose {
+                eprintln!("{}", super::text::step_line(&step, &self.plan.dimension));
+            }
+            self.steps.push(step);
+            self.after(passed, next_second);
+        }
+    }
+}
+
+/// The verdict on one step: the SLO on its own seconds, and whether the level
+/// itself was held.
+#[allow(clippy::too_many_arguments)]
+fn judge_step(
+    plan: &Plan,
+    level: f64,
+    confirm: bool,
+    first: u64,
+    acc: Interval,
+    rows: Vec<SecondStats>,
+    open: (u64, u64),
+    cpu: Vec<f64>,
+) -> Step {
+    let secs = rows.len().max(1) as u64;
+    let late = acc.counters.late;
+    let sent = acc.counters.sent;
+    let connects = acc.counters.established;
+    let failed = acc.counters.failed();
+    let failed_by_cause = acc.counters.failed_by_cause.clone();
+    // The step as a run of its own, so every SLO metric means what it means for
+    // `run --threshold`.
+    let mut cfg = plan.cfg.clone();
+    cfg.duration = std::time::Duration::from_secs(secs);
+    cfg.warmup = std::time::Duration::ZERO;
+    if plan.dimension == Dimension::Connections {
+        cfg.connections = level as u64;
+    }
+    let series = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| SecondStats {
+            t: i as u64,
+            ..r.clone()
+        })
+        .collect();
+    let collected = Collected {
+        total: acc,
+        warmup: Interval::default(),
+        series,
+        peak_open: open.1,
+        drivers: Vec::new(),
+        memory: None,
+    };
+    let r = crate::engine::assemble(&cfg, &plan.targets, collected, secs as f64, 0.0, false, 0);
+    let slo = crate::thresholds::evaluate(&plan.slo, &r);
+    let mut reasons: Vec<String> = slo
+        .iter()
+        .filter(|o| !o.passed)
+        .map(crate::thresholds::describe)
+        .collect();
+    let fmt = super::fmt_level;
+    let received = r.messages.received_per_sec;
+    let sent_rate = r.messages.sent_per_sec;
+    let session_rate = r.sessions.as_ref().map(|s| s.per_sec);
+    match plan.dimension {
+        Dimension::Connections => {
+            let tolerance = plan.shards as f64;
+            if (open.0 as f64) < level - tolerance {
+                let causes: Vec<String> = failed_by_cause
+                    .iter()
+                    .map(|(c, n)| format!("{c} ×{n}"))
+                    .collect();
+                reasons.push(format!(
+                    "held only {} of {} connections{}",
+                    fmt(open.0 as f64),
+                    fmt(level),
+                    if failed > 0 {
+                        format!(" ({failed} connects failed: {})", causes.join(", "))
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+        }
+        Dimension::Rate => {
+            if sent_rate < level * KEPT_PACE {
+                reasons.push(format!(
+                    "sent only {}/s of the {}/s asked",
+                    fmt(sent_rate),
+                    fmt(level)
+                ));
+            } else if received < level * KEPT_PACE {
+                reasons.push(format!(
+                    "answered only {}/s of the {}/s sent",
+                    fmt(received),
+                    fmt(level)
+                ));
+            }
+        }
+        Dimension::Sessions => {
+            let done = session_rate.unwrap_or(0.0);
+            if done < level * KEPT_PACE {
+                reasons.push(format!(
+                    "completed only {} sessions/s of the {}/s asked",
+                    fmt(done),
+                    fmt(level)
+                ));
+            }
+        }
+    }
+    // The client's own health: its shards' CPU, and whether sends kept time.
+    let shard_cpu: Vec<f64> = cpu.iter().map(|c| c / secs as f64).collect();
+    let busiest = shard_cpu.iter().copied().fold(0.0, f64::max);
+    let mut why = Vec::new();
+    if busiest >= SATURATED_CPU {
+        why.push(format!(
+            "a load shard used {:.0}% of its core",
+            busiest * 100.0
+        ));
+    }
+    let open_loop = plan.cfg.workload.open_loop();
+    if open_loop && sent > 0 && late as f64 > sent as f64 * LATE_SHARE && busiest >= 0.5 {
+        why.push(format!(
+            "{late} of {sent} sends ({:.1}%) went out more than 10 ms behind schedule",
+            late as f64 * 100.0 / sent as f64
+        ));
+    }
+    let client = ClientHealth {
+        shard_cpu,
+        send_lag_p99_us: r.latency.send_lag.as_ref().map(|l| l.p99_us),
+        late,
+        saturated: busiest >= SATURATED_CPU,
+        why: (!why.is_empty()).then(|| why.join("; ")),
+    };
+    let rtt = &r.latency.rtt;
+    Step {
+        index: 0,
+        level,
+        confirm,
+        start_secs: first as f64,
+        secs: secs as f64,
+        open_min: if open.0 == u64::MAX { 0 } else { open.0 },
+        open_max: open.1,
+        sent_per_sec: sent_rate,
+        received_per_sec: received,
+        sessions_per_sec: session_rate,
+        rtt_count: rtt.count,
+        rtt_p50_us: rtt.p50_us,
+        rtt_p90_us: rtt.p90_us,
+        rtt_p99_us: rtt.p99_us,
+        rtt_max_us: rtt.max_us,
+        error_ratio: crate::thresholds::measure(
+            &r,
+            &crate::thresholds::parse_metric("errors").expect("a known metric"),
+        )
+        .unwrap_or(0.0),
+        connects,
+        connect_failures: failed,
+        failed_by_cause,
+        passed: reasons.is_empty(),
+        reasons,
+        slo,
+        client,
+    }
+}

@@ -1,0 +1,142 @@
+//! A ceiling search as people read it: one line per step while it runs, then the
+//! table of every step, the finding in one sentence, and the whole run's ledger.
+
+use super::fmt_level;
+use super::results::{CeilingResults, Step};
+use crate::cli::Dimension;
+use crate::report::fmt_us;
+use crate::report::text::group;
+use std::fmt::Write;
+
+/// The live line of a judged step (stderr while the search runs).
+pub fn step_line(s: &Step, d: &Dimension) -> String {
+    let unit = super::unit(*d);
+    format!(
+        "step {:>2}{} {:>10} {unit}: p50 {} p99 {}, errors {:.2}%, {}/s answered{}  {}{}",
+        s.index,
+        if s.confirm { " (again)" } else { "" },
+        fmt_level(s.level),
+        fmt_us(s.rtt_p50_us),
+        fmt_us(s.rtt_p99_us),
+        s.error_ratio * 100.0,
+        fmt_level(s.received_per_sec),
+        if *d == Dimension::Connections {
+            format!(", {} open", group(s.open_min))
+        } else {
+            String::new()
+        },
+        if s.passed { "PASS" } else { "FAIL: " },
+        s.reasons.join("; ")
+    )
+}
+
+/// The client's busiest shard, as a share of a core.
+fn cpu(s: &Step) -> String {
+    let max = s.client.shard_cpu.iter().copied().fold(0.0, f64::max);
+    format!("{:.0}%", max * 100.0)
+}
+
+/// The summary of a search.
+pub fn render(c: &CeilingResults) -> String {
+    let mut o = String::new();
+    let r = &c.run;
+    let target = if r.config.embedded_server {
+        format!("{} (built-in server)", r.config.targets.join(" "))
+    } else {
+        r.config.targets.join(" ")
+    };
+    let _ = writeln!(
+        o,
+        "Ceiling search: {} of {target}, {} workload ({} B {}), SLO {}",
+        c.dimension,
+        r.config.workload,
+        r.config.message_size,
+        r.config.message_kind,
+        c.slo.join(", ")
+    );
+    let _ = writeln!(
+        o,
+        "  from {} to {} {}{}, ×{} per step until one fails, then bisected to {:.1}%; each step {:.0} s after {:.0} s to settle{}",
+        fmt_level(c.start),
+        fmt_level(c.max),
+        c.unit,
+        c.max_reason
+            .as_ref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default(),
+        c.growth,
+        c.precision * 100.0,
+        c.step_secs,
+        c.settle_secs,
+        if c.dimension == "connections" {
+            String::new()
+        } else {
+            format!(", over {} connections", group(r.config.connections))
+        }
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "  {:>4}  {:>12}  {:>9}  {:>9}  {:>9}  {:>7}  {:>10}  {:>10}  {:>15}  {:>6}  result",
+        "step", c.unit, "p50", "p99", "max", "errors", "sent/s", "answered/s", "open", "client"
+    );
+    for s in &c.steps {
+        let _ = writeln!(
+            o,
+            "  {:>3}{}  {:>12}  {:>9}  {:>9}  {:>9}  {:>6.2}%  {:>10}  {:>10}  {:>15}  {:>6}  {}",
+            s.index,
+            if s.confirm { "c" } else { " " },
+            fmt_level(s.level),
+            fmt_us(s.rtt_p50_us),
+            fmt_us(s.rtt_p99_us),
+            fmt_us(s.rtt_max_us),
+            s.error_ratio * 100.0,
+            fmt_level(s.sent_per_sec),
+            fmt_level(s.received_per_sec),
+            format!("{}-{}", group(s.open_min), group(s.open_max)),
+            cpu(s),
+            if s.passed {
+                "PASS".to_string()
+            } else {
+                format!("FAIL  {}", s.reasons.join("; "))
+            }
+        );
+    }
+    if c.steps.is_empty() {
+        let _ = writeln!(o, "  (no step was measured)");
+    }
+    if c.steps.iter().any(|s| s.confirm) {
+        let _ = writeln!(
+            o,
+            "  c: the level failed once and was measured again before the failure counted"
+        );
+    }
+    let _ = writeln!(
+        o,
+        "  client: CPU of the busiest load shard (100% = a full core)"
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(o, "{}", c.verdict);
+    let m = &r.messages;
+    let k = &r.connections;
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "The whole run ({:.0} s): connections {} attempted, {} established, {} failed; \
+         messages sent {} = received {} + failed {} + in flight at stop {} {}",
+        r.elapsed_secs,
+        group(k.attempted),
+        group(k.established),
+        group(k.failed),
+        group(m.sent),
+        group(m.received),
+        group(m.failed),
+        group(m.in_flight_at_stop),
+        if m.ledger_balances() {
+            "(balanced)"
+        } else {
+            "(DOES NOT BALANCE)"
+        }
+    );
+    o
+}
