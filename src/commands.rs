@@ -28,9 +28,7 @@ pub fn main() -> ExitCode {
                     }
                 }
                 _ => {
-                    let msg = e.to_string();
-                    let first = msg.lines().next().unwrap_or("invalid arguments");
-                    eprintln!("{first} (see wsherd --help)");
+                    eprintln!("{} (see wsherd --help)", clap_error_line(&e));
                     ExitCode::from(EXIT_USAGE)
                 }
             };
@@ -42,6 +40,22 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// A clap error in one line: its first paragraph (the missing arguments of
+/// "required arguments were not provided" are on the lines after the first).
+pub fn clap_error_line(e: &clap::Error) -> String {
+    let msg = e.to_string();
+    let para: Vec<&str> = msg
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    if para.is_empty() {
+        "invalid arguments".to_string()
+    } else {
+        para.join(" ")
     }
 }
 

@@ -166,23 +166,26 @@ impl Profile {
 }
 
 /// The open-loop send schedule of one connection: message k is due when the
-/// connection's share of the rate profile has accumulated k messages since it
-/// started (its first message goes out at once).
+/// connection's share of the rate profile has accumulated k + phase messages since
+/// it started. The phase (0..1) spreads the connections over one interval:
+/// connections dialed in a burst would otherwise send in a burst every interval,
+/// and the target would see the whole rate arrive in a sliver of each period.
 #[derive(Debug, Clone)]
 pub struct Schedule<'a> {
     /// The run's rate profile, messages/s for the whole run.
     profile: &'a Profile,
     /// This connection's share of the run's rate.
     share: f64,
-    /// Messages the profile had accumulated (for this share) when it started.
+    /// Messages the profile had accumulated (for this share) when it started, plus
+    /// the phase.
     offset: f64,
     /// When it started, seconds into the run.
     start: f64,
 }
 
 impl<'a> Schedule<'a> {
-    pub fn new(profile: &'a Profile, share: f64, start: f64) -> Schedule<'a> {
-        let offset = profile.integral(start) * share;
+    pub fn new(profile: &'a Profile, share: f64, start: f64, phase: f64) -> Schedule<'a> {
+        let offset = profile.integral(start) * share + phase.clamp(0.0, 1.0);
         Schedule {
             profile,
             share,
@@ -193,14 +196,17 @@ impl<'a> Schedule<'a> {
 
     /// When message `k` is due, in seconds into the run; None after the profile ends.
     pub fn due(&self, k: u64) -> Option<f64> {
-        if k == 0 {
-            return Some(self.start);
-        }
         let t = self
             .profile
             .time_for((self.offset + k as f64) / self.share)?;
         Some(t.max(self.start))
     }
+}
+
+/// Where connection `id` sends within its interval (0..1): the golden-ratio
+/// sequence, evenly spread for any number of connections.
+pub fn phase_of(id: u64) -> f64 {
+    (id as f64 * 0.618_033_988_749_895).fract()
 }
 
 /// A pace whose rate changes while it runs (a ceiling search raising the rate in
@@ -314,18 +320,32 @@ mod tests {
     fn a_connection_schedule_follows_its_share() {
         // 1000 msg/s across 100 connections: 10/s each, 100 ms apart.
         let p = Profile::constant(1000.0, Duration::from_secs(10));
-        let sch = Schedule::new(&p, 1.0 / 100.0, 2.0);
+        let sch = Schedule::new(&p, 1.0 / 100.0, 2.0, 0.0);
         assert_eq!(sch.due(0), Some(2.0));
         assert!((sch.due(1).unwrap() - 2.1).abs() < 1e-9);
         assert!((sch.due(10).unwrap() - 3.0).abs() < 1e-9);
         assert_eq!(sch.due(1000), None);
+        // A phase of 0.25 moves every send a quarter of the interval later.
+        let late = Schedule::new(&p, 1.0 / 100.0, 2.0, 0.25);
+        assert!((late.due(0).unwrap() - 2.025).abs() < 1e-9);
+        assert!((late.due(10).unwrap() - 3.025).abs() < 1e-9);
         // A ramp from 0: sends start slow and speed up.
         let ramp = Profile::new(0.0, &[s(10, 1000.0)]);
-        let sch = Schedule::new(&ramp, 1.0 / 100.0, 0.0);
+        let sch = Schedule::new(&ramp, 1.0 / 100.0, 0.0, 0.0);
         let gaps: Vec<f64> = (1..5)
             .map(|k| sch.due(k + 1).unwrap() - sch.due(k).unwrap())
             .collect();
         assert!(gaps.windows(2).all(|w| w[1] < w[0]), "{gaps:?}");
+    }
+
+    #[test]
+    fn phases_spread_evenly() {
+        // 50 connections: every tenth of the interval holds about 5 of them.
+        let mut bins = [0; 10];
+        for id in 0..50 {
+            bins[(phase_of(id) * 10.0) as usize] += 1;
+        }
+        assert!(bins.iter().all(|&b| (4..=6).contains(&b)), "{bins:?}");
     }
 
     #[test]

@@ -218,6 +218,13 @@ impl SecondSink for Controller {
         let Some(interval) = s.interval.as_ref() else {
             return;
         };
+        // Once the run stops (Ctrl-C, --max-time), seconds are partial or the
+        // drain's: no step is judged on them.
+        let stopped =
+            self.interrupt.load(Ordering::Relaxed) || start + 1 > self.plan.cfg.duration.as_secs();
+        if stopped && !matches!(self.state, State::Done) {
+            self.state = State::Done;
+        }
         let k = &interval.counters;
         self.sent += k.sent;
         self.answered += k.received + k.failed_msgs;
@@ -464,5 +471,122 @@ fn judge_step(
         reasons,
         slo,
         client,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(dimension: Dimension, args: &[&str]) -> Plan {
+        let mut all = vec!["ws://127.0.0.1:9/", "--shards", "1"];
+        all.extend_from_slice(args);
+        let cfg = RunConfig::from_args(all).unwrap();
+        Plan {
+            targets: cfg.targets.clone(),
+            cfg,
+            dimension,
+            slo: vec![crate::thresholds::parse("rtt.p99<50ms").unwrap()],
+            step_secs: 2,
+            settle_secs: 1,
+            shards: 1,
+            verbose: false,
+        }
+    }
+
+    /// Two seconds with `per_sec` round trips of `rtt_ms` each second.
+    fn seconds(per_sec: u64, rtt_ms: u64) -> (Interval, Vec<SecondStats>) {
+        let mut acc = Interval::default();
+        let mut rows = Vec::new();
+        for t in 0..2 {
+            acc.counters.sent += per_sec;
+            acc.counters.received += per_sec;
+            for _ in 0..per_sec {
+                acc.rtt.saturating_record(rtt_ms * 1_000_000);
+            }
+            rows.push(SecondStats {
+                t,
+                open: 50,
+                connects: 0,
+                connect_failures: 0,
+                sent: per_sec,
+                received: per_sec,
+                errors: 0,
+                rtt_p50_us: 0.0,
+                rtt_p90_us: 0.0,
+                rtt_p99_us: 0.0,
+                rtt_max_us: 0.0,
+            });
+        }
+        (acc, rows)
+    }
+
+    #[test]
+    fn a_step_within_the_slo_passes() {
+        let p = plan(Dimension::Rate, &["-c", "50", "--rate", "1000"]);
+        let (acc, rows) = seconds(1000, 2);
+        let s = judge_step(&p, 1000.0, false, 5, acc, rows, (50, 50), vec![0.2]);
+        assert!(s.passed, "{:?}", s.reasons);
+        assert_eq!(s.sent_per_sec, 1000.0);
+        assert!((s.rtt_p99_us - 2000.0).abs() < 20.0, "{}", s.rtt_p99_us);
+        assert!(!s.client.saturated);
+        assert_eq!(s.client.shard_cpu, vec![0.1]);
+        assert_eq!(s.slo.len(), 1);
+        assert!(s.slo[0].passed);
+    }
+
+    #[test]
+    fn a_rate_not_answered_fails_with_its_reasons() {
+        let p = plan(Dimension::Rate, &["-c", "50", "--rate", "1000"]);
+        // 2000/s asked and sent, 1000/s answered, 300 ms round trips.
+        let (mut acc, mut rows) = seconds(1000, 300);
+        acc.counters.sent *= 2;
+        for r in &mut rows {
+            r.sent *= 2;
+        }
+        let s = judge_step(&p, 2000.0, true, 5, acc, rows, (50, 50), vec![0.3]);
+        assert!(!s.passed);
+        assert!(s.confirm);
+        assert!(
+            s.reasons[0].starts_with("rtt.p99 ") && s.reasons[0].ends_with("(SLO rtt.p99<50ms)"),
+            "{:?}",
+            s.reasons
+        );
+        assert_eq!(s.reasons[1], "answered only 1,000/s of the 2,000/s sent");
+    }
+
+    #[test]
+    fn connections_not_held_fail_with_the_refusals() {
+        let p = plan(
+            Dimension::Connections,
+            &["-c", "4000", "--rate-per-conn", "1"],
+        );
+        let (mut acc, rows) = seconds(3000, 2);
+        acc.counters.attempted = 125;
+        acc.counters.failed_by_cause.insert("http_503".into(), 125);
+        let s = judge_step(&p, 3125.0, false, 5, acc, rows, (3000, 3000), vec![0.1]);
+        assert!(!s.passed);
+        assert_eq!(
+            s.reasons,
+            ["held only 3,000 of 3,125 connections (125 connects failed: http_503 ×125)"]
+        );
+        assert_eq!(s.connect_failures, 125);
+        // One connection short is within the rounding of the shards' shares.
+        let (acc, rows) = seconds(3000, 2);
+        let s = judge_step(&p, 3001.0, false, 5, acc, rows, (3000, 3000), vec![0.1]);
+        assert!(s.passed, "{:?}", s.reasons);
+    }
+
+    #[test]
+    fn a_busy_shard_marks_the_client_saturated() {
+        let p = plan(Dimension::Rate, &["-c", "50", "--rate", "1000"]);
+        let (mut acc, rows) = seconds(1000, 2);
+        acc.counters.late = 100;
+        // 1.9 CPU seconds over the 2-second step: 95% of a core.
+        let s = judge_step(&p, 1000.0, false, 5, acc, rows, (50, 50), vec![1.9]);
+        assert!(s.client.saturated);
+        let why = s.client.why.unwrap();
+        assert!(why.contains("95% of its core"), "{why}");
+        assert!(why.contains("100 of 2000 sends (5.0%)"), "{why}");
     }
 }

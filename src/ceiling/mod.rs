@@ -79,15 +79,8 @@ impl Setup {
         }
         let argv = std::iter::once(std::ffi::OsString::from("wsherd-ceiling"))
             .chain(args.into_iter().map(Into::into));
-        let p = P::try_parse_from(argv).map_err(|e| {
-            let msg = e.to_string();
-            Error::usage(
-                msg.lines()
-                    .next()
-                    .unwrap_or("invalid arguments")
-                    .to_string(),
-            )
-        })?;
+        let p = P::try_parse_from(argv)
+            .map_err(|e| Error::usage(crate::commands::clap_error_line(&e)))?;
         Setup::from_cli(p.a)
     }
 

@@ -85,6 +85,9 @@ pub(super) async fn active_open(
         .broadcast
         .map_or(shard.run.connections, |b| b.publishers);
     let share = 1.0 / senders.max(1) as f64;
+    // Where in each interval this connection sends (connections dialed in a burst
+    // would otherwise send in a burst every interval).
+    let phase = crate::pacer::phase_of(u64::from(conn.borrow().id));
     let live_rate = shard
         .run
         .live
@@ -92,17 +95,14 @@ pub(super) async fn active_open(
         .is_some_and(|l| l.dimension == crate::cli::Dimension::Rate);
     let mut pace = if live_rate {
         let mut p = crate::pacer::LivePace::default();
-        p.set_rate(shard.level.get() * share, shard.now_ns(), 0.0);
+        p.set_rate(shard.level.get() * share, shard.now_ns(), phase);
         Pace::Live(p, shard.level_gen.get())
     } else {
         Pace::Curve(
-            crate::pacer::Schedule::new(profile, share, shard.now_ns() as f64 / 1e9),
+            crate::pacer::Schedule::new(profile, share, shard.now_ns() as f64 / 1e9, phase),
             0,
         )
     };
-    // A paused connection that resumes starts at its own place in the interval.
-    let phase = (conn.borrow().id as f64 * 0.618_033_988_75).fract();
-
     let end = {
         let reader = async {
             // Bytes that arrived right behind the 101 response.
