@@ -404,12 +404,14 @@ pub struct CeilingArgs {
     #[arg(long)]
     pub text: bool,
 
-    /// Connections dimension, closed loop: messages each connection keeps in flight.
+    /// Connections dimension: a closed loop instead, with this many messages in
+    /// flight per connection (its latency then grows with every connection added,
+    /// as they share one throughput).
     #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub inflight: Option<u64>,
 
-    /// Connections dimension: each connection sends this many messages per second
-    /// (open loop) instead of a closed loop.
+    /// Connections dimension: messages per second each connection sends (open
+    /// loop; default 1 with echo and ping).
     #[arg(long = "rate-per-conn", value_parser = parse_rate, allow_hyphen_values = true)]
     pub rate_per_conn: Option<f64>,
 
@@ -461,6 +463,11 @@ pub struct CeilingArgs {
     /// No step lines on stderr while the search runs.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics while the search runs
+    /// (as `run --metrics-addr`).
+    #[arg(long = "metrics-addr", value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
 }
 
 /// What the built-in server does with a message.

@@ -75,6 +75,9 @@ pub struct Controller {
     /// Whole-run counters so far, for the backlog after a failed step.
     sent: u64,
     answered: u64,
+    /// Connections established and attempted so far in the run.
+    established: u64,
+    attempted: u64,
     /// Connections open at the end of the last second seen, and of the one before.
     last_open: u64,
     prev_open: u64,
@@ -114,6 +117,8 @@ impl Controller {
             confirm: false,
             sent: 0,
             answered: 0,
+            established: 0,
+            attempted: 0,
             last_open: 0,
             prev_open: 0,
             cpu_last: Vec::new(),
@@ -227,6 +232,8 @@ impl SecondSink for Controller {
         }
         let k = &interval.counters;
         self.sent += k.sent;
+        self.established += k.established;
+        self.attempted += k.attempted;
         self.answered += k.received + k.failed_msgs;
         let cpu_now = self.cpu_now();
         let cpu_second: Vec<f64> = cpu_now
@@ -313,9 +320,32 @@ impl SecondSink for Controller {
                 eprintln!("{}", super::text::step_line(&step, &self.plan.dimension));
             }
             self.steps.push(step);
-            self.after(passed, next_second);
+            if self.established == 0 && self.attempted > 0 {
+                // Nothing ever connected: lower levels will not either.
+                self.notes
+                    .push("no connection could be established at all".to_string());
+                let level = self.level;
+                self.finish(End::BelowLowest { lowest: level });
+            } else {
+                self.after(passed, next_second);
+            }
         }
     }
+}
+
+/// Connections a level may be short of: the shards' shares are rounded apart.
+fn tolerance_of(plan: &Plan) -> f64 {
+    plan.shards as f64
+}
+
+/// ` (125 connects failed: http_503 ×125)`, or nothing when none did.
+fn causes_of(map: &std::collections::BTreeMap<String, u64>, what: &str) -> String {
+    let n: u64 = map.values().sum();
+    if n == 0 {
+        return String::new();
+    }
+    let causes: Vec<String> = map.iter().map(|(c, n)| format!("{c} ×{n}")).collect();
+    format!(" ({n} {what}: {})", causes.join(", "))
 }
 
 /// The verdict on one step: the SLO on its own seconds, and whether the level
@@ -337,6 +367,7 @@ fn judge_step(
     let connects = acc.counters.established;
     let failed = acc.counters.failed();
     let failed_by_cause = acc.counters.failed_by_cause.clone();
+    let lost_by_cause = acc.counters.lost_by_cause.clone();
     // The step as a run of its own, so every SLO metric means what it means for
     // `run --threshold`.
     let mut cfg = plan.cfg.clone();
@@ -374,25 +405,26 @@ fn judge_step(
     let session_rate = r.sessions.as_ref().map(|s| s.per_sec);
     match plan.dimension {
         Dimension::Connections => {
-            let tolerance = plan.shards as f64;
-            if (open.0 as f64) < level - tolerance {
-                let causes: Vec<String> = failed_by_cause
-                    .iter()
-                    .map(|(c, n)| format!("{c} ×{n}"))
-                    .collect();
+            if (open.0 as f64) < level - tolerance_of(plan) {
                 reasons.push(format!(
-                    "held only {} of {} connections{}",
+                    "held only {} of {} connections{}{}",
                     fmt(open.0 as f64),
                     fmt(level),
-                    if failed > 0 {
-                        format!(" ({failed} connects failed: {})", causes.join(", "))
-                    } else {
-                        String::new()
-                    }
+                    causes_of(&failed_by_cause, "connects failed"),
+                    causes_of(&lost_by_cause, "lost")
                 ));
             }
         }
         Dimension::Rate => {
+            let want = plan.cfg.connections as f64 - tolerance_of(plan);
+            if (open.0 as f64) < want {
+                reasons.push(format!(
+                    "only {} of {} connections open{}",
+                    fmt(open.0 as f64),
+                    fmt(plan.cfg.connections as f64),
+                    causes_of(&lost_by_cause, "lost")
+                ));
+            }
             if sent_rate < level * KEPT_PACE {
                 reasons.push(format!(
                     "sent only {}/s of the {}/s asked",
@@ -421,6 +453,14 @@ fn judge_step(
     // The client's own health: its shards' CPU, and whether sends kept time.
     let shard_cpu: Vec<f64> = cpu.iter().map(|c| c / secs as f64).collect();
     let busiest = shard_cpu.iter().copied().fold(0.0, f64::max);
+    let open_loop = plan.cfg.workload.open_loop();
+    let late_share = if sent > 0 {
+        late as f64 / sent as f64
+    } else {
+        0.0
+    };
+    let short = plan.dimension == Dimension::Rate && sent_rate < level * KEPT_PACE;
+    let behind = open_loop && (late_share > LATE_SHARE || short);
     let mut why = Vec::new();
     if busiest >= SATURATED_CPU {
         why.push(format!(
@@ -428,18 +468,22 @@ fn judge_step(
             busiest * 100.0
         ));
     }
-    let open_loop = plan.cfg.workload.open_loop();
-    if open_loop && sent > 0 && late as f64 > sent as f64 * LATE_SHARE && busiest >= 0.5 {
-        why.push(format!(
-            "{late} of {sent} sends ({:.1}%) went out more than 10 ms behind schedule",
-            late as f64 * 100.0 / sent as f64
-        ));
+    if behind {
+        why.push(if late_share > LATE_SHARE {
+            format!(
+                "{late} of {sent} sends ({:.1}%) went out more than 10 ms behind schedule",
+                late_share * 100.0
+            )
+        } else {
+            format!("it sent {}/s of the {}/s asked", fmt(sent_rate), fmt(level))
+        });
     }
     let client = ClientHealth {
         shard_cpu,
         send_lag_p99_us: r.latency.send_lag.as_ref().map(|l| l.p99_us),
         late,
         saturated: busiest >= SATURATED_CPU,
+        behind,
         why: (!why.is_empty()).then(|| why.join("; ")),
     };
     let rtt = &r.latency.rtt;
@@ -584,9 +628,17 @@ mod tests {
         acc.counters.late = 100;
         // 1.9 CPU seconds over the 2-second step: 95% of a core.
         let s = judge_step(&p, 1000.0, false, 5, acc, rows, (50, 50), vec![1.9]);
-        assert!(s.client.saturated);
+        assert!(s.client.saturated && s.client.behind);
         let why = s.client.why.unwrap();
         assert!(why.contains("95% of its core"), "{why}");
         assert!(why.contains("100 of 2000 sends (5.0%)"), "{why}");
+        // Busy but on schedule: near saturation, not behind.
+        let (acc, rows) = seconds(1000, 2);
+        let s = judge_step(&p, 1000.0, false, 5, acc, rows, (50, 50), vec![1.9]);
+        assert!(s.client.saturated && !s.client.behind);
+        assert_eq!(
+            s.client.why.as_deref(),
+            Some("a load shard used 95% of its core")
+        );
     }
 }

@@ -132,6 +132,16 @@ impl Setup {
         args.text = a.text;
         args.inflight = a.inflight;
         args.rate_per_conn = a.rate_per_conn;
+        // Connections each send a message a second unless told otherwise: a
+        // closed loop's latency grows with every connection added (they share
+        // the same throughput), which is a different ceiling.
+        if a.dimension == Dimension::Connections
+            && a.inflight.is_none()
+            && a.rate_per_conn.is_none()
+            && matches!(workload, WorkloadKind::Echo | WorkloadKind::Ping)
+        {
+            args.rate_per_conn = Some(1.0);
+        }
         args.messages = a.messages;
         args.think = a.think;
         args.heartbeat = a.heartbeat;
@@ -142,6 +152,7 @@ impl Setup {
         args.io_driver = a.io_driver;
         args.source_ip = a.source_ip.clone();
         args.duration = Some(a.max_time);
+        args.metrics_addr = a.metrics_addr.clone();
         args.quiet = true;
         let (max, max_reason) = match a.dimension {
             Dimension::Connections => {
@@ -481,7 +492,12 @@ fn assemble(
     };
     let limit_step = first_failing.and_then(failing_step);
     let limited_by = limit_step.map(|s| s.reasons.join("; "));
-    let client_limited = limit_step.is_some_and(|s| s.client.saturated);
+    let open_loop = setup.run.workload.open_loop();
+    // The client was the limit: near a full core, and (with a schedule to keep)
+    // behind it.
+    let limited = |s: &results::Step| s.client.saturated && (s.client.behind || !open_loop);
+    let client_limited = limit_step.is_some_and(limited);
+    let client_busy = limit_step.is_some_and(|s| s.client.saturated) && !client_limited;
     let mut verdict = match outcome {
         outcome::CEILING => format!(
             "Ceiling: {} (the SLO held there; at {} {})",
@@ -518,19 +534,29 @@ fn assemble(
             first_failing.map_or(String::new(), |f| format!(", {} failed", lvl(f)))
         ),
     };
+    let why = limit_step
+        .and_then(|s| s.client.why.clone())
+        .unwrap_or_default();
     if client_limited {
-        let why = limit_step
-            .and_then(|s| s.client.why.clone())
-            .unwrap_or_default();
         verdict.push_str(&format!(
-            ". But the load generator itself was saturated there ({why}): this ceiling is the client's, not the target's; add shards, agents (--agent) or hosts"
+            ". But the load generator itself could not keep up there ({why}): this ceiling is the client's, not the target's; add shards, agents (--agent) or hosts"
+        ));
+    } else if client_busy {
+        verdict.push_str(&format!(
+            ". The load generator was near saturation there ({why}) though it kept its schedule: part of the latency may be its own; confirm with more shards or agents"
         ));
     }
     if outcome == outcome::CEILING || outcome == outcome::NO_CEILING {
-        // A saturated client below the ceiling weakens it too.
-        if let Some(s) = steps.iter().find(|s| s.client.saturated && s.passed) {
+        // A client at its limit below the ceiling weakens the finding too.
+        if let Some(s) = steps.iter().find(|s| s.passed && limited(s)) {
             notes.push(format!(
-                "the load generator was saturated already at {} ({})",
+                "the load generator could not keep up already at {} ({})",
+                lvl(s.level),
+                s.client.why.clone().unwrap_or_default()
+            ));
+        } else if let Some(s) = steps.iter().find(|s| s.passed && s.client.saturated) {
+            notes.push(format!(
+                "the load generator was near saturation from {} on ({})",
                 lvl(s.level),
                 s.client.why.clone().unwrap_or_default()
             ));

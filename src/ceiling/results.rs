@@ -53,9 +53,9 @@ pub struct CeilingResults {
     pub first_failing: Option<f64>,
     /// What failed at `first_failing`, in words (`rtt.p99 = 312 ms, over 50 ms`).
     pub limited_by: Option<String>,
-    /// True when the load generator itself was saturated at `first_failing` (its
-    /// shards near a full core, or sends behind schedule): then the ceiling found
-    /// is the client's, not the server's.
+    /// True when the load generator itself was the limit at `first_failing`: a
+    /// shard near a full core and its sends behind schedule (or, in a closed loop,
+    /// a shard near a full core). Then the ceiling found is the client's.
     pub client_limited: bool,
     /// The finding in one sentence, as the summary prints it.
     pub verdict: String,
@@ -111,8 +111,14 @@ pub struct ClientHealth {
     pub send_lag_p99_us: Option<f64>,
     /// Open loops: sends more than 10 ms behind schedule.
     pub late: u64,
-    /// True when the client, not the target, was the limit in this step.
+    /// True when a load shard used 90% of its core or more: its own delays are
+    /// then part of the latency measured.
     pub saturated: bool,
+    /// True when sends fell behind their schedule (more than 1% late, or less
+    /// than 95% of the asked rate sent): with `saturated`, the client, not the
+    /// target, was the limit.
+    #[serde(default)]
+    pub behind: bool,
     /// Why it counts as saturated.
     pub why: Option<String>,
 }

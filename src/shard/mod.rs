@@ -268,6 +268,9 @@ async fn connection_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize) {
 
 /// How often a staged dialer compares open connections with the target.
 const STAGE_TICK: Duration = Duration::from_millis(10);
+/// How long a staged dialer waits before it dials again for a connection that
+/// failed or was lost.
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// A connection of a staged dialer.
 struct Staged {
@@ -297,26 +300,39 @@ async fn staged_dialer(
         .collect();
     let mut live: Vec<Staged> = Vec::new();
     let mut retiring: Vec<Staged> = Vec::new();
+    // Ids of connections that failed or were lost, free again from the given time
+    // (in order: every pause is the same).
+    let mut cooling: std::collections::VecDeque<(Instant, u64)> = Default::default();
     let mut credit = 0.0f64;
     let origin = shard.run.origin;
     loop {
         if !sleep_until(shard, slot, Instant::now() + STAGE_TICK).await {
             break;
         }
-        // Connections that ended (lost, or retired and closed) give their id back.
-        for list in [&mut live, &mut retiring] {
-            list.retain(|c| {
-                if c.ended.get() {
-                    shard.stop.release(c.slot);
-                    free.push(c.id);
-                    false
-                } else {
-                    true
-                }
-            });
+        // Connections that ended give their id back: a retired one at once, one
+        // that failed or was lost after a pause (a refused upgrade dialed again
+        // every tick would only burn the client's CPU on refusals).
+        let now = Instant::now();
+        live.retain(|c| {
+            if c.ended.get() {
+                shard.stop.release(c.slot);
+                cooling.push_back((now + RECONNECT_AFTER, c.id));
+            }
+            !c.ended.get()
+        });
+        retiring.retain(|c| {
+            if c.ended.get() {
+                shard.stop.release(c.slot);
+                free.push(c.id);
+            }
+            !c.ended.get()
+        });
+        while cooling.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, id)) = cooling.pop_front() {
+                free.push(id);
+            }
         }
         // Retired connections drain and close on their own clock.
-        let now = Instant::now();
         for c in &retiring {
             if let Some(at) = c.retired_at {
                 advance_end(
@@ -331,7 +347,9 @@ async fn staged_dialer(
         }
         let t = origin.elapsed().as_secs_f64();
         let want = ((target(t) * share).round() as u64).min(plan.count);
-        let have = live.len() as u64;
+        // Connections waiting to be dialed again count as wanted ones: a failing
+        // connection must not be replaced by a fresh id at once.
+        let have = live.len() as u64 + cooling.len() as u64;
         if want > have {
             // Paced like the initial connects: the connect rate's share per tick.
             credit += if plan.connect_rate > 0.0 {
@@ -361,7 +379,16 @@ async fn staged_dialer(
             }
         } else {
             credit = 0.0;
-            for _ in want..have {
+            let mut excess = have - want;
+            // Fewer wanted: first forget the ones waiting to be dialed again.
+            while excess > 0 {
+                let Some((_, id)) = cooling.pop_back() else {
+                    break;
+                };
+                free.push(id);
+                excess -= 1;
+            }
+            for _ in 0..excess {
                 if let Some(mut entry) = live.pop() {
                     shard.stop.retire(entry.slot);
                     entry.retired_at = Some(now);
