@@ -130,6 +130,7 @@ fn step(index: usize, level: f64, confirm: bool, passed: bool, p99_ms: f64) -> S
             send_lag_p99_us: Some(150.0),
             late: 0,
             saturated: false,
+            behind: false,
             why: None,
         },
     }
