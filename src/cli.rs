@@ -183,15 +183,6 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
     pub heartbeat: Option<Duration>,
 
-    /// New connections per second across the run, so a connect storm is never
-    /// counted as latency (0: as fast as possible).
-    #[arg(long = "connect-rate", default_value = "2000", value_parser = parse_rate, allow_hyphen_values = true)]
-    pub connect_rate: f64,
-
-    /// Give up on a TCP connect or WebSocket upgrade after this long.
-    #[arg(long = "connect-timeout", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
-    pub connect_timeout: Duration,
-
     /// At the end, how long to wait for echoes still in flight before closing.
     #[arg(long = "drain", default_value = "1s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub drain: Duration,
@@ -203,18 +194,8 @@ pub struct RunArgs {
     #[arg(long = "close-timeout", value_parser = parse_duration, allow_hyphen_values = true)]
     pub close_timeout: Option<Duration>,
 
-    /// Number of load shards (one pinned thread per core; default: every core, or
-    /// the cores left over by the embedded server).
-    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
-    pub shards: Option<u64>,
-
-    /// Shards of the embedded server (only when no URL is given).
-    #[arg(long = "server-shards", value_parser = parse_count, allow_hyphen_values = true)]
-    pub server_shards: Option<u64>,
-
-    /// monoio driver: io_uring with epoll fallback (auto), or force one.
-    #[arg(long = "io-driver", value_enum, default_value_t = IoDriver::Auto)]
-    pub io_driver: IoDriver,
+    #[command(flatten)]
+    pub conn: ConnectArgs,
 
     /// Run the scenarios of a TOML file (one after another or side by side), each
     /// reported on its own and in total; only -q and --json go with it.
@@ -226,13 +207,6 @@ pub struct RunArgs {
     /// --json results with `wsherd merge`.
     #[arg(long, value_name = "I/N")]
     pub agent: Option<String>,
-
-    /// Source addresses to connect from, spread round robin (127.0.0.1-127.0.0.16,
-    /// 10.0.0.5,fd00::1-fd00::4): each (source, target) pair has its own ephemeral
-    /// port range, so N sources hold N times the connections. With --agent, each
-    /// agent takes its own slice.
-    #[arg(long = "source-ip", value_name = "ADDRS")]
-    pub source_ip: Option<String>,
 
     /// Start at this Unix time (seconds), so agents begin together.
     #[arg(long = "start-at", value_name = "UNIX_TIME")]
@@ -260,6 +234,39 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub judge: JudgeArgs,
+}
+
+/// How connections are made and which cores carry them (`run` and `ceiling`).
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// New connections per second across the run, so a connect storm is never
+    /// counted as latency (0: as fast as possible).
+    #[arg(long = "connect-rate", default_value = "2000", value_parser = parse_rate, allow_hyphen_values = true)]
+    pub connect_rate: f64,
+
+    /// Give up on a TCP connect or WebSocket upgrade after this long.
+    #[arg(long = "connect-timeout", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub connect_timeout: Duration,
+
+    /// Number of load shards (one pinned thread per core; default: every core, or
+    /// the cores left over by the embedded server).
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    pub shards: Option<u64>,
+
+    /// Shards of the embedded server (only when no URL is given).
+    #[arg(long = "server-shards", value_parser = parse_count, allow_hyphen_values = true)]
+    pub server_shards: Option<u64>,
+
+    /// monoio driver: io_uring with epoll fallback (auto), or force one.
+    #[arg(long = "io-driver", value_enum, default_value_t = IoDriver::Auto)]
+    pub io_driver: IoDriver,
+
+    /// Source addresses to connect from, spread round robin (127.0.0.1-127.0.0.16,
+    /// 10.0.0.5,fd00::1-fd00::4): each (source, target) pair has its own ephemeral
+    /// port range, so N sources hold N times the connections. With --agent, each
+    /// agent takes its own slice.
+    #[arg(long = "source-ip", value_name = "ADDRS")]
+    pub source_ip: Option<String>,
 }
 
 /// Pass/fail thresholds and assessment bands (`run` and `report`).
@@ -427,30 +434,8 @@ pub struct CeilingArgs {
     #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
     pub heartbeat: Option<Duration>,
 
-    /// New connections per second (0: as fast as possible).
-    #[arg(long = "connect-rate", default_value = "2000", value_parser = parse_rate, allow_hyphen_values = true)]
-    pub connect_rate: f64,
-
-    /// Give up on a TCP connect or WebSocket upgrade after this long.
-    #[arg(long = "connect-timeout", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
-    pub connect_timeout: Duration,
-
-    /// Number of load shards (default: every core, or those the embedded server
-    /// leaves).
-    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
-    pub shards: Option<u64>,
-
-    /// Shards of the embedded server (only when no URL is given).
-    #[arg(long = "server-shards", value_parser = parse_count, allow_hyphen_values = true)]
-    pub server_shards: Option<u64>,
-
-    /// monoio driver: io_uring with epoll fallback (auto), or force one.
-    #[arg(long = "io-driver", value_enum, default_value_t = IoDriver::Auto)]
-    pub io_driver: IoDriver,
-
-    /// Source addresses to connect from (as `run --source-ip`).
-    #[arg(long = "source-ip", value_name = "ADDRS")]
-    pub source_ip: Option<String>,
+    #[command(flatten)]
+    pub conn: ConnectArgs,
 
     /// Write the search (every step, the ceiling, the whole run's results) as JSON.
     #[arg(long, value_name = "FILE")]

@@ -273,6 +273,24 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Report(args) if crate::ceiling::is_ceiling_file(&args.file) => {
+            // A ceiling search: its table and verdict again, its knee page with
+            // --html; --csv and --hgrm come from the run underneath.
+            if !args.judge.thresholds.is_empty() || !args.judge.bands.is_empty() {
+                return Err(Error::usage(
+                    "a ceiling search is judged step by step by its --slo; --threshold and --bands do not apply to it",
+                ));
+            }
+            let c = crate::ceiling::read_json(&args.file)?;
+            args.reports.check()?;
+            print_out(&crate::ceiling::text::render(&c))?;
+            let mut files = args.reports.clone();
+            if let Some(p) = files.html.take() {
+                crate::ceiling::write_html(&p, &c)?;
+            }
+            files.write(&c.run)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Report(args) => {
             let judge = crate::thresholds::Judge::from_cli(&args.judge)?;
             let mut r = crate::report::read_json(&args.file)?;

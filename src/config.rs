@@ -307,7 +307,7 @@ impl RunConfig {
             duration: Some(load.duration),
             ..a
         };
-        if a.connect_timeout.is_zero() {
+        if a.conn.connect_timeout.is_zero() {
             return Err(Error::usage("--connect-timeout must be longer than zero"));
         }
         let kind = if a.text {
@@ -359,7 +359,7 @@ impl RunConfig {
             .map(|u| Target::parse_many(u))
             .collect::<Result<Vec<_>>>()?
             .concat();
-        let (sources, all_sources) = match &a.source_ip {
+        let (sources, all_sources) = match &a.conn.source_ip {
             None => (Vec::new(), 0),
             Some(spec) => {
                 let all = crate::source::parse(spec).map_err(Error::usage)?;
@@ -390,7 +390,7 @@ impl RunConfig {
 
         let cores = available_cores();
         let (server_cores, load_cores) = if targets.is_empty() {
-            let n_server = match a.server_shards {
+            let n_server = match a.conn.server_shards {
                 Some(0) => return Err(Error::usage("--server-shards must be at least 1")),
                 Some(n) => n as usize,
                 None => (cores.len() / 2).max(1),
@@ -411,14 +411,14 @@ impl RunConfig {
             };
             (server, load)
         } else {
-            if a.server_shards.is_some() {
+            if a.conn.server_shards.is_some() {
                 return Err(Error::usage(
                     "--server-shards only applies when no URL is given (the embedded server)",
                 ));
             }
             (Vec::new(), cores.clone())
         };
-        let n_shards = match a.shards {
+        let n_shards = match a.conn.shards {
             Some(0) => return Err(Error::usage("--shards must be at least 1")),
             Some(n) if n as usize > cores.len() => {
                 return Err(Error::usage(format!(
@@ -468,15 +468,15 @@ impl RunConfig {
             start_at: a.start_at,
             workload,
             payload,
-            connect_rate: a.connect_rate * share,
-            connect_timeout: a.connect_timeout,
+            connect_rate: a.conn.connect_rate * share,
+            connect_timeout: a.conn.connect_timeout,
             drain: a.drain,
             close_timeout: a.close_timeout.unwrap_or_else(|| {
                 let per_shard = load.connections.div_ceil(shard_cores.len().max(1) as u64);
                 Duration::from_secs(1) + Duration::from_micros(100) * per_shard.min(1 << 30) as u32
             }),
             shard_cores,
-            io_driver: a.io_driver,
+            io_driver: a.conn.io_driver,
             json: a.json,
             reports: a.reports,
             hlog: a.hlog,

@@ -240,6 +240,36 @@ fn a_target_that_holds_up_to_max_has_no_ceiling_below_it() {
     assert!(c.run.config.embedded_server);
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("No ceiling below 400"), "html verdict");
+    // `wsherd report` reads a saved search back: the table, and the page again.
+    let again = dir.path().join("again.html");
+    let out = run_bin(
+        &[
+            "report",
+            json.to_str().unwrap(),
+            "--html",
+            again.to_str().unwrap(),
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("No ceiling below 400 messages/s"));
+    assert!(
+        out.stdout.contains("    3            400"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), page);
+    let out = run_bin(
+        &[
+            "report",
+            json.to_str().unwrap(),
+            "--threshold",
+            "rtt.p99<1s",
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("--slo"), "{}", out.stderr);
 }
 
 #[test]

@@ -8,84 +8,9 @@
 
 mod support;
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BROWSER_LIMIT: Duration = Duration::from_secs(60);
-
-fn chromium() -> PathBuf {
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        if let Some(dir) = std::env::var_os("PATH")
-            .iter()
-            .flat_map(std::env::split_paths)
-            .find(|d| d.join(name).is_file())
-        {
-            return dir.join(name);
-        }
-    }
-    panic!(
-        "headless Chromium is needed to test the HTML report and was not found in PATH: \
-         run scripts/setup-test-deps.sh (or: sudo apt-get install -y chromium)"
-    );
-}
-
-/// Runs the browser on `page` with `args`; returns (stdout, stderr). Killed after
-/// `BROWSER_LIMIT`.
-fn browse(browser: &Path, args: &[&str], page: &Path, profile: &Path) -> (String, String) {
-    let mut child = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-extensions",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .arg(format!("file://{}", page.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start chromium");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let o = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let e = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let t0 = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if t0.elapsed() > BROWSER_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not finish within {BROWSER_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (o.join().unwrap(), e.join().unwrap())
-}
-
-/// Console messages the page logged (Chromium prints them as `CONSOLE(...)`).
-fn console_errors(stderr: &str) -> Vec<&str> {
-    stderr
-        .lines()
-        .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught"))
-        .collect()
-}
+use support::browser::{browse, chromium, console_errors};
 
 #[test]
 fn html_report_renders_in_chromium() {

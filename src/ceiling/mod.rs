@@ -145,12 +145,7 @@ impl Setup {
         args.messages = a.messages;
         args.think = a.think;
         args.heartbeat = a.heartbeat;
-        args.connect_rate = a.connect_rate;
-        args.connect_timeout = a.connect_timeout;
-        args.shards = a.shards;
-        args.server_shards = a.server_shards;
-        args.io_driver = a.io_driver;
-        args.source_ip = a.source_ip.clone();
+        args.conn = a.conn.clone();
         args.duration = Some(a.max_time);
         args.metrics_addr = a.metrics_addr.clone();
         args.quiet = true;
@@ -420,10 +415,7 @@ pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults
         None => Ok(()),
     }
     .and_then(|_| match &setup.html {
-        Some(p) => std::fs::write(p, html::render(&results)).map_err(|e| Error::Output {
-            path: p.display().to_string(),
-            why: e.to_string(),
-        }),
+        Some(p) => write_html(p, &results),
         None => Ok(()),
     });
     written?;
@@ -445,18 +437,41 @@ fn write_json(p: &std::path::Path, r: &CeilingResults) -> Result<()> {
     })
 }
 
-/// Reads a search written by `--json`.
-pub fn read_json(p: &std::path::Path) -> Result<CeilingResults> {
-    let text = std::fs::read_to_string(p).map_err(|e| Error::Output {
+/// Writes the HTML page of a search.
+pub fn write_html(p: &std::path::Path, c: &CeilingResults) -> Result<()> {
+    std::fs::write(p, html::render(c)).map_err(|e| Error::Output {
         path: p.display().to_string(),
         why: e.to_string(),
-    })?;
-    serde_json::from_str(&text).map_err(|e| {
-        Error::usage(format!(
-            "{} is not a ceiling search's results ({e})",
-            p.display()
-        ))
     })
+}
+
+/// True when `p` holds a ceiling search (`"schema": "wsherd-ceiling/1"`), not a
+/// run's results.
+pub fn is_ceiling_file(p: &std::path::Path) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        schema: Option<String>,
+    }
+    std::fs::read(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Head>(&b).ok())
+        .and_then(|h| h.schema)
+        .is_some_and(|s| s.starts_with("wsherd-ceiling/"))
+}
+
+/// Reads a search written by `--json`.
+pub fn read_json(p: &std::path::Path) -> Result<CeilingResults> {
+    let shown = p.display();
+    let text = std::fs::read_to_string(p).map_err(|e| Error::usage(format!("{shown}: {e}")))?;
+    let c: CeilingResults = serde_json::from_str(&text)
+        .map_err(|e| Error::usage(format!("{shown}: not a ceiling search's results ({e})")))?;
+    if c.schema != CEILING_SCHEMA {
+        return Err(Error::usage(format!(
+            "{shown}: ceiling schema {}, this wsherd reads {CEILING_SCHEMA}",
+            c.schema
+        )));
+    }
+    Ok(c)
 }
 
 /// The findings, in numbers and in one sentence.

@@ -122,21 +122,12 @@ pub fn render(c: &CeilingResults) -> String {
     let _ = writeln!(o);
     let _ = writeln!(
         o,
-        "The whole run ({:.0} s): connections {} attempted, {} established, {} failed; \
-         messages sent {} = received {} + failed {} + in flight at stop {} {}",
+        "The whole run ({:.0} s): connections {} attempted, {} established, {} failed; messages {}",
         r.elapsed_secs,
         group(k.attempted),
         group(k.established),
         group(k.failed),
-        group(m.sent),
-        group(m.received),
-        group(m.failed),
-        group(m.in_flight_at_stop),
-        if m.ledger_balances() {
-            "(balanced)"
-        } else {
-            "(DOES NOT BALANCE)"
-        }
+        crate::report::text::ledger(m)
     );
     o
 }

@@ -45,6 +45,23 @@ fn causes(map: &std::collections::BTreeMap<String, u64>) -> String {
         .join(", ")
 }
 
+/// The message ledger in one line: `sent N = received R + failed F + in flight at
+/// stop I  (balanced)`.
+pub fn ledger(m: &crate::results::MessageStats) -> String {
+    format!(
+        "sent {} = received {} + failed {} + in flight at stop {}  {}",
+        group(m.sent),
+        group(m.received),
+        group(m.failed),
+        group(m.in_flight_at_stop),
+        if m.ledger_balances() {
+            "(balanced)"
+        } else {
+            "(DOES NOT BALANCE)"
+        }
+    )
+}
+
 /// Held connections from which the summary quotes memory per connection.
 const MEMORY_PER_CONN_FROM: u64 = 1000;
 
@@ -321,19 +338,7 @@ pub fn render(r: &RunResults) -> String {
     let _ = writeln!(o);
 
     let _ = writeln!(o, "Ledger");
-    let _ = writeln!(
-        o,
-        "  sent {} = received {} + failed {} + in flight at stop {}  {}",
-        group(m.sent),
-        group(m.received),
-        group(m.failed),
-        group(m.in_flight_at_stop),
-        if m.ledger_balances() {
-            "(balanced)"
-        } else {
-            "(DOES NOT BALANCE)"
-        }
-    );
+    let _ = writeln!(o, "  {}", ledger(m));
     if m.unexpected > 0 {
         let _ = writeln!(
             o,

@@ -9,6 +9,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
 use std::io::Read;
