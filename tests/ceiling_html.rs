@@ -13,7 +13,7 @@ mod support;
 use wsherd::ceiling::results::{outcome, CeilingResults, ClientHealth, Step, CEILING_SCHEMA};
 use wsherd::thresholds::ThresholdOutcome;
 
-use support::browser::{browse, chromium, console_errors};
+use support::browser::{browse, chromium, console_errors, screenshot_colours};
 
 fn step(index: usize, level: f64, confirm: bool, passed: bool, p99_ms: f64) -> Step {
     Step {
@@ -164,35 +164,7 @@ fn ceiling_report_renders_in_chromium() {
     assert_eq!(dom.matches("id=\"rtt-spectrum\"").count(), 1);
 
     // The picture: not blank, several colours, a good share of ink.
-    let shot = dir.path().join("shot.png");
-    let (_, stderr) = browse(
-        &browser,
-        &[
-            &format!("--screenshot={}", shot.display()),
-            "--window-size=1200,3000",
-            "--hide-scrollbars",
-        ],
-        &page,
-        &profile,
-    );
-    assert!(console_errors(&stderr).is_empty(), "{stderr}");
-    let decoder = png::Decoder::new(std::fs::File::open(&shot).expect("a screenshot"));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!((info.width, info.height), (1200, 3000));
-    let px = info.color_type.samples();
-    let mut colours = std::collections::HashSet::new();
-    let mut ink = 0usize;
-    for p in buf[..info.buffer_size()].chunks(px) {
-        colours.insert((p[0], p[1], p[2]));
-        if p[0] < 200 || p[1] < 200 || p[2] < 200 {
-            ink += 1;
-        }
-    }
-    let total = (info.width * info.height) as usize;
-    assert!(colours.len() > 50, "only {} colours", colours.len());
-    assert!(ink * 200 > total, "blank: {ink} of {total} pixels drawn");
+    let colours = screenshot_colours(&browser, &page, &profile, &dir.path().join("shot.png"));
     // The p50 markers (#0072B2) and the failing steps' red outlines (#cf222e).
     assert!(
         colours.contains(&(0x00, 0x72, 0xB2)),

@@ -10,7 +10,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::browser::{browse, chromium, console_errors};
+use support::browser::{browse, chromium, console_errors, screenshot_colours};
 
 #[test]
 fn html_report_renders_in_chromium() {
@@ -77,35 +77,7 @@ fn html_report_renders_in_chromium() {
     assert!(dom.contains("round trip (uncorrected)"));
 
     // The picture: not blank, several colours, a good share of ink.
-    let shot = dir.path().join("shot.png");
-    let (_, stderr) = browse(
-        &browser,
-        &[
-            &format!("--screenshot={}", shot.display()),
-            "--window-size=1200,3000",
-            "--hide-scrollbars",
-        ],
-        &page,
-        &profile,
-    );
-    assert!(console_errors(&stderr).is_empty(), "{stderr}");
-    let decoder = png::Decoder::new(std::fs::File::open(&shot).expect("a screenshot"));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!((info.width, info.height), (1200, 3000));
-    let px = info.color_type.samples();
-    let mut colours = std::collections::HashSet::new();
-    let mut ink = 0usize;
-    for p in buf[..info.buffer_size()].chunks(px) {
-        colours.insert((p[0], p[1], p[2]));
-        if p[0] < 200 || p[1] < 200 || p[2] < 200 {
-            ink += 1;
-        }
-    }
-    let total = (info.width * info.height) as usize;
-    assert!(colours.len() > 50, "only {} colours", colours.len());
-    assert!(ink * 200 > total, "blank: {ink} of {total} pixels drawn");
+    let colours = screenshot_colours(&browser, &page, &profile, &dir.path().join("shot.png"));
     // The chart colours are there (the blue series line, #0072B2).
     assert!(
         colours.contains(&(0x00, 0x72, 0xB2)),

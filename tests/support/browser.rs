@@ -79,3 +79,43 @@ pub fn console_errors(stderr: &str) -> Vec<&str> {
         .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught"))
         .collect()
 }
+
+/// Screenshots `page` at 1200x3000 into `shot` and checks the picture is drawn:
+/// no console errors, more than 50 colours, ink on more than 1 pixel in 200.
+/// Returns the colours seen (RGB), for checks of particular chart colours.
+pub fn screenshot_colours(
+    browser: &Path,
+    page: &Path,
+    profile: &Path,
+    shot: &Path,
+) -> std::collections::HashSet<(u8, u8, u8)> {
+    let (_, stderr) = browse(
+        browser,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1200,3000",
+            "--hide-scrollbars",
+        ],
+        page,
+        profile,
+    );
+    assert!(console_errors(&stderr).is_empty(), "{stderr}");
+    let decoder = png::Decoder::new(std::fs::File::open(shot).expect("a screenshot"));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (1200, 3000));
+    let px = info.color_type.samples();
+    let mut colours = std::collections::HashSet::new();
+    let mut ink = 0usize;
+    for p in buf[..info.buffer_size()].chunks(px) {
+        colours.insert((p[0], p[1], p[2]));
+        if p[0] < 200 || p[1] < 200 || p[2] < 200 {
+            ink += 1;
+        }
+    }
+    let total = (info.width * info.height) as usize;
+    assert!(colours.len() > 50, "only {} colours", colours.len());
+    assert!(ink * 200 > total, "blank: {ink} of {total} pixels drawn");
+    colours
+}
