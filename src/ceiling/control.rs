@@ -368,6 +368,7 @@ fn judge_step(
     let failed = acc.counters.failed();
     let failed_by_cause = acc.counters.failed_by_cause.clone();
     let lost_by_cause = acc.counters.lost_by_cause.clone();
+    let sessions_late = acc.counters.sessions_late;
     // The step as a run of its own, so every SLO metric means what it means for
     // `run --threshold`.
     let mut cfg = plan.cfg.clone();
@@ -442,8 +443,18 @@ fn judge_step(
         Dimension::Sessions => {
             let done = session_rate.unwrap_or(0.0);
             if done < level * KEPT_PACE {
+                // Sessions that found every slot busy: the target's slowness
+                // (sessions last longer) or a -c too small for the rate.
+                let waited = if sessions_late > 0 {
+                    format!(
+                        "; {sessions_late} started late, all {} session slots busy (-c)",
+                        fmt(plan.cfg.connections as f64)
+                    )
+                } else {
+                    String::new()
+                };
                 reasons.push(format!(
-                    "completed only {} sessions/s of the {}/s asked",
+                    "completed only {} sessions/s of the {}/s asked{waited}",
                     fmt(done),
                     fmt(level)
                 ));

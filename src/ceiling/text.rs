@@ -14,7 +14,7 @@ pub fn step_line(s: &Step, d: &Dimension) -> String {
     format!(
         "step {:>2}{} {:>10} {unit}: p50 {} p99 {}, errors {:.2}%, {}/s answered{}  {}{}",
         s.index,
-        if s.confirm { " (again)" } else { "" },
+        if s.confirm { "c" } else { " " },
         fmt_level(s.level),
         fmt_us(s.rtt_p50_us),
         fmt_us(s.rtt_p99_us),
