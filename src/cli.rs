@@ -393,8 +393,8 @@ pub struct CeilingArgs {
     #[arg(long = "max-time", default_value = "30m", value_parser = parse_duration, allow_hyphen_values = true)]
     pub max_time: Duration,
 
-    /// Connections (rate and sessions dimensions: how many carry the load, or how
-    /// many sessions may run at once; default 50).
+    /// Rate dimension: the connections that carry the load (default 50). Sessions:
+    /// how many sessions may run at once (default 1000).
     #[arg(short = 'c', long = "connections", value_parser = parse_count, allow_hyphen_values = true)]
     pub connections: Option<u64>,
 
