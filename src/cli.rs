@@ -587,7 +587,11 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     if !v.is_finite() || v < 0.0 {
         return Err(format!("'{s}' must be zero or more"));
     }
-    Ok(v * mult)
+    let total = v * mult;
+    if !total.is_finite() {
+        return Err(format!("'{s}' is too large"));
+    }
+    Ok(total)
 }
 
 /// Parses a duration in humantime form: `500ms`, `30s`, `5m`, `1h30m`.
@@ -665,5 +669,6 @@ mod tests {
         assert_eq!(parse_rate("2k"), Ok(2000.0));
         assert_eq!(parse_rate("0.5"), Ok(0.5));
         assert!(parse_rate("-1").is_err());
+        assert!(parse_rate("1e308k").unwrap_err().contains("too large"));
     }
 }

@@ -662,7 +662,8 @@ pub fn parse_agent(s: &str) -> Result<(u64, u64)> {
 }
 
 /// Most messages per second per connection in an open loop (a 1 µs period).
-const MAX_RATE_PER_CONN: f64 = 1e6;
+/// Most messages per second one connection is scheduled to send.
+pub const MAX_RATE_PER_CONN: f64 = 1e6;
 
 /// Turns workload, pacing and payload flags into one `Workload`.
 fn workload_from(a: &RunArgs, payload: &PayloadSpec) -> Result<Workload> {

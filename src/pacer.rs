@@ -217,8 +217,10 @@ pub fn phase_of(id: u64) -> f64 {
 /// pace (rate 0) forgets it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LivePace {
-    /// When the next send is due, ns since the run's origin (u64::MAX: paused).
-    next_ns: u64,
+    /// When the next send is due, ns since the run's origin (infinite: paused).
+    /// Kept in f64 so that periods below a nanosecond still add up (exact to the
+    /// ns for 104 days).
+    next_ns: f64,
     /// ns between sends (infinite: paused).
     period_ns: f64,
 }
@@ -226,7 +228,7 @@ pub struct LivePace {
 impl Default for LivePace {
     fn default() -> Self {
         LivePace {
-            next_ns: u64::MAX,
+            next_ns: f64::INFINITY,
             period_ns: f64::INFINITY,
         }
     }
@@ -236,32 +238,34 @@ impl LivePace {
     /// Moves the pace to `rate` per second at `at_ns`. `phase` (0..1) places the
     /// first send of a pace that was paused or new: `at_ns + phase * period`.
     pub fn set_rate(&mut self, rate: f64, at_ns: u64, phase: f64) {
+        let at = at_ns as f64;
         let period = if rate > 0.0 && rate.is_finite() {
             1e9 / rate
         } else {
             f64::INFINITY
         };
         if period.is_infinite() {
-            self.next_ns = u64::MAX;
-        } else if self.next_ns == u64::MAX {
-            self.next_ns = at_ns.saturating_add((phase.clamp(0.0, 1.0) * period) as u64);
-        } else if self.next_ns > at_ns {
-            let left = (self.next_ns - at_ns) as f64 * period / self.period_ns;
-            self.next_ns = at_ns.saturating_add(left as u64);
+            self.next_ns = f64::INFINITY;
+        } else if self.next_ns.is_infinite() {
+            self.next_ns = at + phase.clamp(0.0, 1.0) * period;
+        } else if self.next_ns > at {
+            self.next_ns = at + (self.next_ns - at) * period / self.period_ns;
         }
         self.period_ns = period;
     }
 
-    /// When the next send is due (u64::MAX: paused).
+    /// When the next send is due, ns since the run's origin (u64::MAX: paused).
     pub fn due(&self) -> u64 {
-        self.next_ns
+        if self.next_ns.is_finite() {
+            self.next_ns as u64
+        } else {
+            u64::MAX
+        }
     }
 
     /// The send that was due went out: the next is one period later.
     pub fn advance(&mut self) {
-        if self.next_ns != u64::MAX {
-            self.next_ns = self.next_ns.saturating_add(self.period_ns as u64);
-        }
+        self.next_ns += self.period_ns;
     }
 }
 

@@ -325,9 +325,9 @@ fn an_interrupted_search_reports_what_it_found() {
             "--step-duration",
             "1s",
             "--settle",
-            "0s",
+            "1s",
         ],
-        Some(Duration::from_millis(3500)),
+        Some(Duration::from_millis(4500)),
     );
     check(&c);
     assert_eq!(c.outcome, outcome::INCOMPLETE, "{}", c.verdict);
@@ -372,6 +372,16 @@ fn bad_searches_are_refused_before_they_start() {
             "sends nothing to time",
         ),
         (&["--dimension", "rate", "--start", "0"], "above zero"),
+        (&["--dimension", "rate", "--settle", "0s"], "at least 1s"),
+        (
+            &["--dimension", "rate", "--max-time", "5s"],
+            "leaves no room for one step",
+        ),
+        (
+            &["--dimension", "rate", "-c", "2", "--max", "5m"],
+            "more than wsherd schedules",
+        ),
+        (&["--dimension", "rate", "--max", "1e308k"], "too large"),
     ];
     for (args, why) in usage {
         let e = Setup::from_args(args.iter().copied())

@@ -55,10 +55,11 @@ enum State {
         cpu: Vec<f64>,
     },
     /// A paced load paused after a failure, until the target caught up (or
-    /// `deadline`); then `level` is measured.
+    /// `deadline`); then `level` is measured (again, if `confirm`).
     Recovering {
         deadline: u64,
         level: f64,
+        confirm: bool,
     },
     Done,
 }
@@ -97,7 +98,7 @@ impl Controller {
             Dimension::Rate => plan.cfg.connections,
             Dimension::Sessions => 0,
         };
-        let latest = dial_secs(&plan, need_open) + plan.settle_secs;
+        let latest = dial_secs(&plan, need_open).saturating_add(plan.settle_secs);
         let state = State::Measuring {
             first: plan.settle_secs,
             need_open: need_open.saturating_sub(plan.shards as u64),
@@ -139,10 +140,17 @@ impl Controller {
     /// Starts measuring `level` from second `from` on (after its settle period).
     fn start(&mut self, level: f64, confirm: bool, from: u64) {
         let before = self.last_open;
+        // A confirmation right after its step (connections) goes on at once; after a
+        // pause (paced loads) the level settles again.
+        let paused = self.live.get() == 0.0;
         self.level = level;
         self.confirm = confirm;
         self.live.set(level);
-        let settle = if confirm { 0 } else { self.plan.settle_secs };
+        let settle = if confirm && !paused {
+            0
+        } else {
+            self.plan.settle_secs
+        };
         let need_open = match self.plan.dimension {
             // A level measured again needs no new connections.
             _ if confirm => 0,
@@ -150,11 +158,11 @@ impl Controller {
             Dimension::Rate => self.plan.cfg.connections,
             Dimension::Sessions => 0,
         };
-        let first = from + settle;
+        let first = from.saturating_add(settle);
         self.state = State::Measuring {
             first,
             need_open: need_open.saturating_sub(self.plan.shards as u64),
-            latest: first + dial_secs(&self.plan, need_open.saturating_sub(before)),
+            latest: first.saturating_add(dial_secs(&self.plan, need_open.saturating_sub(before))),
             acc: None,
             rows: Vec::new(),
             open: (u64::MAX, 0),
@@ -175,13 +183,19 @@ impl Controller {
             Next::Done(end) => self.finish(end),
             Next::Measure { level, confirm } => {
                 let paced = self.plan.dimension != Dimension::Connections;
-                if !passed && !confirm && paced {
+                // After a failure of a paced load, the target first works off
+                // what it queued: a confirmation must not inherit the failed
+                // step's backlog, nor a lower level.
+                if !passed && paced {
                     // Let the target work off what the failed step left queued.
                     self.live.set(0.0);
-                    let wait = 2 * (self.plan.step_secs + self.plan.settle_secs) + 2;
+                    let wait = (self.plan.step_secs.saturating_add(self.plan.settle_secs))
+                        .saturating_mul(2)
+                        .saturating_add(2);
                     self.state = State::Recovering {
-                        deadline: next_second + wait,
+                        deadline: next_second.saturating_add(wait),
                         level,
+                        confirm,
                     };
                 } else {
                     self.start(level, confirm, next_second);
@@ -215,7 +229,7 @@ impl Controller {
 fn dial_secs(plan: &Plan, n: u64) -> u64 {
     let rate = plan.cfg.connect_rate;
     let dial = if rate > 0.0 { n as f64 / rate } else { 0.0 };
-    (dial + plan.cfg.connect_timeout.as_secs_f64()).ceil() as u64 + 1
+    ((dial + plan.cfg.connect_timeout.as_secs_f64()).ceil() as u64).saturating_add(1)
 }
 
 impl SecondSink for Controller {
@@ -250,11 +264,18 @@ impl SecondSink for Controller {
         let mut judged = None;
         match &mut self.state {
             State::Done => {}
-            State::Recovering { deadline, level } => {
+            State::Recovering {
+                deadline,
+                level,
+                confirm,
+            } => {
                 let backlog = self.sent.saturating_sub(self.answered);
+                // Caught up: nothing owed, or nothing more answered in a second
+                // (what is still owed was dropped, not queued).
+                let answered_now = k.received + k.failed_msgs;
                 let caught_up = match self.plan.dimension {
                     Dimension::Sessions => s.open == 0,
-                    _ => backlog == 0,
+                    _ => backlog == 0 || answered_now == 0,
                 };
                 if caught_up || next_second >= *deadline {
                     if !caught_up {
@@ -263,8 +284,8 @@ impl SecondSink for Controller {
                             super::fmt_level(self.level)
                         ));
                     }
-                    let level = *level;
-                    self.start(level, false, next_second);
+                    let (level, confirm) = (*level, *confirm);
+                    self.start(level, confirm, next_second);
                 }
             }
             State::Measuring {
@@ -369,6 +390,10 @@ fn judge_step(
     let failed_by_cause = acc.counters.failed_by_cause.clone();
     let lost_by_cause = acc.counters.lost_by_cause.clone();
     let sessions_late = acc.counters.sessions_late;
+    let started_rate = acc.counters.attempted as f64 / secs as f64;
+    // Sessions waited for a slot: -c caps how many run at once.
+    let slots_full = plan.dimension == Dimension::Sessions
+        && sessions_late as f64 > acc.counters.attempted as f64 * LATE_SHARE;
     // The step as a run of its own, so every SLO metric means what it means for
     // `run --threshold`.
     let mut cfg = plan.cfg.clone();
@@ -394,7 +419,14 @@ fn judge_step(
         memory: None,
     };
     let r = crate::engine::assemble(&cfg, &plan.targets, collected, secs as f64, 0.0, false, 0);
-    let slo = crate::thresholds::evaluate(&plan.slo, &r);
+    let mut slo = crate::thresholds::evaluate(&plan.slo, &r);
+    // A ratio with nothing to count (no connection dialed in the step, nothing
+    // sent) has nothing that failed either.
+    for o in &mut slo {
+        if o.value.is_none() && o.unit == "ratio" {
+            o.passed = true;
+        }
+    }
     let mut reasons: Vec<String> = slo
         .iter()
         .filter(|o| !o.passed)
@@ -441,22 +473,21 @@ fn judge_step(
             }
         }
         Dimension::Sessions => {
-            let done = session_rate.unwrap_or(0.0);
-            if done < level * KEPT_PACE {
-                // Sessions that found every slot busy: the target's slowness
-                // (sessions last longer) or a -c too small for the rate.
-                let waited = if sessions_late > 0 {
-                    format!(
-                        "; {sessions_late} started late, all {} session slots busy (-c)",
-                        fmt(plan.cfg.connections as f64)
-                    )
-                } else {
-                    String::new()
-                };
+            // Judged on sessions started (each dials one connection): completions
+            // lag starts by a session's length.
+            if started_rate < level * KEPT_PACE {
                 reasons.push(format!(
-                    "completed only {} sessions/s of the {}/s asked{waited}",
-                    fmt(done),
-                    fmt(level)
+                    "started only {} sessions/s of the {}/s asked{}",
+                    fmt(started_rate),
+                    fmt(level),
+                    if slots_full {
+                        format!(
+                            ": all {} session slots were busy (-c)",
+                            fmt(plan.cfg.connections as f64)
+                        )
+                    } else {
+                        String::new()
+                    }
                 ));
             }
         }
@@ -471,7 +502,7 @@ fn judge_step(
         0.0
     };
     let short = plan.dimension == Dimension::Rate && sent_rate < level * KEPT_PACE;
-    let behind = open_loop && (late_share > LATE_SHARE || short);
+    let behind = (open_loop && (late_share > LATE_SHARE || short)) || slots_full;
     let mut why = Vec::new();
     if busiest >= SATURATED_CPU {
         why.push(format!(
@@ -479,7 +510,12 @@ fn judge_step(
             busiest * 100.0
         ));
     }
-    if behind {
+    if slots_full {
+        why.push(format!(
+            "{sessions_late} sessions started late: all {} session slots (-c) were busy",
+            fmt(plan.cfg.connections as f64)
+        ));
+    } else if behind {
         why.push(if late_share > LATE_SHARE {
             format!(
                 "{late} of {sent} sends ({:.1}%) went out more than 10 ms behind schedule",

@@ -21,7 +21,7 @@ use crate::thresholds::Threshold;
 use results::{outcome, CeilingResults, CEILING_SCHEMA};
 use search::End;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Default highest rates when --max is not given.
@@ -99,13 +99,26 @@ impl Setup {
                 "--step-duration must be at least 1s (steps are measured in whole seconds)",
             ));
         }
+        if a.settle < std::time::Duration::from_secs(1) {
+            return Err(Error::usage(
+                "--settle must be at least 1s: the second in which a level changes is never measured",
+            ));
+        }
+        if a.step_duration + a.settle > a.max_time {
+            return Err(Error::usage(format!(
+                "--max-time {} leaves no room for one step of --settle {} and --step-duration {}",
+                humantime::format_duration(a.max_time),
+                humantime::format_duration(a.settle),
+                humantime::format_duration(a.step_duration)
+            )));
+        }
         let step_secs = a.step_duration.as_secs_f64().ceil() as u64;
         let settle_secs = a.settle.as_secs_f64().ceil() as u64;
         let workload = check_workload(&a)?;
-        let (default_start, default_max) = match a.dimension {
-            Dimension::Connections => (100.0, None),
-            Dimension::Rate => (1000.0, Some(MAX_RATE)),
-            Dimension::Sessions => (50.0, Some(MAX_SESSIONS)),
+        let default_start = match a.dimension {
+            Dimension::Connections => 100.0,
+            Dimension::Rate => 1000.0,
+            Dimension::Sessions => 50.0,
         };
         let start = a.start.unwrap_or(default_start);
         if start <= 0.0 {
@@ -187,12 +200,34 @@ impl Setup {
             Dimension::Rate => {
                 args.connections = a.connections;
                 args.rate = Some(start);
-                (a.max.unwrap_or(default_max.unwrap_or(MAX_RATE)), None)
+                // Each connection sends at most MAX_RATE_PER_CONN messages/s.
+                let c = a.connections.unwrap_or(50).max(1) as f64;
+                let most = crate::config::MAX_RATE_PER_CONN * c;
+                match a.max {
+                    Some(m) if m > most => {
+                        return Err(Error::usage(format!(
+                            "--max {}/s over {} connections is more than wsherd schedules ({}/s per connection); raise -c",
+                            fmt_level(m),
+                            fmt_level(c),
+                            fmt_level(crate::config::MAX_RATE_PER_CONN)
+                        )))
+                    }
+                    Some(m) => (m, None),
+                    None if MAX_RATE > most => (
+                        most,
+                        Some(format!(
+                            "{}/s per connection over {} connections",
+                            fmt_level(crate::config::MAX_RATE_PER_CONN),
+                            fmt_level(c)
+                        )),
+                    ),
+                    None => (MAX_RATE, None),
+                }
             }
             Dimension::Sessions => {
                 args.connections = Some(a.connections.unwrap_or(1000));
                 args.session_rate = Some(start);
-                (a.max.unwrap_or(default_max.unwrap_or(MAX_SESSIONS)), None)
+                (a.max.unwrap_or(MAX_SESSIONS), None)
             }
         };
         let run = RunConfig::from_cli(args)?;
@@ -400,14 +435,35 @@ pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults
             setup.settle_secs
         );
     }
-    let controller = control::Controller::new(plan, live.clone(), interrupt.clone(), search);
-    let (mut run, controller) =
-        crate::engine::run_with(setup.run.clone(), interrupt, Some(live), Some(controller))?;
+    // The run's own stop flag: the controller sets it when the search is over,
+    // and `interrupt` (Ctrl-C) is passed on to it. Setting `interrupt` itself
+    // would make the user's next Ctrl-C, while the results are written, a second
+    // one (which exits at once).
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let relay = {
+        let (stop, done, interrupt) = (stop.clone(), done.clone(), interrupt.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if interrupt.load(Ordering::Relaxed) {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
+    let controller = control::Controller::new(plan, live.clone(), stop.clone(), search);
+    let ran = crate::engine::run_with(setup.run.clone(), stop, Some(live), Some(controller));
+    done.store(true, Ordering::Relaxed);
+    let _ = relay.join();
+    let (mut run, controller) = ran?;
     let c = controller.expect("the controller comes back with the run");
-    // The search ended the run itself: that is not an interruption.
-    let complete = c.end.is_some();
-    if complete {
-        run.interrupted = false;
+    // Only a Ctrl-C is an interruption; the search ending the run is not.
+    run.interrupted = interrupt.load(Ordering::Relaxed) && c.end.is_none();
+    // The run's configured rate was the search's first level: not what ran.
+    run.config.rate = None;
+    if let Some(s) = run.sessions.as_mut() {
+        s.rate = None;
     }
     let results = assemble(&setup, c.steps, c.end, c.notes, run);
     let written = match &setup.json {

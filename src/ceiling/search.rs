@@ -54,8 +54,26 @@ impl Search {
             hi: None,
             failed_once: None,
         };
-        let first = s.round(start.min(max));
+        let first = s.round(start).min(s.top());
         (s, first)
+    }
+
+    /// The highest level the search may measure: `max`, rounded down to a level.
+    fn top(&self) -> f64 {
+        if self.whole || self.max >= 100.0 {
+            self.max.floor()
+        } else {
+            (self.max * 100.0).floor() / 100.0
+        }
+    }
+
+    /// The smallest difference between two levels.
+    fn quantum(&self, around: f64) -> f64 {
+        if self.whole || around >= 100.0 {
+            1.0
+        } else {
+            0.01
+        }
     }
 
     /// The highest level that held so far.
@@ -112,23 +130,25 @@ impl Search {
         };
         match (self.lo, self.hi) {
             (Some(lo), None) => {
-                if lo >= self.max {
+                if lo >= self.top() {
                     return Next::Done(End::NoCeiling);
                 }
-                let up = self.round((lo * self.growth).min(self.max));
-                if up <= lo {
-                    Next::Done(End::NoCeiling)
-                } else {
-                    measure(up)
-                }
+                // At least one quantum up, however small the growth.
+                let up = self
+                    .round(lo * self.growth)
+                    .max(lo + self.quantum(lo))
+                    .min(self.top());
+                measure(up)
             }
             (None, Some(hi)) => {
-                let down = self.round((hi / self.growth).max(self.floor()));
-                if hi <= self.floor() || down >= hi {
-                    Next::Done(End::BelowLowest { lowest: hi })
-                } else {
-                    measure(down)
+                if hi <= self.floor() {
+                    return Next::Done(End::BelowLowest { lowest: hi });
                 }
+                let down = self
+                    .round(hi / self.growth)
+                    .min(hi - self.quantum(hi))
+                    .max(self.floor());
+                measure(down)
             }
             (Some(lo), Some(hi)) => {
                 let mid = self.round((lo + hi) / 2.0);
@@ -237,6 +257,43 @@ mod tests {
     fn nothing_holds_ends_below_the_lowest_level() {
         let (_, end) = against(0.0, 8.0, 100.0, true, &[]);
         assert_eq!(end, End::BelowLowest { lowest: 1.0 });
+    }
+
+    #[test]
+    fn a_small_growth_still_moves_and_max_is_never_passed() {
+        // ×1.04 from 10 rounds back to 10: the search steps one up instead.
+        let (mut s, first) = Search::new(10.0, 20.0, 1.04, 0.05, true);
+        assert_eq!(first, 10.0);
+        assert_eq!(
+            s.judged(10.0, true),
+            Next::Measure {
+                level: 11.0,
+                confirm: false
+            }
+        );
+        // Down from a failing start as well.
+        let (mut s, _) = Search::new(10.0, 20.0, 1.04, 0.05, true);
+        s.judged(10.0, false);
+        assert_eq!(
+            s.judged(10.0, false),
+            Next::Measure {
+                level: 9.0,
+                confirm: false
+            }
+        );
+        // A fractional max is a ceiling on the levels, not rounded past.
+        let (mut s, first) = Search::new(100.0, 150.6, 2.0, 0.05, false);
+        assert_eq!(first, 100.0);
+        assert_eq!(
+            s.judged(100.0, true),
+            Next::Measure {
+                level: 150.0,
+                confirm: false
+            }
+        );
+        assert_eq!(s.judged(150.0, true), Next::Done(End::NoCeiling));
+        let (_, first) = Search::new(500.0, 150.6, 2.0, 0.05, false);
+        assert_eq!(first, 150.0);
     }
 
     #[test]

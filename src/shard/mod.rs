@@ -226,6 +226,11 @@ async fn dialer(shard: Rc<Shard>, plan: ShardPlan) {
         session_dialer(&shard, &plan, slot, rate).await;
     } else if live == Some(crate::cli::Dimension::Connections) {
         staged_dialer(&shard, &plan, slot, &|_| shard.level.get()).await;
+    } else if live.is_some() {
+        // A search's rate runs over all -c connections for hours: one the target
+        // closes is dialed again (after a pause), or every later step runs short.
+        let all = shard.run.connections as f64;
+        staged_dialer(&shard, &plan, slot, &|_| all).await;
     } else if let Some(profile) = shard.run.conn_profile.clone() {
         staged_dialer(&shard, &plan, slot, &|t| profile.at(t)).await;
     } else {
