@@ -566,7 +566,11 @@ fn assemble(
     let open_loop = setup.run.workload.open_loop();
     // The client was the limit: near a full core, and (with a schedule to keep)
     // behind it.
-    let limited = |s: &results::Step| s.client.saturated && (s.client.behind || !open_loop);
+    // Sessions: behind means every -c slot was busy, the client's own cap.
+    let sessions = setup.dimension == Dimension::Sessions;
+    let limited = |s: &results::Step| {
+        (s.client.saturated && (s.client.behind || !open_loop)) || (sessions && s.client.behind)
+    };
     let client_limited = limit_step.is_some_and(limited);
     let client_busy = limit_step.is_some_and(|s| s.client.saturated) && !client_limited;
     let mut verdict = match outcome {
@@ -609,8 +613,13 @@ fn assemble(
         .and_then(|s| s.client.why.clone())
         .unwrap_or_default();
     if client_limited {
+        let fix = if sessions && limit_step.is_some_and(|s| !s.client.saturated) {
+            "raise -c (how many sessions run at once)"
+        } else {
+            "add shards, agents (--agent) or hosts"
+        };
         verdict.push_str(&format!(
-            ". But the load generator itself could not keep up there ({why}): this ceiling is the client's, not the target's; add shards, agents (--agent) or hosts"
+            ". But the load generator itself could not keep up there ({why}): this ceiling is the client's, not the target's; {fix}"
         ));
     } else if client_busy {
         verdict.push_str(&format!(
