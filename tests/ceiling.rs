@@ -232,8 +232,28 @@ fn a_target_that_holds_up_to_max_has_no_ceiling_below_it() {
     // Live step lines on stderr, the table on stdout.
     assert!(out.stderr.contains("step  1"), "{}", out.stderr);
     assert!(out.stdout.contains("(balanced)"), "{}", out.stdout);
-    let c: CeilingResults = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let text = std::fs::read_to_string(&json).unwrap();
+    let c: CeilingResults = serde_json::from_str(&text).unwrap();
     check(&c);
+    // The file keeps its contract: the search's schema, and the run's inside it.
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let violations = |schema: &str, doc: &serde_json::Value| -> Vec<String> {
+        let s: serde_json::Value = serde_json::from_str(schema).unwrap();
+        let v = jsonschema::validator_for(&s).expect("schema compiles");
+        v.iter_errors(doc)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect()
+    };
+    let ceiling_schema = wsherd::ceiling::results::CEILING_JSON_SCHEMA;
+    assert_eq!(violations(ceiling_schema, &doc), Vec::<String>::new());
+    assert_eq!(
+        violations(wsherd::report::RESULTS_SCHEMA, &doc["run"]),
+        Vec::<String>::new()
+    );
+    let mut broken = doc.clone();
+    broken["steps"][0]["client"]["surprise"] = serde_json::json!(1);
+    broken["outcome"] = serde_json::json!("maybe");
+    assert_eq!(violations(ceiling_schema, &broken).len(), 2);
     assert_eq!(c.outcome, outcome::NO_CEILING);
     assert_eq!(levels(&c), [(100.0, true), (200.0, true), (400.0, true)]);
     assert_eq!(c.ceiling, Some(400.0));

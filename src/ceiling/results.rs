@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 /// Names this document's layout; bumped when a field changes meaning.
 pub const CEILING_SCHEMA: &str = "wsherd-ceiling/1";
 
+/// The JSON schema of what `--json` writes (checked by tests/ceiling.rs).
+pub const CEILING_JSON_SCHEMA: &str = include_str!("ceiling.schema.json");
+
 /// How a search ended.
 pub mod outcome {
     /// A level passed and a higher one failed (twice) within `precision`.
