@@ -395,6 +395,27 @@ fn host_fit(cfg: &RunConfig) -> (u64, String) {
     }
 }
 
+/// A connections search that may go past half the ephemeral port range on one
+/// (source, target) pair: it fits, but `connect()` gets slow there (as `doctor`
+/// warns), and the client, not the target, may then set the ceiling.
+fn port_warning(setup: &Setup) -> Option<String> {
+    if setup.dimension != Dimension::Connections {
+        return None;
+    }
+    let ports = crate::doctor::ephemeral_ports()?;
+    let distinct: std::collections::HashSet<_> = setup.run.targets.iter().map(|t| t.addr).collect();
+    let pairs = setup.run.sources.len().max(1) as u64 * distinct.len().max(1) as u64;
+    let per_pair = (setup.max as u64).div_ceil(pairs);
+    (per_pair * 2 > ports).then(|| {
+        format!(
+            "up to {} connections on one (source, target) pair, past half the {} ephemeral ports: connect() gets slow there and may saturate the client; spread with --source-ip (at least {} addresses)",
+            fmt_level(per_pair as f64),
+            fmt_level(ports as f64),
+            (setup.max as u64).div_ceil(ports / 2).div_ceil(distinct.len().max(1) as u64)
+        )
+    })
+}
+
 /// Runs the search; ends early when `interrupt` is set (Ctrl-C), reporting what
 /// was found so far.
 pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults> {
@@ -452,6 +473,11 @@ pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults
             }
         })
     };
+    if let Some(w) = port_warning(&setup) {
+        if !setup.quiet {
+            eprintln!("warning: {w}");
+        }
+    }
     let controller = control::Controller::new(plan, live.clone(), stop.clone(), search);
     let ran = crate::engine::run_with(setup.run.clone(), stop, Some(live), Some(controller));
     done.store(true, Ordering::Relaxed);
@@ -673,5 +699,46 @@ fn assemble(
         verdict,
         steps,
         run,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_past_half_the_port_range_is_warned_about() {
+        let Some(ports) = crate::doctor::ephemeral_ports() else {
+            return; // no /proc here
+        };
+        let max = (ports * 5 / 8).to_string();
+        let setup = |extra: &[&str]| {
+            let mut args = vec![
+                "ws://127.0.0.1:9/",
+                "--dimension",
+                "connections",
+                "--start",
+                "10",
+                "--max",
+                &max,
+            ];
+            args.extend_from_slice(extra);
+            Setup::from_args(args).unwrap()
+        };
+        let w = port_warning(&setup(&[])).expect("a warning");
+        assert!(w.contains("past half"), "{w}");
+        assert!(w.contains("at least 2 addresses"), "{w}");
+        assert_eq!(
+            port_warning(&setup(&["--source-ip", "127.0.0.1-127.0.0.2"])),
+            None
+        );
+    }
+
+    #[test]
+    fn levels_read_as_people_write_them() {
+        assert_eq!(fmt_level(15_000.0), "15,000");
+        assert_eq!(fmt_level(1_012.6), "1,013");
+        assert_eq!(fmt_level(2.5), "2.50");
+        assert_eq!(fmt_level(3.0), "3");
     }
 }
