@@ -148,6 +148,15 @@ pub fn collect_with(
         };
         let i = snap.shard;
         drivers[i] = snap.driver;
+        // A shard whose ticker slipped past a whole second merged it into this
+        // snapshot: its connections were still open in the seconds it skipped
+        // (not final yet: this shard had not reported past them), or those
+        // seconds would show the other shards' connections only.
+        for skipped in latest[i] + 1..snap.second {
+            let sec = pending.entry(skipped.max(1)).or_default();
+            sec.open += snap.open;
+            sec.peak += snap.peak_open;
+        }
         latest[i] = latest[i].max(snap.second);
         finished[i] |= snap.last;
         if let Some(m) = &progress.metrics {
@@ -304,5 +313,11 @@ mod tests {
         assert_eq!(c.warmup.counters.sent, 12);
         assert_eq!(c.drivers, vec!["epoll", "epoll"]);
         assert_eq!(c.peak_open, 20);
+        // Shard 0 skipped second 2: its 10 connections still count there (the
+        // last second is shard 0's alone: shard 1 had finished).
+        assert_eq!(
+            c.series.iter().map(|s| s.open).collect::<Vec<_>>(),
+            vec![20, 20, 20, 10]
+        );
     }
 }
