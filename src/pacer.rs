@@ -254,6 +254,16 @@ impl LivePace {
         self.period_ns = period;
     }
 
+    /// Follows the shard's live level if it changed since generation `gen`:
+    /// `share` of it, resuming at `phase` after a pause.
+    pub fn follow(&mut self, shard: &crate::shard::Shard, gen: &mut u64, share: f64, phase: f64) {
+        let (level, now_gen, at_ns) = shard.live_level();
+        if *gen != now_gen {
+            *gen = now_gen;
+            self.set_rate(level * share, at_ns, phase);
+        }
+    }
+
     /// When the next send is due, ns since the run's origin (u64::MAX: paused).
     pub fn due(&self) -> u64 {
         if self.next_ns.is_finite() {

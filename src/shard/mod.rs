@@ -161,6 +161,16 @@ impl Shard {
         }
     }
 
+    /// The shard's live level (ceiling search) and its generation, for a pace
+    /// to follow.
+    pub fn live_level(&self) -> (f64, u64, u64) {
+        (
+            self.level.get(),
+            self.level_gen.get(),
+            self.level_at_ns.get(),
+        )
+    }
+
     pub fn conn_closed(&self) {
         self.open.set(self.open.get().saturating_sub(1));
     }
@@ -425,9 +435,8 @@ async fn session_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize, rate: 
     );
     let mut k: u64 = 0;
     loop {
-        if live && shard.level_gen.get() != gen {
-            gen = shard.level_gen.get();
-            pace.set_rate(shard.level.get() * share, shard.level_at_ns.get(), 0.0);
+        if live {
+            pace.follow(shard, &mut gen, share, 0.0);
         }
         let due_ns = pace.due();
         if shard.stop.is_set() {

@@ -209,7 +209,8 @@ pub(super) async fn active_open(
                 out.append(&mut control.borrow_mut());
                 let now = shard.now_ns();
                 let stopping = shard.stop.is_set_for(slot);
-                if !stopping && now >= pace.due(shard, share, phase) {
+                // The loop below stops at the first message not yet due.
+                if !stopping {
                     let limit = MAX_BATCH.min(room());
                     let mut c = conn.borrow_mut();
                     let mut st_late = 0;
@@ -295,10 +296,7 @@ impl Pace<'_> {
         match self {
             Pace::Curve(s, k) => s.due(*k).map_or(u64::MAX, |t| (t * 1e9) as u64),
             Pace::Live(p, gen) => {
-                if *gen != shard.level_gen.get() {
-                    *gen = shard.level_gen.get();
-                    p.set_rate(shard.level.get() * share, shard.level_at_ns.get(), phase);
-                }
+                p.follow(shard, gen, share, phase);
                 p.due()
             }
         }

@@ -166,10 +166,7 @@ impl StopSignal {
             st[slot] = (st[slot] & !PHASE) | (phase & PHASE);
         }
         self.cancel_reads(slot);
-        let w = self.wakers.borrow_mut()[slot].take();
-        if let Some(w) = w {
-            w.wake();
-        }
+        self.wake_slot(slot);
     }
 
     /// Reserves a waker slot for one waiting task.

@@ -40,6 +40,14 @@ impl Timers {
             }
         }
     }
+
+    /// The earliest deadline filed (u64::MAX: none).
+    fn earliest(&self) -> u64 {
+        self.heap
+            .borrow()
+            .peek()
+            .map_or(u64::MAX, |Reverse((d, _))| *d)
+    }
 }
 
 /// The shard's timer task: wakes due slots, then sleeps to the earliest deadline.
@@ -60,11 +68,7 @@ pub async fn run(shard: Rc<Shard>) {
                 _ => break,
             }
         }
-        let next = t
-            .heap
-            .borrow()
-            .peek()
-            .map_or(u64::MAX, |Reverse((d, _))| *d);
+        let next = t.earliest();
         t.armed.set(next);
         let wait = if next == u64::MAX {
             Duration::from_secs(3600)
@@ -74,11 +78,7 @@ pub async fn run(shard: Rc<Shard>) {
         sleep.as_mut().reset(monoio::time::Instant::now() + wait);
         // Until the deadline, or an earlier one filed (which wakes this task).
         std::future::poll_fn(|cx| {
-            let earliest = t
-                .heap
-                .borrow()
-                .peek()
-                .map_or(u64::MAX, |Reverse((d, _))| *d);
+            let earliest = t.earliest();
             if earliest < t.armed.get() {
                 return Poll::Ready(());
             }
