@@ -116,8 +116,8 @@ pub fn collect(
 /// percentiles and drops it (the `--hlog` writer, a ceiling search's controller).
 pub trait SecondSink: Send {
     /// `start`: the second's start (seconds since the run began); `warmup`: the
-    /// second belongs to the warm-up.
-    fn second(&mut self, start: u64, warmup: bool, s: &Second);
+    /// second belongs to the warm-up; `row`: its series row, as the report shows it.
+    fn second(&mut self, start: u64, warmup: bool, s: &Second, row: &SecondStats);
 }
 
 /// `collect`, handing each final second to every one of `sinks`, in order.
@@ -191,8 +191,7 @@ pub fn collect_with(
                 break;
             }
             let (t, s) = pending.pop_first().expect("non-empty");
-            to_sinks(&mut sinks, t, &s, warmup);
-            let row = finalize(t, s, &mut peak_open);
+            let row = finalize(&mut sinks, t, &s, warmup, &mut peak_open);
             memory.sample(row.open);
             if let Some(l) = live.as_mut() {
                 l.row(&row);
@@ -201,8 +200,7 @@ pub fn collect_with(
         }
     }
     for (t, s) in std::mem::take(&mut pending) {
-        to_sinks(&mut sinks, t, &s, warmup);
-        series.push(finalize(t, s, &mut peak_open));
+        series.push(finalize(&mut sinks, t, &s, warmup, &mut peak_open));
     }
     if let Some(l) = live {
         l.finish();
@@ -217,32 +215,36 @@ pub fn collect_with(
     }
 }
 
-fn to_sinks(sinks: &mut [&mut dyn SecondSink], t: u64, s: &Second, warmup: Warmup) {
+/// Second `t` is final: its series row, after every sink has seen it.
+fn finalize(
+    sinks: &mut [&mut dyn SecondSink],
+    t: u64,
+    s: &Second,
+    warmup: Warmup,
+    peak_open: &mut u64,
+) -> SecondStats {
+    *peak_open = (*peak_open).max(s.peak);
+    let row = row(t, s);
     if s.interval.is_some() {
         for sink in sinks.iter_mut() {
-            sink.second(t.saturating_sub(1), t <= warmup.secs, s);
+            sink.second(t.saturating_sub(1), t <= warmup.secs, s, &row);
         }
     }
-}
-
-fn finalize(t: u64, s: Second, peak_open: &mut u64) -> SecondStats {
-    *peak_open = (*peak_open).max(s.peak);
-    row(t, &s)
+    row
 }
 
 /// The series row of second `t` (which covers [t-1, t)).
-pub fn row(t: u64, s: &Second) -> SecondStats {
-    let empty;
-    let (counters, rtt) = match &s.interval {
-        Some(i) => (&i.counters, &i.rtt),
-        None => {
-            empty = Interval::default();
-            (&empty.counters, &empty.rtt)
-        }
+fn row(t: u64, s: &Second) -> SecondStats {
+    // Row t covers [t-1, t): label it by its start.
+    let Some(Interval { counters, rtt, .. }) = &s.interval else {
+        return SecondStats {
+            t: t.saturating_sub(1),
+            open: s.open,
+            ..Default::default()
+        };
     };
     let us = |v: u64| v as f64 / 1000.0;
     SecondStats {
-        // Row t covers [t-1, t): label it by its start.
         t: t.saturating_sub(1),
         open: s.open,
         connects: counters.established,

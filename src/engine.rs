@@ -34,7 +34,7 @@ pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<
 pub enum NoSink {}
 
 impl collector::SecondSink for NoSink {
-    fn second(&mut self, _: u64, _: bool, _: &collector::Second) {
+    fn second(&mut self, _: u64, _: bool, _: &collector::Second, _: &SecondStats) {
         match *self {}
     }
 }

@@ -233,7 +233,7 @@ fn dial_secs(plan: &Plan, n: u64) -> u64 {
 }
 
 impl SecondSink for Controller {
-    fn second(&mut self, start: u64, _warmup: bool, s: &Second) {
+    fn second(&mut self, start: u64, _warmup: bool, s: &Second, row: &SecondStats) {
         let Some(interval) = s.interval.as_ref() else {
             return;
         };
@@ -310,9 +310,7 @@ impl SecondSink for Controller {
                         Some(a) => a.merge(interval),
                         None => *acc = Some(Box::new(interval.clone())),
                     }
-                    let mut row = crate::collector::row(start + 1, s);
-                    row.t = start;
-                    rows.push(row);
+                    rows.push(row.clone());
                     open.0 = open.0.min(s.open);
                     open.1 = open.1.max(s.open);
                     for (i, c) in cpu_second.iter().enumerate() {

@@ -205,7 +205,13 @@ impl IntervalLog {
 }
 
 impl crate::collector::SecondSink for IntervalLog {
-    fn second(&mut self, start: u64, warmup: bool, s: &crate::collector::Second) {
+    fn second(
+        &mut self,
+        start: u64,
+        warmup: bool,
+        s: &crate::collector::Second,
+        _: &crate::results::SecondStats,
+    ) {
         let Some(rtt) = s.interval.as_ref().map(|i| &i.rtt) else {
             return;
         };
