@@ -346,6 +346,18 @@ pub enum Dimension {
     Sessions,
 }
 
+impl Dimension {
+    /// As written on the command line and in the results: `connections`, `rate`,
+    /// `sessions`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dimension::Connections => "connections",
+            Dimension::Rate => "rate",
+            Dimension::Sessions => "sessions",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct CeilingArgs {
     /// Target WebSocket URLs (as `run`; none: the built-in echo server in-process).

@@ -150,6 +150,29 @@ fn threshold_exit(r: &crate::results::RunResults) -> ExitCode {
     }
 }
 
+/// `wsherd report` on a ceiling search: its table and verdict again, its knee page
+/// with --html; --csv and --hgrm come from the run underneath.
+fn report_ceiling(
+    args: &crate::cli::ReportArgs,
+    judge: crate::thresholds::Judge,
+    v: serde_json::Value,
+) -> Result<ExitCode, Error> {
+    if !judge.is_empty() {
+        return Err(Error::usage(
+            "a ceiling search is judged step by step by its --slo; --threshold and --bands do not apply to it",
+        ));
+    }
+    let c = crate::ceiling::from_value(&args.file, v)?;
+    args.reports.check()?;
+    print_out(&crate::ceiling::text::render(&c))?;
+    let mut files = args.reports.clone();
+    if let Some(p) = files.html.take() {
+        crate::ceiling::write_html(&p, &c)?;
+    }
+    files.write(&c.run)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Run(args) if args.scenario.is_some() => run_scenarios(*args),
@@ -273,27 +296,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Report(args) if crate::ceiling::is_ceiling_file(&args.file) => {
-            // A ceiling search: its table and verdict again, its knee page with
-            // --html; --csv and --hgrm come from the run underneath.
-            if !args.judge.thresholds.is_empty() || !args.judge.bands.is_empty() {
-                return Err(Error::usage(
-                    "a ceiling search is judged step by step by its --slo; --threshold and --bands do not apply to it",
-                ));
-            }
-            let c = crate::ceiling::read_json(&args.file)?;
-            args.reports.check()?;
-            print_out(&crate::ceiling::text::render(&c))?;
-            let mut files = args.reports.clone();
-            if let Some(p) = files.html.take() {
-                crate::ceiling::write_html(&p, &c)?;
-            }
-            files.write(&c.run)?;
-            Ok(ExitCode::SUCCESS)
-        }
         Command::Report(args) => {
             let judge = crate::thresholds::Judge::from_cli(&args.judge)?;
-            let mut r = crate::report::read_json(&args.file)?;
+            let v = crate::report::read_value(&args.file)?;
+            if crate::ceiling::is_ceiling(&v) {
+                return report_ceiling(&args, judge, v);
+            }
+            let mut r = crate::report::results_from(&args.file, v)?;
             args.reports.check()?;
             if !judge.is_empty() {
                 judge.apply(&mut r);

@@ -49,10 +49,9 @@ pub fn run_with<S: collector::SecondSink + 'static>(
     mut sink: Option<S>,
 ) -> Result<(RunResults, Option<S>)> {
     let nofile = check_fds(&cfg)?;
-    let distinct: std::collections::HashSet<_> = cfg.targets.iter().map(|t| t.addr).collect();
     crate::doctor::check_ports(&crate::doctor::Plan {
         connections: cfg.connections,
-        targets: distinct.len().max(1) as u64,
+        targets: port_pairs(&cfg).1,
         embedded: cfg.embedded(),
         sources: cfg.sources.len() as u64,
         whole: cfg.whole_connections,
@@ -260,15 +259,31 @@ fn wait_until_unix(at: f64, interrupt: &AtomicBool) {
     }
 }
 
+/// The open-file limit (raised to the hard limit) and how many connections of
+/// `cfg`'s kind fit under it: one socket each, two with the embedded server (it
+/// holds the other end), leaving `FD_RESERVE` for the rest.
+pub(crate) fn fd_fit(cfg: &RunConfig) -> (u64, u64) {
+    let limit = crate::sys::raise_nofile();
+    let per_conn = if cfg.embedded() { 2 } else { 1 };
+    let fits = limit.saturating_sub(crate::sys::open_fds() + FD_RESERVE) / per_conn;
+    (limit, fits)
+}
+
+/// Distinct (source address, target address) pairs of `cfg`: each has its own
+/// ephemeral port range.
+pub(crate) fn port_pairs(cfg: &RunConfig) -> (u64, u64) {
+    let distinct: std::collections::HashSet<_> = cfg.targets.iter().map(|t| t.addr).collect();
+    let targets = distinct.len().max(1) as u64;
+    (cfg.sources.len().max(1) as u64 * targets, targets)
+}
+
 /// Raises the open-file limit and refuses a plan that cannot fit, with the numbers.
 fn check_fds(cfg: &RunConfig) -> Result<u64> {
-    let limit = crate::sys::raise_nofile();
+    let (limit, fits) = fd_fit(cfg);
     let (_, hard) = crate::sys::nofile_limits();
-    // Each connection is one socket; an embedded server holds the other end.
-    let per_conn = if cfg.embedded() { 2 } else { 1 };
-    let need = cfg.connections * per_conn + crate::sys::open_fds() + FD_RESERVE;
-    if need > limit {
-        let fits = limit.saturating_sub(crate::sys::open_fds() + FD_RESERVE) / per_conn;
+    if cfg.connections > fits {
+        let per_conn = if cfg.embedded() { 2 } else { 1 };
+        let need = cfg.connections * per_conn + crate::sys::open_fds() + FD_RESERVE;
         return Err(Error::HostLimit(format!(
             "{} connections need about {need} open files{}, but this process may open {limit} (hard limit {hard}); \
              use -c {fits} or fewer, raise the limit (ulimit -n, or nofile in /etc/security/limits.conf), \

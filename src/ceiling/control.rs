@@ -492,7 +492,11 @@ fn judge_step(
     }
     // The client's own health: its shards' CPU, and whether sends kept time.
     let shard_cpu: Vec<f64> = cpu.iter().map(|c| c / secs as f64).collect();
-    let busiest = shard_cpu.iter().copied().fold(0.0, f64::max);
+    let mut client = ClientHealth {
+        shard_cpu,
+        ..Default::default()
+    };
+    let busiest = client.busiest_cpu().unwrap_or(0.0);
     let open_loop = plan.cfg.workload.open_loop();
     let late_share = if sent > 0 {
         late as f64 / sent as f64
@@ -523,14 +527,11 @@ fn judge_step(
             format!("it sent {}/s of the {}/s asked", fmt(sent_rate), fmt(level))
         });
     }
-    let client = ClientHealth {
-        shard_cpu,
-        send_lag_p99_us: r.latency.send_lag.as_ref().map(|l| l.p99_us),
-        late,
-        saturated: busiest >= SATURATED_CPU,
-        behind,
-        why: (!why.is_empty()).then(|| why.join("; ")),
-    };
+    client.send_lag_p99_us = r.latency.send_lag.as_ref().map(|l| l.p99_us);
+    client.late = late;
+    client.saturated = busiest >= SATURATED_CPU;
+    client.behind = behind;
+    client.why = (!why.is_empty()).then(|| why.join("; "));
     let rtt = &r.latency.rtt;
     Step {
         index: 0,

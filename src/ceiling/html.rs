@@ -756,14 +756,9 @@ fn step_table(o: &mut String, c: &CeilingResults) {
                 "-".to_string()
             }
         };
-        let cpu = s
+        let mut cpu = s
             .client
-            .shard_cpu
-            .iter()
-            .copied()
-            .filter(|v| v.is_finite())
-            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-        let mut cpu = cpu
+            .busiest_cpu()
             .map(|v| format!("{:.0}%", v * 100.0))
             .unwrap_or_else(|| "-".into());
         if s.client.saturated {

@@ -114,7 +114,7 @@ impl Setup {
         }
         let step_secs = a.step_duration.as_secs_f64().ceil() as u64;
         let settle_secs = a.settle.as_secs_f64().ceil() as u64;
-        let workload = check_workload(&a)?;
+        let workload = check_workload(&a, &slo)?;
         let default_start = match a.dimension {
             Dimension::Connections => 100.0,
             Dimension::Rate => 1000.0,
@@ -296,12 +296,8 @@ fn parse_precision(s: &str) -> Result<f64> {
 }
 
 /// The workload for the dimension, or why it does not fit.
-fn check_workload(a: &CeilingArgs) -> Result<WorkloadKind> {
-    let d = match a.dimension {
-        Dimension::Connections => "connections",
-        Dimension::Rate => "rate",
-        Dimension::Sessions => "sessions",
-    };
+fn check_workload(a: &CeilingArgs, slo: &[Threshold]) -> Result<WorkloadKind> {
+    let d = a.dimension.name();
     let w = a.workload.unwrap_or(match a.dimension {
         Dimension::Sessions => WorkloadKind::Churn,
         _ => WorkloadKind::Echo,
@@ -353,10 +349,7 @@ fn check_workload(a: &CeilingArgs) -> Result<WorkloadKind> {
         ));
     }
     if w == WorkloadKind::Idle && a.heartbeat.is_none() {
-        if let Some(t) = parse_slo(&a.slo)?
-            .iter()
-            .find(|t| t.metric.name.starts_with("rtt"))
-        {
+        if let Some(t) = slo.iter().find(|t| t.metric.name.starts_with("rtt")) {
             return Err(Error::usage(format!(
                 "the idle workload sends nothing to time, so '{}' has no data: add --heartbeat 1s, or leave rtt out of --slo",
                 t.expr
@@ -369,14 +362,9 @@ fn check_workload(a: &CeilingArgs) -> Result<WorkloadKind> {
 /// The most connections this host fits for `cfg` (open files, and source ports
 /// per (source, target) pair), and what limits it.
 fn host_fit(cfg: &RunConfig) -> (u64, String) {
-    const RESERVE: u64 = 64;
-    let limit = crate::sys::raise_nofile();
-    let per_conn = if cfg.embedded() { 2 } else { 1 };
-    let fds = limit.saturating_sub(crate::sys::open_fds() + RESERVE) / per_conn;
-    let distinct: std::collections::HashSet<_> = cfg.targets.iter().map(|t| t.addr).collect();
-    let pairs = cfg.sources.len().max(1) as u64 * distinct.len().max(1) as u64;
-    let ports = crate::doctor::ephemeral_ports().map(|p| p * pairs);
-    match ports {
+    let (limit, fds) = crate::engine::fd_fit(cfg);
+    let (pairs, _) = crate::engine::port_pairs(cfg);
+    match crate::doctor::ephemeral_ports().map(|p| p * pairs) {
         Some(p) if p < fds => (
             p,
             format!("{pairs} source/target pairs × the ephemeral port range"),
@@ -385,7 +373,7 @@ fn host_fit(cfg: &RunConfig) -> (u64, String) {
             fds,
             format!(
                 "open-file limit {limit}{}",
-                if per_conn == 2 {
+                if cfg.embedded() {
                     ", two per connection with the built-in server in this process"
                 } else {
                     ""
@@ -403,15 +391,14 @@ fn port_warning(setup: &Setup) -> Option<String> {
         return None;
     }
     let ports = crate::doctor::ephemeral_ports()?;
-    let distinct: std::collections::HashSet<_> = setup.run.targets.iter().map(|t| t.addr).collect();
-    let pairs = setup.run.sources.len().max(1) as u64 * distinct.len().max(1) as u64;
+    let (pairs, targets) = crate::engine::port_pairs(&setup.run);
     let per_pair = (setup.max as u64).div_ceil(pairs);
     (per_pair * 2 > ports).then(|| {
         format!(
             "up to {} connections on one (source, target) pair, past half the {} ephemeral ports: connect() gets slow there and may saturate the client; spread with --source-ip (at least {} addresses)",
             fmt_level(per_pair as f64),
             fmt_level(ports as f64),
-            (setup.max as u64).div_ceil(ports / 2).div_ceil(distinct.len().max(1) as u64)
+            (setup.max as u64).div_ceil(ports / 2).div_ceil(targets)
         )
     })
 }
@@ -493,7 +480,7 @@ pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults
     }
     let results = assemble(&setup, c.steps, c.end, c.notes, run);
     let written = match &setup.json {
-        Some(p) => write_json(p, &results),
+        Some(p) => crate::report::write_json(p, &results),
         None => Ok(()),
     }
     .and_then(|_| match &setup.html {
@@ -508,44 +495,23 @@ fn slo_text(slo: &[Threshold]) -> Vec<String> {
     slo.iter().map(|t| t.expr.clone()).collect()
 }
 
-fn write_json(p: &std::path::Path, r: &CeilingResults) -> Result<()> {
-    let text = serde_json::to_string_pretty(r).map_err(|e| Error::Output {
-        path: p.display().to_string(),
-        why: e.to_string(),
-    })?;
-    std::fs::write(p, text + "\n").map_err(|e| Error::Output {
-        path: p.display().to_string(),
-        why: e.to_string(),
-    })
-}
-
 /// Writes the HTML page of a search.
 pub fn write_html(p: &std::path::Path, c: &CeilingResults) -> Result<()> {
-    std::fs::write(p, html::render(c)).map_err(|e| Error::Output {
-        path: p.display().to_string(),
-        why: e.to_string(),
-    })
+    crate::report::outputs::write_file(p, html::render(c))
 }
 
-/// True when `p` holds a ceiling search (`"schema": "wsherd-ceiling/1"`), not a
-/// run's results.
-pub fn is_ceiling_file(p: &std::path::Path) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        schema: Option<String>,
-    }
-    std::fs::read(p)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Head>(&b).ok())
-        .and_then(|h| h.schema)
+/// True when the JSON read holds a ceiling search (`"schema": "wsherd-ceiling/1"`),
+/// not a run's results.
+pub fn is_ceiling(v: &serde_json::Value) -> bool {
+    v.get("schema")
+        .and_then(|s| s.as_str())
         .is_some_and(|s| s.starts_with("wsherd-ceiling/"))
 }
 
-/// Reads a search written by `--json`.
-pub fn read_json(p: &std::path::Path) -> Result<CeilingResults> {
+/// A search from the JSON read from `p` (written by `--json`).
+pub fn from_value(p: &std::path::Path, v: serde_json::Value) -> Result<CeilingResults> {
     let shown = p.display();
-    let text = std::fs::read_to_string(p).map_err(|e| Error::usage(format!("{shown}: {e}")))?;
-    let c: CeilingResults = serde_json::from_str(&text)
+    let c: CeilingResults = serde_json::from_value(v)
         .map_err(|e| Error::usage(format!("{shown}: not a ceiling search's results ({e})")))?;
     if c.schema != CEILING_SCHEMA {
         return Err(Error::usage(format!(
@@ -676,12 +642,7 @@ fn assemble(
     }
     CeilingResults {
         schema: CEILING_SCHEMA.to_string(),
-        dimension: match setup.dimension {
-            Dimension::Connections => "connections",
-            Dimension::Rate => "rate",
-            Dimension::Sessions => "sessions",
-        }
-        .to_string(),
+        dimension: setup.dimension.name().to_string(),
         unit: u.to_string(),
         slo: slo_text(&setup.slo),
         start: setup.start,

@@ -125,3 +125,14 @@ pub struct ClientHealth {
     /// Why it counts as saturated.
     pub why: Option<String>,
 }
+
+impl ClientHealth {
+    /// The busiest load shard's CPU over the step, in cores (None: not measured).
+    pub fn busiest_cpu(&self) -> Option<f64> {
+        self.shard_cpu
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+    }
+}

@@ -32,8 +32,7 @@ pub fn step_line(s: &Step, d: &Dimension) -> String {
 
 /// The client's busiest shard, as a share of a core.
 fn cpu(s: &Step) -> String {
-    let max = s.client.shard_cpu.iter().copied().fold(0.0, f64::max);
-    format!("{:.0}%", max * 100.0)
+    format!("{:.0}%", s.client.busiest_cpu().unwrap_or(0.0) * 100.0)
 }
 
 /// The summary of a search.

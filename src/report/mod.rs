@@ -61,12 +61,21 @@ pub fn check_writable(path: &Path) -> Result<()> {
         })
 }
 
+/// Reads a JSON file (results of a run, a merge or a ceiling search).
+pub fn read_value(path: &Path) -> Result<serde_json::Value> {
+    let shown = path.display();
+    let bytes = std::fs::read(path).map_err(|e| Error::Usage(format!("{shown}: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Usage(format!("{shown}: not JSON ({e})")))
+}
+
 /// Reads results written by `--json` (or `wsherd merge`), checking the schema version.
 pub fn read_json(path: &Path) -> Result<RunResults> {
+    results_from(path, read_value(path)?)
+}
+
+/// Run results from the JSON read from `path`, checking the schema version.
+pub fn results_from(path: &Path, v: serde_json::Value) -> Result<RunResults> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::Usage(format!("{shown}: {e}")))?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Usage(format!("{shown}: not JSON ({e})")))?;
     match v.get("schema_version").and_then(|s| s.as_u64()) {
         Some(n) if n == crate::results::SCHEMA_VERSION as u64 => {}
         Some(n) => {
@@ -84,16 +93,13 @@ pub fn read_json(path: &Path) -> Result<RunResults> {
     serde_json::from_value(v).map_err(|e| Error::Usage(format!("{shown}: {e}")))
 }
 
-/// Writes the results as pretty JSON.
-pub fn write_json(path: &Path, r: &RunResults) -> Result<()> {
+/// Writes results (a run's, or a ceiling search's) as pretty JSON.
+pub fn write_json<T: serde::Serialize>(path: &Path, r: &T) -> Result<()> {
     let out = serde_json::to_vec_pretty(r).map_err(|e| Error::Output {
         path: path.display().to_string(),
         why: e.to_string(),
     })?;
-    std::fs::write(path, out).map_err(|e| Error::Output {
-        path: path.display().to_string(),
-        why: e.to_string(),
-    })
+    outputs::write_file(path, out)
 }
 
 #[cfg(test)]

@@ -46,10 +46,10 @@ impl ReportFiles {
     /// Writes every file asked for.
     pub fn write(&self, r: &RunResults) -> Result<()> {
         if let Some(p) = &self.html {
-            write_file(p, &super::html::render(r))?;
+            write_file(p, super::html::render(r))?;
         }
         if let Some(p) = &self.csv {
-            write_file(p, &super::csv::render(r))?;
+            write_file(p, super::csv::render(r))?;
         }
         if let Some(prefix) = &self.hgrm {
             super::hdr::write_hgrm_files(prefix, r)?;
@@ -58,7 +58,7 @@ impl ReportFiles {
     }
 }
 
-fn write_file(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_file(path: &Path, text: impl AsRef<[u8]>) -> Result<()> {
     std::fs::write(path, text).map_err(|e| Error::Output {
         path: path.display().to_string(),
         why: e.to_string(),
