@@ -9,26 +9,15 @@ mod support;
 
 use std::time::{Duration, Instant};
 use support::{run, run_bin, serial};
-use wsherd::config::{available_cores, RunConfig, ServeConfig};
+use wsherd::config::{RunConfig, ServeConfig};
 use wsherd::server::ServerHandle;
 
 /// A run of `-d 2s`/`-d 3s` must be over well within this.
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// The built-in server in-process on a free loopback port with `knobs`.
+/// The built-in server in-process with `knobs`.
 fn serve(shards: &str, knobs: &[&str]) -> ServerHandle {
-    let mut args: Vec<String> = ["--addr", "127.0.0.1:0", "--shards", shards, "-q"]
-        .map(String::from)
-        .to_vec();
-    // One shard on two cores or more: the server on the last core, away from the
-    // load's shard on the first.
-    let cores = available_cores();
-    if shards == "1" && cores.len() >= 2 {
-        args.push("--first-core".into());
-        args.push(cores[cores.len() - 1].to_string());
-    }
-    args.extend(knobs.iter().map(|k| k.to_string()));
-    wsherd::server::start(ServeConfig::from_args(args).unwrap()).unwrap()
+    support::serve_builtin(shards, knobs)
 }
 
 fn cause(map: &std::collections::BTreeMap<String, u64>, key: &str) -> u64 {

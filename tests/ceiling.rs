@@ -13,22 +13,12 @@ use std::time::Duration;
 use support::{run_bin, serial};
 use wsherd::ceiling::results::{outcome, CeilingResults};
 use wsherd::ceiling::Setup;
-use wsherd::config::{available_cores, ServeConfig};
 use wsherd::server::ServerHandle;
 
-/// The built-in server in-process on a free loopback port with `knobs`, one
-/// shard, on the last core (away from the search's shard on the first).
+/// The built-in server in-process with `knobs`: one shard, on the last core
+/// (away from the search's shard on the first).
 fn serve(knobs: &[&str]) -> ServerHandle {
-    let mut args: Vec<String> = ["--addr", "127.0.0.1:0", "--shards", "1", "-q"]
-        .map(String::from)
-        .to_vec();
-    let cores = available_cores();
-    if cores.len() >= 2 {
-        args.push("--first-core".into());
-        args.push(cores[cores.len() - 1].to_string());
-    }
-    args.extend(knobs.iter().map(|k| k.to_string()));
-    wsherd::server::start(ServeConfig::from_args(args).unwrap()).unwrap()
+    support::serve_builtin("1", knobs)
 }
 
 /// Runs a search in this process (one load shard); ends it by setting the flag
@@ -51,12 +41,7 @@ fn search(args: &[&str], interrupt_after: Option<Duration>) -> CeilingResults {
 /// What holds for every search: the ledger balances, steps are numbered in
 /// order, a failing step says why and a passing one has no reason.
 fn check(c: &CeilingResults) {
-    let m = &c.run.messages;
-    assert_eq!(
-        m.sent,
-        m.received + m.failed + m.in_flight_at_stop,
-        "ledger: {m:?}"
-    );
+    support::check_invariants(&c.run);
     for (i, s) in c.steps.iter().enumerate() {
         assert_eq!(s.index, i + 1);
         assert_eq!(s.passed, s.reasons.is_empty(), "{s:?}");

@@ -622,3 +622,19 @@ pub fn assert_usage_errors(cases: &[(&[&str], &str)]) {
         assert!(e.to_string().contains(why), "{args:?}: {e}");
     }
 }
+
+/// The built-in server in-process on a free loopback port with `knobs`
+/// (`--max-connections 300`, `--service-time 1ms`, ...). One shard on two cores
+/// or more sits on the last core, away from the load's shard on the first.
+pub fn serve_builtin(shards: &str, knobs: &[&str]) -> wsherd::server::ServerHandle {
+    let mut args: Vec<String> = ["--addr", "127.0.0.1:0", "--shards", shards, "-q"]
+        .map(String::from)
+        .to_vec();
+    let cores = wsherd::config::available_cores();
+    if shards == "1" && cores.len() >= 2 {
+        args.push("--first-core".into());
+        args.push(cores[cores.len() - 1].to_string());
+    }
+    args.extend(knobs.iter().map(|k| k.to_string()));
+    wsherd::server::start(wsherd::config::ServeConfig::from_args(args).unwrap()).unwrap()
+}
