@@ -4,7 +4,11 @@
 //! each flag documented where it is defined. Nothing here checks one flag against
 //! another; `config` turns these into validated, immutable configs.
 
+use crate::report::outputs::ReportFiles;
+use crate::vocab::kinds::{Dimension, IoDriver, ServeMode, WorkloadKind};
+use crate::vocab::units::{parse_count, parse_duration, parse_rate, parse_size};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
 use std::time::Duration;
 
 const RUN_EXAMPLES: &str = "\
@@ -50,7 +54,7 @@ pub enum Command {
 
 /// What each connection does once it is established.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum WorkloadKind {
+pub enum WorkloadArg {
     /// Data frames timed by their echo: closed loop (--inflight), or open loop with
     /// --rate / --rate-per-conn.
     Echo,
@@ -72,7 +76,7 @@ pub enum WorkloadKind {
 
 /// Which monoio driver the shards use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum IoDriver {
+pub enum IoDriverArg {
     /// io_uring where the kernel allows it, epoll otherwise.
     Auto,
     /// io_uring only (fails where it is not allowed).
@@ -117,8 +121,8 @@ pub struct RunArgs {
     pub warmup: Option<Duration>,
 
     /// What each connection does.
-    #[arg(short = 'w', long = "workload", value_enum, default_value_t = WorkloadKind::Echo)]
-    pub workload: WorkloadKind,
+    #[arg(short = 'w', long = "workload", value_enum, default_value_t = WorkloadArg::Echo)]
+    pub workload: WorkloadArg,
 
     /// Message payload size in bytes, timing header included (512, 4k, 64KiB).
     #[arg(short = 's', long = "size", default_value = "64", value_parser = parse_size, allow_hyphen_values = true)]
@@ -217,7 +221,7 @@ pub struct RunArgs {
     pub json: Option<std::path::PathBuf>,
 
     #[command(flatten)]
-    pub reports: crate::report::outputs::ReportFiles,
+    pub reports: ReportFileArgs,
 
     /// Write an HdrHistogram interval log: the round trip of every second.
     #[arg(long, value_name = "FILE")]
@@ -258,8 +262,8 @@ pub struct ConnectArgs {
     pub server_shards: Option<u64>,
 
     /// monoio driver: io_uring with epoll fallback (auto), or force one.
-    #[arg(long = "io-driver", value_enum, default_value_t = IoDriver::Auto)]
-    pub io_driver: IoDriver,
+    #[arg(long = "io-driver", value_enum, default_value_t = IoDriverArg::Auto)]
+    pub io_driver: IoDriverArg,
 
     /// Source addresses to connect from, spread round robin (127.0.0.1-127.0.0.16,
     /// 10.0.0.5,fd00::1-fd00::4): each (source, target) pair has its own ephemeral
@@ -267,6 +271,33 @@ pub struct ConnectArgs {
     /// agent takes its own slice.
     #[arg(long = "source-ip", value_name = "ADDRS")]
     pub source_ip: Option<String>,
+}
+
+/// Report files rendered from the results (on `run` and `report`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReportFileArgs {
+    /// Write a self-contained HTML report with charts (no network needed to view it).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// Write the per-second series as CSV (latencies in ms, 3 decimals).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+
+    /// Write HdrHistogram percentile distributions: PREFIX.rtt.hgrm,
+    /// PREFIX.connect.hgrm, ... one per latency kind (values in ms).
+    #[arg(long, value_name = "PREFIX")]
+    pub hgrm: Option<PathBuf>,
+}
+
+impl From<ReportFileArgs> for ReportFiles {
+    fn from(a: ReportFileArgs) -> ReportFiles {
+        ReportFiles {
+            html: a.html,
+            csv: a.csv,
+            hgrm: a.hgrm,
+        }
+    }
 }
 
 /// Pass/fail thresholds and assessment bands (`run` and `report`).
@@ -328,7 +359,7 @@ pub struct ReportArgs {
     pub file: std::path::PathBuf,
 
     #[command(flatten)]
-    pub reports: crate::report::outputs::ReportFiles,
+    pub reports: ReportFileArgs,
     /// Judge the saved run again with these thresholds and bands.
     #[command(flatten)]
     pub judge: JudgeArgs,
@@ -336,7 +367,7 @@ pub struct ReportArgs {
 
 /// What a ceiling search raises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Dimension {
+pub enum DimensionArg {
     /// Concurrent connections (added without closing the ones already open).
     Connections,
     /// Messages per second across -c connections (an open loop whose pace
@@ -344,18 +375,6 @@ pub enum Dimension {
     Rate,
     /// New sessions per second (churn or chat workloads).
     Sessions,
-}
-
-impl Dimension {
-    /// As written on the command line and in the results: `connections`, `rate`,
-    /// `sessions`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dimension::Connections => "connections",
-            Dimension::Rate => "rate",
-            Dimension::Sessions => "sessions",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -366,7 +385,7 @@ pub struct CeilingArgs {
 
     /// What to raise: connections, rate (messages/s) or sessions (new sessions/s).
     #[arg(long, value_enum)]
-    pub dimension: Dimension,
+    pub dimension: DimensionArg,
 
     /// The service level each step must hold: thresholds as in `run --threshold`,
     /// comma-separated or repeated: 'rtt.p99<50ms,errors<0.1%'.
@@ -413,7 +432,7 @@ pub struct CeilingArgs {
     /// What each connection does: echo or ping (connections, rate), idle
     /// (connections), churn or chat (sessions). Default: echo, or churn for sessions.
     #[arg(short = 'w', long = "workload", value_enum)]
-    pub workload: Option<WorkloadKind>,
+    pub workload: Option<WorkloadArg>,
 
     /// Message payload size in bytes, timing header included.
     #[arg(short = 's', long = "size", default_value = "64", value_parser = parse_size, allow_hyphen_values = true)]
@@ -469,7 +488,7 @@ pub struct CeilingArgs {
 
 /// What the built-in server does with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ServeMode {
+pub enum ServeModeArg {
     /// Send every message back to its sender.
     Echo,
     /// Send every message to every connected client (all shards).
@@ -485,8 +504,8 @@ pub struct ServeArgs {
     pub addr: String,
 
     /// Echo each message to its sender, or broadcast it to every client.
-    #[arg(long, value_enum, default_value_t = ServeMode::Echo)]
-    pub mode: ServeMode,
+    #[arg(long, value_enum, default_value_t = ServeModeArg::Echo)]
+    pub mode: ServeModeArg,
 
     /// Broadcast: messages queued per slow receiver before its copies are dropped.
     #[arg(long = "queue", default_value = "1024", value_parser = parse_count)]
@@ -502,8 +521,8 @@ pub struct ServeArgs {
     pub first_core: u64,
 
     /// monoio driver: io_uring with epoll fallback (auto), or force one.
-    #[arg(long = "io-driver", value_enum, default_value_t = IoDriver::Auto)]
-    pub io_driver: IoDriver,
+    #[arg(long = "io-driver", value_enum, default_value_t = IoDriverArg::Auto)]
+    pub io_driver: IoDriverArg,
 
     /// Test fault: answer every message this long after it arrived (a known
     /// service time, e.g. 5ms).
@@ -560,127 +579,35 @@ pub struct ServeArgs {
 /// Help heading of `wsherd serve`'s capacity knobs.
 const TEST_KNOBS: &str = "Test knobs (for testing wsherd itself and ceiling searches)";
 
-/// Parses a count with an optional SI suffix: `100`, `10k`, `1.5k`, `2m`, `1g`.
-pub fn parse_count(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.chars().last() {
-        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
-        Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
-        Some('g' | 'G') => (&t[..t.len() - 1], 1e9),
-        _ => (t, 1.0),
+/// clap's spelling of the shared enums stays here; the layers below see only
+/// `vocab::kinds`.
+macro_rules! into_kind {
+    ($arg:ident => $kind:ident { $($v:ident),* }) => {
+        impl From<$arg> for $kind {
+            fn from(a: $arg) -> $kind {
+                match a {
+                    $($arg::$v => $kind::$v,)*
+                }
+            }
+        }
     };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a count (examples: 100, 10k, 1.5k, 2m)"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("'{s}' must be zero or more"));
-    }
-    let total = v * mult;
-    if total.fract() != 0.0 {
-        return Err(format!("'{s}' is not a whole number"));
-    }
-    if total > u64::MAX as f64 / 2.0 {
-        return Err(format!("'{s}' is too large"));
-    }
-    Ok(total as u64)
 }
 
-/// Parses a rate per second: `500`, `2k`, `0.5`.
-pub fn parse_rate(s: &str) -> Result<f64, String> {
-    let t = s.trim().trim_end_matches("/s");
-    let (num, mult) = match t.chars().last() {
-        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
-        Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
-        _ => (t, 1.0),
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a rate (examples: 500, 2k, 0.5)"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("'{s}' must be zero or more"));
-    }
-    let total = v * mult;
-    if !total.is_finite() {
-        return Err(format!("'{s}' is too large"));
-    }
-    Ok(total)
-}
+into_kind!(WorkloadArg => WorkloadKind { Echo, Ping, Idle, Churn, Chat, Broadcast });
 
-/// Parses a duration in humantime form: `500ms`, `30s`, `5m`, `1h30m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if t.starts_with('-') {
-        return Err(format!("'{s}' is negative; durations are like 30s, 5m, 1h"));
-    }
-    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("'{s}' has no unit; write {t}s, {t}ms or {t}m"));
-    }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("'{s}' is not a duration ({e}); examples: 500ms, 30s, 5m, 1h"))
-}
-
-/// Parses a size in bytes: `64`, `4k` (4000), `4KiB` (4096), `1MiB`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let lower = t.to_ascii_lowercase();
-    let (num, mult) = if let Some(n) = lower.strip_suffix("kib") {
-        (n.to_string(), 1024u64)
-    } else if let Some(n) = lower.strip_suffix("mib") {
-        (n.to_string(), 1024 * 1024)
-    } else if let Some(n) = lower.strip_suffix("kb").or_else(|| lower.strip_suffix('k')) {
-        (n.to_string(), 1000)
-    } else if let Some(n) = lower.strip_suffix("mb").or_else(|| lower.strip_suffix('m')) {
-        (n.to_string(), 1_000_000)
-    } else {
-        (lower.strip_suffix('b').unwrap_or(&lower).to_string(), 1)
-    };
-    let v: u64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size in bytes (examples: 64, 4k, 4KiB, 1MiB)"))?;
-    v.checked_mul(mult)
-        .ok_or_else(|| format!("'{s}' is too large"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_take_si_suffixes() {
-        assert_eq!(parse_count("10k"), Ok(10_000));
-        assert_eq!(parse_count("1.5k"), Ok(1_500));
-        assert_eq!(parse_count("2m"), Ok(2_000_000));
-        assert_eq!(parse_count("0"), Ok(0));
-        assert!(parse_count("-3").is_err());
-        assert!(parse_count("1.5").is_err());
-        assert!(parse_count("lots").is_err());
-    }
-
-    #[test]
-    fn durations_need_units_and_sign() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("-5s").unwrap_err().contains("negative"));
-        assert!(parse_duration("30").unwrap_err().contains("no unit"));
-        assert!(parse_duration("banana").is_err());
-    }
-
-    #[test]
-    fn sizes_know_binary_and_decimal_units() {
-        assert_eq!(parse_size("64"), Ok(64));
-        assert_eq!(parse_size("4k"), Ok(4000));
-        assert_eq!(parse_size("4KiB"), Ok(4096));
-        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
-        assert!(parse_size("-1").is_err());
-        assert!(parse_size("big").is_err());
-    }
-
-    #[test]
-    fn rates_accept_suffixes() {
-        assert_eq!(parse_rate("2k"), Ok(2000.0));
-        assert_eq!(parse_rate("0.5"), Ok(0.5));
-        assert!(parse_rate("-1").is_err());
-        assert!(parse_rate("1e308k").unwrap_err().contains("too large"));
+/// The ceiling still edits a `RunArgs` (until the config stage builds its run).
+impl From<WorkloadKind> for WorkloadArg {
+    fn from(k: WorkloadKind) -> WorkloadArg {
+        match k {
+            WorkloadKind::Echo => WorkloadArg::Echo,
+            WorkloadKind::Ping => WorkloadArg::Ping,
+            WorkloadKind::Idle => WorkloadArg::Idle,
+            WorkloadKind::Churn => WorkloadArg::Churn,
+            WorkloadKind::Chat => WorkloadArg::Chat,
+            WorkloadKind::Broadcast => WorkloadArg::Broadcast,
+        }
     }
 }
+into_kind!(IoDriverArg => IoDriver { Auto, Uring, Epoll });
+into_kind!(DimensionArg => Dimension { Connections, Rate, Sessions });
+into_kind!(ServeModeArg => ServeMode { Echo, Broadcast });

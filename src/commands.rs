@@ -5,6 +5,7 @@
 use crate::cli::{Cli, Command};
 use crate::config::{RunConfig, ServeConfig};
 use crate::error::{Error, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_THRESHOLD, EXIT_USAGE};
+use crate::report::outputs::ReportFiles;
 use clap::Parser;
 use std::io::Write;
 use std::process::ExitCode;
@@ -163,9 +164,9 @@ fn report_ceiling(
         ));
     }
     let c = crate::ceiling::from_value(&args.file, v)?;
-    args.reports.check()?;
+    let mut files = ReportFiles::from(args.reports.clone());
+    files.check()?;
     print_out(&crate::ceiling::text::render(&c))?;
-    let mut files = args.reports.clone();
     if let Some(p) = files.html.take() {
         crate::ceiling::write_html(&p, &c)?;
     }
@@ -227,7 +228,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                 );
                 return Ok(ExitCode::from(EXIT_FAILURE));
             }
-            if found.outcome == crate::ceiling::results::outcome::INCOMPLETE {
+            if found.outcome == crate::results::ceiling::outcome::INCOMPLETE {
                 eprintln!("error: the search did not converge within --max-time; raise it, or narrow --start/--max");
                 return Ok(ExitCode::from(EXIT_FAILURE));
             }
@@ -297,18 +298,19 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             })
         }
         Command::Report(args) => {
-            let judge = crate::thresholds::Judge::from_cli(&args.judge)?;
+            let judge = crate::thresholds::Judge::parse(&args.judge.thresholds, &args.judge.bands)?;
             let v = crate::report::read_value(&args.file)?;
             if crate::ceiling::is_ceiling(&v) {
                 return report_ceiling(&args, judge, v);
             }
             let mut r = crate::report::results_from(&args.file, v)?;
-            args.reports.check()?;
+            let files = ReportFiles::from(args.reports.clone());
+            files.check()?;
             if !judge.is_empty() {
                 judge.apply(&mut r);
             }
             print_out(&crate::report::text::render(&r))?;
-            args.reports.write(&r)?;
+            files.write(&r)?;
             // Re-judged: the new verdicts decide; shown again: it only prints.
             Ok(if judge.thresholds.is_empty() {
                 ExitCode::SUCCESS

@@ -3,10 +3,11 @@
 //! All cross-flag checks live here and nowhere else, so a run that starts is a run
 //! that makes sense. Errors say what was wrong and which flag fixes it.
 
-use crate::cli::{IoDriver, RunArgs, ServeArgs, WorkloadKind};
+use crate::cli::{RunArgs, ServeArgs};
 use crate::error::{Error, Result};
 use crate::pacer::{parse_stages, Profile, Stage};
 use crate::payload::{PayloadKind, PayloadSpec};
+use crate::vocab::kinds::{IoDriver, WorkloadKind};
 use crate::workload::{Message, Pacing, Workload};
 use clap::Parser;
 use std::ffi::OsString;
@@ -331,7 +332,10 @@ impl RunConfig {
         let mut workload = workload_from(&a, &payload)?;
         if let Some(profile) = &load.rate_profile {
             // Rate stages make an open loop of echo or ping.
-            if !matches!(a.workload, WorkloadKind::Echo | WorkloadKind::Ping) {
+            if !matches!(
+                WorkloadKind::from(a.workload),
+                WorkloadKind::Echo | WorkloadKind::Ping
+            ) {
                 return Err(Error::usage(format!(
                     "rate stages (TARGET/s) are for --workload echo or ping, not {}",
                     workload.name
@@ -476,9 +480,9 @@ impl RunConfig {
                 Duration::from_secs(1) + Duration::from_micros(100) * per_shard.min(1 << 30) as u32
             }),
             shard_cores,
-            io_driver: a.conn.io_driver,
+            io_driver: a.conn.io_driver.into(),
             json: a.json,
-            reports: a.reports,
+            reports: a.reports.into(),
             hlog: a.hlog,
             quiet: a.quiet,
             metrics_addr: a
@@ -486,7 +490,7 @@ impl RunConfig {
                 .as_deref()
                 .map(crate::export::parse_addr)
                 .transpose()?,
-            judge: crate::thresholds::Judge::from_cli(&a.judge)?,
+            judge: crate::thresholds::Judge::parse(&a.judge.thresholds, &a.judge.bands)?,
         })
     }
 
@@ -667,6 +671,7 @@ pub const MAX_RATE_PER_CONN: f64 = 1e6;
 
 /// Turns workload, pacing and payload flags into one `Workload`.
 fn workload_from(a: &RunArgs, payload: &PayloadSpec) -> Result<Workload> {
+    let kind = WorkloadKind::from(a.workload);
     let per_conn = match (a.rate, a.rate_per_conn) {
         (Some(r), _) if r <= 0.0 => {
             return Err(Error::usage(
@@ -713,21 +718,21 @@ fn workload_from(a: &RunArgs, payload: &PayloadSpec) -> Result<Workload> {
             None => closed(),
         }
     };
-    if a.publishers.is_some() && a.workload != WorkloadKind::Broadcast {
+    if a.publishers.is_some() && kind != WorkloadKind::Broadcast {
         return Err(Error::usage("--publishers is for --workload broadcast"));
     }
-    let sessions = matches!(a.workload, WorkloadKind::Churn | WorkloadKind::Chat);
+    let sessions = matches!(kind, WorkloadKind::Churn | WorkloadKind::Chat);
     if !sessions && (a.messages.is_some() || a.session_rate.is_some() || a.think.is_some()) {
         return Err(Error::usage(
             "--messages, --session-rate and --think are for session workloads (--workload churn or chat)",
         ));
     }
-    if a.heartbeat.is_some() && a.workload != WorkloadKind::Idle {
+    if a.heartbeat.is_some() && kind != WorkloadKind::Idle {
         return Err(Error::usage(
             "--heartbeat is for --workload idle (other workloads send their own messages)",
         ));
     }
-    Ok(match a.workload {
+    Ok(match kind {
         WorkloadKind::Echo => Workload {
             name: "echo",
             message: Message::Data,
@@ -777,7 +782,7 @@ fn workload_from(a: &RunArgs, payload: &PayloadSpec) -> Result<Workload> {
                     "sessions send one message at a time; pace them with --session-rate, not --rate or --inflight",
                 ));
             }
-            let chat = a.workload == WorkloadKind::Chat;
+            let chat = kind == WorkloadKind::Chat;
             if a.think.is_some() && !chat {
                 return Err(Error::usage("--think is for --workload chat"));
             }
@@ -888,7 +893,7 @@ pub struct ServerFaults {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub addr: SocketAddr,
-    pub mode: crate::cli::ServeMode,
+    pub mode: crate::vocab::kinds::ServeMode,
     /// Broadcast: bounded queue per receiver, in messages.
     pub queue: usize,
     pub cores: Vec<usize>,
@@ -975,10 +980,10 @@ impl ServeConfig {
         }
         Ok(ServeConfig {
             addr,
-            mode: a.mode,
+            mode: a.mode.into(),
             queue: a.queue as usize,
             cores: candidates[..n].to_vec(),
-            io_driver: a.io_driver,
+            io_driver: a.io_driver.into(),
             quiet: a.quiet,
             faults: ServerFaults {
                 delay: a.delay.filter(|d| !d.is_zero()),

@@ -80,9 +80,9 @@ pub fn run_with<S: collector::SecondSink + 'static>(
             addr: "127.0.0.1:0".parse().expect("valid literal"),
             // A broadcast run needs a server that relays to everyone.
             mode: if cfg.workload.broadcast.is_some() {
-                crate::cli::ServeMode::Broadcast
+                crate::vocab::kinds::ServeMode::Broadcast
             } else {
-                crate::cli::ServeMode::Echo
+                crate::vocab::kinds::ServeMode::Echo
             },
             queue: 1024,
             cores: cfg.server_cores.clone(),
@@ -295,28 +295,6 @@ fn check_fds(cfg: &RunConfig) -> Result<u64> {
     Ok(limit)
 }
 
-pub(crate) fn latency_stats(h: &hdrhistogram::Histogram<u64>) -> LatencyStats {
-    let us = |v: f64| v / 1000.0;
-    if h.is_empty() {
-        return LatencyStats {
-            hdr: crate::report::encode_histogram(h),
-            ..LatencyStats::default()
-        };
-    }
-    LatencyStats {
-        count: h.len(),
-        min_us: us(h.min() as f64),
-        mean_us: us(h.mean()),
-        stdev_us: us(h.stdev()),
-        p50_us: us(h.value_at_quantile(0.5) as f64),
-        p90_us: us(h.value_at_quantile(0.9) as f64),
-        p99_us: us(h.value_at_quantile(0.99) as f64),
-        p999_us: us(h.value_at_quantile(0.999) as f64),
-        max_us: us(h.max() as f64),
-        hdr: crate::report::encode_histogram(h),
-    }
-}
-
 /// The results of a run (or of a stretch of one, such as a ceiling step) from
 /// what the collector gathered.
 pub(crate) fn assemble(
@@ -447,12 +425,15 @@ pub(crate) fn assemble(
         },
         errors: k.errors.clone(),
         latency: Latencies {
-            connect: latency_stats(&connect),
-            handshake: latency_stats(&handshake),
-            rtt: latency_stats(&rtt),
-            rtt_uncorrected: open_loop.then(|| latency_stats(&rtt_uncorrected)),
-            send_lag: open_loop.then(|| latency_stats(&send_lag)),
-            delivery: cfg.workload.broadcast.map(|_| latency_stats(&delivery)),
+            connect: LatencyStats::from_histogram(&connect),
+            handshake: LatencyStats::from_histogram(&handshake),
+            rtt: LatencyStats::from_histogram(&rtt),
+            rtt_uncorrected: open_loop.then(|| LatencyStats::from_histogram(&rtt_uncorrected)),
+            send_lag: open_loop.then(|| LatencyStats::from_histogram(&send_lag)),
+            delivery: cfg
+                .workload
+                .broadcast
+                .map(|_| LatencyStats::from_histogram(&delivery)),
         },
         sessions: cfg.workload.session.map(|s| SessionStats {
             messages_per_session: s.messages,
@@ -460,7 +441,7 @@ pub(crate) fn assemble(
             completed: k.sessions,
             per_sec: (k.sessions - warm.sessions) as f64 / secs,
             late: k.sessions_late,
-            duration: latency_stats(&session),
+            duration: LatencyStats::from_histogram(&session),
         }),
         broadcast: cfg.workload.broadcast.map(|b| {
             // Publishers' own copies are counted as their echoes too.
@@ -483,7 +464,7 @@ pub(crate) fn assemble(
             sent: warm.sent,
             received: warm.received,
             established: warm.established,
-            rtt: latency_stats(&c.warmup.rtt),
+            rtt: LatencyStats::from_histogram(&c.warmup.rtt),
         }),
         series: c.series,
         memory: c.memory,

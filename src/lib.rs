@@ -30,6 +30,7 @@ pub mod source;
 pub mod sys;
 pub mod template;
 pub mod thresholds;
+pub mod vocab;
 pub mod workload;
 pub mod ws;
 

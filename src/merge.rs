@@ -5,9 +5,8 @@
 //! Used for the total of a scenario file (scenarios one after another or side by
 //! side) and meant for results from several processes or hosts.
 
-use crate::engine::latency_stats;
-use crate::report::decode_histogram;
 use crate::results::*;
+use crate::vocab::hist::decode_histogram;
 use std::collections::BTreeMap;
 
 /// How the parts ran relative to each other.
@@ -27,13 +26,13 @@ fn add_maps(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
 
 /// Merges latency distributions through their full histograms.
 fn merge_latency<'a>(parts: impl Iterator<Item = &'a LatencyStats>) -> LatencyStats {
-    let mut h = crate::metrics::new_histogram();
+    let mut h = crate::vocab::hist::new_histogram();
     for l in parts {
         if let Some(p) = decode_histogram(&l.hdr) {
             let _ = h.add(&p);
         }
     }
-    latency_stats(&h)
+    LatencyStats::from_histogram(&h)
 }
 
 fn merge_opt<'a>(parts: impl Iterator<Item = Option<&'a LatencyStats>>) -> Option<LatencyStats> {

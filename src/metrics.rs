@@ -7,21 +7,9 @@
 //! full it keeps the snapshot and merges the next interval into it, so a shard never
 //! blocks on the collector and nothing is dropped.
 
+use crate::vocab::hist::new_histogram;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
-
-/// Lowest value told apart: 1 µs (values are recorded in ns).
-pub const HIST_LOW_NS: u64 = 1_000;
-/// Highest value kept: 60 s; larger values saturate to it.
-pub const HIST_HIGH_NS: u64 = 60_000_000_000;
-/// Significant digits kept at every magnitude.
-pub const HIST_SIGFIG: u8 = 3;
-
-/// A latency histogram with wsherd's bounds.
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(HIST_LOW_NS, HIST_HIGH_NS, HIST_SIGFIG)
-        .expect("static histogram bounds are valid")
-}
 
 /// Counters that add up across intervals, shards and agents.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

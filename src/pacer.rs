@@ -26,9 +26,9 @@ pub fn parse_stages(s: &str) -> Result<Vec<Stage>, String> {
                 i + 1
             )
         })?;
-        let duration =
-            crate::cli::parse_duration(d).map_err(|e| format!("stage {} '{part}': {e}", i + 1))?;
-        let target = crate::cli::parse_rate(t)
+        let duration = crate::vocab::units::parse_duration(d)
+            .map_err(|e| format!("stage {} '{part}': {e}", i + 1))?;
+        let target = crate::vocab::units::parse_rate(t)
             .map_err(|e| format!("stage {} '{part}': target {e}", i + 1))?;
         if duration.is_zero() {
             return Err(format!(

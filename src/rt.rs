@@ -6,7 +6,7 @@
 //! forbids it, or the ring cannot be allocated, the same code runs on monoio's epoll
 //! driver, and the name of the driver that ran goes into the results.
 
-use crate::cli::IoDriver;
+use crate::vocab::kinds::IoDriver;
 use std::future::Future;
 
 /// Submission queue size per shard ring.

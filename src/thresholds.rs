@@ -17,9 +17,8 @@
 //! `established`, `failed`, `lost`, `sent`, `received`, `unexpected`, `late`,
 //! `missing`, `duplicates`.
 
-use crate::report::fmt_us;
-use crate::results::{LatencyStats, RunResults};
-use serde::{Deserialize, Serialize};
+use crate::results::{Assessment, LatencyStats, RunResults, ThresholdOutcome};
+use crate::vocab::fmt::fmt_us;
 use std::fmt::Write;
 
 /// Latency families a threshold can name.
@@ -108,7 +107,7 @@ impl Unit {
                 }
             }
             Unit::Rate if v >= 100.0 => {
-                format!("{}/s", crate::report::text::group(v.round() as u64))
+                format!("{}/s", crate::vocab::fmt::group(v.round() as u64))
             }
             Unit::Rate => format!("{v:.1}/s"),
             Unit::Count => format!("{v:.0}"),
@@ -168,23 +167,6 @@ pub struct Threshold {
     pub op: Op,
     /// In the metric's internal unit (µs, fraction, per second, count).
     pub limit: f64,
-}
-
-/// The verdict of one threshold, as saved in the results.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ThresholdOutcome {
-    /// The expression as given (`rtt.p99<50ms`).
-    pub expression: String,
-    pub metric: String,
-    /// `us`, `ratio`, `per_second` or `count`.
-    pub unit: String,
-    pub op: String,
-    /// The limit in `unit`.
-    pub limit: f64,
-    /// The measured value in `unit`; null when the run has no data for the metric
-    /// (which fails the threshold).
-    pub value: Option<f64>,
-    pub passed: bool,
 }
 
 /// Every metric name a threshold accepts, for error messages.
@@ -309,9 +291,10 @@ fn parse_value(text: &str, metric: &Metric) -> Result<f64, String> {
         },
         Unit::Rate => {
             let n = t.strip_suffix("/s").unwrap_or(t);
-            crate::cli::parse_rate(n).map_err(|_| bad("is not a rate (e.g. 19000/s, 19k/s)"))
+            crate::vocab::units::parse_rate(n)
+                .map_err(|_| bad("is not a rate (e.g. 19000/s, 19k/s)"))
         }
-        Unit::Count => crate::cli::parse_count(t)
+        Unit::Count => crate::vocab::units::parse_count(t)
             .map(|v| v as f64)
             .map_err(|_| bad("is not a count (e.g. 0, 10, 2k)")),
     }
@@ -400,7 +383,7 @@ pub fn measure(r: &RunResults, metric: &Metric) -> Option<f64> {
             "p999" => l.p999_us,
             s => {
                 let q = percentile(s)?;
-                let h = crate::report::decode_histogram(&l.hdr)?;
+                let h = crate::vocab::hist::decode_histogram(&l.hdr)?;
                 h.value_at_quantile(q / 100.0) as f64 / 1000.0
             }
         });
@@ -442,19 +425,23 @@ pub struct Judge {
 }
 
 impl Judge {
-    /// Parses `--threshold` and `--bands`; any mistake is a usage error.
-    pub fn from_cli(a: &crate::cli::JudgeArgs) -> crate::Result<Judge> {
-        let thresholds = a
-            .thresholds
+    /// Parses threshold expressions (`--threshold`) and band lists (`--bands`);
+    /// any mistake is a usage error.
+    pub fn parse(thresholds: &[String], bands: &[String]) -> crate::Result<Judge> {
+        let exprs = thresholds;
+        let thresholds = exprs
             .iter()
             .map(|t| parse(t))
             .collect::<Result<Vec<_>, _>>()
             .map_err(crate::Error::Usage)?;
-        let mut bands = Vec::new();
-        for b in &a.bands {
-            bands.extend(parse_band(b).map_err(crate::Error::Usage)?);
+        let mut parsed = Vec::new();
+        for b in bands {
+            parsed.extend(parse_band(b).map_err(crate::Error::Usage)?);
         }
-        Ok(Judge { thresholds, bands })
+        Ok(Judge {
+            thresholds,
+            bands: parsed,
+        })
     }
 
     /// True when nothing was asked for.
@@ -586,19 +573,6 @@ pub fn merge_bands(custom: Vec<Band>) -> Vec<Band> {
         }
     }
     bands
-}
-
-/// One assessed metric, as saved in the results.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Assessment {
-    pub metric: String,
-    pub unit: String,
-    pub value: f64,
-    /// `good`, `acceptable` or `poor`.
-    pub verdict: String,
-    pub good: f64,
-    pub acceptable: f64,
-    pub higher_is_better: bool,
 }
 
 /// Assesses every band whose metric the run measured.

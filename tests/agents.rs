@@ -82,9 +82,9 @@ fn agents_split_the_run_and_merge_losslessly() {
     );
     assert!(merged.messages.ledger_balances());
     // Lossless: the merged percentiles are those of the two histograms added.
-    let mut h = wsherd::metrics::new_histogram();
+    let mut h = wsherd::vocab::hist::new_histogram();
     for p in &parts {
-        h.add(wsherd::report::decode_histogram(&p.latency.rtt.hdr).unwrap())
+        h.add(wsherd::vocab::hist::decode_histogram(&p.latency.rtt.hdr).unwrap())
             .unwrap();
     }
     assert_eq!(merged.latency.rtt.count, h.len());

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::{run_bin, serial};
-use wsherd::ceiling::results::{outcome, CeilingResults};
 use wsherd::ceiling::Setup;
+use wsherd::results::ceiling::{outcome, CeilingResults};
 use wsherd::server::ServerHandle;
 
 /// The built-in server in-process with `knobs`: one shard, on the last core
@@ -229,10 +229,10 @@ fn a_target_that_holds_up_to_max_has_no_ceiling_below_it() {
             .map(|e| format!("{e} at {}", e.instance_path()))
             .collect()
     };
-    let ceiling_schema = wsherd::ceiling::results::CEILING_JSON_SCHEMA;
+    let ceiling_schema = wsherd::results::ceiling::CEILING_JSON_SCHEMA;
     assert_eq!(violations(ceiling_schema, &doc), Vec::<String>::new());
     assert_eq!(
-        violations(wsherd::report::RESULTS_SCHEMA, &doc["run"]),
+        violations(wsherd::results::RESULTS_SCHEMA, &doc["run"]),
         Vec::<String>::new()
     );
     let mut broken = doc.clone();

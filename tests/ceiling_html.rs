@@ -10,8 +10,8 @@
 
 mod support;
 
-use wsherd::ceiling::results::{outcome, CeilingResults, ClientHealth, Step, CEILING_SCHEMA};
-use wsherd::thresholds::ThresholdOutcome;
+use wsherd::results::ceiling::{outcome, CeilingResults, ClientHealth, Step, CEILING_SCHEMA};
+use wsherd::results::ThresholdOutcome;
 
 use support::browser::{browse, chromium, console_errors, screenshot_colours};
 

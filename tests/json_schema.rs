@@ -5,7 +5,7 @@ use std::time::Duration;
 
 fn schema() -> jsonschema::Validator {
     let s: serde_json::Value =
-        serde_json::from_str(wsherd::report::RESULTS_SCHEMA).expect("schema is JSON");
+        serde_json::from_str(wsherd::results::RESULTS_SCHEMA).expect("schema is JSON");
     jsonschema::validator_for(&s).expect("schema compiles")
 }
 
@@ -44,7 +44,7 @@ fn test_json_schema() {
     assert_eq!(doc["thresholds"][0]["passed"], true);
     assert!(!back.series.is_empty());
     // The histogram travels losslessly.
-    let h = wsherd::report::decode_histogram(&back.latency.rtt.hdr).expect("hdr decodes");
+    let h = wsherd::vocab::hist::decode_histogram(&back.latency.rtt.hdr).expect("hdr decodes");
     assert_eq!(h.len(), back.latency.rtt.count);
     assert_eq!(h.len(), back.messages.received);
 

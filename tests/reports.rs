@@ -188,7 +188,7 @@ fn run_writes_hgrm_hlog_and_csv_that_read_back() {
     let mut last_start = -1.0;
     for entry in IntervalLogIterator::new(&log) {
         if let LogEntry::Interval(i) = entry.expect("a valid log entry") {
-            let h = wsherd::report::decode_histogram(i.encoded_histogram()).expect("decodes");
+            let h = wsherd::vocab::hist::decode_histogram(i.encoded_histogram()).expect("decodes");
             assert_eq!(i.duration(), Duration::from_secs(1));
             let start = i.start_timestamp().as_secs_f64();
             assert!(start > last_start, "intervals in order");

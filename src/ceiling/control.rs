@@ -10,15 +10,15 @@
 //! confirmed failure of a paced load, the load pauses until the target has caught
 //! up, so its backlog does not fail the next, lower step.
 
-use super::results::{ClientHealth, Step};
 use super::search::{End, Next, Search};
-use crate::cli::Dimension;
 use crate::collector::{Collected, Second, SecondSink};
 use crate::config::{RunConfig, Target};
 use crate::metrics::Interval;
+use crate::results::ceiling::{ClientHealth, Step};
 use crate::results::SecondStats;
 use crate::shard::Live;
 use crate::thresholds::Threshold;
+use crate::vocab::kinds::Dimension;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 

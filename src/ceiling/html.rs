@@ -9,12 +9,12 @@
 //! Like the run report it uses inline CSS and SVG only, no script and no network,
 //! and is rendered from `CeilingResults` alone, so a saved search draws again.
 
-use super::results::{outcome, CeilingResults, Step};
-use crate::report::fmt_us;
 use crate::report::html::{
     self as run_html, esc, kv_table, nice_step, page_start, BOTTOM, COLORS, H, LEFT, RIGHT, TOP, W,
 };
-use crate::report::text::group;
+use crate::results::ceiling::{outcome, CeilingResults, Step};
+use crate::vocab::fmt::fmt_us;
+use crate::vocab::fmt::group;
 use std::fmt::Write;
 
 /// The plot area's size inside a chart.
@@ -996,8 +996,8 @@ pub fn render(c: &CeilingResults) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ceiling::results::{ClientHealth, CEILING_SCHEMA};
-    use crate::thresholds::ThresholdOutcome;
+    use crate::results::ceiling::{ClientHealth, CEILING_SCHEMA};
+    use crate::results::ThresholdOutcome;
 
     fn step(index: usize, level: f64, confirm: bool, passed: bool, p99_ms: f64) -> Step {
         Step {

@@ -10,15 +10,16 @@
 
 pub mod control;
 pub mod html;
-pub mod results;
+
 pub mod search;
 pub mod text;
 
-use crate::cli::{CeilingArgs, Dimension, RunArgs, WorkloadKind};
+use crate::cli::{CeilingArgs, RunArgs};
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
+use crate::results::ceiling::{outcome, CeilingResults, CEILING_SCHEMA};
 use crate::thresholds::Threshold;
-use results::{outcome, CeilingResults, CEILING_SCHEMA};
+use crate::vocab::kinds::{Dimension, WorkloadKind};
 use search::End;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,7 +59,7 @@ pub fn unit(d: Dimension) -> &'static str {
 /// A level as people read it: `3,125`, `41,500`, `2.5`.
 pub fn fmt_level(v: f64) -> String {
     if v >= 100.0 || v.fract() == 0.0 {
-        crate::report::text::group(v.round() as u64)
+        crate::vocab::fmt::group(v.round() as u64)
     } else {
         format!("{v:.2}")
     }
@@ -86,6 +87,7 @@ impl Setup {
 
     /// Checks the arguments against each other and the host.
     pub fn from_cli(a: CeilingArgs) -> Result<Setup> {
+        let dimension = Dimension::from(a.dimension);
         let slo = parse_slo(&a.slo)?;
         let precision = parse_precision(&a.precision)?;
         if !(a.growth > 1.0 && a.growth <= 100.0) {
@@ -114,8 +116,8 @@ impl Setup {
         }
         let step_secs = a.step_duration.as_secs_f64().ceil() as u64;
         let settle_secs = a.settle.as_secs_f64().ceil() as u64;
-        let workload = check_workload(&a, &slo)?;
-        let default_start = match a.dimension {
+        let workload = check_workload(&a, dimension, &slo)?;
+        let default_start = match dimension {
             Dimension::Connections => 100.0,
             Dimension::Rate => 1000.0,
             Dimension::Sessions => 50.0,
@@ -124,7 +126,7 @@ impl Setup {
         if start <= 0.0 {
             return Err(Error::usage("--start must be above zero"));
         }
-        if a.dimension == Dimension::Connections && start.fract() != 0.0 {
+        if dimension == Dimension::Connections && start.fract() != 0.0 {
             return Err(Error::usage(format!(
                 "--start {start}: connections are whole numbers"
             )));
@@ -140,7 +142,7 @@ impl Setup {
         }
         let mut args = default_run_args();
         args.urls = a.urls.clone();
-        args.workload = workload;
+        args.workload = crate::cli::WorkloadArg::from(workload);
         args.size = a.size;
         args.text = a.text;
         args.inflight = a.inflight;
@@ -148,7 +150,7 @@ impl Setup {
         // Connections each send a message a second unless told otherwise: a
         // closed loop's latency grows with every connection added (they share
         // the same throughput), which is a different ceiling.
-        if a.dimension == Dimension::Connections
+        if dimension == Dimension::Connections
             && a.inflight.is_none()
             && a.rate_per_conn.is_none()
             && matches!(workload, WorkloadKind::Echo | WorkloadKind::Ping)
@@ -162,7 +164,7 @@ impl Setup {
         args.duration = Some(a.max_time);
         args.metrics_addr = a.metrics_addr.clone();
         args.quiet = true;
-        let (max, max_reason) = match a.dimension {
+        let (max, max_reason) = match dimension {
             Dimension::Connections => {
                 // First the largest plan this host fits, then the search's own.
                 args.connections = Some(a.max.unwrap_or(start) as u64);
@@ -233,7 +235,7 @@ impl Setup {
         let run = RunConfig::from_cli(args)?;
         Ok(Setup {
             run,
-            dimension: a.dimension,
+            dimension: dimension,
             slo,
             start,
             max,
@@ -296,19 +298,21 @@ fn parse_precision(s: &str) -> Result<f64> {
 }
 
 /// The workload for the dimension, or why it does not fit.
-fn check_workload(a: &CeilingArgs, slo: &[Threshold]) -> Result<WorkloadKind> {
-    let d = a.dimension.name();
-    let w = a.workload.unwrap_or(match a.dimension {
-        Dimension::Sessions => WorkloadKind::Churn,
-        _ => WorkloadKind::Echo,
-    });
-    let name = |w: WorkloadKind| {
-        use clap::ValueEnum;
-        w.to_possible_value()
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default()
-    };
-    let fits = match a.dimension {
+fn check_workload(
+    a: &CeilingArgs,
+    dimension: Dimension,
+    slo: &[Threshold],
+) -> Result<WorkloadKind> {
+    let d = dimension.name();
+    let w = a
+        .workload
+        .map(WorkloadKind::from)
+        .unwrap_or(match dimension {
+            Dimension::Sessions => WorkloadKind::Churn,
+            _ => WorkloadKind::Echo,
+        });
+    let name = |w: WorkloadKind| w.name();
+    let fits = match dimension {
         Dimension::Connections => matches!(
             w,
             WorkloadKind::Echo | WorkloadKind::Ping | WorkloadKind::Idle
@@ -317,7 +321,7 @@ fn check_workload(a: &CeilingArgs, slo: &[Threshold]) -> Result<WorkloadKind> {
         Dimension::Sessions => matches!(w, WorkloadKind::Churn | WorkloadKind::Chat),
     };
     if !fits {
-        let fit = match a.dimension {
+        let fit = match dimension {
             Dimension::Connections => "echo, ping or idle",
             Dimension::Rate => "echo or ping",
             Dimension::Sessions => "churn or chat",
@@ -327,7 +331,7 @@ fn check_workload(a: &CeilingArgs, slo: &[Threshold]) -> Result<WorkloadKind> {
             name(w)
         )));
     }
-    if a.dimension != Dimension::Connections {
+    if dimension != Dimension::Connections {
         if a.inflight.is_some() {
             return Err(Error::usage(format!(
                 "--inflight makes a closed loop, but --dimension {d} paces its load (an open loop whose rate the search sets); drop --inflight, or search --dimension connections"
@@ -343,7 +347,7 @@ fn check_workload(a: &CeilingArgs, slo: &[Threshold]) -> Result<WorkloadKind> {
             "-c does not go with --dimension connections: the search sets the connections (--start, --max)",
         ));
     }
-    if a.dimension == Dimension::Connections && a.inflight.is_some() && a.rate_per_conn.is_some() {
+    if dimension == Dimension::Connections && a.inflight.is_some() && a.rate_per_conn.is_some() {
         return Err(Error::usage(
             "--inflight (a closed loop) and --rate-per-conn (an open loop) do not go together",
         ));
@@ -525,7 +529,7 @@ pub fn from_value(p: &std::path::Path, v: serde_json::Value) -> Result<CeilingRe
 /// The findings, in numbers and in one sentence.
 fn assemble(
     setup: &Setup,
-    steps: Vec<results::Step>,
+    steps: Vec<crate::results::ceiling::Step>,
     end: Option<End>,
     mut notes: Vec<String>,
     run: crate::results::RunResults,
@@ -560,7 +564,7 @@ fn assemble(
     // behind it.
     // Sessions: behind means every -c slot was busy, the client's own cap.
     let sessions = setup.dimension == Dimension::Sessions;
-    let limited = |s: &results::Step| {
+    let limited = |s: &crate::results::ceiling::Step| {
         (s.client.saturated && (s.client.behind || !open_loop)) || (sessions && s.client.behind)
     };
     let client_limited = limit_step.is_some_and(limited);

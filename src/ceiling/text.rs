@@ -2,10 +2,10 @@
 //! table of every step, the finding in one sentence, and the whole run's ledger.
 
 use super::fmt_level;
-use super::results::{CeilingResults, Step};
-use crate::cli::Dimension;
-use crate::report::fmt_us;
-use crate::report::text::group;
+use crate::results::ceiling::{CeilingResults, Step};
+use crate::vocab::fmt::fmt_us;
+use crate::vocab::fmt::group;
+use crate::vocab::kinds::Dimension;
 use std::fmt::Write;
 
 /// The live line of a judged step (stderr while the search runs).

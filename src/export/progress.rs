@@ -59,8 +59,8 @@ pub fn figures(r: &SecondStats) -> String {
         r.open,
         r.sent,
         r.received,
-        crate::report::fmt_us(r.rtt_p50_us),
-        crate::report::fmt_us(r.rtt_p99_us),
+        crate::vocab::fmt::fmt_us(r.rtt_p50_us),
+        crate::vocab::fmt::fmt_us(r.rtt_p99_us),
         r.errors
     )
 }

@@ -337,8 +337,8 @@ pub struct ServerHistograms {
 impl Default for ServerHistograms {
     fn default() -> Self {
         ServerHistograms {
-            broadcast: crate::metrics::new_histogram(),
-            handling: crate::metrics::new_histogram(),
+            broadcast: crate::vocab::hist::new_histogram(),
+            handling: crate::vocab::hist::new_histogram(),
         }
     }
 }

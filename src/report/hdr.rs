@@ -110,9 +110,9 @@ pub fn write_hgrm_files(prefix: &Path, r: &RunResults) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for (kind, stats) in latency_kinds(r) {
         let path = hgrm_path(prefix, kind);
-        let h = match crate::report::decode_histogram(&stats.hdr) {
+        let h = match crate::vocab::hist::decode_histogram(&stats.hdr) {
             Some(h) => h,
-            None if stats.hdr.is_empty() => crate::metrics::new_histogram(),
+            None if stats.hdr.is_empty() => crate::vocab::hist::new_histogram(),
             None => return Err(output_err(&path, "the results' histogram does not decode")),
         };
         std::fs::write(&path, percentile_distribution(&h)).map_err(|e| output_err(&path, e))?;
@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn distribution_has_the_standard_layout() {
-        let mut h = crate::metrics::new_histogram();
+        let mut h = crate::vocab::hist::new_histogram();
         for v in 1..=1000u64 {
             h.saturating_record(v * 1000); // 1µs .. 1ms
         }

@@ -9,8 +9,9 @@
 //! errors), and the run's configuration and host. Everything comes from
 //! `RunResults`, so `wsherd report RESULTS.json --html` draws a saved run.
 
-use super::{decode_histogram, fmt_us, text::group};
 use crate::results::{LatencyStats, RunResults};
+use crate::vocab::fmt::{fmt_us, group};
+use crate::vocab::hist::decode_histogram;
 use hdrhistogram::Histogram;
 use std::fmt::Write;
 
@@ -309,7 +310,7 @@ fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 }
 
 fn hist(l: &LatencyStats) -> Histogram<u64> {
-    decode_histogram(&l.hdr).unwrap_or_else(crate::metrics::new_histogram)
+    decode_histogram(&l.hdr).unwrap_or_else(crate::vocab::hist::new_histogram)
 }
 
 fn table_row(o: &mut String, cells: &[String]) {
@@ -778,7 +779,7 @@ mod tests {
 
     #[test]
     fn spectrum_runs_on_the_log_axis() {
-        let mut h = crate::metrics::new_histogram();
+        let mut h = crate::vocab::hist::new_histogram();
         for v in 1..=10_000u64 {
             h.saturating_record(v * 1000);
         }

@@ -5,23 +5,16 @@
 
 use crate::error::{Error, Result};
 use crate::results::RunResults;
-use clap::Args;
 use std::path::{Path, PathBuf};
 
 /// Report files rendered from the results (on `run` and `report`).
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default)]
 pub struct ReportFiles {
-    /// Write a self-contained HTML report with charts (no network needed to view it).
-    #[arg(long, value_name = "FILE")]
+    /// A self-contained HTML report with charts.
     pub html: Option<PathBuf>,
-
-    /// Write the per-second series as CSV (latencies in ms, 3 decimals).
-    #[arg(long, value_name = "FILE")]
+    /// The per-second series as CSV.
     pub csv: Option<PathBuf>,
-
-    /// Write HdrHistogram percentile distributions: PREFIX.rtt.hgrm,
-    /// PREFIX.connect.hgrm, ... one per latency kind (values in ms).
-    #[arg(long, value_name = "PREFIX")]
+    /// HdrHistogram percentile distributions: PREFIX.rtt.hgrm, ...
     pub hgrm: Option<PathBuf>,
 }
 

@@ -2,22 +2,9 @@
 //! what ran, latency distributions, throughput, connections, errors, and the
 //! message ledger that shows every message is accounted for.
 
-use super::fmt_us;
 use crate::results::{LatencyStats, RunResults};
+use crate::vocab::fmt::{fmt_us, group};
 use std::fmt::Write;
-
-/// Thousands separators: 1234567 → 1,234,567.
-pub fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
 
 fn latency_row(out: &mut String, name: &str, l: &LatencyStats) {
     if l.count == 0 {
@@ -390,17 +377,4 @@ pub fn render(r: &RunResults) -> String {
     }
     o.push_str(&crate::thresholds::render(r));
     o
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn groups_thousands() {
-        assert_eq!(group(0), "0");
-        assert_eq!(group(999), "999");
-        assert_eq!(group(1000), "1,000");
-        assert_eq!(group(1234567), "1,234,567");
-    }
 }

@@ -19,11 +19,11 @@ mod frames;
 mod read;
 mod timing;
 
-use crate::cli::ServeMode;
 pub use crate::config::{ServeConfig, ServerFaults};
 use crate::error::{Error, Result};
 use crate::shard::pool::BufPool;
 use crate::shard::stop::StopSignal;
+use crate::vocab::kinds::ServeMode;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -617,7 +617,7 @@ mod tests {
     /// future: keep timers (hundreds of bytes, 128-byte aligned) out of it.
     #[test]
     fn connection_futures_stay_small() {
-        let sizes = crate::rt::block_on(crate::cli::IoDriver::Epoll, |_| async {
+        let sizes = crate::rt::block_on(crate::vocab::kinds::IoDriver::Epoll, |_| async {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let stream = || {
                 let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();

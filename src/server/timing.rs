@@ -21,8 +21,8 @@ pub(crate) struct Timers {
 impl Timers {
     pub(crate) fn new() -> Timers {
         Timers {
-            handling: RefCell::new(crate::metrics::new_histogram()),
-            broadcast: RefCell::new(crate::metrics::new_histogram()),
+            handling: RefCell::new(crate::vocab::hist::new_histogram()),
+            broadcast: RefCell::new(crate::vocab::hist::new_histogram()),
         }
     }
 

@@ -34,7 +34,7 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// on the hot path touches it.
 #[derive(Debug)]
 pub struct Live {
-    pub dimension: crate::cli::Dimension,
+    pub dimension: crate::vocab::kinds::Dimension,
     bits: std::sync::atomic::AtomicU64,
     /// Kernel thread ids of the shard threads (each pushes its own at start), so a
     /// controller can read their CPU time.
@@ -42,7 +42,7 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(dimension: crate::cli::Dimension, level: f64) -> Live {
+    pub fn new(dimension: crate::vocab::kinds::Dimension, level: f64) -> Live {
         Live {
             dimension,
             bits: level.to_bits().into(),
@@ -182,7 +182,7 @@ pub fn run_shard(
     plan: ShardPlan,
     run: Arc<RunShared>,
     tx: Sender<Snapshot>,
-    driver: crate::cli::IoDriver,
+    driver: crate::vocab::kinds::IoDriver,
 ) -> Result<&'static str, String> {
     let (_, name) = crate::rt::block_on(driver, |name| async move {
         let pool = read_pool(&run);
@@ -234,7 +234,7 @@ async fn dialer(shard: Rc<Shard>, plan: ShardPlan) {
     let live = shard.run.live.as_ref().map(|l| l.dimension);
     if let Some(rate) = shard.run.workload.session.and_then(|s| s.rate) {
         session_dialer(&shard, &plan, slot, rate).await;
-    } else if live == Some(crate::cli::Dimension::Connections) {
+    } else if live == Some(crate::vocab::kinds::Dimension::Connections) {
         staged_dialer(&shard, &plan, slot, &|_| shard.level.get()).await;
     } else if live.is_some() {
         // A search's rate runs over all -c connections for hours: one the target
@@ -516,7 +516,7 @@ async fn ticker(shard: Rc<Shard>, tx: Sender<Snapshot>, driver: &'static str) {
                 shard.level_gen.set(shard.level_gen.get() + 1);
                 shard.level_at_ns.set(shard.now_ns());
                 // Paced writers sleep to their next send: let them re-time it.
-                if live.dimension == crate::cli::Dimension::Rate {
+                if live.dimension == crate::vocab::kinds::Dimension::Rate {
                     shard.stop.wake_all();
                 }
             }

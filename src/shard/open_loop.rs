@@ -92,7 +92,7 @@ pub(super) async fn active_open(
         .run
         .live
         .as_ref()
-        .is_some_and(|l| l.dimension == crate::cli::Dimension::Rate);
+        .is_some_and(|l| l.dimension == crate::vocab::kinds::Dimension::Rate);
     let mut pace = if live_rate {
         let mut p = crate::pacer::LivePace::default();
         p.set_rate(shard.level.get() * share, shard.now_ns(), phase);

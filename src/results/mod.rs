@@ -1,14 +1,22 @@
 //! The results of a run: the contract between the engine and every report.
 //!
 //! A `RunResults` is what `--json` writes (versioned by `SCHEMA_VERSION`, checked
-//! against `src/report/results.schema.json` by a test) and what every report is
+//! against `src/results/run.schema.json` by a test) and what every report is
 //! rendered from, so any report can be produced again from a saved run. It holds
 //! counters and latency summaries, and each latency histogram in full (HdrHistogram
 //! V2 compressed, base64) so results from several agents can be merged losslessly.
 //! Nothing here is touched on the hot path: the collector builds it once at the end.
+//!
+//! A leaf of the house: reports, merge, thresholds and the ceiling read these
+//! types; this module imports nothing of wsherd's but the vocabulary (`vocab`).
+
+pub mod ceiling;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// The committed JSON schema of `RunResults`.
+pub const RESULTS_SCHEMA: &str = include_str!("run.schema.json");
 
 /// Bumped whenever a field changes meaning or is removed (adding fields does not).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -49,10 +57,10 @@ pub struct RunResults {
     pub memory: Option<MemoryStats>,
     /// `--threshold` verdicts on the measured phase (empty without thresholds).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub thresholds: Vec<crate::thresholds::ThresholdOutcome>,
+    pub thresholds: Vec<ThresholdOutcome>,
     /// Good / acceptable / poor per metric, with the bands used.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub assessment: Vec<crate::thresholds::Assessment>,
+    pub assessment: Vec<Assessment>,
 }
 
 /// Memory of the load process, and the kernel's socket buffers beside it.
@@ -258,6 +266,32 @@ pub struct LatencyStats {
     pub hdr: String,
 }
 
+impl LatencyStats {
+    /// The summary of a histogram of ns values (in µs), with the histogram itself
+    /// encoded losslessly.
+    pub fn from_histogram(h: &hdrhistogram::Histogram<u64>) -> LatencyStats {
+        let us = |v: f64| v / 1000.0;
+        if h.is_empty() {
+            return LatencyStats {
+                hdr: crate::vocab::hist::encode_histogram(h),
+                ..LatencyStats::default()
+            };
+        }
+        LatencyStats {
+            count: h.len(),
+            min_us: us(h.min() as f64),
+            mean_us: us(h.mean()),
+            stdev_us: us(h.stdev()),
+            p50_us: us(h.value_at_quantile(0.5) as f64),
+            p90_us: us(h.value_at_quantile(0.9) as f64),
+            p99_us: us(h.value_at_quantile(0.99) as f64),
+            p999_us: us(h.value_at_quantile(0.999) as f64),
+            max_us: us(h.max() as f64),
+            hdr: crate::vocab::hist::encode_histogram(h),
+        }
+    }
+}
+
 /// One second of the run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SecondStats {
@@ -273,4 +307,34 @@ pub struct SecondStats {
     pub rtt_p90_us: f64,
     pub rtt_p99_us: f64,
     pub rtt_max_us: f64,
+}
+
+/// The verdict of one threshold, as saved in the results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdOutcome {
+    /// The expression as given (`rtt.p99<50ms`).
+    pub expression: String,
+    pub metric: String,
+    /// `us`, `ratio`, `per_second` or `count`.
+    pub unit: String,
+    pub op: String,
+    /// The limit in `unit`.
+    pub limit: f64,
+    /// The measured value in `unit`; null when the run has no data for the metric
+    /// (which fails the threshold).
+    pub value: Option<f64>,
+    pub passed: bool,
+}
+
+/// One assessed metric, as saved in the results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assessment {
+    pub metric: String,
+    pub unit: String,
+    pub value: f64,
+    /// `good`, `acceptable` or `poor`.
+    pub verdict: String,
+    pub good: f64,
+    pub acceptable: f64,
+    pub higher_is_better: bool,
 }

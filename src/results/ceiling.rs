@@ -4,8 +4,7 @@
 //! rendered from it alone, so a saved search can be read again. The whole run's
 //! results ride along (`run`), with every message of every step in its ledger.
 
-use crate::results::RunResults;
-use crate::thresholds::ThresholdOutcome;
+use super::{RunResults, ThresholdOutcome};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

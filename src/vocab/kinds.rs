@@ -1,0 +1,81 @@
+//! The enums that name a run's choices, shared by every layer: what each
+//! connection does, which I/O driver the runtimes use, what a ceiling search
+//! raises, what the built-in server does with a message.
+//!
+//! They are plain enums: the command line's spelling and help live in `cli`
+//! (clap's derives), which converts into these. A leaf: it imports nothing of
+//! wsherd's.
+
+/// What each connection does once it is established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// Data frames timed by their echo: closed or open loop.
+    Echo,
+    /// PING control frames timed by their PONG.
+    Ping,
+    /// Hold the connection open (optionally with a timed heartbeat).
+    Idle,
+    /// Short sessions: connect, upgrade, exchange, close, and again.
+    Churn,
+    /// Request/response sessions with a think time between answers.
+    Chat,
+    /// Fan-out: publishers publish, every connection receives every message.
+    Broadcast,
+}
+
+impl WorkloadKind {
+    /// As written on the command line (`-w echo`) and in the results.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Echo => "echo",
+            WorkloadKind::Ping => "ping",
+            WorkloadKind::Idle => "idle",
+            WorkloadKind::Churn => "churn",
+            WorkloadKind::Chat => "chat",
+            WorkloadKind::Broadcast => "broadcast",
+        }
+    }
+}
+
+/// Which monoio driver a runtime uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoDriver {
+    /// io_uring where the kernel allows it, epoll otherwise.
+    Auto,
+    /// io_uring only (fails where it is not allowed).
+    Uring,
+    /// epoll only.
+    Epoll,
+}
+
+/// What a ceiling search raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    /// Concurrent connections.
+    Connections,
+    /// Messages per second across the connections.
+    Rate,
+    /// New sessions per second.
+    Sessions,
+}
+
+impl Dimension {
+    /// As written on the command line and in the results: `connections`, `rate`,
+    /// `sessions`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dimension::Connections => "connections",
+            Dimension::Rate => "rate",
+            Dimension::Sessions => "sessions",
+        }
+    }
+}
+
+/// What the built-in server does with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServeMode {
+    /// Send every message back to its sender.
+    Echo,
+    /// Send every message to every connected client (all shards).
+    Broadcast,
+}
