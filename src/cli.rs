@@ -576,6 +576,22 @@ pub struct ServeArgs {
     pub service_time: Option<Duration>,
 }
 
+/// A clap error in one line: its first paragraph (the missing arguments of
+/// "required arguments were not provided" are on the lines after the first).
+pub fn clap_error_line(e: &clap::Error) -> String {
+    let msg = e.to_string();
+    let para: Vec<&str> = msg
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    if para.is_empty() {
+        "invalid arguments".to_string()
+    } else {
+        para.join(" ")
+    }
+}
+
 /// Help heading of `wsherd serve`'s capacity knobs.
 const TEST_KNOBS: &str = "Test knobs (for testing wsherd itself and ceiling searches)";
 

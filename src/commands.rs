@@ -3,7 +3,8 @@
 //! 2 usage, 99 a threshold failed, 130 interrupted). Errors print as one line; never a panic or backtrace.
 
 use crate::cli::{Cli, Command};
-use crate::config::{RunConfig, ServeConfig};
+use crate::config::RunConfig;
+use crate::server::ServeConfig;
 use crate::error::{Error, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_THRESHOLD, EXIT_USAGE};
 use crate::report::outputs::ReportFiles;
 use clap::Parser;
@@ -29,7 +30,7 @@ pub fn main() -> ExitCode {
                     }
                 }
                 _ => {
-                    eprintln!("{} (see wsherd --help)", clap_error_line(&e));
+                    eprintln!("{} (see wsherd --help)", crate::cli::clap_error_line(&e));
                     ExitCode::from(EXIT_USAGE)
                 }
             };
@@ -41,22 +42,6 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
-    }
-}
-
-/// A clap error in one line: its first paragraph (the missing arguments of
-/// "required arguments were not provided" are on the lines after the first).
-pub fn clap_error_line(e: &clap::Error) -> String {
-    let msg = e.to_string();
-    let para: Vec<&str> = msg
-        .lines()
-        .take_while(|l| !l.trim().is_empty())
-        .map(str::trim)
-        .collect();
-    if para.is_empty() {
-        "invalid arguments".to_string()
-    } else {
-        para.join(" ")
     }
 }
 
@@ -254,7 +239,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Doctor(args) => {
             let mut addrs = std::collections::HashSet::new();
             for u in &args.urls {
-                for t in crate::config::Target::parse_many(u)? {
+                for t in crate::target::Target::parse_many(u)? {
                     addrs.insert(t.addr);
                 }
             }
@@ -320,7 +305,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         }
         Command::Serve(args) => {
             let cfg = ServeConfig::from_cli(args)?;
-            crate::server::serve_blocking(cfg)?;
+            crate::serve::serve_blocking(cfg)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -5,13 +5,15 @@
 
 use crate::cli::{RunArgs, ServeArgs};
 use crate::error::{Error, Result};
+use crate::server::{ServeConfig, ServerFaults};
+use crate::target::Target;
 use crate::pacer::{parse_stages, Profile, Stage};
 use crate::payload::{PayloadKind, PayloadSpec};
 use crate::vocab::kinds::{IoDriver, WorkloadKind};
 use crate::workload::{Message, Pacing, Workload};
 use clap::Parser;
 use std::ffi::OsString;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,167 +21,6 @@ use std::time::Duration;
 const MAX_MESSAGE_SIZE: u64 = 64 << 20;
 /// Most messages in flight per connection.
 const MAX_INFLIGHT: u64 = 65_536;
-
-/// One WebSocket endpoint, resolved before the run starts.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// The URL as given (or as built for the embedded server).
-    pub url: String,
-    /// Value of the Host header.
-    pub host_header: String,
-    /// Request path including query, always starting with '/'.
-    pub path: String,
-    /// Resolved address.
-    pub addr: SocketAddr,
-}
-
-impl Target {
-    /// Parses a URL that may name a port range (`ws://127.0.0.1:9001-9004/`): one
-    /// target per port, so a row of servers is written once.
-    pub fn parse_many(url: &str) -> Result<Vec<Target>> {
-        let Some((first, last, at)) = port_range(url) else {
-            return Ok(vec![Target::parse(url)?]);
-        };
-        let bad = |why: String| Error::BadUrl {
-            url: url.to_string(),
-            why,
-        };
-        let (lo, hi) = match (first.parse::<u16>(), last.parse::<u16>()) {
-            (Ok(lo), Ok(hi)) if lo > 0 && hi >= lo => (lo, hi),
-            (Ok(lo), Ok(hi)) if lo > 0 && hi < lo => {
-                return Err(bad(format!(
-                    "port range {first}-{last} ends before it starts; write the lower port first"
-                )))
-            }
-            _ => {
-                return Err(bad(format!(
-                    "'{first}-{last}' is not a port range (1-65535, e.g. 9001-9004)"
-                )))
-            }
-        };
-        if hi - lo >= 1024 {
-            return Err(bad(format!(
-                "port range {lo}-{hi} names {} servers; at most 1024",
-                hi as u32 - lo as u32 + 1
-            )));
-        }
-        (lo..=hi)
-            .map(|p| {
-                let one = format!("{}{p}{}", &url[..at.0], &url[at.1..]);
-                Target::parse(&one)
-            })
-            .collect()
-    }
-
-    /// Parses and resolves a `ws://host[:port][/path]` URL.
-    pub fn parse(url: &str) -> Result<Target> {
-        let bad = |why: &str| Error::BadUrl {
-            url: url.to_string(),
-            why: why.to_string(),
-        };
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| bad("expected ws://host:port/path"))?;
-        match scheme.to_ascii_lowercase().as_str() {
-            "ws" => {}
-            "wss" => return Err(bad("wss:// (TLS) is not supported yet; use ws://")),
-            "http" | "https" => {
-                return Err(bad(&format!(
-                    "'{scheme}' is not a WebSocket scheme; use ws://"
-                )))
-            }
-            _ => return Err(bad(&format!("unknown scheme '{scheme}'; use ws://"))),
-        }
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
-            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
-            None => (rest, "/".to_string()),
-        };
-        let authority = authority.split('#').next().unwrap_or("");
-        if authority.contains('@') {
-            return Err(bad("user information in the URL is not supported"));
-        }
-        let (host, port) = split_host_port(authority).map_err(|w| bad(&w))?;
-        if host.is_empty() {
-            return Err(bad("the URL has no host"));
-        }
-        let addr = (host.trim_matches(['[', ']']), port)
-            .to_socket_addrs()
-            .map_err(|e| Error::Unresolvable {
-                host: host.to_string(),
-                why: e.to_string(),
-            })?
-            .next()
-            .ok_or_else(|| Error::Unresolvable {
-                host: host.to_string(),
-                why: "no address found".into(),
-            })?;
-        let host_header = if port == 80 {
-            host.to_string()
-        } else {
-            format!("{host}:{port}")
-        };
-        Ok(Target {
-            url: url.to_string(),
-            host_header,
-            path: path.split('#').next().unwrap_or("/").to_string(),
-            addr,
-        })
-    }
-
-    /// A target for a server we started ourselves.
-    pub fn local(addr: SocketAddr) -> Target {
-        Target {
-            url: format!("ws://{addr}/"),
-            host_header: addr.to_string(),
-            path: "/".into(),
-            addr,
-        }
-    }
-}
-
-/// The `A-B` port range of a URL's authority, if any, with its byte span.
-fn port_range(url: &str) -> Option<(&str, &str, (usize, usize))> {
-    let start = url.find("://")? + 3;
-    let end = url[start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| start + i);
-    let authority = &url[start..end];
-    let colon = match authority.rfind(']') {
-        Some(b) => b + 1 + authority[b + 1..].find(':')?,
-        None => authority.rfind(':')?,
-    };
-    let port = &authority[colon + 1..];
-    let (a, b) = port.split_once('-')?;
-    Some((a, b, (start + colon + 1, end)))
-}
-
-fn split_host_port(authority: &str) -> std::result::Result<(&str, u16), String> {
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let end = rest.find(']').ok_or("unclosed '[' in an IPv6 address")?;
-        let host = &authority[..end + 2];
-        match &rest[end + 1..] {
-            "" => (host, None),
-            p => (
-                host,
-                Some(p.strip_prefix(':').ok_or("expected ':' after ']'")?),
-            ),
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    let port = match port {
-        None => 80,
-        Some(p) => match p.parse::<u16>() {
-            Ok(0) | Err(_) => return Err(format!("'{p}' is not a port (1-65535)")),
-            Ok(v) => v,
-        },
-    };
-    Ok((host, port))
-}
 
 /// The cores a process may run on (its affinity mask), in order.
 pub fn available_cores() -> Vec<usize> {
@@ -873,37 +714,6 @@ fn workload_from(a: &RunArgs, payload: &PayloadSpec) -> Result<Workload> {
     })
 }
 
-/// Faults the built-in server can inject and capacity knobs it can be given, so
-/// tests (and ceiling searches) know the truth to measure.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ServerFaults {
-    /// Every message is answered this long after it arrived.
-    pub delay: Option<Duration>,
-    /// (stall, every): every `every`, stop answering for `stall`.
-    pub stall: Option<(Duration, Duration)>,
-    /// Capacity knob: at most this many WebSocket connections at once (per
-    /// process, all shards together); beyond it upgrades get HTTP 503.
-    pub max_connections: Option<u64>,
-    /// Capacity knob: each shard serves data messages one at a time, this long
-    /// each (a single-server queue per shard: throughput exactly 1/D per shard).
-    pub service_time: Option<Duration>,
-}
-
-/// A validated `wsherd serve`.
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    pub addr: SocketAddr,
-    pub mode: crate::vocab::kinds::ServeMode,
-    /// Broadcast: bounded queue per receiver, in messages.
-    pub queue: usize,
-    pub cores: Vec<usize>,
-    pub io_driver: IoDriver,
-    pub quiet: bool,
-    pub faults: ServerFaults,
-    /// Where to serve Prometheus metrics.
-    pub metrics_addr: Option<SocketAddr>,
-}
-
 impl ServeConfig {
     /// Parses what follows `wsherd serve` on a command line and validates it.
     pub fn from_args<I, S>(args: I) -> Result<ServeConfig>
@@ -1009,53 +819,6 @@ fn first_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_parse_and_resolve() {
-        let t = Target::parse("ws://127.0.0.1:9000/chat?room=1").unwrap();
-        assert_eq!(t.addr, "127.0.0.1:9000".parse().unwrap());
-        assert_eq!(t.path, "/chat?room=1");
-        assert_eq!(t.host_header, "127.0.0.1:9000");
-        let t = Target::parse("ws://[::1]:8080").unwrap();
-        assert_eq!(t.addr, "[::1]:8080".parse().unwrap());
-        assert_eq!(t.path, "/");
-        let t = Target::parse("ws://127.0.0.1").unwrap();
-        assert_eq!(t.addr.port(), 80);
-    }
-
-    #[test]
-    fn a_port_range_names_one_target_per_port() {
-        let t = Target::parse_many("ws://127.0.0.1:9001-9003/chat").unwrap();
-        let ports: Vec<u16> = t.iter().map(|t| t.addr.port()).collect();
-        assert_eq!(ports, vec![9001, 9002, 9003]);
-        assert!(t.iter().all(|t| t.path == "/chat"));
-        assert_eq!(t[1].host_header, "127.0.0.1:9002");
-        let six = Target::parse_many("ws://[::1]:9001-9002").unwrap();
-        assert_eq!(six.len(), 2);
-        assert_eq!(Target::parse_many("ws://127.0.0.1:9001/").unwrap().len(), 1);
-        for (url, why) in [
-            ("ws://127.0.0.1:9-8/", "ends before it starts"),
-            ("ws://127.0.0.1:0-8/", "not a port range"),
-            ("ws://127.0.0.1:1-65535/", "at most 1024"),
-        ] {
-            let e = Target::parse_many(url).unwrap_err().to_string();
-            assert!(e.contains(why), "{url}: {e}");
-        }
-    }
-
-    #[test]
-    fn bad_urls_say_why() {
-        for (url, why) in [
-            ("http://127.0.0.1:80/", "not a WebSocket scheme"),
-            ("wss://127.0.0.1/", "TLS"),
-            ("ws://:9000/", "no host"),
-            ("ws://127.0.0.1:99999/", "not a port"),
-            ("127.0.0.1:9000", "expected ws://"),
-        ] {
-            let e = Target::parse(url).unwrap_err().to_string();
-            assert!(e.contains(why), "{url}: {e}");
-        }
-    }
 
     #[test]
     fn cross_flag_checks() {

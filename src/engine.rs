@@ -6,7 +6,9 @@
 //! that goes wrong during a run is counted in the results instead.
 
 use crate::collector::{self, Collected, Progress};
-use crate::config::{RunConfig, ServeConfig, Target};
+use crate::config::RunConfig;
+use crate::server::ServeConfig;
+use crate::target::Target;
 use crate::error::{Error, Result};
 use crate::metrics::Interval;
 use crate::plan;

@@ -209,6 +209,15 @@ pub fn phase_of(id: u64) -> f64 {
     (id as f64 * 0.618_033_988_749_895).fract()
 }
 
+/// A level that changes while the run goes (a ceiling search's), as a shard last
+/// read it: the level, how often it changed, and when (ns since the run's origin).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LiveLevel {
+    pub level: f64,
+    pub gen: u64,
+    pub at_ns: u64,
+}
+
 /// A pace whose rate changes while it runs (a ceiling search raising the rate in
 /// place). The next due time moves with the rate and keeps its phase: what is left
 /// of the wait is scaled by new period / old period, so connections spread over
@@ -254,13 +263,12 @@ impl LivePace {
         self.period_ns = period;
     }
 
-    /// Follows the shard's live level if it changed since generation `gen`:
-    /// `share` of it, resuming at `phase` after a pause.
-    pub fn follow(&mut self, shard: &crate::shard::Shard, gen: &mut u64, share: f64, phase: f64) {
-        let (level, now_gen, at_ns) = shard.live_level();
-        if *gen != now_gen {
-            *gen = now_gen;
-            self.set_rate(level * share, at_ns, phase);
+    /// Follows a live level if it changed since generation `gen`: `share` of it,
+    /// resuming at `phase` after a pause.
+    pub fn follow(&mut self, live: LiveLevel, gen: &mut u64, share: f64, phase: f64) {
+        if *gen != live.gen {
+            *gen = live.gen;
+            self.set_rate(live.level * share, live.at_ns, phase);
         }
     }
 

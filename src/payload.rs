@@ -13,6 +13,7 @@
 //! Encoding and decoding never allocate: they write into and read from slices.
 
 use crate::error::{Error, Result};
+use crate::stamp::{fill, Stamp};
 use crate::template::Template;
 use std::path::Path;
 use std::sync::Arc;
@@ -42,17 +43,6 @@ impl PayloadKind {
             PayloadKind::Text => "text",
         }
     }
-}
-
-/// The timing header of one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
-    pub conn: u32,
-    pub seq: u64,
-    /// Send time, ns since the run's clock origin.
-    pub ts: u64,
-    /// Intended send time (open loop's schedule), ns since the clock origin.
-    pub intended: u64,
 }
 
 /// Size and kind of the messages of a run, and what they carry after the stamp.
@@ -199,26 +189,6 @@ impl PayloadSpec {
             Body::File(body) => write_file(self.kind, body, stamp, out),
             Body::Template(t) => t.render(stamp, out),
         }
-    }
-}
-
-/// The filler, `abc…z` repeated, long enough to copy a 1 KiB stretch at a time.
-static FILLER: [u8; 26 * 40] = {
-    let mut f = [0u8; 26 * 40];
-    let mut i = 0;
-    while i < f.len() {
-        f[i] = b'a' + (i % 26) as u8;
-        i += 1;
-    }
-    f
-};
-
-/// Writes the filler over `out`: byte i is `b'a' + i % 26`.
-#[inline]
-pub(crate) fn fill(out: &mut [u8]) {
-    // Every chunk starts at a multiple of 26, where the pattern starts again.
-    for chunk in out.chunks_mut(FILLER.len()) {
-        chunk.copy_from_slice(&FILLER[..chunk.len()]);
     }
 }
 

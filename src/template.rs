@@ -30,7 +30,7 @@
 //! checking the echo's length and a few literal bytes around them, so a message that
 //! is not ours is not taken for one.
 
-use crate::payload::Stamp;
+use crate::stamp::Stamp;
 use std::fmt;
 
 /// The longest message a template may render (the largest message wsherd sends).
@@ -194,7 +194,7 @@ impl Template {
                         Placeholder::Pad(n) => {
                             let at = image.len();
                             image.resize(at + n, 0);
-                            crate::payload::fill(&mut image[at..]);
+                            crate::stamp::fill(&mut image[at..]);
                         }
                         _ => {
                             let at = image.len();

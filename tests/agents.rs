@@ -4,7 +4,8 @@
 mod support;
 
 use std::process::Command;
-use wsherd::config::{RunConfig, ServeConfig};
+use wsherd::config::RunConfig;
+use wsherd::server::ServeConfig;
 
 #[test]
 fn agents_split_the_run_and_merge_losslessly() {

@@ -5,7 +5,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wsherd::config::{RunConfig, ServeConfig};
+use wsherd::config::RunConfig;
+use wsherd::server::ServeConfig;
 use wsherd::results::RunResults;
 
 fn serve() -> wsherd::server::ServerHandle {

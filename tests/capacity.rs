@@ -9,7 +9,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 use support::{run, run_bin, serial};
-use wsherd::config::{RunConfig, ServeConfig};
+use wsherd::config::RunConfig;
+use wsherd::server::ServeConfig;
 use wsherd::server::ServerHandle;
 
 /// A run of `-d 2s`/`-d 3s` must be over well within this.

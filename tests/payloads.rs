@@ -13,7 +13,7 @@ use std::time::Duration;
 use support::{run, serial, try_run, Server};
 use tokio_tungstenite::tungstenite::Message;
 use wsherd::config::RunConfig;
-use wsherd::payload::Stamp;
+use wsherd::stamp::Stamp;
 use wsherd::results::RunResults;
 
 const LIMIT: Duration = Duration::from_secs(20);

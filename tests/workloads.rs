@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 use support::{check_invariants, echo_server, run, serial};
-use wsherd::config::ServeConfig;
+use wsherd::server::ServeConfig;
 
 const LIMIT: Duration = Duration::from_secs(20);
 

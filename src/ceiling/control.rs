@@ -12,7 +12,8 @@
 
 use super::search::{End, Next, Search};
 use crate::collector::{Collected, Second, SecondSink};
-use crate::config::{RunConfig, Target};
+use crate::config::RunConfig;
+use crate::target::Target;
 use crate::metrics::Interval;
 use crate::results::ceiling::{ClientHealth, Step};
 use crate::results::SecondStats;

@@ -81,7 +81,7 @@ impl Setup {
         let argv = std::iter::once(std::ffi::OsString::from("wsherd-ceiling"))
             .chain(args.into_iter().map(Into::into));
         let p = P::try_parse_from(argv)
-            .map_err(|e| Error::usage(crate::commands::clap_error_line(&e)))?;
+            .map_err(|e| Error::usage(crate::cli::clap_error_line(&e)))?;
         Setup::from_cli(p.a)
     }
 

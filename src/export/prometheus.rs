@@ -15,7 +15,7 @@
 use super::{MetricsServer, Render};
 use crate::error::Result;
 use crate::metrics::Snapshot;
-use crate::server::ServerTotals;
+use crate::server::{ServerHistograms, ServerTotals};
 use hdrhistogram::Histogram;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
@@ -321,26 +321,6 @@ pub fn start_client(addr: SocketAddr) -> Result<(ClientMetrics, MetricsServer)> 
     let (m, r) = ClientMetrics::new();
     let server = MetricsServer::start(addr, renderer(r))?;
     Ok((m, server))
-}
-
-/// The server's histograms, summed over its shards (values in ns).
-#[derive(Debug, Clone)]
-pub struct ServerHistograms {
-    /// Time to fan one message out (queued for every local subscriber, handed to
-    /// the other shards).
-    pub broadcast: Histogram<u64>,
-    /// From the read that brought a message to its echo written (echo mode) or its
-    /// broadcast queued (broadcast mode).
-    pub handling: Histogram<u64>,
-}
-
-impl Default for ServerHistograms {
-    fn default() -> Self {
-        ServerHistograms {
-            broadcast: crate::vocab::hist::new_histogram(),
-            handling: crate::vocab::hist::new_histogram(),
-        }
-    }
 }
 
 #[derive(Debug, Default)]

@@ -19,7 +19,8 @@ mod frames;
 mod read;
 mod timing;
 
-pub use crate::config::{ServeConfig, ServerFaults};
+pub use timing::ServerHistograms;
+
 use crate::error::{Error, Result};
 use crate::shard::pool::BufPool;
 use crate::shard::stop::StopSignal;
@@ -36,6 +37,38 @@ use std::time::{Duration, Instant};
 /// Read size of the server: a busy connection holds one while its read waits, so
 /// it is modest; a pipelined flood simply takes a few reads.
 const SERVER_READ_BUF: usize = 8 * 1024;
+
+/// Faults the built-in server can inject and capacity knobs it can be given, so
+/// tests (and ceiling searches) know the truth to measure.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerFaults {
+    /// Every message is answered this long after it arrived.
+    pub delay: Option<Duration>,
+    /// (stall, every): every `every`, stop answering for `stall`.
+    pub stall: Option<(Duration, Duration)>,
+    /// Capacity knob: at most this many WebSocket connections at once (per
+    /// process, all shards together); beyond it upgrades get HTTP 503.
+    pub max_connections: Option<u64>,
+    /// Capacity knob: each shard serves data messages one at a time, this long
+    /// each (a single-server queue per shard: throughput exactly 1/D per shard).
+    pub service_time: Option<Duration>,
+}
+
+/// A validated `wsherd serve` (built by the configuration stage,
+/// `ServeConfig::from_cli`, or by the engine for the embedded server).
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub addr: SocketAddr,
+    pub mode: crate::vocab::kinds::ServeMode,
+    /// Broadcast: bounded queue per receiver, in messages.
+    pub queue: usize,
+    pub cores: Vec<usize>,
+    pub io_driver: crate::vocab::kinds::IoDriver,
+    pub quiet: bool,
+    pub faults: ServerFaults,
+    /// Where to serve Prometheus metrics.
+    pub metrics_addr: Option<SocketAddr>,
+}
 
 /// Totals kept per server shard and summed when the server stops.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -69,7 +102,7 @@ struct Published {
     shard_connections: Vec<AtomicU64>,
     /// With metrics: what the shards' timers recorded since the last `take`
     /// (added once a second by each shard's watcher).
-    hists: std::sync::Mutex<crate::export::prometheus::ServerHistograms>,
+    hists: std::sync::Mutex<ServerHistograms>,
 }
 
 impl Published {
@@ -121,7 +154,7 @@ impl ServerHandle {
 
     /// What the shards' timers recorded since the last call (with metrics on;
     /// empty otherwise): the watchers add their shard's once a second.
-    pub fn take_histograms(&self) -> crate::export::prometheus::ServerHistograms {
+    pub fn take_histograms(&self) -> ServerHistograms {
         let mut h = self
             .published
             .hists
@@ -267,117 +300,6 @@ struct ShardSetup {
     broadcast: Option<(Arc<broadcast::Hub>, broadcast::Bell)>,
     /// Record handling and fan-out times (for --metrics-addr).
     timing: bool,
-}
-
-/// `wsherd serve`: runs until Ctrl-C, then prints totals.
-pub fn serve_blocking(cfg: ServeConfig) -> Result<ServerTotals> {
-    let quiet = cfg.quiet;
-    let cores = cfg.cores.clone();
-    let mode = match cfg.mode {
-        ServeMode::Echo => "echo".to_string(),
-        ServeMode::Broadcast => format!("broadcast (queue {} per receiver)", cfg.queue),
-    };
-    let broadcast = cfg.mode == ServeMode::Broadcast;
-    let handle_faults = cfg.faults.clone();
-    // A taken metrics port is an error before the server starts.
-    let exporter = cfg
-        .metrics_addr
-        .map(crate::export::prometheus::start_server)
-        .transpose()?;
-    let handle = start(cfg)?;
-    let interrupt = crate::sys::interrupt_flag();
-    crate::sys::raise_nofile();
-    if !quiet {
-        eprintln!(
-            "wsherd serve: {mode} on ws://{}/ with {} shard{} on cores {:?}; Ctrl-C stops",
-            handle.addr(),
-            cores.len(),
-            if cores.len() == 1 { "" } else { "s" },
-            cores
-        );
-    }
-    if !quiet {
-        if let Some(knobs) = knobs_line(&handle_faults, cores.len()) {
-            eprintln!("wsherd serve: test knobs: {knobs}");
-        }
-    }
-    if let (false, Some((_, m))) = (quiet, &exporter) {
-        eprintln!("wsherd serve: metrics on http://{}/metrics", m.addr());
-    }
-    let mut last_print = Instant::now();
-    let mut last_metrics = Instant::now();
-    while !interrupt.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
-        if let Some((m, _)) = &exporter {
-            if last_metrics.elapsed() >= Duration::from_secs(1) {
-                m.update(
-                    &handle.totals(),
-                    handle.open_connections(),
-                    &handle.take_histograms(),
-                );
-                last_metrics = Instant::now();
-            }
-        }
-        if !quiet && last_print.elapsed() >= Duration::from_secs(10) {
-            let t = handle.totals();
-            if broadcast {
-                eprintln!(
-                    "wsherd serve: open {}  connections {}  published {}  delivered {}  dropped {}  errors {}",
-                    handle.open_connections(),
-                    t.connections,
-                    t.published,
-                    t.delivered,
-                    t.dropped,
-                    t.errors
-                );
-            } else {
-                eprintln!(
-                    "wsherd serve: open {}  connections {}  messages {}  errors {}",
-                    handle.open_connections(),
-                    t.connections,
-                    t.messages,
-                    t.errors
-                );
-            }
-            last_print = Instant::now();
-        }
-    }
-    let totals = handle.stop();
-    if !quiet && broadcast {
-        eprintln!(
-            "wsherd serve: stopped; {} connections, {} messages broadcast, {} copies delivered, {} dropped, {} rejected, {} errors",
-            totals.connections,
-            totals.published,
-            totals.delivered,
-            totals.dropped,
-            totals.rejected,
-            totals.errors
-        );
-    } else if !quiet {
-        eprintln!(
-            "wsherd serve: stopped; {} connections, {} messages echoed, {} rejected, {} errors",
-            totals.connections, totals.messages, totals.rejected, totals.errors
-        );
-    }
-    Ok(totals)
-}
-
-/// What the capacity knobs promise, for the start-up line (None without knobs).
-fn knobs_line(f: &ServerFaults, shards: usize) -> Option<String> {
-    let mut parts = Vec::new();
-    if let Some(n) = f.max_connections {
-        parts.push(format!("at most {n} connections (beyond: HTTP 503)"));
-    }
-    if let Some(d) = f.service_time {
-        let per_shard = 1.0 / d.as_secs_f64();
-        parts.push(format!(
-            "service time {} per message per shard (ceiling {:.0} msg/s per shard, {:.0} msg/s in all)",
-            humantime::format_duration(d),
-            per_shard,
-            per_shard * shards as f64
-        ));
-    }
-    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// State of one server shard, shared by its tasks.

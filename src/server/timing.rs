@@ -6,11 +6,30 @@
 //! totals once a second under a mutex and starts afresh. Without `--metrics-addr`
 //! the shard has no timers and pays nothing, not even a clock read.
 
-use crate::export::prometheus::ServerHistograms;
 use hdrhistogram::Histogram;
 use std::cell::RefCell;
 use std::sync::Mutex;
 use std::time::Instant;
+
+/// The server's histograms, summed over its shards (values in ns).
+#[derive(Debug, Clone)]
+pub struct ServerHistograms {
+    /// Time to fan one message out (queued for every local subscriber, handed to
+    /// the other shards).
+    pub broadcast: Histogram<u64>,
+    /// From the read that brought a message to its echo written (echo mode) or its
+    /// broadcast queued (broadcast mode).
+    pub handling: Histogram<u64>,
+}
+
+impl Default for ServerHistograms {
+    fn default() -> Self {
+        ServerHistograms {
+            broadcast: crate::vocab::hist::new_histogram(),
+            handling: crate::vocab::hist::new_histogram(),
+        }
+    }
+}
 
 /// One shard's timers.
 pub(crate) struct Timers {

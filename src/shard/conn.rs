@@ -18,7 +18,8 @@
 
 use super::stop::{CLOSE_OVER, DRAINED, STOPPED};
 use super::{Shard, CLOSE_WAIT};
-use crate::payload::{PayloadKind, Stamp};
+use crate::payload::PayloadKind;
+use crate::stamp::Stamp;
 use crate::workload::Message;
 use crate::ws::frame::{self, From, Kind};
 use crate::ws::handshake;
@@ -269,7 +270,7 @@ async fn open(
 async fn upgrade(
     shard: &Shard,
     stream: &mut TcpStream,
-    t: &crate::config::Target,
+    t: &crate::target::Target,
 ) -> Result<Vec<u8>, &'static str> {
     let key = handshake::new_key();
     let mut req = shard.wpool.take();

@@ -13,7 +13,7 @@ pub mod pool;
 pub mod stop;
 pub mod timers;
 
-use crate::config::Target;
+use crate::target::Target;
 use crate::metrics::{Interval, Snapshot};
 use crate::payload::PayloadSpec;
 use crate::plan::ShardPlan;
@@ -163,12 +163,12 @@ impl Shard {
 
     /// The shard's live level (ceiling search) and its generation, for a pace
     /// to follow.
-    pub fn live_level(&self) -> (f64, u64, u64) {
-        (
-            self.level.get(),
-            self.level_gen.get(),
-            self.level_at_ns.get(),
-        )
+    pub fn live_level(&self) -> crate::pacer::LiveLevel {
+        crate::pacer::LiveLevel {
+            level: self.level.get(),
+            gen: self.level_gen.get(),
+            at_ns: self.level_at_ns.get(),
+        }
     }
 
     pub fn conn_closed(&self) {
@@ -436,7 +436,7 @@ async fn session_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize, rate: 
     let mut k: u64 = 0;
     loop {
         if live {
-            pace.follow(shard, &mut gen, share, 0.0);
+            pace.follow(shard.live_level(), &mut gen, share, 0.0);
         }
         let due_ns = pace.due();
         if shard.stop.is_set() {

@@ -296,7 +296,7 @@ impl Pace<'_> {
         match self {
             Pace::Curve(s, k) => s.due(*k).map_or(u64::MAX, |t| (t * 1e9) as u64),
             Pace::Live(p, gen) => {
-                p.follow(shard, gen, share, phase);
+                p.follow(shard.live_level(), gen, share, phase);
                 p.due()
             }
         }

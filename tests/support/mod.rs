@@ -636,5 +636,5 @@ pub fn serve_builtin(shards: &str, knobs: &[&str]) -> wsherd::server::ServerHand
         args.push(cores[cores.len() - 1].to_string());
     }
     args.extend(knobs.iter().map(|k| k.to_string()));
-    wsherd::server::start(wsherd::config::ServeConfig::from_args(args).unwrap()).unwrap()
+    wsherd::server::start(wsherd::server::ServeConfig::from_args(args).unwrap()).unwrap()
 }
