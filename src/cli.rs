@@ -85,8 +85,10 @@ pub enum IoDriverArg {
     Epoll,
 }
 
+/// What to load and what each connection does: the flags `run` and `ceiling`
+/// share, declared once.
 #[derive(Debug, Clone, Args)]
-pub struct RunArgs {
+pub struct LoadArgs {
     /// Target WebSocket URLs (ws://host:port/path; a port range such as
     /// ws://127.0.0.1:9001-9004/ names one target per port); connections spread
     /// over them round robin. None: start the built-in echo
@@ -95,9 +97,89 @@ pub struct RunArgs {
     pub urls: Vec<String>,
 
     /// Number of concurrent connections (SI suffixes: 10k, 1.5k, 1m; default 50, or
-    /// the peak of --stages).
+    /// the peak of --stages). Ceiling: the connections that carry a rate search
+    /// (default 50), or how many sessions may run at once (default 1000).
     #[arg(short = 'c', long = "connections", value_parser = parse_count, allow_hyphen_values = true)]
     pub connections: Option<u64>,
+
+    /// What each connection does (default echo; churn for ceiling --dimension
+    /// sessions).
+    #[arg(short = 'w', long = "workload", value_enum)]
+    pub workload: Option<WorkloadArg>,
+
+    /// Message payload size in bytes, timing header included (512, 4k, 64KiB).
+    #[arg(short = 's', long = "size", default_value = "64", value_parser = parse_size, allow_hyphen_values = true)]
+    pub size: u64,
+
+    /// Send binary frames (the default).
+    #[arg(long, conflicts_with = "text")]
+    pub binary: bool,
+
+    /// Send text frames (payload stays valid UTF-8).
+    #[arg(long)]
+    pub text: bool,
+
+    /// Message body from FILE, sent after the timing header (32 bytes with --binary,
+    /// 60 with --text); the message is the header plus the file, so --size does not
+    /// apply. With --text the file must be valid UTF-8. Read once at start; at most
+    /// 64 MiB with the header.
+    #[arg(long = "payload-file", value_name = "FILE", conflicts_with_all = ["template", "size"])]
+    pub payload_file: Option<PathBuf>,
+
+    /// Text messages rendered from TEMPLATE. Placeholders: {conn}, {seq}, {ts}
+    /// (required), {intended} (needed with --rate/--rate-per-conn), {pad:N} (N filler
+    /// letters). Numbers render at a fixed width with a leading 1 (11 digits for conn,
+    /// 16 for the others), valid as JSON numbers and inside strings. Other braces are
+    /// literal, so JSON needs no escaping; {{seq}} writes the text {seq}. Always text
+    /// frames; --size does not apply. Example:
+    /// '{"type":"chat","user":"u{conn}","seq":{seq},"ts":{ts},"body":"{pad:100}"}'
+    #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["payload_file", "binary", "size"])]
+    pub template: Option<String>,
+
+    /// Messages each connection keeps in flight in the closed loop (default 1).
+    /// Ceiling --dimension connections: a closed loop instead of one message a
+    /// second per connection.
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    pub inflight: Option<u64>,
+
+    /// Open loop: messages per second per connection.
+    #[arg(long = "rate-per-conn", value_parser = parse_rate, allow_hyphen_values = true)]
+    pub rate_per_conn: Option<f64>,
+
+    /// Sessions (churn, chat): messages per session.
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    pub messages: Option<u64>,
+
+    /// Chat: pause between an answer and the next message (e.g. 500ms).
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
+    pub think: Option<Duration>,
+
+    /// Idle workload: send a timed PING this often on each connection (30s).
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
+    pub heartbeat: Option<Duration>,
+
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+
+    /// Write the results as JSON: a run's summary, histograms and per-second
+    /// series; a ceiling search's steps, ceiling and whole run.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// No live progress (run) or step lines (ceiling) on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts
+    /// (127.0.0.1:9091; a bare port binds loopback).
+    #[arg(long = "metrics-addr", value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
 
     /// How long the run lasts, connection ramp included (30s, 5m, 1h; default 10s,
     /// or the sum of --stages).
@@ -120,72 +202,19 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
     pub warmup: Option<Duration>,
 
-    /// What each connection does.
-    #[arg(short = 'w', long = "workload", value_enum, default_value_t = WorkloadArg::Echo)]
-    pub workload: WorkloadArg,
-
-    /// Message payload size in bytes, timing header included (512, 4k, 64KiB).
-    #[arg(short = 's', long = "size", default_value = "64", value_parser = parse_size, allow_hyphen_values = true)]
-    pub size: u64,
-
-    /// Send binary frames (the default).
-    #[arg(long, conflicts_with = "text")]
-    pub binary: bool,
-
-    /// Send text frames (payload stays valid UTF-8).
-    #[arg(long)]
-    pub text: bool,
-
-    /// Message body from FILE, sent after the timing header (32 bytes with --binary,
-    /// 60 with --text); the message is the header plus the file, so --size does not
-    /// apply. With --text the file must be valid UTF-8. Read once at start; at most
-    /// 64 MiB with the header.
-    #[arg(long = "payload-file", value_name = "FILE", conflicts_with_all = ["template", "size"])]
-    pub payload_file: Option<std::path::PathBuf>,
-
-    /// Text messages rendered from TEMPLATE. Placeholders: {conn}, {seq}, {ts}
-    /// (required), {intended} (needed with --rate/--rate-per-conn), {pad:N} (N filler
-    /// letters). Numbers render at a fixed width with a leading 1 (11 digits for conn,
-    /// 16 for the others), valid as JSON numbers and inside strings. Other braces are
-    /// literal, so JSON needs no escaping; {{seq}} writes the text {seq}. Always text
-    /// frames; --size does not apply. Example:
-    /// '{"type":"chat","user":"u{conn}","seq":{seq},"ts":{ts},"body":"{pad:100}"}'
-    #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["payload_file", "binary", "size"])]
-    pub template: Option<String>,
-
-    /// Messages each connection keeps in flight in the closed loop (default 1).
-    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
-    pub inflight: Option<u64>,
-
     /// Open loop: messages per second across the run, sent on schedule whatever the
     /// server does; latency is timed from each message's intended send time.
     #[arg(long, value_parser = parse_rate, allow_hyphen_values = true, conflicts_with = "rate_per_conn")]
     pub rate: Option<f64>,
 
-    /// Open loop: messages per second per connection.
-    #[arg(long = "rate-per-conn", value_parser = parse_rate, allow_hyphen_values = true)]
-    pub rate_per_conn: Option<f64>,
-
     /// Broadcast: how many connections publish (spread over the connections).
     #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub publishers: Option<u64>,
-
-    /// Sessions (churn, chat): messages per session.
-    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
-    pub messages: Option<u64>,
 
     /// Sessions: new sessions per second across the run (-c then caps how many run
     /// at once); without it every connection slot starts again at once.
     #[arg(long = "session-rate", value_parser = parse_rate, allow_hyphen_values = true)]
     pub session_rate: Option<f64>,
-
-    /// Chat: pause between an answer and the next message (e.g. 500ms).
-    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
-    pub think: Option<Duration>,
-
-    /// Idle workload: send a timed PING this often on each connection (30s).
-    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
-    pub heartbeat: Option<Duration>,
 
     /// At the end, how long to wait for echoes still in flight before closing.
     #[arg(long = "drain", default_value = "1s", value_parser = parse_duration, allow_hyphen_values = true)]
@@ -198,13 +227,10 @@ pub struct RunArgs {
     #[arg(long = "close-timeout", value_parser = parse_duration, allow_hyphen_values = true)]
     pub close_timeout: Option<Duration>,
 
-    #[command(flatten)]
-    pub conn: ConnectArgs,
-
     /// Run the scenarios of a TOML file (one after another or side by side), each
     /// reported on its own and in total; only -q and --json go with it.
     #[arg(long, value_name = "FILE")]
-    pub scenario: Option<std::path::PathBuf>,
+    pub scenario: Option<PathBuf>,
 
     /// Run as agent I of N (1/4, 2/4, ...): take the I-th share of the connections
     /// and of the rate, so N processes (or hosts) together make one run; merge their
@@ -216,28 +242,21 @@ pub struct RunArgs {
     #[arg(long = "start-at", value_name = "UNIX_TIME")]
     pub start_at: Option<f64>,
 
-    /// Write the results (summary, histograms, per-second series) as JSON.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<std::path::PathBuf>,
-
     #[command(flatten)]
     pub reports: ReportFileArgs,
 
     /// Write an HdrHistogram interval log: the round trip of every second.
     #[arg(long, value_name = "FILE")]
-    pub hlog: Option<std::path::PathBuf>,
-
-    /// No live progress on stderr.
-    #[arg(short, long)]
-    pub quiet: bool,
-
-    /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts
-    /// (127.0.0.1:9091; a bare port binds loopback).
-    #[arg(long = "metrics-addr", value_name = "ADDR")]
-    pub metrics_addr: Option<String>,
+    pub hlog: Option<PathBuf>,
 
     #[command(flatten)]
     pub judge: JudgeArgs,
+
+    /// The flags given on the command line (clap ids), filled in from clap's
+    /// matches by `RunArgs::parse_from`/the command layer: `--scenario` accepts
+    /// only a few beside it.
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
 /// How connections are made and which cores carry them (`run` and `ceiling`).
@@ -379,9 +398,8 @@ pub enum DimensionArg {
 
 #[derive(Debug, Clone, Args)]
 pub struct CeilingArgs {
-    /// Target WebSocket URLs (as `run`; none: the built-in echo server in-process).
-    #[arg(value_name = "URL")]
-    pub urls: Vec<String>,
+    #[command(flatten)]
+    pub load: LoadArgs,
 
     /// What to raise: connections, rate (messages/s) or sessions (new sessions/s).
     #[arg(long, value_enum)]
@@ -424,66 +442,9 @@ pub struct CeilingArgs {
     #[arg(long = "max-time", default_value = "30m", value_parser = parse_duration, allow_hyphen_values = true)]
     pub max_time: Duration,
 
-    /// Rate dimension: the connections that carry the load (default 50). Sessions:
-    /// how many sessions may run at once (default 1000).
-    #[arg(short = 'c', long = "connections", value_parser = parse_count, allow_hyphen_values = true)]
-    pub connections: Option<u64>,
-
-    /// What each connection does: echo or ping (connections, rate), idle
-    /// (connections), churn or chat (sessions). Default: echo, or churn for sessions.
-    #[arg(short = 'w', long = "workload", value_enum)]
-    pub workload: Option<WorkloadArg>,
-
-    /// Message payload size in bytes, timing header included.
-    #[arg(short = 's', long = "size", default_value = "64", value_parser = parse_size, allow_hyphen_values = true)]
-    pub size: u64,
-
-    /// Send text frames (default binary).
-    #[arg(long)]
-    pub text: bool,
-
-    /// Connections dimension: a closed loop instead, with this many messages in
-    /// flight per connection (its latency then grows with every connection added,
-    /// as they share one throughput).
-    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
-    pub inflight: Option<u64>,
-
-    /// Connections dimension: messages per second each connection sends (open
-    /// loop; default 1 with echo and ping).
-    #[arg(long = "rate-per-conn", value_parser = parse_rate, allow_hyphen_values = true)]
-    pub rate_per_conn: Option<f64>,
-
-    /// Sessions: messages per session.
-    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
-    pub messages: Option<u64>,
-
-    /// Chat: pause between an answer and the next message.
-    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
-    pub think: Option<Duration>,
-
-    /// Idle workload: a timed PING every interval on each connection.
-    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
-    pub heartbeat: Option<Duration>,
-
-    #[command(flatten)]
-    pub conn: ConnectArgs,
-
-    /// Write the search (every step, the ceiling, the whole run's results) as JSON.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<std::path::PathBuf>,
-
     /// Write an HTML report: latency against load (the knee), the steps, the run.
     #[arg(long, value_name = "FILE")]
-    pub html: Option<std::path::PathBuf>,
-
-    /// No step lines on stderr while the search runs.
-    #[arg(short, long)]
-    pub quiet: bool,
-
-    /// Serve Prometheus metrics at http://ADDR/metrics while the search runs
-    /// (as `run --metrics-addr`).
-    #[arg(long = "metrics-addr", value_name = "ADDR")]
-    pub metrics_addr: Option<String>,
+    pub html: Option<PathBuf>,
 }
 
 /// What the built-in server does with a message.
@@ -576,6 +537,85 @@ pub struct ServeArgs {
     pub service_time: Option<Duration>,
 }
 
+/// Parses the binary's command line, recording which flags `run` was given.
+pub fn parse_command_line() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let m = Cli::command().try_get_matches()?;
+    let mut cli = Cli::from_arg_matches(&m)?;
+    if let (Command::Run(a), Some(("run", sub))) = (&mut cli.command, m.subcommand()) {
+        a.given = given_flags(&Cli::command().find_subcommand("run").cloned(), sub);
+    }
+    Ok(cli)
+}
+
+/// Parses what follows `wsherd NAME` on a command line as `T`'s flags (library
+/// users and tests; the binary parses the whole line with `parse_command_line`).
+fn parse_sub<T: Args + clap::FromArgMatches, I, S>(
+    name: &'static str,
+    args: I,
+) -> Result<(T, Vec<String>), crate::error::Error>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString> + Clone,
+{
+    let cmd = T::augment_args(clap::Command::new(name).no_binary_name(true));
+    let m = cmd
+        .clone()
+        .try_get_matches_from(args)
+        .map_err(|e| crate::error::Error::usage(clap_error_line(&e)))?;
+    let t = T::from_arg_matches(&m).map_err(|e| crate::error::Error::usage(clap_error_line(&e)))?;
+    Ok((t, given_flags(&Some(cmd), &m)))
+}
+
+/// `wsherd run`'s flags from what follows `wsherd run`.
+pub fn parse_run_args<I, S>(args: I) -> Result<RunArgs, crate::error::Error>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString> + Clone,
+{
+    let (mut a, given): (RunArgs, _) = parse_sub("wsherd run", args)?;
+    a.given = given;
+    Ok(a)
+}
+
+/// `wsherd ceiling`'s flags from what follows `wsherd ceiling`.
+pub fn parse_ceiling_args<I, S>(args: I) -> Result<CeilingArgs, crate::error::Error>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString> + Clone,
+{
+    parse_sub("wsherd ceiling", args).map(|(a, _)| a)
+}
+
+/// `wsherd serve`'s flags from what follows `wsherd serve`.
+pub fn parse_serve_args<I, S>(args: I) -> Result<ServeArgs, crate::error::Error>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString> + Clone,
+{
+    parse_sub("wsherd serve", args).map(|(a, _)| a)
+}
+
+/// The flags given on the command line itself (not defaults), as the user
+/// spells them: `--connections`, `-q` shown as `--quiet`, `URL`.
+fn given_flags(cmd: &Option<clap::Command>, m: &clap::ArgMatches) -> Vec<String> {
+    use clap::parser::ValueSource;
+    let Some(cmd) = cmd else {
+        return Vec::new();
+    };
+    m.ids()
+        .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .filter_map(|id| cmd.get_arguments().find(|a| a.get_id() == id))
+        .map(|a| match a.get_long() {
+            Some(l) => format!("--{l}"),
+            None => a
+                .get_value_names()
+                .and_then(|v| v.first())
+                .map_or_else(|| a.get_id().to_string(), |v| v.to_string()),
+        })
+        .collect()
+}
+
 /// A clap error in one line: its first paragraph (the missing arguments of
 /// "required arguments were not provided" are on the lines after the first).
 pub fn clap_error_line(e: &clap::Error) -> String {
@@ -611,19 +651,6 @@ macro_rules! into_kind {
 
 into_kind!(WorkloadArg => WorkloadKind { Echo, Ping, Idle, Churn, Chat, Broadcast });
 
-/// The ceiling still edits a `RunArgs` (until the config stage builds its run).
-impl From<WorkloadKind> for WorkloadArg {
-    fn from(k: WorkloadKind) -> WorkloadArg {
-        match k {
-            WorkloadKind::Echo => WorkloadArg::Echo,
-            WorkloadKind::Ping => WorkloadArg::Ping,
-            WorkloadKind::Idle => WorkloadArg::Idle,
-            WorkloadKind::Churn => WorkloadArg::Churn,
-            WorkloadKind::Chat => WorkloadArg::Chat,
-            WorkloadKind::Broadcast => WorkloadArg::Broadcast,
-        }
-    }
-}
 into_kind!(IoDriverArg => IoDriver { Auto, Uring, Epoll });
 into_kind!(DimensionArg => Dimension { Connections, Rate, Sessions });
 into_kind!(ServeModeArg => ServeMode { Echo, Broadcast });

@@ -3,18 +3,16 @@
 //! 2 usage, 99 a threshold failed, 130 interrupted). Errors print as one line; never a panic or backtrace.
 
 use crate::cli::{Cli, Command};
-use crate::config::RunConfig;
-use crate::server::ServeConfig;
 use crate::error::{Error, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_THRESHOLD, EXIT_USAGE};
 use crate::report::outputs::ReportFiles;
-use clap::Parser;
+use crate::server::ServeConfig;
 use std::io::Write;
 use std::process::ExitCode;
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     crate::sys::disable_thp();
-    let cli = match Cli::try_parse() {
+    let cli = match crate::cli::parse_command_line() {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -60,28 +58,12 @@ fn print_out(text: &str) -> Result<(), Error> {
 /// `wsherd run --scenario FILE`: only -q and --json may go with it.
 fn run_scenarios(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
     let path = args.scenario.clone().expect("checked by the caller");
-    let allowed = ["--scenario", "-q", "--quiet", "--json"];
-    let argv: Vec<String> = std::env::args().skip(2).collect();
-    let mut i = 0;
-    while i < argv.len() {
-        let a = &argv[i];
-        let flag = a.split('=').next().unwrap_or(a);
-        if !allowed.contains(&flag) {
-            return Err(Error::usage(format!(
-                "'{a}' does not go with --scenario: set it in the scenario file (only -q and --json apply to the whole file)"
-            )));
-        }
-        // Flags with a value take the next argument.
-        if (flag == "--scenario" || flag == "--json") && !a.contains('=') {
-            i += 1;
-        }
-        i += 1;
-    }
-    if let Some(p) = &args.json {
+    crate::scenario::check_alone(&args.given)?;
+    if let Some(p) = &args.load.json {
         crate::report::check_writable(p)?;
     }
     let file = crate::scenario::load(&path)?;
-    let res = crate::scenario::run(file, args.quiet)?;
+    let res = crate::scenario::run(file, args.load.quiet)?;
     let mut text = String::new();
     for s in &res.scenarios {
         text.push_str(&format!("=== scenario {} ===\n", s.name));
@@ -95,7 +77,7 @@ fn run_scenarios(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
     ));
     text.push_str(&crate::report::text::render(&res.total));
     print_out(&text)?;
-    if let Some(p) = &args.json {
+    if let Some(p) = &args.load.json {
         let out = serde_json::to_vec_pretty(&res).map_err(|e| Error::Output {
             path: p.display().to_string(),
             why: e.to_string(),
@@ -162,151 +144,136 @@ fn report_ceiling(
 fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Run(args) if args.scenario.is_some() => run_scenarios(*args),
-        Command::Run(args) => {
-            let cfg = RunConfig::from_cli(*args)?;
-            let results = crate::engine::run(cfg)?;
-            let text = crate::report::text::render(&results);
-            let mut out = std::io::stdout().lock();
-            if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-                // A closed pipe (| head) is not a failure of the run.
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    return Err(Error::Output {
-                        path: "stdout".into(),
-                        why: e.to_string(),
-                    });
-                }
-            }
-            if results.interrupted {
-                return Ok(ExitCode::from(EXIT_INTERRUPTED));
-            }
-            if results.connections.established == 0 {
-                // Nothing could be measured: say why in one line, exit 1.
-                let causes: Vec<String> = results
-                    .connections
-                    .failed_by_cause
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect();
-                eprintln!(
-                    "error: no connection could be established ({})",
-                    if causes.is_empty() {
-                        "none attempted".to_string()
-                    } else {
-                        causes.join(", ")
-                    }
-                );
-                return Ok(ExitCode::from(EXIT_FAILURE));
-            }
-            Ok(threshold_exit(&results))
-        }
-        Command::Ceiling(args) => {
-            let setup = crate::ceiling::Setup::from_cli(*args)?;
-            let found = crate::ceiling::search(setup, crate::sys::interrupt_flag())?;
-            print_out(&crate::ceiling::text::render(&found))?;
-            if found.run.interrupted {
-                return Ok(ExitCode::from(EXIT_INTERRUPTED));
-            }
-            if found.run.connections.established == 0 {
-                eprintln!(
-                    "error: no connection could be established ({:?})",
-                    found.run.connections.failed_by_cause
-                );
-                return Ok(ExitCode::from(EXIT_FAILURE));
-            }
-            if found.outcome == crate::results::ceiling::outcome::INCOMPLETE {
-                eprintln!("error: the search did not converge within --max-time; raise it, or narrow --start/--max");
-                return Ok(ExitCode::from(EXIT_FAILURE));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Merge(args) => {
-            let parts = args
-                .files
-                .iter()
-                .map(|f| crate::report::read_json(f))
-                .collect::<Result<Vec<_>, _>>()?;
-            let names: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
-            crate::merge::check_parts(&parts, &names).map_err(Error::usage)?;
-            let total = crate::merge::merge(&parts, crate::merge::Timing::Parallel);
-            if let Some(out) = &args.output {
-                crate::report::write_json(out, &total)?;
-            }
-            if !args.quiet {
-                print_out(&crate::report::text::render(&total))?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Doctor(args) => {
-            let mut addrs = std::collections::HashSet::new();
-            for u in &args.urls {
-                for t in crate::target::Target::parse_many(u)? {
-                    addrs.insert(t.addr);
-                }
-            }
-            let all = match &args.source_ip {
-                Some(spec) => crate::source::parse(spec).map_err(Error::usage)?,
-                None => Vec::new(),
-            };
-            let agent = args
-                .agent
-                .as_deref()
-                .map(crate::config::parse_agent)
-                .transpose()?;
-            let sources = crate::source::slice(&all, agent);
-            let mine = match agent {
-                Some((i, n)) => {
-                    let total = args.connections;
-                    total / n + u64::from(i - 1 < total % n)
-                }
-                None => args.connections,
-            };
-            let plan = crate::doctor::Plan {
-                connections: mine,
-                targets: addrs.len().max(1) as u64,
-                embedded: args.urls.is_empty(),
-                sources: sources.len() as u64,
-                whole: args.connections,
-                all_sources: all.len() as u64,
-            };
-            let mut checks = crate::doctor::examine(&plan);
-            if !sources.is_empty() {
-                checks.insert(0, crate::doctor::check_sources(&sources));
-            }
-            print_out(&crate::doctor::render(&plan, &checks))?;
-            let fail = checks
-                .iter()
-                .any(|c| c.verdict == crate::doctor::Verdict::Fail);
-            Ok(if fail {
-                ExitCode::from(EXIT_FAILURE)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        Command::Report(args) => {
-            let judge = crate::thresholds::Judge::parse(&args.judge.thresholds, &args.judge.bands)?;
-            let v = crate::report::read_value(&args.file)?;
-            if crate::ceiling::is_ceiling(&v) {
-                return report_ceiling(&args, judge, v);
-            }
-            let mut r = crate::report::results_from(&args.file, v)?;
-            let files = ReportFiles::from(args.reports.clone());
-            files.check()?;
-            if !judge.is_empty() {
-                judge.apply(&mut r);
-            }
-            print_out(&crate::report::text::render(&r))?;
-            files.write(&r)?;
-            // Re-judged: the new verdicts decide; shown again: it only prints.
-            Ok(if judge.thresholds.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                threshold_exit(&r)
-            })
-        }
+        Command::Run(args) => run(*args),
+        Command::Ceiling(args) => ceiling(*args),
+        Command::Merge(args) => merge(args),
+        Command::Doctor(args) => doctor(args),
+        Command::Report(args) => report(args),
         Command::Serve(args) => {
             let cfg = ServeConfig::from_cli(args)?;
             crate::serve::serve_blocking(cfg)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `wsherd run`: plan, run, print, exit code.
+fn run(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
+    let plan = crate::config::plan_run(args)?;
+    let results = crate::engine::run(plan)?;
+    let text = crate::report::text::render(&results);
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        // A closed pipe (| head) is not a failure of the run.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(Error::Output {
+                path: "stdout".into(),
+                why: e.to_string(),
+            });
+        }
+    }
+    if results.interrupted {
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    if results.connections.established == 0 {
+        // Nothing could be measured: say why in one line, exit 1.
+        let causes: Vec<String> = results
+            .connections
+            .failed_by_cause
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        eprintln!(
+            "error: no connection could be established ({})",
+            if causes.is_empty() {
+                "none attempted".to_string()
+            } else {
+                causes.join(", ")
+            }
+        );
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    }
+    Ok(threshold_exit(&results))
+}
+
+/// `wsherd ceiling`: set up, search, print, exit code.
+fn ceiling(args: crate::cli::CeilingArgs) -> Result<ExitCode, Error> {
+    let setup = crate::config::setup_from(args)?;
+    let found = crate::ceiling::search(setup, crate::sys::interrupt_flag())?;
+    print_out(&crate::ceiling::text::render(&found))?;
+    if found.run.interrupted {
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    if found.run.connections.established == 0 {
+        eprintln!(
+            "error: no connection could be established ({:?})",
+            found.run.connections.failed_by_cause
+        );
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    }
+    if found.outcome == crate::results::ceiling::outcome::INCOMPLETE {
+        eprintln!("error: the search did not converge within --max-time; raise it, or narrow --start/--max");
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `wsherd merge`.
+fn merge(args: crate::cli::MergeArgs) -> Result<ExitCode, Error> {
+    let parts = args
+        .files
+        .iter()
+        .map(|f| crate::report::read_json(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let names: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
+    crate::merge::check_parts(&parts, &names).map_err(Error::usage)?;
+    let total = crate::merge::merge(&parts, crate::merge::Timing::Parallel);
+    if let Some(out) = &args.output {
+        crate::report::write_json(out, &total)?;
+    }
+    if !args.quiet {
+        print_out(&crate::report::text::render(&total))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `wsherd doctor`.
+fn doctor(args: crate::cli::DoctorArgs) -> Result<ExitCode, Error> {
+    let (demand, sources) = crate::config::run::doctor_demand(&args)?;
+    let mut checks = crate::doctor::examine(&demand);
+    if !sources.is_empty() {
+        checks.insert(0, crate::doctor::check_sources(&sources));
+    }
+    print_out(&crate::doctor::render(&demand, &checks))?;
+    let fail = checks
+        .iter()
+        .any(|c| c.verdict == crate::doctor::Verdict::Fail);
+    Ok(if fail {
+        ExitCode::from(EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `wsherd report`: a saved run (or search) printed and rendered again.
+fn report(args: crate::cli::ReportArgs) -> Result<ExitCode, Error> {
+    let judge = crate::thresholds::Judge::parse(&args.judge.thresholds, &args.judge.bands)?;
+    let v = crate::report::read_value(&args.file)?;
+    if crate::ceiling::is_ceiling(&v) {
+        return report_ceiling(&args, judge, v);
+    }
+    let mut r = crate::report::results_from(&args.file, v)?;
+    let files = ReportFiles::from(args.reports.clone());
+    files.check()?;
+    if !judge.is_empty() {
+        judge.apply(&mut r);
+    }
+    print_out(&crate::report::text::render(&r))?;
+    files.write(&r)?;
+    // Re-judged: the new verdicts decide; shown again: it only prints.
+    Ok(if judge.thresholds.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        threshold_exit(&r)
+    })
 }

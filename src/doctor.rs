@@ -4,6 +4,8 @@
 //!
 //! Read-only: it changes nothing (scripts/tune-host.sh applies tuning/).
 
+use crate::host::{ephemeral_ports, Demand};
+use crate::sys::{nums, read_sys};
 use std::fmt::Write;
 
 /// User-space memory of one held load connection (benches/README.md: 1.5 KiB idle,
@@ -34,93 +36,6 @@ pub struct Check {
     pub fix: String,
 }
 
-/// What the doctor is asked about.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    /// Connections of this process.
-    pub connections: u64,
-    /// Distinct targets (destination address and port) the connections spread over.
-    pub targets: u64,
-    /// True when the built-in server runs in the same process (two sockets each).
-    pub embedded: bool,
-    /// This process's source addresses (0: the kernel's one address per route).
-    pub sources: u64,
-    /// Connections of the whole run (all agents; = `connections` without --agent).
-    pub whole: u64,
-    /// Source addresses of the whole run (all agents).
-    pub all_sources: u64,
-}
-
-impl Plan {
-    /// A plan for one process without --source-ip.
-    pub fn simple(connections: u64, targets: u64, embedded: bool) -> Plan {
-        Plan {
-            connections,
-            targets,
-            embedded,
-            sources: 0,
-            whole: connections,
-            all_sources: 0,
-        }
-    }
-
-    /// Connections on the busiest (source, destination) pair.
-    pub fn per_pair(&self) -> u64 {
-        crate::source::per_pair(
-            self.connections,
-            self.sources,
-            self.targets,
-            self.whole,
-            self.all_sources,
-        )
-    }
-
-    /// What to change when a pair needs more than `ports` ports.
-    fn port_fix(&self, ports: u64) -> String {
-        let pairs_needed = self.whole.div_ceil(ports);
-        let sources_needed = pairs_needed.div_ceil(self.targets.max(1));
-        format!(
-            "use at least {sources_needed} source addresses (--source-ip 127.0.0.1-127.0.0.{}; on a real host, addresses assigned to its interfaces), \
-             or spread over more targets, or widen the range (sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\", see tuning/)",
-            sources_needed.clamp(1, 254)
-        )
-    }
-}
-
-fn read_sys(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
-fn nums(s: &str) -> Vec<u64> {
-    s.split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect()
-}
-
-/// Ephemeral ports the kernel hands out per (source, destination) pair.
-pub fn ephemeral_ports() -> Option<u64> {
-    let r = nums(&read_sys("/proc/sys/net/ipv4/ip_local_port_range")?);
-    (r.len() == 2 && r[1] >= r[0]).then(|| r[1] - r[0] + 1)
-}
-
-/// Refuses a plan whose connections per target exceed the ephemeral ports of one
-/// source address, with the fix.
-pub fn check_ports(plan: &Plan) -> Result<(), String> {
-    let Some(ports) = ephemeral_ports() else {
-        return Ok(());
-    };
-    let per_pair = plan.per_pair();
-    if per_pair > ports {
-        return Err(format!(
-            "{per_pair} connections on one (source address, target) pair need {per_pair} source ports, but net.ipv4.ip_local_port_range gives {ports}; {}",
-            plan.port_fix(ports)
-        ));
-    }
-    Ok(())
-}
-
 /// Are the `--source-ip` addresses assigned to this host?
 pub fn check_sources(sources: &[std::net::IpAddr]) -> Check {
     let missing: Vec<String> = sources
@@ -148,7 +63,7 @@ pub fn check_sources(sources: &[std::net::IpAddr]) -> Check {
 }
 
 /// Runs every check for `plan`.
-pub fn examine(plan: &Plan) -> Vec<Check> {
+pub fn examine(plan: &Demand) -> Vec<Check> {
     let mut out = Vec::new();
     let mut add = |name, verdict, found: String, fix: &str| {
         out.push(Check {
@@ -351,7 +266,7 @@ pub fn examine(plan: &Plan) -> Vec<Check> {
 }
 
 /// The report `wsherd doctor` prints.
-pub fn render(plan: &Plan, checks: &[Check]) -> String {
+pub fn render(plan: &Demand, checks: &[Check]) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -405,7 +320,7 @@ mod tests {
     #[test]
     fn port_arithmetic_counts_pairs() {
         // 100k connections, one target: 16 sources make 6250 per pair.
-        let p = Plan {
+        let p = Demand {
             connections: 100_000,
             targets: 1,
             embedded: false,
@@ -415,7 +330,7 @@ mod tests {
         };
         assert_eq!(p.per_pair(), 6250);
         // Agent 1 of 4 with its own 4 of the 16 addresses: 25k over 4 pairs.
-        let agent = Plan {
+        let agent = Demand {
             connections: 25_000,
             sources: 4,
             ..p.clone()
@@ -423,12 +338,12 @@ mod tests {
         assert_eq!(agent.per_pair(), 6250);
         // 100k without sources on one target: every connection on one pair; the
         // fix names how many addresses make it fit in a 28,232-port range.
-        let one = Plan::simple(100_000, 1, false);
+        let one = Demand::simple(100_000, 1, false);
         assert_eq!(one.per_pair(), 100_000);
         let fix = one.port_fix(28_232);
         assert!(fix.contains("at least 4 source addresses"), "{fix}");
         // Two targets halve what each source needs.
-        let two = Plan::simple(100_000, 2, false);
+        let two = Demand::simple(100_000, 2, false);
         assert!(
             two.port_fix(28_232).contains("at least 2 source"),
             "{}",
@@ -438,14 +353,14 @@ mod tests {
 
     #[test]
     fn a_small_plan_fits_and_a_huge_one_does_not() {
-        let small = Plan::simple(10, 1, false);
+        let small = Demand::simple(10, 1, false);
         let checks = examine(&small);
         assert!(
             checks.iter().all(|c| c.verdict != Verdict::Fail),
             "{checks:?}"
         );
-        assert!(check_ports(&small).is_ok());
-        let huge = Plan::simple(10_000_000, 1, false);
+        assert!(crate::host::check_ports(&small).is_ok());
+        let huge = Demand::simple(10_000_000, 1, false);
         let checks = examine(&huge);
         let fails: Vec<&str> = checks
             .iter()
@@ -454,7 +369,7 @@ mod tests {
             .collect();
         assert!(fails.contains(&"open files (per process)"), "{fails:?}");
         assert!(fails.contains(&"ephemeral ports"), "{fails:?}");
-        let e = check_ports(&huge).unwrap_err();
+        let e = crate::host::check_ports(&huge).unwrap_err();
         assert!(e.contains("ip_local_port_range"), "{e}");
         assert!(e.contains("--source-ip"), "{e}");
         let text = render(&huge, &checks);
@@ -470,7 +385,7 @@ mod tests {
             return; // no /proc here: nothing to compare with
         };
         let verdict = |n: u64| {
-            examine(&Plan::simple(n, 1, false))
+            examine(&Demand::simple(n, 1, false))
                 .into_iter()
                 .find(|c| c.name == "ephemeral ports")
                 .unwrap()

@@ -6,29 +6,25 @@
 //! that goes wrong during a run is counted in the results instead.
 
 use crate::collector::{self, Collected, Progress};
-use crate::config::RunConfig;
-use crate::server::ServeConfig;
-use crate::target::Target;
 use crate::error::{Error, Result};
 use crate::metrics::Interval;
-use crate::plan;
+use crate::plan::Plan;
 use crate::results::*;
+use crate::server::ServeConfig;
 use crate::shard::{self, RunShared};
+use crate::target::Target;
 use crate::workload::Pacing;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// File descriptors kept free for the runtime, the collector and output files.
-const FD_RESERVE: u64 = 64;
-
 /// Runs a load as configured; Ctrl-C (SIGINT/SIGTERM) ends it early.
-pub fn run(cfg: RunConfig) -> Result<RunResults> {
+pub fn run(cfg: Plan) -> Result<RunResults> {
     run_with_interrupt(cfg, crate::sys::interrupt_flag())
 }
 
 /// Runs a load that ends early when `interrupt` is set.
-pub fn run_with_interrupt(cfg: RunConfig, interrupt: Arc<AtomicBool>) -> Result<RunResults> {
+pub fn run_with_interrupt(cfg: Plan, interrupt: Arc<AtomicBool>) -> Result<RunResults> {
     run_with::<NoSink>(cfg, interrupt, None, None).map(|(r, _)| r)
 }
 
@@ -45,21 +41,13 @@ impl collector::SecondSink for NoSink {
 /// every final second to `sink` (which may set `interrupt` to end the run), and
 /// gives the sink back with the results.
 pub fn run_with<S: collector::SecondSink + 'static>(
-    cfg: RunConfig,
+    cfg: Plan,
     interrupt: Arc<AtomicBool>,
     live: Option<Arc<shard::Live>>,
     mut sink: Option<S>,
 ) -> Result<(RunResults, Option<S>)> {
-    let nofile = check_fds(&cfg)?;
-    crate::doctor::check_ports(&crate::doctor::Plan {
-        connections: cfg.connections,
-        targets: port_pairs(&cfg).1,
-        embedded: cfg.embedded(),
-        sources: cfg.sources.len() as u64,
-        whole: cfg.whole_connections,
-        all_sources: cfg.all_sources,
-    })
-    .map_err(Error::HostLimit)?;
+    let nofile = crate::host::check_fds(&cfg)?;
+    crate::host::check_ports(&crate::host::demand(&cfg)).map_err(Error::HostLimit)?;
     // Fail on an unwritable output now, not after a long run.
     if let Some(p) = &cfg.json {
         crate::report::check_writable(p)?;
@@ -106,30 +94,19 @@ pub fn run_with<S: collector::SecondSink + 'static>(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
+    let plans = cfg.shards.clone();
+    let io_driver = cfg.io_driver;
     let shared = Arc::new(RunShared {
+        plan: cfg,
         targets: targets.clone(),
-        sources: cfg.sources.clone(),
-        connections: cfg.connections,
-        conn_profile: cfg.conn_profile.clone(),
         established: Default::default(),
-        connect_rate: cfg.connect_rate,
-        rate_profile: cfg.rate_profile.clone(),
-        workload: cfg.workload,
-        payload: cfg.payload.clone(),
-        connect_timeout: cfg.connect_timeout,
-        drain: cfg.drain,
-        close_timeout: cfg.close_timeout,
-        duration: cfg.duration,
         origin: Instant::now(),
         interrupt: interrupt.clone(),
         ready: Default::default(),
         go: Default::default(),
         live,
     });
-    let mut plans = plan::split(cfg.connections, &cfg.shard_cores, cfg.connect_rate);
-    for p in &mut plans {
-        p.first_conn += cfg.conn_id_base;
-    }
+    let cfg = &shared.plan;
     let (tx, rx) = crossbeam_channel::bounded(plans.len() * 4);
     let n_shards = plans.len();
     let warmup = collector::Warmup {
@@ -170,7 +147,7 @@ pub fn run_with<S: collector::SecondSink + 'static>(
     for p in plans {
         let tx = tx.clone();
         let run = shared.clone();
-        let driver = cfg.io_driver;
+        let driver = io_driver;
         let h = std::thread::Builder::new()
             .name(format!("wsherd-shard-{}", p.index))
             .spawn(move || {
@@ -223,7 +200,7 @@ pub fn run_with<S: collector::SecondSink + 'static>(
 
     let interrupted = interrupt.load(std::sync::atomic::Ordering::Relaxed);
     let mut results = assemble(
-        &cfg,
+        cfg,
         &targets,
         collected,
         elapsed,
@@ -261,46 +238,10 @@ fn wait_until_unix(at: f64, interrupt: &AtomicBool) {
     }
 }
 
-/// The open-file limit (raised to the hard limit) and how many connections of
-/// `cfg`'s kind fit under it: one socket each, two with the embedded server (it
-/// holds the other end), leaving `FD_RESERVE` for the rest.
-pub(crate) fn fd_fit(cfg: &RunConfig) -> (u64, u64) {
-    let limit = crate::sys::raise_nofile();
-    let per_conn = if cfg.embedded() { 2 } else { 1 };
-    let fits = limit.saturating_sub(crate::sys::open_fds() + FD_RESERVE) / per_conn;
-    (limit, fits)
-}
-
-/// Distinct (source address, target address) pairs of `cfg`: each has its own
-/// ephemeral port range.
-pub(crate) fn port_pairs(cfg: &RunConfig) -> (u64, u64) {
-    let distinct: std::collections::HashSet<_> = cfg.targets.iter().map(|t| t.addr).collect();
-    let targets = distinct.len().max(1) as u64;
-    (cfg.sources.len().max(1) as u64 * targets, targets)
-}
-
-/// Raises the open-file limit and refuses a plan that cannot fit, with the numbers.
-fn check_fds(cfg: &RunConfig) -> Result<u64> {
-    let (limit, fits) = fd_fit(cfg);
-    let (_, hard) = crate::sys::nofile_limits();
-    if cfg.connections > fits {
-        let per_conn = if cfg.embedded() { 2 } else { 1 };
-        let need = cfg.connections * per_conn + crate::sys::open_fds() + FD_RESERVE;
-        return Err(Error::HostLimit(format!(
-            "{} connections need about {need} open files{}, but this process may open {limit} (hard limit {hard}); \
-             use -c {fits} or fewer, raise the limit (ulimit -n, or nofile in /etc/security/limits.conf), \
-             or split the run across processes",
-            cfg.connections,
-            if cfg.embedded() { " (both ends: the embedded server runs in this process)" } else { "" },
-        )));
-    }
-    Ok(limit)
-}
-
 /// The results of a run (or of a stretch of one, such as a ceiling step) from
 /// what the collector gathered.
 pub(crate) fn assemble(
-    cfg: &RunConfig,
+    cfg: &Plan,
     targets: &[Target],
     c: Collected,
     elapsed: f64,

@@ -1,7 +1,99 @@
-//! Splitting a run across shards: which connections, how fast, on which core.
+//! The plan of a run: everything the configuration stage decided, and each shard's
+//! whole slice of it (its core, its block of connection ids, its share of the
+//! connections and of the connect rate), so shards execute their slice and slice
+//! nothing themselves.
 //!
-//! Each shard gets a contiguous block of connection ids and the share of the connect
-//! rate that matches its share of connections, so shards never coordinate.
+//! The configuration stage (`config`) builds a `Plan`; the engine starts what it
+//! says; shards read their `ShardPlan` and the run's settings. The even split and
+//! the round robin of targets and sources are written here, once. Must never
+//! import the configuration stage, the engine or the shards.
+
+use std::net::IpAddr;
+
+/// A validated run: what it loads and how, and each shard's slice of it.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Targets; empty means: start the embedded server and load it.
+    pub targets: Vec<crate::target::Target>,
+    /// This process's source addresses (its agent slice of `--source-ip`).
+    pub sources: Vec<std::net::IpAddr>,
+    /// Addresses `--source-ip` named for all agents together (0: none given).
+    pub all_sources: u64,
+    /// Connections of the whole run, every agent included.
+    pub whole_connections: u64,
+    /// Cores for the embedded server's shards (empty when targets are given).
+    pub server_cores: Vec<usize>,
+    pub connections: u64,
+    pub duration: std::time::Duration,
+    /// Staged or ramped active connections (closed-loop and holding workloads).
+    pub conn_profile: Option<crate::pacer::Profile>,
+    /// Open loops: messages per second of the whole run over time.
+    pub rate_profile: Option<crate::pacer::Profile>,
+    /// Leading part of the run measured apart (whole seconds).
+    pub warmup: std::time::Duration,
+    /// First connection id of this process (agents of one run use disjoint ids).
+    pub conn_id_base: u64,
+    /// (I, N) when this process is agent I of N.
+    pub agent: Option<(u64, u64)>,
+    /// Wall-clock start (Unix seconds), so agents begin together.
+    pub start_at: Option<f64>,
+    pub workload: crate::workload::Workload,
+    pub payload: crate::payload::PayloadSpec,
+    /// Connections per second across the run; 0 = unpaced.
+    pub connect_rate: f64,
+    pub connect_timeout: std::time::Duration,
+    pub drain: std::time::Duration,
+    /// The close window after the drain.
+    pub close_timeout: std::time::Duration,
+    /// One core per load shard.
+    pub shard_cores: Vec<usize>,
+    pub io_driver: crate::vocab::kinds::IoDriver,
+    pub json: Option<std::path::PathBuf>,
+    /// HTML, CSV and .hgrm files rendered from the results.
+    pub reports: crate::report::outputs::ReportFiles,
+    /// HdrHistogram interval log of the round trip, one interval per second.
+    pub hlog: Option<std::path::PathBuf>,
+    pub quiet: bool,
+    /// Where to serve Prometheus metrics during the run.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Thresholds and assessment bands the results are judged by.
+    pub judge: crate::thresholds::Judge,
+    /// Each shard's slice: its core, its connection ids, its share of the load.
+    pub shards: Vec<ShardPlan>,
+}
+
+impl Plan {
+    /// True when the run starts its own server.
+    pub fn embedded(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Splits this process's connections over `shard_cores` (see `split`).
+    pub fn split_shards(&mut self) {
+        self.shards = split(self.connections, &self.shard_cores, self.connect_rate);
+        for s in &mut self.shards {
+            s.first_conn += self.conn_id_base;
+        }
+    }
+}
+
+/// Which target (an index into `targets` of them) and which source address
+/// connection `id` uses: consecutive ids walk the targets first, then the
+/// sources, so every (source, target) pair gets the same share.
+#[inline]
+pub fn endpoint(id: u64, targets: usize, sources: &[IpAddr]) -> (usize, Option<IpAddr>) {
+    let t = targets.max(1) as u64;
+    let source = (!sources.is_empty()).then(|| sources[((id / t) % sources.len() as u64) as usize]);
+    ((id % t) as usize, source)
+}
+
+/// Splits `n` into `parts` shares as even as can be: the first `n % parts` take
+/// one more. Every split of a run (connections over shards, agents over a run,
+/// source addresses over agents) is this one.
+pub fn even_share(n: u64, parts: u64, i: u64) -> u64 {
+    let parts = parts.max(1);
+    n / parts + u64::from(i < n % parts)
+}
 
 /// One shard's part of a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,20 +105,22 @@ pub struct ShardPlan {
     pub count: u64,
     /// New connections per second for this shard; 0 = unpaced.
     pub connect_rate: f64,
+    /// This shard's part of the process's connections (`count / connections`):
+    /// its share of every level that is set for the whole run (staged
+    /// connections, a session rate, a ceiling search's live level).
+    pub share: f64,
 }
 
 /// Splits `connections` over `cores` as evenly as possible (the first shards take
 /// one more when it does not divide).
 pub fn split(connections: u64, cores: &[usize], connect_rate: f64) -> Vec<ShardPlan> {
     let n = cores.len().max(1) as u64;
-    let base = connections / n;
-    let extra = connections % n;
     let mut first = 0;
     cores
         .iter()
         .enumerate()
         .map(|(i, &core)| {
-            let count = base + u64::from((i as u64) < extra);
+            let count = even_share(connections, n, i as u64);
             let p = ShardPlan {
                 index: i,
                 core,
@@ -37,6 +131,7 @@ pub fn split(connections: u64, cores: &[usize], connect_rate: f64) -> Vec<ShardP
                 } else {
                     connect_rate * count as f64 / connections as f64
                 },
+                share: count as f64 / connections.max(1) as f64,
             };
             first += count;
             p
@@ -58,6 +153,22 @@ mod tests {
         let rate: f64 = plans.iter().map(|p| p.connect_rate).sum();
         assert!((rate - 300.0).abs() < 1e-9);
         assert_eq!(plans[0].core, 0);
+    }
+
+    #[test]
+    fn endpoints_walk_targets_then_sources() {
+        let s: Vec<IpAddr> = vec!["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()];
+        let got: Vec<(usize, Option<IpAddr>)> = (0..4).map(|id| endpoint(id, 2, &s)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, Some(s[0])),
+                (1, Some(s[0])),
+                (0, Some(s[1])),
+                (1, Some(s[1]))
+            ]
+        );
+        assert_eq!(endpoint(7, 1, &[]), (0, None));
     }
 
     #[test]

@@ -18,9 +18,9 @@
 //! duration = "45s"
 //! ```
 
-use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::merge::{merge, Timing};
+use crate::plan::Plan;
 use crate::results::RunResults;
 use clap::CommandFactory;
 use serde::Serialize;
@@ -30,7 +30,7 @@ use std::path::Path;
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub name: String,
-    pub config: RunConfig,
+    pub config: Plan,
 }
 
 /// A parsed scenario file.
@@ -97,6 +97,18 @@ fn to_arg(v: &toml::Value) -> Option<String> {
         toml::Value::Integer(i) => Some(i.to_string()),
         toml::Value::Float(f) => Some(f.to_string()),
         _ => None,
+    }
+}
+
+/// `run --scenario FILE` takes only -q and --json beside it: everything else
+/// belongs in the file. `given` is what the command line set (`RunArgs::given`).
+pub fn check_alone(given: &[String]) -> Result<()> {
+    const ALLOWED: [&str; 3] = ["--scenario", "--quiet", "--json"];
+    match given.iter().find(|g| !ALLOWED.contains(&g.as_str())) {
+        Some(flag) => Err(Error::usage(format!(
+            "'{flag}' does not go with --scenario: set it in the scenario file (only -q and --json apply to the whole file)"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -208,8 +220,8 @@ pub fn parse(text: &str, file: &str) -> Result<ScenarioFile> {
                 },
             }
         }
-        let config = RunConfig::from_args(&argv)
-            .map_err(|e| err(start, format!("scenario '{name}': {e}")))?;
+        let config =
+            Plan::from_args(&argv).map_err(|e| err(start, format!("scenario '{name}': {e}")))?;
         scenarios.push(Scenario { name, config });
     }
     Ok(ScenarioFile { timing, scenarios })

@@ -139,6 +139,20 @@ pub fn thread_cpu_secs(tid: i32) -> Option<f64> {
     Some((utime + stime) as f64 / hz)
 }
 
+/// A /proc or /sys file, trimmed (None when it cannot be read).
+pub fn read_sys(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// The whitespace-separated numbers of `s`.
+pub fn nums(s: &str) -> Vec<u64> {
+    s.split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -163,7 +163,7 @@ fn bad_source_lists_are_refused_before_the_run() {
 fn a_plan_beyond_the_ports_of_its_pairs_is_refused_with_the_fix() {
     // Eight agents share one address: the whole run's 150,000 connections meet on one
     // (source, target) pair, more than any port range holds.
-    let Some(ports) = wsherd::doctor::ephemeral_ports() else {
+    let Some(ports) = wsherd::host::ephemeral_ports() else {
         return;
     };
     assert!(ports < 150_000);

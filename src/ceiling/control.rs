@@ -12,12 +12,11 @@
 
 use super::search::{End, Next, Search};
 use crate::collector::{Collected, Second, SecondSink};
-use crate::config::RunConfig;
-use crate::target::Target;
 use crate::metrics::Interval;
 use crate::results::ceiling::{ClientHealth, Step};
 use crate::results::SecondStats;
 use crate::shard::Live;
+use crate::target::Target;
 use crate::thresholds::Threshold;
 use crate::vocab::kinds::Dimension;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,8 +30,8 @@ const KEPT_PACE: f64 = 0.95;
 const LATE_SHARE: f64 = 0.01;
 
 /// What the controller needs to know about the run, fixed for the search.
-pub struct Plan {
-    pub cfg: RunConfig,
+pub struct Params {
+    pub cfg: crate::plan::Plan,
     pub targets: Vec<Target>,
     pub dimension: Dimension,
     pub slo: Vec<Threshold>,
@@ -67,7 +66,7 @@ enum State {
 
 /// The controller: a `SecondSink` that runs the search.
 pub struct Controller {
-    plan: Plan,
+    plan: Params,
     live: Arc<Live>,
     interrupt: Arc<AtomicBool>,
     search: Search,
@@ -92,7 +91,7 @@ pub struct Controller {
 }
 
 impl Controller {
-    pub fn new(plan: Plan, live: Arc<Live>, interrupt: Arc<AtomicBool>, search: Search) -> Self {
+    pub fn new(plan: Params, live: Arc<Live>, interrupt: Arc<AtomicBool>, search: Search) -> Self {
         let level = live.get();
         let need_open = match plan.dimension {
             Dimension::Connections => level as u64,
@@ -227,7 +226,7 @@ impl Controller {
 }
 
 /// Seconds to dial `n` connections at the connect rate, with the connect timeout.
-fn dial_secs(plan: &Plan, n: u64) -> u64 {
+fn dial_secs(plan: &Params, n: u64) -> u64 {
     let rate = plan.cfg.connect_rate;
     let dial = if rate > 0.0 { n as f64 / rate } else { 0.0 };
     ((dial + plan.cfg.connect_timeout.as_secs_f64()).ceil() as u64).saturating_add(1)
@@ -282,7 +281,7 @@ impl SecondSink for Controller {
                     if !caught_up {
                         self.notes.push(format!(
                             "after the failed step at {}, the target still owed {backlog} answers when the search went on",
-                            super::fmt_level(self.level)
+                            crate::vocab::fmt::fmt_level(self.level)
                         ));
                     }
                     let (level, confirm) = (*level, *confirm);
@@ -354,7 +353,7 @@ impl SecondSink for Controller {
 }
 
 /// Connections a level may be short of: the shards' shares are rounded apart.
-fn tolerance_of(plan: &Plan) -> f64 {
+fn tolerance_of(plan: &Params) -> f64 {
     plan.shards as f64
 }
 
@@ -372,7 +371,7 @@ fn causes_of(map: &std::collections::BTreeMap<String, u64>, what: &str) -> Strin
 /// itself was held.
 #[allow(clippy::too_many_arguments)]
 fn judge_step(
-    plan: &Plan,
+    plan: &Params,
     level: f64,
     confirm: bool,
     first: u64,
@@ -431,7 +430,7 @@ fn judge_step(
         .filter(|o| !o.passed)
         .map(crate::thresholds::describe)
         .collect();
-    let fmt = super::fmt_level;
+    let fmt = crate::vocab::fmt::fmt_level;
     let received = r.messages.received_per_sec;
     let sent_rate = r.messages.sent_per_sec;
     let session_rate = r.sessions.as_ref().map(|s| s.per_sec);
@@ -569,11 +568,11 @@ fn judge_step(
 mod tests {
     use super::*;
 
-    fn plan(dimension: Dimension, args: &[&str]) -> Plan {
+    fn plan(dimension: Dimension, args: &[&str]) -> Params {
         let mut all = vec!["ws://127.0.0.1:9/", "--shards", "1"];
         all.extend_from_slice(args);
-        let cfg = RunConfig::from_args(all).unwrap();
-        Plan {
+        let cfg = crate::plan::Plan::from_args(all).unwrap();
+        Params {
             targets: cfg.targets.clone(),
             cfg,
             dimension,

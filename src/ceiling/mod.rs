@@ -14,25 +14,21 @@ pub mod html;
 pub mod search;
 pub mod text;
 
-use crate::cli::{CeilingArgs, RunArgs};
-use crate::config::RunConfig;
 use crate::error::{Error, Result};
+use crate::plan::Plan;
 use crate::results::ceiling::{outcome, CeilingResults, CEILING_SCHEMA};
 use crate::thresholds::Threshold;
-use crate::vocab::kinds::{Dimension, WorkloadKind};
+use crate::vocab::fmt::fmt_level;
+use crate::vocab::kinds::Dimension;
 use search::End;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// Default highest rates when --max is not given.
-const MAX_RATE: f64 = 10e6;
-const MAX_SESSIONS: f64 = 1e6;
-
 /// A checked search, ready to run.
 #[derive(Debug, Clone)]
 pub struct Setup {
-    pub run: RunConfig,
+    pub run: Plan,
     pub dimension: Dimension,
     pub slo: Vec<Threshold>,
     pub start: f64,
@@ -47,346 +43,6 @@ pub struct Setup {
     pub quiet: bool,
 }
 
-/// The unit of a dimension's levels.
-pub fn unit(d: Dimension) -> &'static str {
-    match d {
-        Dimension::Connections => "connections",
-        Dimension::Rate => "messages/s",
-        Dimension::Sessions => "sessions/s",
-    }
-}
-
-/// A level as people read it: `3,125`, `41,500`, `2.5`.
-pub fn fmt_level(v: f64) -> String {
-    if v >= 100.0 || v.fract() == 0.0 {
-        crate::vocab::fmt::group(v.round() as u64)
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-impl Setup {
-    /// Parses a command line (`wsherd ceiling ...` without the `wsherd ceiling`).
-    pub fn from_args<I, S>(args: I) -> Result<Setup>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<std::ffi::OsString> + Clone,
-    {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct P {
-            #[command(flatten)]
-            a: CeilingArgs,
-        }
-        let argv = std::iter::once(std::ffi::OsString::from("wsherd-ceiling"))
-            .chain(args.into_iter().map(Into::into));
-        let p = P::try_parse_from(argv)
-            .map_err(|e| Error::usage(crate::cli::clap_error_line(&e)))?;
-        Setup::from_cli(p.a)
-    }
-
-    /// Checks the arguments against each other and the host.
-    pub fn from_cli(a: CeilingArgs) -> Result<Setup> {
-        let dimension = Dimension::from(a.dimension);
-        let slo = parse_slo(&a.slo)?;
-        let precision = parse_precision(&a.precision)?;
-        if !(a.growth > 1.0 && a.growth <= 100.0) {
-            return Err(Error::usage(format!(
-                "--growth {} must be above 1 and at most 100 (2 doubles the level each step)",
-                a.growth
-            )));
-        }
-        if a.step_duration < std::time::Duration::from_secs(1) {
-            return Err(Error::usage(
-                "--step-duration must be at least 1s (steps are measured in whole seconds)",
-            ));
-        }
-        if a.settle < std::time::Duration::from_secs(1) {
-            return Err(Error::usage(
-                "--settle must be at least 1s: the second in which a level changes is never measured",
-            ));
-        }
-        if a.step_duration + a.settle > a.max_time {
-            return Err(Error::usage(format!(
-                "--max-time {} leaves no room for one step of --settle {} and --step-duration {}",
-                humantime::format_duration(a.max_time),
-                humantime::format_duration(a.settle),
-                humantime::format_duration(a.step_duration)
-            )));
-        }
-        let step_secs = a.step_duration.as_secs_f64().ceil() as u64;
-        let settle_secs = a.settle.as_secs_f64().ceil() as u64;
-        let workload = check_workload(&a, dimension, &slo)?;
-        let default_start = match dimension {
-            Dimension::Connections => 100.0,
-            Dimension::Rate => 1000.0,
-            Dimension::Sessions => 50.0,
-        };
-        let start = a.start.unwrap_or(default_start);
-        if start <= 0.0 {
-            return Err(Error::usage("--start must be above zero"));
-        }
-        if dimension == Dimension::Connections && start.fract() != 0.0 {
-            return Err(Error::usage(format!(
-                "--start {start}: connections are whole numbers"
-            )));
-        }
-        if let Some(m) = a.max {
-            if start > m {
-                return Err(Error::usage(format!(
-                    "--start {} is above --max {}: the search climbs from --start to --max; lower --start or raise --max",
-                    fmt_level(start),
-                    fmt_level(m)
-                )));
-            }
-        }
-        let mut args = default_run_args();
-        args.urls = a.urls.clone();
-        args.workload = crate::cli::WorkloadArg::from(workload);
-        args.size = a.size;
-        args.text = a.text;
-        args.inflight = a.inflight;
-        args.rate_per_conn = a.rate_per_conn;
-        // Connections each send a message a second unless told otherwise: a
-        // closed loop's latency grows with every connection added (they share
-        // the same throughput), which is a different ceiling.
-        if dimension == Dimension::Connections
-            && a.inflight.is_none()
-            && a.rate_per_conn.is_none()
-            && matches!(workload, WorkloadKind::Echo | WorkloadKind::Ping)
-        {
-            args.rate_per_conn = Some(1.0);
-        }
-        args.messages = a.messages;
-        args.think = a.think;
-        args.heartbeat = a.heartbeat;
-        args.conn = a.conn.clone();
-        args.duration = Some(a.max_time);
-        args.metrics_addr = a.metrics_addr.clone();
-        args.quiet = true;
-        let (max, max_reason) = match dimension {
-            Dimension::Connections => {
-                // First the largest plan this host fits, then the search's own.
-                args.connections = Some(a.max.unwrap_or(start) as u64);
-                let probe = RunConfig::from_cli(args.clone())?;
-                let (fit, why) = host_fit(&probe);
-                let max = match a.max {
-                    Some(m) if m > fit as f64 => {
-                        return Err(Error::HostLimit(format!(
-                            "--max {} connections does not fit this host: it fits {} ({why}); lower --max, or see `wsherd doctor -c {}` for what to raise",
-                            fmt_level(m),
-                            fmt_level(fit as f64),
-                            m as u64
-                        )))
-                    }
-                    Some(m) => (m.floor(), None),
-                    None if (fit as f64) < start * a.growth => {
-                        return Err(Error::usage(format!(
-                            "--max is required here: this host fits only {} connections ({why}), less than one step above --start {}; give --max {} or less, or raise the limit (wsherd doctor)",
-                            fmt_level(fit as f64),
-                            fmt_level(start),
-                            fit
-                        )))
-                    }
-                    None => (
-                        fit as f64,
-                        Some(format!(
-                            "this host fits {} connections ({why})",
-                            fmt_level(fit as f64)
-                        )),
-                    ),
-                };
-                args.connections = Some(max.0 as u64);
-                max
-            }
-            Dimension::Rate => {
-                args.connections = a.connections;
-                args.rate = Some(start);
-                // Each connection sends at most MAX_RATE_PER_CONN messages/s.
-                let c = a.connections.unwrap_or(50).max(1) as f64;
-                let most = crate::config::MAX_RATE_PER_CONN * c;
-                match a.max {
-                    Some(m) if m > most => {
-                        return Err(Error::usage(format!(
-                            "--max {}/s over {} connections is more than wsherd schedules ({}/s per connection); raise -c",
-                            fmt_level(m),
-                            fmt_level(c),
-                            fmt_level(crate::config::MAX_RATE_PER_CONN)
-                        )))
-                    }
-                    Some(m) => (m, None),
-                    None if MAX_RATE > most => (
-                        most,
-                        Some(format!(
-                            "{}/s per connection over {} connections",
-                            fmt_level(crate::config::MAX_RATE_PER_CONN),
-                            fmt_level(c)
-                        )),
-                    ),
-                    None => (MAX_RATE, None),
-                }
-            }
-            Dimension::Sessions => {
-                args.connections = Some(a.connections.unwrap_or(1000));
-                args.session_rate = Some(start);
-                (a.max.unwrap_or(MAX_SESSIONS), None)
-            }
-        };
-        let run = RunConfig::from_cli(args)?;
-        Ok(Setup {
-            run,
-            dimension: dimension,
-            slo,
-            start,
-            max,
-            max_reason,
-            growth: a.growth,
-            precision,
-            step_secs,
-            settle_secs,
-            json: a.json,
-            html: a.html,
-            quiet: a.quiet,
-        })
-    }
-}
-
-/// `run`'s arguments with their defaults (the search fills in its own).
-fn default_run_args() -> RunArgs {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct P {
-        #[command(flatten)]
-        a: RunArgs,
-    }
-    P::try_parse_from(["wsherd-run"])
-        .expect("run's defaults parse")
-        .a
-}
-
-/// `--slo 'rtt.p99<50ms,errors<0.1%'` (repeatable) into thresholds.
-fn parse_slo(list: &[String]) -> Result<Vec<Threshold>> {
-    let mut out = Vec::new();
-    for part in list.iter().flat_map(|s| s.split(',')) {
-        let part = part.trim();
-        if part.is_empty() {
-            continue;
-        }
-        out.push(crate::thresholds::parse(part).map_err(|e| Error::usage(format!("--slo: {e}")))?);
-    }
-    if out.is_empty() {
-        return Err(Error::usage(
-            "--slo is empty; give at least one threshold, e.g. --slo 'rtt.p99<50ms,errors<0.1%'",
-        ));
-    }
-    Ok(out)
-}
-
-/// `5%` or `0.05`.
-fn parse_precision(s: &str) -> Result<f64> {
-    let t = s.trim();
-    let v = match t.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
-        None => t.parse::<f64>(),
-    };
-    match v {
-        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
-        _ => Err(Error::usage(format!(
-            "--precision '{s}' must be a share between 0 and 100%, e.g. 5% or 0.05"
-        ))),
-    }
-}
-
-/// The workload for the dimension, or why it does not fit.
-fn check_workload(
-    a: &CeilingArgs,
-    dimension: Dimension,
-    slo: &[Threshold],
-) -> Result<WorkloadKind> {
-    let d = dimension.name();
-    let w = a
-        .workload
-        .map(WorkloadKind::from)
-        .unwrap_or(match dimension {
-            Dimension::Sessions => WorkloadKind::Churn,
-            _ => WorkloadKind::Echo,
-        });
-    let name = |w: WorkloadKind| w.name();
-    let fits = match dimension {
-        Dimension::Connections => matches!(
-            w,
-            WorkloadKind::Echo | WorkloadKind::Ping | WorkloadKind::Idle
-        ),
-        Dimension::Rate => matches!(w, WorkloadKind::Echo | WorkloadKind::Ping),
-        Dimension::Sessions => matches!(w, WorkloadKind::Churn | WorkloadKind::Chat),
-    };
-    if !fits {
-        let fit = match dimension {
-            Dimension::Connections => "echo, ping or idle",
-            Dimension::Rate => "echo or ping",
-            Dimension::Sessions => "churn or chat",
-        };
-        return Err(Error::usage(format!(
-            "--dimension {d} does not fit the {} workload: use -w {fit}",
-            name(w)
-        )));
-    }
-    if dimension != Dimension::Connections {
-        if a.inflight.is_some() {
-            return Err(Error::usage(format!(
-                "--inflight makes a closed loop, but --dimension {d} paces its load (an open loop whose rate the search sets); drop --inflight, or search --dimension connections"
-            )));
-        }
-        if a.rate_per_conn.is_some() {
-            return Err(Error::usage(format!(
-                "--rate-per-conn goes with --dimension connections; with --dimension {d} the search sets the rate"
-            )));
-        }
-    } else if a.connections.is_some() {
-        return Err(Error::usage(
-            "-c does not go with --dimension connections: the search sets the connections (--start, --max)",
-        ));
-    }
-    if dimension == Dimension::Connections && a.inflight.is_some() && a.rate_per_conn.is_some() {
-        return Err(Error::usage(
-            "--inflight (a closed loop) and --rate-per-conn (an open loop) do not go together",
-        ));
-    }
-    if w == WorkloadKind::Idle && a.heartbeat.is_none() {
-        if let Some(t) = slo.iter().find(|t| t.metric.name.starts_with("rtt")) {
-            return Err(Error::usage(format!(
-                "the idle workload sends nothing to time, so '{}' has no data: add --heartbeat 1s, or leave rtt out of --slo",
-                t.expr
-            )));
-        }
-    }
-    Ok(w)
-}
-
-/// The most connections this host fits for `cfg` (open files, and source ports
-/// per (source, target) pair), and what limits it.
-fn host_fit(cfg: &RunConfig) -> (u64, String) {
-    let (limit, fds) = crate::engine::fd_fit(cfg);
-    let (pairs, _) = crate::engine::port_pairs(cfg);
-    match crate::doctor::ephemeral_ports().map(|p| p * pairs) {
-        Some(p) if p < fds => (
-            p,
-            format!("{pairs} source/target pairs × the ephemeral port range"),
-        ),
-        _ => (
-            fds,
-            format!(
-                "open-file limit {limit}{}",
-                if cfg.embedded() {
-                    ", two per connection with the built-in server in this process"
-                } else {
-                    ""
-                }
-            ),
-        ),
-    }
-}
-
 /// A connections search that may go past half the ephemeral port range on one
 /// (source, target) pair: it fits, but `connect()` gets slow there (as `doctor`
 /// warns), and the client, not the target, may then set the ceiling.
@@ -394,8 +50,8 @@ fn port_warning(setup: &Setup) -> Option<String> {
     if setup.dimension != Dimension::Connections {
         return None;
     }
-    let ports = crate::doctor::ephemeral_ports()?;
-    let (pairs, targets) = crate::engine::port_pairs(&setup.run);
+    let ports = crate::host::ephemeral_ports()?;
+    let (pairs, targets) = crate::host::port_pairs(&setup.run);
     let per_pair = (setup.max as u64).div_ceil(pairs);
     (per_pair * 2 > ports).then(|| {
         format!(
@@ -421,7 +77,7 @@ pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults
         setup.dimension == Dimension::Connections,
     );
     let live = Arc::new(crate::shard::Live::new(setup.dimension, first));
-    let plan = control::Plan {
+    let plan = control::Params {
         cfg: setup.run.clone(),
         targets: setup.run.targets.clone(),
         dimension: setup.dimension,
@@ -441,7 +97,7 @@ pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults
             },
             fmt_level(first),
             fmt_level(setup.max),
-            unit(setup.dimension),
+            setup.dimension.unit(),
             slo_text(&setup.slo).join(", "),
             setup.step_secs,
             setup.settle_secs
@@ -534,7 +190,7 @@ fn assemble(
     mut notes: Vec<String>,
     run: crate::results::RunResults,
 ) -> CeilingResults {
-    let u = unit(setup.dimension);
+    let u = setup.dimension.unit();
     let lvl = |v: f64| format!("{} {u}", fmt_level(v));
     // The step that settled a failing level: its confirmation.
     let failing_step = |level: f64| steps.iter().rev().find(|s| s.level == level && !s.passed);
@@ -673,7 +329,7 @@ mod tests {
 
     #[test]
     fn a_search_past_half_the_port_range_is_warned_about() {
-        let Some(ports) = crate::doctor::ephemeral_ports() else {
+        let Some(ports) = crate::host::ephemeral_ports() else {
             return; // no /proc here
         };
         let max = (ports * 5 / 8).to_string();

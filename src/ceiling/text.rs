@@ -1,8 +1,8 @@
 //! A ceiling search as people read it: one line per step while it runs, then the
 //! table of every step, the finding in one sentence, and the whole run's ledger.
 
-use super::fmt_level;
 use crate::results::ceiling::{CeilingResults, Step};
+use crate::vocab::fmt::fmt_level;
 use crate::vocab::fmt::fmt_us;
 use crate::vocab::fmt::group;
 use crate::vocab::kinds::Dimension;
@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 /// The live line of a judged step (stderr while the search runs).
 pub fn step_line(s: &Step, d: &Dimension) -> String {
-    let unit = super::unit(*d);
+    let unit = d.unit();
     format!(
         "step {:>2}{} {:>10} {unit}: p50 {} p99 {}, errors {:.2}%, {}/s answered{}  {}{}",
         s.index,

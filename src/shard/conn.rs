@@ -104,7 +104,12 @@ pub async fn connection(
         Some((slot, _)) => *slot,
         None => shard.stop.slot(),
     };
-    let repeat = shard.run.workload.session.is_some_and(|s| s.rate.is_none());
+    let repeat = shard
+        .run
+        .plan
+        .workload
+        .session
+        .is_some_and(|s| s.rate.is_none());
     loop {
         one_connection(&shard, slot, id, target).await;
         if !repeat || shard.stop.is_set_for(slot) {
@@ -146,7 +151,7 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32, target: usize) {
         next_seq: 0,
         acked: 0,
         stopping: false,
-        budget: shard.run.workload.budget(),
+        budget: shard.run.plan.workload.budget(),
         owed: 0,
         seen: Box::default(),
         got_close: None,
@@ -154,10 +159,11 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32, target: usize) {
     // Broadcast: only publishers send; the others only receive.
     let sends = shard
         .run
+        .plan
         .workload
         .broadcast
         .is_none_or(|b| b.publisher(id as u64).is_some());
-    let (end, mut stream) = match shard.run.workload.period().filter(|_| sends) {
+    let (end, mut stream) = match shard.run.plan.workload.period().filter(|_| sends) {
         Some(period) => {
             Box::pin(super::open_loop::active_open(shard, &mut c, stream, period)).await
         }
@@ -211,14 +217,17 @@ async fn open(
 ) -> Result<(TcpStream, Vec<u8>), &'static str> {
     let run = &shard.run;
     let t = &run.targets[target];
-    let source = crate::source::pick(&run.sources, id as u64, run.targets.len() as u64);
+    let source = crate::source::pick(&run.plan.sources, id as u64, run.targets.len() as u64);
     shard.stats.borrow_mut().counters.attempted += 1;
     let t0 = Instant::now();
     let stream = match shard
         .stop
         .until(
             slot,
-            monoio::time::timeout(run.connect_timeout, super::dial::connect(source, t.addr)),
+            monoio::time::timeout(
+                run.plan.connect_timeout,
+                super::dial::connect(source, t.addr),
+            ),
         )
         .await
     {
@@ -237,6 +246,7 @@ async fn open(
     let mut stream = stream;
 
     let remaining = run
+        .plan
         .connect_timeout
         .saturating_sub(connected.duration_since(t0));
     let leftover = match shard
@@ -259,7 +269,7 @@ async fn open(
     st.handshake
         .saturating_record(connected.elapsed().as_nanos() as u64);
     st.counters.established += 1;
-    if shard.run.workload.broadcast.is_some() {
+    if shard.run.plan.workload.broadcast.is_some() {
         run.established
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -447,8 +457,8 @@ pub(super) fn queue_message(
     sent: u64,
     intended: u64,
 ) {
-    let spec = &shard.run.payload;
-    let kind = match (shard.run.workload.message, spec.kind) {
+    let spec = &shard.run.plan.payload;
+    let kind = match (shard.run.plan.workload.message, spec.kind) {
         (Message::Ping, _) => Kind::Ping,
         (Message::Data, PayloadKind::Binary) => Kind::Binary,
         (Message::Data, PayloadKind::Text) => Kind::Text,
@@ -474,19 +484,19 @@ pub(super) fn queue_message(
 #[inline]
 fn on_reply(shard: &Shard, c: &mut Conn, payload: &[u8], now_ns: u64) -> u32 {
     let mut st = shard.stats.borrow_mut();
-    match shard.run.payload.read(payload) {
+    match shard.run.plan.payload.read(payload) {
         Some(s) if s.conn == c.id && s.seq == c.acked && c.acked < c.next_seq => {
             // From the intended send: equal to the actual send in a closed loop,
             // the coordinated-omission-corrected latency in an open loop.
             st.rtt.saturating_record(now_ns.saturating_sub(s.intended));
-            if shard.run.workload.open_loop() {
+            if shard.run.plan.workload.open_loop() {
                 st.rtt_uncorrected
                     .saturating_record(now_ns.saturating_sub(s.ts));
             }
             st.counters.received += 1;
             c.acked += 1;
             shard.outstanding.set(shard.outstanding.get() - 1);
-            shard.run.workload.sends_per_reply()
+            shard.run.plan.workload.sends_per_reply()
         }
         _ => {
             st.counters.unexpected += 1;
@@ -507,7 +517,7 @@ fn on_delivery(
     now_ns: u64,
     b: crate::workload::Broadcast,
 ) {
-    let stamp = shard.run.payload.read(payload);
+    let stamp = shard.run.plan.payload.read(payload);
     let Some((s, p)) = stamp.and_then(|s| b.publisher(s.conn as u64).map(|p| (s, p as usize)))
     else {
         shard.stats.borrow_mut().counters.unexpected += 1;
@@ -543,11 +553,11 @@ fn on_delivery(
 /// A complete data message: the reply itself, or (for ping workloads) unexpected.
 #[inline]
 fn on_data(shard: &Shard, c: &mut Conn, payload: &[u8], now_ns: u64) -> u32 {
-    if let Some(b) = shard.run.workload.broadcast {
+    if let Some(b) = shard.run.plan.workload.broadcast {
         on_delivery(shard, c, payload, now_ns, b);
         return 0;
     }
-    match shard.run.workload.message {
+    match shard.run.plan.workload.message {
         Message::Data => on_reply(shard, c, payload, now_ns),
         Message::Ping => {
             shard.stats.borrow_mut().counters.unexpected += 1;
@@ -602,8 +612,8 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
             Kind::Pong => {
                 // Our timed pings come back as pongs; unsolicited pongs (RFC 6455
                 // allows them as heartbeats) carry no stamp of ours and are ignored.
-                if shard.run.workload.message == Message::Ping
-                    && shard.run.payload.read(payload).is_some()
+                if shard.run.plan.workload.message == Message::Ping
+                    && shard.run.plan.payload.read(payload).is_some()
                 {
                     to_send += on_reply(shard, c, payload, now);
                 }
@@ -617,7 +627,7 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
         }
     }
     shard.stats.borrow_mut().counters.bytes_received += pos as u64;
-    if shard.run.workload.think().is_some() {
+    if shard.run.plan.workload.think().is_some() {
         // Chat: the next message goes out after the think time (see `active`).
         c.owed += to_send;
     } else {
@@ -662,7 +672,7 @@ pub(super) fn on_read(
 /// broken connection.
 async fn active(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> End {
     let mut out = shard.wpool.take();
-    queue_messages(shard, c, &mut out, shard.run.workload.initial_sends());
+    queue_messages(shard, c, &mut out, shard.run.plan.workload.initial_sends());
     // Bytes that arrived right behind the 101 response.
     if !c.pending.is_empty() {
         let early = std::mem::take(&mut c.pending);
@@ -704,7 +714,7 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> End {
         }
         if c.owed > 0 {
             // Chat: think, then send what the answers released.
-            let wait = shard.run.workload.think().unwrap_or_default();
+            let wait = shard.run.plan.workload.think().unwrap_or_default();
             let sleep = match &mut think {
                 Some(sleep) => {
                     sleep.as_mut().reset(monoio::time::Instant::now() + wait);

@@ -13,11 +13,9 @@ pub mod pool;
 pub mod stop;
 pub mod timers;
 
-use crate::target::Target;
 use crate::metrics::{Interval, Snapshot};
-use crate::payload::PayloadSpec;
-use crate::plan::ShardPlan;
-use crate::workload::Workload;
+use crate::plan::{Plan, ShardPlan};
+use crate::target::Target;
 use crossbeam_channel::{Sender, TrySendError};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -69,30 +67,17 @@ impl Live {
     }
 }
 
-/// What every shard of a run reads (immutable, shared by `Arc`).
+/// What every shard of a run reads (immutable, shared by `Arc`): the plan, the
+/// targets as resolved (the embedded server's address once it listens), and the
+/// run's clock and signals.
 #[derive(Debug)]
 pub struct RunShared {
+    pub plan: Plan,
+    /// The plan's targets, or the embedded server's.
     pub targets: Vec<Target>,
-    /// This process's source addresses (`--source-ip`); empty: the kernel picks.
-    pub sources: Vec<std::net::IpAddr>,
-    /// Connections of the whole run (all shards, this process).
-    pub connections: u64,
-    /// Staged active connections over the run, if staged or ramped.
-    pub conn_profile: Option<crate::pacer::Profile>,
-    /// Open loops: the run's messages per second over time.
-    pub rate_profile: Option<crate::pacer::Profile>,
     /// Connections established so far across all shards: broadcast publishers wait
     /// for every receiver before they publish. Touched once per connection.
     pub established: Arc<std::sync::atomic::AtomicU64>,
-    /// New connections per second across the run (0: unpaced).
-    pub connect_rate: f64,
-    pub workload: Workload,
-    pub payload: PayloadSpec,
-    pub connect_timeout: Duration,
-    pub drain: Duration,
-    /// How long the close handshakes at the end may take in all (after the drain).
-    pub close_timeout: Duration,
-    pub duration: Duration,
     /// Clock origin of the run: timestamps in payloads are ns since this.
     pub origin: Instant,
     /// Set by Ctrl-C (or a caller) to end the run early.
@@ -101,7 +86,7 @@ pub struct RunShared {
     /// the process's RSS can be read with every fixed cost in and no connection).
     pub ready: std::sync::atomic::AtomicUsize,
     pub go: AtomicBool,
-    /// A level changed during the run (ceiling search); None: the config's load.
+    /// A level changed during the run (ceiling search); None: the plan's load.
     pub live: Option<Arc<Live>>,
 }
 
@@ -222,8 +207,8 @@ pub fn run_shard(
 /// flight, with frame headers), at least 512 bytes and at most 64 KiB: a connection
 /// waiting for an echo holds one, so they are sized to the traffic, not to the worst case.
 fn read_pool(run: &RunShared) -> pool::BufPool {
-    let per_msg = run.payload.size + 14;
-    let want = per_msg.saturating_mul(run.workload.inflight().max(1) as usize);
+    let per_msg = run.plan.payload.size + 14;
+    let want = per_msg.saturating_mul(run.plan.workload.inflight().max(1) as usize);
     let size = want.clamp(512, 64 * 1024);
     pool::BufPool::new(size, 4 * size)
 }
@@ -232,16 +217,16 @@ fn read_pool(run: &RunShared) -> pool::BufPool {
 async fn dialer(shard: Rc<Shard>, plan: ShardPlan) {
     let slot = shard.stop.slot();
     let live = shard.run.live.as_ref().map(|l| l.dimension);
-    if let Some(rate) = shard.run.workload.session.and_then(|s| s.rate) {
+    if let Some(rate) = shard.run.plan.workload.session.and_then(|s| s.rate) {
         session_dialer(&shard, &plan, slot, rate).await;
     } else if live == Some(crate::vocab::kinds::Dimension::Connections) {
         staged_dialer(&shard, &plan, slot, &|_| shard.level.get()).await;
     } else if live.is_some() {
         // A search's rate runs over all -c connections for hours: one the target
         // closes is dialed again (after a pause), or every later step runs short.
-        let all = shard.run.connections as f64;
+        let all = shard.run.plan.connections as f64;
         staged_dialer(&shard, &plan, slot, &|_| all).await;
-    } else if let Some(profile) = shard.run.conn_profile.clone() {
+    } else if let Some(profile) = shard.run.plan.conn_profile.clone() {
         staged_dialer(&shard, &plan, slot, &|t| profile.at(t)).await;
     } else {
         connection_dialer(&shard, &plan, slot).await;
@@ -307,7 +292,7 @@ async fn staged_dialer(
     slot: usize,
     target: &dyn Fn(f64) -> f64,
 ) {
-    let share = plan.count as f64 / shard.run.connections.max(1) as f64;
+    let share = plan.count as f64 / shard.run.plan.connections.max(1) as f64;
     let targets = shard.run.targets.len() as u64;
     // Connection ids not in use, and the live ones (newest last) with their slots.
     let mut free: Vec<u64> = (plan.first_conn..plan.first_conn + plan.count)
@@ -355,7 +340,7 @@ async fn staged_dialer(
                     Some(c.slot),
                     at,
                     now,
-                    shard.run.drain,
+                    shard.run.plan.drain,
                     CLOSE_WAIT,
                 );
             }
@@ -422,7 +407,7 @@ async fn staged_dialer(
 /// session that finds every slot busy starts as soon as one frees and counts as
 /// late; none is skipped.
 async fn session_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize, rate: f64) {
-    let share = plan.count as f64 / shard.run.connections.max(1) as f64;
+    let share = plan.count as f64 / shard.run.plan.connections.max(1) as f64;
     let live = shard.run.live.is_some();
     let cap = plan.count.max(1);
     let targets = shard.run.targets.len() as u64;
@@ -481,15 +466,15 @@ async fn session_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize, rate: 
 /// or on interrupt; sends the last snapshot when every connection has finished.
 async fn ticker(shard: Rc<Shard>, tx: Sender<Snapshot>, driver: &'static str) {
     let origin = shard.run.origin;
-    let deadline = origin + shard.run.duration;
+    let deadline = origin + shard.run.plan.duration;
     let mut second = 0u64;
     let mut held: Option<Snapshot> = None;
     let mut stopped_at: Option<Instant> = None;
     // Connections still busy this long after the stop are abandoned (and what they
     // had in flight is reported as such): drain, close handshake, a connect timeout.
-    let grace = shard.run.drain
-        + shard.run.close_timeout
-        + shard.run.connect_timeout
+    let grace = shard.run.plan.drain
+        + shard.run.plan.close_timeout
+        + shard.run.plan.connect_timeout
         + Duration::from_secs(1);
     loop {
         let now = Instant::now();
@@ -499,8 +484,8 @@ async fn ticker(shard: Rc<Shard>, tx: Sender<Snapshot>, driver: &'static str) {
         if let Some(at) = stopped_at {
             // The end-of-run phases are due on time: connections hold no timer.
             for due in [
-                at + shard.run.drain,
-                at + shard.run.drain + shard.run.close_timeout,
+                at + shard.run.plan.drain,
+                at + shard.run.plan.drain + shard.run.plan.close_timeout,
             ] {
                 if due > now {
                     wake = wake.min(due);
@@ -533,8 +518,8 @@ async fn ticker(shard: Rc<Shard>, tx: Sender<Snapshot>, driver: &'static str) {
                 None,
                 at,
                 now,
-                shard.run.drain,
-                shard.run.close_timeout,
+                shard.run.plan.drain,
+                shard.run.plan.close_timeout,
             );
         }
         if now >= next_tick {

@@ -37,20 +37,20 @@ pub(super) async fn active_open(
     // Control frames the reader wants sent (pongs); the writer sends them first.
     let control = std::cell::RefCell::new(Vec::new());
     let slot = conn.borrow().slot;
-    if shard.run.workload.broadcast.is_some() {
+    if shard.run.plan.workload.broadcast.is_some() {
         // Publish only once every receiver is connected (or the connect phase is
         // over), so every connection can get every message.
-        let window = if shard.run.connect_rate > 0.0 {
-            Duration::from_secs_f64(shard.run.connections as f64 / shard.run.connect_rate)
+        let window = if shard.run.plan.connect_rate > 0.0 {
+            Duration::from_secs_f64(shard.run.plan.connections as f64 / shard.run.plan.connect_rate)
         } else {
             Duration::ZERO
-        } + shard.run.connect_timeout;
+        } + shard.run.plan.connect_timeout;
         let slot = conn.borrow().slot;
         while shard
             .run
             .established
             .load(std::sync::atomic::Ordering::Relaxed)
-            < shard.run.connections
+            < shard.run.plan.connections
             && shard.run.origin.elapsed() < window
         {
             // Boxed: a timer inline would make the whole phase 128-byte aligned.
@@ -69,21 +69,22 @@ pub(super) async fn active_open(
     }
     // This connection's share of the run's rate curve, from the moment it started.
     let constant;
-    let profile = match &shard.run.rate_profile {
+    let profile = match &shard.run.plan.rate_profile {
         Some(p) => p,
         None => {
             constant = crate::pacer::Profile::constant(
-                shard.run.connections as f64 / period.as_secs_f64(),
-                shard.run.duration,
+                shard.run.plan.connections as f64 / period.as_secs_f64(),
+                shard.run.plan.duration,
             );
             &constant
         }
     };
     let senders = shard
         .run
+        .plan
         .workload
         .broadcast
-        .map_or(shard.run.connections, |b| b.publishers);
+        .map_or(shard.run.plan.connections, |b| b.publishers);
     let share = 1.0 / senders.max(1) as f64;
     // Where in each interval this connection sends (connections dialed in a burst
     // would otherwise send in a burst every interval).
@@ -177,7 +178,7 @@ pub(super) async fn active_open(
             }
         };
         let writer = async {
-            let cap = shard.run.workload.max_inflight().map(u64::from);
+            let cap = shard.run.plan.workload.max_inflight().map(u64::from);
             let room = || cap.map_or(u64::MAX, |k| k.saturating_sub(conn.borrow().outstanding()));
             let mut filed = 0u64;
             loop {

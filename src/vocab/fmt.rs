@@ -31,6 +31,15 @@ pub fn group(n: u64) -> String {
     out
 }
 
+/// A level as people read it: `3,125`, `41,500`, `2.5`.
+pub fn fmt_level(v: f64) -> String {
+    if v >= 100.0 || v.fract() == 0.0 {
+        group(v.round() as u64)
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,6 +69,16 @@ impl Dimension {
             Dimension::Sessions => "sessions",
         }
     }
+
+    /// The unit of the dimension's levels: `connections`, `messages/s`,
+    /// `sessions/s`.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Dimension::Connections => "connections",
+            Dimension::Rate => "messages/s",
+            Dimension::Sessions => "sessions/s",
+        }
+    }
 }
 
 /// What the built-in server does with a message.

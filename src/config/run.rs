@@ -1,0 +1,841 @@
+//! The configuration of a load run: a `Plan` from the load flags (`LoadArgs`,
+//! shared by `run` and `ceiling`) and a `RunShape` (what decides the run besides
+//! them: `run` takes it from its own flags, a ceiling search from its dimension).
+//!
+//! Every cross-flag check of a run lives here. Errors say what was wrong and which
+//! flag fixes it. Never imports the command layer, the engine or the shards.
+
+use crate::cli::{LoadArgs, RunArgs};
+use crate::error::{Error, Result};
+use crate::pacer::{parse_stages, Profile, Stage};
+use crate::payload::{PayloadKind, PayloadSpec};
+use crate::plan::{even_share, Plan};
+use crate::report::outputs::ReportFiles;
+use crate::target::Target;
+use crate::thresholds::Judge;
+use crate::vocab::kinds::WorkloadKind;
+use crate::workload::{Message, Pacing, Workload};
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Largest message we agree to send (frames beyond this are a typo, not a test).
+const MAX_MESSAGE_SIZE: u64 = 64 << 20;
+/// Most messages in flight per connection.
+const MAX_INFLIGHT: u64 = 65_536;
+
+/// What decides a run besides the load flags. `run` takes it from its own flags
+/// (`RunShape::of`); a ceiling search sets it from its dimension.
+#[derive(Debug, Clone)]
+pub struct RunShape {
+    pub connections: Option<u64>,
+    pub workload: WorkloadKind,
+    pub rate_per_conn: Option<f64>,
+    pub json: Option<PathBuf>,
+    pub quiet: bool,
+    pub duration: Option<Duration>,
+    pub stages: Option<String>,
+    pub ramp: Option<Duration>,
+    pub warmup: Option<Duration>,
+    pub rate: Option<f64>,
+    pub publishers: Option<u64>,
+    pub session_rate: Option<f64>,
+    pub drain: Duration,
+    pub close_timeout: Option<Duration>,
+    pub agent: Option<String>,
+    pub start_at: Option<f64>,
+    pub reports: ReportFiles,
+    pub hlog: Option<PathBuf>,
+    pub judge: Judge,
+}
+
+impl RunShape {
+    /// The shape `wsherd run` gives: its own flags, its -c, -w, --rate-per-conn,
+    /// --json and -q.
+    pub fn of(a: RunArgs) -> Result<(LoadArgs, RunShape)> {
+        let judge = Judge::parse(&a.judge.thresholds, &a.judge.bands)?;
+        let l = a.load;
+        let shape = RunShape {
+            connections: l.connections,
+            workload: l.workload.map_or(WorkloadKind::Echo, Into::into),
+            rate_per_conn: l.rate_per_conn,
+            json: l.json.clone(),
+            quiet: l.quiet,
+            duration: a.duration,
+            stages: a.stages,
+            ramp: a.ramp,
+            warmup: a.warmup,
+            rate: a.rate,
+            publishers: a.publishers,
+            session_rate: a.session_rate,
+            drain: a.drain,
+            close_timeout: a.close_timeout,
+            agent: a.agent,
+            start_at: a.start_at,
+            reports: a.reports.into(),
+            hlog: a.hlog,
+            judge,
+        };
+        Ok((l, shape))
+    }
+}
+
+impl Plan {
+    /// Parses what follows `wsherd run` on a command line and plans it.
+    pub fn from_args<I, S>(args: I) -> Result<Plan>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString> + Clone,
+    {
+        plan_run(crate::cli::parse_run_args(args)?)
+    }
+}
+
+/// `wsherd run`'s flags into a plan.
+pub fn plan_run(a: RunArgs) -> Result<Plan> {
+    let (l, shape) = RunShape::of(a)?;
+    build(&l, shape)
+}
+
+/// Agent I of N's part of a run: the first connection id, its connections and
+/// its share of every rate.
+struct AgentShare {
+    agent: Option<(u64, u64)>,
+    conn_id_base: u64,
+    connections: u64,
+    share: f64,
+}
+
+/// Agent I of N takes the I-th share of the connections (ids included) and the
+/// same share of every rate, so the agents together make the whole run.
+fn agent_share(spec: Option<&str>, total: u64) -> Result<AgentShare> {
+    let agent = spec.map(parse_agent).transpose()?;
+    let Some((i, n)) = agent else {
+        return Ok(AgentShare {
+            agent,
+            conn_id_base: 0,
+            connections: total,
+            share: 1.0,
+        });
+    };
+    let mine = even_share(total, n, i - 1);
+    if mine == 0 {
+        return Err(Error::usage(format!(
+            "--agent {i}/{n}: -c {total} leaves this agent no connection; use at least -c {n}"
+        )));
+    }
+    Ok(AgentShare {
+        agent,
+        conn_id_base: (0..i - 1).map(|k| even_share(total, n, k)).sum(),
+        connections: mine,
+        share: mine as f64 / total as f64,
+    })
+}
+
+fn check_start_at(start_at: Option<f64>) -> Result<()> {
+    if let Some(t) = start_at {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        if !t.is_finite() || t > now + 86_400.0 {
+            return Err(Error::usage(format!(
+                "--start-at {t}: a Unix time in seconds within the next day (now is {now:.0})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The message payload from --size, --text, --payload-file, --template.
+fn payload_from(l: &LoadArgs) -> Result<PayloadSpec> {
+    let kind = if l.text {
+        PayloadKind::Text
+    } else {
+        PayloadKind::Binary
+    };
+    if l.size > MAX_MESSAGE_SIZE {
+        return Err(Error::usage(format!(
+            "--size {} is larger than the {} MiB wsherd sends",
+            l.size,
+            MAX_MESSAGE_SIZE >> 20
+        )));
+    }
+    PayloadSpec::from_flags(
+        l.size as usize,
+        kind,
+        l.payload_file.as_deref(),
+        l.template.as_deref(),
+    )
+}
+
+/// The workload, with rate stages turning echo or ping into an open loop, and
+/// the check that an open loop's messages can carry their intended send time.
+fn paced_workload(
+    l: &LoadArgs,
+    sh: &RunShape,
+    load: &Load,
+    payload: &PayloadSpec,
+) -> Result<Workload> {
+    let mut workload = workload_from(l, sh, payload)?;
+    if let Some(profile) = &load.rate_profile {
+        if !matches!(sh.workload, WorkloadKind::Echo | WorkloadKind::Ping) {
+            return Err(Error::usage(format!(
+                "rate stages (TARGET/s) are for --workload echo or ping, not {}",
+                workload.name
+            )));
+        }
+        if !workload.open_loop() {
+            let peak = profile.peak().max(1e-9);
+            workload.pacing = Pacing::Open {
+                period: Duration::from_secs_f64(load.connections as f64 / peak),
+                max_inflight: l.inflight.map(|k| k as u32),
+            };
+        }
+    }
+    if workload.open_loop() && workload.message == Message::Data && !payload.carries_intended() {
+        return Err(Error::usage(
+            "an open loop times messages from their intended send: add {intended} to the --template (e.g. \"intended\":{intended})",
+        ));
+    }
+    Ok(workload)
+}
+
+/// The targets of the URLs (none: the embedded server).
+fn targets_from(urls: &[String]) -> Result<Vec<Target>> {
+    Ok(urls
+        .iter()
+        .map(|u| Target::parse_many(u))
+        .collect::<Result<Vec<_>>>()?
+        .concat())
+}
+
+/// This process's source addresses (its agent's slice of --source-ip) and how
+/// many the flag named for all agents.
+fn sources_from(
+    spec: Option<&str>,
+    targets: &[Target],
+    agent: Option<(u64, u64)>,
+) -> Result<(Vec<IpAddr>, u64)> {
+    let Some(spec) = spec else {
+        return Ok((Vec::new(), 0));
+    };
+    let all = crate::source::parse(spec).map_err(Error::usage)?;
+    // The embedded server listens on 127.0.0.1.
+    let v4 = targets.iter().all(|t| t.addr.is_ipv4());
+    if !v4 && targets.iter().any(|t| t.addr.is_ipv4()) {
+        return Err(Error::usage(
+            "--source-ip with both IPv4 and IPv6 targets: run each family on its own and merge the results with wsherd merge",
+        ));
+    }
+    if let Some(other) = all.iter().find(|ip| ip.is_ipv4() != v4) {
+        let (f, t) = if v4 {
+            ("IPv6", "IPv4")
+        } else {
+            ("IPv4", "IPv6")
+        };
+        return Err(Error::usage(format!(
+            "--source-ip {other} is {f} but the targets are {t}; give sources of the targets' family"
+        )));
+    }
+    let mine = crate::source::slice(&all, agent);
+    for ip in &mine {
+        crate::source::check_assigned(*ip).map_err(Error::usage)?;
+    }
+    Ok((mine, all.len() as u64))
+}
+
+/// Cores of the embedded server (none with targets) and of the load shards.
+fn cores_from(l: &LoadArgs, embedded: bool, connections: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+    let cores = available_cores();
+    let (server_cores, load_cores) = if embedded {
+        let n_server = match l.conn.server_shards {
+            Some(0) => return Err(Error::usage("--server-shards must be at least 1")),
+            Some(n) => n as usize,
+            None => (cores.len() / 2).max(1),
+        };
+        if n_server > cores.len() {
+            return Err(Error::usage(format!(
+                "--server-shards {n_server} is more than the {} cores available",
+                cores.len()
+            )));
+        }
+        // The server takes the upper cores so the load (from core 0 up) is pinned
+        // apart from it whenever there are at least two cores.
+        let server = cores[cores.len() - n_server..].to_vec();
+        let load = if cores.len() > n_server {
+            cores[..cores.len() - n_server].to_vec()
+        } else {
+            cores.clone()
+        };
+        (server, load)
+    } else {
+        if l.conn.server_shards.is_some() {
+            return Err(Error::usage(
+                "--server-shards only applies when no URL is given (the embedded server)",
+            ));
+        }
+        (Vec::new(), cores.clone())
+    };
+    let n_shards = match l.conn.shards {
+        Some(0) => return Err(Error::usage("--shards must be at least 1")),
+        Some(n) if n as usize > cores.len() => {
+            return Err(Error::usage(format!(
+                "--shards {n} is more than the {} cores this process may use",
+                cores.len()
+            )))
+        }
+        Some(n) => n as usize,
+        None => load_cores.len(),
+    };
+    // A shard without connections would only add noise.
+    let n_shards = n_shards.min(connections as usize).max(1);
+    let shard_cores = if n_shards <= load_cores.len() {
+        load_cores[..n_shards].to_vec()
+    } else {
+        cores[..n_shards].to_vec()
+    };
+    Ok((server_cores, shard_cores))
+}
+
+/// An open loop's messages per second over the run when no stage set them:
+/// everyone sends at the workload's period, or only the broadcast publishers.
+fn constant_rate(sh: &RunShape, workload: &Workload, load: &Load, share: f64) -> Option<Profile> {
+    let senders = workload
+        .broadcast
+        .map_or(load.connections, |b| b.publishers);
+    // The rate as requested (a period rounded to ns would drift from it).
+    let requested = match (sh.rate, sh.rate_per_conn) {
+        (Some(r), _) => Some(r * share),
+        (_, Some(r)) => Some(r * senders as f64),
+        _ => workload.period().map(|p| senders as f64 / p.as_secs_f64()),
+    };
+    workload
+        .period()
+        .and(requested)
+        .map(|rate| Profile::constant(rate, load.duration))
+}
+
+/// Checks the load flags and the shape against each other and plans the run.
+pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Plan> {
+    let mut load = load_from(&sh)?;
+    let total = load.connections;
+    let agent = agent_share(sh.agent.as_deref(), total)?;
+    load.connections = agent.connections;
+    if agent.share < 1.0 {
+        load.conn_profile = load.conn_profile.map(|p| p.scaled(agent.share));
+        load.rate_profile = load.rate_profile.map(|p| p.scaled(agent.share));
+    }
+    check_start_at(sh.start_at)?;
+    // Per-connection rates divide by the whole run's connections.
+    sh.connections = Some(total);
+    sh.duration = Some(load.duration);
+    if l.conn.connect_timeout.is_zero() {
+        return Err(Error::usage("--connect-timeout must be longer than zero"));
+    }
+    let payload = payload_from(l)?;
+    let workload = paced_workload(l, &sh, &load, &payload)?;
+    let targets = targets_from(&l.urls)?;
+    let (sources, all_sources) = sources_from(l.conn.source_ip.as_deref(), &targets, agent.agent)?;
+    let (server_cores, shard_cores) = cores_from(l, targets.is_empty(), load.connections)?;
+    let close_timeout = sh.close_timeout.unwrap_or_else(|| {
+        let per_shard = load.connections.div_ceil(shard_cores.len().max(1) as u64);
+        Duration::from_secs(1) + Duration::from_micros(100) * per_shard.min(1 << 30) as u32
+    });
+    let rate_profile = load
+        .rate_profile
+        .clone()
+        .or_else(|| constant_rate(&sh, &workload, &load, agent.share));
+    let mut plan = Plan {
+        targets,
+        sources,
+        all_sources,
+        whole_connections: total,
+        server_cores,
+        connections: load.connections,
+        duration: load.duration,
+        conn_profile: load.conn_profile,
+        rate_profile,
+        warmup: load.warmup,
+        conn_id_base: agent.conn_id_base,
+        agent: agent.agent,
+        start_at: sh.start_at,
+        workload,
+        payload,
+        connect_rate: l.conn.connect_rate * agent.share,
+        connect_timeout: l.conn.connect_timeout,
+        drain: sh.drain,
+        close_timeout,
+        shard_cores,
+        io_driver: l.conn.io_driver.into(),
+        json: sh.json,
+        reports: sh.reports,
+        hlog: sh.hlog,
+        quiet: sh.quiet,
+        metrics_addr: l
+            .metrics_addr
+            .as_deref()
+            .map(crate::export::parse_addr)
+            .transpose()?,
+        judge: sh.judge,
+        shards: Vec::new(),
+    };
+    plan.split_shards();
+    Ok(plan)
+}
+
+/// The cores a process may run on (its affinity mask), in order.
+pub fn available_cores() -> Vec<usize> {
+    let mut ids: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if ids.is_empty() {
+        ids.push(0);
+    }
+    ids
+}
+
+/// Connections, duration and load curves, from -c, -d, --stages, --ramp, --warmup.
+struct Load {
+    connections: u64,
+    duration: Duration,
+    conn_profile: Option<Profile>,
+    rate_profile: Option<Profile>,
+    warmup: Duration,
+}
+
+fn load_from(sh: &RunShape) -> Result<Load> {
+    let open_flags = sh.rate.is_some() || sh.rate_per_conn.is_some();
+    let stages = match &sh.stages {
+        Some(text) => {
+            let st = parse_stages(text).map_err(|e| Error::usage(format!("--stages: {e}")))?;
+            // Targets written as rates (1000/s) stage an open loop's messages per
+            // second; plain numbers stage active connections.
+            let rates: Vec<bool> = text.split(',').map(|p| p.trim().ends_with("/s")).collect();
+            let all_rates = rates.iter().all(|r| *r);
+            if !all_rates && rates.iter().any(|r| *r) {
+                return Err(Error::usage(
+                    "--stages: write every target as a rate (1000/s) or none: rates stage an open loop, plain numbers stage connections",
+                ));
+            }
+            if open_flags && all_rates {
+                return Err(Error::usage(
+                    "rate stages (TARGET/s) set the open loop's rate over time: leave out --rate and --rate-per-conn",
+                ));
+            }
+            Some((st, all_rates))
+        }
+        None => None,
+    };
+    if stages.is_some() && sh.duration.is_some() {
+        return Err(Error::usage(
+            "-d and --stages both set the length of the run; the stages add up to it, so leave out -d",
+        ));
+    }
+    let duration = match &stages {
+        Some((st, _)) => st.iter().map(|s| s.duration).sum(),
+        None => sh.duration.unwrap_or(Duration::from_secs(10)),
+    };
+    if duration.is_zero() {
+        return Err(Error::usage("-d must be longer than zero (try -d 10s)"));
+    }
+    let staged_conns = matches!(stages, Some((_, false)));
+    let connections = match (&stages, sh.connections) {
+        (Some((st, false)), c) => {
+            let peak = st.iter().map(|s| s.target).fold(0.0, f64::max).ceil() as u64;
+            match c {
+                Some(c) if c < peak => {
+                    return Err(Error::usage(format!(
+                        "-c {c} is below the stages' peak of {peak} connections; leave -c out or raise it"
+                    )))
+                }
+                Some(c) => c,
+                None => peak,
+            }
+        }
+        (_, c) => c.unwrap_or(50),
+    };
+    if connections == 0 {
+        return Err(Error::usage(if staged_conns {
+            "--stages never asks for a connection: give at least one stage a target above 0"
+        } else {
+            "-c 0: a run needs at least one connection (try -c 100)"
+        }));
+    }
+    let mut conn_profile = None;
+    let mut rate_profile = None;
+    match (&stages, sh.ramp) {
+        (Some((st, true)), _) => rate_profile = Some(Profile::new(0.0, st)),
+        (Some((st, false)), _) => conn_profile = Some(Profile::new(0.0, st)),
+        (None, Some(ramp)) => {
+            if ramp.is_zero() || ramp >= duration {
+                return Err(Error::usage(format!(
+                    "--ramp {} must be longer than zero and shorter than -d {}",
+                    humantime::format_duration(ramp),
+                    humantime::format_duration(duration)
+                )));
+            }
+            let hold = duration - ramp;
+            let full = match (sh.rate, sh.rate_per_conn) {
+                (Some(r), _) => Some(r),
+                (_, Some(r)) => Some(r * connections as f64),
+                _ => None,
+            };
+            match full {
+                Some(rate) => {
+                    rate_profile = Some(Profile::new(
+                        0.0,
+                        &[
+                            Stage {
+                                duration: ramp,
+                                target: rate,
+                            },
+                            Stage {
+                                duration: hold,
+                                target: rate,
+                            },
+                        ],
+                    ))
+                }
+                None => {
+                    let c = connections as f64;
+                    conn_profile = Some(Profile::new(
+                        0.0,
+                        &[
+                            Stage {
+                                duration: ramp,
+                                target: c,
+                            },
+                            Stage {
+                                duration: hold,
+                                target: c,
+                            },
+                        ],
+                    ))
+                }
+            }
+        }
+        (None, None) => {}
+    }
+    let warmup = match sh.warmup {
+        None => Duration::ZERO,
+        Some(w) => {
+            // Whole seconds: the shards hand over their statistics once a second.
+            let secs = w.as_secs() + u64::from(w.subsec_nanos() > 0);
+            let w = Duration::from_secs(secs);
+            if w >= duration {
+                return Err(Error::usage(format!(
+                    "--warmup {} leaves nothing to measure in a {} run",
+                    humantime::format_duration(w),
+                    humantime::format_duration(duration)
+                )));
+            }
+            w
+        }
+    };
+    Ok(Load {
+        connections,
+        duration,
+        conn_profile,
+        rate_profile,
+        warmup,
+    })
+}
+
+/// Parses `--agent I/N`.
+pub fn parse_agent(s: &str) -> Result<(u64, u64)> {
+    let bad = || {
+        Error::usage(format!(
+            "--agent '{s}': expected I/N with 1 <= I <= N, e.g. --agent 2/4"
+        ))
+    };
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u64, u64) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if i == 0 || n == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// Most messages per second per connection in an open loop (a 1 µs period).
+/// Most messages per second one connection is scheduled to send.
+pub const MAX_RATE_PER_CONN: f64 = 1e6;
+
+/// Turns workload, pacing and payload flags into one `Workload`.
+fn workload_from(l: &LoadArgs, sh: &RunShape, payload: &PayloadSpec) -> Result<Workload> {
+    let kind = sh.workload;
+    let per_conn = match (sh.rate, sh.rate_per_conn) {
+        (Some(r), _) if r <= 0.0 => {
+            return Err(Error::usage(
+                "--rate 0: an open-loop run needs a positive rate (e.g. --rate 20k)",
+            ))
+        }
+        (_, Some(r)) if r <= 0.0 => return Err(Error::usage(
+            "--rate-per-conn 0: an open-loop run needs a positive rate (e.g. --rate-per-conn 2)",
+        )),
+        (Some(r), _) => Some(r / sh.connections.unwrap_or(1).max(1) as f64),
+        (_, Some(r)) => Some(r),
+        _ => None,
+    };
+    if let Some(r) = per_conn {
+        if r > MAX_RATE_PER_CONN {
+            return Err(Error::usage(format!(
+                "{r:.0} messages/s per connection is more than wsherd schedules ({MAX_RATE_PER_CONN:.0}); use more connections"
+            )));
+        }
+        if l.inflight == Some(0) || l.inflight.unwrap_or(1) > MAX_INFLIGHT {
+            return Err(Error::usage(format!(
+                "--inflight {} is out of range: an open loop caps unanswered messages per connection at 1 to {MAX_INFLIGHT} (leave it out for no cap)",
+                l.inflight.unwrap_or(0)
+            )));
+        }
+    }
+    let closed = || -> Result<Pacing> {
+        let inflight = l.inflight.unwrap_or(1);
+        if inflight == 0 || inflight > MAX_INFLIGHT {
+            return Err(Error::usage(format!(
+                "--inflight {inflight} is out of range: each connection keeps 1 to {MAX_INFLIGHT} messages in flight"
+            )));
+        }
+        Ok(Pacing::Closed {
+            inflight: inflight as u32,
+        })
+    };
+    let pacing = |r: Option<f64>| -> Result<Pacing> {
+        match r {
+            Some(r) => Ok(Pacing::Open {
+                period: Duration::from_secs_f64(1.0 / r),
+                max_inflight: l.inflight.map(|k| k as u32),
+            }),
+            None => closed(),
+        }
+    };
+    if sh.publishers.is_some() && kind != WorkloadKind::Broadcast {
+        return Err(Error::usage("--publishers is for --workload broadcast"));
+    }
+    let sessions = matches!(kind, WorkloadKind::Churn | WorkloadKind::Chat);
+    if !sessions && (l.messages.is_some() || sh.session_rate.is_some() || l.think.is_some()) {
+        return Err(Error::usage(
+            "--messages, --session-rate and --think are for session workloads (--workload churn or chat)",
+        ));
+    }
+    if l.heartbeat.is_some() && kind != WorkloadKind::Idle {
+        return Err(Error::usage(
+            "--heartbeat is for --workload idle (other workloads send their own messages)",
+        ));
+    }
+    Ok(match kind {
+        WorkloadKind::Echo => Workload {
+            name: "echo",
+            message: Message::Data,
+            pacing: pacing(per_conn)?,
+            session: None,
+            broadcast: None,
+        },
+        WorkloadKind::Broadcast => {
+            let c = sh.connections.unwrap_or(1).max(1);
+            let publishers = sh.publishers.unwrap_or(1);
+            if publishers == 0 || publishers > c {
+                return Err(Error::usage(format!(
+                    "--publishers {publishers}: between 1 and the {c} connections"
+                )));
+            }
+            // Publishers publish on a schedule: --rate across all of them, or
+            // --rate-per-conn each.
+            let per_pub = match (sh.rate, sh.rate_per_conn) {
+                (Some(r), _) => r / publishers as f64,
+                (_, Some(r)) => r,
+                _ => {
+                    return Err(Error::usage(
+                        "broadcast needs a publish rate: --rate N (messages/s across the publishers) or --rate-per-conn R (each)",
+                    ))
+                }
+            };
+            if l.inflight.is_some() {
+                return Err(Error::usage("--inflight does not apply to broadcast"));
+            }
+            Workload {
+                name: "broadcast",
+                message: Message::Data,
+                pacing: Pacing::Open {
+                    period: Duration::from_secs_f64(1.0 / per_pub),
+                    max_inflight: None,
+                },
+                session: None,
+                broadcast: Some(crate::workload::Broadcast {
+                    publishers,
+                    stride: c / publishers,
+                }),
+            }
+        }
+        WorkloadKind::Churn | WorkloadKind::Chat => {
+            if per_conn.is_some() || l.inflight.is_some() {
+                return Err(Error::usage(
+                    "sessions send one message at a time; pace them with --session-rate, not --rate or --inflight",
+                ));
+            }
+            let chat = kind == WorkloadKind::Chat;
+            if l.think.is_some() && !chat {
+                return Err(Error::usage("--think is for --workload chat"));
+            }
+            let messages = l.messages.unwrap_or(if chat { 3 } else { 1 });
+            if sh.session_rate == Some(0.0) {
+                return Err(Error::usage(
+                    "--session-rate 0: give a positive rate (e.g. --session-rate 200), or leave it out",
+                ));
+            }
+            Workload {
+                name: if chat { "chat" } else { "churn" },
+                message: Message::Data,
+                pacing: if messages == 0 {
+                    Pacing::Hold
+                } else {
+                    Pacing::Closed { inflight: 1 }
+                },
+                session: Some(crate::workload::Session {
+                    messages,
+                    think: l.think.filter(|t| !t.is_zero()),
+                    rate: sh.session_rate,
+                }),
+                broadcast: None,
+            }
+        }
+        WorkloadKind::Ping => {
+            if l.template.is_some() || l.payload_file.is_some() {
+                return Err(Error::usage(
+                    "--template and --payload-file do not apply to pings: a PING carries only the timing header and filler",
+                ));
+            }
+            if payload.kind == PayloadKind::Text {
+                return Err(Error::usage(
+                    "--text does not apply to pings: PING payloads are binary",
+                ));
+            }
+            if l.size > 125 {
+                return Err(Error::usage(format!(
+                    "--size {}: a PING carries at most 125 bytes (RFC 6455); use --size 125 or less",
+                    l.size
+                )));
+            }
+            Workload {
+                name: "ping",
+                message: Message::Ping,
+                pacing: pacing(per_conn)?,
+                session: None,
+                broadcast: None,
+            }
+        }
+        WorkloadKind::Idle => {
+            if per_conn.is_some() || l.inflight.is_some() {
+                return Err(Error::usage(
+                    "--workload idle sends nothing; for timed keep-alives use --heartbeat 30s",
+                ));
+            }
+            match l.heartbeat {
+                Some(h) if h.is_zero() => {
+                    return Err(Error::usage("--heartbeat must be longer than zero"))
+                }
+                Some(h) => {
+                    if l.size > 125 {
+                        return Err(Error::usage(format!(
+                            "--size {}: heartbeats are PINGs of at most 125 bytes; use --size 125 or less",
+                            l.size
+                        )));
+                    }
+                    Workload {
+                        name: "idle",
+                        message: Message::Ping,
+                        pacing: Pacing::Open {
+                            period: h,
+                            max_inflight: None,
+                        },
+                        session: None,
+                        broadcast: None,
+                    }
+                }
+                None => Workload {
+                    name: "idle",
+                    message: Message::Data,
+                    pacing: Pacing::Hold,
+                    session: None,
+                    broadcast: None,
+                },
+            }
+        }
+    })
+}
+
+/// What `wsherd doctor`'s planned run asks of the host (its agent's share of
+/// the connections and of the source addresses), and those addresses.
+pub fn doctor_demand(a: &crate::cli::DoctorArgs) -> Result<(crate::host::Demand, Vec<IpAddr>)> {
+    let mut addrs = std::collections::HashSet::new();
+    for u in &a.urls {
+        for t in Target::parse_many(u)? {
+            addrs.insert(t.addr);
+        }
+    }
+    let all = match &a.source_ip {
+        Some(spec) => crate::source::parse(spec).map_err(Error::usage)?,
+        None => Vec::new(),
+    };
+    let agent = a.agent.as_deref().map(parse_agent).transpose()?;
+    let sources = crate::source::slice(&all, agent);
+    let mine = match agent {
+        Some((i, n)) => even_share(a.connections, n, i - 1),
+        None => a.connections,
+    };
+    let demand = crate::host::Demand {
+        connections: mine,
+        targets: addrs.len().max(1) as u64,
+        embedded: a.urls.is_empty(),
+        sources: sources.len() as u64,
+        whole: a.connections,
+        all_sources: all.len() as u64,
+    };
+    Ok((demand, sources))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_flag_checks() {
+        let e = Plan::from_args(["ws://127.0.0.1:1/", "-c", "0"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("-c 0"));
+        let e = Plan::from_args(["ws://127.0.0.1:1/", "--size", "3"]).unwrap_err();
+        assert!(e.to_string().contains("timing header"), "{e}");
+        let e = Plan::from_args(["ws://127.0.0.1:1/", "--server-shards", "1"]).unwrap_err();
+        assert!(e.to_string().contains("embedded"));
+        let e = Plan::from_args(["ws://127.0.0.1:1/", "-d", "-5s"]).unwrap_err();
+        assert!(e.to_string().contains("negative"), "{e}");
+    }
+
+    #[test]
+    fn embedded_server_gets_its_own_cores() {
+        let c = Plan::from_args(["-c", "10"]).unwrap();
+        assert!(c.embedded());
+        assert!(!c.server_cores.is_empty());
+        if available_cores().len() >= 2 {
+            for core in &c.shard_cores {
+                assert!(
+                    !c.server_cores.contains(core),
+                    "load and server share a core"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fewer_shards_than_connections() {
+        let c = Plan::from_args(["ws://127.0.0.1:1/", "-c", "1"]).unwrap();
+        assert_eq!(c.shard_cores.len(), 1);
+    }
+}

@@ -1,0 +1,96 @@
+//! The configuration of `wsherd serve`: its flags checked and turned into a
+//! `ServeConfig` (the server's own settings type). Never imports the command
+//! layer.
+
+use super::run::available_cores;
+use crate::cli::ServeArgs;
+use crate::error::{Error, Result};
+use crate::server::{ServeConfig, ServerFaults};
+use std::net::SocketAddr;
+
+impl ServeConfig {
+    /// Parses what follows `wsherd serve` on a command line and validates it.
+    pub fn from_args<I, S>(args: I) -> Result<ServeConfig>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<std::ffi::OsString> + Clone,
+    {
+        ServeConfig::from_cli(crate::cli::parse_serve_args(args)?)
+    }
+
+    pub fn from_cli(a: ServeArgs) -> Result<ServeConfig> {
+        let addr: SocketAddr = a.addr.parse().map_err(|_| {
+            Error::usage(format!(
+                "--addr '{}' is not an IP:port address (example: 127.0.0.1:9000)",
+                a.addr
+            ))
+        })?;
+        let all = available_cores();
+        let first = a.first_core as usize;
+        let candidates: Vec<usize> = all.iter().copied().filter(|&c| c >= first).collect();
+        if candidates.is_empty() {
+            return Err(Error::usage(format!(
+                "--first-core {first}: no core at or above it is available (cores: {all:?})"
+            )));
+        }
+        let n = match a.shards {
+            Some(0) => return Err(Error::usage("--shards must be at least 1")),
+            Some(n) if n as usize > candidates.len() => {
+                return Err(Error::usage(format!(
+                    "--shards {n} is more than the {} cores available from core {first}",
+                    candidates.len()
+                )))
+            }
+            Some(n) => n as usize,
+            None => candidates.len(),
+        };
+        let stall = match (a.stall, a.stall_every) {
+            (Some(s), Some(e)) if s.is_zero() || e.is_zero() => {
+                return Err(Error::usage(
+                    "--stall and --stall-every must be longer than zero",
+                ))
+            }
+            (Some(s), Some(e)) if s >= e => {
+                return Err(Error::usage(format!(
+                "--stall {} must be shorter than --stall-every {} (or the server never answers)",
+                humantime::format_duration(s),
+                humantime::format_duration(e)
+            )))
+            }
+            (Some(s), Some(e)) => Some((s, e)),
+            _ => None,
+        };
+        if a.queue == 0 {
+            return Err(Error::usage("--queue must be at least 1 message"));
+        }
+        if a.max_connections == Some(0) {
+            return Err(Error::usage(
+                "--max-connections must be at least 1 (it caps the connections held at once)",
+            ));
+        }
+        if a.service_time.is_some_and(|d| d.is_zero()) {
+            return Err(Error::usage(
+                "--service-time must be longer than zero (e.g. 200us); leave it out for no service time",
+            ));
+        }
+        Ok(ServeConfig {
+            addr,
+            mode: a.mode.into(),
+            queue: a.queue as usize,
+            cores: candidates[..n].to_vec(),
+            io_driver: a.io_driver.into(),
+            quiet: a.quiet,
+            faults: ServerFaults {
+                delay: a.delay.filter(|d| !d.is_zero()),
+                stall,
+                max_connections: a.max_connections,
+                service_time: a.service_time,
+            },
+            metrics_addr: a
+                .metrics_addr
+                .as_deref()
+                .map(crate::export::parse_addr)
+                .transpose()?,
+        })
+    }
+}
