@@ -356,6 +356,15 @@ impl Dimension {
             Dimension::Sessions => "sessions",
         }
     }
+
+    /// The unit of its levels: `connections`, `messages/s`, `sessions/s`.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Dimension::Connections => "connections",
+            Dimension::Rate => "messages/s",
+            Dimension::Sessions => "sessions/s",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

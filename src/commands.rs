@@ -164,7 +164,7 @@ fn report_ceiling(
     }
     let c = crate::ceiling::from_value(&args.file, v)?;
     args.reports.check()?;
-    print_out(&crate::ceiling::text::render(&c))?;
+    print_out(&crate::report::ceiling_text::render(&c))?;
     let mut files = args.reports.clone();
     if let Some(p) = files.html.take() {
         crate::ceiling::write_html(&p, &c)?;
@@ -216,7 +216,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Ceiling(args) => {
             let setup = crate::ceiling::Setup::from_cli(*args)?;
             let found = crate::ceiling::search(setup, crate::sys::interrupt_flag())?;
-            print_out(&crate::ceiling::text::render(&found))?;
+            print_out(&crate::report::ceiling_text::render(&found))?;
             if found.run.interrupted {
                 return Ok(ExitCode::from(EXIT_INTERRUPTED));
             }

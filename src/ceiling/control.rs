@@ -16,6 +16,7 @@ use crate::cli::Dimension;
 use crate::collector::{Collected, Second, SecondSink};
 use crate::config::{RunConfig, Target};
 use crate::metrics::Interval;
+use crate::report::ceiling_text::fmt_level;
 use crate::results::SecondStats;
 use crate::shard::Live;
 use crate::thresholds::Threshold;
@@ -281,7 +282,7 @@ impl SecondSink for Controller {
                     if !caught_up {
                         self.notes.push(format!(
                             "after the failed step at {}, the target still owed {backlog} answers when the search went on",
-                            super::fmt_level(self.level)
+                            fmt_level(self.level)
                         ));
                     }
                     let (level, confirm) = (*level, *confirm);
@@ -336,7 +337,10 @@ impl SecondSink for Controller {
             step.index = self.steps.len() + 1;
             let passed = step.passed;
             if self.plan.verbose {
-                eprintln!("{}", super::text::step_line(&step, &self.plan.dimension));
+                eprintln!(
+                    "{}",
+                    crate::report::ceiling_text::step_line(&step, &self.plan.dimension)
+                );
             }
             self.steps.push(step);
             if self.established == 0 && self.attempted > 0 {
@@ -430,7 +434,7 @@ fn judge_step(
         .filter(|o| !o.passed)
         .map(crate::thresholds::describe)
         .collect();
-    let fmt = super::fmt_level;
+    let fmt = fmt_level;
     let received = r.messages.received_per_sec;
     let sent_rate = r.messages.sent_per_sec;
     let session_rate = r.sessions.as_ref().map(|s| s.per_sec);

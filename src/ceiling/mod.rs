@@ -6,17 +6,17 @@
 //! the running connections. A controller (`control`) judges each step on its own
 //! seconds and asks the search (`search`) for the next level. This module turns
 //! the command line into that run, checks it against the host first, and turns
-//! what the controller saw into `CeilingResults` (`results`), printed by `text`.
+//! what the controller saw into `CeilingResults` (`results`). Rendering lives in
+//! `report` (`report::ceiling_text`, `report::ceiling_html`), from the results alone.
 
 pub mod control;
-pub mod html;
 pub mod results;
 pub mod search;
-pub mod text;
 
 use crate::cli::{CeilingArgs, Dimension, RunArgs, WorkloadKind};
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
+use crate::report::ceiling_text::fmt_level;
 use crate::thresholds::Threshold;
 use results::{outcome, CeilingResults, CEILING_SCHEMA};
 use search::End;
@@ -44,24 +44,6 @@ pub struct Setup {
     pub json: Option<PathBuf>,
     pub html: Option<PathBuf>,
     pub quiet: bool,
-}
-
-/// The unit of a dimension's levels.
-pub fn unit(d: Dimension) -> &'static str {
-    match d {
-        Dimension::Connections => "connections",
-        Dimension::Rate => "messages/s",
-        Dimension::Sessions => "sessions/s",
-    }
-}
-
-/// A level as people read it: `3,125`, `41,500`, `2.5`.
-pub fn fmt_level(v: f64) -> String {
-    if v >= 100.0 || v.fract() == 0.0 {
-        crate::report::text::group(v.round() as u64)
-    } else {
-        format!("{v:.2}")
-    }
 }
 
 impl Setup {
@@ -437,7 +419,7 @@ pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults
             },
             fmt_level(first),
             fmt_level(setup.max),
-            unit(setup.dimension),
+            setup.dimension.unit(),
             slo_text(&setup.slo).join(", "),
             setup.step_secs,
             setup.settle_secs
@@ -497,7 +479,7 @@ fn slo_text(slo: &[Threshold]) -> Vec<String> {
 
 /// Writes the HTML page of a search.
 pub fn write_html(p: &std::path::Path, c: &CeilingResults) -> Result<()> {
-    crate::report::outputs::write_file(p, html::render(c))
+    crate::report::outputs::write_file(p, crate::report::ceiling_html::render(c))
 }
 
 /// True when the JSON read holds a ceiling search (`"schema": "wsherd-ceiling/1"`),
@@ -530,7 +512,7 @@ fn assemble(
     mut notes: Vec<String>,
     run: crate::results::RunResults,
 ) -> CeilingResults {
-    let u = unit(setup.dimension);
+    let u = setup.dimension.unit();
     let lvl = |v: f64| format!("{} {u}", fmt_level(v));
     // The step that settled a failing level: its confirmation.
     let failing_step = |level: f64| steps.iter().rev().find(|s| s.level == level && !s.passed);
@@ -693,13 +675,5 @@ mod tests {
             port_warning(&setup(&["--source-ip", "127.0.0.1-127.0.0.2"])),
             None
         );
-    }
-
-    #[test]
-    fn levels_read_as_people_write_them() {
-        assert_eq!(fmt_level(15_000.0), "15,000");
-        assert_eq!(fmt_level(1_012.6), "1,013");
-        assert_eq!(fmt_level(2.5), "2.50");
-        assert_eq!(fmt_level(3.0), "3");
     }
 }

@@ -1,7 +1,13 @@
 //! Reports rendered from `RunResults`: the text summary people read, the JSON
 //! machines consume, and the HTML, CSV and HdrHistogram files (`outputs`). Reports never reach into shards; any report can be produced
 //! again from a saved run.
+//!
+//! A ceiling search's reports are rendered here too, from `CeilingResults` alone
+//! (`ceiling_text`, `ceiling_html`); every chart on every page is drawn by `chart`.
 
+pub mod ceiling_html;
+pub mod ceiling_text;
+pub mod chart;
 pub mod csv;
 pub mod hdr;
 pub mod html;
@@ -46,6 +52,32 @@ pub fn fmt_us(us: f64) -> String {
     } else {
         format!("{:.2}s", us / 1_000_000.0)
     }
+}
+
+/// A number with at most `decimals` decimals, trailing zeros dropped: 1.5, 20.
+pub fn trim_num(v: f64, decimals: usize) -> String {
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// Escapes text for HTML content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
 }
 
 /// Fails early when `path` cannot be written (creates it, leaves it empty).
@@ -124,5 +156,15 @@ mod tests {
         assert_eq!(fmt_us(12_345.0), "12.35ms");
         assert_eq!(fmt_us(1_200_000.0), "1.20s");
         assert_eq!(fmt_us(0.0), "-");
+        assert_eq!(trim_num(1.50, 2), "1.5");
+        assert_eq!(trim_num(20.0, 3), "20");
+    }
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

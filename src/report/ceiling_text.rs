@@ -1,16 +1,26 @@
 //! A ceiling search as people read it: one line per step while it runs, then the
 //! table of every step, the finding in one sentence, and the whole run's ledger.
+//! Rendered from `CeilingResults` alone (the search's results types are all this
+//! takes from `ceiling`).
 
-use super::fmt_level;
-use super::results::{CeilingResults, Step};
+use super::fmt_us;
+use super::text::group;
+use crate::ceiling::results::{CeilingResults, Step};
 use crate::cli::Dimension;
-use crate::report::fmt_us;
-use crate::report::text::group;
 use std::fmt::Write;
+
+/// A level as people read it: `3,125`, `41,500`, `2.50`.
+pub fn fmt_level(v: f64) -> String {
+    if v >= 100.0 || v.fract() == 0.0 {
+        group(v.round() as u64)
+    } else {
+        format!("{v:.2}")
+    }
+}
 
 /// The live line of a judged step (stderr while the search runs).
 pub fn step_line(s: &Step, d: &Dimension) -> String {
-    let unit = super::unit(*d);
+    let unit = d.unit();
     format!(
         "step {:>2}{} {:>10} {unit}: p50 {} p99 {}, errors {:.2}%, {}/s answered{}  {}{}",
         s.index,
@@ -129,4 +139,17 @@ pub fn render(c: &CeilingResults) -> String {
         crate::report::text::ledger(m)
     );
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_read_well() {
+        assert_eq!(fmt_level(15_000.0), "15,000");
+        assert_eq!(fmt_level(1_012.6), "1,013");
+        assert_eq!(fmt_level(2.5), "2.50");
+        assert_eq!(fmt_level(3.0), "3");
+    }
 }
