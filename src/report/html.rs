@@ -1,7 +1,7 @@
 //! The HTML report: one self-contained file people open in a browser to judge a
-//! run from pictures, and attach to a ticket. Inline CSS and inline SVG drawn here
-//! in Rust, no script and no network fetch, so it renders the same offline, years
-//! later, and in a sandboxed viewer.
+//! run from pictures, and attach to a ticket. Inline CSS and inline SVG drawn in
+//! Rust (the charts by `report::chart`), no script and no network fetch, so it
+//! renders the same offline, years later, and in a sandboxed viewer.
 //!
 //! It shows what the text summary says (as tables, with the text itself folded
 //! underneath), the latency percentile spectrum on HdrHistogram's `1/(1-p)` axis,
