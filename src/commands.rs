@@ -133,9 +133,9 @@ fn report_ceiling(
     let c = crate::ceiling::from_value(&args.file, v)?;
     let mut files = ReportFiles::from(args.reports.clone());
     files.check()?;
-    print_out(&crate::ceiling::text::render(&c))?;
+    print_out(&crate::report::ceiling_text::render(&c))?;
     if let Some(p) = files.html.take() {
-        crate::ceiling::write_html(&p, &c)?;
+        crate::report::ceiling_html::write(&p, &c)?;
     }
     files.write(&c.run)?;
     Ok(ExitCode::SUCCESS)
@@ -200,7 +200,7 @@ fn run(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
 fn ceiling(args: crate::cli::CeilingArgs) -> Result<ExitCode, Error> {
     let setup = crate::config::setup_from(args)?;
     let found = crate::ceiling::search(setup, crate::sys::interrupt_flag())?;
-    print_out(&crate::ceiling::text::render(&found))?;
+    print_out(&crate::report::ceiling_text::render(&found))?;
     if found.run.interrupted {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }

@@ -1,6 +1,6 @@
 //! The ceiling search's HTML report seen by a real browser: a synthetic search
 //! (its `run` the saved run of tests/fixtures/results.json) is rendered with
-//! `wsherd::ceiling::html::render` and drawn by headless Chromium, which must show
+//! `wsherd::report::ceiling_html::render` and drawn by headless Chromium, which must show
 //! it without console errors; the DOM must hold the knee chart with a marker per
 //! step and percentile, and the step table; the screenshot must not be blank.
 //!
@@ -109,7 +109,7 @@ fn ceiling_report_renders_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("ceiling.html");
     let c = search();
-    let html = wsherd::ceiling::html::render(&c);
+    let html = wsherd::report::ceiling_html::render(&c);
     std::fs::write(&page, &html).unwrap();
     // Self-contained: nothing fetched from anywhere.
     for needle in ["http://", "https://", "<script", "@import", "<link"] {

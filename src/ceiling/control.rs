@@ -336,7 +336,10 @@ impl SecondSink for Controller {
             step.index = self.steps.len() + 1;
             let passed = step.passed;
             if self.plan.verbose {
-                eprintln!("{}", super::text::step_line(&step, &self.plan.dimension));
+                eprintln!(
+                    "{}",
+                    crate::report::ceiling_text::step_line(&step, &self.plan.dimension)
+                );
             }
             self.steps.push(step);
             if self.established == 0 && self.attempted > 0 {

@@ -9,10 +9,8 @@
 //! what the controller saw into `CeilingResults` (`results`), printed by `text`.
 
 pub mod control;
-pub mod html;
 
 pub mod search;
-pub mod text;
 
 use crate::error::{Error, Result};
 use crate::plan::Plan;
@@ -144,7 +142,7 @@ pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults
         None => Ok(()),
     }
     .and_then(|_| match &setup.html {
-        Some(p) => write_html(p, &results),
+        Some(p) => crate::report::ceiling_html::write(p, &results),
         None => Ok(()),
     });
     written?;
@@ -153,11 +151,6 @@ pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults
 
 fn slo_text(slo: &[Threshold]) -> Vec<String> {
     slo.iter().map(|t| t.expr.clone()).collect()
-}
-
-/// Writes the HTML page of a search.
-pub fn write_html(p: &std::path::Path, c: &CeilingResults) -> Result<()> {
-    crate::report::outputs::write_file(p, html::render(c))
 }
 
 /// True when the JSON read holds a ceiling search (`"schema": "wsherd-ceiling/1"`),
@@ -353,13 +346,5 @@ mod tests {
             port_warning(&setup(&["--source-ip", "127.0.0.1-127.0.0.2"])),
             None
         );
-    }
-
-    #[test]
-    fn levels_read_as_people_write_them() {
-        assert_eq!(fmt_level(15_000.0), "15,000");
-        assert_eq!(fmt_level(1_012.6), "1,013");
-        assert_eq!(fmt_level(2.5), "2.50");
-        assert_eq!(fmt_level(3.0), "3");
     }
 }

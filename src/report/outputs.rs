@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::results::RunResults;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Report files rendered from the results (on `run` and `report`).
 #[derive(Debug, Clone, Default)]
@@ -27,11 +27,11 @@ impl ReportFiles {
     /// Fails now if any file cannot be written (each is created, left empty).
     pub fn check(&self) -> Result<()> {
         for p in [&self.html, &self.csv].into_iter().flatten() {
-            super::check_writable(p)?;
+            super::files::check_writable(p)?;
         }
         if let Some(prefix) = &self.hgrm {
             // The round-trip file is always written; the others sit beside it.
-            super::check_writable(&super::hdr::hgrm_path(prefix, "rtt"))?;
+            super::files::check_writable(&super::hdr::hgrm_path(prefix, "rtt"))?;
         }
         Ok(())
     }
@@ -39,23 +39,16 @@ impl ReportFiles {
     /// Writes every file asked for.
     pub fn write(&self, r: &RunResults) -> Result<()> {
         if let Some(p) = &self.html {
-            write_file(p, super::html::render(r))?;
+            super::files::write_file(p, super::html::render(r))?;
         }
         if let Some(p) = &self.csv {
-            write_file(p, super::csv::render(r))?;
+            super::files::write_file(p, super::csv::render(r))?;
         }
         if let Some(prefix) = &self.hgrm {
             super::hdr::write_hgrm_files(prefix, r)?;
         }
         Ok(())
     }
-}
-
-pub(crate) fn write_file(path: &Path, text: impl AsRef<[u8]>) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| Error::Output {
-        path: path.display().to_string(),
-        why: e.to_string(),
-    })
 }
 
 /// Where the results go when an output could not be written at the end:
@@ -69,7 +62,7 @@ pub fn save_fallback(r: &RunResults) -> Option<PathBuf> {
     let name = format!("wsherd-results-{now}.json");
     [PathBuf::from(&name), std::env::temp_dir().join(&name)]
         .into_iter()
-        .find(|p| super::write_json(p, r).is_ok())
+        .find(|p| super::files::write_json(p, r).is_ok())
 }
 
 /// Turns a failure to write an output at the end of a run into an error that says

@@ -59,4 +59,12 @@ mod tests {
         assert_eq!(group(1000), "1,000");
         assert_eq!(group(1234567), "1,234,567");
     }
+
+    #[test]
+    fn levels_read_well() {
+        assert_eq!(fmt_level(15_000.0), "15,000");
+        assert_eq!(fmt_level(1_012.6), "1,013");
+        assert_eq!(fmt_level(2.5), "2.50");
+        assert_eq!(fmt_level(3.0), "3");
+    }
 }

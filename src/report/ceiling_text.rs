@@ -1,10 +1,10 @@
 //! A ceiling search as people read it: one line per step while it runs, then the
 //! table of every step, the finding in one sentence, and the whole run's ledger.
+//! Rendered from `CeilingResults` alone (the search's results types are all this
+//! takes from `ceiling`).
 
 use crate::results::ceiling::{CeilingResults, Step};
-use crate::vocab::fmt::fmt_level;
-use crate::vocab::fmt::fmt_us;
-use crate::vocab::fmt::group;
+use crate::vocab::fmt::{fmt_level, fmt_us, group};
 use crate::vocab::kinds::Dimension;
 use std::fmt::Write;
 
