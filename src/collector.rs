@@ -6,6 +6,7 @@
 //! reduced to percentiles and dropped, so memory does not grow with run length.
 
 use crate::metrics::{Interval, Snapshot};
+use crate::metrics::{Second, SecondSink};
 use crate::results::SecondStats;
 use crossbeam_channel::Receiver;
 use std::collections::BTreeMap;
@@ -75,16 +76,6 @@ impl MemoryTrack {
     }
 }
 
-/// One second of the run, merged over every shard's snapshot of it.
-#[derive(Default)]
-pub struct Second {
-    /// Connections open at the end of the second, and the most during it.
-    pub open: u64,
-    pub peak: u64,
-    /// Counters and histograms of the second (None until a shard reported it).
-    pub interval: Option<Interval>,
-}
-
 /// Progress output settings.
 #[derive(Default)]
 pub struct Progress {
@@ -110,14 +101,6 @@ pub fn collect(
     warmup: Warmup,
 ) -> Collected {
     collect_with(rx, shards, progress, warmup, Vec::new())
-}
-
-/// Sees each second once it is final, before the collector reduces it to
-/// percentiles and drops it (the `--hlog` writer, a ceiling search's controller).
-pub trait SecondSink: Send {
-    /// `start`: the second's start (seconds since the run began); `warmup`: the
-    /// second belongs to the warm-up; `row`: its series row, as the report shows it.
-    fn second(&mut self, start: u64, warmup: bool, s: &Second, row: &SecondStats);
 }
 
 /// `collect`, handing each final second to every one of `sinks`, in order.

@@ -31,8 +31,8 @@ pub fn run_with_interrupt(cfg: Plan, interrupt: Arc<AtomicBool>) -> Result<RunRe
 /// No extra per-second sink.
 pub enum NoSink {}
 
-impl collector::SecondSink for NoSink {
-    fn second(&mut self, _: u64, _: bool, _: &collector::Second, _: &SecondStats) {
+impl crate::metrics::SecondSink for NoSink {
+    fn second(&mut self, _: u64, _: bool, _: &crate::metrics::Second, _: &SecondStats) {
         match *self {}
     }
 }
@@ -40,7 +40,7 @@ impl collector::SecondSink for NoSink {
 /// Runs a load whose level `live` sets while it goes (a ceiling search), handing
 /// every final second to `sink` (which may set `interrupt` to end the run), and
 /// gives the sink back with the results.
-pub fn run_with<S: collector::SecondSink + 'static>(
+pub fn run_with<S: crate::metrics::SecondSink + 'static>(
     cfg: Plan,
     interrupt: Arc<AtomicBool>,
     live: Option<Arc<shard::Live>>,
@@ -131,7 +131,7 @@ pub fn run_with<S: collector::SecondSink + 'static>(
     let collector = std::thread::Builder::new()
         .name("wsherd-collector".into())
         .spawn(move || {
-            let mut sinks: Vec<&mut dyn collector::SecondSink> = Vec::new();
+            let mut sinks: Vec<&mut dyn crate::metrics::SecondSink> = Vec::new();
             if let Some(h) = hlog.as_mut() {
                 sinks.push(h);
             }

@@ -179,6 +179,24 @@ pub struct Snapshot {
     pub driver: &'static str,
 }
 
+/// One second of the run, merged over every shard's snapshot of it.
+#[derive(Default)]
+pub struct Second {
+    /// Connections open at the end of the second, and the most during it.
+    pub open: u64,
+    pub peak: u64,
+    /// Counters and histograms of the second (None until a shard reported it).
+    pub interval: Option<Interval>,
+}
+
+/// Sees each second once it is final, before the collector reduces it to
+/// percentiles and drops it (the `--hlog` writer, a ceiling search's controller).
+pub trait SecondSink: Send {
+    /// `start`: the second's start (seconds since the run began); `warmup`: the
+    /// second belongs to the warm-up; `row`: its series row, as the report shows it.
+    fn second(&mut self, start: u64, warmup: bool, s: &Second, row: &crate::results::SecondStats);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

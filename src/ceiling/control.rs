@@ -11,8 +11,9 @@
 //! up, so its backlog does not fail the next, lower step.
 
 use super::search::{End, Next, Search};
-use crate::collector::{Collected, Second, SecondSink};
+use crate::collector::Collected;
 use crate::metrics::Interval;
+use crate::metrics::{Second, SecondSink};
 use crate::results::ceiling::{ClientHealth, Step};
 use crate::results::SecondStats;
 use crate::shard::Live;

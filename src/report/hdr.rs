@@ -204,12 +204,12 @@ impl IntervalLog {
     }
 }
 
-impl crate::collector::SecondSink for IntervalLog {
+impl crate::metrics::SecondSink for IntervalLog {
     fn second(
         &mut self,
         start: u64,
         warmup: bool,
-        s: &crate::collector::Second,
+        s: &crate::metrics::Second,
         _: &crate::results::SecondStats,
     ) {
         let Some(rtt) = s.interval.as_ref().map(|i| &i.rtt) else {
