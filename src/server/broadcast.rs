@@ -64,7 +64,7 @@ use super::conn::{upgrade, MAX_FRAME};
 use super::frames;
 use super::read::{Got, Reader};
 use super::ServerShard;
-use crate::sock::ReadSide;
+use crate::net::sock::ReadSide;
 use crate::ws::frame::{self, Kind};
 use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};

@@ -15,7 +15,7 @@
 use super::frames;
 use super::read::{Got, Reader};
 use super::ServerShard;
-use crate::sock::recv_now;
+use crate::net::sock::recv_now;
 use crate::ws::frame::{self, Kind};
 use crate::ws::handshake::{self, Request};
 use monoio::io::AsyncWriteRentExt;

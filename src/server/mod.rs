@@ -22,8 +22,8 @@ mod timing;
 pub use timing::ServerHistograms;
 
 use crate::error::{Error, Result};
-use crate::shard::pool::BufPool;
-use crate::shard::stop::StopSignal;
+use crate::net::pool::BufPool;
+use crate::net::stop::StopSignal;
 use crate::vocab::kinds::ServeMode;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::cell::Cell;

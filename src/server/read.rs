@@ -18,8 +18,8 @@
 
 use super::conn::MAX_FRAME;
 use super::ServerShard;
-use crate::shard::conn::io_cause;
-use crate::sock::{recv_now, ReadSide};
+use crate::net::sock::io_cause;
+use crate::net::sock::{recv_now, ReadSide};
 use crate::ws::frame::{self, From, Kind};
 use std::future::Future;
 use std::io;

@@ -9,12 +9,11 @@
 pub mod conn;
 pub mod dial;
 pub mod open_loop;
-pub mod pool;
-pub mod stop;
 pub mod timers;
 
 use crate::target::Target;
 use crate::metrics::{Interval, Snapshot};
+use crate::net::{pool, stop};
 use crate::payload::PayloadSpec;
 use crate::plan::ShardPlan;
 use crate::workload::Workload;
