@@ -11,11 +11,14 @@
 //!
 //! In broadcast mode the shard spawns `broadcast::connection` instead (decided per
 //! accepted connection, so the echo task below is the same as without broadcast).
+//!
+//! In the server's order (see shard.rs) it sits below broadcast.rs, which reuses its
+//! `upgrade`: it must never import mod.rs or broadcast.rs.
 
 use super::frames;
 use super::read::{Got, Reader};
-use super::ServerShard;
-use crate::sock::recv_now;
+use super::shard::ServerShard;
+use crate::net::sock::recv_now;
 use crate::ws::frame::{self, Kind};
 use crate::ws::handshake::{self, Request};
 use monoio::io::AsyncWriteRentExt;
@@ -25,8 +28,6 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// Largest frame (and, in broadcast mode, message) the server accepts.
-pub(super) const MAX_FRAME: usize = 64 << 20;
 /// Time allowed for a client to send its upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 

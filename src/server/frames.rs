@@ -2,9 +2,11 @@
 //! malformed frame turned into a counted protocol error with a close queued, and a
 //! client's close answered. Echo (conn.rs) and broadcast (broadcast.rs) differ only
 //! in what they do with a data frame.
+//!
+//! In the server's order (see shard.rs) it sits below conn.rs: it must never import
+//! mod.rs, conn.rs or broadcast.rs.
 
-use super::ServerShard;
-use crate::server::conn::MAX_FRAME;
+use super::shard::{ServerShard, MAX_FRAME};
 use crate::ws::frame::{self, FrameRef, From, Kind};
 use crate::ws::mask::apply_mask;
 use std::ops::Range;

@@ -12,47 +12,32 @@
 //! It must also be cheap to hold: a held idle connection costs its task (a future of
 //! about 500 bytes in echo mode, no timer inside) and its socket, and borrows a shard
 //! buffer only while it has bytes to handle (see `read`).
+//!
+//! This file is the top of the server: start, the listeners and accept loops, the
+//! handle and its totals. No other file of the server imports it; the state the
+//! connection tasks share (`ServerShard`) is in shard.rs, which lists the order.
 
 mod broadcast;
 mod conn;
 mod frames;
+mod hub;
 mod read;
+mod shard;
 mod timing;
 
+pub use shard::{ServerFaults, ServerTotals};
 pub use timing::ServerHistograms;
 
 use crate::error::{Error, Result};
-use crate::shard::pool::BufPool;
-use crate::shard::stop::StopSignal;
 use crate::vocab::kinds::ServeMode;
+use shard::ServerShard;
 use socket2::{Domain, Protocol, Socket, Type};
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// Read size of the server: a busy connection holds one while its read waits, so
-/// it is modest; a pipelined flood simply takes a few reads.
-const SERVER_READ_BUF: usize = 8 * 1024;
-
-/// Faults the built-in server can inject and capacity knobs it can be given, so
-/// tests (and ceiling searches) know the truth to measure.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ServerFaults {
-    /// Every message is answered this long after it arrived.
-    pub delay: Option<Duration>,
-    /// (stall, every): every `every`, stop answering for `stall`.
-    pub stall: Option<(Duration, Duration)>,
-    /// Capacity knob: at most this many WebSocket connections at once (per
-    /// process, all shards together); beyond it upgrades get HTTP 503.
-    pub max_connections: Option<u64>,
-    /// Capacity knob: each shard serves data messages one at a time, this long
-    /// each (a single-server queue per shard: throughput exactly 1/D per shard).
-    pub service_time: Option<Duration>,
-}
 
 /// A validated `wsherd serve` (built by the configuration stage,
 /// `ServeConfig::from_cli`, or by the engine for the embedded server).
@@ -68,24 +53,6 @@ pub struct ServeConfig {
     pub faults: ServerFaults,
     /// Where to serve Prometheus metrics.
     pub metrics_addr: Option<SocketAddr>,
-}
-
-/// Totals kept per server shard and summed when the server stops.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ServerTotals {
-    /// WebSocket connections upgraded.
-    pub connections: u64,
-    /// Data messages received from clients (echoed, or published in broadcast mode).
-    pub messages: u64,
-    pub rejected: u64,
-    pub errors: u64,
-    /// Broadcast: messages published (each goes to every connected client).
-    pub published: u64,
-    /// Broadcast: copies written to receivers' sockets.
-    pub delivered: u64,
-    /// Broadcast: copies dropped (a receiver's queue was full, or the copy was still
-    /// queued or being written when its receiver went away).
-    pub dropped: u64,
 }
 
 /// Cross-thread counters the shards publish once a tick (not per message).
@@ -244,10 +211,10 @@ pub fn start(cfg: ServeConfig) -> Result<ServerHandle> {
     let held = Arc::new(AtomicU64::new(0));
     let origin = Instant::now();
     // Broadcast: the cross-shard inboxes, and each shard's doorbell.
-    let mut bells: Vec<Option<(Arc<broadcast::Hub>, broadcast::Bell)>> = match cfg.mode {
+    let mut bells: Vec<Option<(Arc<hub::Hub>, hub::Bell)>> = match cfg.mode {
         ServeMode::Echo => cfg.cores.iter().map(|_| None).collect(),
         ServeMode::Broadcast => {
-            let (hub, bells) = broadcast::Hub::new(cfg.cores.len(), cfg.queue)
+            let (hub, bells) = hub::Hub::new(cfg.cores.len(), cfg.queue)
                 .map_err(|e| Error::Runtime(format!("broadcast doorbells: {e}")))?;
             bells.into_iter().map(|b| Some((hub.clone(), b))).collect()
         }
@@ -297,124 +264,13 @@ struct ShardSetup {
     origin: Instant,
     queue: usize,
     /// Broadcast mode: the hub and this shard's doorbell.
-    broadcast: Option<(Arc<broadcast::Hub>, broadcast::Bell)>,
+    broadcast: Option<(Arc<hub::Hub>, hub::Bell)>,
     /// Record handling and fan-out times (for --metrics-addr).
     timing: bool,
 }
 
-/// State of one server shard, shared by its tasks.
-pub(crate) struct ServerShard {
-    /// This shard's number (0-based).
-    pub index: usize,
-    pub stop: StopSignal,
-    /// Read buffers (borrowed only by connections with data ready).
-    pub pool: BufPool,
-    /// Write buffers: small, grown by what is written.
-    pub wpool: BufPool,
-    pub open: Cell<u64>,
-    pub live: Cell<u64>,
-    pub connections: Cell<u64>,
-    pub messages: Cell<u64>,
-    pub rejected: Cell<u64>,
-    pub errors: Cell<u64>,
-    pub faults: ServerFaults,
-    /// Connections held by all shards of the process (with --max-connections: one
-    /// atomic operation per connection opened and per connection ended).
-    held: Arc<AtomicU64>,
-    /// --service-time: when this shard's single server is next free.
-    busy_until: Cell<Instant>,
-    /// When the server started (the stall schedule counts from here).
-    pub origin: Instant,
-    /// Broadcast mode: subscribers, counters and the way to the other shards.
-    pub bcast: Option<broadcast::Local>,
-    /// What was last added to the cross-thread counters.
-    published_last: std::cell::RefCell<(ServerTotals, u64)>,
-    /// With --metrics-addr: handling and fan-out timers.
-    pub(crate) timers: Option<timing::Timers>,
-}
-
+/// The shard's part in the handle's totals (`ServerShard` itself is in shard.rs).
 impl ServerShard {
-    fn new(
-        index: usize,
-        faults: ServerFaults,
-        held: Arc<AtomicU64>,
-        origin: Instant,
-        bcast: Option<broadcast::Local>,
-    ) -> ServerShard {
-        ServerShard {
-            index,
-            stop: StopSignal::default(),
-            pool: BufPool::new(SERVER_READ_BUF, 4 * SERVER_READ_BUF),
-            wpool: BufPool::for_writes(),
-            open: Cell::new(0),
-            live: Cell::new(0),
-            connections: Cell::new(0),
-            messages: Cell::new(0),
-            rejected: Cell::new(0),
-            errors: Cell::new(0),
-            published_last: Default::default(),
-            timers: None,
-            faults,
-            held,
-            busy_until: Cell::new(origin),
-            origin,
-            bcast,
-        }
-    }
-
-    /// --max-connections: takes a place for a connection about to be upgraded;
-    /// false when every place is taken. Give it back with `leave`.
-    pub fn admit(&self) -> bool {
-        match self.faults.max_connections {
-            None => true,
-            Some(max) => self
-                .held
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    (n < max).then_some(n + 1)
-                })
-                .is_ok(),
-        }
-    }
-
-    /// A connection admitted by `admit` has ended (or its upgrade failed).
-    pub fn leave(&self) {
-        if self.faults.max_connections.is_some() {
-            self.held.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-
-    /// When the answers to bytes read at `now` may go out, if not at once: after
-    /// the --delay or the rest of a --stall, and with --service-time after this
-    /// shard's single server has served the `messages` complete data messages they
-    /// hold, one after another, behind every message that came before (a queue:
-    /// answered at max(arrival, busy_until) + messages x D).
-    pub fn answer_at(&self, now: Instant, messages: u32) -> Option<Instant> {
-        let held = self.hold_back(now).map(|d| now + d);
-        match self.faults.service_time {
-            Some(d) if messages > 0 => {
-                let start = held.unwrap_or(now).max(self.busy_until.get());
-                let done = start + d * messages;
-                self.busy_until.set(done);
-                Some(done)
-            }
-            _ => held,
-        }
-    }
-
-    /// How long answers must wait now: the configured delay, or the rest of a stall.
-    pub fn hold_back(&self, now: Instant) -> Option<Duration> {
-        let stall = self.faults.stall.and_then(|(stall, every)| {
-            let into = now.duration_since(self.origin).as_nanos() % every.as_nanos();
-            let into = Duration::from_nanos(into as u64);
-            // Stalls take the first `stall` of every period after the first one.
-            (now.duration_since(self.origin) >= every && into < stall).then(|| stall - into)
-        });
-        match (stall, self.faults.delay) {
-            (Some(s), Some(d)) => Some(s.max(d)),
-            (s, d) => s.or(d),
-        }
-    }
-
     /// Adds what changed since the last call to the cross-thread counters.
     fn publish(&self, to: &Published) {
         let b = self.bcast.as_ref();
@@ -475,7 +331,7 @@ async fn serve_shard(
         timing,
     } = setup;
     let (bcast, bell) = match bcast {
-        Some((hub, bell)) => (Some(broadcast::Local::new(index, hub, queue)), Some(bell)),
+        Some((hub, bell)) => (Some(hub::Local::new(index, hub, queue)), Some(bell)),
         None => (None, None),
     };
     let mut shard = ServerShard::new(index, faults, held, origin, bcast);
@@ -545,8 +401,8 @@ mod tests {
                 let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
                 monoio::net::TcpStream::from_std(s).unwrap()
             };
-            let (hub, _bells) = broadcast::Hub::new(1, 16).unwrap();
-            let local = broadcast::Local::new(0, hub, 16);
+            let (hub, _bells) = hub::Hub::new(1, 16).unwrap();
+            let local = hub::Local::new(0, hub, 16);
             let echo = Rc::new(ServerShard::new(
                 0,
                 Default::default(),

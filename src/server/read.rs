@@ -15,11 +15,13 @@
 //! with 128-byte alignment) and would make every connection's task that big for its
 //! whole life; the rare hold-back sleep is boxed, so a connection pays for it only
 //! while it sleeps.
+//!
+//! In the server's order (see shard.rs) it sits just above shard.rs: it must never
+//! import mod.rs, frames.rs, conn.rs or broadcast.rs.
 
-use super::conn::MAX_FRAME;
-use super::ServerShard;
-use crate::shard::conn::io_cause;
-use crate::sock::{recv_now, ReadSide};
+use super::shard::{ServerShard, MAX_FRAME};
+use crate::net::sock::io_cause;
+use crate::net::sock::{recv_now, ReadSide};
 use crate::ws::frame::{self, From, Kind};
 use std::future::Future;
 use std::io;

@@ -5,6 +5,9 @@
 //! no lock per message, no allocation); its watcher adds them to the shared
 //! totals once a second under a mutex and starts afresh. Without `--metrics-addr`
 //! the shard has no timers and pays nothing, not even a clock read.
+//!
+//! At the bottom of the server's order (see shard.rs): it must never import another
+//! file of the server.
 
 use hdrhistogram::Histogram;
 use std::cell::RefCell;

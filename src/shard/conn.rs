@@ -16,8 +16,9 @@
 //! no lock, no atomic, no cross-thread call. An idle connection holds no buffer and
 //! no timer: its task is under 1 KiB (the phases with large state are boxed).
 
-use super::stop::{CLOSE_OVER, DRAINED, STOPPED};
 use super::{Shard, CLOSE_WAIT};
+use crate::net::sock::io_cause;
+use crate::net::stop::{CLOSE_OVER, DRAINED, STOPPED};
 use crate::payload::PayloadKind;
 use crate::stamp::Stamp;
 use crate::workload::Message;
@@ -186,26 +187,6 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32, target: usize) {
 
 /// An open that the end of the run interrupted.
 const ABORTED: &str = "aborted_at_stop";
-
-/// Stable cause names for I/O errors.
-pub fn io_cause(e: &io::Error) -> &'static str {
-    match e.raw_os_error() {
-        Some(libc::ECONNREFUSED) => "refused",
-        Some(libc::ECONNRESET) => "reset",
-        Some(libc::EPIPE) => "broken_pipe",
-        Some(libc::EADDRNOTAVAIL) => "port_exhausted",
-        Some(libc::EMFILE) | Some(libc::ENFILE) => "fd_limit",
-        Some(libc::ETIMEDOUT) => "timed_out",
-        Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH) => "unreachable",
-        Some(libc::ENOBUFS) | Some(libc::ENOMEM) => "no_memory",
-        _ => match e.kind() {
-            io::ErrorKind::ConnectionRefused => "refused",
-            io::ErrorKind::ConnectionReset => "reset",
-            io::ErrorKind::TimedOut => "timed_out",
-            _ => "io_error",
-        },
-    }
-}
 
 /// TCP connect and WebSocket upgrade. Returns the stream and any bytes that
 /// followed the 101 response.

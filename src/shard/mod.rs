@@ -9,11 +9,10 @@
 pub mod conn;
 pub mod dial;
 pub mod open_loop;
-pub mod pool;
-pub mod stop;
 pub mod timers;
 
 use crate::metrics::{Interval, Snapshot};
+use crate::net::{pool, stop};
 use crate::plan::{Plan, ShardPlan};
 use crate::target::Target;
 use crossbeam_channel::{Sender, TrySendError};

@@ -9,8 +9,9 @@
 //! nothing is expected it waits for readiness holding no buffer. Heartbeats (idle
 //! with --heartbeat) and broadcast publishers run here too.
 
-use super::conn::{io_cause, on_read, queue_message, Conn, End};
+use super::conn::{on_read, queue_message, Conn, End};
 use super::Shard;
+use crate::net::sock::io_cause;
 use monoio::io::{AsyncWriteRentExt, CancelableAsyncReadRent, Splitable};
 use monoio::net::TcpStream;
 use std::future::Future;
@@ -121,14 +122,14 @@ pub(super) async fn active_open(
                 // Nothing expected (a heartbeat between beats, a quiet open loop):
                 // wait for readiness holding no buffer, then take what came.
                 let buf = if conn.borrow().outstanding() == 0 {
-                    use crate::sock::ReadSide;
+                    use crate::net::sock::ReadSide;
                     match shard.stop.until(slot, ReadSide::readable(&rd)).await {
                         None => return End::Stopped,
                         Some(Err(e)) => return End::Lost(io_cause(&e)),
                         Some(Ok(())) => {}
                     }
                     let mut buf = shard.pool.take();
-                    let got = crate::sock::recv_now(ReadSide::fd(&rd), &mut buf);
+                    let got = crate::net::sock::recv_now(ReadSide::fd(&rd), &mut buf);
                     match got {
                         Ok(Some(n)) if n > 0 => buf,
                         Ok(Some(_)) => {

@@ -1,11 +1,14 @@
-//! Readiness first, then a non-blocking `recv`: how a waiting connection holds no
-//! buffer. Shared by the load's connections and the built-in server.
+//! Socket helpers shared by the load's connections and the built-in server:
+//! readiness first, then a non-blocking `recv` (how a waiting connection holds no
+//! buffer), and the stable cause names of I/O errors (`io_cause`).
 //!
 //! An io_uring read owns its buffer until data comes, so ten thousand quiet
 //! connections each reading would hold ten thousand buffers. Waiting for readiness
 //! (a poll operation, no buffer) and then taking what the socket holds with
 //! `recv(MSG_DONTWAIT)` into a borrowed buffer, given back at once, costs one more
 //! operation per read: worth it for connections that wait, not for busy ones.
+//!
+//! Part of `net/`, below both sides: it must never import `shard/` or `server/`.
 
 use monoio::io::{AsyncReadRent, OwnedReadHalf};
 use monoio::net::TcpStream;
@@ -81,6 +84,26 @@ pub(crate) fn recv_now(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<Option<usize>
             io::ErrorKind::WouldBlock => return Ok(None),
             _ => return Err(e),
         }
+    }
+}
+
+/// Stable cause names for I/O errors.
+pub fn io_cause(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) => "refused",
+        Some(libc::ECONNRESET) => "reset",
+        Some(libc::EPIPE) => "broken_pipe",
+        Some(libc::EADDRNOTAVAIL) => "port_exhausted",
+        Some(libc::EMFILE) | Some(libc::ENFILE) => "fd_limit",
+        Some(libc::ETIMEDOUT) => "timed_out",
+        Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH) => "unreachable",
+        Some(libc::ENOBUFS) | Some(libc::ENOMEM) => "no_memory",
+        _ => match e.kind() {
+            io::ErrorKind::ConnectionRefused => "refused",
+            io::ErrorKind::ConnectionReset => "reset",
+            io::ErrorKind::TimedOut => "timed_out",
+            _ => "io_error",
+        },
     }
 }
 

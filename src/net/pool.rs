@@ -6,6 +6,9 @@
 //! A shard keeps two pools: reads (sized for the workload's messages) and writes
 //! (small, grown by the frames written into them), so ten thousand connections
 //! closing or answering at once borrow a few hundred bytes each, not kilobytes.
+//! The built-in server's shards keep the same two pools.
+//!
+//! Part of `net/`, below both sides: it must never import `shard/` or `server/`.
 
 use std::cell::RefCell;
 

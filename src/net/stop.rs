@@ -24,6 +24,9 @@
 //! no timer, until the close window is over.
 //!
 //! Single-threaded by design: `Cell`/`RefCell`, never shared with another thread.
+//!
+//! The built-in server's shards stop their connections with it too. Part of
+//! `net/`, below both sides: it must never import `shard/` or `server/`.
 
 use monoio::io::{CancelHandle, Canceller};
 use std::cell::{Cell, RefCell};
