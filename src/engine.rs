@@ -18,13 +18,34 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+/// What becomes of a run's results: the files written and the thresholds and
+/// bands they are judged by (the plan says how the load runs; this, what is
+/// done with what it measured).
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    pub json: Option<std::path::PathBuf>,
+    /// HTML, CSV and .hgrm files rendered from the results.
+    pub reports: crate::report::outputs::ReportFiles,
+    /// HdrHistogram interval log of the round trip, one interval per second.
+    pub hlog: Option<std::path::PathBuf>,
+    /// Thresholds and assessment bands the results are judged by.
+    pub judge: crate::thresholds::Judge,
+}
+
+/// A run as the engine takes it: the plan and its outputs.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub plan: Plan,
+    pub outputs: Outputs,
+}
+
 /// Runs a load as configured; Ctrl-C (SIGINT/SIGTERM) ends it early.
-pub fn run(cfg: Plan) -> Result<RunResults> {
+pub fn run(cfg: Run) -> Result<RunResults> {
     run_with_interrupt(cfg, crate::sys::interrupt_flag())
 }
 
 /// Runs a load that ends early when `interrupt` is set.
-pub fn run_with_interrupt(cfg: Plan, interrupt: Arc<AtomicBool>) -> Result<RunResults> {
+pub fn run_with_interrupt(cfg: Run, interrupt: Arc<AtomicBool>) -> Result<RunResults> {
     run_with::<NoSink>(cfg, interrupt, None, None).map(|(r, _)| r)
 }
 
@@ -41,19 +62,23 @@ impl crate::metrics::SecondSink for NoSink {
 /// every final second to `sink` (which may set `interrupt` to end the run), and
 /// gives the sink back with the results.
 pub fn run_with<S: crate::metrics::SecondSink + 'static>(
-    cfg: Plan,
+    run: Run,
     interrupt: Arc<AtomicBool>,
     live: Option<Arc<shard::Live>>,
     mut sink: Option<S>,
 ) -> Result<(RunResults, Option<S>)> {
+    let Run {
+        plan: cfg,
+        outputs: out,
+    } = run;
     let nofile = crate::host::check_fds(&cfg)?;
     crate::host::check_ports(&crate::host::demand(&cfg)).map_err(Error::HostLimit)?;
     // Fail on an unwritable output now, not after a long run.
-    if let Some(p) = &cfg.json {
+    if let Some(p) = &out.json {
         crate::report::check_writable(p)?;
     }
-    cfg.reports.check()?;
-    if let Some(p) = &cfg.hlog {
+    out.reports.check()?;
+    if let Some(p) = &out.hlog {
         crate::report::check_writable(p)?;
     }
     // A taken metrics port is an error now, not a dashboard without data later.
@@ -121,7 +146,7 @@ pub fn run_with<S: crate::metrics::SecondSink + 'static>(
         },
         metrics: exporter.as_ref().map(|(m, _)| m.clone()),
     };
-    let mut hlog = match &cfg.hlog {
+    let mut hlog = match &out.hlog {
         Some(p) => Some(crate::report::hdr::IntervalLog::create(
             p,
             UNIX_EPOCH + std::time::Duration::from_secs_f64(started_at_unix),
@@ -208,16 +233,16 @@ pub fn run_with<S: crate::metrics::SecondSink + 'static>(
         interrupted,
         nofile,
     );
-    cfg.judge.apply(&mut results);
+    out.judge.apply(&mut results);
     drop(exporter);
     // A file that cannot be written now must not lose the run: the results then
     // go to a fallback JSON file, and the error says where.
-    let written = match &cfg.json {
+    let written = match &out.json {
         Some(p) => crate::report::write_json(p, &results),
         None => Ok(()),
     }
     .and_then(|_| hlog.map_or(Ok(()), |h| h.finish()))
-    .and_then(|_| cfg.reports.write(&results));
+    .and_then(|_| out.reports.write(&results));
     if let Err(e) = written {
         return Err(crate::report::outputs::with_fallback(e, &results));
     }

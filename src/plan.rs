@@ -48,16 +48,9 @@ pub struct Plan {
     /// One core per load shard.
     pub shard_cores: Vec<usize>,
     pub io_driver: crate::vocab::kinds::IoDriver,
-    pub json: Option<std::path::PathBuf>,
-    /// HTML, CSV and .hgrm files rendered from the results.
-    pub reports: crate::report::outputs::ReportFiles,
-    /// HdrHistogram interval log of the round trip, one interval per second.
-    pub hlog: Option<std::path::PathBuf>,
     pub quiet: bool,
     /// Where to serve Prometheus metrics during the run.
     pub metrics_addr: Option<std::net::SocketAddr>,
-    /// Thresholds and assessment bands the results are judged by.
-    pub judge: crate::thresholds::Judge,
     /// Each shard's slice: its core, its connection ids, its share of the load.
     pub shards: Vec<ShardPlan>,
 }

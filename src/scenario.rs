@@ -18,9 +18,9 @@
 //! duration = "45s"
 //! ```
 
+use crate::engine::Run;
 use crate::error::{Error, Result};
 use crate::merge::{merge, Timing};
-use crate::plan::Plan;
 use crate::results::RunResults;
 use clap::CommandFactory;
 use serde::Serialize;
@@ -30,7 +30,7 @@ use std::path::Path;
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub name: String,
-    pub config: Plan,
+    pub config: crate::engine::Run,
 }
 
 /// A parsed scenario file.
@@ -221,7 +221,7 @@ pub fn parse(text: &str, file: &str) -> Result<ScenarioFile> {
             }
         }
         let config =
-            Plan::from_args(&argv).map_err(|e| err(start, format!("scenario '{name}': {e}")))?;
+            Run::from_args(&argv).map_err(|e| err(start, format!("scenario '{name}': {e}")))?;
         scenarios.push(Scenario { name, config });
     }
     Ok(ScenarioFile { timing, scenarios })
@@ -237,7 +237,7 @@ pub fn run(file: ScenarioFile, quiet: bool) -> Result<ScenarioResults> {
                     eprintln!("== scenario {}", s.name);
                 }
                 let mut cfg = s.config;
-                cfg.quiet |= quiet;
+                cfg.plan.quiet |= quiet;
                 let results = crate::engine::run(cfg)?;
                 let stop = results.interrupted;
                 named.push(NamedResults {
@@ -256,7 +256,7 @@ pub fn run(file: ScenarioFile, quiet: bool) -> Result<ScenarioResults> {
                 .map(|s| {
                     let mut cfg = s.config;
                     // Several progress lines at once would garble each other.
-                    cfg.quiet = true;
+                    cfg.plan.quiet = true;
                     let name = s.name;
                     std::thread::spawn(move || (name, crate::engine::run(cfg)))
                 })
@@ -316,12 +316,12 @@ duration = "5s"
         assert_eq!(f.scenarios.len(), 2);
         let d = &f.scenarios[0];
         assert_eq!(d.name, "direct");
-        assert_eq!(d.config.connections, 80);
-        assert_eq!(d.config.workload.name, "chat");
-        assert_eq!(d.config.duration.as_secs(), 2);
+        assert_eq!(d.config.plan.connections, 80);
+        assert_eq!(d.config.plan.workload.name, "chat");
+        assert_eq!(d.config.plan.duration.as_secs(), 2);
         let fl = &f.scenarios[1];
-        assert_eq!(fl.config.duration.as_secs(), 5);
-        assert_eq!(fl.config.workload.inflight(), 8);
+        assert_eq!(fl.config.plan.duration.as_secs(), 5);
+        assert_eq!(fl.config.plan.workload.inflight(), 8);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 mod support;
 
 use std::process::Command;
-use wsherd::plan::Plan;
+use wsherd::engine::Run;
 use wsherd::server::ServeConfig;
 
 #[test]
@@ -49,7 +49,7 @@ fn agents_split_the_run_and_merge_losslessly() {
                 "--json".into(),
                 files[i - 1].clone(),
             ];
-            std::thread::spawn(move || wsherd::run(Plan::from_args(args).unwrap()).unwrap())
+            std::thread::spawn(move || wsherd::run(Run::from_args(args).unwrap()).unwrap())
         })
         .collect();
     let parts: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();

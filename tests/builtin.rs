@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wsherd::plan::Plan;
+use wsherd::engine::Run;
 use wsherd::results::RunResults;
 use wsherd::server::ServeConfig;
 
@@ -37,7 +37,7 @@ fn assert_clean(r: &RunResults, conns: u64) {
 fn echo_against_served_server_accounts_for_everything() {
     let srv = serve();
     let url = format!("ws://{}/", srv.addr());
-    let cfg = Plan::from_args([
+    let cfg = Run::from_args([
         url.as_str(),
         "-c",
         "200",
@@ -71,7 +71,7 @@ fn echo_against_served_server_accounts_for_everything() {
 
 #[test]
 fn embedded_default_runs_text_and_epoll() {
-    let cfg = Plan::from_args([
+    let cfg = Run::from_args([
         "-c",
         "20",
         "-d",
@@ -97,7 +97,7 @@ fn embedded_default_runs_text_and_epoll() {
 fn idle_holds_connections_without_messages() {
     let srv = serve();
     let url = format!("ws://{}/", srv.addr());
-    let cfg = Plan::from_args([
+    let cfg = Run::from_args([
         url.as_str(),
         "-c",
         "300",
@@ -123,7 +123,7 @@ fn connect_rate_paces_new_connections() {
     let srv = serve();
     let url = format!("ws://{}/", srv.addr());
     // 40 connections at 20/s take about 2 s to open: the first second opens ~20.
-    let cfg = Plan::from_args([
+    let cfg = Run::from_args([
         url.as_str(),
         "-c",
         "40",
@@ -154,7 +154,7 @@ fn interrupt_stops_early_and_keeps_the_ledger() {
         std::thread::sleep(Duration::from_millis(1200));
         f.store(true, Ordering::SeqCst);
     });
-    let cfg = Plan::from_args(["-c", "50", "-d", "60s", "-q"]).unwrap();
+    let cfg = Run::from_args(["-c", "50", "-d", "60s", "-q"]).unwrap();
     let t0 = Instant::now();
     let r = wsherd::engine::run_with_interrupt(cfg, flag).unwrap();
     t.join().unwrap();
@@ -174,7 +174,7 @@ fn server_going_away_mid_run_is_counted() {
     let srv = serve();
     let url = format!("ws://{}/", srv.addr());
     let runner = std::thread::spawn(move || {
-        let cfg = Plan::from_args([
+        let cfg = Run::from_args([
             url.as_str(),
             "-c",
             "30",
@@ -210,7 +210,7 @@ fn a_plan_beyond_the_open_file_limit_is_refused_before_starting() {
     }
     // The embedded server holds the other end of every connection: 2 files each.
     let c = hard.to_string();
-    let cfg = Plan::from_args(["-c", c.as_str(), "-d", "1s", "-q"]).unwrap();
+    let cfg = Run::from_args(["-c", c.as_str(), "-d", "1s", "-q"]).unwrap();
     let t0 = Instant::now();
     let e = wsherd::run(cfg).unwrap_err();
     assert!(t0.elapsed() < Duration::from_secs(2), "refused late");

@@ -9,7 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 use support::{run, run_bin, serial};
-use wsherd::plan::Plan;
+use wsherd::engine::Run;
 use wsherd::server::ServeConfig;
 use wsherd::server::ServerHandle;
 
@@ -165,7 +165,7 @@ fn bad_knobs_are_usage_errors() {
     }
     // Test knobs of `wsherd serve` only: the embedded server of `run` has none.
     for knob in ["--max-connections", "--service-time"] {
-        let e = Plan::from_args([knob, "10ms"]).expect_err(knob);
+        let e = Run::from_args([knob, "10ms"]).expect_err(knob);
         assert_eq!(e.exit_code(), 2, "{knob}: {e}");
     }
     let help = run_bin(&["serve", "--help"], Duration::from_secs(10));

@@ -44,7 +44,7 @@ fn run_refuses_more_connections_per_target_than_ports() {
         .map(|x| x.parse().unwrap())
         .collect();
     let too_many = (r[1] - r[0] + 2).to_string();
-    let cfg = wsherd::plan::Plan::from_args([
+    let cfg = wsherd::engine::Run::from_args([
         "ws://127.0.0.1:9/",
         "-c",
         too_many.as_str(),

@@ -362,7 +362,7 @@ fn bad_input_in_process_is_usage_error() {
         &["ws://127.0.0.1:9/", "--size", "59", "--text"],
         &["ws://127.0.0.1:9/", "--size", "31"],
     ] {
-        match wsherd::plan::Plan::from_args(args.iter().copied()) {
+        match wsherd::engine::Run::from_args(args.iter().copied()) {
             Ok(_) => panic!("{args:?} accepted"),
             Err(e) => {
                 assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
@@ -383,7 +383,7 @@ fn minimum_sizes_are_accepted() {
         &["ws://127.0.0.1:9/", "--size", "32"][..],
         &["ws://127.0.0.1:9/", "--size", "60", "--text"],
     ] {
-        if let Err(e) = wsherd::plan::Plan::from_args(args.iter().copied()) {
+        if let Err(e) = wsherd::engine::Run::from_args(args.iter().copied()) {
             panic!("{args:?} rejected: {e}");
         }
     }

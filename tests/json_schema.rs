@@ -14,7 +14,7 @@ fn test_json_schema() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.json");
     let p = path.to_str().unwrap();
-    let cfg = wsherd::plan::Plan::from_args([
+    let cfg = wsherd::engine::Run::from_args([
         "-c",
         "20",
         "-d",

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::{run, serial, try_run, Server};
 use tokio_tungstenite::tungstenite::Message;
-use wsherd::plan::Plan;
+use wsherd::engine::Run;
 use wsherd::results::RunResults;
 use wsherd::stamp::Stamp;
 
@@ -34,10 +34,10 @@ fn assert_clean(r: &RunResults) {
 
 /// Renders one message the way the run's connections do.
 fn render(args: &[&str], stamp: Stamp) -> Vec<u8> {
-    let cfg = Plan::from_args(args).unwrap();
-    let mut buf = vec![0u8; cfg.payload.size];
-    cfg.payload.write(stamp, &mut buf);
-    assert_eq!(cfg.payload.read(&buf), Some(stamp));
+    let cfg = Run::from_args(args).unwrap();
+    let mut buf = vec![0u8; cfg.plan.payload.size];
+    cfg.plan.payload.write(stamp, &mut buf);
+    assert_eq!(cfg.plan.payload.read(&buf), Some(stamp));
     buf
 }
 
@@ -244,7 +244,7 @@ fn template_survives_a_json_parsing_echo() {
 }
 
 fn usage_error(args: &[&str]) -> String {
-    let e = Plan::from_args(args).expect_err("a usage error");
+    let e = Run::from_args(args).expect_err("a usage error");
     assert_eq!(e.exit_code(), 2, "{e}");
     e.to_string()
 }
@@ -268,7 +268,7 @@ fn bad_templates_are_usage_errors_with_the_position() {
     assert!(e.contains("'{{'"), "{e}");
     assert!(e.ends_with("at byte 0"), "{e}");
     // And a good one runs (nothing refused before the run starts).
-    assert!(Plan::from_args(["-q", "--text", "--template", CHAT]).is_ok());
+    assert!(Run::from_args(["-q", "--text", "--template", CHAT]).is_ok());
 }
 
 #[test]
@@ -279,7 +279,7 @@ fn bad_payload_files_are_usage_errors_naming_the_file() {
     assert!(e.contains(path), "{e}");
     assert!(e.contains("first invalid byte at offset 12"), "{e}");
     // The same file is a fine binary body.
-    assert!(Plan::from_args(["-q", "--binary", "--payload-file", path]).is_ok());
+    assert!(Run::from_args(["-q", "--binary", "--payload-file", path]).is_ok());
 
     let empty = file_with(b"");
     let path = empty.path().to_str().unwrap();
@@ -311,8 +311,8 @@ fn bad_payload_files_are_usage_errors_naming_the_file() {
 
 #[test]
 fn an_open_loop_template_needs_the_intended_time_and_pings_take_no_template() {
-    use wsherd::plan::Plan;
-    let e = Plan::from_args([
+    use wsherd::engine::Run;
+    let e = Run::from_args([
         "--rate",
         "100",
         "--template",
@@ -321,7 +321,7 @@ fn an_open_loop_template_needs_the_intended_time_and_pings_take_no_template() {
     .unwrap_err();
     assert_eq!(e.exit_code(), 2);
     assert!(e.to_string().contains("{intended}"), "{e}");
-    let e = Plan::from_args([
+    let e = Run::from_args([
         "--workload",
         "ping",
         "--template",

@@ -27,9 +27,9 @@ fn shipped_examples_are_valid() {
             "broadcast-single-message"
         ]
     );
-    assert_eq!(seed.scenarios[0].config.connections, 80);
-    assert_eq!(seed.scenarios[1].config.connections, 200);
-    assert_eq!(seed.scenarios[2].config.connections, 750);
+    assert_eq!(seed.scenarios[0].config.plan.connections, 80);
+    assert_eq!(seed.scenarios[1].config.plan.connections, 200);
+    assert_eq!(seed.scenarios[2].config.plan.connections, 750);
 }
 
 fn run_file(toml: &str) -> serde_json::Value {

@@ -575,7 +575,7 @@ mod tests {
     fn plan(dimension: Dimension, args: &[&str]) -> Params {
         let mut all = vec!["ws://127.0.0.1:9/", "--shards", "1"];
         all.extend_from_slice(args);
-        let cfg = crate::plan::Plan::from_args(all).unwrap();
+        let cfg = crate::engine::Run::from_args(all).unwrap().plan;
         Params {
             targets: cfg.targets.clone(),
             cfg,

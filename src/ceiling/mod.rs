@@ -124,7 +124,15 @@ pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults
         }
     }
     let controller = control::Controller::new(plan, live.clone(), stop.clone(), search);
-    let ran = crate::engine::run_with(setup.run.clone(), stop, Some(live), Some(controller));
+    let ran = crate::engine::run_with(
+        crate::engine::Run {
+            plan: setup.run.clone(),
+            outputs: Default::default(),
+        },
+        stop,
+        Some(live),
+        Some(controller),
+    );
     done.store(true, Ordering::Relaxed);
     let _ = relay.join();
     let (mut run, controller) = ran?;

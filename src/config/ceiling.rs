@@ -48,7 +48,11 @@ pub fn setup_from(a: CeilingArgs) -> Result<Setup> {
                 session_rate: Some(start),
                 ..shape
             };
-            (build(&a.load, shape)?, a.max.unwrap_or(MAX_SESSIONS), None)
+            (
+                build(&a.load, shape)?.plan,
+                a.max.unwrap_or(MAX_SESSIONS),
+                None,
+            )
         }
     };
     Ok(Setup {
@@ -174,7 +178,8 @@ fn connections_run(
             connections: Some(a.max.unwrap_or(start) as u64),
             ..shape.clone()
         },
-    )?;
+    )?
+    .plan;
     let (fit, why) = host_fit(&probe);
     let (max, reason) = match a.max {
         Some(m) if m > fit as f64 => {
@@ -206,7 +211,7 @@ fn connections_run(
         connections: Some(max as u64),
         ..shape
     };
-    Ok((build(&a.load, shape)?, max, reason))
+    Ok((build(&a.load, shape)?.plan, max, reason))
 }
 
 /// A rate search over -c connections, each scheduled at most
@@ -240,7 +245,7 @@ fn rate_run(a: &CeilingArgs, shape: RunShape, start: f64) -> Result<(Plan, f64, 
         rate: Some(start),
         ..shape
     };
-    Ok((build(&a.load, shape)?, max, reason))
+    Ok((build(&a.load, shape)?.plan, max, reason))
 }
 
 /// `--slo 'rtt.p99<50ms,errors<0.1%'` (repeatable) into thresholds.

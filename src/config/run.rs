@@ -6,6 +6,7 @@
 //! flag fixes it. Never imports the command layer, the engine or the shards.
 
 use crate::cli::{LoadArgs, RunArgs};
+use crate::engine::{Outputs, Run};
 use crate::error::{Error, Result};
 use crate::pacer::{parse_stages, Profile, Stage};
 use crate::payload::{PayloadKind, PayloadSpec};
@@ -81,9 +82,9 @@ impl RunShape {
     }
 }
 
-impl Plan {
+impl Run {
     /// Parses what follows `wsherd run` on a command line and plans it.
-    pub fn from_args<I, S>(args: I) -> Result<Plan>
+    pub fn from_args<I, S>(args: I) -> Result<Run>
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString> + Clone,
@@ -93,7 +94,7 @@ impl Plan {
 }
 
 /// `wsherd run`'s flags into a plan.
-pub fn plan_run(a: RunArgs) -> Result<Plan> {
+pub fn plan_run(a: RunArgs) -> Result<Run> {
     let (l, shape) = RunShape::of(a)?;
     build(&l, shape)
 }
@@ -318,7 +319,7 @@ fn constant_rate(sh: &RunShape, workload: &Workload, load: &Load, share: f64) ->
 }
 
 /// Checks the load flags and the shape against each other and plans the run.
-pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Plan> {
+pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
     let mut load = load_from(&sh)?;
     let total = load.connections;
     let agent = agent_share(sh.agent.as_deref(), total)?;
@@ -369,20 +370,24 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Plan> {
         close_timeout,
         shard_cores,
         io_driver: l.conn.io_driver.into(),
-        json: sh.json,
-        reports: sh.reports,
-        hlog: sh.hlog,
         quiet: sh.quiet,
         metrics_addr: l
             .metrics_addr
             .as_deref()
             .map(crate::export::parse_addr)
             .transpose()?,
-        judge: sh.judge,
         shards: Vec::new(),
     };
     plan.split_shards();
-    Ok(plan)
+    Ok(Run {
+        plan,
+        outputs: Outputs {
+            json: sh.json,
+            reports: sh.reports,
+            hlog: sh.hlog,
+            judge: sh.judge,
+        },
+    })
 }
 
 /// The cores a process may run on (its affinity mask), in order.
@@ -807,26 +812,26 @@ mod tests {
 
     #[test]
     fn cross_flag_checks() {
-        let e = Plan::from_args(["ws://127.0.0.1:1/", "-c", "0"]).unwrap_err();
+        let e = Run::from_args(["ws://127.0.0.1:1/", "-c", "0"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("-c 0"));
-        let e = Plan::from_args(["ws://127.0.0.1:1/", "--size", "3"]).unwrap_err();
+        let e = Run::from_args(["ws://127.0.0.1:1/", "--size", "3"]).unwrap_err();
         assert!(e.to_string().contains("timing header"), "{e}");
-        let e = Plan::from_args(["ws://127.0.0.1:1/", "--server-shards", "1"]).unwrap_err();
+        let e = Run::from_args(["ws://127.0.0.1:1/", "--server-shards", "1"]).unwrap_err();
         assert!(e.to_string().contains("embedded"));
-        let e = Plan::from_args(["ws://127.0.0.1:1/", "-d", "-5s"]).unwrap_err();
+        let e = Run::from_args(["ws://127.0.0.1:1/", "-d", "-5s"]).unwrap_err();
         assert!(e.to_string().contains("negative"), "{e}");
     }
 
     #[test]
     fn embedded_server_gets_its_own_cores() {
-        let c = Plan::from_args(["-c", "10"]).unwrap();
-        assert!(c.embedded());
-        assert!(!c.server_cores.is_empty());
+        let c = Run::from_args(["-c", "10"]).unwrap();
+        assert!(c.plan.embedded());
+        assert!(!c.plan.server_cores.is_empty());
         if available_cores().len() >= 2 {
-            for core in &c.shard_cores {
+            for core in &c.plan.shard_cores {
                 assert!(
-                    !c.server_cores.contains(core),
+                    !c.plan.server_cores.contains(core),
                     "load and server share a core"
                 );
             }
@@ -835,7 +840,7 @@ mod tests {
 
     #[test]
     fn fewer_shards_than_connections() {
-        let c = Plan::from_args(["ws://127.0.0.1:1/", "-c", "1"]).unwrap();
-        assert_eq!(c.shard_cores.len(), 1);
+        let c = Run::from_args(["ws://127.0.0.1:1/", "-c", "1"]).unwrap();
+        assert_eq!(c.plan.shard_cores.len(), 1);
     }
 }

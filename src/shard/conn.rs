@@ -16,13 +16,11 @@
 //! no lock, no atomic, no cross-thread call. An idle connection holds no buffer and
 //! no timer: its task is under 1 KiB (the phases with large state are boxed).
 
-use super::{Shard, CLOSE_WAIT};
+use super::exchange::{on_read, queue_messages, Conn, End};
+use super::state::{Shard, CLOSE_WAIT};
 use crate::net::sock::io_cause;
 use crate::net::stop::{CLOSE_OVER, DRAINED, STOPPED};
-use crate::payload::PayloadKind;
-use crate::stamp::Stamp;
-use crate::workload::Message;
-use crate::ws::frame::{self, From, Kind};
+use crate::ws::frame::{self, Kind};
 use crate::ws::handshake;
 use monoio::buf::IoBuf;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent};
@@ -31,24 +29,6 @@ use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// Largest frame accepted from a server.
-const MAX_FRAME: usize = 64 << 20;
-
-/// How a connection's active phase ended.
-#[derive(Debug, PartialEq)]
-pub(super) enum End {
-    /// The run stopped: drain and close.
-    Stopped,
-    /// A session exchanged all its messages: close.
-    Done,
-    /// The connection broke (cause as counted).
-    Lost(&'static str),
-    /// The server sent a close frame with this code.
-    ClosedByServer(u16),
-    /// The server broke the protocol.
-    Protocol(&'static str),
-}
-
 /// What a read produced.
 enum Read {
     Data(Vec<u8>),
@@ -56,36 +36,6 @@ enum Read {
     Failed(io::Error),
     /// The slot reached the phase the read was waiting on.
     Interrupted,
-}
-
-/// Per-connection state. Small on purpose: thousands of these live per shard.
-pub(super) struct Conn {
-    pub(super) id: u32,
-    pub(super) slot: usize,
-    /// Bytes of a frame that has not fully arrived yet (normally empty).
-    pub(super) pending: Vec<u8>,
-    /// A fragmented message being reassembled (rare: boxed, so that it costs 8 bytes
-    /// rather than 24 in every connection's task).
-    #[allow(clippy::box_collection)]
-    pub(super) frag: Option<Box<Vec<u8>>>,
-    pub(super) next_seq: u64,
-    pub(super) acked: u64,
-    /// Set once the run stops: send no new messages.
-    pub(super) stopping: bool,
-    /// Messages this connection may still send (sessions), else u64::MAX.
-    pub(super) budget: u64,
-    /// Messages owed after a think time (chat).
-    pub(super) owed: u32,
-    /// Broadcast: the next sequence number expected from each publisher.
-    pub(super) seen: Box<[u64]>,
-    pub(super) got_close: Option<u16>,
-}
-
-impl Conn {
-    #[inline]
-    pub(super) fn outstanding(&self) -> u64 {
-        self.next_seq - self.acked
-    }
 }
 
 /// Runs one connection to its end and accounts for it. With `staged`, the caller (a
@@ -413,240 +363,6 @@ async fn flush(
     }
     shard.wpool.put(out);
     Ok(())
-}
-
-/// Appends `n` new messages to `out`, sent now and meant to be sent now (closed loop).
-#[inline]
-fn queue_messages(shard: &Shard, c: &mut Conn, out: &mut Vec<u8>, n: u32) {
-    if n == 0 || c.stopping {
-        return;
-    }
-    let n = (n as u64).min(c.budget) as u32;
-    c.budget -= n as u64;
-    for _ in 0..n {
-        let now = shard.now_ns();
-        queue_message(shard, c, out, now, now);
-    }
-}
-
-/// Appends one message with its timing header to `out` and counts it.
-#[inline]
-pub(super) fn queue_message(
-    shard: &Shard,
-    c: &mut Conn,
-    out: &mut Vec<u8>,
-    sent: u64,
-    intended: u64,
-) {
-    let spec = &shard.run.plan.payload;
-    let kind = match (shard.run.plan.workload.message, spec.kind) {
-        (Message::Ping, _) => Kind::Ping,
-        (Message::Data, PayloadKind::Binary) => Kind::Binary,
-        (Message::Data, PayloadKind::Text) => Kind::Text,
-    };
-    let stamp = Stamp {
-        conn: c.id,
-        seq: c.next_seq,
-        ts: sent,
-        intended,
-    };
-    c.next_seq += 1;
-    let before = out.len();
-    let key = shard.rng.borrow_mut().next_key();
-    frame::write_client_frame(out, kind, key, spec.size, |dst| spec.write(stamp, dst));
-    let mut st = shard.stats.borrow_mut();
-    st.counters.sent += 1;
-    st.counters.bytes_sent += (out.len() - before) as u64;
-    shard.outstanding.set(shard.outstanding.get() + 1);
-}
-
-/// A reply (an echo, or a PONG for ping workloads) arrived: match it to its send.
-/// Returns how many new messages the workload sends in answer.
-#[inline]
-fn on_reply(shard: &Shard, c: &mut Conn, payload: &[u8], now_ns: u64) -> u32 {
-    let mut st = shard.stats.borrow_mut();
-    match shard.run.plan.payload.read(payload) {
-        Some(s) if s.conn == c.id && s.seq == c.acked && c.acked < c.next_seq => {
-            // From the intended send: equal to the actual send in a closed loop,
-            // the coordinated-omission-corrected latency in an open loop.
-            st.rtt.saturating_record(now_ns.saturating_sub(s.intended));
-            if shard.run.plan.workload.open_loop() {
-                st.rtt_uncorrected
-                    .saturating_record(now_ns.saturating_sub(s.ts));
-            }
-            st.counters.received += 1;
-            c.acked += 1;
-            shard.outstanding.set(shard.outstanding.get() - 1);
-            shard.run.plan.workload.sends_per_reply()
-        }
-        _ => {
-            st.counters.unexpected += 1;
-            0
-        }
-    }
-}
-
-/// No copy from this publisher yet.
-const UNSEEN: u64 = u64::MAX;
-
-/// A broadcast copy: time its delivery, check it against the publisher's sequence,
-/// and (for the publisher's own copy) settle the ledger like an echo.
-fn on_delivery(
-    shard: &Shard,
-    c: &mut Conn,
-    payload: &[u8],
-    now_ns: u64,
-    b: crate::workload::Broadcast,
-) {
-    let stamp = shard.run.plan.payload.read(payload);
-    let Some((s, p)) = stamp.and_then(|s| b.publisher(s.conn as u64).map(|p| (s, p as usize)))
-    else {
-        shard.stats.borrow_mut().counters.unexpected += 1;
-        return;
-    };
-    if c.seen.is_empty() {
-        c.seen = vec![UNSEEN; b.publishers as usize].into_boxed_slice();
-    }
-    {
-        let mut st = shard.stats.borrow_mut();
-        st.delivery
-            .saturating_record(now_ns.saturating_sub(s.intended));
-        st.counters.delivered += 1;
-        // A connection that joined late starts counting from the first copy it
-        // sees of each publisher: earlier messages were never its to miss.
-        let expected = if c.seen[p] == UNSEEN {
-            s.seq
-        } else {
-            c.seen[p]
-        };
-        if s.seq >= expected {
-            st.counters.missing += s.seq - expected;
-            c.seen[p] = s.seq + 1;
-        } else {
-            st.counters.duplicates += 1;
-        }
-    }
-    if s.conn == c.id {
-        on_reply(shard, c, payload, now_ns);
-    }
-}
-
-/// A complete data message: the reply itself, or (for ping workloads) unexpected.
-#[inline]
-fn on_data(shard: &Shard, c: &mut Conn, payload: &[u8], now_ns: u64) -> u32 {
-    if let Some(b) = shard.run.plan.workload.broadcast {
-        on_delivery(shard, c, payload, now_ns, b);
-        return 0;
-    }
-    match shard.run.plan.workload.message {
-        Message::Data => on_reply(shard, c, payload, now_ns),
-        Message::Ping => {
-            shard.stats.borrow_mut().counters.unexpected += 1;
-            0
-        }
-    }
-}
-
-/// Handles every complete frame at the start of `data`; queues replies (pongs, new
-/// messages) into `out`. Returns the bytes consumed.
-fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Result<usize, End> {
-    let now = shard.now_ns();
-    let mut pos = 0;
-    let mut to_send = 0u32;
-    let mut result = Ok(());
-    while pos < data.len() {
-        let f = match frame::parse(&data[pos..], From::Server, MAX_FRAME) {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                result = Err(End::Protocol(e.name()));
-                break;
-            }
-        };
-        let payload = &data[pos + f.header_len..pos + f.total_len()];
-        pos += f.total_len();
-        match f.kind {
-            Kind::Text | Kind::Binary if c.frag.is_none() => {
-                if f.fin {
-                    to_send += on_data(shard, c, payload, now);
-                } else {
-                    c.frag = Some(Box::new(payload.to_vec()));
-                }
-            }
-            Kind::Continuation if c.frag.is_some() => {
-                let buf = c.frag.as_mut().expect("checked above");
-                buf.extend_from_slice(payload);
-                if f.fin {
-                    let whole = c.frag.take().unwrap_or_default();
-                    to_send += on_data(shard, c, &whole, now);
-                }
-            }
-            Kind::Text | Kind::Binary | Kind::Continuation => {
-                result = Err(End::Protocol("protocol_bad_fragmentation"));
-                break;
-            }
-            Kind::Ping => {
-                let key = shard.rng.borrow_mut().next_key();
-                frame::write_client_frame_bytes(out, Kind::Pong, key, payload);
-                shard.stats.borrow_mut().counters.pings_answered += 1;
-            }
-            Kind::Pong => {
-                // Our timed pings come back as pongs; unsolicited pongs (RFC 6455
-                // allows them as heartbeats) carry no stamp of ours and are ignored.
-                if shard.run.plan.workload.message == Message::Ping
-                    && shard.run.plan.payload.read(payload).is_some()
-                {
-                    to_send += on_reply(shard, c, payload, now);
-                }
-            }
-            Kind::Close => {
-                let code = frame::close_code(payload);
-                c.got_close = Some(code);
-                result = Err(End::ClosedByServer(code));
-                break;
-            }
-        }
-    }
-    shard.stats.borrow_mut().counters.bytes_received += pos as u64;
-    if shard.run.plan.workload.think().is_some() {
-        // Chat: the next message goes out after the think time (see `active`).
-        c.owed += to_send;
-    } else {
-        queue_messages(shard, c, out, to_send);
-    }
-    result.map(|_| pos)
-}
-
-/// Feeds a read buffer through the frame parser, keeping any partial frame.
-pub(super) fn on_read(
-    shard: &Shard,
-    c: &mut Conn,
-    buf: Vec<u8>,
-    out: &mut Vec<u8>,
-) -> Result<(), End> {
-    let res = if c.pending.is_empty() {
-        let r = on_bytes(shard, c, &buf, out);
-        if let Ok(used) = r {
-            if used < buf.len() {
-                c.pending.extend_from_slice(&buf[used..]);
-            }
-        }
-        r
-    } else {
-        let mut pending = std::mem::take(&mut c.pending);
-        pending.extend_from_slice(&buf);
-        let r = on_bytes(shard, c, &pending, out);
-        if let Ok(used) = r {
-            pending.drain(..used);
-            if pending.is_empty() && pending.capacity() > 4096 {
-                pending = Vec::new();
-            }
-        }
-        c.pending = pending;
-        r
-    };
-    shard.pool.put(buf);
-    res.map(|_| ())
 }
 
 /// The workload phase: runs until the stop signal, a close from the server, or a

@@ -9,8 +9,8 @@
 //! nothing is expected it waits for readiness holding no buffer. Heartbeats (idle
 //! with --heartbeat) and broadcast publishers run here too.
 
-use super::conn::{on_read, queue_message, Conn, End};
-use super::Shard;
+use super::exchange::{on_read, queue_message, Conn, End};
+use super::state::Shard;
 use crate::net::sock::io_cause;
 use monoio::io::{AsyncWriteRentExt, CancelableAsyncReadRent, Splitable};
 use monoio::net::TcpStream;

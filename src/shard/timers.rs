@@ -11,14 +11,13 @@
 //! ended, or filed a later deadline) only cause a spurious wake, which the waiting
 //! side re-checks. The heap is a `Vec`: no allocation per deadline once it has grown.
 
-use super::Shard;
+use crate::net::stop::StopSignal;
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::future::Future;
-use std::rc::Rc;
 use std::task::{Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Default)]
 pub struct Timers {
@@ -50,20 +49,21 @@ impl Timers {
     }
 }
 
-/// The shard's timer task: wakes due slots, then sleeps to the earliest deadline.
+/// The shard's timer task: wakes due slots of `stop`, then sleeps to the
+/// earliest deadline (deadlines are ns since `origin`, the run's clock origin).
 /// Runs until the shard's runtime ends.
-pub async fn run(shard: Rc<Shard>) {
-    let t = &shard.timers;
+pub async fn run(t: &Timers, stop: &StopSignal, origin: Instant) {
+    let now_ns = || origin.elapsed().as_nanos() as u64;
     t.armed.set(u64::MAX);
     let mut sleep = Box::pin(monoio::time::sleep(Duration::from_secs(3600)));
     loop {
-        let now = shard.now_ns();
+        let now = now_ns();
         loop {
             let top = t.heap.borrow().peek().map(|Reverse(e)| *e);
             match top {
                 Some((due, slot)) if due <= now => {
                     t.heap.borrow_mut().pop();
-                    shard.stop.wake_slot(slot as usize);
+                    stop.wake_slot(slot as usize);
                 }
                 _ => break,
             }
@@ -73,7 +73,7 @@ pub async fn run(shard: Rc<Shard>) {
         let wait = if next == u64::MAX {
             Duration::from_secs(3600)
         } else {
-            Duration::from_nanos(next.saturating_sub(shard.now_ns()))
+            Duration::from_nanos(next.saturating_sub(now_ns()))
         };
         sleep.as_mut().reset(monoio::time::Instant::now() + wait);
         // Until the deadline, or an earlier one filed (which wakes this task).

@@ -442,7 +442,7 @@ pub fn try_run(args: &[&str], limit: Duration) -> Result<RunResults, RunError> {
     std::thread::Builder::new()
         .name("wsherd-run".into())
         .spawn(move || {
-            let result = wsherd::plan::Plan::from_args(args)
+            let result = wsherd::engine::Run::from_args(args)
                 .and_then(wsherd::run)
                 .map_err(|e| RunError {
                     message: e.to_string(),
@@ -616,7 +616,7 @@ pub fn run_bin(args: &[&str], limit: Duration) -> BinOutput {
 /// error (exit code 2) whose message contains `why`.
 pub fn assert_usage_errors(cases: &[(&[&str], &str)]) {
     for (args, why) in cases {
-        let e = wsherd::plan::Plan::from_args(args.iter().copied())
+        let e = wsherd::engine::Run::from_args(args.iter().copied())
             .expect_err(&format!("{args:?} should be refused"));
         assert_eq!(e.exit_code(), 2, "{args:?}");
         assert!(e.to_string().contains(why), "{args:?}: {e}");

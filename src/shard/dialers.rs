@@ -1,0 +1,259 @@
+//! How a shard opens its connections: all of its slice at its connect rate,
+//! following a level over time (stages, a ceiling search's connections), or
+//! sessions on a schedule. Each connection then runs in `conn`.
+
+use super::conn;
+use super::state::{advance_end, Shard, CLOSE_WAIT};
+use crate::plan::ShardPlan;
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Opens the shard's connections at its pace until all are started or the run stops.
+pub(super) async fn dialer(shard: Rc<Shard>, plan: ShardPlan) {
+    let slot = shard.stop.slot();
+    let live = shard.run.live.as_ref().map(|l| l.dimension);
+    if let Some(rate) = shard.run.plan.workload.session.and_then(|s| s.rate) {
+        session_dialer(&shard, &plan, slot, rate).await;
+    } else if live == Some(crate::vocab::kinds::Dimension::Connections) {
+        staged_dialer(&shard, &plan, slot, &|_| shard.level.get()).await;
+    } else if live.is_some() {
+        // A search's rate runs over all -c connections for hours: one the target
+        // closes is dialed again (after a pause), or every later step runs short.
+        let all = shard.run.plan.connections as f64;
+        staged_dialer(&shard, &plan, slot, &|_| all).await;
+    } else if let Some(profile) = shard.run.plan.conn_profile.clone() {
+        staged_dialer(&shard, &plan, slot, &|t| profile.at(t)).await;
+    } else {
+        connection_dialer(&shard, &plan, slot).await;
+    }
+    shard.stop.release(slot);
+    shard.dialing_done.set(true);
+}
+
+/// Sleeps until `due`; false when the run stopped first.
+async fn sleep_until(shard: &Shard, slot: usize, due: Instant) -> bool {
+    let now = Instant::now();
+    due <= now
+        || shard
+            .stop
+            .until(slot, monoio::time::sleep(due - now))
+            .await
+            .is_some()
+}
+
+async fn connection_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize) {
+    let start = Instant::now();
+    let targets = shard.run.targets.len() as u64;
+    for i in 0..plan.count {
+        if shard.stop.is_set() {
+            break;
+        }
+        if plan.connect_rate > 0.0 {
+            let due = start + Duration::from_secs_f64(i as f64 / plan.connect_rate);
+            if !sleep_until(shard, slot, due).await {
+                break;
+            }
+        }
+        let id = plan.first_conn + i;
+        let target = (id % targets) as usize;
+        shard.live.set(shard.live.get() + 1);
+        monoio::spawn(conn::connection(shard.clone(), id as u32, target, None));
+    }
+}
+
+/// How often a staged dialer compares open connections with the target.
+const STAGE_TICK: Duration = Duration::from_millis(10);
+/// How long a staged dialer waits before it dials again for a connection that
+/// failed or was lost.
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
+/// A connection of a staged dialer.
+struct Staged {
+    id: u64,
+    slot: usize,
+    /// Set by the connection's task when it ended.
+    ended: Rc<Cell<bool>>,
+    /// When the dialer retired it (the target fell).
+    retired_at: Option<Instant>,
+}
+
+/// Connections that follow a target (the run's active connections at `t` seconds:
+/// a stage profile, or a ceiling search's live level): this shard's share of it,
+/// opened at the connect rate and closed (newest first, with a clean close) when
+/// the target falls. The connections already open are never touched by a rise.
+async fn staged_dialer(
+    shard: &Rc<Shard>,
+    plan: &ShardPlan,
+    slot: usize,
+    target: &dyn Fn(f64) -> f64,
+) {
+    let share = plan.count as f64 / shard.run.plan.connections.max(1) as f64;
+    let targets = shard.run.targets.len() as u64;
+    // Connection ids not in use, and the live ones (newest last) with their slots.
+    let mut free: Vec<u64> = (plan.first_conn..plan.first_conn + plan.count)
+        .rev()
+        .collect();
+    let mut live: Vec<Staged> = Vec::new();
+    let mut retiring: Vec<Staged> = Vec::new();
+    // Ids of connections that failed or were lost, free again from the given time
+    // (in order: every pause is the same).
+    let mut cooling: std::collections::VecDeque<(Instant, u64)> = Default::default();
+    let mut credit = 0.0f64;
+    let origin = shard.run.origin;
+    loop {
+        if !sleep_until(shard, slot, Instant::now() + STAGE_TICK).await {
+            break;
+        }
+        // Connections that ended give their id back: a retired one at once, one
+        // that failed or was lost after a pause (a refused upgrade dialed again
+        // every tick would only burn the client's CPU on refusals).
+        let now = Instant::now();
+        live.retain(|c| {
+            if c.ended.get() {
+                shard.stop.release(c.slot);
+                cooling.push_back((now + RECONNECT_AFTER, c.id));
+            }
+            !c.ended.get()
+        });
+        retiring.retain(|c| {
+            if c.ended.get() {
+                shard.stop.release(c.slot);
+                free.push(c.id);
+            }
+            !c.ended.get()
+        });
+        while cooling.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, id)) = cooling.pop_front() {
+                free.push(id);
+            }
+        }
+        // Retired connections drain and close on their own clock.
+        for c in &retiring {
+            if let Some(at) = c.retired_at {
+                advance_end(
+                    &shard.stop,
+                    Some(c.slot),
+                    at,
+                    now,
+                    shard.run.plan.drain,
+                    CLOSE_WAIT,
+                );
+            }
+        }
+        let t = origin.elapsed().as_secs_f64();
+        let want = ((target(t) * share).round() as u64).min(plan.count);
+        // Connections waiting to be dialed again count as wanted ones: a failing
+        // connection must not be replaced by a fresh id at once.
+        let have = live.len() as u64 + cooling.len() as u64;
+        if want > have {
+            // Paced like the initial connects: the connect rate's share per tick.
+            credit += if plan.connect_rate > 0.0 {
+                plan.connect_rate * STAGE_TICK.as_secs_f64()
+            } else {
+                f64::INFINITY
+            };
+            let n = (want - have).min(credit.floor().min(1e9) as u64);
+            credit = (credit - n as f64).min(plan.connect_rate.max(1.0));
+            for _ in 0..n {
+                let Some(id) = free.pop() else { break };
+                let s = shard.stop.slot();
+                let ended = Rc::new(Cell::new(false));
+                live.push(Staged {
+                    id,
+                    slot: s,
+                    ended: ended.clone(),
+                    retired_at: None,
+                });
+                shard.live.set(shard.live.get() + 1);
+                monoio::spawn(conn::connection(
+                    shard.clone(),
+                    id as u32,
+                    (id % targets) as usize,
+                    Some((s, ended)),
+                ));
+            }
+        } else {
+            credit = 0.0;
+            let mut excess = have - want;
+            // Fewer wanted: first forget the ones waiting to be dialed again.
+            while excess > 0 {
+                let Some((_, id)) = cooling.pop_back() else {
+                    break;
+                };
+                free.push(id);
+                excess -= 1;
+            }
+            for _ in 0..excess {
+                if let Some(mut entry) = live.pop() {
+                    shard.stop.retire(entry.slot);
+                    entry.retired_at = Some(now);
+                    retiring.push(entry);
+                }
+            }
+        }
+    }
+    // The run stopped: connections close themselves; their slots are released as
+    // the shard winds down (nothing reuses them).
+    let _ = (live, retiring);
+}
+
+/// Sessions on a schedule: this shard's share of `rate` new sessions per second
+/// (or of a ceiling search's live level), at most its share of -c at once. A
+/// session that finds every slot busy starts as soon as one frees and counts as
+/// late; none is skipped.
+async fn session_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize, rate: f64) {
+    let share = plan.count as f64 / shard.run.plan.connections.max(1) as f64;
+    let live = shard.run.live.is_some();
+    let cap = plan.count.max(1);
+    let targets = shard.run.targets.len() as u64;
+    let mut pace = crate::pacer::LivePace::default();
+    let mut gen = shard.level_gen.get();
+    pace.set_rate(
+        if live { shard.level.get() } else { rate } * share,
+        shard.now_ns(),
+        0.0,
+    );
+    let mut k: u64 = 0;
+    loop {
+        if live {
+            pace.follow(shard.live_level(), &mut gen, share, 0.0);
+        }
+        let due_ns = pace.due();
+        if shard.stop.is_set() {
+            break;
+        }
+        // A live level is looked at again every 50 ms (a paused pace is never due).
+        let now_ns = shard.now_ns();
+        if due_ns > now_ns {
+            let wait = Duration::from_nanos(due_ns - now_ns);
+            let wait = if live {
+                wait.min(Duration::from_millis(50))
+            } else {
+                wait
+            };
+            if !sleep_until(shard, slot, Instant::now() + wait).await {
+                break;
+            }
+            continue;
+        }
+        while shard.live.get() >= cap {
+            if !sleep_until(shard, slot, Instant::now() + Duration::from_millis(1)).await {
+                return;
+            }
+        }
+        if shard.now_ns().saturating_sub(due_ns) > super::open_loop::LATE_AFTER.as_nanos() as u64 {
+            shard.stats.borrow_mut().counters.sessions_late += 1;
+        }
+        pace.advance();
+        let id = plan.first_conn + k % cap;
+        shard.live.set(shard.live.get() + 1);
+        monoio::spawn(conn::connection(
+            shard.clone(),
+            id as u32,
+            (id % targets) as usize,
+            None,
+        ));
+        k += 1;
+    }
+}

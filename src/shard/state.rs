@@ -1,0 +1,179 @@
+//! A shard's state, which its tasks share through `Rc`: the run's plan and
+//! signals (`RunShared`, the same for every shard), and the shard's own
+//! statistics, timers, buffer pools and counts (`Shard`); and the live level a
+//! ceiling search sets (`Live`).
+//!
+//! The bottom of `shard/`: every other file of the folder reads it; it imports
+//! none of them.
+
+use super::timers;
+use crate::metrics::Interval;
+use crate::net::{pool, stop};
+use crate::plan::Plan;
+use crate::target::Target;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long to wait for the peer's close frame after ours.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// A load level that changes while the run goes: a ceiling search raising
+/// connections, messages/s or sessions/s (for the whole process). Shards read it
+/// in their ticker, ten or more times a second, into a shard-local copy: nothing
+/// on the hot path touches it.
+#[derive(Debug)]
+pub struct Live {
+    pub dimension: crate::vocab::kinds::Dimension,
+    bits: std::sync::atomic::AtomicU64,
+    /// Kernel thread ids of the shard threads (each pushes its own at start), so a
+    /// controller can read their CPU time.
+    pub tids: std::sync::Mutex<Vec<i32>>,
+}
+
+impl Live {
+    pub fn new(dimension: crate::vocab::kinds::Dimension, level: f64) -> Live {
+        Live {
+            dimension,
+            bits: level.to_bits().into(),
+            tids: Default::default(),
+        }
+    }
+
+    /// Sets the level (connections, or per second), for every shard.
+    pub fn set(&self, level: f64) {
+        self.bits.store(level.to_bits(), Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.bits.load(Ordering::Relaxed))
+    }
+
+    /// The calling shard thread's CPU time so far, read by others through its tid.
+    pub(super) fn register_thread(&self) {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        if let Ok(mut t) = self.tids.lock() {
+            t.push(tid);
+        }
+    }
+}
+
+/// What every shard of a run reads (immutable, shared by `Arc`): the plan, the
+/// targets as resolved (the embedded server's address once it listens), and the
+/// run's clock and signals.
+#[derive(Debug)]
+pub struct RunShared {
+    pub plan: Plan,
+    /// The plan's targets, or the embedded server's.
+    pub targets: Vec<Target>,
+    /// Connections established so far across all shards: broadcast publishers wait
+    /// for every receiver before they publish. Touched once per connection.
+    pub established: Arc<std::sync::atomic::AtomicU64>,
+    /// Clock origin of the run: timestamps in payloads are ns since this.
+    pub origin: Instant,
+    /// Set by Ctrl-C (or a caller) to end the run early.
+    pub interrupt: Arc<AtomicBool>,
+    /// Shards with their runtime built, waiting for `go` before the first dial (so
+    /// the process's RSS can be read with every fixed cost in and no connection).
+    pub ready: std::sync::atomic::AtomicUsize,
+    pub go: AtomicBool,
+    /// A level changed during the run (ceiling search); None: the plan's load.
+    pub live: Option<Arc<Live>>,
+}
+
+impl RunShared {
+    /// Called by each shard once it is set up; returns when the run may dial. Gives
+    /// up waiting after 5 s (the engine sets `go` long before).
+    pub(super) fn ready_and_wait(&self) {
+        self.ready.fetch_add(1, Ordering::AcqRel);
+        let t0 = Instant::now();
+        while !self.go.load(Ordering::Acquire) && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+/// The shard's state, shared by its tasks through `Rc`.
+pub struct Shard {
+    pub index: usize,
+    pub run: Arc<RunShared>,
+    pub stats: RefCell<Interval>,
+    pub stop: stop::StopSignal,
+    /// Deadlines of paced writers, served by one timer task.
+    pub timers: timers::Timers,
+    /// Read buffers, sized for the workload's messages.
+    pub pool: pool::BufPool,
+    /// Write buffers: small, grown by what is written.
+    pub wpool: pool::BufPool,
+    pub rng: RefCell<crate::ws::mask::MaskRng>,
+    /// Connections open now, and the most during the current interval.
+    pub open: Cell<u64>,
+    pub peak_open: Cell<u64>,
+    /// Connection tasks alive (dialing, open or closing).
+    pub live: Cell<u64>,
+    /// Messages sent and not yet accounted (received, failed or in flight at stop)
+    /// across the shard's connections: what abandoned tasks still owe the ledger.
+    pub outstanding: Cell<u64>,
+    pub dialing_done: Cell<bool>,
+    /// The shard's copy of the live level (ceiling search), how often it changed,
+    /// and when it last did (ns since the run's origin).
+    pub level: Cell<f64>,
+    pub level_gen: Cell<u64>,
+    pub level_at_ns: Cell<u64>,
+}
+
+impl Shard {
+    /// ns since the run's clock origin.
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        self.run.origin.elapsed().as_nanos() as u64
+    }
+
+    pub fn conn_opened(&self) {
+        let o = self.open.get() + 1;
+        self.open.set(o);
+        if o > self.peak_open.get() {
+            self.peak_open.set(o);
+        }
+    }
+
+    /// The shard's live level (ceiling search) and its generation, for a pace
+    /// to follow.
+    pub fn live_level(&self) -> crate::pacer::LiveLevel {
+        crate::pacer::LiveLevel {
+            level: self.level.get(),
+            gen: self.level_gen.get(),
+            at_ns: self.level_at_ns.get(),
+        }
+    }
+
+    pub fn conn_closed(&self) {
+        self.open.set(self.open.get().saturating_sub(1));
+    }
+}
+
+/// Moves a stopped shard (`slot` None) or one retired slot through the end
+/// phases: the drain is over `drain` after the stop, the close window `close`
+/// after that.
+pub(super) fn advance_end(
+    stop: &stop::StopSignal,
+    slot: Option<usize>,
+    at: Instant,
+    now: Instant,
+    drain: Duration,
+    close: Duration,
+) {
+    let phase = if now >= at + drain + close {
+        stop::CLOSE_OVER
+    } else if now >= at + drain {
+        stop::DRAINED
+    } else {
+        return;
+    };
+    match slot {
+        None => stop.advance(phase),
+        Some(s) => stop.advance_slot(s, phase),
+    }
+}
