@@ -791,6 +791,9 @@ fn crate_name() -> String {
     env!("CARGO_PKG_NAME").replace('-', "_")
 }
 
+/// A kind of violation: its name, its plural, and how to tell it.
+type Kind = (&'static str, &'static str, fn(&Violation) -> bool);
+
 #[test]
 fn src_keeps_its_layers() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -802,7 +805,7 @@ fn src_keeps_its_layers() {
     if found.is_empty() {
         return;
     }
-    let kinds: [(&str, &str, fn(&Violation) -> bool); 5] = [
+    let kinds: [Kind; 5] = [
         ("import circle", "import circles", |v| {
             matches!(v, Violation::Circle { .. })
         }),
