@@ -99,31 +99,32 @@ pub struct LoadArgs {
     /// Number of concurrent connections (SI suffixes: 10k, 1.5k, 1m; default 50, or
     /// the peak of --stages). Ceiling: the connections that carry a rate search
     /// (default 50), or how many sessions may run at once (default 1000).
-    #[arg(short = 'c', long = "connections", value_parser = parse_count, allow_hyphen_values = true)]
+    #[arg(display_order = 11, short = 'c', long = "connections", value_parser = parse_count, allow_hyphen_values = true)]
     pub connections: Option<u64>,
 
-    /// What each connection does (default echo; churn for ceiling --dimension
-    /// sessions).
-    #[arg(short = 'w', long = "workload", value_enum)]
+    /// What each connection does (default echo). Ceiling: echo or ping
+    /// (connections, rate), idle (connections), churn or chat (sessions; churn by
+    /// default there).
+    #[arg(display_order = 16, short = 'w', long = "workload", value_enum)]
     pub workload: Option<WorkloadArg>,
 
     /// Message payload size in bytes, timing header included (512, 4k, 64KiB).
-    #[arg(short = 's', long = "size", default_value = "64", value_parser = parse_size, allow_hyphen_values = true)]
+    #[arg(display_order = 17, short = 's', long = "size", default_value = "64", value_parser = parse_size, allow_hyphen_values = true)]
     pub size: u64,
 
     /// Send binary frames (the default).
-    #[arg(long, conflicts_with = "text")]
+    #[arg(display_order = 18, long, conflicts_with = "text")]
     pub binary: bool,
 
     /// Send text frames (payload stays valid UTF-8).
-    #[arg(long)]
+    #[arg(display_order = 19, long)]
     pub text: bool,
 
     /// Message body from FILE, sent after the timing header (32 bytes with --binary,
     /// 60 with --text); the message is the header plus the file, so --size does not
     /// apply. With --text the file must be valid UTF-8. Read once at start; at most
     /// 64 MiB with the header.
-    #[arg(long = "payload-file", value_name = "FILE", conflicts_with_all = ["template", "size"])]
+    #[arg(display_order = 20, long = "payload-file", value_name = "FILE", conflicts_with_all = ["template", "size"])]
     pub payload_file: Option<PathBuf>,
 
     /// Text messages rendered from TEMPLATE. Placeholders: {conn}, {seq}, {ts}
@@ -133,29 +134,29 @@ pub struct LoadArgs {
     /// literal, so JSON needs no escaping; {{seq}} writes the text {seq}. Always text
     /// frames; --size does not apply. Example:
     /// '{"type":"chat","user":"u{conn}","seq":{seq},"ts":{ts},"body":"{pad:100}"}'
-    #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["payload_file", "binary", "size"])]
+    #[arg(display_order = 21, long, value_name = "TEMPLATE", conflicts_with_all = ["payload_file", "binary", "size"])]
     pub template: Option<String>,
 
     /// Messages each connection keeps in flight in the closed loop (default 1).
     /// Ceiling --dimension connections: a closed loop instead of one message a
     /// second per connection.
-    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    #[arg(display_order = 22, long, value_parser = parse_count, allow_hyphen_values = true)]
     pub inflight: Option<u64>,
 
     /// Open loop: messages per second per connection.
-    #[arg(long = "rate-per-conn", value_parser = parse_rate, allow_hyphen_values = true)]
+    #[arg(display_order = 24, long = "rate-per-conn", value_parser = parse_rate, allow_hyphen_values = true)]
     pub rate_per_conn: Option<f64>,
 
     /// Sessions (churn, chat): messages per session.
-    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    #[arg(display_order = 26, long, value_parser = parse_count, allow_hyphen_values = true)]
     pub messages: Option<u64>,
 
     /// Chat: pause between an answer and the next message (e.g. 500ms).
-    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(display_order = 28, long, value_parser = parse_duration, allow_hyphen_values = true)]
     pub think: Option<Duration>,
 
     /// Idle workload: send a timed PING this often on each connection (30s).
-    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(display_order = 29, long, value_parser = parse_duration, allow_hyphen_values = true)]
     pub heartbeat: Option<Duration>,
 
     #[command(flatten)]
@@ -163,16 +164,16 @@ pub struct LoadArgs {
 
     /// Write the results as JSON: a run's summary, histograms and per-second
     /// series; a ceiling search's steps, ceiling and whole run.
-    #[arg(long, value_name = "FILE")]
+    #[arg(display_order = 41, long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
     /// No live progress (run) or step lines (ceiling) on stderr.
-    #[arg(short, long)]
+    #[arg(display_order = 46, short, long)]
     pub quiet: bool,
 
     /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts
     /// (127.0.0.1:9091; a bare port binds loopback).
-    #[arg(long = "metrics-addr", value_name = "ADDR")]
+    #[arg(display_order = 47, long = "metrics-addr", value_name = "ADDR")]
     pub metrics_addr: Option<String>,
 }
 
@@ -183,70 +184,70 @@ pub struct RunArgs {
 
     /// How long the run lasts, connection ramp included (30s, 5m, 1h; default 10s,
     /// or the sum of --stages).
-    #[arg(short = 'd', long = "duration", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(display_order = 12, short = 'd', long = "duration", value_parser = parse_duration, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
 
     /// Load over time, k6 style: DURATION:TARGET stages, each moving linearly to its
     /// target: active connections (30s:1000,1m:1000,30s:0), or an open loop's
     /// messages per second when written as rates (30s:20k/s,1m:20k/s).
-    #[arg(long, conflicts_with = "ramp")]
+    #[arg(display_order = 13, long, conflicts_with = "ramp")]
     pub stages: Option<String>,
 
     /// Ramp linearly from zero to the full load (-c, or --rate) over this long,
     /// then hold it for the rest of -d.
-    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(display_order = 14, long, value_parser = parse_duration, allow_hyphen_values = true)]
     pub ramp: Option<Duration>,
 
     /// Measure the first part of the run apart and leave it out of the latency
     /// figures and rates (whole seconds; counts and the ledger cover the whole run).
-    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(display_order = 15, long, value_parser = parse_duration, allow_hyphen_values = true)]
     pub warmup: Option<Duration>,
 
     /// Open loop: messages per second across the run, sent on schedule whatever the
     /// server does; latency is timed from each message's intended send time.
-    #[arg(long, value_parser = parse_rate, allow_hyphen_values = true, conflicts_with = "rate_per_conn")]
+    #[arg(display_order = 23, long, value_parser = parse_rate, allow_hyphen_values = true, conflicts_with = "rate_per_conn")]
     pub rate: Option<f64>,
 
     /// Broadcast: how many connections publish (spread over the connections).
-    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    #[arg(display_order = 25, long, value_parser = parse_count, allow_hyphen_values = true)]
     pub publishers: Option<u64>,
 
     /// Sessions: new sessions per second across the run (-c then caps how many run
     /// at once); without it every connection slot starts again at once.
-    #[arg(long = "session-rate", value_parser = parse_rate, allow_hyphen_values = true)]
+    #[arg(display_order = 27, long = "session-rate", value_parser = parse_rate, allow_hyphen_values = true)]
     pub session_rate: Option<f64>,
 
     /// At the end, how long to wait for echoes still in flight before closing.
-    #[arg(long = "drain", default_value = "1s", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(display_order = 30, long = "drain", default_value = "1s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub drain: Duration,
 
     /// At the end, after the drain, how long the close handshakes may take in all
     /// (shards close a few hundred connections at a time; closes not answered by
     /// then are counted unanswered). Default: 1s plus 0.1 ms per connection of a
     /// shard, so 10,000 connections on one shard get 2s.
-    #[arg(long = "close-timeout", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(display_order = 31, long = "close-timeout", value_parser = parse_duration, allow_hyphen_values = true)]
     pub close_timeout: Option<Duration>,
 
     /// Run the scenarios of a TOML file (one after another or side by side), each
     /// reported on its own and in total; only -q and --json go with it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(display_order = 38, long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
 
     /// Run as agent I of N (1/4, 2/4, ...): take the I-th share of the connections
     /// and of the rate, so N processes (or hosts) together make one run; merge their
     /// --json results with `wsherd merge`.
-    #[arg(long, value_name = "I/N")]
+    #[arg(display_order = 39, long, value_name = "I/N")]
     pub agent: Option<String>,
 
     /// Start at this Unix time (seconds), so agents begin together.
-    #[arg(long = "start-at", value_name = "UNIX_TIME")]
+    #[arg(display_order = 40, long = "start-at", value_name = "UNIX_TIME")]
     pub start_at: Option<f64>,
 
     #[command(flatten)]
     pub reports: ReportFileArgs,
 
     /// Write an HdrHistogram interval log: the round trip of every second.
-    #[arg(long, value_name = "FILE")]
+    #[arg(display_order = 45, long, value_name = "FILE")]
     pub hlog: Option<PathBuf>,
 
     #[command(flatten)]
@@ -264,31 +265,31 @@ pub struct RunArgs {
 pub struct ConnectArgs {
     /// New connections per second across the run, so a connect storm is never
     /// counted as latency (0: as fast as possible).
-    #[arg(long = "connect-rate", default_value = "2000", value_parser = parse_rate, allow_hyphen_values = true)]
+    #[arg(display_order = 32, long = "connect-rate", default_value = "2000", value_parser = parse_rate, allow_hyphen_values = true)]
     pub connect_rate: f64,
 
     /// Give up on a TCP connect or WebSocket upgrade after this long.
-    #[arg(long = "connect-timeout", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(display_order = 33, long = "connect-timeout", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub connect_timeout: Duration,
 
     /// Number of load shards (one pinned thread per core; default: every core, or
     /// the cores left over by the embedded server).
-    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    #[arg(display_order = 34, long, value_parser = parse_count, allow_hyphen_values = true)]
     pub shards: Option<u64>,
 
     /// Shards of the embedded server (only when no URL is given).
-    #[arg(long = "server-shards", value_parser = parse_count, allow_hyphen_values = true)]
+    #[arg(display_order = 35, long = "server-shards", value_parser = parse_count, allow_hyphen_values = true)]
     pub server_shards: Option<u64>,
 
     /// monoio driver: io_uring with epoll fallback (auto), or force one.
-    #[arg(long = "io-driver", value_enum, default_value_t = IoDriverArg::Auto)]
+    #[arg(display_order = 36, long = "io-driver", value_enum, default_value_t = IoDriverArg::Auto)]
     pub io_driver: IoDriverArg,
 
     /// Source addresses to connect from, spread round robin (127.0.0.1-127.0.0.16,
     /// 10.0.0.5,fd00::1-fd00::4): each (source, target) pair has its own ephemeral
     /// port range, so N sources hold N times the connections. With --agent, each
     /// agent takes its own slice.
-    #[arg(long = "source-ip", value_name = "ADDRS")]
+    #[arg(display_order = 37, long = "source-ip", value_name = "ADDRS")]
     pub source_ip: Option<String>,
 }
 
@@ -296,16 +297,16 @@ pub struct ConnectArgs {
 #[derive(Debug, Clone, Default, Args)]
 pub struct ReportFileArgs {
     /// Write a self-contained HTML report with charts (no network needed to view it).
-    #[arg(long, value_name = "FILE")]
+    #[arg(display_order = 42, long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 
     /// Write the per-second series as CSV (latencies in ms, 3 decimals).
-    #[arg(long, value_name = "FILE")]
+    #[arg(display_order = 43, long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
 
     /// Write HdrHistogram percentile distributions: PREFIX.rtt.hgrm,
     /// PREFIX.connect.hgrm, ... one per latency kind (values in ms).
-    #[arg(long, value_name = "PREFIX")]
+    #[arg(display_order = 44, long, value_name = "PREFIX")]
     pub hgrm: Option<PathBuf>,
 }
 
@@ -327,12 +328,16 @@ pub struct JudgeArgs {
     /// 'rate>=19000/s'. Metrics: rtt, rtt_uncorrected, connect, handshake, delivery,
     /// session, send_lag with .p50/.p90/.p95/.p99/.p999/.min/.mean/.max; errors,
     /// connect_errors, rate, sent_rate, established, lost, ... (see README).
-    #[arg(long = "threshold", value_name = "EXPR")]
+    #[arg(display_order = 48, long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
 
     /// Good/acceptable bounds of the assessment, METRIC=GOOD,ACCEPTABLE, repeatable
     /// or ';'-separated: 'rtt.p99=50ms,200ms', 'rate=20k/s,10k/s'.
-    #[arg(long = "bands", value_name = "METRIC=GOOD,ACCEPTABLE")]
+    #[arg(
+        display_order = 49,
+        long = "bands",
+        value_name = "METRIC=GOOD,ACCEPTABLE"
+    )]
     pub bands: Vec<String>,
 }
 
@@ -402,48 +407,53 @@ pub struct CeilingArgs {
     pub load: LoadArgs,
 
     /// What to raise: connections, rate (messages/s) or sessions (new sessions/s).
-    #[arg(long, value_enum)]
+    #[arg(display_order = 1, long, value_enum)]
     pub dimension: DimensionArg,
 
     /// The service level each step must hold: thresholds as in `run --threshold`,
     /// comma-separated or repeated: 'rtt.p99<50ms,errors<0.1%'.
-    #[arg(long, value_name = "EXPRS", default_value = "rtt.p99<100ms,errors<1%")]
+    #[arg(
+        display_order = 2,
+        long,
+        value_name = "EXPRS",
+        default_value = "rtt.p99<100ms,errors<1%"
+    )]
     pub slo: Vec<String>,
 
     /// First level (connections, or per second for rate and sessions; SI suffixes).
     /// Default: 100 connections, 1k messages/s, 50 sessions/s.
-    #[arg(long, value_parser = parse_rate, allow_hyphen_values = true)]
+    #[arg(display_order = 3, long, value_parser = parse_rate, allow_hyphen_values = true)]
     pub start: Option<f64>,
 
     /// Highest level to try. Connections: default and upper bound is what this host
     /// fits (open files, ports). Rate and sessions: default 10M/s and 1M/s.
-    #[arg(long, value_parser = parse_rate, allow_hyphen_values = true)]
+    #[arg(display_order = 4, long, value_parser = parse_rate, allow_hyphen_values = true)]
     pub max: Option<f64>,
 
     /// Each step's level is the last passing one times this, until a step fails.
-    #[arg(long, default_value = "2", value_parser = parse_rate, allow_hyphen_values = true)]
+    #[arg(display_order = 5, long, default_value = "2", value_parser = parse_rate, allow_hyphen_values = true)]
     pub growth: f64,
 
     /// How long each step is measured (after its settle period).
-    #[arg(long = "step-duration", default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(display_order = 6, long = "step-duration", default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub step_duration: Duration,
 
     /// How long each new level runs before it is measured (whole seconds; a
     /// connections step also waits for its new connections to be dialed).
-    #[arg(long, default_value = "3s", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(display_order = 7, long, default_value = "3s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub settle: Duration,
 
     /// Stop bisecting when the ceiling lies between two levels this close
     /// (5%, or 0.05).
-    #[arg(long, default_value = "5%")]
+    #[arg(display_order = 8, long, default_value = "5%")]
     pub precision: String,
 
     /// Give up the search after this long and report what was found.
-    #[arg(long = "max-time", default_value = "30m", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(display_order = 9, long = "max-time", default_value = "30m", value_parser = parse_duration, allow_hyphen_values = true)]
     pub max_time: Duration,
 
     /// Write an HTML report: latency against load (the knee), the steps, the run.
-    #[arg(long, value_name = "FILE")]
+    #[arg(display_order = 42, long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 }
 
