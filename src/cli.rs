@@ -3,6 +3,9 @@
 //! This is stage one of configuration (as in ripgrep's low-level args): raw values,
 //! each flag documented where it is defined. Nothing here checks one flag against
 //! another; `config` turns these into validated, immutable configs.
+//!
+//! Imported only by the command layer (`commands`, the configuration stage); imports
+//! nothing above the vocabulary but the report-file type it converts into.
 
 use crate::report::outputs::ReportFiles;
 use crate::vocab::kinds::{Dimension, IoDriver, ServeMode, WorkloadKind};

@@ -4,6 +4,8 @@
 //! errors here: they are counted in the results, because a load test must report
 //! them, not die of them. This enum is for what prevents a run from happening at all.
 //! Every message is one line a user can act on; none is a panic or a backtrace.
+//!
+//! A leaf: imports nothing of wsherd's.
 
 use thiserror::Error;
 

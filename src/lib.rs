@@ -4,6 +4,9 @@
 //! → `shard`s (one pinned monoio runtime per core) → `collector` (merge, series) →
 //! `report`s. `run` drives a whole load run in-process, so tests and other programs
 //! can use wsherd as a library.
+//!
+//! Declares the modules; the layering is in README.md's Layout table, held by
+//! tests/layering.rs.
 
 pub mod ceiling;
 pub mod cli;

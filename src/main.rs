@@ -1,4 +1,6 @@
 //! The `wsherd` binary: parse, dispatch, exit. Everything else is in the library.
+//!
+//! Imports only `commands`.
 
 use mimalloc::MiMalloc;
 use std::process::ExitCode;

@@ -5,6 +5,9 @@
 //! open-loop writer asks it when each message is due (`Schedule`), so a ramped rate
 //! is the same engine as a constant one: a different curve, not another code path.
 //! Everything here is pure arithmetic on f64 seconds, testable without a network.
+//!
+//! Pure arithmetic over time: never imports a shard, the plan or anything above; the
+//! live level arrives as a value (`LiveLevel`).
 
 use std::time::Duration;
 

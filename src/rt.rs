@@ -5,6 +5,8 @@
 //! reaped many per syscall); where the kernel or a container's seccomp profile
 //! forbids it, or the ring cannot be allocated, the same code runs on monoio's epoll
 //! driver, and the name of the driver that ran goes into the results.
+//!
+//! A leaf: imports only the vocabulary's `IoDriver`.
 
 use crate::vocab::kinds::IoDriver;
 use std::future::Future;

@@ -11,6 +11,8 @@
 //! This module parses the list, checks every address is assigned to this host
 //! before the run (binding a throwaway socket is the kernel's own answer), slices
 //! the list between agents, and spreads connections over (source, target) pairs.
+//!
+//! Imports nothing of wsherd's: addresses only.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 

@@ -16,6 +16,8 @@
 //! (received/s), `sent_rate`, `session_rate`, `delivery_rate`; counts `attempted`,
 //! `established`, `failed`, `lost`, `sent`, `received`, `unexpected`, `late`,
 //! `missing`, `duplicates`.
+//!
+//! Reads the results and the vocabulary; never a renderer, the engine, config or cli.
 
 use crate::results::{Assessment, LatencyStats, RunResults, ThresholdOutcome};
 use crate::vocab::fmt::fmt_us;

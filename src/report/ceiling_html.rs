@@ -10,6 +10,9 @@
 //! uses inline CSS and SVG only, no script and no network, and is rendered from
 //! `CeilingResults` alone (the search's results types are all this takes from
 //! `ceiling`), so a saved search draws again.
+//!
+//! Reads only the search's results, the chart module and the vocabulary; never the
+//! search itself (`ceiling/`).
 
 use super::chart::{
     self, ms_tick, si, Axis, Chart, Key, Point, Rule, Scale, Series, Shape, COLORS, GREEN, GREY,

@@ -2,6 +2,9 @@
 //! table of every step, the finding in one sentence, and the whole run's ledger.
 //! Rendered from `CeilingResults` alone (the search's results types are all this
 //! takes from `ceiling`).
+//!
+//! Reads only the search's results and the vocabulary; the controller calls
+//! `step_line`, never the other way round.
 
 use crate::results::ceiling::{CeilingResults, Step};
 use crate::vocab::fmt::{fmt_level, fmt_us, group};

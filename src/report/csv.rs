@@ -2,6 +2,8 @@
 //! per second of the run (the drain after the stop included), rendered from
 //! `RunResults::series`. Latencies are in milliseconds with 3 decimals (µs
 //! resolution); rates are per second because each row covers one second.
+//!
+//! Reads only the results and the vocabulary.
 
 use crate::results::RunResults;
 use std::fmt::Write;

@@ -4,6 +4,8 @@
 //!
 //! The bottom of `report/`: every renderer that writes a file goes through here;
 //! it imports none of them.
+//!
+//! Never imports a renderer.
 
 use crate::error::{Error, Result};
 use crate::results::RunResults;

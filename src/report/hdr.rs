@@ -7,6 +7,9 @@
 //! - interval log (`--hlog`): one round-trip histogram per second, V2 compressed
 //!   and base64, streamed by the collector as each second becomes final (the
 //!   results keep only each second's percentiles).
+//!
+//! Reads the results and the seconds the collector hands its sinks (`metrics`); never
+//! the collector itself.
 
 use crate::error::{Error, Result};
 use crate::results::{LatencyStats, RunResults};

@@ -3,6 +3,8 @@
 //! `--json` writes a `CeilingResults`; the text table and the HTML knee chart are
 //! rendered from it alone, so a saved search can be read again. The whole run's
 //! results ride along (`run`), with every message of every step in its ledger.
+//!
+//! Imports only the run's results; never the search (`ceiling/`) or a renderer.
 
 use super::{RunResults, ThresholdOutcome};
 use serde::{Deserialize, Serialize};

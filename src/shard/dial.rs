@@ -7,6 +7,8 @@
 //! (EINPROGRESS), handed to the runtime and awaited for writability; the connect's
 //! outcome is then read from SO_ERROR. An exhausted pair fails with EADDRNOTAVAIL,
 //! which the ledger counts as `port_exhausted`.
+//!
+//! Imports nothing of wsherd's: sockets only.
 
 use monoio::net::TcpStream;
 use socket2::{Domain, SockRef, Socket, Type};

@@ -10,6 +10,9 @@
 //! one, re-armed when an earlier one is filed). Stale entries (a connection that
 //! ended, or filed a later deadline) only cause a spurious wake, which the waiting
 //! side re-checks. The heap is a `Vec`: no allocation per deadline once it has grown.
+//!
+//! Never imports the shard's state: it is handed the timers, the stop signal and the
+//! clock origin.
 
 use crate::net::stop::StopSignal;
 use std::cell::{Cell, RefCell};

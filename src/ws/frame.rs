@@ -4,6 +4,9 @@
 //! module adds is the protocol checks a peer must make (reserved bits, control frame
 //! rules, masking direction) and builders that write header and payload straight
 //! into a reusable output buffer, so sending a message allocates nothing.
+//!
+//! Imports nothing of wsherd's but the mask: shared by the load and the built-in
+//! server, it knows neither.
 
 use super::mask::apply_mask;
 use std::io::Cursor;

@@ -4,6 +4,8 @@
 //! frames, header codec from tungstenite), `mask` (RFC 6455 masking), `handshake`
 //! (the HTTP upgrade, both sides). Nothing here does I/O or allocates per message:
 //! the connection loops in `shard` and `server` own the buffers.
+//!
+//! Never imports the load (`shard/`) or the server (`server/`), which both use it.
 
 pub mod frame;
 pub mod handshake;
