@@ -2,7 +2,13 @@
 //! fits, and what to change when it does not (as tcpkali does), so a run never
 //! fails mysteriously half way. `run` applies the same port check before starting.
 //!
-//! Read-only: it changes nothing (scripts/tune-host.sh applies tuning/).
+//! Read-only: it changes nothing (scripts/tune-host.sh applies tuning/). One
+//! function per check; `examine` runs them in the order the report prints them.
+//!
+//! It takes a `host::Demand` (what a planned run asks of the host, built by the
+//! config stage) and reads the host through `host`, `sys` and `source`. It never
+//! imports `cli` or `config` (the flags reach it already turned into a demand),
+//! nor the engine: it plans and runs nothing.
 
 use crate::host::{ephemeral_ports, Demand};
 use crate::sys::{nums, read_sys};
@@ -62,27 +68,48 @@ pub fn check_sources(sources: &[std::net::IpAddr]) -> Check {
     }
 }
 
-/// Runs every check for `plan`.
-pub fn examine(plan: &Demand) -> Vec<Check> {
-    let mut out = Vec::new();
-    let mut add = |name, verdict, found: String, fix: &str| {
-        out.push(Check {
+impl Check {
+    /// A check's line; `fix` empty when there is nothing to do.
+    fn new(name: &'static str, verdict: Verdict, found: String, fix: &str) -> Check {
+        Check {
             name,
             verdict,
             found,
             fix: fix.to_string(),
-        })
-    };
+        }
+    }
+}
+
+/// Runs every check for `plan`, in the order the report lists them: file
+/// descriptors, ports and sysctls, io_uring, CPUs, memory. A check whose
+/// source this host does not have (a /proc file) is left out.
+pub fn examine(plan: &Demand) -> Vec<Check> {
     let sockets = plan.connections * if plan.embedded { 2 } else { 1 };
     let need_fds = sockets + 64;
+    [
+        Some(open_files(need_fds)),
+        file_max(need_fds),
+        Some(ports(plan)),
+        tw_reuse(),
+        somaxconn(),
+        Some(io_uring()),
+        Some(cpus()),
+        memory(plan, sockets),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
 
+/// May this process open `need_fds` files (its hard nofile limit)?
+fn open_files(need_fds: u64) -> Check {
     let (soft, hard) = crate::sys::nofile_limits();
     let v = if hard >= need_fds {
         Verdict::Ok
     } else {
         Verdict::Fail
     };
-    add(
+    Check::new(
         "open files (per process)",
         v,
         format!("soft {soft}, hard {hard}; the plan needs about {need_fds} (wsherd raises soft to hard)"),
@@ -91,129 +118,156 @@ pub fn examine(plan: &Demand) -> Vec<Check> {
         } else {
             "raise nofile (ulimit -Hn as root, tuning/99-wsherd-limits.conf, or LimitNOFILE= in the systemd unit), or split the run with --agent I/N"
         },
-    );
-    if let Some(max) = read_sys("/proc/sys/fs/file-max").and_then(|s| s.parse::<u64>().ok()) {
-        let v = if max >= need_fds * 2 {
-            Verdict::Ok
+    )
+}
+
+/// Does the system-wide file limit leave room for twice what the plan opens?
+fn file_max(need_fds: u64) -> Option<Check> {
+    let max = read_sys("/proc/sys/fs/file-max").and_then(|s| s.parse::<u64>().ok())?;
+    let v = if max >= need_fds * 2 {
+        Verdict::Ok
+    } else {
+        Verdict::Warn
+    };
+    Some(Check::new(
+        "fs.file-max",
+        v,
+        max.to_string(),
+        if v == Verdict::Ok {
+            ""
         } else {
-            Verdict::Warn
-        };
-        add(
-            "fs.file-max",
-            v,
-            max.to_string(),
-            if v == Verdict::Ok {
-                ""
-            } else {
-                "sysctl -w fs.file-max=4194304 (tuning/99-wsherd.conf)"
-            },
-        );
-    }
-    match ephemeral_ports() {
-        Some(ports) => {
-            let per_pair = plan.per_pair();
-            // Past half the range, connect() searches long for a free port (more
-            // so with TIME_WAIT sockets around): it fits, but costs kernel time.
-            let v = if per_pair * 2 <= ports {
-                Verdict::Ok
-            } else if per_pair <= ports {
-                Verdict::Warn
-            } else {
-                Verdict::Fail
-            };
-            let fix = match v {
-                Verdict::Ok => String::new(),
-                Verdict::Warn => format!(
-                    "it fits, but past half the range connect() spends a lot of kernel time searching for a free port (the load shard saturates); {}",
-                    plan.port_fix(ports / 2)
-                ),
-                _ => plan.port_fix(ports),
-            };
-            add(
-                "ephemeral ports",
-                v,
-                format!(
-                    "{ports} per (source, destination) pair; the plan puts up to {per_pair} on one pair ({} source address{} x {} target{})",
-                    plan.sources.max(1),
-                    if plan.sources > 1 { "es" } else { "" },
-                    plan.targets.max(1),
-                    if plan.targets > 1 { "s" } else { "" },
-                ),
-                &fix,
-            );
-        }
-        None => add(
+            "sysctl -w fs.file-max=4194304 (tuning/99-wsherd.conf)"
+        },
+    ))
+}
+
+/// Do the plan's connections fit the ephemeral port range on each (source,
+/// destination) pair, and within its first half (where connect() finds a free
+/// port quickly)?
+fn ports(plan: &Demand) -> Check {
+    let Some(ports) = ephemeral_ports() else {
+        return Check::new(
             "ephemeral ports",
             Verdict::Warn,
             "cannot read ip_local_port_range".into(),
             "",
+        );
+    };
+    let per_pair = plan.per_pair();
+    // Past half the range, connect() searches long for a free port (more
+    // so with TIME_WAIT sockets around): it fits, but costs kernel time.
+    let v = if per_pair * 2 <= ports {
+        Verdict::Ok
+    } else if per_pair <= ports {
+        Verdict::Warn
+    } else {
+        Verdict::Fail
+    };
+    let fix = match v {
+        Verdict::Ok => String::new(),
+        Verdict::Warn => format!(
+            "it fits, but past half the range connect() spends a lot of kernel time searching for a free port (the load shard saturates); {}",
+            plan.port_fix(ports / 2)
         ),
-    }
-    if let Some(tw) = read_sys("/proc/sys/net/ipv4/tcp_tw_reuse") {
-        // 2 (the kernel's default) reuses TIME_WAIT ports on loopback only.
-        let v = if tw == "0" {
-            Verdict::Warn
+        _ => plan.port_fix(ports),
+    };
+    Check::new(
+        "ephemeral ports",
+        v,
+        format!(
+            "{ports} per (source, destination) pair; the plan puts up to {per_pair} on one pair ({} source address{} x {} target{})",
+            plan.sources.max(1),
+            if plan.sources > 1 { "es" } else { "" },
+            plan.targets.max(1),
+            if plan.targets > 1 { "s" } else { "" },
+        ),
+        &fix,
+    )
+}
+
+/// May TIME_WAIT ports be reused (reconnect-heavy runs need them back)?
+fn tw_reuse() -> Option<Check> {
+    let tw = read_sys("/proc/sys/net/ipv4/tcp_tw_reuse")?;
+    // 2 (the kernel's default) reuses TIME_WAIT ports on loopback only.
+    let v = if tw == "0" {
+        Verdict::Warn
+    } else {
+        Verdict::Ok
+    };
+    let found = if tw == "2" {
+        "2 (reuse on loopback only)".to_string()
+    } else {
+        tw
+    };
+    Some(Check::new(
+        "net.ipv4.tcp_tw_reuse",
+        v,
+        found,
+        if v == Verdict::Ok {
+            ""
         } else {
-            Verdict::Ok
-        };
-        let found = if tw == "2" {
-            "2 (reuse on loopback only)".to_string()
+            "sysctl -w net.ipv4.tcp_tw_reuse=1 (reconnect-heavy runs such as churn reuse TIME_WAIT ports)"
+        },
+    ))
+}
+
+/// Is the listen backlog long enough for a server accepting connect storms?
+fn somaxconn() -> Option<Check> {
+    let s = read_sys("/proc/sys/net/core/somaxconn").and_then(|s| s.parse::<u64>().ok())?;
+    let v = if s >= 4096 {
+        Verdict::Ok
+    } else {
+        Verdict::Warn
+    };
+    Some(Check::new(
+        "net.core.somaxconn",
+        v,
+        s.to_string(),
+        if v == Verdict::Ok {
+            ""
         } else {
-            tw
-        };
-        add(
-            "net.ipv4.tcp_tw_reuse",
-            v,
-            found,
-            if v == Verdict::Ok {
-                ""
-            } else {
-                "sysctl -w net.ipv4.tcp_tw_reuse=1 (reconnect-heavy runs such as churn reuse TIME_WAIT ports)"
-            },
-        );
-    }
-    if let Some(s) = read_sys("/proc/sys/net/core/somaxconn").and_then(|s| s.parse::<u64>().ok()) {
-        let v = if s >= 4096 {
-            Verdict::Ok
-        } else {
-            Verdict::Warn
-        };
-        add(
-            "net.core.somaxconn",
-            v,
-            s.to_string(),
-            if v == Verdict::Ok {
-                ""
-            } else {
-                "sysctl -w net.core.somaxconn=65535 (servers accepting connect storms)"
-            },
-        );
-    }
-    // io_uring: can a ring be built here (seccomp, memlock)?
+            "sysctl -w net.core.somaxconn=65535 (servers accepting connect storms)"
+        },
+    ))
+}
+
+/// Can an io_uring be built here (seccomp, memlock)? Without one wsherd runs on
+/// epoll.
+fn io_uring() -> Check {
     let uring = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
         .with_entries(256)
         .build()
         .map(|_| ());
     match uring {
-        Ok(()) => add("io_uring", Verdict::Ok, "available".into(), ""),
-        Err(e) => add(
+        Ok(()) => Check::new("io_uring", Verdict::Ok, "available".into(), ""),
+        Err(e) => Check::new(
             "io_uring",
             Verdict::Warn,
             format!("not available ({e}); wsherd runs on epoll"),
             "allow io_uring (containers: seccomp profile) and raise memlock (tuning/99-wsherd-limits.conf)",
         ),
     }
+}
+
+/// How many CPUs, so how many shards (for information).
+fn cpus() -> Check {
     let cpus = crate::sys::cpu_count();
-    add(
+    Check::new(
         "CPUs",
         Verdict::Ok,
         format!("{cpus} (one shard per core)"),
         "",
-    );
-    // Memory, user space and kernel apart. User space per connection as measured
-    // (benches/README.md); the kernel's per socket: its socket structures (about
-    // 2 KiB of slab) plus what sits in the buffers, estimated as the minimum buffer
-    // of each direction, what a socket with a message in flight holds.
+    )
+}
+
+/// Does the plan's memory, user space and kernel apart, fit in what is
+/// available (within half of it, without warning)?
+///
+/// User space per connection as measured (benches/README.md); the kernel's per
+/// socket: its socket structures (about 2 KiB of slab) plus what sits in the
+/// buffers, estimated as the minimum buffer of each direction, what a socket
+/// with a message in flight holds.
+fn memory(plan: &Demand, sockets: u64) -> Option<Check> {
     let rmem = read_sys("/proc/sys/net/ipv4/tcp_rmem")
         .map(|s| nums(&s))
         .and_then(|v| v.first().copied())
@@ -233,36 +287,33 @@ pub fn examine(plan: &Demand) -> Vec<Check> {
         .ok()
         .and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable:")).map(nums))
         .and_then(|v| v.first().copied())
-        .map(|kb| kb * 1024);
-    if let Some(avail) = avail {
-        let need = user + kernel;
-        let v = if need <= avail / 2 {
-            Verdict::Ok
-        } else if need <= avail {
-            Verdict::Warn
-        } else {
-            Verdict::Fail
-        };
-        add(
-            "memory",
-            v,
-            format!(
-                "{} MiB available; the plan needs about {} MiB in user space ({} B per connection{}) and {} MiB in the kernel ({} B per socket: structures and minimum buffers)",
-                avail >> 20,
-                user >> 20,
-                USER_BYTES_PER_CONN,
-                if plan.embedded {
-                    format!(", {SERVER_BYTES_PER_CONN} B more for the built-in server")
-                } else {
-                    String::new()
-                },
-                kernel >> 20,
-                KERNEL_SOCKET_BYTES + rmem + wmem
-            ),
-            if v == Verdict::Ok { "" } else { "fewer connections per host (--agent across hosts), or smaller tcp_rmem/tcp_wmem minimums (tuning/)" },
-        );
-    }
-    out
+        .map(|kb| kb * 1024)?;
+    let need = user + kernel;
+    let v = if need <= avail / 2 {
+        Verdict::Ok
+    } else if need <= avail {
+        Verdict::Warn
+    } else {
+        Verdict::Fail
+    };
+    Some(Check::new(
+        "memory",
+        v,
+        format!(
+            "{} MiB available; the plan needs about {} MiB in user space ({} B per connection{}) and {} MiB in the kernel ({} B per socket: structures and minimum buffers)",
+            avail >> 20,
+            user >> 20,
+            USER_BYTES_PER_CONN,
+            if plan.embedded {
+                format!(", {SERVER_BYTES_PER_CONN} B more for the built-in server")
+            } else {
+                String::new()
+            },
+            kernel >> 20,
+            KERNEL_SOCKET_BYTES + rmem + wmem
+        ),
+        if v == Verdict::Ok { "" } else { "fewer connections per host (--agent across hosts), or smaller tcp_rmem/tcp_wmem minimums (tuning/)" },
+    ))
 }
 
 /// The report `wsherd doctor` prints.

@@ -6,6 +6,13 @@
 //! through exactly the validation of the command line and a key means the same in
 //! both places. Top-level keys other than `mode` are defaults for every scenario.
 //!
+//! Why it exists: a mixed load (chatters beside a broadcast, a ramp after a soak)
+//! is one command and one report instead of several runs merged by hand. It sits
+//! in the config stage and never imports the command layer (`commands`, `main`),
+//! which calls `load` and `run`: the keys come from `cli`'s definitions, each
+//! scenario is planned exactly as `wsherd run` plans its flags
+//! (`Run::from_args`), and the engine runs it.
+//!
 //! ```toml
 //! mode = "sequential"            # or "parallel"
 //! url = "ws://127.0.0.1:9000/"   # default target (none: the built-in server)
@@ -119,112 +126,184 @@ pub fn load(path: &Path) -> Result<ScenarioFile> {
     parse(&text, &file)
 }
 
-/// Parses scenario text; `file` names it in errors.
+/// Parses scenario text; `file` names it in errors. The file's top level
+/// first (`mode`, the defaults, the list), then each scenario in order: its
+/// name, its keys as `wsherd run` flags, then the run those flags plan.
 pub fn parse(text: &str, file: &str) -> Result<ScenarioFile> {
-    let err = |line: usize, msg: String| Error::usage(format!("{file}:{line}: {msg}"));
-    let doc: toml::Table = toml::from_str(text).map_err(|e| {
-        let msg = e.message().to_string();
-        let line = e.span().map_or(1, |s| {
-            text[..s.start.min(text.len())].lines().count().max(1)
-        });
-        err(line, msg)
-    })?;
+    let src = Source { text, file };
+    let doc = src.table()?;
     let flags = run_flags();
-    let mut timing = Timing::Sequential;
-    let mut defaults = toml::Table::new();
-    let mut list = None;
-    for (k, v) in &doc {
-        match k.as_str() {
-            "mode" => {
-                timing = match v.as_str() {
-                    Some("sequential") => Timing::Sequential,
-                    Some("parallel") => Timing::Parallel,
-                    _ => {
-                        return Err(err(
-                            line_of(text, "mode", 1),
-                            "mode must be \"sequential\" or \"parallel\"".into(),
-                        ))
-                    }
-                }
-            }
-            "scenario" => list = v.as_array().cloned(),
-            _ => {
-                defaults.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    let list = list.filter(|l| !l.is_empty()).ok_or_else(|| {
-        err(
-            1,
-            "no [[scenario]] tables; each scenario is a [[scenario]] with a name".into(),
-        )
-    })?;
-    let mut scenarios = Vec::new();
-    for (n, item) in list.iter().enumerate() {
+    let top = TopLevel::of(&src, &doc)?;
+    let mut scenarios: Vec<Scenario> = Vec::new();
+    for (n, item) in top.list.iter().enumerate() {
         let start = scenario_line(text, n);
-        let table = item
-            .as_table()
-            .ok_or_else(|| err(start, "each [[scenario]] must be a table".into()))?;
-        let name = table
-            .get("name")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| err(start, format!("scenario {} has no name = \"...\"", n + 1)))?
-            .to_string();
-        if scenarios.iter().any(|s: &Scenario| s.name == name) {
-            return Err(err(start, format!("two scenarios are named '{name}'")));
+        let (name, table) = named_table(&src, n, start, item)?;
+        if scenarios.iter().any(|s| s.name == name) {
+            return Err(src.err(start, format!("two scenarios are named '{name}'")));
         }
-        let mut merged = defaults.clone();
-        for (k, v) in table {
-            merged.insert(k.clone(), v.clone());
-        }
-        let mut argv: Vec<String> = Vec::new();
-        for (k, v) in &merged {
-            let line = if table.contains_key(k) {
-                line_of(text, k, start)
-            } else {
-                line_of(text, k, 1)
-            };
-            match k.as_str() {
-                "name" => {}
-                "url" | "urls" => {
-                    let urls: Vec<String> = match v {
-                        toml::Value::Array(a) => a.iter().filter_map(to_arg).collect(),
-                        other => to_arg(other).into_iter().collect(),
-                    };
-                    argv.extend(urls);
-                }
-                "json" | "scenario" => {
-                    return Err(err(
-                        line,
-                        format!("scenario '{name}': '{k}' applies to the whole file; give it on the command line"),
-                    ))
-                }
-                _ if !flags.iter().any(|f| f == k) => {
-                    return Err(err(line, format!("scenario '{name}': unknown key '{k}' (keys are wsherd run's long flags, e.g. connections, duration, workload, rate, stages)")))
-                }
-                _ => match v {
-                    toml::Value::Boolean(true) => argv.push(format!("--{k}")),
-                    toml::Value::Boolean(false) => {}
-                    other => match to_arg(other) {
-                        Some(s) => {
-                            argv.push(format!("--{k}"));
-                            argv.push(s);
-                        }
-                        None => {
-                            return Err(err(
-                                line,
-                                format!("scenario '{name}': '{k}' needs a string, number or boolean"),
-                            ))
-                        }
-                    },
-                },
-            }
-        }
+        let argv = scenario_argv(&src, &name, table, &top.defaults, start, &flags)?;
         let config =
-            Run::from_args(&argv).map_err(|e| err(start, format!("scenario '{name}': {e}")))?;
+            Run::from_args(&argv).map_err(|e| src.err(start, format!("scenario '{name}': {e}")))?;
         scenarios.push(Scenario { name, config });
     }
-    Ok(ScenarioFile { timing, scenarios })
+    Ok(ScenarioFile {
+        timing: top.timing,
+        scenarios,
+    })
+}
+
+/// A scenario file's text and the name its errors give it.
+struct Source<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Source<'_> {
+    /// A usage error at `line` of the file: `FILE:LINE: msg`.
+    fn err(&self, line: usize, msg: String) -> Error {
+        Error::usage(format!("{}:{line}: {msg}", self.file))
+    }
+
+    /// The text as a TOML table; a syntax error names the line it is on.
+    fn table(&self) -> Result<toml::Table> {
+        let text = self.text;
+        toml::from_str(text).map_err(|e| {
+            let msg = e.message().to_string();
+            let line = e.span().map_or(1, |s| {
+                text[..s.start.min(text.len())].lines().count().max(1)
+            });
+            self.err(line, msg)
+        })
+    }
+}
+
+/// A scenario file's top level: how its scenarios run, the keys every scenario
+/// takes by default, and the `[[scenario]]` tables.
+struct TopLevel {
+    timing: Timing,
+    defaults: toml::Table,
+    list: Vec<toml::Value>,
+}
+
+impl TopLevel {
+    /// Reads `mode` and the defaults (every other key) from `doc`, and checks
+    /// that it has at least one `[[scenario]]`.
+    fn of(src: &Source<'_>, doc: &toml::Table) -> Result<TopLevel> {
+        let mut timing = Timing::Sequential;
+        let mut defaults = toml::Table::new();
+        let mut list = None;
+        for (k, v) in doc {
+            match k.as_str() {
+                "mode" => {
+                    timing = match v.as_str() {
+                        Some("sequential") => Timing::Sequential,
+                        Some("parallel") => Timing::Parallel,
+                        _ => {
+                            return Err(src.err(
+                                line_of(src.text, "mode", 1),
+                                "mode must be \"sequential\" or \"parallel\"".into(),
+                            ))
+                        }
+                    }
+                }
+                "scenario" => list = v.as_array().cloned(),
+                _ => {
+                    defaults.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let list = list.filter(|l| !l.is_empty()).ok_or_else(|| {
+            src.err(
+                1,
+                "no [[scenario]] tables; each scenario is a [[scenario]] with a name".into(),
+            )
+        })?;
+        Ok(TopLevel {
+            timing,
+            defaults,
+            list,
+        })
+    }
+}
+
+/// The n-th (0-based) scenario, starting at line `start`: a table with a name.
+fn named_table<'a>(
+    src: &Source<'_>,
+    n: usize,
+    start: usize,
+    item: &'a toml::Value,
+) -> Result<(String, &'a toml::Table)> {
+    let table = item
+        .as_table()
+        .ok_or_else(|| src.err(start, "each [[scenario]] must be a table".into()))?;
+    let name = table
+        .get("name")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| src.err(start, format!("scenario {} has no name = \"...\"", n + 1)))?
+        .to_string();
+    Ok((name, table))
+}
+
+/// The `wsherd run` command line of scenario `name` (its `table`, starting at
+/// line `start`, over the file's `defaults`): URLs as they are, each other key
+/// as the long flag of its name (one of `flags`) with its value, `true` as the
+/// flag alone and `false` as nothing.
+fn scenario_argv(
+    src: &Source<'_>,
+    name: &str,
+    table: &toml::Table,
+    defaults: &toml::Table,
+    start: usize,
+    flags: &[String],
+) -> Result<Vec<String>> {
+    let mut merged = defaults.clone();
+    for (k, v) in table {
+        merged.insert(k.clone(), v.clone());
+    }
+    let mut argv: Vec<String> = Vec::new();
+    for (k, v) in &merged {
+        let line = if table.contains_key(k) {
+            line_of(src.text, k, start)
+        } else {
+            line_of(src.text, k, 1)
+        };
+        match k.as_str() {
+            "name" => {}
+            "url" | "urls" => {
+                let urls: Vec<String> = match v {
+                    toml::Value::Array(a) => a.iter().filter_map(to_arg).collect(),
+                    other => to_arg(other).into_iter().collect(),
+                };
+                argv.extend(urls);
+            }
+            "json" | "scenario" => {
+                return Err(src.err(
+                    line,
+                    format!("scenario '{name}': '{k}' applies to the whole file; give it on the command line"),
+                ))
+            }
+            _ if !flags.iter().any(|f| f == k) => {
+                return Err(src.err(line, format!("scenario '{name}': unknown key '{k}' (keys are wsherd run's long flags, e.g. connections, duration, workload, rate, stages)")))
+            }
+            _ => match v {
+                toml::Value::Boolean(true) => argv.push(format!("--{k}")),
+                toml::Value::Boolean(false) => {}
+                other => match to_arg(other) {
+                    Some(s) => {
+                        argv.push(format!("--{k}"));
+                        argv.push(s);
+                    }
+                    None => {
+                        return Err(src.err(
+                            line,
+                            format!("scenario '{name}': '{k}' needs a string, number or boolean"),
+                        ))
+                    }
+                },
+            },
+        }
+    }
+    Ok(argv)
 }
 
 /// Runs every scenario (one after another, or side by side) and totals them.

@@ -1,6 +1,13 @@
 //! Text message templates (`--template`): realistic messages, such as the JSON a chat
 //! server validates, that still carry the timing stamp.
 //!
+//! Why it exists: a server that validates what it receives rejects wsherd's binary
+//! or hex payloads; a template lets the load send what such a server expects and
+//! still time every echo. Like `payload`, which renders it, it imports only
+//! `stamp`, `error` and the vocabulary (`vocab`): never the plan, the shards or
+//! anything else above the load layer, so what the hot path renders and decodes
+//! depends on nothing that runs it.
+//!
 //! ```text
 //! {"type":"chat","user":"u{conn}","seq":{seq},"ts":{ts},"body":"{pad:100}"}
 //! ```
@@ -129,151 +136,28 @@ impl fmt::Debug for Template {
 }
 
 impl Template {
-    /// Parses a template; errors name the byte offset of the problem.
+    /// Parses a template; errors name the byte offset of the problem. Renders
+    /// the image, finds the fields a message must carry, then the literal bytes
+    /// decoding compares.
     pub fn parse(src: &str) -> Result<Template, TemplateError> {
-        let b = src.as_bytes();
-        let mut image: Vec<u8> = Vec::with_capacity(src.len() + 64);
-        let mut fields: Vec<Field> = Vec::new();
-        let mut i = 0;
-        let mut lit = 0; // start of the literal run not yet copied
-        while i < b.len() {
-            if b[i] != b'{' {
-                i += 1;
-                continue;
-            }
-            match b.get(i + 1) {
-                Some(b'{') => {
-                    if !b.get(i + 2).is_some_and(u8::is_ascii_alphabetic) {
-                        return err_at(
-                            i,
-                            "'{{' only escapes a placeholder's text ({{seq}} renders {seq}); \
-                             other braces are literal as they are, so write a single '{'",
-                        );
-                    }
-                    // `{{name…` renders `{name…`, and the `}}` closing it renders `}`.
-                    image.extend_from_slice(&b[lit..=i]);
-                    let mut j = i + 2;
-                    while j < b.len() && b[j] != b'{' && b[j] != b'}' {
-                        j += 1;
-                    }
-                    image.extend_from_slice(&b[i + 2..j]);
-                    if b[j..].starts_with(b"}}") {
-                        image.push(b'}');
-                        j += 2;
-                    }
-                    i = j;
-                    lit = i;
-                }
-                Some(c) if c.is_ascii_alphabetic() => {
-                    let end = match b[i + 1..].iter().position(|&c| c == b'{' || c == b'}') {
-                        Some(k) if b[i + 1 + k] == b'}' => i + 1 + k,
-                        _ => {
-                            return err_at(
-                                i,
-                                format!(
-                                    "unclosed '{{' (placeholders are {KNOWN}; \
-                                     {{{{ before a letter writes a literal '{{')"
-                                ),
-                            )
-                        }
-                    };
-                    let what = placeholder(&src[i + 1..end], i)?;
-                    image.extend_from_slice(&b[lit..i]);
-                    let width = what.width();
-                    if image.len() + width > MAX_RENDERED {
-                        return err_at(
-                            i,
-                            format!(
-                                "{} makes the message longer than {} MiB",
-                                clip(&src[i..=end]),
-                                MAX_RENDERED >> 20
-                            ),
-                        );
-                    }
-                    match what {
-                        Placeholder::Pad(n) => {
-                            let at = image.len();
-                            image.resize(at + n, 0);
-                            crate::stamp::fill(&mut image[at..]);
-                        }
-                        _ => {
-                            let at = image.len();
-                            fields.push(Field { at, what });
-                            image.resize(at + width, 0);
-                            write_number(what, 0, &mut image[at..]);
-                        }
-                    }
-                    i = end + 1;
-                    lit = i;
-                }
-                // Any other brace is literal: JSON needs no escaping.
-                _ => i += 1,
-            }
-        }
-        image.extend_from_slice(&b[lit..]);
-        if image.len() > MAX_RENDERED {
-            return Err(TemplateError {
-                at: None,
-                what: format!(
-                    "renders {} bytes, more than the {} MiB wsherd sends",
-                    image.len(),
-                    MAX_RENDERED >> 20
-                ),
-            });
-        }
-
-        let first = |p: Placeholder| fields.iter().find(|f| f.what == p).map(|f| f.at);
-        let required = |p: Placeholder, name: &str, why: &str| {
-            first(p).ok_or_else(|| TemplateError {
-                at: None,
-                what: format!("needs {{{name}}} ({why}); add it, e.g. \"{name}\":{{{name}}}"),
-            })
-        };
-        let conn_at = required(
+        let image = Image::render(src)?;
+        let conn_at = image.required(
             Placeholder::Conn,
             "conn",
             "the connection an echo belongs to",
         )?;
-        let seq_at = required(
+        let seq_at = image.required(
             Placeholder::Seq,
             "seq",
             "how an echo is matched to its send",
         )?;
-        let ts_at = required(Placeholder::Ts, "ts", "the send time latency is timed from")?;
-        let intended_at = first(Placeholder::Intended);
-
-        // Literal bytes before each decoded field, up to GUARD of them and not
-        // reaching into another number, plus the first and last bytes of the message.
-        let first_at = fields.first().map_or(image.len(), |f| f.at);
-        let mut guards = vec![(0, first_at.min(GUARD))];
-        let numbers: Vec<(usize, usize)> = fields
-            .iter()
-            .map(|f| (f.at, f.at + f.what.width()))
-            .collect();
-        let literal_before = |at: usize| {
-            let floor = numbers
-                .iter()
-                .filter(|&&(_, e)| e <= at)
-                .map(|&(_, e)| e)
-                .max()
-                .unwrap_or(0);
-            (at.saturating_sub(GUARD).max(floor), at)
-        };
-        for at in [Some(conn_at), Some(seq_at), Some(ts_at), intended_at]
-            .into_iter()
-            .flatten()
-        {
-            guards.push(literal_before(at));
-        }
-        let last_end = numbers.iter().map(|&(_, e)| e).max().unwrap_or(0);
-        guards.push((image.len().saturating_sub(GUARD).max(last_end), image.len()));
-        guards.retain(|&(s, e)| s < e);
-        guards.sort_unstable();
-        guards.dedup();
-
-        debug_assert!(std::str::from_utf8(&image).is_ok());
+        let ts_at = image.required(Placeholder::Ts, "ts", "the send time latency is timed from")?;
+        let intended_at = image.first(Placeholder::Intended);
+        let guards = image.guards([Some(conn_at), Some(seq_at), Some(ts_at), intended_at]);
+        let Image { bytes, fields } = image;
+        debug_assert!(std::str::from_utf8(&bytes).is_ok());
         Ok(Template {
-            image: image.into_boxed_slice(),
+            image: bytes.into_boxed_slice(),
             fields: fields.into_boxed_slice(),
             conn_at,
             seq_at,
@@ -348,6 +232,178 @@ impl Template {
                 None => ts,
             },
         })
+    }
+}
+
+/// A template being parsed: the message rendered so far with every number 0,
+/// and where its numbers sit.
+struct Image {
+    bytes: Vec<u8>,
+    fields: Vec<Field>,
+}
+
+impl Image {
+    /// Renders `src` with every number 0: literal text as it is, a `{{` escape
+    /// as the text it stands for, each placeholder at its width. At most
+    /// [`MAX_RENDERED`] bytes.
+    fn render(src: &str) -> Result<Image, TemplateError> {
+        let b = src.as_bytes();
+        let mut image = Image {
+            bytes: Vec::with_capacity(src.len() + 64),
+            fields: Vec::new(),
+        };
+        let mut i = 0;
+        let mut lit = 0; // start of the literal run not yet copied
+        while i < b.len() {
+            if b[i] != b'{' {
+                i += 1;
+                continue;
+            }
+            match b.get(i + 1) {
+                Some(b'{') => {
+                    i = image.push_escape(b, i, lit)?;
+                    lit = i;
+                }
+                Some(c) if c.is_ascii_alphabetic() => {
+                    i = image.push_placeholder(src, i, lit)?;
+                    lit = i;
+                }
+                // Any other brace is literal: JSON needs no escaping.
+                _ => i += 1,
+            }
+        }
+        image.bytes.extend_from_slice(&b[lit..]);
+        if image.bytes.len() > MAX_RENDERED {
+            return Err(TemplateError {
+                at: None,
+                what: format!(
+                    "renders {} bytes, more than the {} MiB wsherd sends",
+                    image.bytes.len(),
+                    MAX_RENDERED >> 20
+                ),
+            });
+        }
+        Ok(image)
+    }
+
+    /// The `{{` at `i` of `b`, after the literal text from `lit`: `{{name…`
+    /// renders `{name…`, and the `}}` closing it renders `}`. Any other `{{` is
+    /// rejected. Returns where the text after it starts.
+    fn push_escape(&mut self, b: &[u8], i: usize, lit: usize) -> Result<usize, TemplateError> {
+        if !b.get(i + 2).is_some_and(u8::is_ascii_alphabetic) {
+            return err_at(
+                i,
+                "'{{' only escapes a placeholder's text ({{seq}} renders {seq}); \
+                 other braces are literal as they are, so write a single '{'",
+            );
+        }
+        self.bytes.extend_from_slice(&b[lit..=i]);
+        let mut j = i + 2;
+        while j < b.len() && b[j] != b'{' && b[j] != b'}' {
+            j += 1;
+        }
+        self.bytes.extend_from_slice(&b[i + 2..j]);
+        if b[j..].starts_with(b"}}") {
+            self.bytes.push(b'}');
+            j += 2;
+        }
+        Ok(j)
+    }
+
+    /// The placeholder opening at `i` of `src`, after the literal text from
+    /// `lit`: filler for `{pad:N}`, a number 0 (and its field) for the others.
+    /// Returns where the text after it starts.
+    fn push_placeholder(
+        &mut self,
+        src: &str,
+        i: usize,
+        lit: usize,
+    ) -> Result<usize, TemplateError> {
+        let b = src.as_bytes();
+        let end = match b[i + 1..].iter().position(|&c| c == b'{' || c == b'}') {
+            Some(k) if b[i + 1 + k] == b'}' => i + 1 + k,
+            _ => {
+                return err_at(
+                    i,
+                    format!(
+                        "unclosed '{{' (placeholders are {KNOWN}; \
+                         {{{{ before a letter writes a literal '{{')"
+                    ),
+                )
+            }
+        };
+        let what = placeholder(&src[i + 1..end], i)?;
+        self.bytes.extend_from_slice(&b[lit..i]);
+        let width = what.width();
+        if self.bytes.len() + width > MAX_RENDERED {
+            return err_at(
+                i,
+                format!(
+                    "{} makes the message longer than {} MiB",
+                    clip(&src[i..=end]),
+                    MAX_RENDERED >> 20
+                ),
+            );
+        }
+        let at = self.bytes.len();
+        match what {
+            Placeholder::Pad(n) => {
+                self.bytes.resize(at + n, 0);
+                crate::stamp::fill(&mut self.bytes[at..]);
+            }
+            _ => {
+                self.fields.push(Field { at, what });
+                self.bytes.resize(at + width, 0);
+                write_number(what, 0, &mut self.bytes[at..]);
+            }
+        }
+        Ok(end + 1)
+    }
+
+    /// Where the first `p` renders, if the template has one.
+    fn first(&self, p: Placeholder) -> Option<usize> {
+        self.fields.iter().find(|f| f.what == p).map(|f| f.at)
+    }
+
+    /// Where the first `{name}` renders; the template must have one, for `why`.
+    fn required(&self, p: Placeholder, name: &str, why: &str) -> Result<usize, TemplateError> {
+        self.first(p).ok_or_else(|| TemplateError {
+            at: None,
+            what: format!("needs {{{name}}} ({why}); add it, e.g. \"{name}\":{{{name}}}"),
+        })
+    }
+
+    /// The literal byte ranges decoding compares: before each decoded field (at
+    /// `decoded`), up to GUARD of them and not reaching into another number,
+    /// plus the first and last bytes of the message. Sorted, without empty or
+    /// repeated ranges.
+    fn guards(&self, decoded: [Option<usize>; 4]) -> Vec<(usize, usize)> {
+        let len = self.bytes.len();
+        let first_at = self.fields.first().map_or(len, |f| f.at);
+        let mut guards = vec![(0, first_at.min(GUARD))];
+        let numbers: Vec<(usize, usize)> = self
+            .fields
+            .iter()
+            .map(|f| (f.at, f.at + f.what.width()))
+            .collect();
+        let literal_before = |at: usize| {
+            let floor = numbers
+                .iter()
+                .filter(|&&(_, e)| e <= at)
+                .map(|&(_, e)| e)
+                .max()
+                .unwrap_or(0);
+            (at.saturating_sub(GUARD).max(floor), at)
+        };
+        for at in decoded.into_iter().flatten() {
+            guards.push(literal_before(at));
+        }
+        let last_end = numbers.iter().map(|&(_, e)| e).max().unwrap_or(0);
+        guards.push((len.saturating_sub(GUARD).max(last_end), len));
+        guards.retain(|&(s, e)| s < e);
+        guards.sort_unstable();
+        guards.dedup();
+        guards
     }
 }
 

@@ -2,8 +2,17 @@
 //! shared by `run` and `ceiling`) and a `RunShape` (what decides the run besides
 //! them: `run` takes it from its own flags, a ceiling search from its dimension).
 //!
-//! Every cross-flag check of a run lives here. Errors say what was wrong and which
-//! flag fixes it. Never imports the command layer, the engine or the shards.
+//! Why it exists: every cross-flag check of a run lives here, in one place, so a
+//! run that starts is a run that makes sense, and `run`, `ceiling` and scenario
+//! files check a run alike. Errors say what was wrong and which flag fixes it.
+//! The checks are named steps (`load_from`, `workload_from` and the steps they
+//! call) that run in a fixed order, so which error a user meets first does not
+//! change.
+//!
+//! It never imports the command layer (`commands`, `main`): config sits below it
+//! and reads what the user typed from `cli`'s types only. It builds the engine's
+//! `Run` (a plan and its outputs) but never runs one, and never reaches into the
+//! shards.
 
 use crate::cli::{LoadArgs, RunArgs};
 use crate::engine::{Outputs, Run};
@@ -412,46 +421,86 @@ struct Load {
     warmup: Duration,
 }
 
+/// Connections, duration and load curves from the shape. The checks run in
+/// this order: the stages, the run's length, its connections, the ramp, then
+/// the warm-up.
 fn load_from(sh: &RunShape) -> Result<Load> {
-    let open_flags = sh.rate.is_some() || sh.rate_per_conn.is_some();
-    let stages = match &sh.stages {
-        Some(text) => {
-            let st = parse_stages(text).map_err(|e| Error::usage(format!("--stages: {e}")))?;
-            // Targets written as rates (1000/s) stage an open loop's messages per
-            // second; plain numbers stage active connections.
-            let rates: Vec<bool> = text.split(',').map(|p| p.trim().ends_with("/s")).collect();
-            let all_rates = rates.iter().all(|r| *r);
-            if !all_rates && rates.iter().any(|r| *r) {
-                return Err(Error::usage(
-                    "--stages: write every target as a rate (1000/s) or none: rates stage an open loop, plain numbers stage connections",
-                ));
-            }
-            if open_flags && all_rates {
-                return Err(Error::usage(
-                    "rate stages (TARGET/s) set the open loop's rate over time: leave out --rate and --rate-per-conn",
-                ));
-            }
-            Some((st, all_rates))
-        }
-        None => None,
+    let stages = stages_from(sh)?;
+    let duration = duration_from(sh, stages.as_ref())?;
+    let connections = connections_from(sh, stages.as_ref())?;
+    let (conn_profile, rate_profile) = curves_from(sh, stages.as_ref(), duration, connections)?;
+    let warmup = warmup_from(sh.warmup, duration)?;
+    Ok(Load {
+        connections,
+        duration,
+        conn_profile,
+        rate_profile,
+        warmup,
+    })
+}
+
+/// `--stages` as parsed: the stages and what their targets count.
+struct Staged {
+    stages: Vec<Stage>,
+    /// Every target is written as a rate (1000/s): the stages set an open
+    /// loop's messages per second. Otherwise they set active connections.
+    rates: bool,
+}
+
+/// Parses --stages (none when not given). Its targets are all rates or all
+/// connections, and rate stages leave no room for --rate or --rate-per-conn.
+fn stages_from(sh: &RunShape) -> Result<Option<Staged>> {
+    let Some(text) = &sh.stages else {
+        return Ok(None);
     };
+    let open_flags = sh.rate.is_some() || sh.rate_per_conn.is_some();
+    let st = parse_stages(text).map_err(|e| Error::usage(format!("--stages: {e}")))?;
+    // Targets written as rates (1000/s) stage an open loop's messages per
+    // second; plain numbers stage active connections.
+    let rates: Vec<bool> = text.split(',').map(|p| p.trim().ends_with("/s")).collect();
+    let all_rates = rates.iter().all(|r| *r);
+    if !all_rates && rates.iter().any(|r| *r) {
+        return Err(Error::usage(
+            "--stages: write every target as a rate (1000/s) or none: rates stage an open loop, plain numbers stage connections",
+        ));
+    }
+    if open_flags && all_rates {
+        return Err(Error::usage(
+            "rate stages (TARGET/s) set the open loop's rate over time: leave out --rate and --rate-per-conn",
+        ));
+    }
+    Ok(Some(Staged {
+        stages: st,
+        rates: all_rates,
+    }))
+}
+
+/// The run's length: the stages added up, or -d (10 s when neither is given).
+/// Never both, and never zero.
+fn duration_from(sh: &RunShape, stages: Option<&Staged>) -> Result<Duration> {
     if stages.is_some() && sh.duration.is_some() {
         return Err(Error::usage(
             "-d and --stages both set the length of the run; the stages add up to it, so leave out -d",
         ));
     }
-    let duration = match &stages {
-        Some((st, _)) => st.iter().map(|s| s.duration).sum(),
+    let duration = match stages {
+        Some(s) => s.stages.iter().map(|s| s.duration).sum(),
         None => sh.duration.unwrap_or(Duration::from_secs(10)),
     };
     if duration.is_zero() {
         return Err(Error::usage("-d must be longer than zero (try -d 10s)"));
     }
-    let staged_conns = matches!(stages, Some((_, false)));
-    let connections = match (&stages, sh.connections) {
-        (Some((st, false)), c) => {
-            let peak = st.iter().map(|s| s.target).fold(0.0, f64::max).ceil() as u64;
-            match c {
+    Ok(duration)
+}
+
+/// The run's connections: -c (50 when not given), or with connection stages
+/// their peak, which -c may raise but not lower. At least one.
+fn connections_from(sh: &RunShape, stages: Option<&Staged>) -> Result<u64> {
+    let conn_stages = stages.filter(|s| !s.rates);
+    let connections = match conn_stages {
+        Some(s) => {
+            let peak = s.stages.iter().map(|s| s.target).fold(0.0, f64::max).ceil() as u64;
+            match sh.connections {
                 Some(c) if c < peak => {
                     return Err(Error::usage(format!(
                         "-c {c} is below the stages' peak of {peak} connections; leave -c out or raise it"
@@ -461,93 +510,99 @@ fn load_from(sh: &RunShape) -> Result<Load> {
                 None => peak,
             }
         }
-        (_, c) => c.unwrap_or(50),
+        None => sh.connections.unwrap_or(50),
     };
     if connections == 0 {
-        return Err(Error::usage(if staged_conns {
+        return Err(Error::usage(if conn_stages.is_some() {
             "--stages never asks for a connection: give at least one stage a target above 0"
         } else {
             "-c 0: a run needs at least one connection (try -c 100)"
         }));
     }
-    let mut conn_profile = None;
-    let mut rate_profile = None;
-    match (&stages, sh.ramp) {
-        (Some((st, true)), _) => rate_profile = Some(Profile::new(0.0, st)),
-        (Some((st, false)), _) => conn_profile = Some(Profile::new(0.0, st)),
-        (None, Some(ramp)) => {
-            if ramp.is_zero() || ramp >= duration {
-                return Err(Error::usage(format!(
-                    "--ramp {} must be longer than zero and shorter than -d {}",
-                    humantime::format_duration(ramp),
-                    humantime::format_duration(duration)
-                )));
-            }
-            let hold = duration - ramp;
-            let full = match (sh.rate, sh.rate_per_conn) {
-                (Some(r), _) => Some(r),
-                (_, Some(r)) => Some(r * connections as f64),
-                _ => None,
-            };
-            match full {
-                Some(rate) => {
-                    rate_profile = Some(Profile::new(
-                        0.0,
-                        &[
-                            Stage {
-                                duration: ramp,
-                                target: rate,
-                            },
-                            Stage {
-                                duration: hold,
-                                target: rate,
-                            },
-                        ],
-                    ))
-                }
-                None => {
-                    let c = connections as f64;
-                    conn_profile = Some(Profile::new(
-                        0.0,
-                        &[
-                            Stage {
-                                duration: ramp,
-                                target: c,
-                            },
-                            Stage {
-                                duration: hold,
-                                target: c,
-                            },
-                        ],
-                    ))
-                }
-            }
-        }
-        (None, None) => {}
+    Ok(connections)
+}
+
+/// A run's load curves over time: active connections, then an open loop's
+/// messages per second (either or both may be flat, i.e. `None`).
+type Curves = (Option<Profile>, Option<Profile>);
+
+/// The load curves: the stages' (of rates or of connections), else a --ramp's,
+/// else none.
+fn curves_from(
+    sh: &RunShape,
+    stages: Option<&Staged>,
+    duration: Duration,
+    connections: u64,
+) -> Result<Curves> {
+    match (stages, sh.ramp) {
+        (Some(s), _) if s.rates => Ok((None, Some(Profile::new(0.0, &s.stages)))),
+        (Some(s), _) => Ok((Some(Profile::new(0.0, &s.stages)), None)),
+        (None, Some(ramp)) => ramp_curves(sh, ramp, duration, connections),
+        (None, None) => Ok((None, None)),
     }
-    let warmup = match sh.warmup {
-        None => Duration::ZERO,
-        Some(w) => {
-            // Whole seconds: the shards hand over their statistics once a second.
-            let secs = w.as_secs() + u64::from(w.subsec_nanos() > 0);
-            let w = Duration::from_secs(secs);
-            if w >= duration {
-                return Err(Error::usage(format!(
-                    "--warmup {} leaves nothing to measure in a {} run",
-                    humantime::format_duration(w),
-                    humantime::format_duration(duration)
-                )));
-            }
-            w
-        }
+}
+
+/// --ramp: from zero up to the full rate (with --rate or --rate-per-conn) or
+/// else to every connection, then held there for the rest of the run.
+fn ramp_curves(
+    sh: &RunShape,
+    ramp: Duration,
+    duration: Duration,
+    connections: u64,
+) -> Result<Curves> {
+    if ramp.is_zero() || ramp >= duration {
+        return Err(Error::usage(format!(
+            "--ramp {} must be longer than zero and shorter than -d {}",
+            humantime::format_duration(ramp),
+            humantime::format_duration(duration)
+        )));
+    }
+    let hold = duration - ramp;
+    let full = match (sh.rate, sh.rate_per_conn) {
+        (Some(r), _) => Some(r),
+        (_, Some(r)) => Some(r * connections as f64),
+        _ => None,
     };
-    Ok(Load {
-        connections,
-        duration,
-        conn_profile,
-        rate_profile,
-        warmup,
+    Ok(match full {
+        Some(rate) => (None, Some(ramp_then_hold(ramp, hold, rate))),
+        None => (Some(ramp_then_hold(ramp, hold, connections as f64)), None),
     })
+}
+
+/// From zero to `target` over `ramp`, then `target` for `hold`.
+fn ramp_then_hold(ramp: Duration, hold: Duration, target: f64) -> Profile {
+    Profile::new(
+        0.0,
+        &[
+            Stage {
+                duration: ramp,
+                target,
+            },
+            Stage {
+                duration: hold,
+                target,
+            },
+        ],
+    )
+}
+
+/// --warmup (none when not given) rounded up to whole seconds, and shorter
+/// than the run.
+fn warmup_from(warmup: Option<Duration>, duration: Duration) -> Result<Duration> {
+    let Some(w) = warmup else {
+        return Ok(Duration::ZERO);
+    };
+    // Whole seconds: the shards hand over their statistics once a second.
+    let secs = w.as_secs() + u64::from(w.subsec_nanos() > 0);
+    let w = Duration::from_secs(secs);
+    if w >= duration {
+        return Err(Error::usage(format!(
+            "--warmup {} leaves nothing to measure in a {} run",
+            humantime::format_duration(w),
+            humantime::format_duration(duration)
+        )));
+    }
+    Ok(w)
 }
 
 /// Parses `--agent I/N`.
@@ -572,55 +627,63 @@ pub fn parse_agent(s: &str) -> Result<(u64, u64)> {
 /// Most messages per second one connection is scheduled to send.
 pub const MAX_RATE_PER_CONN: f64 = 1e6;
 
-/// Turns workload, pacing and payload flags into one `Workload`.
+/// Turns workload, pacing and payload flags into one `Workload`. The checks run
+/// in this order: the open-loop rate and its in-flight cap, the flags that
+/// belong to one workload kind, then the kind's own.
 fn workload_from(l: &LoadArgs, sh: &RunShape, payload: &PayloadSpec) -> Result<Workload> {
-    let kind = sh.workload;
-    let per_conn = match (sh.rate, sh.rate_per_conn) {
-        (Some(r), _) if r <= 0.0 => {
-            return Err(Error::usage(
-                "--rate 0: an open-loop run needs a positive rate (e.g. --rate 20k)",
-            ))
-        }
-        (_, Some(r)) if r <= 0.0 => return Err(Error::usage(
+    let per_conn = per_conn_rate(sh)?;
+    if let Some(r) = per_conn {
+        check_open_loop(l, r)?;
+    }
+    check_kind_flags(l, sh)?;
+    match sh.workload {
+        WorkloadKind::Echo => echo_workload(l, per_conn),
+        WorkloadKind::Broadcast => broadcast_workload(l, sh),
+        WorkloadKind::Churn | WorkloadKind::Chat => session_workload(l, sh, per_conn),
+        WorkloadKind::Ping => ping_workload(l, payload, per_conn),
+        WorkloadKind::Idle => idle_workload(l, per_conn),
+    }
+}
+
+/// Each connection's messages per second in an open loop: --rate spread over
+/// the run's connections, or --rate-per-conn; none for a closed loop. A rate
+/// given must be positive.
+fn per_conn_rate(sh: &RunShape) -> Result<Option<f64>> {
+    match (sh.rate, sh.rate_per_conn) {
+        (Some(r), _) if r <= 0.0 => Err(Error::usage(
+            "--rate 0: an open-loop run needs a positive rate (e.g. --rate 20k)",
+        )),
+        (_, Some(r)) if r <= 0.0 => Err(Error::usage(
             "--rate-per-conn 0: an open-loop run needs a positive rate (e.g. --rate-per-conn 2)",
         )),
-        (Some(r), _) => Some(r / sh.connections.unwrap_or(1).max(1) as f64),
-        (_, Some(r)) => Some(r),
-        _ => None,
-    };
-    if let Some(r) = per_conn {
-        if r > MAX_RATE_PER_CONN {
-            return Err(Error::usage(format!(
-                "{r:.0} messages/s per connection is more than wsherd schedules ({MAX_RATE_PER_CONN:.0}); use more connections"
-            )));
-        }
-        if l.inflight == Some(0) || l.inflight.unwrap_or(1) > MAX_INFLIGHT {
-            return Err(Error::usage(format!(
-                "--inflight {} is out of range: an open loop caps unanswered messages per connection at 1 to {MAX_INFLIGHT} (leave it out for no cap)",
-                l.inflight.unwrap_or(0)
-            )));
-        }
+        (Some(r), _) => Ok(Some(r / sh.connections.unwrap_or(1).max(1) as f64)),
+        (_, Some(r)) => Ok(Some(r)),
+        _ => Ok(None),
     }
-    let closed = || -> Result<Pacing> {
-        let inflight = l.inflight.unwrap_or(1);
-        if inflight == 0 || inflight > MAX_INFLIGHT {
-            return Err(Error::usage(format!(
-                "--inflight {inflight} is out of range: each connection keeps 1 to {MAX_INFLIGHT} messages in flight"
-            )));
-        }
-        Ok(Pacing::Closed {
-            inflight: inflight as u32,
-        })
-    };
-    let pacing = |r: Option<f64>| -> Result<Pacing> {
-        match r {
-            Some(r) => Ok(Pacing::Open {
-                period: Duration::from_secs_f64(1.0 / r),
-                max_inflight: l.inflight.map(|k| k as u32),
-            }),
-            None => closed(),
-        }
-    };
+}
+
+/// An open loop of `per_conn` messages per second per connection: no more than
+/// wsherd schedules, and --inflight (if given) a cap it can keep.
+fn check_open_loop(l: &LoadArgs, per_conn: f64) -> Result<()> {
+    if per_conn > MAX_RATE_PER_CONN {
+        return Err(Error::usage(format!(
+            "{per_conn:.0} messages/s per connection is more than wsherd schedules ({MAX_RATE_PER_CONN:.0}); use more connections"
+        )));
+    }
+    if l.inflight == Some(0) || l.inflight.unwrap_or(1) > MAX_INFLIGHT {
+        return Err(Error::usage(format!(
+            "--inflight {} is out of range: an open loop caps unanswered messages per connection at 1 to {MAX_INFLIGHT} (leave it out for no cap)",
+            l.inflight.unwrap_or(0)
+        )));
+    }
+    Ok(())
+}
+
+/// Flags that belong to one kind of workload are not given with another:
+/// --publishers (broadcast), --messages, --session-rate and --think (sessions),
+/// --heartbeat (idle).
+fn check_kind_flags(l: &LoadArgs, sh: &RunShape) -> Result<()> {
+    let kind = sh.workload;
     if sh.publishers.is_some() && kind != WorkloadKind::Broadcast {
         return Err(Error::usage("--publishers is for --workload broadcast"));
     }
@@ -635,144 +698,181 @@ fn workload_from(l: &LoadArgs, sh: &RunShape, payload: &PayloadSpec) -> Result<W
             "--heartbeat is for --workload idle (other workloads send their own messages)",
         ));
     }
-    Ok(match kind {
-        WorkloadKind::Echo => Workload {
-            name: "echo",
-            message: Message::Data,
-            pacing: pacing(per_conn)?,
-            session: None,
-            broadcast: None,
+    Ok(())
+}
+
+/// An open loop at `per_conn` messages per second, or else a closed loop.
+fn pacing_from(l: &LoadArgs, per_conn: Option<f64>) -> Result<Pacing> {
+    match per_conn {
+        Some(r) => Ok(Pacing::Open {
+            period: Duration::from_secs_f64(1.0 / r),
+            max_inflight: l.inflight.map(|k| k as u32),
+        }),
+        None => closed_pacing(l),
+    }
+}
+
+/// A closed loop keeping --inflight messages in flight (1 when not given).
+fn closed_pacing(l: &LoadArgs) -> Result<Pacing> {
+    let inflight = l.inflight.unwrap_or(1);
+    if inflight == 0 || inflight > MAX_INFLIGHT {
+        return Err(Error::usage(format!(
+            "--inflight {inflight} is out of range: each connection keeps 1 to {MAX_INFLIGHT} messages in flight"
+        )));
+    }
+    Ok(Pacing::Closed {
+        inflight: inflight as u32,
+    })
+}
+
+/// `--workload echo`: data frames timed by their echo, in a closed or an open loop.
+fn echo_workload(l: &LoadArgs, per_conn: Option<f64>) -> Result<Workload> {
+    Ok(Workload {
+        name: "echo",
+        message: Message::Data,
+        pacing: pacing_from(l, per_conn)?,
+        session: None,
+        broadcast: None,
+    })
+}
+
+/// `--workload broadcast`: 1 to all of the connections publish on a schedule
+/// (--rate across all of them, or --rate-per-conn each); there is no
+/// --inflight.
+fn broadcast_workload(l: &LoadArgs, sh: &RunShape) -> Result<Workload> {
+    let c = sh.connections.unwrap_or(1).max(1);
+    let publishers = sh.publishers.unwrap_or(1);
+    if publishers == 0 || publishers > c {
+        return Err(Error::usage(format!(
+            "--publishers {publishers}: between 1 and the {c} connections"
+        )));
+    }
+    // Publishers publish on a schedule: --rate across all of them, or
+    // --rate-per-conn each.
+    let per_pub = match (sh.rate, sh.rate_per_conn) {
+        (Some(r), _) => r / publishers as f64,
+        (_, Some(r)) => r,
+        _ => {
+            return Err(Error::usage(
+                "broadcast needs a publish rate: --rate N (messages/s across the publishers) or --rate-per-conn R (each)",
+            ))
+        }
+    };
+    if l.inflight.is_some() {
+        return Err(Error::usage("--inflight does not apply to broadcast"));
+    }
+    Ok(Workload {
+        name: "broadcast",
+        message: Message::Data,
+        pacing: Pacing::Open {
+            period: Duration::from_secs_f64(1.0 / per_pub),
+            max_inflight: None,
         },
-        WorkloadKind::Broadcast => {
-            let c = sh.connections.unwrap_or(1).max(1);
-            let publishers = sh.publishers.unwrap_or(1);
-            if publishers == 0 || publishers > c {
-                return Err(Error::usage(format!(
-                    "--publishers {publishers}: between 1 and the {c} connections"
-                )));
-            }
-            // Publishers publish on a schedule: --rate across all of them, or
-            // --rate-per-conn each.
-            let per_pub = match (sh.rate, sh.rate_per_conn) {
-                (Some(r), _) => r / publishers as f64,
-                (_, Some(r)) => r,
-                _ => {
-                    return Err(Error::usage(
-                        "broadcast needs a publish rate: --rate N (messages/s across the publishers) or --rate-per-conn R (each)",
-                    ))
-                }
-            };
-            if l.inflight.is_some() {
-                return Err(Error::usage("--inflight does not apply to broadcast"));
-            }
-            Workload {
-                name: "broadcast",
-                message: Message::Data,
-                pacing: Pacing::Open {
-                    period: Duration::from_secs_f64(1.0 / per_pub),
-                    max_inflight: None,
-                },
-                session: None,
-                broadcast: Some(crate::workload::Broadcast {
-                    publishers,
-                    stride: c / publishers,
-                }),
-            }
-        }
-        WorkloadKind::Churn | WorkloadKind::Chat => {
-            if per_conn.is_some() || l.inflight.is_some() {
-                return Err(Error::usage(
-                    "sessions send one message at a time; pace them with --session-rate, not --rate or --inflight",
-                ));
-            }
-            let chat = kind == WorkloadKind::Chat;
-            if l.think.is_some() && !chat {
-                return Err(Error::usage("--think is for --workload chat"));
-            }
-            let messages = l.messages.unwrap_or(if chat { 3 } else { 1 });
-            if sh.session_rate == Some(0.0) {
-                return Err(Error::usage(
-                    "--session-rate 0: give a positive rate (e.g. --session-rate 200), or leave it out",
-                ));
-            }
-            Workload {
-                name: if chat { "chat" } else { "churn" },
-                message: Message::Data,
-                pacing: if messages == 0 {
-                    Pacing::Hold
-                } else {
-                    Pacing::Closed { inflight: 1 }
-                },
-                session: Some(crate::workload::Session {
-                    messages,
-                    think: l.think.filter(|t| !t.is_zero()),
-                    rate: sh.session_rate,
-                }),
-                broadcast: None,
-            }
-        }
-        WorkloadKind::Ping => {
-            if l.template.is_some() || l.payload_file.is_some() {
-                return Err(Error::usage(
-                    "--template and --payload-file do not apply to pings: a PING carries only the timing header and filler",
-                ));
-            }
-            if payload.kind == PayloadKind::Text {
-                return Err(Error::usage(
-                    "--text does not apply to pings: PING payloads are binary",
-                ));
-            }
+        session: None,
+        broadcast: Some(crate::workload::Broadcast {
+            publishers,
+            stride: c / publishers,
+        }),
+    })
+}
+
+/// `--workload churn` or `chat`: sessions of --messages messages, one at a
+/// time, paced by --session-rate (chat also by --think), never by --rate or
+/// --inflight.
+fn session_workload(l: &LoadArgs, sh: &RunShape, per_conn: Option<f64>) -> Result<Workload> {
+    if per_conn.is_some() || l.inflight.is_some() {
+        return Err(Error::usage(
+            "sessions send one message at a time; pace them with --session-rate, not --rate or --inflight",
+        ));
+    }
+    let chat = sh.workload == WorkloadKind::Chat;
+    if l.think.is_some() && !chat {
+        return Err(Error::usage("--think is for --workload chat"));
+    }
+    let messages = l.messages.unwrap_or(if chat { 3 } else { 1 });
+    if sh.session_rate == Some(0.0) {
+        return Err(Error::usage(
+            "--session-rate 0: give a positive rate (e.g. --session-rate 200), or leave it out",
+        ));
+    }
+    Ok(Workload {
+        name: if chat { "chat" } else { "churn" },
+        message: Message::Data,
+        pacing: if messages == 0 {
+            Pacing::Hold
+        } else {
+            Pacing::Closed { inflight: 1 }
+        },
+        session: Some(crate::workload::Session {
+            messages,
+            think: l.think.filter(|t| !t.is_zero()),
+            rate: sh.session_rate,
+        }),
+        broadcast: None,
+    })
+}
+
+/// `--workload ping`: PING frames timed by their PONG, binary and at most 125
+/// bytes, with no template or payload file.
+fn ping_workload(l: &LoadArgs, payload: &PayloadSpec, per_conn: Option<f64>) -> Result<Workload> {
+    if l.template.is_some() || l.payload_file.is_some() {
+        return Err(Error::usage(
+            "--template and --payload-file do not apply to pings: a PING carries only the timing header and filler",
+        ));
+    }
+    if payload.kind == PayloadKind::Text {
+        return Err(Error::usage(
+            "--text does not apply to pings: PING payloads are binary",
+        ));
+    }
+    if l.size > 125 {
+        return Err(Error::usage(format!(
+            "--size {}: a PING carries at most 125 bytes (RFC 6455); use --size 125 or less",
+            l.size
+        )));
+    }
+    Ok(Workload {
+        name: "ping",
+        message: Message::Ping,
+        pacing: pacing_from(l, per_conn)?,
+        session: None,
+        broadcast: None,
+    })
+}
+
+/// `--workload idle`: connections held open, sending nothing or, with
+/// --heartbeat, a PING of at most 125 bytes every heartbeat.
+fn idle_workload(l: &LoadArgs, per_conn: Option<f64>) -> Result<Workload> {
+    if per_conn.is_some() || l.inflight.is_some() {
+        return Err(Error::usage(
+            "--workload idle sends nothing; for timed keep-alives use --heartbeat 30s",
+        ));
+    }
+    let (message, pacing) = match l.heartbeat {
+        Some(h) if h.is_zero() => return Err(Error::usage("--heartbeat must be longer than zero")),
+        Some(h) => {
             if l.size > 125 {
                 return Err(Error::usage(format!(
-                    "--size {}: a PING carries at most 125 bytes (RFC 6455); use --size 125 or less",
+                    "--size {}: heartbeats are PINGs of at most 125 bytes; use --size 125 or less",
                     l.size
                 )));
             }
-            Workload {
-                name: "ping",
-                message: Message::Ping,
-                pacing: pacing(per_conn)?,
-                session: None,
-                broadcast: None,
-            }
-        }
-        WorkloadKind::Idle => {
-            if per_conn.is_some() || l.inflight.is_some() {
-                return Err(Error::usage(
-                    "--workload idle sends nothing; for timed keep-alives use --heartbeat 30s",
-                ));
-            }
-            match l.heartbeat {
-                Some(h) if h.is_zero() => {
-                    return Err(Error::usage("--heartbeat must be longer than zero"))
-                }
-                Some(h) => {
-                    if l.size > 125 {
-                        return Err(Error::usage(format!(
-                            "--size {}: heartbeats are PINGs of at most 125 bytes; use --size 125 or less",
-                            l.size
-                        )));
-                    }
-                    Workload {
-                        name: "idle",
-                        message: Message::Ping,
-                        pacing: Pacing::Open {
-                            period: h,
-                            max_inflight: None,
-                        },
-                        session: None,
-                        broadcast: None,
-                    }
-                }
-                None => Workload {
-                    name: "idle",
-                    message: Message::Data,
-                    pacing: Pacing::Hold,
-                    session: None,
-                    broadcast: None,
+            (
+                Message::Ping,
+                Pacing::Open {
+                    period: h,
+                    max_inflight: None,
                 },
-            }
+            )
         }
+        None => (Message::Data, Pacing::Hold),
+    };
+    Ok(Workload {
+        name: "idle",
+        message,
+        pacing,
+        session: None,
+        broadcast: None,
     })
 }
 

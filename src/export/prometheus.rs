@@ -6,6 +6,12 @@
 //! server side by `wsherd serve`'s status loop from the shards' once-a-second
 //! totals. Nothing here runs on the hot path.
 //!
+//! It never imports the engine, config, cli or the shards' internals: it reads
+//! the server's totals through `server`'s public types (`ServerTotals`,
+//! `ServerHistograms`) and the load's figures from the collector's snapshots
+//! (`metrics::Snapshot`), so exporting can neither slow a run nor depend on how
+//! one is planned or carried out.
+//!
 //! Latency histograms are exported in seconds with fixed buckets (`BOUNDS`),
 //! derived from wsherd's HDR histograms: each interval's HDR histogram is walked
 //! once and every recorded value's count is added to the bucket its value falls in
@@ -122,6 +128,143 @@ struct ClientInner {
     session: HdrBuckets,
 }
 
+impl ClientInner {
+    /// Connections: open now, attempted, opened, failed and lost.
+    fn register_connections(&self, r: &mut Registry) {
+        r.register(
+            "wsherd_client_connections_active",
+            "WebSocket connections open now",
+            self.active.clone(),
+        );
+        r.register(
+            "wsherd_client_connections_attempted",
+            "Connections the load tried to open (TCP connect started)",
+            self.attempted.clone(),
+        );
+        r.register(
+            "wsherd_client_connections_opened",
+            "Connections that completed the WebSocket upgrade",
+            self.opened.clone(),
+        );
+        r.register(
+            "wsherd_client_connections_failed",
+            "Connections that never got established, by cause (refused, connect_timeout, http_403, ...)",
+            self.failed.clone(),
+        );
+        r.register(
+            "wsherd_client_connections_lost",
+            "Established connections that ended before the run did, by cause",
+            self.lost.clone(),
+        );
+    }
+
+    /// Messages sent, received, failed and unexpected, and the bytes sent and
+    /// received.
+    fn register_messages(&self, r: &mut Registry) {
+        r.register(
+            "wsherd_client_messages_sent",
+            "Messages sent",
+            self.sent.clone(),
+        );
+        r.register(
+            "wsherd_client_messages_received",
+            "Echoes received and matched to their send",
+            self.received.clone(),
+        );
+        r.register(
+            "wsherd_client_messages_failed",
+            "Messages whose connection died before their echo came back",
+            self.failed_msgs.clone(),
+        );
+        r.register(
+            "wsherd_client_messages_unexpected",
+            "Data frames that matched no outstanding send",
+            self.unexpected.clone(),
+        );
+        r.register_with_unit(
+            "wsherd_client_sent",
+            "Payload bytes sent",
+            Unit::Bytes,
+            self.sent_bytes.clone(),
+        );
+        r.register_with_unit(
+            "wsherd_client_received",
+            "Payload bytes received",
+            Unit::Bytes,
+            self.received_bytes.clone(),
+        );
+    }
+
+    /// Errors by kind, then what the session and broadcast workloads count:
+    /// completed sessions, broadcast copies delivered and missing.
+    fn register_errors_and_sessions(&self, r: &mut Registry) {
+        r.register(
+            "wsherd_client_errors",
+            "Errors of established connections, by kind",
+            self.errors.clone(),
+        );
+        r.register(
+            "wsherd_client_sessions",
+            "Completed sessions (churn, chat): each is a reconnect",
+            self.sessions.clone(),
+        );
+        r.register(
+            "wsherd_client_broadcast_delivered",
+            "Broadcast copies received",
+            self.delivered.clone(),
+        );
+        r.register(
+            "wsherd_client_broadcast_missing",
+            "Broadcast copies that never came",
+            self.missing.clone(),
+        );
+    }
+
+    /// The latency histograms, in seconds: round trip (corrected and not),
+    /// connect, handshake, broadcast delivery, session.
+    fn register_latencies(&self, r: &mut Registry) {
+        let hist = |r: &mut Registry, name: &str, help: &str, h: &HdrBuckets| {
+            r.register_with_unit(name, help, Unit::Seconds, h.clone());
+        };
+        hist(
+            r,
+            "wsherd_client_rtt",
+            "Message round trip, from the intended send (coordinated-omission corrected in an open loop); buckets derived from HDR histograms",
+            &self.rtt,
+        );
+        hist(
+            r,
+            "wsherd_client_rtt_uncorrected",
+            "Open loop: round trip from the actual send; buckets derived from HDR histograms",
+            &self.rtt_uncorrected,
+        );
+        hist(
+            r,
+            "wsherd_client_connect",
+            "TCP connect time; buckets derived from HDR histograms",
+            &self.connect,
+        );
+        hist(
+            r,
+            "wsherd_client_handshake",
+            "WebSocket upgrade time; buckets derived from HDR histograms",
+            &self.handshake,
+        );
+        hist(
+            r,
+            "wsherd_client_delivery",
+            "Broadcast one-way delivery, intended publish to receipt; buckets derived from HDR histograms",
+            &self.delivery,
+        );
+        hist(
+            r,
+            "wsherd_client_session",
+            "Session duration (churn, chat); buckets derived from HDR histograms",
+            &self.session,
+        );
+    }
+}
+
 /// The load side's metrics; the collector feeds it every snapshot it merges.
 #[derive(Clone, Debug)]
 pub struct ClientMetrics {
@@ -129,126 +272,15 @@ pub struct ClientMetrics {
 }
 
 impl ClientMetrics {
-    /// The metrics and the registry that exposes them.
+    /// The metrics and the registry that exposes them, registered in the order
+    /// the exposition lists them.
     pub fn new() -> (ClientMetrics, Registry) {
         let m = ClientInner::default();
         let mut r = Registry::default();
-        r.register(
-            "wsherd_client_connections_active",
-            "WebSocket connections open now",
-            m.active.clone(),
-        );
-        r.register(
-            "wsherd_client_connections_attempted",
-            "Connections the load tried to open (TCP connect started)",
-            m.attempted.clone(),
-        );
-        r.register(
-            "wsherd_client_connections_opened",
-            "Connections that completed the WebSocket upgrade",
-            m.opened.clone(),
-        );
-        r.register(
-            "wsherd_client_connections_failed",
-            "Connections that never got established, by cause (refused, connect_timeout, http_403, ...)",
-            m.failed.clone(),
-        );
-        r.register(
-            "wsherd_client_connections_lost",
-            "Established connections that ended before the run did, by cause",
-            m.lost.clone(),
-        );
-        r.register(
-            "wsherd_client_messages_sent",
-            "Messages sent",
-            m.sent.clone(),
-        );
-        r.register(
-            "wsherd_client_messages_received",
-            "Echoes received and matched to their send",
-            m.received.clone(),
-        );
-        r.register(
-            "wsherd_client_messages_failed",
-            "Messages whose connection died before their echo came back",
-            m.failed_msgs.clone(),
-        );
-        r.register(
-            "wsherd_client_messages_unexpected",
-            "Data frames that matched no outstanding send",
-            m.unexpected.clone(),
-        );
-        r.register_with_unit(
-            "wsherd_client_sent",
-            "Payload bytes sent",
-            Unit::Bytes,
-            m.sent_bytes.clone(),
-        );
-        r.register_with_unit(
-            "wsherd_client_received",
-            "Payload bytes received",
-            Unit::Bytes,
-            m.received_bytes.clone(),
-        );
-        r.register(
-            "wsherd_client_errors",
-            "Errors of established connections, by kind",
-            m.errors.clone(),
-        );
-        r.register(
-            "wsherd_client_sessions",
-            "Completed sessions (churn, chat): each is a reconnect",
-            m.sessions.clone(),
-        );
-        r.register(
-            "wsherd_client_broadcast_delivered",
-            "Broadcast copies received",
-            m.delivered.clone(),
-        );
-        r.register(
-            "wsherd_client_broadcast_missing",
-            "Broadcast copies that never came",
-            m.missing.clone(),
-        );
-        let hist = |r: &mut Registry, name: &str, help: &str, h: &HdrBuckets| {
-            r.register_with_unit(name, help, Unit::Seconds, h.clone());
-        };
-        hist(
-            &mut r,
-            "wsherd_client_rtt",
-            "Message round trip, from the intended send (coordinated-omission corrected in an open loop); buckets derived from HDR histograms",
-            &m.rtt,
-        );
-        hist(
-            &mut r,
-            "wsherd_client_rtt_uncorrected",
-            "Open loop: round trip from the actual send; buckets derived from HDR histograms",
-            &m.rtt_uncorrected,
-        );
-        hist(
-            &mut r,
-            "wsherd_client_connect",
-            "TCP connect time; buckets derived from HDR histograms",
-            &m.connect,
-        );
-        hist(
-            &mut r,
-            "wsherd_client_handshake",
-            "WebSocket upgrade time; buckets derived from HDR histograms",
-            &m.handshake,
-        );
-        hist(
-            &mut r,
-            "wsherd_client_delivery",
-            "Broadcast one-way delivery, intended publish to receipt; buckets derived from HDR histograms",
-            &m.delivery,
-        );
-        hist(
-            &mut r,
-            "wsherd_client_session",
-            "Session duration (churn, chat); buckets derived from HDR histograms",
-            &m.session,
-        );
+        m.register_connections(&mut r);
+        m.register_messages(&mut r);
+        m.register_errors_and_sessions(&mut r);
+        m.register_latencies(&mut r);
         (ClientMetrics { inner: Arc::new(m) }, r)
     }
 
