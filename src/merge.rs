@@ -2,8 +2,12 @@
 //! latency histograms travel in the results in full (HdrHistogram V2), so merged
 //! percentiles are exactly those of one big run.
 //!
-//! Used for the total of a scenario file (scenarios one after another or side by
-//! side) and meant for results from several processes or hosts.
+//! Why it exists: the total of a scenario file (scenarios one after another or
+//! side by side) and of several agents' results (processes or hosts) is one run's
+//! results again, so every report and threshold reads it as it reads any run.
+//!
+//! Must import only the results (`results`) and the vocabulary (`vocab`): it
+//! works from saved results alone, never from a plan, a shard or the engine.
 
 use crate::results::*;
 use crate::vocab::hist::decode_histogram;
@@ -119,23 +123,105 @@ pub fn check_parts(parts: &[RunResults], names: &[String]) -> Result<(), String>
     Ok(())
 }
 
-/// Merges `parts` (at least one) into one result.
+/// Merges `parts` (at least one) into one result: each section by its own step.
 pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
     let first = &parts[0];
     let seq = timing == Timing::Sequential;
-    let span = |f: &dyn Fn(&RunResults) -> f64| -> f64 {
-        if seq {
-            parts.iter().map(f).sum()
-        } else {
-            parts.iter().map(f).fold(0.0, f64::max)
-        }
-    };
-    let elapsed = span(&|r| r.elapsed_secs);
-    let duration = span(&|r| r.config.duration_secs);
+    let elapsed = span(parts, seq, |r| r.elapsed_secs);
+    let duration = span(parts, seq, |r| r.config.duration_secs);
+    RunResults {
+        schema_version: SCHEMA_VERSION,
+        wsherd_version: first.wsherd_version.clone(),
+        interrupted: parts.iter().any(|r| r.interrupted),
+        started_at_unix: parts
+            .iter()
+            .map(|r| r.started_at_unix)
+            .fold(f64::INFINITY, f64::min),
+        elapsed_secs: elapsed,
+        config: merge_config(parts, seq, duration),
+        host: first.host.clone(),
+        connections: merge_connections(parts, seq),
+        messages: merge_messages(parts, duration),
+        errors: merge_errors(parts),
+        latency: merge_latencies(parts),
+        sessions: merge_sessions(parts, seq),
+        broadcast: merge_broadcast(parts),
+        warmup: None,
+        series: merge_series(parts, seq),
+        memory: merge_memory(parts, seq),
+        thresholds: Vec::new(),
+        assessment: Vec::new(),
+    }
+}
 
+/// The time the parts span: one after another, the sum of theirs; side by
+/// side, the longest.
+fn span(parts: &[RunResults], seq: bool, f: impl Fn(&RunResults) -> f64) -> f64 {
+    if seq {
+        parts.iter().map(f).sum()
+    } else {
+        parts.iter().map(f).fold(0.0, f64::max)
+    }
+}
+
+/// The parts' configurations as one: what they share, "mixed" where they
+/// differ, every target and source address once, and the connections held at
+/// once (the most of any part one after another, their sum side by side).
+fn merge_config(parts: &[RunResults], seq: bool, duration: f64) -> ConfigSummary {
+    let first = &parts[0];
+    ConfigSummary {
+        targets: union(parts, |r| &r.config.targets),
+        source_ips: union(parts, |r| &r.config.source_ips),
+        embedded_server: parts.iter().any(|r| r.config.embedded_server),
+        workload: same(parts, |r| r.config.workload.clone()),
+        pacing: same(parts, |r| r.config.pacing.clone()),
+        rate: None,
+        connections: if seq {
+            parts
+                .iter()
+                .map(|r| r.config.connections)
+                .max()
+                .unwrap_or(0)
+        } else {
+            parts.iter().map(|r| r.config.connections).sum()
+        },
+        duration_secs: duration,
+        connect_rate: first.config.connect_rate,
+        connect_timeout_secs: first.config.connect_timeout_secs,
+        message_size: first.config.message_size,
+        message_kind: same(parts, |r| r.config.message_kind.clone()),
+        inflight: first.config.inflight,
+        shards: parts.iter().map(|r| r.config.shards).max().unwrap_or(1),
+    }
+}
+
+/// The value every part has, or "mixed".
+fn same(parts: &[RunResults], f: impl Fn(&RunResults) -> String) -> String {
+    let v = f(&parts[0]);
+    if parts.iter().all(|r| f(r) == v) {
+        v
+    } else {
+        "mixed".into()
+    }
+}
+
+/// Every part's values, each once, in the order first seen.
+fn union(parts: &[RunResults], f: impl Fn(&RunResults) -> &Vec<String>) -> Vec<String> {
+    let mut all: Vec<String> = Vec::new();
+    for r in parts {
+        for t in f(r) {
+            if !all.contains(t) {
+                all.push(t.clone());
+            }
+        }
+    }
+    all
+}
+
+/// The connections' ledgers added up; the peak open is the highest of any part
+/// one after another, their sum side by side.
+fn merge_connections(parts: &[RunResults], seq: bool) -> ConnectionStats {
     let mut conns = ConnectionStats::default();
-    let mut msgs = MessageStats::default();
-    let mut errors = BTreeMap::new();
     for r in parts {
         let c = &r.connections;
         conns.attempted += c.attempted;
@@ -153,6 +239,15 @@ pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
         } else {
             conns.peak_open + c.peak_open
         };
+    }
+    conns
+}
+
+/// The messages' ledgers added up, and their rates: what each part achieved,
+/// over the merged span of `duration` seconds.
+fn merge_messages(parts: &[RunResults], duration: f64) -> MessageStats {
+    let mut msgs = MessageStats::default();
+    for r in parts {
         let m = &r.messages;
         msgs.sent += m.sent;
         msgs.received += m.received;
@@ -167,13 +262,68 @@ pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
         let part_secs = r.config.duration_secs.max(1e-9);
         msgs.sent_per_sec += m.sent_per_sec * part_secs;
         msgs.received_per_sec += m.received_per_sec * part_secs;
-        add_maps(&mut errors, &r.errors);
     }
     let span_secs = duration.max(1e-9);
     msgs.sent_per_sec /= span_secs;
     msgs.received_per_sec /= span_secs;
+    msgs
+}
 
-    // Series: one after another, or second by second.
+/// The errors of every part, added up by kind.
+fn merge_errors(parts: &[RunResults]) -> BTreeMap<String, u64> {
+    let mut errors = BTreeMap::new();
+    for r in parts {
+        add_maps(&mut errors, &r.errors);
+    }
+    errors
+}
+
+/// Every latency merged through its full histogram; an optional one is there
+/// when any part has it.
+fn merge_latencies(parts: &[RunResults]) -> Latencies {
+    Latencies {
+        connect: merge_latency(parts.iter().map(|r| &r.latency.connect)),
+        handshake: merge_latency(parts.iter().map(|r| &r.latency.handshake)),
+        rtt: merge_latency(parts.iter().map(|r| &r.latency.rtt)),
+        rtt_uncorrected: merge_opt(parts.iter().map(|r| r.latency.rtt_uncorrected.as_ref())),
+        send_lag: merge_opt(parts.iter().map(|r| r.latency.send_lag.as_ref())),
+        delivery: merge_opt(parts.iter().map(|r| r.latency.delivery.as_ref())),
+    }
+}
+
+/// The sessions of the parts that ran any: counts add up, the rate is their
+/// mean one after another and their sum side by side.
+fn merge_sessions(parts: &[RunResults], seq: bool) -> Option<SessionStats> {
+    let present: Vec<&SessionStats> = parts.iter().filter_map(|r| r.sessions.as_ref()).collect();
+    (!present.is_empty()).then(|| SessionStats {
+        messages_per_session: present[0].messages_per_session,
+        rate: None,
+        completed: present.iter().map(|s| s.completed).sum(),
+        per_sec: present.iter().map(|s| s.per_sec).sum::<f64>()
+            / if seq { present.len() as f64 } else { 1.0 },
+        late: present.iter().map(|s| s.late).sum(),
+        duration: merge_latency(present.iter().map(|s| &s.duration)),
+    })
+}
+
+/// The broadcasts of the parts that ran one, added up.
+fn merge_broadcast(parts: &[RunResults]) -> Option<BroadcastStats> {
+    let present: Vec<&BroadcastStats> = parts.iter().filter_map(|r| r.broadcast.as_ref()).collect();
+    (!present.is_empty()).then(|| BroadcastStats {
+        publishers: present.iter().map(|b| b.publishers).sum(),
+        receivers: present.iter().map(|b| b.receivers).sum(),
+        published: present.iter().map(|b| b.published).sum(),
+        expected: present.iter().map(|b| b.expected).sum(),
+        delivered: present.iter().map(|b| b.delivered).sum(),
+        missing: present.iter().map(|b| b.missing).sum(),
+        duplicates: present.iter().map(|b| b.duplicates).sum(),
+        undelivered_at_stop: present.iter().map(|b| b.undelivered_at_stop).sum(),
+        delivered_per_sec: present.iter().map(|b| b.delivered_per_sec).sum(),
+    })
+}
+
+/// Series: one after another, or second by second.
+fn merge_series(parts: &[RunResults], seq: bool) -> Vec<SecondStats> {
     let mut series: BTreeMap<u64, SecondStats> = BTreeMap::new();
     let mut offset = 0u64;
     for r in parts {
@@ -200,108 +350,5 @@ pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
             offset += r.series.len() as u64;
         }
     }
-
-    let same = |f: &dyn Fn(&RunResults) -> String| -> String {
-        let v = f(first);
-        if parts.iter().all(|r| f(r) == v) {
-            v
-        } else {
-            "mixed".into()
-        }
-    };
-    let union = |f: &dyn Fn(&RunResults) -> &Vec<String>| -> Vec<String> {
-        let mut all: Vec<String> = Vec::new();
-        for r in parts {
-            for t in f(r) {
-                if !all.contains(t) {
-                    all.push(t.clone());
-                }
-            }
-        }
-        all
-    };
-    let targets = union(&|r| &r.config.targets);
-    let source_ips = union(&|r| &r.config.source_ips);
-    let sessions = {
-        let present: Vec<&SessionStats> =
-            parts.iter().filter_map(|r| r.sessions.as_ref()).collect();
-        (!present.is_empty()).then(|| SessionStats {
-            messages_per_session: present[0].messages_per_session,
-            rate: None,
-            completed: present.iter().map(|s| s.completed).sum(),
-            per_sec: present.iter().map(|s| s.per_sec).sum::<f64>()
-                / if seq { present.len() as f64 } else { 1.0 },
-            late: present.iter().map(|s| s.late).sum(),
-            duration: merge_latency(present.iter().map(|s| &s.duration)),
-        })
-    };
-    let broadcast = {
-        let present: Vec<&BroadcastStats> =
-            parts.iter().filter_map(|r| r.broadcast.as_ref()).collect();
-        (!present.is_empty()).then(|| BroadcastStats {
-            publishers: present.iter().map(|b| b.publishers).sum(),
-            receivers: present.iter().map(|b| b.receivers).sum(),
-            published: present.iter().map(|b| b.published).sum(),
-            expected: present.iter().map(|b| b.expected).sum(),
-            delivered: present.iter().map(|b| b.delivered).sum(),
-            missing: present.iter().map(|b| b.missing).sum(),
-            duplicates: present.iter().map(|b| b.duplicates).sum(),
-            undelivered_at_stop: present.iter().map(|b| b.undelivered_at_stop).sum(),
-            delivered_per_sec: present.iter().map(|b| b.delivered_per_sec).sum(),
-        })
-    };
-
-    RunResults {
-        schema_version: SCHEMA_VERSION,
-        wsherd_version: first.wsherd_version.clone(),
-        interrupted: parts.iter().any(|r| r.interrupted),
-        started_at_unix: parts
-            .iter()
-            .map(|r| r.started_at_unix)
-            .fold(f64::INFINITY, f64::min),
-        elapsed_secs: elapsed,
-        config: ConfigSummary {
-            targets,
-            source_ips,
-            embedded_server: parts.iter().any(|r| r.config.embedded_server),
-            workload: same(&|r| r.config.workload.clone()),
-            pacing: same(&|r| r.config.pacing.clone()),
-            rate: None,
-            connections: if seq {
-                parts
-                    .iter()
-                    .map(|r| r.config.connections)
-                    .max()
-                    .unwrap_or(0)
-            } else {
-                parts.iter().map(|r| r.config.connections).sum()
-            },
-            duration_secs: duration,
-            connect_rate: first.config.connect_rate,
-            connect_timeout_secs: first.config.connect_timeout_secs,
-            message_size: first.config.message_size,
-            message_kind: same(&|r| r.config.message_kind.clone()),
-            inflight: first.config.inflight,
-            shards: parts.iter().map(|r| r.config.shards).max().unwrap_or(1),
-        },
-        host: first.host.clone(),
-        connections: conns,
-        messages: msgs,
-        errors,
-        latency: Latencies {
-            connect: merge_latency(parts.iter().map(|r| &r.latency.connect)),
-            handshake: merge_latency(parts.iter().map(|r| &r.latency.handshake)),
-            rtt: merge_latency(parts.iter().map(|r| &r.latency.rtt)),
-            rtt_uncorrected: merge_opt(parts.iter().map(|r| r.latency.rtt_uncorrected.as_ref())),
-            send_lag: merge_opt(parts.iter().map(|r| r.latency.send_lag.as_ref())),
-            delivery: merge_opt(parts.iter().map(|r| r.latency.delivery.as_ref())),
-        },
-        sessions,
-        broadcast,
-        warmup: None,
-        series: series.into_values().collect(),
-        memory: merge_memory(parts, seq),
-        thresholds: Vec::new(),
-        assessment: Vec::new(),
-    }
+    series.into_values().collect()
 }

@@ -9,10 +9,15 @@
 //! held, was the rate answered), then ask the search what comes next. After a
 //! confirmed failure of a paced load, the load pauses until the target has caught
 //! up, so its backlog does not fail the next, lower step.
+//!
+//! Why it exists apart from the search: the search (`search`) is pure arithmetic
+//! on verdicts; this is where seconds become verdicts. Like all of `ceiling/`, it
+//! must never import the flags (`cli`) or the configuration stage (`config`), and
+//! never renders: the line it prints per step comes from `report::ceiling_text`.
 
 use super::search::{End, Next, Search};
 use crate::collector::Collected;
-use crate::metrics::Interval;
+use crate::metrics::{Counters, Interval};
 use crate::metrics::{Second, SecondSink};
 use crate::results::ceiling::{ClientHealth, Step};
 use crate::results::SecondStats;
@@ -205,23 +210,17 @@ impl Controller {
         }
     }
 
-    fn judge(
-        &mut self,
-        start: u64,
-        acc: Interval,
-        rows: Vec<SecondStats>,
-        open: (u64, u64),
-        cpu: Vec<f64>,
-    ) -> Step {
+    /// The verdict on a step measured in full at the current level.
+    fn judge(&mut self, m: Measured) -> Step {
         judge_step(
             &self.plan,
             self.level,
             self.confirm,
-            start,
-            acc,
-            rows,
-            open,
-            cpu,
+            m.first,
+            m.acc,
+            m.rows,
+            m.open,
+            m.cpu,
         )
     }
 }
@@ -234,6 +233,9 @@ fn dial_secs(plan: &Params, n: u64) -> u64 {
 }
 
 impl SecondSink for Controller {
+    /// One final second: stop judging once the run stops, count what it
+    /// changed, then let the state it came in (recovering, measuring) take it;
+    /// a step measured in full is judged and the search moves on.
     fn second(&mut self, start: u64, _warmup: bool, s: &Second, row: &SecondStats) {
         let Some(interval) = s.interval.as_ref() else {
             return;
@@ -245,6 +247,45 @@ impl SecondSink for Controller {
         if stopped && !matches!(self.state, State::Done) {
             self.state = State::Done;
         }
+        let seen = self.tally(interval, s.open);
+        let next_second = start + 1;
+        let measured = match self.state {
+            State::Done => None,
+            State::Recovering { .. } => {
+                self.recover(&interval.counters, s.open, next_second);
+                None
+            }
+            State::Measuring { .. } => self.measure(start, interval, s.open, row, seen),
+        };
+        if let Some(m) = measured {
+            self.conclude(m, next_second);
+        }
+    }
+}
+
+/// What one second changed besides its counters: each shard's CPU seconds in it,
+/// and the connections open before it.
+struct Seen {
+    cpu: Vec<f64>,
+    /// Connections open at the end of the second before.
+    open_before: u64,
+    /// Connections are still being dialed while their count grows.
+    dialing: bool,
+}
+
+/// A step measured in full, ready to be judged.
+struct Measured {
+    first: u64,
+    acc: Interval,
+    rows: Vec<SecondStats>,
+    open: (u64, u64),
+    cpu: Vec<f64>,
+}
+
+impl Controller {
+    /// Adds a second's counters to the run's so far, and reads the shards' CPU
+    /// and the open connections it ends with.
+    fn tally(&mut self, interval: &Interval, open_now: u64) -> Seen {
         let k = &interval.counters;
         self.sent += k.sent;
         self.established += k.established;
@@ -257,101 +298,130 @@ impl SecondSink for Controller {
             .map(|(i, c)| c - self.cpu_last.get(i).copied().unwrap_or(*c))
             .collect();
         self.cpu_last = cpu_now;
-        let open_before = std::mem::replace(&mut self.last_open, s.open);
+        let open_before = std::mem::replace(&mut self.last_open, open_now);
         let open_earlier = std::mem::replace(&mut self.prev_open, open_before);
-        // Connections are still being dialed while their count grows.
-        let dialing = open_before > open_earlier;
-        let next_second = start + 1;
-        let mut judged = None;
-        match &mut self.state {
-            State::Done => {}
-            State::Recovering {
-                deadline,
-                level,
-                confirm,
-            } => {
-                let backlog = self.sent.saturating_sub(self.answered);
-                // Caught up: nothing owed, or nothing more answered in a second
-                // (what is still owed was dropped, not queued).
-                let answered_now = k.received + k.failed_msgs;
-                let caught_up = match self.plan.dimension {
-                    Dimension::Sessions => s.open == 0,
-                    _ => backlog == 0 || answered_now == 0,
-                };
-                if caught_up || next_second >= *deadline {
-                    if !caught_up {
-                        self.notes.push(format!(
-                            "after the failed step at {}, the target still owed {backlog} answers when the search went on",
-                            crate::vocab::fmt::fmt_level(self.level)
-                        ));
-                    }
-                    let (level, confirm) = (*level, *confirm);
-                    self.start(level, confirm, next_second);
-                }
-            }
-            State::Measuring {
-                first,
-                need_open,
-                latest,
-                acc,
-                rows,
-                open,
-                cpu,
-            } => {
-                if start >= *first
-                    && rows.is_empty()
-                    && open_before < *need_open
-                    && (dialing || open_before == 0)
-                    && start < *latest
-                {
-                    // The connections of this level are still being dialed.
-                    *first = start + 1;
-                } else if start >= *first {
-                    match acc {
-                        Some(a) => a.merge(interval),
-                        None => *acc = Some(Box::new(interval.clone())),
-                    }
-                    rows.push(row.clone());
-                    open.0 = open.0.min(s.open);
-                    open.1 = open.1.max(s.open);
-                    for (i, c) in cpu_second.iter().enumerate() {
-                        if cpu.len() <= i {
-                            cpu.push(0.0);
-                        }
-                        cpu[i] += c;
-                    }
-                    if rows.len() as u64 >= self.plan.step_secs {
-                        judged = Some((
-                            *first,
-                            *acc.take().unwrap_or_default(),
-                            std::mem::take(rows),
-                            *open,
-                            std::mem::take(cpu),
-                        ));
-                    }
-                }
-            }
+        Seen {
+            cpu: cpu_second,
+            open_before,
+            // Connections are still being dialed while their count grows.
+            dialing: open_before > open_earlier,
         }
-        if let Some((first, acc, rows, open, cpu)) = judged {
-            let mut step = self.judge(first, acc, rows, open, cpu);
-            step.index = self.steps.len() + 1;
-            let passed = step.passed;
-            if self.plan.verbose {
-                eprintln!(
-                    "{}",
-                    crate::report::ceiling_text::step_line(&step, &self.plan.dimension)
-                );
+    }
+
+    /// A second of a pause after a failed step: once the target has caught up
+    /// (or the pause's deadline has come, with a note of what it still owed),
+    /// the next level starts.
+    fn recover(&mut self, k: &Counters, open_now: u64, next_second: u64) {
+        let State::Recovering {
+            deadline,
+            level,
+            confirm,
+        } = self.state
+        else {
+            return;
+        };
+        let backlog = self.sent.saturating_sub(self.answered);
+        // Caught up: nothing owed, or nothing more answered in a second
+        // (what is still owed was dropped, not queued).
+        let answered_now = k.received + k.failed_msgs;
+        let caught_up = match self.plan.dimension {
+            Dimension::Sessions => open_now == 0,
+            _ => backlog == 0 || answered_now == 0,
+        };
+        if caught_up || next_second >= deadline {
+            if !caught_up {
+                self.notes.push(format!(
+                    "after the failed step at {}, the target still owed {backlog} answers when the search went on",
+                    crate::vocab::fmt::fmt_level(self.level)
+                ));
             }
-            self.steps.push(step);
-            if self.established == 0 && self.attempted > 0 {
-                // Nothing ever connected: lower levels will not either.
-                self.notes
-                    .push("no connection could be established at all".to_string());
-                let level = self.level;
-                self.finish(End::BelowLowest { lowest: level });
-            } else {
-                self.after(passed, next_second);
+            self.start(level, confirm, next_second);
+        }
+    }
+
+    /// A second of a step being measured: skipped while the level settles or
+    /// its connections are still being dialed, else added to the step; the
+    /// step once it has `step_secs` seconds.
+    fn measure(
+        &mut self,
+        start: u64,
+        interval: &Interval,
+        open_now: u64,
+        row: &SecondStats,
+        seen: Seen,
+    ) -> Option<Measured> {
+        let step_secs = self.plan.step_secs;
+        let State::Measuring {
+            first,
+            need_open,
+            latest,
+            acc,
+            rows,
+            open,
+            cpu,
+        } = &mut self.state
+        else {
+            return None;
+        };
+        if start >= *first
+            && rows.is_empty()
+            && seen.open_before < *need_open
+            && (seen.dialing || seen.open_before == 0)
+            && start < *latest
+        {
+            // The connections of this level are still being dialed.
+            *first = start + 1;
+            return None;
+        }
+        if start < *first {
+            return None;
+        }
+        match acc {
+            Some(a) => a.merge(interval),
+            None => *acc = Some(Box::new(interval.clone())),
+        }
+        rows.push(row.clone());
+        open.0 = open.0.min(open_now);
+        open.1 = open.1.max(open_now);
+        for (i, c) in seen.cpu.iter().enumerate() {
+            if cpu.len() <= i {
+                cpu.push(0.0);
             }
+            cpu[i] += c;
+        }
+        if (rows.len() as u64) < step_secs {
+            return None;
+        }
+        Some(Measured {
+            first: *first,
+            acc: *acc.take().unwrap_or_default(),
+            rows: std::mem::take(rows),
+            open: *open,
+            cpu: std::mem::take(cpu),
+        })
+    }
+
+    /// Judges a step measured in full, prints and keeps it, and goes on: to
+    /// what the search says next, or to the end when nothing ever connected.
+    fn conclude(&mut self, m: Measured, next_second: u64) {
+        let mut step = self.judge(m);
+        step.index = self.steps.len() + 1;
+        let passed = step.passed;
+        if self.plan.verbose {
+            eprintln!(
+                "{}",
+                crate::report::ceiling_text::step_line(&step, &self.plan.dimension)
+            );
+        }
+        self.steps.push(step);
+        if self.established == 0 && self.attempted > 0 {
+            // Nothing ever connected: lower levels will not either.
+            self.notes
+                .push("no connection could be established at all".to_string());
+            let level = self.level;
+            self.finish(End::BelowLowest { lowest: level });
+        } else {
+            self.after(passed, next_second);
         }
     }
 }
@@ -385,19 +455,97 @@ fn judge_step(
     cpu: Vec<f64>,
 ) -> Step {
     let secs = rows.len().max(1) as u64;
-    let late = acc.counters.late;
-    let sent = acc.counters.sent;
-    let connects = acc.counters.established;
-    let failed = acc.counters.failed();
-    let failed_by_cause = acc.counters.failed_by_cause.clone();
-    let lost_by_cause = acc.counters.lost_by_cause.clone();
-    let sessions_late = acc.counters.sessions_late;
-    let started_rate = acc.counters.attempted as f64 / secs as f64;
-    // Sessions waited for a slot: -c caps how many run at once.
-    let slots_full = plan.dimension == Dimension::Sessions
-        && sessions_late as f64 > acc.counters.attempted as f64 * LATE_SHARE;
-    // The step as a run of its own, so every SLO metric means what it means for
-    // `run --threshold`.
+    let n = StepCounts::of(plan, &acc.counters, secs);
+    let r = step_results(plan, level, secs, acc, &rows, open.1);
+    let slo = slo_outcomes(plan, &r);
+    let mut reasons: Vec<String> = slo
+        .iter()
+        .filter(|o| !o.passed)
+        .map(crate::thresholds::describe)
+        .collect();
+    reasons.extend(level_not_held(plan, level, open.0, &n, &r));
+    let client = client_health(plan, level, &cpu, &n, &r);
+    let rtt = &r.latency.rtt;
+    Step {
+        index: 0,
+        level,
+        confirm,
+        start_secs: first as f64,
+        secs: secs as f64,
+        open_min: if open.0 == u64::MAX { 0 } else { open.0 },
+        open_max: open.1,
+        sent_per_sec: r.messages.sent_per_sec,
+        received_per_sec: r.messages.received_per_sec,
+        sessions_per_sec: r.sessions.as_ref().map(|s| s.per_sec),
+        rtt_count: rtt.count,
+        rtt_p50_us: rtt.p50_us,
+        rtt_p90_us: rtt.p90_us,
+        rtt_p99_us: rtt.p99_us,
+        rtt_max_us: rtt.max_us,
+        error_ratio: crate::thresholds::measure(
+            &r,
+            &crate::thresholds::parse_metric("errors").expect("a known metric"),
+        )
+        .unwrap_or(0.0),
+        connects: n.connects,
+        connect_failures: n.failed,
+        failed_by_cause: n.failed_by_cause,
+        passed: reasons.is_empty(),
+        reasons,
+        slo,
+        client,
+    }
+}
+
+/// What a step's counters say, read before its interval becomes a run's results.
+struct StepCounts {
+    /// The step's length in seconds (at least 1).
+    secs: u64,
+    /// Sends that went out late (open loops).
+    late: u64,
+    sent: u64,
+    /// Connections established, and failed (with their causes), in the step.
+    connects: u64,
+    failed: u64,
+    failed_by_cause: std::collections::BTreeMap<String, u64>,
+    lost_by_cause: std::collections::BTreeMap<String, u64>,
+    sessions_late: u64,
+    /// Connections (each session dials one) started per second.
+    started_rate: f64,
+    /// Sessions waited for a slot: -c caps how many run at once.
+    slots_full: bool,
+}
+
+impl StepCounts {
+    /// The counts of a step of `secs` seconds.
+    fn of(plan: &Params, k: &Counters, secs: u64) -> Self {
+        StepCounts {
+            secs,
+            late: k.late,
+            sent: k.sent,
+            connects: k.established,
+            failed: k.failed(),
+            failed_by_cause: k.failed_by_cause.clone(),
+            lost_by_cause: k.lost_by_cause.clone(),
+            sessions_late: k.sessions_late,
+            started_rate: k.attempted as f64 / secs as f64,
+            slots_full: plan.dimension == Dimension::Sessions
+                && k.sessions_late as f64 > k.attempted as f64 * LATE_SHARE,
+        }
+    }
+}
+
+/// The step as a run of its own, so every SLO metric means what it means for
+/// `run --threshold`: its seconds alone, no warm-up, and (connections) the
+/// step's level as the run's connections.
+fn step_results(
+    plan: &Params,
+    level: f64,
+    secs: u64,
+    acc: Interval,
+    rows: &[SecondStats],
+    peak_open: u64,
+) -> crate::results::RunResults {
     let mut cfg = plan.cfg.clone();
     cfg.duration = std::time::Duration::from_secs(secs);
     cfg.warmup = std::time::Duration::ZERO;
@@ -416,12 +564,19 @@ fn judge_step(
         total: acc,
         warmup: Interval::default(),
         series,
-        peak_open: open.1,
+        peak_open,
         drivers: Vec::new(),
         memory: None,
     };
-    let r = crate::engine::assemble(&cfg, &plan.targets, collected, secs as f64, 0.0, false, 0);
-    let mut slo = crate::thresholds::evaluate(&plan.slo, &r);
+    crate::engine::assemble(&cfg, &plan.targets, collected, secs as f64, 0.0, false, 0)
+}
+
+/// The SLO evaluated on the step's results.
+fn slo_outcomes(
+    plan: &Params,
+    r: &crate::results::RunResults,
+) -> Vec<crate::results::ThresholdOutcome> {
+    let mut slo = crate::thresholds::evaluate(&plan.slo, r);
     // A ratio with nothing to count (no connection dialed in the step, nothing
     // sent) has nothing that failed either.
     for o in &mut slo {
@@ -429,35 +584,43 @@ fn judge_step(
             o.passed = true;
         }
     }
-    let mut reasons: Vec<String> = slo
-        .iter()
-        .filter(|o| !o.passed)
-        .map(crate::thresholds::describe)
-        .collect();
+    slo
+}
+
+/// Why the level itself was not held, if it was not: connections not held
+/// (`open_min`, the fewest open), a rate not sent or not answered, sessions not
+/// started.
+fn level_not_held(
+    plan: &Params,
+    level: f64,
+    open_min: u64,
+    n: &StepCounts,
+    r: &crate::results::RunResults,
+) -> Vec<String> {
     let fmt = crate::vocab::fmt::fmt_level;
     let received = r.messages.received_per_sec;
     let sent_rate = r.messages.sent_per_sec;
-    let session_rate = r.sessions.as_ref().map(|s| s.per_sec);
+    let mut reasons = Vec::new();
     match plan.dimension {
         Dimension::Connections => {
-            if (open.0 as f64) < level - tolerance_of(plan) {
+            if (open_min as f64) < level - tolerance_of(plan) {
                 reasons.push(format!(
                     "held only {} of {} connections{}{}",
-                    fmt(open.0 as f64),
+                    fmt(open_min as f64),
                     fmt(level),
-                    causes_of(&failed_by_cause, "connects failed"),
-                    causes_of(&lost_by_cause, "lost")
+                    causes_of(&n.failed_by_cause, "connects failed"),
+                    causes_of(&n.lost_by_cause, "lost")
                 ));
             }
         }
         Dimension::Rate => {
             let want = plan.cfg.connections as f64 - tolerance_of(plan);
-            if (open.0 as f64) < want {
+            if (open_min as f64) < want {
                 reasons.push(format!(
                     "only {} of {} connections open{}",
-                    fmt(open.0 as f64),
+                    fmt(open_min as f64),
                     fmt(plan.cfg.connections as f64),
-                    causes_of(&lost_by_cause, "lost")
+                    causes_of(&n.lost_by_cause, "lost")
                 ));
             }
             if sent_rate < level * KEPT_PACE {
@@ -477,12 +640,12 @@ fn judge_step(
         Dimension::Sessions => {
             // Judged on sessions started (each dials one connection): completions
             // lag starts by a session's length.
-            if started_rate < level * KEPT_PACE {
+            if n.started_rate < level * KEPT_PACE {
                 reasons.push(format!(
                     "started only {} sessions/s of the {}/s asked{}",
-                    fmt(started_rate),
+                    fmt(n.started_rate),
                     fmt(level),
-                    if slots_full {
+                    if n.slots_full {
                         format!(
                             ": all {} session slots were busy (-c)",
                             fmt(plan.cfg.connections as f64)
@@ -494,8 +657,22 @@ fn judge_step(
             }
         }
     }
-    // The client's own health: its shards' CPU, and whether sends kept time.
-    let shard_cpu: Vec<f64> = cpu.iter().map(|c| c / secs as f64).collect();
+    reasons
+}
+
+/// The client's own health in the step: its shards' CPU (`cpu`, seconds each),
+/// and whether sends kept time.
+fn client_health(
+    plan: &Params,
+    level: f64,
+    cpu: &[f64],
+    n: &StepCounts,
+    r: &crate::results::RunResults,
+) -> ClientHealth {
+    let fmt = crate::vocab::fmt::fmt_level;
+    let sent_rate = r.messages.sent_per_sec;
+    let (late, sent) = (n.late, n.sent);
+    let shard_cpu: Vec<f64> = cpu.iter().map(|c| c / n.secs as f64).collect();
     let mut client = ClientHealth {
         shard_cpu,
         ..Default::default()
@@ -508,7 +685,7 @@ fn judge_step(
         0.0
     };
     let short = plan.dimension == Dimension::Rate && sent_rate < level * KEPT_PACE;
-    let behind = (open_loop && (late_share > LATE_SHARE || short)) || slots_full;
+    let behind = (open_loop && (late_share > LATE_SHARE || short)) || n.slots_full;
     let mut why = Vec::new();
     if busiest >= SATURATED_CPU {
         why.push(format!(
@@ -516,9 +693,10 @@ fn judge_step(
             busiest * 100.0
         ));
     }
-    if slots_full {
+    if n.slots_full {
         why.push(format!(
-            "{sessions_late} sessions started late: all {} session slots (-c) were busy",
+            "{} sessions started late: all {} session slots (-c) were busy",
+            n.sessions_late,
             fmt(plan.cfg.connections as f64)
         ));
     } else if behind {
@@ -536,36 +714,7 @@ fn judge_step(
     client.saturated = busiest >= SATURATED_CPU;
     client.behind = behind;
     client.why = (!why.is_empty()).then(|| why.join("; "));
-    let rtt = &r.latency.rtt;
-    Step {
-        index: 0,
-        level,
-        confirm,
-        start_secs: first as f64,
-        secs: secs as f64,
-        open_min: if open.0 == u64::MAX { 0 } else { open.0 },
-        open_max: open.1,
-        sent_per_sec: sent_rate,
-        received_per_sec: received,
-        sessions_per_sec: session_rate,
-        rtt_count: rtt.count,
-        rtt_p50_us: rtt.p50_us,
-        rtt_p90_us: rtt.p90_us,
-        rtt_p99_us: rtt.p99_us,
-        rtt_max_us: rtt.max_us,
-        error_ratio: crate::thresholds::measure(
-            &r,
-            &crate::thresholds::parse_metric("errors").expect("a known metric"),
-        )
-        .unwrap_or(0.0),
-        connects,
-        connect_failures: failed,
-        failed_by_cause,
-        passed: reasons.is_empty(),
-        reasons,
-        slo,
-        client,
-    }
+    client
 }
 
 #[cfg(test)]

@@ -4,9 +4,15 @@
 //! messages/s or sessions/s) is changed in place while it goes: connections are
 //! added without closing the open ones, the open-loop pacer's rate changes under
 //! the running connections. A controller (`control`) judges each step on its own
-//! seconds and asks the search (`search`) for the next level. This module turns
-//! the command line into that run, checks it against the host first, and turns
-//! what the controller saw into `CeilingResults` (`results`), printed by `text`.
+//! seconds and asks the search (`search`) for the next level. This module runs a
+//! checked `Setup` as that run, and turns what the controller saw into
+//! `CeilingResults` (`results`): the numbers and the verdict's sentence.
+//!
+//! Why it exists: a search is a driver above the engine, not a kind of run; it
+//! runs the engine once and owns what its results mean. Must never import the
+//! flags (`cli`) or the configuration stage (`config`), which build its `Setup`,
+//! and never renders: the text and HTML of a search live in `report/`
+//! (`ceiling_text`, `ceiling_html`), which read `CeilingResults` alone.
 
 pub mod control;
 
@@ -191,47 +197,125 @@ fn assemble(
     mut notes: Vec<String>,
     run: crate::results::RunResults,
 ) -> CeilingResults {
-    let u = setup.dimension.unit();
-    let lvl = |v: f64| format!("{} {u}", fmt_level(v));
+    let found = Found::of(&steps, end);
     // The step that settled a failing level: its confirmation.
-    let failing_step = |level: f64| steps.iter().rev().find(|s| s.level == level && !s.passed);
-    let passing = steps
-        .iter()
-        .filter(|s| s.passed)
-        .map(|s| s.level)
-        .fold(None, |m: Option<f64>, l| Some(m.map_or(l, |m| m.max(l))));
-    let (outcome, ceiling, first_failing) = match end {
-        Some(End::Ceiling { lo, hi }) => (outcome::CEILING, Some(lo), Some(hi)),
-        Some(End::NoCeiling) => (outcome::NO_CEILING, passing, None),
-        Some(End::BelowLowest { lowest }) => (outcome::BELOW_START, None, Some(lowest)),
-        None => {
-            // Interrupted or out of time: what was established so far.
-            let confirmed_fail = steps
-                .iter()
-                .filter(|s| !s.passed && s.confirm)
-                .map(|s| s.level)
-                .fold(None, |m: Option<f64>, l| Some(m.map_or(l, |m| m.min(l))));
-            (outcome::INCOMPLETE, passing, confirmed_fail)
-        }
-    };
-    let limit_step = first_failing.and_then(failing_step);
+    let limit_step = found
+        .first_failing
+        .and_then(|level| steps.iter().rev().find(|s| s.level == level && !s.passed));
     let limited_by = limit_step.map(|s| s.reasons.join("; "));
-    let open_loop = setup.run.workload.open_loop();
-    // The client was the limit: near a full core, and (with a schedule to keep)
-    // behind it.
-    // Sessions: behind means every -c slot was busy, the client's own cap.
-    let sessions = setup.dimension == Dimension::Sessions;
-    let limited = |s: &crate::results::ceiling::Step| {
-        (s.client.saturated && (s.client.behind || !open_loop)) || (sessions && s.client.behind)
-    };
-    let client_limited = limit_step.is_some_and(limited);
+    let client_limited = limit_step.is_some_and(|s| client_limited_at(setup, s));
     let client_busy = limit_step.is_some_and(|s| s.client.saturated) && !client_limited;
-    let mut verdict = match outcome {
+    let mut verdict = outcome_sentence(setup, &found, limited_by.as_deref(), run.interrupted);
+    verdict.push_str(&client_caveat(
+        setup,
+        limit_step,
+        client_limited,
+        client_busy,
+    ));
+    if found.outcome == outcome::CEILING || found.outcome == outcome::NO_CEILING {
+        notes.extend(client_note(setup, &steps));
+    }
+    let mut all_notes = notes;
+    all_notes.dedup();
+    if !all_notes.is_empty() {
+        verdict.push_str(". Note: ");
+        verdict.push_str(&all_notes.join("; "));
+    }
+    CeilingResults {
+        schema: CEILING_SCHEMA.to_string(),
+        dimension: setup.dimension.name().to_string(),
+        unit: setup.dimension.unit().to_string(),
+        slo: slo_text(&setup.slo),
+        start: setup.start,
+        max: setup.max,
+        max_reason: setup.max_reason.clone(),
+        growth: setup.growth,
+        precision: setup.precision,
+        step_secs: setup.step_secs as f64,
+        settle_secs: setup.settle_secs as f64,
+        outcome: found.outcome.to_string(),
+        ceiling: found.ceiling,
+        first_failing: found.first_failing,
+        limited_by,
+        client_limited,
+        verdict,
+        steps,
+        run,
+    }
+}
+
+/// How the search ended, in numbers.
+struct Found {
+    /// One of `outcome::*`.
+    outcome: &'static str,
+    /// The highest level that held the SLO (so far, when incomplete).
+    ceiling: Option<f64>,
+    /// The level that failed (twice) above it.
+    first_failing: Option<f64>,
+}
+
+impl Found {
+    /// What the steps measured established, given how the search ended (`None`:
+    /// interrupted or out of time).
+    fn of(steps: &[crate::results::ceiling::Step], end: Option<End>) -> Self {
+        let passing = steps
+            .iter()
+            .filter(|s| s.passed)
+            .map(|s| s.level)
+            .fold(None, |m: Option<f64>, l| Some(m.map_or(l, |m| m.max(l))));
+        let (outcome, ceiling, first_failing) = match end {
+            Some(End::Ceiling { lo, hi }) => (outcome::CEILING, Some(lo), Some(hi)),
+            Some(End::NoCeiling) => (outcome::NO_CEILING, passing, None),
+            Some(End::BelowLowest { lowest }) => (outcome::BELOW_START, None, Some(lowest)),
+            None => {
+                // Interrupted or out of time: what was established so far.
+                let confirmed_fail = steps
+                    .iter()
+                    .filter(|s| !s.passed && s.confirm)
+                    .map(|s| s.level)
+                    .fold(None, |m: Option<f64>, l| Some(m.map_or(l, |m| m.min(l))));
+                (outcome::INCOMPLETE, passing, confirmed_fail)
+            }
+        };
+        Found {
+            outcome,
+            ceiling,
+            first_failing,
+        }
+    }
+}
+
+/// `v` with the search's unit: "1,000 connections".
+fn level_text(setup: &Setup, v: f64) -> String {
+    let u = setup.dimension.unit();
+    format!("{} {u}", fmt_level(v))
+}
+
+/// The client was the limit at step `s`: near a full core, and (with a schedule
+/// to keep) behind it. Sessions: behind means every -c slot was busy, the
+/// client's own cap.
+fn client_limited_at(setup: &Setup, s: &crate::results::ceiling::Step) -> bool {
+    let open_loop = setup.run.workload.open_loop();
+    let sessions = setup.dimension == Dimension::Sessions;
+    (s.client.saturated && (s.client.behind || !open_loop)) || (sessions && s.client.behind)
+}
+
+/// The verdict's first sentence: the outcome, its levels and, at the failing
+/// level, why it failed (`limited_by`).
+fn outcome_sentence(
+    setup: &Setup,
+    found: &Found,
+    limited_by: Option<&str>,
+    interrupted: bool,
+) -> String {
+    let lvl = |v: f64| level_text(setup, v);
+    let limited_by = limited_by.unwrap_or_default();
+    match found.outcome {
         outcome::CEILING => format!(
             "Ceiling: {} (the SLO held there; at {} {})",
-            lvl(ceiling.unwrap_or(0.0)),
-            lvl(first_failing.unwrap_or(0.0)),
-            limited_by.clone().unwrap_or_default()
+            lvl(found.ceiling.unwrap_or(0.0)),
+            lvl(found.first_failing.unwrap_or(0.0)),
+            limited_by
         ),
         outcome::NO_CEILING => format!(
             "No ceiling below {}: every level up to {} held the SLO{}",
@@ -245,23 +329,39 @@ fn assemble(
         ),
         outcome::BELOW_START => format!(
             "No level held the SLO: even {} failed ({}); the target is in trouble below the lowest level, or the SLO is out of its reach",
-            lvl(first_failing.unwrap_or(0.0)),
-            limited_by.clone().unwrap_or_default()
+            lvl(found.first_failing.unwrap_or(0.0)),
+            limited_by
         ),
         _ => format!(
             "Search incomplete ({}): {}{}",
-            if run.interrupted {
+            if interrupted {
                 "interrupted"
             } else {
                 "--max-time reached"
             },
-            ceiling.map_or("no level has held the SLO yet".to_string(), |c| format!(
-                "{} held",
-                lvl(c)
-            )),
-            first_failing.map_or(String::new(), |f| format!(", {} failed", lvl(f)))
+            found
+                .ceiling
+                .map_or("no level has held the SLO yet".to_string(), |c| format!(
+                    "{} held",
+                    lvl(c)
+                )),
+            found
+                .first_failing
+                .map_or(String::new(), |f| format!(", {} failed", lvl(f)))
         ),
-    };
+    }
+}
+
+/// What the verdict adds when the load generator, not the target, may have set
+/// the limit at the failing step: could not keep up (`client_limited`), or was
+/// near saturation though on schedule (`client_busy`). Empty otherwise.
+fn client_caveat(
+    setup: &Setup,
+    limit_step: Option<&crate::results::ceiling::Step>,
+    client_limited: bool,
+    client_busy: bool,
+) -> String {
+    let sessions = setup.dimension == Dimension::Sessions;
     let why = limit_step
         .and_then(|s| s.client.why.clone())
         .unwrap_or_default();
@@ -271,56 +371,42 @@ fn assemble(
         } else {
             "add shards, agents (--agent) or hosts"
         };
-        verdict.push_str(&format!(
+        format!(
             ". But the load generator itself could not keep up there ({why}): this ceiling is the client's, not the target's; {fix}"
-        ));
+        )
     } else if client_busy {
-        verdict.push_str(&format!(
+        format!(
             ". The load generator was near saturation there ({why}) though it kept its schedule: part of the latency may be its own; confirm with more shards or agents"
-        ));
+        )
+    } else {
+        String::new()
     }
-    if outcome == outcome::CEILING || outcome == outcome::NO_CEILING {
-        // A client at its limit below the ceiling weakens the finding too.
-        if let Some(s) = steps.iter().find(|s| s.passed && limited(s)) {
-            notes.push(format!(
-                "the load generator could not keep up already at {} ({})",
-                lvl(s.level),
-                s.client.why.clone().unwrap_or_default()
-            ));
-        } else if let Some(s) = steps.iter().find(|s| s.passed && s.client.saturated) {
-            notes.push(format!(
-                "the load generator was near saturation from {} on ({})",
-                lvl(s.level),
-                s.client.why.clone().unwrap_or_default()
-            ));
-        }
-    }
-    let mut all_notes = notes;
-    all_notes.dedup();
-    if !all_notes.is_empty() {
-        verdict.push_str(". Note: ");
-        verdict.push_str(&all_notes.join("; "));
-    }
-    CeilingResults {
-        schema: CEILING_SCHEMA.to_string(),
-        dimension: setup.dimension.name().to_string(),
-        unit: u.to_string(),
-        slo: slo_text(&setup.slo),
-        start: setup.start,
-        max: setup.max,
-        max_reason: setup.max_reason.clone(),
-        growth: setup.growth,
-        precision: setup.precision,
-        step_secs: setup.step_secs as f64,
-        settle_secs: setup.settle_secs as f64,
-        outcome: outcome.to_string(),
-        ceiling,
-        first_failing,
-        limited_by,
-        client_limited,
-        verdict,
-        steps,
-        run,
+}
+
+/// A client at its limit below the ceiling weakens the finding too: the first
+/// passing step where it could not keep up, else the first where it was near
+/// saturation.
+fn client_note(setup: &Setup, steps: &[crate::results::ceiling::Step]) -> Option<String> {
+    if let Some(s) = steps
+        .iter()
+        .find(|s| s.passed && client_limited_at(setup, s))
+    {
+        Some(format!(
+            "the load generator could not keep up already at {} ({})",
+            level_text(setup, s.level),
+            s.client.why.clone().unwrap_or_default()
+        ))
+    } else {
+        steps
+            .iter()
+            .find(|s| s.passed && s.client.saturated)
+            .map(|s| {
+                format!(
+                    "the load generator was near saturation from {} on ({})",
+                    level_text(setup, s.level),
+                    s.client.why.clone().unwrap_or_default()
+                )
+            })
     }
 }
 
