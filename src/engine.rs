@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{Counters, Interval};
 use crate::plan::Plan;
 use crate::results::*;
-use crate::server::{ServeConfig, ServerHandle};
+use crate::server::ServeConfig;
 use crate::shard::{self, RunShared};
 use crate::target::Target;
 use crate::workload::Pacing;
@@ -39,11 +39,13 @@ pub struct Outputs {
     pub judge: crate::thresholds::Judge,
 }
 
-/// A run as the engine takes it: the plan and its outputs.
+/// A run as the engine takes it: the plan, its outputs, and the built-in
+/// server to start in this process first (with no URL).
 #[derive(Debug, Clone)]
 pub struct Run {
     pub plan: Plan,
     pub outputs: Outputs,
+    pub server: Option<ServeConfig>,
 }
 
 /// Runs a load as configured; Ctrl-C (SIGINT/SIGTERM) ends it early.
@@ -81,6 +83,7 @@ pub fn run_with<S: crate::metrics::SecondSink + 'static>(
     let Run {
         plan: cfg,
         outputs: out,
+        server,
     } = run;
     let nofile = check_before_start(&cfg, &out)?;
     // A taken metrics port is an error now, not a dashboard without data later.
@@ -92,7 +95,7 @@ pub fn run_with<S: crate::metrics::SecondSink + 'static>(
     if let Some(at) = cfg.start_at {
         wait_until_unix(at, &interrupt);
     }
-    let server = start_embedded_server(&cfg)?;
+    let server = server.map(crate::server::start).transpose()?;
     let targets = match &server {
         Some(s) => vec![Target::local(s.addr())],
         None => cfg.targets.clone(),
@@ -173,30 +176,6 @@ fn wait_until_unix(at: f64, interrupt: &AtomicBool) {
         }
         std::thread::sleep(std::time::Duration::from_secs_f64((at - now).min(0.05)));
     }
-}
-
-/// The built-in server on a loopback port when the plan has no target of its
-/// own: an echo server, or a relay to everyone for a broadcast run.
-fn start_embedded_server(cfg: &Plan) -> Result<Option<ServerHandle>> {
-    if !cfg.embedded() {
-        return Ok(None);
-    }
-    let sc = ServeConfig {
-        addr: "127.0.0.1:0".parse().expect("valid literal"),
-        // A broadcast run needs a server that relays to everyone.
-        mode: if cfg.workload.broadcast.is_some() {
-            crate::vocab::kinds::ServeMode::Broadcast
-        } else {
-            crate::vocab::kinds::ServeMode::Echo
-        },
-        queue: 1024,
-        cores: cfg.server_cores.clone(),
-        io_driver: cfg.io_driver,
-        quiet: true,
-        faults: Default::default(),
-        metrics_addr: None,
-    };
-    crate::server::start(sc).map(Some)
 }
 
 /// The Unix time now, in seconds (0 on a clock set before 1970).

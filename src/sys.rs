@@ -153,6 +153,19 @@ pub fn nums(s: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The cores a process may run on (its affinity mask), in order.
+pub fn available_cores() -> Vec<usize> {
+    let mut ids: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if ids.is_empty() {
+        ids.push(0);
+    }
+    ids
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

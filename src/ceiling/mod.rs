@@ -19,7 +19,6 @@ pub mod control;
 pub mod search;
 
 use crate::error::{Error, Result};
-use crate::plan::Plan;
 use crate::results::ceiling::{outcome, CeilingResults, CEILING_SCHEMA};
 use crate::thresholds::Threshold;
 use crate::vocab::fmt::fmt_level;
@@ -32,7 +31,7 @@ use std::sync::Arc;
 /// A checked search, ready to run.
 #[derive(Debug, Clone)]
 pub struct Setup {
-    pub run: Plan,
+    pub run: crate::engine::Run,
     pub dimension: Dimension,
     pub slo: Vec<Threshold>,
     pub start: f64,
@@ -55,7 +54,7 @@ fn port_warning(setup: &Setup) -> Option<String> {
         return None;
     }
     let ports = crate::host::ephemeral_ports()?;
-    let (pairs, targets) = crate::host::port_pairs(&setup.run);
+    let (pairs, targets) = crate::host::port_pairs(&setup.run.plan);
     let per_pair = (setup.max as u64).div_ceil(pairs);
     (per_pair * 2 > ports).then(|| {
         format!(
@@ -82,13 +81,13 @@ pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults
     );
     let live = Arc::new(crate::shard::Live::new(setup.dimension, first));
     let plan = control::Params {
-        cfg: setup.run.clone(),
-        targets: setup.run.targets.clone(),
+        cfg: setup.run.plan.clone(),
+        targets: setup.run.plan.targets.clone(),
         dimension: setup.dimension,
         slo: setup.slo.clone(),
         step_secs: setup.step_secs,
         settle_secs: setup.settle_secs,
-        shards: setup.run.shard_cores.len(),
+        shards: setup.run.plan.shard_cores.len(),
         verbose: !setup.quiet,
     };
     if !setup.quiet {
@@ -130,15 +129,7 @@ pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults
         }
     }
     let controller = control::Controller::new(plan, live.clone(), stop.clone(), search);
-    let ran = crate::engine::run_with(
-        crate::engine::Run {
-            plan: setup.run.clone(),
-            outputs: Default::default(),
-        },
-        stop,
-        Some(live),
-        Some(controller),
-    );
+    let ran = crate::engine::run_with(setup.run.clone(), stop, Some(live), Some(controller));
     done.store(true, Ordering::Relaxed);
     let _ = relay.join();
     let (mut run, controller) = ran?;
@@ -295,7 +286,7 @@ fn level_text(setup: &Setup, v: f64) -> String {
 /// to keep) behind it. Sessions: behind means every -c slot was busy, the
 /// client's own cap.
 fn client_limited_at(setup: &Setup, s: &crate::results::ceiling::Step) -> bool {
-    let open_loop = setup.run.workload.open_loop();
+    let open_loop = setup.run.plan.workload.open_loop();
     let sessions = setup.dimension == Dimension::Sessions;
     (s.client.saturated && (s.client.behind || !open_loop)) || (sessions && s.client.behind)
 }

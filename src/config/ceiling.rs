@@ -8,6 +8,7 @@
 use super::run::{build, RunShape};
 use crate::ceiling::Setup;
 use crate::cli::{CeilingArgs, LoadArgs};
+use crate::engine::Run;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::thresholds::{Judge, Threshold};
@@ -48,11 +49,7 @@ pub fn setup_from(a: CeilingArgs) -> Result<Setup> {
                 session_rate: Some(start),
                 ..shape
             };
-            (
-                build(&a.load, shape)?.plan,
-                a.max.unwrap_or(MAX_SESSIONS),
-                None,
-            )
+            (build(&a.load, shape)?, a.max.unwrap_or(MAX_SESSIONS), None)
         }
     };
     Ok(Setup {
@@ -171,7 +168,7 @@ fn connections_run(
     a: &CeilingArgs,
     shape: RunShape,
     start: f64,
-) -> Result<(Plan, f64, Option<String>)> {
+) -> Result<(Run, f64, Option<String>)> {
     let probe = build(
         &a.load,
         RunShape {
@@ -211,12 +208,12 @@ fn connections_run(
         connections: Some(max as u64),
         ..shape
     };
-    Ok((build(&a.load, shape)?.plan, max, reason))
+    Ok((build(&a.load, shape)?, max, reason))
 }
 
 /// A rate search over -c connections, each scheduled at most
 /// `MAX_RATE_PER_CONN` messages/s.
-fn rate_run(a: &CeilingArgs, shape: RunShape, start: f64) -> Result<(Plan, f64, Option<String>)> {
+fn rate_run(a: &CeilingArgs, shape: RunShape, start: f64) -> Result<(Run, f64, Option<String>)> {
     let per_conn = super::run::MAX_RATE_PER_CONN;
     let c = a.load.connections.unwrap_or(50).max(1) as f64;
     let most = per_conn * c;
@@ -245,7 +242,7 @@ fn rate_run(a: &CeilingArgs, shape: RunShape, start: f64) -> Result<(Plan, f64, 
         rate: Some(start),
         ..shape
     };
-    Ok((build(&a.load, shape)?.plan, max, reason))
+    Ok((build(&a.load, shape)?, max, reason))
 }
 
 /// `--slo 'rtt.p99<50ms,errors<0.1%'` (repeatable) into thresholds.

@@ -12,4 +12,4 @@ pub mod run;
 pub mod serve;
 
 pub use ceiling::setup_from;
-pub use run::{available_cores, parse_agent, plan_run, RunShape, MAX_RATE_PER_CONN};
+pub use run::{parse_agent, plan_run, RunShape, MAX_RATE_PER_CONN};

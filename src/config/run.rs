@@ -258,7 +258,7 @@ fn sources_from(
 
 /// Cores of the embedded server (none with targets) and of the load shards.
 fn cores_from(l: &LoadArgs, embedded: bool, connections: u64) -> Result<(Vec<usize>, Vec<usize>)> {
-    let cores = available_cores();
+    let cores = crate::sys::available_cores();
     let (server_cores, load_cores) = if embedded {
         let n_server = match l.conn.server_shards {
             Some(0) => return Err(Error::usage("--server-shards must be at least 1")),
@@ -389,6 +389,7 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
     };
     plan.split_shards();
     Ok(Run {
+        server: super::serve::embedded(&plan),
         plan,
         outputs: Outputs {
             json: sh.json,
@@ -397,19 +398,6 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
             judge: sh.judge,
         },
     })
-}
-
-/// The cores a process may run on (its affinity mask), in order.
-pub fn available_cores() -> Vec<usize> {
-    let mut ids: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    if ids.is_empty() {
-        ids.push(0);
-    }
-    ids
 }
 
 /// Connections, duration and load curves, from -c, -d, --stages, --ramp, --warmup.
@@ -928,7 +916,7 @@ mod tests {
         let c = Run::from_args(["-c", "10"]).unwrap();
         assert!(c.plan.embedded());
         assert!(!c.plan.server_cores.is_empty());
-        if available_cores().len() >= 2 {
+        if crate::sys::available_cores().len() >= 2 {
             for core in &c.plan.shard_cores {
                 assert!(
                     !c.plan.server_cores.contains(core),

@@ -2,10 +2,10 @@
 //! `ServeConfig` (the server's own settings type). Never imports the command
 //! layer.
 
-use super::run::available_cores;
 use crate::cli::ServeArgs;
 use crate::error::{Error, Result};
 use crate::server::{ServeConfig, ServerFaults};
+use crate::vocab::kinds::ServeMode;
 use std::net::SocketAddr;
 
 impl ServeConfig {
@@ -25,7 +25,7 @@ impl ServeConfig {
                 a.addr
             ))
         })?;
-        let all = available_cores();
+        let all = crate::sys::available_cores();
         let first = a.first_core as usize;
         let candidates: Vec<usize> = all.iter().copied().filter(|&c| c >= first).collect();
         if candidates.is_empty() {
@@ -93,4 +93,24 @@ impl ServeConfig {
                 .transpose()?,
         })
     }
+}
+
+/// The built-in server a run starts in its own process when no URL is given:
+/// on a free loopback port, on the plan's server cores, relaying to everyone
+/// for a broadcast workload and echoing otherwise.
+pub fn embedded(plan: &crate::plan::Plan) -> Option<ServeConfig> {
+    plan.embedded().then(|| ServeConfig {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        mode: if plan.workload.broadcast.is_some() {
+            ServeMode::Broadcast
+        } else {
+            ServeMode::Echo
+        },
+        queue: 1024,
+        cores: plan.server_cores.clone(),
+        io_driver: plan.io_driver,
+        quiet: true,
+        faults: ServerFaults::default(),
+        metrics_addr: None,
+    })
 }

@@ -630,7 +630,7 @@ pub fn serve_builtin(shards: &str, knobs: &[&str]) -> wsherd::server::ServerHand
     let mut args: Vec<String> = ["--addr", "127.0.0.1:0", "--shards", shards, "-q"]
         .map(String::from)
         .to_vec();
-    let cores = wsherd::config::available_cores();
+    let cores = wsherd::sys::available_cores();
     if shards == "1" && cores.len() >= 2 {
         args.push("--first-core".into());
         args.push(cores[cores.len() - 1].to_string());
