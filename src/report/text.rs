@@ -237,3 +237,55 @@ fn amounts(a: &[Amount]) -> String {
         .collect();
     cells.join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::BroadcastStats;
+
+    fn fixture() -> RunResults {
+        serde_json::from_str(include_str!("../../tests/fixtures/results.json")).unwrap()
+    }
+
+    /// Rows placed together share a line; quiet rows stay out; causes follow.
+    #[test]
+    fn rows_join_as_the_summary_always_read() {
+        let mut r = fixture();
+        r.broadcast = Some(BroadcastStats {
+            publishers: 1,
+            receivers: 20,
+            published: 396,
+            expected: 7920,
+            delivered: 7919,
+            missing: 1,
+            duplicates: 2,
+            undelivered_at_stop: 0,
+            delivered_per_sec: 3960.4,
+        });
+        let k = &mut r.connections;
+        k.failed = 3;
+        k.failed_by_cause = [("refused".to_string(), 3)].into();
+        k.lost = 0;
+        k.close_codes.clear();
+        let text = render(&r);
+        for line in [
+            "Broadcast (1 publisher, 20 receivers)\n  published 396  expected copies 7,920 = delivered 7,919 + missing 1 + undelivered at stop 0\n  deliveries 3960/s, duplicates 2\n",
+            "  failed by cause: refused 3\n",
+            "Errors: 3 connections failed to open (refused 3)",
+        ] {
+            assert!(text.contains(line), "{line}\nnot in\n{text}");
+        }
+        assert!(!text.contains("lost during the run"));
+        assert!(!text.contains("by code"));
+        assert_eq!(
+            ledger(&r.messages),
+            format!(
+                "sent {} = received {} + failed {} + in flight at stop {}  (balanced)",
+                group(r.messages.sent),
+                group(r.messages.received),
+                group(r.messages.failed),
+                group(r.messages.in_flight_at_stop)
+            )
+        );
+    }
+}
