@@ -8,11 +8,19 @@
 //! the per-second series (latency percentiles, throughput, open connections,
 //! errors), and the run's configuration and host. Everything comes from
 //! `RunResults`, so `wsherd report RESULTS.json --html` draws a saved run.
+//!
+//! The summary tables are a layout of `report::summary`, the same sections the
+//! text summary lays out, so a row is defined once; this module decides only how
+//! the page shows them. It must never import the engine, shards, collector,
+//! config, cli or ceiling (the ceiling page imports it, not the other way);
+//! results types come from `crate::results`, numbers are formatted through
+//! `crate::vocab::fmt`.
 
 use super::chart::{self, Axis, Chart, Scale, Series};
 use super::markup::esc;
+use super::summary::{self, Block, LatencyTable, Section, Unit, Value, LATENCY_COLUMNS};
 use crate::results::{LatencyStats, RunResults, SecondStats};
-use crate::vocab::fmt::{fmt_us, group};
+use crate::vocab::fmt::group;
 use crate::vocab::hist::decode_histogram;
 use hdrhistogram::Histogram;
 use std::fmt::Write;
@@ -122,56 +130,12 @@ fn table_row(o: &mut String, cells: &[String]) {
     o.push_str("</tr>\n");
 }
 
-fn latency_row(o: &mut String, name: &str, l: &LatencyStats) {
-    if l.count == 0 {
-        table_row(
-            o,
-            &[
-                esc(name),
-                "no samples".into(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                "0".into(),
-            ],
-        );
-        return;
-    }
-    table_row(
-        o,
-        &[
-            esc(name),
-            fmt_us(l.min_us),
-            fmt_us(l.mean_us),
-            fmt_us(l.p50_us),
-            fmt_us(l.p90_us),
-            fmt_us(l.p99_us),
-            fmt_us(l.p999_us),
-            fmt_us(l.max_us),
-            group(l.count),
-        ],
-    );
-}
-
 pub(crate) fn kv_table(o: &mut String, rows: &[(&str, String)]) {
     o.push_str("<table class=\"kv\">\n");
     for (k, v) in rows {
         let _ = writeln!(o, "<tr><th>{}</th><td>{}</td></tr>", esc(k), v);
     }
     o.push_str("</table>\n");
-}
-
-fn causes(map: &std::collections::BTreeMap<String, u64>) -> String {
-    if map.is_empty() {
-        return "none".into();
-    }
-    map.iter()
-        .map(|(k, v)| format!("{} {}", esc(k), group(*v)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 const CSS: &str = r#"
@@ -222,9 +186,7 @@ pub fn render(r: &RunResults) -> String {
 pub(crate) fn body(o: &mut String, r: &RunResults) {
     description(o, r);
     o.push_str("<h2>Summary</h2>\n");
-    latency_table(o, r);
-    counters(o, r);
-    memory(o, r);
+    summary_sections(o, r);
     o.push_str("<h2>Latency distribution</h2>\n");
     spectrum_charts(o, r);
     o.push_str("<h2>Over time</h2>\n<p class=\"note\">One point per second of the run, the drain after the stop included.</p>\n");
@@ -264,176 +226,128 @@ fn description(o: &mut String, r: &RunResults) {
     );
 }
 
-/// A row per latency measured, and what corrected round trips mean.
-fn latency_table(o: &mut String, r: &RunResults) {
-    o.push_str("<h3>Latency</h3>\n<table class=\"latency\"><thead><tr><th></th><th>min</th><th>mean</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>count</th></tr></thead><tbody>\n");
-    let l = &r.latency;
-    latency_row(o, "connect", &l.connect);
-    latency_row(o, "handshake", &l.handshake);
-    latency_row(o, "round trip", &l.rtt);
-    if let Some(u) = &l.rtt_uncorrected {
-        latency_row(o, "uncorrected", u);
+/// The summary's sections (`report::summary`), as the page lays them out: a
+/// section with a latency table, or a remark without a title, across the page;
+/// the others side by side, two by two.
+fn summary_sections(o: &mut String, r: &RunResults) {
+    let mut in_grid = false;
+    for s in &summary::summarize(r).sections {
+        let wide = s.title.is_empty() || s.blocks.iter().any(|b| matches!(b, Block::Latency(_)));
+        if wide == in_grid {
+            o.push_str(if in_grid {
+                "</div>\n"
+            } else {
+                "<div class=\"grid2\">"
+            });
+            in_grid = !wide;
+        }
+        if in_grid {
+            o.push_str("<div>");
+        }
+        section(o, s);
+        if in_grid {
+            o.push_str("</div>");
+        }
     }
-    if let Some(s) = &l.send_lag {
-        latency_row(o, "send lag", s);
+    if in_grid {
+        o.push_str("</div>\n");
     }
-    if let Some(d) = &l.delivery {
-        latency_row(o, "delivery", d);
+}
+
+/// A section: its title, then its blocks. Quiet rows are shown: the page's tables
+/// keep their shape from run to run.
+fn section(o: &mut String, s: &Section) {
+    if !s.title.is_empty() {
+        let _ = writeln!(o, "<h3>{}</h3>", esc(&s.title));
     }
-    if let Some(s) = &r.sessions {
-        latency_row(o, "session", &s.duration);
+    for b in &s.blocks {
+        match b {
+            Block::Rows(rows) => {
+                let cells: Vec<(&str, String)> =
+                    rows.iter().map(|r| (r.label, value(&r.value))).collect();
+                kv_table(o, &cells);
+            }
+            Block::Latency(t) => latency_table(o, t),
+            Block::Note(lines) => {
+                let text: Vec<&str> = lines.iter().map(|l| l.trim()).collect();
+                let _ = writeln!(
+                    o,
+                    "<p class=\"note\">{}</p>",
+                    esc(&sentence(&text.join(" ")))
+                );
+            }
+            Block::Problems(p) if p.is_empty() => o.push_str("<p class=\"ok\">none</p>\n"),
+            Block::Problems(p) => {
+                o.push_str("<ul>\n");
+                for problem in p {
+                    let _ = writeln!(o, "<li>{}</li>", esc(problem));
+                }
+                o.push_str("</ul>\n");
+            }
+        }
+    }
+}
+
+/// A remark as a sentence: its first letter capitalized.
+fn sentence(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// A row's value as HTML.
+fn value(v: &Value) -> String {
+    match v {
+        Value::Text(s) => esc(s),
+        Value::Amounts(a) => a
+            .iter()
+            .map(|x| match x.unit {
+                Unit::Of(unit) => format!("{} {unit}", esc(&x.value)),
+                Unit::PerSecond => format!("{}/s", esc(&x.value)),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Check {
+            text,
+            holds,
+            verdict,
+        } => format!(
+            "{} &nbsp;(<span class=\"{}\">{}</span>)",
+            esc(text),
+            if *holds { "ok" } else { "bad" },
+            esc(verdict)
+        ),
+    }
+}
+
+/// A latency table: a row per kind measured; its heading, if any, over the names.
+fn latency_table(o: &mut String, t: &LatencyTable) {
+    let _ = write!(
+        o,
+        "<table class=\"latency\"><thead><tr><th>{}</th>",
+        esc(t.heading.unwrap_or(""))
+    );
+    for c in LATENCY_COLUMNS {
+        let _ = write!(o, "<th>{c}</th>");
+    }
+    o.push_str("</tr></thead><tbody>\n");
+    for row in &t.rows {
+        let cells = match &row.cells {
+            Some(c) => std::iter::once(esc(row.name))
+                .chain(c.iter().map(|x| esc(x)))
+                .collect(),
+            None => {
+                let mut c = vec![esc(row.name), "no samples".into()];
+                c.extend(std::iter::repeat_n(String::new(), 6));
+                c.push("0".into());
+                c
+            }
+        };
+        table_row(o, &cells);
     }
     o.push_str("</tbody></table>\n");
-    if l.rtt_uncorrected.is_some() {
-        o.push_str("<p class=\"note\">Round trip is timed from each message's intended send time (coordinated omission corrected); uncorrected is timed from the actual send and hides stalls; send lag is how late the client sent against its schedule.</p>\n");
-    }
-}
-
-/// Throughput, connections, the ledger and errors, two by two.
-fn counters(o: &mut String, r: &RunResults) {
-    let m = &r.messages;
-    o.push_str("<div class=\"grid2\"><div><h3>Throughput</h3>\n");
-    kv_table(
-        o,
-        &[
-            (
-                "sent",
-                format!(
-                    "{} msgs, {:.0}/s, {} bytes",
-                    group(m.sent),
-                    m.sent_per_sec,
-                    group(m.bytes_sent)
-                ),
-            ),
-            (
-                "received",
-                format!(
-                    "{} msgs, {:.0}/s, {} bytes",
-                    group(m.received),
-                    m.received_per_sec,
-                    group(m.bytes_received)
-                ),
-            ),
-            ("late sends (open loop)", group(m.late)),
-            ("server pings answered", group(m.pings_answered)),
-        ],
-    );
-    o.push_str("</div><div><h3>Connections</h3>\n");
-    connections(o, r);
-    o.push_str("</div><div><h3>Ledger</h3>\n");
-    ledger(o, r);
-    o.push_str("</div><div><h3>Errors</h3>\n");
-    if r.errors.is_empty() {
-        o.push_str("<p class=\"ok\">none</p>\n");
-    } else {
-        let rows: Vec<(&str, String)> = r
-            .errors
-            .iter()
-            .map(|(k, v)| (k.as_str(), group(*v)))
-            .collect();
-        kv_table(o, &rows);
-    }
-    o.push_str("</div></div>\n");
-}
-
-fn connections(o: &mut String, r: &RunResults) {
-    let k = &r.connections;
-    kv_table(
-        o,
-        &[
-            ("attempted", group(k.attempted)),
-            ("established", group(k.established)),
-            ("peak open", group(k.peak_open)),
-            (
-                "failed",
-                format!("{} ({})", group(k.failed), causes(&k.failed_by_cause)),
-            ),
-            (
-                "lost",
-                format!("{} ({})", group(k.lost), causes(&k.lost_by_cause)),
-            ),
-            (
-                "closed at the end",
-                format!(
-                    "{} clean, {} unanswered",
-                    group(k.closed_clean),
-                    group(k.closed_unanswered)
-                ),
-            ),
-        ],
-    );
-}
-
-/// Where every message went, and the broadcast's own ledger.
-fn ledger(o: &mut String, r: &RunResults) {
-    let m = &r.messages;
-    let balanced = if m.ledger_balances() {
-        "<span class=\"ok\">balanced</span>"
-    } else {
-        "<span class=\"bad\">DOES NOT BALANCE</span>"
-    };
-    let _ = writeln!(
-        o,
-        "<p>sent {} = received {} + failed {} + in flight at stop {} &nbsp;({balanced})<br>unexpected frames: {}</p>",
-        group(m.sent),
-        group(m.received),
-        group(m.failed),
-        group(m.in_flight_at_stop),
-        group(m.unexpected)
-    );
-    if let Some(b) = &r.broadcast {
-        let _ = writeln!(
-            o,
-            "<p>broadcast: {} publishers, {} receivers, published {}, expected {} = delivered {} + missing {} + undelivered at stop {}; duplicates {}, {:.0} deliveries/s</p>",
-            group(b.publishers),
-            group(b.receivers),
-            group(b.published),
-            group(b.expected),
-            group(b.delivered),
-            group(b.missing),
-            group(b.undelivered_at_stop),
-            group(b.duplicates),
-            b.delivered_per_sec
-        );
-    }
-}
-
-fn memory(o: &mut String, r: &RunResults) {
-    let Some(mem) = &r.memory else {
-        return;
-    };
-    o.push_str("<h3>Memory</h3>\n");
-    kv_table(
-        o,
-        &[
-            (
-                "RSS before connecting",
-                format!("{} KiB", group(mem.start_rss_kib)),
-            ),
-            (
-                "RSS with the most open",
-                format!(
-                    "{} KiB ({} connections)",
-                    group(mem.held_rss_kib),
-                    group(mem.held_connections)
-                ),
-            ),
-            (
-                "per connection",
-                if mem.held_connections >= 1000 {
-                    format!("{} bytes", group(mem.per_connection_bytes))
-                } else {
-                    "not quoted below 1,000 held connections (the run's own growth dominates)"
-                        .to_string()
-                },
-            ),
-            ("peak RSS", format!("{} KiB", group(mem.peak_rss_kib))),
-            (
-                "kernel TCP buffers (peak, host-wide)",
-                format!("{} KiB", group(mem.kernel_tcp_peak_kib)),
-            ),
-        ],
-    );
 }
 
 /// The round-trip, connect and handshake latencies by percentile.

@@ -14,6 +14,7 @@ pub mod hdr;
 pub mod html;
 pub mod markup;
 pub mod outputs;
+pub mod summary;
 pub mod text;
 
 pub use files::{check_writable, read_json, read_value, results_from, write_json};

@@ -1,60 +1,50 @@
 //! The summary people read at the end of a run, in the spirit of wrk2 and k6:
 //! what ran, latency distributions, throughput, connections, errors, and the
 //! message ledger that shows every message is accounted for.
+//!
+//! This module is a layout: the header (what ran, where, how) is its own, and
+//! every section below it comes from `report::summary`, which decides the rows;
+//! here they are set in the terminal's columns, byte for byte as they always were
+//! (tests/fixtures/results.txt holds one). The threshold and assessment lines
+//! come from `crate::thresholds`. It must never import the engine, shards,
+//! collector, config, cli or ceiling; results types come from `crate::results`,
+//! numbers are formatted through `crate::vocab::fmt`.
 
-use crate::results::{LatencyStats, RunResults};
-use crate::vocab::fmt::{fmt_us, group};
+use super::summary::{
+    self, Amount, Block, LatencyRow, LatencyTable, Place, Row, Section, Unit, Value,
+    LATENCY_COLUMNS,
+};
+use crate::results::{MessageStats, RunResults};
+use crate::vocab::fmt::group;
 use std::fmt::Write;
 
-fn latency_row(out: &mut String, name: &str, l: &LatencyStats) {
-    if l.count == 0 {
-        let _ = writeln!(out, "  {name:<11} (no samples)");
-        return;
-    }
-    let _ = writeln!(
-        out,
-        "  {name:<11}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
-        fmt_us(l.min_us),
-        fmt_us(l.mean_us),
-        fmt_us(l.p50_us),
-        fmt_us(l.p90_us),
-        fmt_us(l.p99_us),
-        fmt_us(l.p999_us),
-        fmt_us(l.max_us),
-        group(l.count)
-    );
-}
-
-fn causes(map: &std::collections::BTreeMap<String, u64>) -> String {
-    map.iter()
-        .map(|(k, v)| format!("{k} {}", group(*v)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+/// The width of a throughput row's label (after the two-space indent).
+const LABEL_COLUMN: usize = 10;
 
 /// The message ledger in one line: `sent N = received R + failed F + in flight at
 /// stop I  (balanced)`.
-pub fn ledger(m: &crate::results::MessageStats) -> String {
-    format!(
-        "sent {} = received {} + failed {} + in flight at stop {}  {}",
-        group(m.sent),
-        group(m.received),
-        group(m.failed),
-        group(m.in_flight_at_stop),
-        if m.ledger_balances() {
-            "(balanced)"
-        } else {
-            "(DOES NOT BALANCE)"
-        }
-    )
+pub fn ledger(m: &MessageStats) -> String {
+    phrase(&summary::ledger_row(m))
 }
-
-/// Held connections from which the summary quotes memory per connection.
-const MEMORY_PER_CONN_FROM: u64 = 1000;
 
 /// Renders the end-of-run summary.
 pub fn render(r: &RunResults) -> String {
     let mut o = String::new();
+    header(&mut o, r);
+    let _ = writeln!(o);
+    for (i, s) in summary::summarize(r).sections.iter().enumerate() {
+        if i > 0 {
+            let _ = writeln!(o);
+        }
+        section(&mut o, s);
+    }
+    o.push_str(&crate::thresholds::render(r));
+    o
+}
+
+/// What ran: version and targets, source addresses, the workload and its pacing,
+/// shards, driver and time.
+fn header(o: &mut String, r: &RunResults) {
     let c = &r.config;
     let target = if c.embedded_server {
         format!(
@@ -79,37 +69,16 @@ pub fn render(r: &RunResults) -> String {
             if n == 1 { "" } else { "es" }
         );
     }
-    let mut what = format!(
-        "  {} workload, {} connections, {}s, {}-byte {} messages",
+    let _ = writeln!(
+        o,
+        "  {} workload, {} connections, {}s, {}-byte {} messages{}",
         c.workload,
         group(c.connections),
         c.duration_secs,
         c.message_size,
-        c.message_kind
+        c.message_kind,
+        pacing(r)
     );
-    match (c.pacing.as_str(), c.rate) {
-        _ if r.sessions.is_some() => {}
-        ("closed", _) => {
-            let _ = write!(
-                what,
-                ", closed loop, {} in flight per connection",
-                c.inflight
-            );
-        }
-        ("open", Some(rate)) => {
-            let (senders, who) = match &r.broadcast {
-                Some(b) => (b.publishers, "publisher"),
-                None => (c.connections, "connection"),
-            };
-            let _ = write!(
-                what,
-                ", open loop at {rate:.0} msg/s ({:.3}/s per {who})",
-                rate / senders.max(1) as f64
-            );
-        }
-        _ => {}
-    }
-    let _ = writeln!(o, "{what}");
     let _ = writeln!(
         o,
         "  {} shard{} on cores {:?}, {} driver, ran {:.1}s{}",
@@ -124,257 +93,199 @@ pub fn render(r: &RunResults) -> String {
             ""
         }
     );
-    let _ = writeln!(o);
+}
+
+/// How messages were paced, after the workload (nothing for sessions, whose
+/// pace is their own section's).
+fn pacing(r: &RunResults) -> String {
+    let c = &r.config;
+    match (c.pacing.as_str(), c.rate) {
+        _ if r.sessions.is_some() => String::new(),
+        ("closed", _) => format!(", closed loop, {} in flight per connection", c.inflight),
+        ("open", Some(rate)) => {
+            let (senders, who) = match &r.broadcast {
+                Some(b) => (b.publishers, "publisher"),
+                None => (c.connections, "connection"),
+            };
+            format!(
+                ", open loop at {rate:.0} msg/s ({:.3}/s per {who})",
+                rate / senders.max(1) as f64
+            )
+        }
+        _ => String::new(),
+    }
+}
+
+/// A section: its title on a line of its own (in the header of a latency table
+/// that opens it, before the problems of an errors line), then its blocks.
+fn section(o: &mut String, s: &Section) {
+    match s.blocks.first() {
+        Some(Block::Latency(t)) if t.heading.is_none() => {}
+        Some(Block::Problems(_)) => {}
+        _ if s.title.is_empty() => {}
+        _ => {
+            let _ = writeln!(o, "{}", s.title);
+        }
+    }
+    for b in &s.blocks {
+        match b {
+            Block::Rows(rows) => lines(o, rows),
+            Block::Latency(t) => latency_table(o, &s.title, t),
+            Block::Note(text) => {
+                for line in text {
+                    let _ = writeln!(o, "  {line}");
+                }
+            }
+            Block::Problems(p) if p.is_empty() => {
+                let _ = writeln!(o, "{}: none", s.title);
+            }
+            Block::Problems(p) => {
+                let _ = writeln!(o, "{}: {}", s.title, p.join("; "));
+            }
+        }
+    }
+}
+
+/// A latency table: its header (the section's title, or its own heading
+/// indented), then a row per kind.
+fn latency_table(o: &mut String, title: &str, t: &LatencyTable) {
+    let head = match t.heading {
+        Some(h) => format!("  {h}"),
+        None => title.to_string(),
+    };
+    let c = LATENCY_COLUMNS;
     let _ = writeln!(
         o,
-        "{:<13}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
-        "Latency", "min", "mean", "p50", "p90", "p99", "p99.9", "max", "count"
+        "{head:<13}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
+        c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
     );
-    latency_row(&mut o, "connect", &r.latency.connect);
-    latency_row(&mut o, "handshake", &r.latency.handshake);
-    match &r.latency.rtt_uncorrected {
-        Some(raw) => {
-            latency_row(&mut o, "round trip", &r.latency.rtt);
-            latency_row(&mut o, "uncorrected", raw);
-            if let Some(lag) = &r.latency.send_lag {
-                latency_row(&mut o, "send lag", lag);
-            }
+    for row in &t.rows {
+        latency_row(o, row);
+    }
+}
+
+fn latency_row(o: &mut String, row: &LatencyRow) {
+    let name = row.name;
+    match &row.cells {
+        None => {
+            let _ = writeln!(o, "  {name:<11} (no samples)");
+        }
+        Some(c) => {
             let _ = writeln!(
                 o,
-                "  round trip is timed from each message's intended send time (coordinated\n  \
-                 omission corrected); uncorrected is from the actual send and hides stalls;\n  \
-                 send lag is how late the client sent against its schedule."
+                "  {name:<11}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
             );
         }
-        None => latency_row(&mut o, "round trip", &r.latency.rtt),
     }
-    let _ = writeln!(o);
+}
 
-    if let Some(w) = &r.warmup {
-        let _ = writeln!(
-            o,
-            "  (the first {:.0}s were warm-up, measured apart: {} sent, {} received, round trip p50 {} p99 {};\n   latencies and rates above and below leave it out, counts and the ledger include it)",
-            w.secs,
-            group(w.sent),
-            group(w.received),
-            fmt_us(w.rtt.p50_us),
-            fmt_us(w.rtt.p99_us)
-        );
-        let _ = writeln!(o);
-    }
-    let m = &r.messages;
-    let _ = writeln!(o, "Throughput");
-    let _ = writeln!(
-        o,
-        "  sent      {:>14} msgs {:>12.0}/s  {:>14} bytes",
-        group(m.sent),
-        m.sent_per_sec,
-        group(m.bytes_sent)
-    );
-    let _ = writeln!(
-        o,
-        "  received  {:>14} msgs {:>12.0}/s  {:>14} bytes",
-        group(m.received),
-        m.received_per_sec,
-        group(m.bytes_received)
-    );
-    if let Some(rate) = c.rate {
-        let pct = if rate > 0.0 {
-            100.0 * m.sent_per_sec / rate
-        } else {
-            0.0
+/// Rows as lines: quiet rows left out, consecutive `Run` (or `List`) rows on one
+/// line.
+fn lines(o: &mut String, rows: &[Row]) {
+    let mut line = String::new();
+    let mut joining: Option<Place> = None;
+    for row in rows.iter().filter(|r| !r.quiet) {
+        let sep = match row.place {
+            Place::Run => "  ",
+            Place::List => ", ",
+            Place::Column | Place::Line => "",
         };
-        let _ = writeln!(
-            o,
-            "  rate      requested {rate:.0}/s, achieved {:.0}/s ({pct:.1}%), late sends {} (>10ms behind schedule)",
-            m.sent_per_sec,
-            group(m.late)
-        );
-    }
-    let _ = writeln!(o);
-
-    if let Some(sess) = &r.sessions {
-        let _ = writeln!(
-            o,
-            "Sessions ({} message{} each)",
-            sess.messages_per_session,
-            if sess.messages_per_session == 1 {
-                ""
-            } else {
-                "s"
+        if joining == Some(row.place) && !sep.is_empty() {
+            line.push_str(sep);
+        } else {
+            if joining.is_some() {
+                let _ = writeln!(o, "  {line}");
             }
-        );
-        let _ = write!(
-            o,
-            "  completed {}  ({:.1}/s",
-            group(sess.completed),
-            sess.per_sec
-        );
-        if let Some(rate) = sess.rate {
-            let _ = write!(
-                o,
-                ", requested {rate:.1}/s, {} started late",
-                group(sess.late)
-            );
+            line.clear();
         }
-        let _ = writeln!(o, ")");
-        let _ = writeln!(
-            o,
-            "{:<13}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
-            "  duration", "min", "mean", "p50", "p90", "p99", "p99.9", "max", "count"
-        );
-        latency_row(&mut o, "session", &sess.duration);
-        let _ = writeln!(o);
+        line.push_str(&phrase(row));
+        joining = Some(row.place);
+    }
+    if joining.is_some() {
+        let _ = writeln!(o, "  {line}");
+    }
+}
+
+/// A row as the text says it.
+fn phrase(row: &Row) -> String {
+    let value = value(&row.value);
+    match row.place {
+        Place::Column => format!("{:<LABEL_COLUMN$}{value}", row.label),
+        Place::Run | Place::List => format!("{} {value}", row.label),
+        Place::Line => format!("{}: {value}", row.label),
+    }
+}
+
+fn value(v: &Value) -> String {
+    match v {
+        Value::Text(s) => s.clone(),
+        Value::Amounts(a) => amounts(a),
+        Value::Check { text, verdict, .. } => format!("{text}  ({verdict})"),
+    }
+}
+
+/// Amounts in the throughput columns: `{:>14} msgs {:>12}/s  {:>14} bytes`.
+fn amounts(a: &[Amount]) -> String {
+    let cells: Vec<String> = a
+        .iter()
+        .map(|x| match x.unit {
+            Unit::Of(unit) => format!("{:>14} {unit}", x.value),
+            // A rate keeps a space clear of the column after it.
+            Unit::PerSecond => format!("{:>12}/s ", x.value),
+        })
+        .collect();
+    cells.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::BroadcastStats;
+
+    fn fixture() -> RunResults {
+        serde_json::from_str(include_str!("../../tests/fixtures/results.json")).unwrap()
     }
 
-    if let Some(b) = &r.broadcast {
-        let _ = writeln!(
-            o,
-            "Broadcast ({} publisher{}, {} receivers)",
-            group(b.publishers),
-            if b.publishers == 1 { "" } else { "s" },
-            group(b.receivers)
-        );
-        let _ = writeln!(
-            o,
-            "  published {}  expected copies {} = delivered {} + missing {} + undelivered at stop {}",
-            group(b.published),
-            group(b.expected),
-            group(b.delivered),
-            group(b.missing),
-            group(b.undelivered_at_stop)
-        );
-        let _ = writeln!(
-            o,
-            "  deliveries {:.0}/s, duplicates {}",
-            b.delivered_per_sec,
-            group(b.duplicates)
-        );
-        if let Some(d) = &r.latency.delivery {
-            let _ = writeln!(
-                o,
-                "{:<13}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
-                "  one-way", "min", "mean", "p50", "p90", "p99", "p99.9", "max", "count"
-            );
-            latency_row(&mut o, "delivery", d);
+    /// Rows placed together share a line; quiet rows stay out; causes follow.
+    #[test]
+    fn rows_join_as_the_summary_always_read() {
+        let mut r = fixture();
+        r.broadcast = Some(BroadcastStats {
+            publishers: 1,
+            receivers: 20,
+            published: 396,
+            expected: 7920,
+            delivered: 7919,
+            missing: 1,
+            duplicates: 2,
+            undelivered_at_stop: 0,
+            delivered_per_sec: 3960.4,
+        });
+        let k = &mut r.connections;
+        k.failed = 3;
+        k.failed_by_cause = [("refused".to_string(), 3)].into();
+        k.lost = 0;
+        k.close_codes.clear();
+        let text = render(&r);
+        for line in [
+            "Broadcast (1 publisher, 20 receivers)\n  published 396  expected copies 7,920 = delivered 7,919 + missing 1 + undelivered at stop 0\n  deliveries 3960/s, duplicates 2\n",
+            "  failed by cause: refused 3\n",
+            "Errors: 3 connections failed to open (refused 3)",
+        ] {
+            assert!(text.contains(line), "{line}\nnot in\n{text}");
         }
-        let _ = writeln!(o);
-    }
-
-    let k = &r.connections;
-    let _ = writeln!(o, "Connections");
-    let _ = writeln!(
-        o,
-        "  attempted {}  established {}  failed {}  peak open {}",
-        group(k.attempted),
-        group(k.established),
-        group(k.failed),
-        group(k.peak_open)
-    );
-    if k.failed > 0 {
-        let _ = writeln!(o, "  failed by cause: {}", causes(&k.failed_by_cause));
-    }
-    if k.aborted_at_stop > 0 {
-        let _ = writeln!(
-            o,
-            "  opening when the run ended (not counted as failed): {}",
-            group(k.aborted_at_stop)
+        assert!(!text.contains("lost during the run"));
+        assert!(!text.contains("by code"));
+        assert_eq!(
+            ledger(&r.messages),
+            format!(
+                "sent {} = received {} + failed {} + in flight at stop {}  (balanced)",
+                group(r.messages.sent),
+                group(r.messages.received),
+                group(r.messages.failed),
+                group(r.messages.in_flight_at_stop)
+            )
         );
     }
-    if k.lost > 0 {
-        let _ = writeln!(
-            o,
-            "  lost during the run: {} ({})",
-            group(k.lost),
-            causes(&k.lost_by_cause)
-        );
-    }
-    let _ = writeln!(
-        o,
-        "  closed at the end: {} clean, {} unanswered",
-        group(k.closed_clean),
-        group(k.closed_unanswered)
-    );
-    if !k.close_codes.is_empty() {
-        let _ = writeln!(
-            o,
-            "  closes started by the server, by code: {}",
-            causes(&k.close_codes)
-        );
-    }
-    if let Some(m) = &r.memory {
-        let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
-        // Below a thousand connections the run's own growth (histograms, buffers
-        // warmed up) outweighs them: the quotient would mislead.
-        let per = if m.held_connections >= MEMORY_PER_CONN_FROM {
-            format!("{} B per connection held, ", group(m.per_connection_bytes))
-        } else {
-            String::new()
-        };
-        let _ = writeln!(
-            o,
-            "  memory: {per}{} RSS with {} open, {} before the first{}; peak RSS {}; kernel TCP buffers {} at most (host-wide)",
-            mib(m.held_rss_kib),
-            group(m.held_connections),
-            mib(m.start_rss_kib),
-            if c.embedded_server { " (built-in server included)" } else { "" },
-            mib(m.peak_rss_kib),
-            mib(m.kernel_tcp_peak_kib)
-        );
-    }
-    let _ = writeln!(o);
-
-    let _ = writeln!(o, "Ledger");
-    let _ = writeln!(o, "  {}", ledger(m));
-    if m.unexpected > 0 {
-        let _ = writeln!(
-            o,
-            "  unexpected messages (matched no send): {}",
-            group(m.unexpected)
-        );
-    }
-    if m.pings_answered > 0 {
-        let _ = writeln!(o, "  server pings answered: {}", group(m.pings_answered));
-    }
-    let no_replies = m.sent > 0 && m.received == 0 && r.broadcast.is_none();
-    if no_replies {
-        let _ = writeln!(
-            o,
-            "  no replies matched: {} sent, {} frames came back that matched none; does the server echo the payload unchanged?",
-            group(m.sent),
-            group(m.unexpected)
-        );
-    }
-    let _ = writeln!(o);
-    let mut problems = Vec::new();
-    if k.failed > 0 {
-        problems.push(format!(
-            "{} connections failed to open ({})",
-            group(k.failed),
-            causes(&k.failed_by_cause)
-        ));
-    }
-    if k.lost > 0 {
-        problems.push(format!(
-            "{} connections lost ({})",
-            group(k.lost),
-            causes(&k.lost_by_cause)
-        ));
-    }
-    if m.unexpected > 0 {
-        problems.push(format!("{} unexpected messages", group(m.unexpected)));
-    }
-    if !r.errors.is_empty() {
-        problems.push(causes(&r.errors));
-    }
-    if no_replies {
-        problems.push(format!("no replies matched ({} sent)", group(m.sent)));
-    }
-    if problems.is_empty() {
-        let _ = writeln!(o, "Errors: none");
-    } else {
-        let _ = writeln!(o, "Errors: {}", problems.join("; "));
-    }
-    o.push_str(&crate::thresholds::render(r));
-    o
 }

@@ -1,0 +1,509 @@
+//! The end-of-run summary as a neutral structure: the sections people read
+//! (latency, warm-up, throughput, sessions, broadcast, connections, ledger,
+//! errors), each a title and its rows, latency tables, notes or problems.
+//!
+//! It exists so a row is defined once: which rows a run shows, when, and what
+//! each says are decided here, and `text` lays the sections out as the terminal
+//! summary while `html` lays them out as the page's summary tables. Values are
+//! plain text (the page escapes them), numbers formatted through
+//! `crate::vocab::fmt`; the one layout hint is [`Place`], how the text places a
+//! row.
+//!
+//! Built from `RunResults` alone (`crate::results`), so a saved run summarizes
+//! the same. It must never import the engine, shards, collector, config, cli or
+//! ceiling, nor the layouts `text` and `html` (they import it).
+
+use crate::results::{LatencyStats, MessageStats, RunResults};
+use crate::vocab::fmt::{fmt_us, group};
+use std::collections::BTreeMap;
+
+/// The summary's sections, in reading order.
+pub struct Summary {
+    pub sections: Vec<Section>,
+}
+
+/// A titled part of the summary. An empty title is a remark between sections
+/// (the warm-up note): no heading of its own.
+pub struct Section {
+    pub title: String,
+    pub blocks: Vec<Block>,
+}
+
+/// What a section holds, in order.
+pub enum Block {
+    /// Label/value rows.
+    Rows(Vec<Row>),
+    /// Latency distributions, a row per kind measured.
+    Latency(LatencyTable),
+    /// A remark, in the lines the text breaks it into.
+    Note(Vec<String>),
+    /// What went wrong, one entry per problem; empty: nothing did.
+    Problems(Vec<String>),
+}
+
+/// One fact: a label and its value.
+pub struct Row {
+    pub label: &'static str,
+    pub value: Value,
+    pub place: Place,
+    /// Nothing to report (a zero, no causes): the text leaves the row out, the
+    /// page shows it so its tables keep their shape.
+    pub quiet: bool,
+}
+
+/// How the text places a row (the page gives every row a line of its own).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Place {
+    /// Its label padded to the section's label column.
+    Column,
+    /// `label value`, on one line with the next `Run` rows, two spaces apart.
+    Run,
+    /// `label value`, on one line with the next `List` rows, a comma apart.
+    List,
+    /// `label: value`, a line of its own.
+    Line,
+}
+
+/// A row's value.
+pub enum Value {
+    Text(String),
+    /// Amounts side by side: the text sets them in columns.
+    Amounts(Vec<Amount>),
+    /// A balance and whether it holds: `text` then the `verdict` word.
+    Check {
+        text: String,
+        holds: bool,
+        verdict: &'static str,
+    },
+}
+
+/// A number and its unit.
+pub struct Amount {
+    pub value: String,
+    pub unit: Unit,
+}
+
+pub enum Unit {
+    /// A count of something: `54,304 msgs`.
+    Of(&'static str),
+    /// A rate: `27152/s`.
+    PerSecond,
+}
+
+/// Latency distributions under one heading. No heading: the section's title is
+/// the table's.
+pub struct LatencyTable {
+    pub heading: Option<&'static str>,
+    pub rows: Vec<LatencyRow>,
+}
+
+/// The statistics of a latency table, in column order.
+pub const LATENCY_COLUMNS: [&str; 8] =
+    ["min", "mean", "p50", "p90", "p99", "p99.9", "max", "count"];
+
+/// A kind of latency and its statistics (`LATENCY_COLUMNS`); `None`: no samples.
+pub struct LatencyRow {
+    pub name: &'static str,
+    pub cells: Option<[String; 8]>,
+}
+
+/// Held connections from which the summary quotes memory per connection: below a
+/// thousand the run's own growth (histograms, buffers warmed up) outweighs them,
+/// and the quotient would mislead.
+const MEMORY_PER_CONN_FROM: u64 = 1000;
+
+impl Row {
+    fn new(label: &'static str, place: Place, value: impl Into<String>) -> Row {
+        Row {
+            label,
+            value: Value::Text(value.into()),
+            place,
+            quiet: false,
+        }
+    }
+
+    fn quiet_if(mut self, quiet: bool) -> Row {
+        self.quiet = quiet;
+        self
+    }
+}
+
+/// The run's summary, section by section.
+pub fn summarize(r: &RunResults) -> Summary {
+    let sections = [
+        Some(latency(r)),
+        warmup(r),
+        Some(throughput(r)),
+        sessions(r),
+        broadcast(r),
+        Some(connections(r)),
+        Some(ledger(r)),
+        Some(errors(r)),
+    ];
+    Summary {
+        sections: sections.into_iter().flatten().collect(),
+    }
+}
+
+fn latency_row(name: &'static str, l: &LatencyStats) -> LatencyRow {
+    let cells = (l.count > 0).then(|| {
+        [
+            fmt_us(l.min_us),
+            fmt_us(l.mean_us),
+            fmt_us(l.p50_us),
+            fmt_us(l.p90_us),
+            fmt_us(l.p99_us),
+            fmt_us(l.p999_us),
+            fmt_us(l.max_us),
+            group(l.count),
+        ]
+    });
+    LatencyRow { name, cells }
+}
+
+/// `cause count, cause count`; `none` when there are none.
+fn causes(map: &BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return "none".into();
+    }
+    map.iter()
+        .map(|(k, v)| format!("{k} {}", group(*v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn plural(n: u64, word: &str, suffix: &str) -> String {
+    format!("{word}{}", if n == 1 { "" } else { suffix })
+}
+
+/// Connect, handshake and round trip; in an open loop also the uncorrected round
+/// trip and the send lag, and what corrected means.
+fn latency(r: &RunResults) -> Section {
+    let l = &r.latency;
+    let mut rows = vec![
+        latency_row("connect", &l.connect),
+        latency_row("handshake", &l.handshake),
+        latency_row("round trip", &l.rtt),
+    ];
+    if let Some(raw) = &l.rtt_uncorrected {
+        rows.push(latency_row("uncorrected", raw));
+        if let Some(lag) = &l.send_lag {
+            rows.push(latency_row("send lag", lag));
+        }
+    }
+    let mut blocks = vec![Block::Latency(LatencyTable {
+        heading: None,
+        rows,
+    })];
+    if l.rtt_uncorrected.is_some() {
+        blocks.push(Block::Note(vec![
+            "round trip is timed from each message's intended send time (coordinated".into(),
+            "omission corrected); uncorrected is from the actual send and hides stalls;".into(),
+            "send lag is how late the client sent against its schedule.".into(),
+        ]));
+    }
+    Section {
+        title: "Latency".into(),
+        blocks,
+    }
+}
+
+/// What the warm-up measured apart, and what it means for the figures.
+fn warmup(r: &RunResults) -> Option<Section> {
+    let w = r.warmup.as_ref()?;
+    let first = format!(
+        "(the first {:.0}s were warm-up, measured apart: {} sent, {} received, round trip p50 {} p99 {};",
+        w.secs,
+        group(w.sent),
+        group(w.received),
+        fmt_us(w.rtt.p50_us),
+        fmt_us(w.rtt.p99_us)
+    );
+    let second =
+        " latencies and rates above and below leave it out, counts and the ledger include it)";
+    Some(Section {
+        title: String::new(),
+        blocks: vec![Block::Note(vec![first, second.into()])],
+    })
+}
+
+/// Messages and bytes each way, and the rate asked for against the rate achieved.
+fn throughput(r: &RunResults) -> Section {
+    let m = &r.messages;
+    let amounts = |msgs: u64, per_sec: f64, bytes: u64| {
+        Value::Amounts(vec![
+            Amount {
+                value: group(msgs),
+                unit: Unit::Of("msgs"),
+            },
+            Amount {
+                value: format!("{per_sec:.0}"),
+                unit: Unit::PerSecond,
+            },
+            Amount {
+                value: group(bytes),
+                unit: Unit::Of("bytes"),
+            },
+        ])
+    };
+    let row = |label, value| Row {
+        label,
+        value,
+        place: Place::Column,
+        quiet: false,
+    };
+    let mut rows = vec![
+        row("sent", amounts(m.sent, m.sent_per_sec, m.bytes_sent)),
+        row(
+            "received",
+            amounts(m.received, m.received_per_sec, m.bytes_received),
+        ),
+    ];
+    if let Some(rate) = r.config.rate {
+        let pct = if rate > 0.0 {
+            100.0 * m.sent_per_sec / rate
+        } else {
+            0.0
+        };
+        let said = format!(
+            "requested {rate:.0}/s, achieved {:.0}/s ({pct:.1}%), late sends {} (>10ms behind schedule)",
+            m.sent_per_sec,
+            group(m.late)
+        );
+        rows.push(Row::new("rate", Place::Column, said));
+    }
+    Section {
+        title: "Throughput".into(),
+        blocks: vec![Block::Rows(rows)],
+    }
+}
+
+/// Sessions completed, against the session rate asked for, and how long they took.
+fn sessions(r: &RunResults) -> Option<Section> {
+    let s = r.sessions.as_ref()?;
+    let mut completed = format!("{}  ({:.1}/s", group(s.completed), s.per_sec);
+    if let Some(rate) = s.rate {
+        completed += &format!(", requested {rate:.1}/s, {} started late", group(s.late));
+    }
+    completed.push(')');
+    Some(Section {
+        title: format!(
+            "Sessions ({} {} each)",
+            s.messages_per_session,
+            plural(s.messages_per_session, "message", "s")
+        ),
+        blocks: vec![
+            Block::Rows(vec![Row::new("completed", Place::Run, completed)]),
+            Block::Latency(LatencyTable {
+                heading: Some("duration"),
+                rows: vec![latency_row("session", &s.duration)],
+            }),
+        ],
+    })
+}
+
+/// The broadcast's own ledger: every copy expected, delivered or missing, and the
+/// one-way delivery latency.
+fn broadcast(r: &RunResults) -> Option<Section> {
+    let b = r.broadcast.as_ref()?;
+    let copies = format!(
+        "{} = delivered {} + missing {} + undelivered at stop {}",
+        group(b.expected),
+        group(b.delivered),
+        group(b.missing),
+        group(b.undelivered_at_stop)
+    );
+    let mut blocks = vec![Block::Rows(vec![
+        Row::new("published", Place::Run, group(b.published)),
+        Row::new("expected copies", Place::Run, copies),
+        Row::new(
+            "deliveries",
+            Place::List,
+            format!("{:.0}/s", b.delivered_per_sec),
+        ),
+        Row::new("duplicates", Place::List, group(b.duplicates)),
+    ])];
+    if let Some(d) = &r.latency.delivery {
+        blocks.push(Block::Latency(LatencyTable {
+            heading: Some("one-way"),
+            rows: vec![latency_row("delivery", d)],
+        }));
+    }
+    Some(Section {
+        title: format!(
+            "Broadcast ({} {}, {} receivers)",
+            group(b.publishers),
+            plural(b.publishers, "publisher", "s"),
+            group(b.receivers)
+        ),
+        blocks,
+    })
+}
+
+/// Connections opened, failed, lost and closed, and the memory they held.
+fn connections(r: &RunResults) -> Section {
+    let k = &r.connections;
+    let mut rows = vec![
+        Row::new("attempted", Place::Run, group(k.attempted)),
+        Row::new("established", Place::Run, group(k.established)),
+        Row::new("failed", Place::Run, group(k.failed)),
+        Row::new("peak open", Place::Run, group(k.peak_open)),
+        Row::new("failed by cause", Place::Line, causes(&k.failed_by_cause))
+            .quiet_if(k.failed == 0),
+        Row::new(
+            "opening when the run ended (not counted as failed)",
+            Place::Line,
+            group(k.aborted_at_stop),
+        )
+        .quiet_if(k.aborted_at_stop == 0),
+        Row::new(
+            "lost during the run",
+            Place::Line,
+            format!("{} ({})", group(k.lost), causes(&k.lost_by_cause)),
+        )
+        .quiet_if(k.lost == 0),
+        Row::new(
+            "closed at the end",
+            Place::Line,
+            format!(
+                "{} clean, {} unanswered",
+                group(k.closed_clean),
+                group(k.closed_unanswered)
+            ),
+        ),
+        Row::new(
+            "closes started by the server, by code",
+            Place::Line,
+            causes(&k.close_codes),
+        )
+        .quiet_if(k.close_codes.is_empty()),
+    ];
+    rows.extend(memory(r));
+    Section {
+        title: "Connections".into(),
+        blocks: vec![Block::Rows(rows)],
+    }
+}
+
+/// Memory held with the most connections open, in one line.
+fn memory(r: &RunResults) -> Option<Row> {
+    let m = r.memory.as_ref()?;
+    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+    let per = if m.held_connections >= MEMORY_PER_CONN_FROM {
+        format!("{} B per connection held, ", group(m.per_connection_bytes))
+    } else {
+        String::new()
+    };
+    let said = format!(
+        "{per}{} RSS with {} open, {} before the first{}; peak RSS {}; kernel TCP buffers {} at most (host-wide)",
+        mib(m.held_rss_kib),
+        group(m.held_connections),
+        mib(m.start_rss_kib),
+        if r.config.embedded_server {
+            " (built-in server included)"
+        } else {
+            ""
+        },
+        mib(m.peak_rss_kib),
+        mib(m.kernel_tcp_peak_kib)
+    );
+    Some(Row::new("memory", Place::Line, said))
+}
+
+/// The message ledger as a row: `sent N = received R + failed F + in flight at
+/// stop I`, and whether it balances.
+pub fn ledger_row(m: &MessageStats) -> Row {
+    let holds = m.ledger_balances();
+    Row {
+        label: "sent",
+        value: Value::Check {
+            text: format!(
+                "{} = received {} + failed {} + in flight at stop {}",
+                group(m.sent),
+                group(m.received),
+                group(m.failed),
+                group(m.in_flight_at_stop)
+            ),
+            holds,
+            verdict: if holds {
+                "balanced"
+            } else {
+                "DOES NOT BALANCE"
+            },
+        },
+        place: Place::Run,
+        quiet: false,
+    }
+}
+
+/// Sent, but no reply matched any send (and no broadcast explains it).
+fn no_replies(r: &RunResults) -> bool {
+    let m = &r.messages;
+    m.sent > 0 && m.received == 0 && r.broadcast.is_none()
+}
+
+/// Where every message went, and what came back that matched no send.
+fn ledger(r: &RunResults) -> Section {
+    let m = &r.messages;
+    let mut rows = vec![
+        ledger_row(m),
+        Row::new(
+            "unexpected messages (matched no send)",
+            Place::Line,
+            group(m.unexpected),
+        )
+        .quiet_if(m.unexpected == 0),
+        Row::new(
+            "server pings answered",
+            Place::Line,
+            group(m.pings_answered),
+        )
+        .quiet_if(m.pings_answered == 0),
+    ];
+    if no_replies(r) {
+        let said = format!(
+            "{} sent, {} frames came back that matched none; does the server echo the payload unchanged?",
+            group(m.sent),
+            group(m.unexpected)
+        );
+        rows.push(Row::new("no replies matched", Place::Line, said));
+    }
+    Section {
+        title: "Ledger".into(),
+        blocks: vec![Block::Rows(rows)],
+    }
+}
+
+/// Everything that went wrong, one entry per problem.
+fn errors(r: &RunResults) -> Section {
+    let k = &r.connections;
+    let m = &r.messages;
+    let mut problems = Vec::new();
+    if k.failed > 0 {
+        problems.push(format!(
+            "{} connections failed to open ({})",
+            group(k.failed),
+            causes(&k.failed_by_cause)
+        ));
+    }
+    if k.lost > 0 {
+        problems.push(format!(
+            "{} connections lost ({})",
+            group(k.lost),
+            causes(&k.lost_by_cause)
+        ));
+    }
+    if m.unexpected > 0 {
+        problems.push(format!("{} unexpected messages", group(m.unexpected)));
+    }
+    if !r.errors.is_empty() {
+        problems.push(causes(&r.errors));
+    }
+    if no_replies(r) {
+        problems.push(format!("no replies matched ({} sent)", group(m.sent)));
+    }
+    Section {
+        title: "Errors".into(),
+        blocks: vec![Block::Problems(problems)],
+    }
+}
