@@ -257,3 +257,25 @@ async fn session_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize, rate: 
         k += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialer_future_size() {
+        fn staged<'a, F: std::future::Future + 'a>(
+            _: fn(&'a Rc<Shard>, &'a ShardPlan, usize, &'a dyn Fn(f64) -> f64) -> F,
+        ) -> usize {
+            std::mem::size_of::<F>()
+        }
+        fn whole<F: std::future::Future>(_: fn(Rc<Shard>, ShardPlan) -> F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        eprintln!(
+            "staged_dialer future {}, dialer {} bytes",
+            staged(staged_dialer),
+            whole(dialer)
+        );
+    }
+}

@@ -312,3 +312,29 @@ impl Pace<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    /// The open-loop phase is boxed (held for the life of a paced or heartbeat
+    /// connection), the connection's task holds the box: both sizes are memory per
+    /// connection.
+    #[test]
+    fn open_loop_future_size() {
+        fn open<'a, F: Future + 'a>(
+            _: fn(&'a Shard, &'a mut Conn, TcpStream, Duration) -> F,
+        ) -> (usize, usize) {
+            (std::mem::size_of::<F>(), std::mem::align_of::<F>())
+        }
+        fn task<F: Future>(
+            _: fn(Rc<Shard>, u32, usize, Option<(usize, Rc<Cell<bool>>)>) -> F,
+        ) -> (usize, usize) {
+            (std::mem::size_of::<F>(), std::mem::align_of::<F>())
+        }
+        let (o, t) = (open(active_open), task(super::super::conn::connection));
+        eprintln!("active_open future {o:?}, connection task future {t:?} (size, align)");
+    }
+}
