@@ -16,7 +16,8 @@
 //! and everything between two waits (reading what came, choosing the messages that
 //! are due, the accounting) is a plain `fn`: the phase is boxed and held for the
 //! whole life of every paced or heartbeat connection, so its size is memory per
-//! connection (the test below prints it).
+//! connection (the test below prints it: 968 bytes, rustc 1.95, debug build; 1072
+//! when the reader and writer were `async` blocks inline, 1104 as `async fn`s).
 //!
 //! Within `shard/` it sits above `exchange` and `state` and imports only them (and
 //! `timers` through the shard); it must never import the engine, the collector, the
@@ -152,6 +153,7 @@ fn run_both<'a, R: Future<Output = End>, W: Future<Output = End>>(
 /// it waits for readiness holding no buffer, then takes what came; otherwise it
 /// reads through the ring, cancelled when the run stops without losing what
 /// already arrived.
+#[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see the module doc
 fn read_side<'a, 'c: 'a>(
     shard: &'a Shard,
     conn: &'a RefCell<&'c mut Conn>,
@@ -270,6 +272,7 @@ fn took(shard: &Shard, c: &mut Conn, buf: Vec<u8>, control: &mut Vec<u8>) -> Opt
 /// shard's timer task wakes it when the next message is due, the reader when a
 /// reply freed room or queued a control reply (they share the task), the ticker
 /// when a live level changed.
+#[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see the module doc
 fn write_side<'a, 'c: 'a>(
     shard: &'a Shard,
     conn: &'a RefCell<&'c mut Conn>,
@@ -452,18 +455,21 @@ mod tests {
     /// connection), the connection's task holds the box: both sizes are memory per
     /// connection.
     #[test]
-    fn open_loop_future_size() {
+    fn open_loop_futures_stay_small() {
         fn open<'a, F: Future + 'a>(
             _: fn(&'a Shard, &'a mut Conn, TcpStream, Duration) -> F,
         ) -> (usize, usize) {
             (std::mem::size_of::<F>(), std::mem::align_of::<F>())
         }
-        fn task<F: Future>(
-            _: fn(Rc<Shard>, u32, usize, Option<(usize, Rc<Cell<bool>>)>) -> F,
-        ) -> (usize, usize) {
+        type Staged = Option<(usize, Rc<Cell<bool>>)>;
+        fn task<F: Future>(_: fn(Rc<Shard>, u32, usize, Staged) -> F) -> (usize, usize) {
             (std::mem::size_of::<F>(), std::mem::align_of::<F>())
         }
         let (o, t) = (open(active_open), task(super::super::conn::connection));
         eprintln!("active_open future {o:?}, connection task future {t:?} (size, align)");
+        // Measured 968 and 848 bytes (rustc 1.95, debug build); active_open was 1072
+        // before its reader and writer became futures built in place.
+        assert!(o.0 <= 1024 && o.1 <= 16, "active_open {o:?}");
+        assert!(t.0 <= 896 && t.1 <= 16, "connection {t:?}");
     }
 }
