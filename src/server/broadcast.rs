@@ -38,8 +38,17 @@
 //! inbox per shard; the inboxes, the doorbells and each shard's subscribers are in
 //! hub.rs. This file holds the connections and the shard's inbox task.
 //!
+//! **Why a file of its own:** an echo connection (conn.rs) answers what it reads
+//! and is one loop; a broadcast connection writes what other connections publish,
+//! at any time, so it needs a reader and a writer side by side and a subscription.
+//! The reader (`read_loop`) and the writer (`write_loop`) are futures built in
+//! place (`fn … -> impl Future`, not `async fn`), and what they decide between two
+//! waits is in plain `fn`s (`on_bytes`, `Between`): every level of `async fn`
+//! would add to every connection's task (measured in mod.rs's test).
+//!
 //! In the server's order (see shard.rs) it sits just below mod.rs: it must never
-//! import mod.rs.
+//! import mod.rs. Outside the server it must never import the load side's
+//! `shard/` or the exporters (`export/`).
 
 use super::conn::upgrade;
 use super::frames;
@@ -206,80 +215,14 @@ fn run<'a>(
     reader: Reader,
 ) -> impl Future<Output = ()> + 'a {
     async move {
-        // Pongs and close replies the reader wants sent; the writer sends them first.
-        let control = RefCell::new(Vec::new());
-        let phase = Cell::new(Phase::Open);
-        // Copies in the write under way (dropped if it never completes).
-        let in_flight = Cell::new(0u64);
-
+        let between = Between {
+            control: RefCell::new(Vec::new()),
+            phase: Cell::new(Phase::Open),
+            in_flight: Cell::new(0),
+        };
         let end = {
-            let reader = read_loop(shard, b, &mut rd, slot, id, reader, &control);
-            let writer = async {
-                loop {
-                    // Until there is something to send, the reader has handed over, or
-                    // the server stops.
-                    let woke = shard
-                        .stop
-                        .until(
-                            slot,
-                            std::future::poll_fn(|cx| {
-                                if phase.get() != Phase::Open
-                                    || !control.borrow().is_empty()
-                                    || b.has_frames(id)
-                                {
-                                    Poll::Ready(())
-                                } else {
-                                    b.register(id, cx.waker());
-                                    Poll::Pending
-                                }
-                            }),
-                        )
-                        .await;
-                    let final_phase = match (phase.get(), woke) {
-                        (Phase::Open, None) => Phase::Stopping,
-                        (p, _) => p,
-                    };
-                    let mut out = shard.wpool.take();
-                    out.append(&mut control.borrow_mut());
-                    let mut direct = None;
-                    match final_phase {
-                        Phase::Open => {
-                            // Either small frames copied into `out` or one large frame
-                            // alone (only taken when `out` is empty), never both.
-                            let (n, d) = b.take(id, &mut out);
-                            in_flight.set(n + u64::from(d.is_some()));
-                            direct = d;
-                        }
-                        Phase::Stopping => frame::write_server_frame(
-                            &mut out,
-                            Kind::Close,
-                            true,
-                            &1001u16.to_be_bytes(),
-                        ),
-                        Phase::Closing => {}
-                    }
-                    if !out.is_empty() {
-                        let (res, out) = wr.write_all(out).await;
-                        shard.wpool.put(out);
-                        if res.is_err() {
-                            return WriteEnd::Done;
-                        }
-                    } else {
-                        shard.wpool.put(out);
-                    }
-                    if let Some(f) = direct {
-                        if wr.write_all(f).await.0.is_err() {
-                            return WriteEnd::Done;
-                        }
-                    }
-                    b.delivered.set(b.delivered.get() + in_flight.replace(0));
-                    match final_phase {
-                        Phase::Open => {}
-                        Phase::Closing => return WriteEnd::Done,
-                        Phase::Stopping => return WriteEnd::WentAway,
-                    }
-                }
-            };
+            let reader = read_loop(shard, b, &mut rd, slot, id, reader, &between.control);
+            let writer = write_loop(shard, b, &mut wr, slot, id, &between);
             let mut reader = pin!(reader);
             let mut writer = pin!(writer);
             let mut reading = true;
@@ -289,7 +232,7 @@ fn run<'a>(
                         Poll::Ready(ReadEnd::Gone) => return Poll::Ready(WriteEnd::Done),
                         Poll::Ready(ReadEnd::Handover(p)) => {
                             reading = false;
-                            phase.set(p);
+                            between.phase.set(p);
                         }
                         Poll::Pending => {}
                     }
@@ -298,11 +241,110 @@ fn run<'a>(
             })
             .await
         };
-        b.add_dropped(in_flight.get());
+        b.add_dropped(between.in_flight.get());
         if let WriteEnd::WentAway = end {
             // The client's close (or its EOF): no need to read it, only to see it. Boxed:
             // a timer inline would make every connection's future as big as the timer.
             let _ = Box::pin(monoio::time::timeout(GOODBYE_WAIT, rd.readable())).await;
+        }
+    }
+}
+
+/// What a connection's reader and writer share (one task: a borrow never spans a
+/// wait).
+struct Between {
+    /// Pongs and close replies the reader wants sent; the writer sends them first.
+    control: RefCell<Vec<u8>>,
+    /// How far the reader got.
+    phase: Cell<Phase>,
+    /// Copies in the write under way (dropped if it never completes).
+    in_flight: Cell<u64>,
+}
+
+impl Between {
+    /// Whether the writer has something to do: the reader handed over, a control
+    /// reply is queued or a delivery is waiting.
+    fn writable(&self, b: &Local, id: usize) -> bool {
+        self.phase.get() != Phase::Open || !self.control.borrow().is_empty() || b.has_frames(id)
+    }
+
+    /// Fills `out` with the next write for `phase`: control replies, then small
+    /// frames copied in, or returns one large frame to write alone (only when `out`
+    /// is empty), never both; or the 1001 close when the server is stopping.
+    fn next_write(&self, b: &Local, id: usize, phase: Phase, out: &mut Vec<u8>) -> Option<Frame> {
+        out.append(&mut self.control.borrow_mut());
+        match phase {
+            Phase::Open => {
+                let (n, direct) = b.take(id, out);
+                self.in_flight.set(n + u64::from(direct.is_some()));
+                direct
+            }
+            Phase::Stopping => {
+                frame::write_server_frame(out, Kind::Close, true, &1001u16.to_be_bytes());
+                None
+            }
+            Phase::Closing => None,
+        }
+    }
+}
+
+/// Writes deliveries and control replies until the reader's handover is sent or
+/// the peer is gone. Returns a future rather than being an `async fn`, which would
+/// store its arguments twice.
+#[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see above
+fn write_loop<'a>(
+    shard: &'a ServerShard,
+    b: &'a Local,
+    wr: &'a mut OwnedWriteHalf<TcpStream>,
+    slot: usize,
+    id: usize,
+    between: &'a Between,
+) -> impl Future<Output = WriteEnd> + 'a {
+    async move {
+        loop {
+            // Until there is something to send, the reader has handed over, or the
+            // server stops.
+            let woke = shard
+                .stop
+                .until(
+                    slot,
+                    std::future::poll_fn(|cx| {
+                        if between.writable(b, id) {
+                            Poll::Ready(())
+                        } else {
+                            b.register(id, cx.waker());
+                            Poll::Pending
+                        }
+                    }),
+                )
+                .await;
+            let final_phase = match (between.phase.get(), woke) {
+                (Phase::Open, None) => Phase::Stopping,
+                (p, _) => p,
+            };
+            let mut out = shard.wpool.take();
+            let direct = between.next_write(b, id, final_phase, &mut out);
+            if !out.is_empty() {
+                let (res, out) = wr.write_all(out).await;
+                shard.wpool.put(out);
+                if res.is_err() {
+                    return WriteEnd::Done;
+                }
+            } else {
+                shard.wpool.put(out);
+            }
+            if let Some(f) = direct {
+                if wr.write_all(f).await.0.is_err() {
+                    return WriteEnd::Done;
+                }
+            }
+            b.delivered
+                .set(b.delivered.get() + between.in_flight.replace(0));
+            match final_phase {
+                Phase::Open => {}
+                Phase::Closing => return WriteEnd::Done,
+                Phase::Stopping => return WriteEnd::WentAway,
+            }
         }
     }
 }
