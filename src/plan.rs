@@ -165,6 +165,19 @@ mod tests {
     }
 
     #[test]
+    fn pairs_share_evenly() {
+        let s: Vec<IpAddr> = (1..=4)
+            .map(|i| format!("127.0.0.{i}").parse().unwrap())
+            .collect();
+        let mut count = std::collections::HashMap::new();
+        for id in 0..800u64 {
+            *count.entry(endpoint(id, 2, &s)).or_insert(0) += 1;
+        }
+        assert_eq!(count.len(), 8);
+        assert!(count.values().all(|&c| c == 100), "{count:?}");
+    }
+
+    #[test]
     fn one_shard_takes_everything() {
         let plans = split(5, &[3], 0.0);
         assert_eq!(plans.len(), 1);

@@ -48,7 +48,6 @@ enum Read {
 pub async fn connection(
     shard: Rc<Shard>,
     id: u32,
-    target: usize,
     staged: Option<(usize, Rc<std::cell::Cell<bool>>)>,
 ) {
     let slot = match &staged {
@@ -62,7 +61,7 @@ pub async fn connection(
         .session
         .is_some_and(|s| s.rate.is_none());
     loop {
-        one_connection(&shard, slot, id, target).await;
+        one_connection(&shard, slot, id).await;
         if !repeat || shard.stop.is_set_for(slot) {
             break;
         }
@@ -79,9 +78,9 @@ pub async fn connection(
 /// A held connection's task sits in this future for its whole life, so it must stay
 /// small: the dial/upgrade, open-loop and close phases are boxed (their state is
 /// large and short-lived) and nothing it awaits inline holds a monoio timer.
-async fn one_connection(shard: &Shard, slot: usize, id: u32, target: usize) {
+async fn one_connection(shard: &Shard, slot: usize, id: u32) {
     let started = Instant::now();
-    let (stream, leftover) = match Box::pin(open(shard, slot, id, target)).await {
+    let (stream, leftover) = match Box::pin(open(shard, slot, id)).await {
         Ok(opened) => opened,
         // Cut short by the end of the run: not the server's failure.
         Err(ABORTED) => {
@@ -140,15 +139,10 @@ const ABORTED: &str = "aborted_at_stop";
 
 /// TCP connect and WebSocket upgrade. Returns the stream and any bytes that
 /// followed the 101 response.
-async fn open(
-    shard: &Shard,
-    slot: usize,
-    id: u32,
-    target: usize,
-) -> Result<(TcpStream, Vec<u8>), &'static str> {
+async fn open(shard: &Shard, slot: usize, id: u32) -> Result<(TcpStream, Vec<u8>), &'static str> {
     let run = &shard.run;
+    let (target, source) = crate::plan::endpoint(id as u64, run.targets.len(), &run.plan.sources);
     let t = &run.targets[target];
-    let source = crate::source::pick(&run.plan.sources, id as u64, run.targets.len() as u64);
     shard.stats.borrow_mut().counters.attempted += 1;
     let t0 = Instant::now();
     let stream = match shard

@@ -53,7 +53,6 @@ async fn sleep_until(shard: &Shard, slot: usize, due: Instant) -> bool {
 
 async fn connection_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize) {
     let start = Instant::now();
-    let targets = shard.run.targets.len() as u64;
     for i in 0..plan.count {
         if shard.stop.is_set() {
             break;
@@ -65,9 +64,8 @@ async fn connection_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize) {
             }
         }
         let id = plan.first_conn + i;
-        let target = (id % targets) as usize;
         shard.live.set(shard.live.get() + 1);
-        monoio::spawn(conn::connection(shard.clone(), id as u32, target, None));
+        monoio::spawn(conn::connection(shard.clone(), id as u32, None));
     }
 }
 
@@ -97,7 +95,7 @@ async fn staged_dialer(
     slot: usize,
     target: &dyn Fn(f64) -> f64,
 ) {
-    let share = plan.count as f64 / shard.run.plan.connections.max(1) as f64;
+    let share = plan.share;
     let mut stage = Staging::new(plan);
     loop {
         if !sleep_until(shard, slot, Instant::now() + STAGE_TICK).await {
@@ -202,7 +200,6 @@ impl Staging {
         };
         let n = missing.min(self.credit.floor().min(1e9) as u64);
         self.credit = (self.credit - n as f64).min(plan.connect_rate.max(1.0));
-        let targets = shard.run.targets.len() as u64;
         for _ in 0..n {
             let Some(id) = self.free.pop() else { break };
             let s = shard.stop.slot();
@@ -214,12 +211,7 @@ impl Staging {
                 retired_at: None,
             });
             shard.live.set(shard.live.get() + 1);
-            monoio::spawn(conn::connection(
-                shard.clone(),
-                id as u32,
-                (id % targets) as usize,
-                Some((s, ended)),
-            ));
+            monoio::spawn(conn::connection(shard.clone(), id as u32, Some((s, ended))));
         }
     }
 
@@ -249,10 +241,9 @@ impl Staging {
 /// session that finds every slot busy starts as soon as one frees and counts as
 /// late; none is skipped.
 async fn session_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize, rate: f64) {
-    let share = plan.count as f64 / shard.run.plan.connections.max(1) as f64;
+    let share = plan.share;
     let live = shard.run.live.is_some();
     let cap = plan.count.max(1);
-    let targets = shard.run.targets.len() as u64;
     let mut pace = crate::pacer::LivePace::default();
     let mut gen = shard.level_gen.get();
     pace.set_rate(
@@ -294,12 +285,7 @@ async fn session_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize, rate: 
         pace.advance();
         let id = plan.first_conn + k % cap;
         shard.live.set(shard.live.get() + 1);
-        monoio::spawn(conn::connection(
-            shard.clone(),
-            id as u32,
-            (id % targets) as usize,
-            None,
-        ));
+        monoio::spawn(conn::connection(shard.clone(), id as u32, None));
         k += 1;
     }
 }
