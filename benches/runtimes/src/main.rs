@@ -310,10 +310,11 @@ fn report(o: &Opts, m: &Measured) {
     let proc_ = m.proc_cpu_us / n;
     let server = m.server_cpu_us.map(|s| s / n);
     println!(
-        "{}: {} connections, {}-byte messages, {:.2} s measured after {} s of warm-up, \
+        "{}: {} connection{}, {}-byte messages, {:.2} s measured after {} s of warm-up, \
          client on CPU {}{}",
         o.runtime.name(),
         o.conns,
+        if o.conns == 1 { "" } else { "s" },
         o.size,
         m.secs,
         o.warmup,
@@ -751,9 +752,15 @@ mod tests {
     fn defaults_and_flags() {
         let o = parse(&args("tokio")).unwrap();
         assert_eq!(o.runtime, Runtime::Tokio);
-        assert_eq!((o.conns, o.size, o.client_core, o.server_core), (100, 64, 0, 1));
+        assert_eq!(
+            (o.conns, o.size, o.client_core, o.server_core),
+            (100, 64, 0, 1)
+        );
         let o = parse(&args("glommio --conns 1 --secs 2 --size 128")).unwrap();
-        assert_eq!((o.runtime, o.conns, o.secs, o.size), (Runtime::Glommio, 1, 2.0, 128));
+        assert_eq!(
+            (o.runtime, o.conns, o.secs, o.size),
+            (Runtime::Glommio, 1, 2.0, 128)
+        );
         assert!(parse(&args("--conns 1")).is_err());
         assert!(parse(&args("monoio --conns 0")).is_err());
         assert!(parse(&args("monoio --client-core 1 --server-core 1")).is_err());
