@@ -14,6 +14,8 @@
 # counts the client's syscalls per round trip:
 #   - with `perf stat` on syscall tracepoints, if perf is installed and the kernel's
 #     tracepoints are readable: counted in the kernel, without stopping the client;
+#     and, where `perf stat -a` is allowed (x86), the reschedule interrupts per round
+#     trip on the whole machine, both sides (see benches/README.md for why);
 #   - with `strace -c -f`, if strace is installed: every syscall by name, but strace
 #     stops the client at each syscall, which slows it several times over, and a
 #     slower client finds more work waiting per wake-up (more completions per
@@ -33,7 +35,7 @@
 #   BENCH_OUT           where to keep raw results (default target/bench-runtimes/<time>)
 #
 # With the defaults: 3 rounds x 3 runtimes x 2 connection counts x ~5.6 s, plus the
-# syscall passes (about 20 s), about 2 minutes after the build (about 1.5 minutes on
+# syscall passes (about 50 s), about 2.5 minutes after the build (about 1.5 minutes on
 # 2 cores, fresh).
 #
 # Client CPU is the client runtime thread's CPU time (getrusage RUSAGE_THREAD) over the
@@ -105,7 +107,7 @@ for ((round = 1; round <= RUNS; round++)); do
                 "$(field rtt_per_sec <<<"$line")" "$(field client_cpu_us_per_rt <<<"$line")" \
                 "$(field client_proc_cpu_us_per_rt <<<"$line")" \
                 "$(field server_cpu_us_per_rt <<<"$line")" >>"$RAW"
-            say "round $round: $rt, $c connections: $(sed -n 2p "$log" | sed 's/^ *//')"
+            say "round $round: $rt, $(sed -n 1p "$log" | cut -d' ' -f2-3) $(sed -n 2p "$log" | sed 's/^ *//')"
         done
     done
 done
@@ -222,6 +224,40 @@ if ((have_perf)); then
             stop_server
         done
     done
+fi
+
+# perf, whole machine: reschedule interrupts (x86) per round trip, both sides. The
+# kernel sends one to make a running thread enter the kernel, which is how io_uring
+# hands it a completion that arrived while it ran in user space (a readiness poll
+# that fired, for glommio): on a VM each one costs exits on both vCPUs.
+if ((have_perf)) &&
+    perf stat -a -x, -o /dev/null -e irq_vectors:reschedule_entry -- true 2>/dev/null; then
+    echo
+    echo "Reschedule interrupts per round trip, both sides, whole machine (\`perf stat -a\`;" \
+        "one ${SYSCALL_SECS} s run each, other load included):"
+    echo
+    echo "| runtime | connections | reschedule IPIs | client CPU µs/rt in this run |"
+    echo "| --- | ---: | ---: | ---: |"
+    for c in $CONNS; do
+        for rt in $RUNTIMES; do
+            counts="$OUT/ipi-$rt-c$c.csv"
+            log="$OUT/ipi-$rt-c$c.txt"
+            if timeout $((${SYSCALL_SECS%.*} + SLACK)) perf stat -a -x, -o "$counts" \
+                -e irq_vectors:reschedule_entry -- "$BIN" "$rt" --conns "$c" \
+                --secs "$SYSCALL_SECS" --client-core "$CLIENT_CORE" \
+                --server-core "$SERVER_CORE" >"$log" 2>&1; then
+                line=$(grep '^result ' "$log")
+                awk -F, -v n="$(field total_round_trips <<<"$line")" -v rt="$rt" -v c="$c" \
+                    -v cpu="$(field client_cpu_us_per_rt <<<"$line")" '
+                    $3 == "irq_vectors:reschedule_entry" {
+                        printf "| %s | %s | %.2f | %.2f |\n", rt, c, $1 / n, cpu }' "$counts"
+            else
+                echo "| $rt | $c | (failed: see $log) | |"
+            fi
+        done
+    done
+elif ((have_perf)); then
+    say "perf stat -a (whole machine) is not allowed here, or no irq_vectors tracepoints: no interrupt pass"
 fi
 
 # strace: every syscall by name, the client slowed by the tracing (see the top).
