@@ -11,7 +11,8 @@
 //! What differs between the runtimes is how a socket operation reaches the kernel:
 //!
 //! - monoio 0.2 (io_uring driver): recv and send are io_uring SQEs, submitted and
-//!   reaped in batches with one `io_uring_enter` for many operations.
+//!   reaped in batches: with many connections, one `io_uring_enter` for many
+//!   operations.
 //! - tokio 1 (current-thread runtime): epoll readiness, then a `recvfrom`/`sendto`
 //!   syscall per operation (and a read that returns EAGAIN before parking).
 //! - glommio 0.9: a `recv`/`send` syscall (MSG_DONTWAIT) per operation; io_uring only
@@ -50,12 +51,13 @@ const SERVER_BUF: usize = 16 * 1024;
 /// recv or send per connection.
 const MONOIO_ENTRIES: u32 = 4096;
 
-/// glommio registers its "io memory" (for storage I/O through registered buffers)
-/// with io_uring, and locked memory counts against RLIMIT_MEMLOCK where the process
-/// lacks CAP_IPC_LOCK. The default is 10 MiB, more than the 8 MiB limit common on
-/// Linux hosts (ours included), so a non-root run failed or ran without registered
-/// buffers. Sockets never use that memory (glommio's recv and send are plain syscalls
-/// into our buffers), so 512 KiB is plenty and fits any sane limit.
+/// glommio allocates its "io memory" (buffers for storage I/O) up front and registers
+/// it with io_uring; registered buffers are pinned and count against RLIMIT_MEMLOCK
+/// for a process without CAP_IPC_LOCK. The default, 10 MiB, is more than the 8 MiB
+/// limit common on Linux hosts (ours included), so an unprivileged run could not
+/// register it (glommio then logs a warning and goes on without). Sockets never use
+/// that memory (glommio's recv and send are plain syscalls into our own buffers), so
+/// 512 KiB, which fits: checked as an unprivileged user with the 8 MiB limit.
 const GLOMMIO_IO_MEMORY: usize = 512 * 1024;
 
 const USAGE: &str = "\
