@@ -178,6 +178,26 @@ pub struct LoadArgs {
     /// (127.0.0.1:9091; a bare port binds loopback).
     #[arg(display_order = 47, long = "metrics-addr", value_name = "ADDR")]
     pub metrics_addr: Option<String>,
+
+    /// Add a header to every upgrade request, curl's spelling (repeatable):
+    /// -H 'Authorization: Bearer TOKEN'. Host and User-Agent replace wsherd's;
+    /// headers the upgrade itself needs (Upgrade, Sec-WebSocket-Key, ...) are refused.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", display_order = 60)]
+    pub headers: Vec<String>,
+
+    /// The Origin header of every upgrade request, as a browser sends it.
+    #[arg(long, value_name = "ORIGIN", display_order = 61)]
+    pub origin: Option<String>,
+
+    /// Offer these subprotocols, most wanted first (Sec-WebSocket-Protocol):
+    /// chat.v2,chat.v1. The report counts which the server chose; a server that
+    /// chooses one not offered fails the connection (subprotocol_not_offered).
+    #[arg(long, value_name = "LIST", display_order = 62)]
+    pub subprotocol: Option<String>,
+
+    /// Fail a connection whose server chooses no subprotocol (subprotocol_missing).
+    #[arg(long = "require-subprotocol", requires = "subprotocol", display_order = 63)]
+    pub require_subprotocol: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -44,6 +44,9 @@ pub struct Counters {
     /// Broadcast copies received twice (or out of order).
     pub duplicates: u64,
     pub errors: BTreeMap<String, u64>,
+    /// Connections established by the subprotocol the server chose, `(none)`
+    /// for none (counted only when subprotocols were offered).
+    pub subprotocols: BTreeMap<String, u64>,
 }
 
 fn add_map<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
@@ -77,6 +80,7 @@ impl Counters {
         self.missing += o.missing;
         self.duplicates += o.duplicates;
         add_map(&mut self.errors, &o.errors);
+        add_map(&mut self.subprotocols, &o.subprotocols);
     }
 
     pub fn failed(&self) -> u64 {
@@ -102,7 +106,17 @@ impl Counters {
     pub fn error(&mut self, kind: &str) {
         bump(&mut self.errors, kind);
     }
+
+    /// A connection established with subprotocol `name` (`None`: the server
+    /// chose none).
+    pub fn subprotocol(&mut self, name: Option<&str>) {
+        bump(&mut self.subprotocols, name.unwrap_or(NO_SUBPROTOCOL));
+    }
 }
+
+/// The key of connections whose server chose no subprotocol (a subprotocol is an
+/// HTTP token, which cannot hold parentheses).
+pub const NO_SUBPROTOCOL: &str = "(none)";
 
 fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
     match map.get_mut(key) {

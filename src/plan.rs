@@ -51,6 +51,8 @@ pub struct Plan {
     pub quiet: bool,
     /// Where to serve Prometheus metrics during the run.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// What every upgrade asks for beyond the essentials: headers, subprotocols.
+    pub offer: crate::ws::handshake::Offer,
     /// Each shard's slice: its core, its connection ids, its share of the load.
     pub shards: Vec<ShardPlan>,
 }

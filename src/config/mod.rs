@@ -8,6 +8,7 @@
 //! reads clap's types; it never imports the command layer (`commands`, `main`).
 
 pub mod ceiling;
+pub mod handshake;
 pub mod run;
 pub mod serve;
 

@@ -385,6 +385,7 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
             .as_deref()
             .map(crate::export::parse_addr)
             .transpose()?,
+        offer: super::handshake::offer_from(l)?,
         shards: Vec::new(),
     };
     plan.split_shards();

@@ -190,10 +190,16 @@ async fn open(shard: &Shard, slot: usize, id: u32) -> Result<(TcpStream, Vec<u8>
         Some(Ok(Err(cause))) => return Err(cause),
         Some(Ok(Ok(l))) => l,
     };
+    let (leftover, chosen) = leftover;
     let mut st = shard.stats.borrow_mut();
     st.handshake
         .saturating_record(connected.elapsed().as_nanos() as u64);
     st.counters.established += 1;
+    let offered = &run.plan.offer.subprotocols;
+    if !offered.is_empty() {
+        st.counters
+            .subprotocol(chosen.map(|i| offered[i].as_str()));
+    }
     if shard.run.plan.workload.broadcast.is_some() {
         run.established
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -202,14 +208,17 @@ async fn open(shard: &Shard, slot: usize, id: u32) -> Result<(TcpStream, Vec<u8>
 }
 
 /// Writes the upgrade request and reads until the response head is complete.
+/// Returns the bytes after the head and the subprotocol chosen (an index into
+/// the plan's offer).
 async fn upgrade(
     shard: &Shard,
     stream: &mut TcpStream,
     t: &crate::target::Target,
-) -> Result<Vec<u8>, &'static str> {
+) -> Result<(Vec<u8>, Option<usize>), &'static str> {
     let key = handshake::new_key();
     let mut req = shard.wpool.take();
-    handshake::write_request(&mut req, &t.host_header, &t.path, &key);
+    let offer = &shard.run.plan.offer;
+    handshake::write_request(&mut req, &t.host_header, &t.path, &key, offer);
     let (res, req) = stream.write_all(req).await;
     shard.wpool.put(req);
     res.map_err(|e| io_cause(&e))?;
@@ -232,12 +241,12 @@ async fn upgrade(
         if n == 0 {
             return Err("closed_during_handshake");
         }
-        match handshake::check_response(&head, &key) {
+        match handshake::check_response(&head, &key, offer) {
             Ok(None) => continue,
-            Ok(Some(n)) => {
-                head.drain(..n);
+            Ok(Some(a)) => {
+                head.drain(..a.head_len);
                 head.shrink_to_fit();
-                return Ok(head);
+                return Ok((head, a.subprotocol));
             }
             Err(e) => return Err(intern(e.cause())),
         }

@@ -20,6 +20,10 @@ pub enum UpgradeError {
     NotUpgraded,
     /// The answer was not HTTP, or its head was larger than `MAX_HEAD`.
     Malformed,
+    /// The server chose a subprotocol the client did not offer.
+    SubprotocolNotOffered,
+    /// The server chose no subprotocol where one is required.
+    SubprotocolMissing,
 }
 
 impl UpgradeError {
@@ -30,6 +34,8 @@ impl UpgradeError {
             UpgradeError::BadAcceptKey => "bad_accept_key".into(),
             UpgradeError::NotUpgraded => "not_upgraded".into(),
             UpgradeError::Malformed => "bad_http_response".into(),
+            UpgradeError::SubprotocolNotOffered => "subprotocol_not_offered".into(),
+            UpgradeError::SubprotocolMissing => "subprotocol_missing".into(),
         }
     }
 }
@@ -39,15 +45,51 @@ pub fn new_key() -> String {
     tungstenite::handshake::client::generate_key()
 }
 
+/// What a client asks for in its upgrade beyond the WebSocket essentials: its
+/// own header lines (`-H`, `--origin`), and the subprotocols it offers, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Offer {
+    /// Header lines, each `Name: value\r\n`, written as given.
+    pub headers: String,
+    /// A Host header of the user's, replacing the URL's.
+    pub host: Option<String>,
+    /// A User-Agent of the user's, replacing wsherd's.
+    pub user_agent: Option<String>,
+    /// Subprotocols offered, most wanted first (`Sec-WebSocket-Protocol`).
+    pub subprotocols: Vec<String>,
+    /// Fail the connection when the server chooses none.
+    pub require_subprotocol: bool,
+}
+
 /// Appends the client's upgrade request to `out`.
-pub fn write_request(out: &mut Vec<u8>, host: &str, path: &str, key: &str) {
+pub fn write_request(out: &mut Vec<u8>, host: &str, path: &str, key: &str, offer: &Offer) {
     use std::io::Write;
+    let host = offer.host.as_deref().unwrap_or(host);
     let _ = write!(
         out,
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: wsherd/{}\r\n\r\n",
-        env!("CARGO_PKG_VERSION")
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
     );
+    if !offer.subprotocols.is_empty() {
+        let _ = write!(
+            out,
+            "Sec-WebSocket-Protocol: {}\r\n",
+            offer.subprotocols.join(", ")
+        );
+    }
+    out.extend_from_slice(offer.headers.as_bytes());
+    match &offer.user_agent {
+        Some(ua) => {
+            let _ = write!(out, "User-Agent: {ua}\r\n\r\n");
+        }
+        None => {
+            let _ = write!(
+                out,
+                "User-Agent: wsherd/{}\r\n\r\n",
+                env!("CARGO_PKG_VERSION")
+            );
+        }
+    }
 }
 
 fn header_has_token(value: &[u8], token: &str) -> bool {
@@ -56,9 +98,21 @@ fn header_has_token(value: &[u8], token: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Checks a server's response. `Ok(None)`: the head is not complete yet.
-/// `Ok(Some(n))`: upgraded; the first `n` bytes were the head, the rest are frames.
-pub fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, UpgradeError> {
+/// An upgrade the server accepted: the length of its response head (the bytes
+/// after it are frames) and the subprotocol it chose (an index into the offer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    pub head_len: usize,
+    pub subprotocol: Option<usize>,
+}
+
+/// Checks a server's response to a request made with `offer`. `Ok(None)`: the
+/// head is not complete yet.
+pub fn check_response(
+    buf: &[u8],
+    key: &str,
+    offer: &Offer,
+) -> Result<Option<Accepted>, UpgradeError> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
     let n = match resp.parse(buf) {
@@ -73,6 +127,7 @@ pub fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, UpgradeErr
     let mut upgrade = false;
     let mut connection = false;
     let mut accept = None;
+    let mut chosen: Option<&[u8]> = None;
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("upgrade") {
             upgrade = header_has_token(h.value, "websocket");
@@ -80,14 +135,40 @@ pub fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, UpgradeErr
             connection = header_has_token(h.value, "upgrade");
         } else if h.name.eq_ignore_ascii_case("sec-websocket-accept") {
             accept = Some(h.value);
+        } else if h.name.eq_ignore_ascii_case("sec-websocket-protocol") {
+            chosen = Some(h.value);
         }
     }
     if !upgrade || !connection {
         return Err(UpgradeError::NotUpgraded);
     }
     match accept {
-        Some(a) if a == derive_accept_key(key.as_bytes()).as_bytes() => Ok(Some(n)),
-        _ => Err(UpgradeError::BadAcceptKey),
+        Some(a) if a == derive_accept_key(key.as_bytes()).as_bytes() => {}
+        _ => return Err(UpgradeError::BadAcceptKey),
+    }
+    let subprotocol = chosen_subprotocol(chosen, offer)?;
+    Ok(Some(Accepted {
+        head_len: n,
+        subprotocol,
+    }))
+}
+
+/// The offered subprotocol the server's `Sec-WebSocket-Protocol` names (RFC 6455
+/// 4.1: one of those offered, or none), or why that fails the connection.
+fn chosen_subprotocol(
+    value: Option<&[u8]>,
+    offer: &Offer,
+) -> Result<Option<usize>, UpgradeError> {
+    let chosen = value.map(|v| String::from_utf8_lossy(v).trim().to_string());
+    match chosen.filter(|c| !c.is_empty()) {
+        Some(c) => offer
+            .subprotocols
+            .iter()
+            .position(|p| *p == c)
+            .map(Some)
+            .ok_or(UpgradeError::SubprotocolNotOffered),
+        None if offer.require_subprotocol => Err(UpgradeError::SubprotocolMissing),
+        None => Ok(None),
     }
 }
 
@@ -170,7 +251,7 @@ mod tests {
     fn client_and_server_agree() {
         let key = new_key();
         let mut req = Vec::new();
-        write_request(&mut req, "127.0.0.1:9000", "/x", &key);
+        write_request(&mut req, "127.0.0.1:9000", "/x", &key, &Offer::default());
         let Request::Upgrade {
             head_len,
             mut response,
@@ -180,26 +261,76 @@ mod tests {
         };
         assert_eq!(head_len, req.len());
         response.extend_from_slice(&[0x81, 0x00]);
+        let none = Offer::default();
         assert_eq!(
-            check_response(&response, &key),
-            Ok(Some(response.len() - 2))
+            check_response(&response, &key, &none),
+            Ok(Some(Accepted {
+                head_len: response.len() - 2,
+                subprotocol: None
+            }))
         );
-        assert_eq!(check_response(&response[..10], &key), Ok(None));
+        assert_eq!(check_response(&response[..10], &key, &none), Ok(None));
+    }
+
+    #[test]
+    fn the_offer_goes_into_the_request() {
+        let offer = Offer {
+            headers: "Authorization: Bearer t0k\r\nOrigin: https://a.example\r\n".into(),
+            host: Some("vhost.example".into()),
+            user_agent: None,
+            subprotocols: vec!["chat.v2".into(), "chat.v1".into()],
+            require_subprotocol: false,
+        };
+        let mut req = Vec::new();
+        write_request(&mut req, "127.0.0.1:9000", "/x", &new_key(), &offer);
+        let text = String::from_utf8(req).unwrap();
+        assert!(text.contains("\r\nHost: vhost.example\r\n"), "{text}");
+        assert!(!text.contains("127.0.0.1:9000"), "{text}");
+        assert!(text.contains("\r\nSec-WebSocket-Protocol: chat.v2, chat.v1\r\n"));
+        assert!(text.contains("\r\nAuthorization: Bearer t0k\r\nOrigin: https://a.example\r\n"));
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn the_chosen_subprotocol_is_checked_against_the_offer() {
+        let key = new_key();
+        let answer = |proto: &str| {
+            format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n{proto}\r\n",
+                derive_accept_key(key.as_bytes())
+            )
+        };
+        let mut offer = Offer {
+            subprotocols: vec!["a".into(), "b".into()],
+            ..Offer::default()
+        };
+        let got = |resp: String, offer: &Offer| {
+            check_response(resp.as_bytes(), &key, offer).map(|a| a.and_then(|a| a.subprotocol))
+        };
+        assert_eq!(got(answer("Sec-WebSocket-Protocol: b\r\n"), &offer), Ok(Some(1)));
+        assert_eq!(got(answer(""), &offer), Ok(None));
+        assert_eq!(
+            got(answer("Sec-WebSocket-Protocol: c\r\n"), &offer),
+            Err(UpgradeError::SubprotocolNotOffered)
+        );
+        offer.require_subprotocol = true;
+        assert_eq!(got(answer(""), &offer), Err(UpgradeError::SubprotocolMissing));
+        assert_eq!(UpgradeError::SubprotocolMissing.cause(), "subprotocol_missing");
     }
 
     #[test]
     fn wrong_accept_and_status_are_reported() {
         let key = new_key();
         let bad = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAA\r\n\r\n";
-        assert_eq!(check_response(bad, &key), Err(UpgradeError::BadAcceptKey));
+        assert_eq!(check_response(bad, &key, &Offer::default()), Err(UpgradeError::BadAcceptKey));
         let forbidden = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(
-            check_response(forbidden, &key),
+            check_response(forbidden, &key, &Offer::default()),
             Err(UpgradeError::Status(403))
         );
         assert_eq!(UpgradeError::Status(403).cause(), "http_403");
         assert_eq!(
-            check_response(b"SSH-2.0-OpenSSH\r\n\r\n", &key),
+            check_response(b"SSH-2.0-OpenSSH\r\n\r\n", &key, &Offer::default()),
             Err(UpgradeError::Malformed)
         );
     }
@@ -212,7 +343,7 @@ mod tests {
         assert!(head.contains("\r\nRetry-After: 1\r\n"));
         assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
         assert_eq!(
-            check_response(BUSY, &new_key()),
+            check_response(BUSY, &new_key(), &Offer::default()),
             Err(UpgradeError::Status(503))
         );
     }
