@@ -182,7 +182,12 @@ pub struct LoadArgs {
     /// Add a header to every upgrade request, curl's spelling (repeatable):
     /// -H 'Authorization: Bearer TOKEN'. Host and User-Agent replace wsherd's;
     /// headers the upgrade itself needs (Upgrade, Sec-WebSocket-Key, ...) are refused.
-    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", display_order = 60)]
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "NAME: VALUE",
+        display_order = 60
+    )]
     pub headers: Vec<String>,
 
     /// The Origin header of every upgrade request, as a browser sends it.
@@ -196,7 +201,11 @@ pub struct LoadArgs {
     pub subprotocol: Option<String>,
 
     /// Fail a connection whose server chooses no subprotocol (subprotocol_missing).
-    #[arg(long = "require-subprotocol", requires = "subprotocol", display_order = 63)]
+    #[arg(
+        long = "require-subprotocol",
+        requires = "subprotocol",
+        display_order = 63
+    )]
     pub require_subprotocol: bool,
 }
 

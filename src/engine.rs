@@ -533,6 +533,7 @@ fn connection_stats(k: &Counters, peak_open: u64) -> ConnectionStats {
         closed_clean: k.closed_clean,
         closed_unanswered: k.closed_unanswered,
         peak_open,
+        subprotocols: k.subprotocols.clone(),
     }
 }
 

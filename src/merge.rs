@@ -234,6 +234,7 @@ fn merge_connections(parts: &[RunResults], seq: bool) -> ConnectionStats {
         add_maps(&mut conns.close_codes, &c.close_codes);
         conns.closed_clean += c.closed_clean;
         conns.closed_unanswered += c.closed_unanswered;
+        add_maps(&mut conns.subprotocols, &c.subprotocols);
         conns.peak_open = if seq {
             conns.peak_open.max(c.peak_open)
         } else {

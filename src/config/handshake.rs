@@ -12,11 +12,23 @@ use crate::ws::handshake::Offer;
 /// Headers wsherd writes itself, and what to use instead of `-H` for them.
 const RESERVED: [(&str, &str); 9] = [
     ("upgrade", "wsherd writes it: every request is an upgrade"),
-    ("connection", "wsherd writes it: every request is an upgrade"),
-    ("sec-websocket-key", "wsherd makes a fresh key per connection"),
+    (
+        "connection",
+        "wsherd writes it: every request is an upgrade",
+    ),
+    (
+        "sec-websocket-key",
+        "wsherd makes a fresh key per connection",
+    ),
     ("sec-websocket-version", "wsherd speaks version 13"),
-    ("sec-websocket-accept", "it is the server's answer, not a request header"),
-    ("sec-websocket-protocol", "offer subprotocols with --subprotocol a,b"),
+    (
+        "sec-websocket-accept",
+        "it is the server's answer, not a request header",
+    ),
+    (
+        "sec-websocket-protocol",
+        "offer subprotocols with --subprotocol a,b",
+    ),
     (
         "sec-websocket-extensions",
         "wsherd negotiates no extension yet (permessage-deflate is to come)",
@@ -160,7 +172,10 @@ mod tests {
     #[test]
     fn bad_headers_say_why() {
         for (args, why) in [
-            (vec!["-H", "Authorization Bearer x"], "a header is NAME: VALUE"),
+            (
+                vec!["-H", "Authorization Bearer x"],
+                "a header is NAME: VALUE",
+            ),
             (vec!["-H", "Bad Name: x"], "not a header name"),
             (vec!["-H", "Sec-WebSocket-Key: x"], "fresh key"),
             (vec!["-H", "Upgrade: h2c"], "cannot be set with -H"),

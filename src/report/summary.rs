@@ -378,6 +378,13 @@ fn connections(r: &RunResults) -> Section {
         )
         .quiet_if(k.close_codes.is_empty()),
     ];
+    if !k.subprotocols.is_empty() {
+        rows.push(Row::new(
+            "subprotocol the server chose",
+            Place::Line,
+            causes(&k.subprotocols),
+        ));
+    }
     rows.extend(memory(r));
     Section {
         title: "Connections".into(),

@@ -149,6 +149,10 @@ pub struct ConnectionStats {
     pub closed_unanswered: u64,
     /// Most connections open at once (sum of the shards' peaks per second).
     pub peak_open: u64,
+    /// With --subprotocol: connections established by the subprotocol the server
+    /// chose, `(none)` where it chose none. Empty when none was offered.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub subprotocols: BTreeMap<String, u64>,
 }
 
 /// The message ledger: `sent = received + failed + in_flight_at_stop`.

@@ -197,8 +197,7 @@ async fn open(shard: &Shard, slot: usize, id: u32) -> Result<(TcpStream, Vec<u8>
     st.counters.established += 1;
     let offered = &run.plan.offer.subprotocols;
     if !offered.is_empty() {
-        st.counters
-            .subprotocol(chosen.map(|i| offered[i].as_str()));
+        st.counters.subprotocol(chosen.map(|i| offered[i].as_str()));
     }
     if shard.run.plan.workload.broadcast.is_some() {
         run.established

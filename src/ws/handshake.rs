@@ -155,10 +155,7 @@ pub fn check_response(
 
 /// The offered subprotocol the server's `Sec-WebSocket-Protocol` names (RFC 6455
 /// 4.1: one of those offered, or none), or why that fails the connection.
-fn chosen_subprotocol(
-    value: Option<&[u8]>,
-    offer: &Offer,
-) -> Result<Option<usize>, UpgradeError> {
+fn chosen_subprotocol(value: Option<&[u8]>, offer: &Offer) -> Result<Option<usize>, UpgradeError> {
     let chosen = value.map(|v| String::from_utf8_lossy(v).trim().to_string());
     match chosen.filter(|c| !c.is_empty()) {
         Some(c) => offer
@@ -307,22 +304,34 @@ mod tests {
         let got = |resp: String, offer: &Offer| {
             check_response(resp.as_bytes(), &key, offer).map(|a| a.and_then(|a| a.subprotocol))
         };
-        assert_eq!(got(answer("Sec-WebSocket-Protocol: b\r\n"), &offer), Ok(Some(1)));
+        assert_eq!(
+            got(answer("Sec-WebSocket-Protocol: b\r\n"), &offer),
+            Ok(Some(1))
+        );
         assert_eq!(got(answer(""), &offer), Ok(None));
         assert_eq!(
             got(answer("Sec-WebSocket-Protocol: c\r\n"), &offer),
             Err(UpgradeError::SubprotocolNotOffered)
         );
         offer.require_subprotocol = true;
-        assert_eq!(got(answer(""), &offer), Err(UpgradeError::SubprotocolMissing));
-        assert_eq!(UpgradeError::SubprotocolMissing.cause(), "subprotocol_missing");
+        assert_eq!(
+            got(answer(""), &offer),
+            Err(UpgradeError::SubprotocolMissing)
+        );
+        assert_eq!(
+            UpgradeError::SubprotocolMissing.cause(),
+            "subprotocol_missing"
+        );
     }
 
     #[test]
     fn wrong_accept_and_status_are_reported() {
         let key = new_key();
         let bad = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAA\r\n\r\n";
-        assert_eq!(check_response(bad, &key, &Offer::default()), Err(UpgradeError::BadAcceptKey));
+        assert_eq!(
+            check_response(bad, &key, &Offer::default()),
+            Err(UpgradeError::BadAcceptKey)
+        );
         let forbidden = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(
             check_response(forbidden, &key, &Offer::default()),

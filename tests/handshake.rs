@@ -1,0 +1,252 @@
+//! The upgrade request as a real server sees it: `-H` headers, `--origin`, a
+//! Host override and `--subprotocol`, against a tokio-tungstenite server that
+//! requires a bearer token and chooses (or refuses to choose) a subprotocol;
+//! every failure the offer can meet has its own cause.
+
+mod support;
+
+use futures_util::{SinkExt, StreamExt};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::{assert_usage_errors, check_invariants, run, serial, Server};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+
+/// A run of `-d 2s` must be over well within this.
+const LIMIT: Duration = Duration::from_secs(15);
+
+/// Which subprotocol the test server answers with.
+#[derive(Clone, Copy)]
+enum Choose {
+    /// The last one the client offered.
+    LastOffered,
+    /// One the client did not offer.
+    Unoffered,
+    /// None.
+    Nothing,
+}
+
+/// The headers of every upgrade request the server saw, lowercased names.
+type Seen = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+
+/// A tokio-tungstenite echo server that answers 401 without
+/// `Authorization: Bearer t0k`, and chooses a subprotocol as told.
+fn token_server(choose: Choose) -> (Server, Seen) {
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let server = Server::spawn("ws-token", move |stream, _stats| {
+        connection(stream, choose, log.clone())
+    });
+    (server, seen)
+}
+
+async fn connection(stream: TcpStream, choose: Choose, seen: Seen) {
+    // tungstenite's callback type is fixed: its error is the whole HTTP response.
+    #[allow(clippy::result_large_err)]
+    let callback = move |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    v.to_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let authorized = header("authorization").as_deref() == Some("Bearer t0k");
+        let offered = header("sec-websocket-protocol").unwrap_or_default();
+        seen.lock().unwrap_or_else(|p| p.into_inner()).push(headers);
+        if !authorized {
+            let mut e = ErrorResponse::new(Some("no token".into()));
+            *e.status_mut() = StatusCode::UNAUTHORIZED;
+            return Err(e);
+        }
+        let pick = match choose {
+            Choose::LastOffered => offered
+                .rsplit(',')
+                .map(str::trim)
+                .next()
+                .map(str::to_string),
+            Choose::Unoffered => Some("not-offered.v9".to_string()),
+            Choose::Nothing => None,
+        };
+        if let Some(p) = pick.filter(|p| !p.is_empty()) {
+            resp.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_str(&p).expect("a token"),
+            );
+        }
+        Ok(resp)
+    };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+        return;
+    };
+    while let Some(Ok(msg)) = ws.next().await {
+        if msg.is_close() {
+            let _ = ws.flush().await;
+            return;
+        }
+        if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn headers_origin_and_host_reach_the_server_and_the_chosen_subprotocol_is_counted() {
+    let _serial = serial();
+    let (server, seen) = token_server(Choose::LastOffered);
+    let url = server.url();
+    let res = run(
+        &[
+            &url,
+            "-c",
+            "10",
+            "-d",
+            "2s",
+            "-q",
+            "-H",
+            "Authorization: Bearer t0k",
+            "-H",
+            "X-Tenant: blue",
+            "-H",
+            "Host: chat.example",
+            "--origin",
+            "https://app.example",
+            "--subprotocol",
+            "chat.v2,chat.v1",
+        ],
+        LIMIT,
+    );
+    check_invariants(&res);
+    assert_eq!(res.connections.established, 10, "{:?}", res.connections);
+    assert_eq!(res.connections.failed, 0, "{:?}", res.connections);
+    assert!(res.messages.received > 0);
+    // The server chose the last offered: chat.v1, on every connection.
+    assert_eq!(
+        res.connections.subprotocols.get("chat.v1"),
+        Some(&10),
+        "{:?}",
+        res.connections.subprotocols
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 10);
+    for h in seen.iter() {
+        let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("x-tenant"), Some("blue"));
+        assert_eq!(get("origin"), Some("https://app.example"));
+        assert_eq!(get("host"), Some("chat.example"));
+        assert_eq!(get("sec-websocket-protocol"), Some("chat.v2, chat.v1"));
+        assert!(get("user-agent").is_some_and(|ua| ua.starts_with("wsherd/")));
+    }
+    let text = wsherd::report::text::render(&res);
+    assert!(
+        text.contains("subprotocol the server chose: chat.v1 10"),
+        "{text}"
+    );
+    // The new field keeps to the committed schema.
+    let schema: serde_json::Value =
+        serde_json::from_str(wsherd::results::RESULTS_SCHEMA).expect("schema is JSON");
+    let doc = serde_json::to_value(&res).expect("results serialize");
+    assert_eq!(doc["connections"]["subprotocols"]["chat.v1"], 10);
+    let v = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "schema violations: {errors:#?}");
+}
+
+#[test]
+fn a_missing_token_fails_with_the_servers_status() {
+    let _serial = serial();
+    let (server, _) = token_server(Choose::Nothing);
+    let url = server.url();
+    let res = run(&[&url, "-c", "5", "-d", "1s", "-q"], LIMIT);
+    assert_eq!(res.connections.established, 0);
+    assert_eq!(
+        res.connections.failed_by_cause.get("http_401"),
+        Some(&res.connections.failed),
+        "{:?}",
+        res.connections.failed_by_cause
+    );
+    assert!(res.connections.failed >= 5);
+    // Nothing was offered, so nothing is counted by subprotocol.
+    assert!(res.connections.subprotocols.is_empty());
+}
+
+#[test]
+fn a_subprotocol_the_client_did_not_offer_fails_the_connection() {
+    let _serial = serial();
+    let (server, _) = token_server(Choose::Unoffered);
+    let url = server.url();
+    let args = [
+        url.as_str(),
+        "-c",
+        "5",
+        "-d",
+        "1s",
+        "-q",
+        "-H",
+        "Authorization: Bearer t0k",
+        "--subprotocol",
+        "chat.v2",
+    ];
+    let res = run(&args, LIMIT);
+    assert_eq!(res.connections.established, 0);
+    assert_eq!(
+        res.connections
+            .failed_by_cause
+            .get("subprotocol_not_offered"),
+        Some(&res.connections.failed),
+        "{:?}",
+        res.connections.failed_by_cause
+    );
+}
+
+#[test]
+fn no_subprotocol_is_counted_or_fails_when_one_is_required() {
+    let _serial = serial();
+    let (server, _) = token_server(Choose::Nothing);
+    let url = server.url();
+    let base = [
+        url.as_str(),
+        "-c",
+        "5",
+        "-d",
+        "1s",
+        "-q",
+        "-H",
+        "Authorization: Bearer t0k",
+        "--subprotocol",
+        "chat.v2",
+    ];
+    let res = run(&base, LIMIT);
+    assert_eq!(res.connections.established, 5);
+    assert_eq!(res.connections.subprotocols.get("(none)"), Some(&5));
+    let mut required = base.to_vec();
+    required.push("--require-subprotocol");
+    let res = run(&required, LIMIT);
+    assert_eq!(res.connections.established, 0);
+    assert_eq!(
+        res.connections.failed_by_cause.get("subprotocol_missing"),
+        Some(&res.connections.failed),
+        "{:?}",
+        res.connections.failed_by_cause
+    );
+}
+
+#[test]
+fn headers_that_would_break_the_upgrade_are_usage_errors() {
+    assert_usage_errors(&[
+        (&["-H", "Sec-WebSocket-Key: abc"], "fresh key"),
+        (&["-H", "Connection: close"], "cannot be set with -H"),
+        (&["-H", "NoColonHere"], "a header is NAME: VALUE"),
+        (&["--require-subprotocol"], "--subprotocol"),
+    ]);
+}
