@@ -207,6 +207,13 @@ pub struct LoadArgs {
         display_order = 63
     )]
     pub require_subprotocol: bool,
+
+    /// Reach the targets through this HTTP CONNECT proxy:
+    /// http://[user:pass@]host:port (port 1080 when left out). Without it, the
+    /// environment's proxy applies as curl reads it (http_proxy, ALL_PROXY,
+    /// NO_PROXY), except to loopback targets.
+    #[arg(long, value_name = "URL", display_order = 64)]
+    pub proxy: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

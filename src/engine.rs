@@ -467,10 +467,22 @@ impl Measured {
 }
 
 /// The run as configured, as the results report it.
+/// The distinct proxies of `targets`, in the order first met.
+fn proxies_of(targets: &[Target]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in targets.iter().filter_map(|t| t.proxy.as_ref()) {
+        if !out.contains(&p.shown) {
+            out.push(p.shown.clone());
+        }
+    }
+    out
+}
+
 fn config_summary(cfg: &Plan, targets: &[Target]) -> ConfigSummary {
     ConfigSummary {
         targets: targets.iter().map(|t| t.url.clone()).collect(),
         source_ips: cfg.sources.iter().map(|ip| ip.to_string()).collect(),
+        proxies: proxies_of(targets),
         embedded_server: cfg.embedded(),
         workload: cfg.workload.name().to_string(),
         pacing: match cfg.workload.pacing {

@@ -105,7 +105,8 @@ pub fn fd_fit(cfg: &Plan) -> (u64, u64) {
 /// Distinct (source address, target address) pairs of `cfg`: each has its own
 /// ephemeral port range.
 pub fn port_pairs(cfg: &Plan) -> (u64, u64) {
-    let distinct: std::collections::HashSet<_> = cfg.targets.iter().map(|t| t.addr).collect();
+    let distinct: std::collections::HashSet<_> =
+        cfg.targets.iter().map(|t| t.dial_addr()).collect();
     let targets = distinct.len().max(1) as u64;
     (cfg.sources.len().max(1) as u64 * targets, targets)
 }

@@ -172,6 +172,7 @@ fn merge_config(parts: &[RunResults], seq: bool, duration: f64) -> ConfigSummary
     ConfigSummary {
         targets: union(parts, |r| &r.config.targets),
         source_ips: union(parts, |r| &r.config.source_ips),
+        proxies: union(parts, |r| &r.config.proxies),
         embedded_server: parts.iter().any(|r| r.config.embedded_server),
         workload: same(parts, |r| r.config.workload.clone()),
         pacing: same(parts, |r| r.config.pacing.clone()),

@@ -3,7 +3,7 @@
 //! (one target, or one per port of a port range).
 //!
 //! Shards, the engine and the host checks read targets; the configuration stage
-//! makes them. Imports nothing of wsherd's but its error type.
+//! makes them. Imports nothing of wsherd's but its error type and `proxy`.
 
 use crate::error::{Error, Result};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -19,6 +19,11 @@ pub struct Target {
     pub path: String,
     /// Resolved address.
     pub addr: SocketAddr,
+    /// `host:port` as the URL names it (IPv6 in brackets): what a proxy is asked
+    /// to CONNECT to.
+    pub authority: String,
+    /// The HTTP CONNECT proxy this target is reached through, if any.
+    pub proxy: Option<std::sync::Arc<crate::proxy::Proxy>>,
 }
 
 impl Target {
@@ -112,6 +117,8 @@ impl Target {
             host_header,
             path: path.split('#').next().unwrap_or("/").to_string(),
             addr,
+            authority: format!("{host}:{port}"),
+            proxy: None,
         })
     }
 
@@ -122,7 +129,23 @@ impl Target {
             host_header: addr.to_string(),
             path: "/".into(),
             addr,
+            authority: addr.to_string(),
+            proxy: None,
         }
+    }
+
+    /// The host as the URL names it (no port, no brackets).
+    pub fn host(&self) -> &str {
+        let a = self
+            .authority
+            .rsplit_once(':')
+            .map_or(self.authority.as_str(), |(h, _)| h);
+        a.trim_matches(['[', ']'])
+    }
+
+    /// Where a connection dials: the proxy if there is one, else the target.
+    pub fn dial_addr(&self) -> SocketAddr {
+        self.proxy.as_ref().map_or(self.addr, |p| p.addr)
     }
 }
 

@@ -213,12 +213,24 @@ fn paced_workload(
 }
 
 /// The targets of the URLs (none: the embedded server).
-fn targets_from(urls: &[String]) -> Result<Vec<Target>> {
-    Ok(urls
+fn targets_from(urls: &[String], proxy: Option<&str>) -> Result<Vec<Target>> {
+    let mut targets = urls
         .iter()
         .map(|u| Target::parse_many(u))
         .collect::<Result<Vec<_>>>()?
-        .concat())
+        .concat();
+    if targets.is_empty() && proxy.is_some() {
+        return Err(Error::usage(
+            "--proxy needs a target URL (the built-in server runs in this process); start `wsherd serve` and give its URL",
+        ));
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    for t in &mut targets {
+        let host = t.host().to_string();
+        t.proxy =
+            crate::proxy::Proxy::for_target(&host, t.addr, proxy, &env)?.map(std::sync::Arc::new);
+    }
+    Ok(targets)
 }
 
 /// This process's source addresses (its agent's slice of --source-ip) and how
@@ -346,7 +358,7 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
     }
     let payload = payload_from(l)?;
     let workload = paced_workload(l, &sh, &load, &payload)?;
-    let targets = targets_from(&l.urls)?;
+    let targets = targets_from(&l.urls, l.proxy.as_deref())?;
     let (sources, all_sources) = sources_from(l.conn.source_ip.as_deref(), &targets, agent.agent)?;
     let (server_cores, shard_cores) = cores_from(l, targets.is_empty(), load.connections)?;
     let close_timeout = sh.close_timeout.unwrap_or_else(|| {

@@ -493,6 +493,9 @@ fn configuration(o: &mut String, r: &RunResults) {
         ),
         ("shards", c.shards.to_string()),
     ];
+    if !c.proxies.is_empty() {
+        rows.push(("through proxy", esc(&c.proxies.join(" "))));
+    }
     if !c.source_ips.is_empty() {
         rows.push(("source addresses", esc(&c.source_ips.join(" "))));
     }

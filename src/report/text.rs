@@ -56,6 +56,9 @@ fn header(o: &mut String, r: &RunResults) {
         c.targets.join(" ")
     };
     let _ = writeln!(o, "wsherd {}  {target}", r.wsherd_version);
+    if !c.proxies.is_empty() {
+        let _ = writeln!(o, "  through proxy {}", c.proxies.join(" "));
+    }
     if !c.source_ips.is_empty() {
         let n = c.source_ips.len();
         let shown = if n <= 4 {

@@ -91,6 +91,10 @@ pub struct ConfigSummary {
     /// the kernel's choice).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_ips: Vec<String>,
+    /// HTTP CONNECT proxies the connections went through (`--proxy` or the
+    /// environment; credentials left out); empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proxies: Vec<String>,
     /// True when no URL was given and the built-in server was started in-process.
     pub embedded_server: bool,
     pub workload: String,

@@ -151,13 +151,18 @@ async fn open(shard: &Shard, slot: usize, id: u32) -> Result<(TcpStream, Vec<u8>
             slot,
             monoio::time::timeout(
                 run.plan.connect_timeout,
-                super::dial::connect(source, t.addr),
+                super::dial::connect(source, t.dial_addr()),
             ),
         )
         .await
     {
         None => return Err(ABORTED),
+        Some(Err(_)) if t.proxy.is_some() => return Err("proxy_connect_timeout"),
         Some(Err(_)) => return Err("connect_timeout"),
+        // A proxy that cannot be reached is the proxy's failure, not the target's.
+        Some(Ok(Err(e))) if t.proxy.is_some() => {
+            return Err(intern(format!("proxy_{}", io_cause(&e))))
+        }
         Some(Ok(Err(e))) => return Err(io_cause(&e)),
         Some(Ok(Ok(s))) => s,
     };
@@ -206,14 +211,18 @@ async fn open(shard: &Shard, slot: usize, id: u32) -> Result<(TcpStream, Vec<u8>
     Ok((stream, leftover))
 }
 
-/// Writes the upgrade request and reads until the response head is complete.
-/// Returns the bytes after the head and the subprotocol chosen (an index into
-/// the plan's offer).
+/// Writes the upgrade request and reads until the response head is complete
+/// (through a proxy's tunnel first, when the target has one). Returns the bytes
+/// after the head and the subprotocol chosen (an index into the plan's offer).
 async fn upgrade(
     shard: &Shard,
     stream: &mut TcpStream,
     t: &crate::target::Target,
 ) -> Result<(Vec<u8>, Option<usize>), &'static str> {
+    let mut head = match &t.proxy {
+        Some(p) => tunnel(shard, stream, p, &t.authority).await?,
+        None => Vec::new(),
+    };
     let key = handshake::new_key();
     let mut req = shard.wpool.take();
     let offer = &shard.run.plan.offer;
@@ -221,8 +230,19 @@ async fn upgrade(
     let (res, req) = stream.write_all(req).await;
     shard.wpool.put(req);
     res.map_err(|e| io_cause(&e))?;
-    let mut head: Vec<u8> = Vec::new();
     loop {
+        if !head.is_empty() {
+            // Bytes a proxy passed on behind its answer: the start of the response.
+            match handshake::check_response(&head, &key, offer) {
+                Ok(None) => {}
+                Ok(Some(a)) => {
+                    head.drain(..a.head_len);
+                    head.shrink_to_fit();
+                    return Ok((head, a.subprotocol));
+                }
+                Err(e) => return Err(intern(e.cause())),
+            }
+        }
         // Wait for the answer before borrowing a buffer: thousands of connections
         // may be mid-upgrade at once during a ramp.
         stream.readable(false).await.map_err(|e| io_cause(&e))?;
@@ -240,12 +260,47 @@ async fn upgrade(
         if n == 0 {
             return Err("closed_during_handshake");
         }
-        match handshake::check_response(&head, &key, offer) {
+    }
+}
+
+/// Asks `proxy` for a tunnel to `authority` over `stream` (already connected to
+/// the proxy). Returns any bytes the proxy passed on behind its answer.
+async fn tunnel(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    proxy: &crate::proxy::Proxy,
+    authority: &str,
+) -> Result<Vec<u8>, &'static str> {
+    let mut req = shard.wpool.take();
+    req.extend_from_slice(proxy.connect_request(authority).as_bytes());
+    let (res, req) = stream.write_all(req).await;
+    shard.wpool.put(req);
+    res.map_err(|e| intern(format!("proxy_{}", io_cause(&e))))?;
+    let mut head = Vec::new();
+    loop {
+        stream
+            .readable(false)
+            .await
+            .map_err(|e| intern(format!("proxy_{}", io_cause(&e))))?;
+        let buf = shard.pool.take();
+        let (res, buf) = stream.read(buf).await;
+        let n = match res {
+            Ok(n) => n,
+            Err(e) => {
+                shard.pool.put(buf);
+                return Err(intern(format!("proxy_{}", io_cause(&e))));
+            }
+        };
+        head.extend_from_slice(&buf[..n]);
+        shard.pool.put(buf);
+        if n == 0 {
+            return Err("proxy_closed");
+        }
+        match crate::proxy::check_connect(&head) {
             Ok(None) => continue,
-            Ok(Some(a)) => {
-                head.drain(..a.head_len);
-                head.shrink_to_fit();
-                return Ok((head, a.subprotocol));
+            Ok(Some(n)) => {
+                head.drain(..n);
+                return Ok(head);
             }
             Err(e) => return Err(intern(e.cause())),
         }
