@@ -214,6 +214,17 @@ pub struct LoadArgs {
     /// NO_PROXY), except to loopback targets.
     #[arg(long, value_name = "URL", display_order = 64)]
     pub proxy: Option<String>,
+
+    /// A CSV file whose first row names the columns: connection N takes row N
+    /// modulo the rows, and `{data.COLUMN}` in the URL's path and query or in a
+    /// header value is its value there (with {conn}, {agent}, {shard}).
+    #[arg(long, value_name = "FILE", display_order = 65)]
+    pub data: Option<PathBuf>,
+
+    /// Give every connection a row of its own: refuse a plan with more
+    /// connections than the data file has rows.
+    #[arg(long = "data-unique", requires = "data", display_order = 66)]
+    pub data_unique: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -38,6 +38,7 @@ pub mod sys;
 pub mod target;
 pub mod template;
 pub mod thresholds;
+pub mod values;
 pub mod vocab;
 pub mod workload;
 pub mod ws;

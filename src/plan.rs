@@ -53,6 +53,8 @@ pub struct Plan {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// What every upgrade asks for beyond the essentials: headers, subprotocols.
     pub offer: crate::ws::handshake::Offer,
+    /// Per-connection values in the request (placeholders, the data file).
+    pub per_conn: Option<crate::values::PerConn>,
     /// Each shard's slice: its core, its connection ids, its share of the load.
     pub shards: Vec<ShardPlan>,
 }

@@ -3,7 +3,8 @@
 //! (one target, or one per port of a port range).
 //!
 //! Shards, the engine and the host checks read targets; the configuration stage
-//! makes them. Imports nothing of wsherd's but its error type and `proxy`.
+//! makes them. Imports nothing of wsherd's but its error type, `proxy` and
+//! `values`.
 
 use crate::error::{Error, Result};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -24,6 +25,8 @@ pub struct Target {
     pub authority: String,
     /// The HTTP CONNECT proxy this target is reached through, if any.
     pub proxy: Option<std::sync::Arc<crate::proxy::Proxy>>,
+    /// The path and query with per-connection placeholders (None: `path` as is).
+    pub path_pattern: Option<crate::values::Pattern>,
 }
 
 impl Target {
@@ -119,6 +122,7 @@ impl Target {
             addr,
             authority: format!("{host}:{port}"),
             proxy: None,
+            path_pattern: None,
         })
     }
 
@@ -131,6 +135,7 @@ impl Target {
             addr,
             authority: addr.to_string(),
             proxy: None,
+            path_pattern: None,
         }
     }
 

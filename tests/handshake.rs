@@ -61,8 +61,16 @@ async fn connection(stream: TcpStream, choose: Choose, seen: Seen) {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         };
-        let authorized = header("authorization").as_deref() == Some("Bearer t0k");
+        let authorized = header("authorization")
+            .is_some_and(|a| a == "Bearer t0k" || a.starts_with("Bearer t0k-"));
         let offered = header("sec-websocket-protocol").unwrap_or_default();
+        let mut headers = headers;
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or("", |p| p.as_str())
+            .to_string();
+        headers.push((":path".into(), path));
         seen.lock().unwrap_or_else(|p| p.into_inner()).push(headers);
         if !authorized {
             let mut e = ErrorResponse::new(Some("no token".into()));
@@ -239,6 +247,83 @@ fn no_subprotocol_is_counted_or_fails_when_one_is_required() {
         "{:?}",
         res.connections.failed_by_cause
     );
+}
+
+#[test]
+fn each_connection_fills_the_path_and_headers_with_its_own_row_of_the_data_file() {
+    let _serial = serial();
+    let (server, seen) = token_server(Choose::Nothing);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("users.csv");
+    std::fs::write(
+        &data,
+        "user,token\nann lee,t0k-ann\nbob,t0k-bob\ncid,t0k-cid\n",
+    )
+    .unwrap();
+    let url = format!("{}u/{{data.user}}/{{conn}}?a={{agent}}", server.url());
+    let res = run(
+        &[
+            &url,
+            "-c",
+            "6",
+            "-d",
+            "1s",
+            "-q",
+            "--data",
+            data.to_str().unwrap(),
+            "-H",
+            "Authorization: Bearer {data.token}",
+        ],
+        LIMIT,
+    );
+    assert_eq!(res.connections.established, 6, "{:?}", res.connections);
+    let seen = seen.lock().unwrap();
+    let mut conns = Vec::new();
+    for h in seen.iter() {
+        let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        let path = get(":path").unwrap();
+        // /u/USER/CONN?a=1, the user's name percent-encoded.
+        let rest = path.strip_prefix("/u/").expect(&path);
+        let (user, tail) = rest.split_once('/').expect(&path);
+        let (conn, agent) = tail.split_once("?a=").expect(&path);
+        assert_eq!(agent, "1");
+        let conn: u64 = conn.parse().unwrap();
+        let rows = [("ann%20lee", "ann"), ("bob", "bob"), ("cid", "cid")];
+        let (encoded, short) = rows[(conn % 3) as usize];
+        assert_eq!(user, encoded, "{path}");
+        assert_eq!(get("authorization").unwrap(), format!("Bearer t0k-{short}"));
+        conns.push(conn);
+    }
+    conns.sort();
+    assert_eq!(conns, vec![0, 1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn placeholders_and_data_files_are_checked_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("two.csv");
+    std::fs::write(&data, "token\na\nb\n").unwrap();
+    let d = data.to_str().unwrap();
+    assert_usage_errors(&[
+        (
+            &["ws://127.0.0.1:9/{conn", "-H", "X: {data.token}"],
+            "add --data FILE",
+        ),
+        (&["ws://127.0.0.1:9/{con}"], "not a placeholder"),
+        (
+            &["ws://127.0.0.1:9/", "--data", d, "-H", "X: {data.user}"],
+            "no column 'user'",
+        ),
+        (
+            &["ws://127.0.0.1:9/", "--data", d, "--data-unique", "-c", "3"],
+            "2 rows",
+        ),
+        (
+            &["ws://127.0.0.1:9/", "--data", "/nonexistent/users.csv"],
+            "users.csv",
+        ),
+        (&["--data-unique"], "--data"),
+    ]);
 }
 
 #[test]

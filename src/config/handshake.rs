@@ -3,10 +3,14 @@
 //! into the `Offer` every connection makes.
 //!
 //! Headers that would break the upgrade are refused here, before the run, with
-//! the flag that does the job instead. Never imports the command layer.
+//! the flag that does the job instead. Placeholders (`{conn}`, `{data.token}`)
+//! in the path and the header values are parsed here too, against the data
+//! file's columns. Never imports the command layer.
 
 use crate::cli::LoadArgs;
 use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::values::{Data, Pattern, PerConn};
 use crate::ws::handshake::Offer;
 
 /// Headers wsherd writes itself, and what to use instead of `-H` for them.
@@ -73,6 +77,61 @@ pub fn offer_from(l: &LoadArgs) -> Result<Offer> {
     }
     offer.require_subprotocol = l.require_subprotocol;
     Ok(offer)
+}
+
+/// The per-connection values of the request: the data file (`--data`), and the
+/// placeholders of the targets' paths and of the header values. Leaves
+/// `plan.per_conn` None when nothing in the request depends on the connection.
+pub fn per_connection(l: &LoadArgs, plan: &mut Plan, agent: u64) -> Result<()> {
+    let data = l.data.as_deref().map(Data::load).transpose()?;
+    let columns = data.as_ref().map_or(&[][..], |d| &d.columns[..]);
+    if let (Some(d), true) = (&data, l.data_unique) {
+        if plan.whole_connections > d.rows.len() as u64 {
+            return Err(Error::usage(format!(
+                "--data-unique: {} connections but the data file has {} rows; give more rows or fewer connections (-c)",
+                plan.whole_connections,
+                d.rows.len()
+            )));
+        }
+    }
+    let mut depends = false;
+    for t in &mut plan.targets {
+        let p = Pattern::parse(&t.path, columns)
+            .map_err(|e| Error::usage(format!("{}: {e}", t.url)))?;
+        if !p.is_literal() {
+            depends = true;
+            t.path_pattern = Some(p);
+        }
+    }
+    let header = |text: &str, what: &str| {
+        Pattern::parse(text, columns).map_err(|e| Error::usage(format!("{what}: {e}")))
+    };
+    let headers = header(&plan.offer.headers, "-H/--origin")?;
+    let host = plan
+        .offer
+        .host
+        .as_deref()
+        .map(|h| header(h, "-H 'Host: ...'"))
+        .transpose()?;
+    let user_agent = plan
+        .offer
+        .user_agent
+        .as_deref()
+        .map(|h| header(h, "-H 'User-Agent: ...'"))
+        .transpose()?;
+    depends |= !headers.is_literal()
+        || host.as_ref().is_some_and(|p| !p.is_literal())
+        || user_agent.as_ref().is_some_and(|p| !p.is_literal());
+    if depends {
+        plan.per_conn = Some(PerConn {
+            headers,
+            host,
+            user_agent,
+            data: data.map(std::sync::Arc::new),
+            agent,
+        });
+    }
+    Ok(())
 }
 
 /// `Name: value` (curl's -H), the name an HTTP token, the value one line.

@@ -398,8 +398,10 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
             .map(crate::export::parse_addr)
             .transpose()?,
         offer: super::handshake::offer_from(l)?,
+        per_conn: None,
         shards: Vec::new(),
     };
+    super::handshake::per_connection(l, &mut plan, agent.agent.map_or(1, |(i, _)| i))?;
     plan.split_shards();
     Ok(Run {
         server: super::serve::embedded(&plan),

@@ -185,7 +185,7 @@ async fn open(shard: &Shard, slot: usize, id: u32) -> Result<(TcpStream, Vec<u8>
             slot,
             monoio::time::timeout(
                 remaining.max(Duration::from_millis(1)),
-                upgrade(shard, &mut stream, t),
+                upgrade(shard, &mut stream, t, id),
             ),
         )
         .await
@@ -218,6 +218,7 @@ async fn upgrade(
     shard: &Shard,
     stream: &mut TcpStream,
     t: &crate::target::Target,
+    id: u32,
 ) -> Result<(Vec<u8>, Option<usize>), &'static str> {
     let mut head = match &t.proxy {
         Some(p) => tunnel(shard, stream, p, &t.authority).await?,
@@ -226,7 +227,7 @@ async fn upgrade(
     let key = handshake::new_key();
     let mut req = shard.wpool.take();
     let offer = &shard.run.plan.offer;
-    handshake::write_request(&mut req, &t.host_header, &t.path, &key, offer);
+    write_request(shard, t, id, &key, &mut req);
     let (res, req) = stream.write_all(req).await;
     shard.wpool.put(req);
     res.map_err(|e| io_cause(&e))?;
@@ -261,6 +262,33 @@ async fn upgrade(
             return Err("closed_during_handshake");
         }
     }
+}
+
+/// The upgrade request of connection `id` to `t`: the plan's, with the
+/// connection's values filled in where the path or a header has placeholders.
+fn write_request(shard: &Shard, t: &crate::target::Target, id: u32, key: &str, out: &mut Vec<u8>) {
+    let plan = &shard.run.plan;
+    let Some(per) = &plan.per_conn else {
+        handshake::write_request(out, &t.host_header, &t.path, key, &plan.offer);
+        return;
+    };
+    use crate::values::Escape;
+    let v = per.vars(id as u64, shard.index);
+    let path = match &t.path_pattern {
+        Some(p) => p.rendered(&v, Escape::Url),
+        None => t.path.clone(),
+    };
+    let offer = handshake::Offer {
+        headers: per.headers.rendered(&v, Escape::None),
+        host: per.host.as_ref().map(|p| p.rendered(&v, Escape::None)),
+        user_agent: per
+            .user_agent
+            .as_ref()
+            .map(|p| p.rendered(&v, Escape::None)),
+        subprotocols: plan.offer.subprotocols.clone(),
+        require_subprotocol: plan.offer.require_subprotocol,
+    };
+    handshake::write_request(out, &t.host_header, &path, key, &offer);
 }
 
 /// Asks `proxy` for a tunnel to `authority` over `stream` (already connected to
