@@ -225,6 +225,12 @@ pub struct LoadArgs {
     /// connections than the data file has rows.
     #[arg(long = "data-unique", requires = "data", display_order = 66)]
     pub data_unique: bool,
+
+    /// For the first connection that fails its upgrade with each cause, print the
+    /// request sent and the answer received (status line, headers, the start of
+    /// the body) on stderr.
+    #[arg(short = 'v', long = "verbose", display_order = 67)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -111,6 +111,7 @@ pub fn run_with<S: crate::metrics::SecondSink + 'static>(
         ready: Default::default(),
         go: Default::default(),
         live,
+        shown_causes: Default::default(),
     });
     let cfg = &shared.plan;
     let progress = progress_line(cfg, exporter.as_ref().map(|(m, _)| m.clone()));

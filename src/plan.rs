@@ -49,6 +49,8 @@ pub struct Plan {
     pub shard_cores: Vec<usize>,
     pub io_driver: crate::vocab::kinds::IoDriver,
     pub quiet: bool,
+    /// Print the request and answer of the first failed upgrade of each cause.
+    pub verbose: bool,
     /// Where to serve Prometheus metrics during the run.
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// What every upgrade asks for beyond the essentials: headers, subprotocols.

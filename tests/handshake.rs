@@ -8,7 +8,7 @@ mod support;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{assert_usage_errors, check_invariants, run, serial, Server};
+use support::{assert_usage_errors, check_invariants, run, run_bin, serial, Server};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
@@ -186,6 +186,47 @@ fn a_missing_token_fails_with_the_servers_status() {
     assert!(res.connections.failed >= 5);
     // Nothing was offered, so nothing is counted by subprotocol.
     assert!(res.connections.subprotocols.is_empty());
+}
+
+#[test]
+fn verbose_shows_the_first_failed_upgrade_of_each_cause() {
+    let _serial = serial();
+    let (server, _) = token_server(Choose::Nothing);
+    let url = server.url();
+    let out = run_bin(
+        &[
+            "run",
+            &url,
+            "-c",
+            "5",
+            "-d",
+            "1s",
+            "-q",
+            "-v",
+            "-H",
+            "X-Trace: abc",
+        ],
+        LIMIT,
+    );
+    // No connection could be established: exit 1, with the reason.
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("failed its upgrade: http_401").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("> GET / HTTP/1.1\n"), "{}", out.stderr);
+    assert!(out.stderr.contains("> X-Trace: abc\n"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("< HTTP/1.1 401 Unauthorized\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("< no token"), "{}", out.stderr);
+    // Without -v, nothing of it.
+    let out = run_bin(&["run", &url, "-c", "2", "-d", "1s", "-q"], LIMIT);
+    assert!(!out.stderr.contains("failed its upgrade"), "{}", out.stderr);
 }
 
 #[test]

@@ -392,6 +392,7 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
         shard_cores,
         io_driver: l.conn.io_driver.into(),
         quiet: sh.quiet,
+        verbose: l.verbose,
         metrics_addr: l
             .metrics_addr
             .as_deref()

@@ -228,6 +228,7 @@ async fn upgrade(
     let mut req = shard.wpool.take();
     let offer = &shard.run.plan.offer;
     write_request(shard, t, id, &key, &mut req);
+    let sent = shard.run.plan.verbose.then(|| req.clone());
     let (res, req) = stream.write_all(req).await;
     shard.wpool.put(req);
     res.map_err(|e| io_cause(&e))?;
@@ -241,7 +242,11 @@ async fn upgrade(
                     head.shrink_to_fit();
                     return Ok((head, a.subprotocol));
                 }
-                Err(e) => return Err(intern(e.cause())),
+                Err(e) => {
+                    let cause = intern(e.cause());
+                    show_failure(shard, id, cause, sent.as_deref(), &head);
+                    return Err(cause);
+                }
             }
         }
         // Wait for the answer before borrowing a buffer: thousands of connections
@@ -259,8 +264,27 @@ async fn upgrade(
         head.extend_from_slice(&buf[..n]);
         shard.pool.put(buf);
         if n == 0 {
+            show_failure(shard, id, "closed_during_handshake", sent.as_deref(), &head);
             return Err("closed_during_handshake");
         }
+    }
+}
+
+/// With -v, the first connection that fails its upgrade with each cause shows
+/// the request it sent (`> `) and what came back (`< `: status line, headers,
+/// the start of the body) on stderr. Cold: only on a failure, once per cause.
+fn show_failure(shard: &Shard, id: u32, cause: &str, sent: Option<&[u8]>, got: &[u8]) {
+    let Some(sent) = sent else {
+        return;
+    };
+    let first = shard
+        .run
+        .shown_causes
+        .lock()
+        .map(|mut s| s.insert(cause.to_string()))
+        .unwrap_or(false);
+    if first {
+        eprint!("{}", handshake::transcript(id, cause, sent, got));
     }
 }
 

@@ -81,6 +81,8 @@ pub struct RunShared {
     pub go: AtomicBool,
     /// A level changed during the run (ceiling search); None: the plan's load.
     pub live: Option<Arc<Live>>,
+    /// With -v: the upgrade failure causes already shown (the first of each is).
+    pub shown_causes: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl RunShared {

@@ -169,6 +169,39 @@ fn chosen_subprotocol(value: Option<&[u8]>, offer: &Offer) -> Result<Option<usiz
     }
 }
 
+/// A failed upgrade as people read it: the cause, the request (`> ` lines) and
+/// the answer (`< ` lines: status line and headers, then at most 256 bytes of
+/// the body, non-UTF-8 bytes shown as U+FFFD).
+pub fn transcript(conn: u32, cause: &str, sent: &[u8], got: &[u8]) -> String {
+    let mut out = format!("wsherd: connection {conn} failed its upgrade: {cause}\n");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    let sent = text(sent);
+    for line in sent.split("\r\n").take_while(|l| !l.is_empty()) {
+        out.push_str(&format!("> {line}\n"));
+    }
+    if got.is_empty() {
+        out.push_str("< (nothing came back)\n");
+        return out;
+    }
+    let split = got.windows(4).position(|w| w == b"\r\n\r\n");
+    let (head, body) = match split {
+        Some(i) => (&got[..i], &got[i + 4..]),
+        None => (got, &got[got.len()..]),
+    };
+    for line in text(head).split("\r\n") {
+        out.push_str(&format!("< {line}\n"));
+    }
+    if !body.is_empty() {
+        let shown = &body[..body.len().min(256)];
+        let more = if body.len() > 256 { " ..." } else { "" };
+        out.push_str(&format!(
+            "< \n< {}{more}\n",
+            text(shown).replace('\n', "\n< ")
+        ));
+    }
+    out
+}
+
 /// What the server makes of a request head.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
@@ -267,6 +300,20 @@ mod tests {
             }))
         );
         assert_eq!(check_response(&response[..10], &key, &none), Ok(None));
+    }
+
+    #[test]
+    fn a_failed_upgrade_reads_as_a_transcript() {
+        let sent = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
+        let got = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 8\r\n\r\nno token";
+        let t = transcript(3, "http_401", sent, got);
+        assert_eq!(
+            t,
+            "wsherd: connection 3 failed its upgrade: http_401\n> GET /x HTTP/1.1\n> Host: h\n\
+             < HTTP/1.1 401 Unauthorized\n< Content-Length: 8\n< \n< no token\n"
+        );
+        assert!(transcript(0, "closed_during_handshake", sent, b"")
+            .ends_with("< (nothing came back)\n"));
     }
 
     #[test]
