@@ -3,9 +3,19 @@
 # and does nothing when they are already there (safe to run again):
 #   prometheus  /usr/bin/prometheus and promtool, for tests/prometheus.rs
 #   chromium    headless browser, for the HTML report's rendering test
+# and, from PyPI, Python's `websockets` (a WebSocket server of another stack, for
+# tests/python_ws.rs).
 # Needs root (or sudo) and apt-get; scripts/test.sh (the README's test command)
 # runs it before `cargo test`.
 set -euo pipefail
+
+# Python websockets, pinned: tests/servers/ws_token.py uses its asyncio server.
+WEBSOCKETS_VERSION=13.1
+if ! python3 -c "import websockets, sys; sys.exit(websockets.__version__ != '$WEBSOCKETS_VERSION')" 2>/dev/null; then
+    echo "setup-test-deps: installing Python websockets==$WEBSOCKETS_VERSION from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check "websockets==$WEBSOCKETS_VERSION" 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "websockets==$WEBSOCKETS_VERSION"
+fi
 
 want=()
 { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || want+=(prometheus)
