@@ -231,6 +231,11 @@ pub struct LoadArgs {
     /// the body) on stderr.
     #[arg(short = 'v', long = "verbose", display_order = 67)]
     pub verbose: bool,
+
+    /// Print the first N frames of the first connection, both ways (direction,
+    /// opcode, FIN, length, the first bytes unmasked) on stderr.
+    #[arg(long = "debug-frames", value_name = "N", value_parser = parse_count, display_order = 68)]
+    pub debug_frames: Option<u64>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -51,6 +51,8 @@ pub struct Plan {
     pub quiet: bool,
     /// Print the request and answer of the first failed upgrade of each cause.
     pub verbose: bool,
+    /// Print this many frames of the process's first connection (0: none).
+    pub debug_frames: u32,
     /// Where to serve Prometheus metrics during the run.
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// What every upgrade asks for beyond the essentials: headers, subprotocols.

@@ -230,6 +230,41 @@ fn verbose_shows_the_first_failed_upgrade_of_each_cause() {
 }
 
 #[test]
+fn debug_frames_prints_the_first_frames_of_the_first_connection_both_ways() {
+    let _serial = serial();
+    let out = run_bin(
+        &[
+            "run",
+            "-c",
+            "3",
+            "-d",
+            "1s",
+            "-q",
+            "--text",
+            "--debug-frames",
+            "4",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("wsherd: frame "))
+        .collect();
+    assert_eq!(lines.len(), 4, "{}", out.stderr);
+    for (i, l) in lines.iter().enumerate() {
+        let dir = if i % 2 == 0 { '>' } else { '<' };
+        assert!(
+            l.starts_with(&format!(
+                "wsherd: frame conn 0 {dir} Text fin len 64: 77 73 68 32"
+            )),
+            "{l}"
+        );
+    }
+}
+
+#[test]
 fn a_subprotocol_the_client_did_not_offer_fails_the_connection() {
     let _serial = serial();
     let (server, _) = token_server(Choose::Unoffered);

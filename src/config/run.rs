@@ -393,6 +393,7 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
         io_driver: l.conn.io_driver.into(),
         quiet: sh.quiet,
         verbose: l.verbose,
+        debug_frames: l.debug_frames.unwrap_or(0).min(u32::MAX as u64) as u32,
         metrics_addr: l
             .metrics_addr
             .as_deref()

@@ -97,6 +97,9 @@ pub(super) fn queue_message(
     let before = out.len();
     let key = shard.rng.borrow_mut().next_key();
     frame::write_client_frame(out, kind, key, spec.size, |dst| spec.write(stamp, dst));
+    if shard.debug_frames.get() > 0 && c.id == shard.debug_conn {
+        debug_sent(shard, &out[before..], key);
+    }
     let mut st = shard.stats.borrow_mut();
     st.counters.sent += 1;
     st.counters.bytes_sent += (out.len() - before) as u64;
@@ -208,6 +211,9 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
         };
         let payload = &data[pos + f.header_len..pos + f.total_len()];
         pos += f.total_len();
+        if shard.debug_frames.get() > 0 && c.id == shard.debug_conn {
+            debug_frame(shard, '<', f.kind, f.fin, payload.len(), payload);
+        }
         match f.kind {
             Kind::Text | Kind::Binary if c.frag.is_none() => {
                 if f.fin {
@@ -231,6 +237,9 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
             Kind::Ping => {
                 let key = shard.rng.borrow_mut().next_key();
                 frame::write_client_frame_bytes(out, Kind::Pong, key, payload);
+                if shard.debug_frames.get() > 0 && c.id == shard.debug_conn {
+                    debug_frame(shard, '>', Kind::Pong, true, payload.len(), payload);
+                }
                 shard.stats.borrow_mut().counters.pings_answered += 1;
             }
             Kind::Pong => {
@@ -258,6 +267,45 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
         queue_messages(shard, c, out, to_send);
     }
     result.map(|_| pos)
+}
+
+/// --debug-frames: one line for a frame of the watched connection (`>` sent,
+/// `<` received): opcode, FIN, payload length, the first 16 bytes in hex and as
+/// text. Cold: only the first N frames of one connection get here.
+#[cold]
+fn debug_frame(shard: &Shard, dir: char, kind: Kind, fin: bool, len: usize, first: &[u8]) {
+    shard
+        .debug_frames
+        .set(shard.debug_frames.get().saturating_sub(1));
+    let first = &first[..first.len().min(16)];
+    let hex: Vec<String> = first.iter().map(|b| format!("{b:02x}")).collect();
+    let text: String = first
+        .iter()
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    eprintln!(
+        "wsherd: frame conn {} {dir} {kind:?}{} len {}: {} |{text}|",
+        shard.debug_conn,
+        if fin { " fin" } else { "" },
+        len,
+        hex.join(" ")
+    );
+}
+
+/// --debug-frames for a frame just written to `frame` (masked with `key`).
+#[cold]
+fn debug_sent(shard: &Shard, frame: &[u8], key: [u8; 4]) {
+    if let Ok(Some(f)) = frame::parse(frame, From::Client, MAX_FRAME) {
+        let mut first = frame[f.header_len..f.total_len().min(f.header_len + 16)].to_vec();
+        crate::ws::mask::apply_mask(&mut first, key);
+        debug_frame(shard, '>', f.kind, f.fin, f.payload_len, &first);
+    }
 }
 
 /// Feeds a read buffer through the frame parser, keeping any partial frame.

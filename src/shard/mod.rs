@@ -36,6 +36,13 @@ pub fn run_shard(
 ) -> Result<&'static str, String> {
     let (_, name) = crate::rt::block_on(driver, |name| async move {
         let pool = read_pool(&run);
+        // --debug-frames watches the process's first connection, on its shard.
+        let debug_conn = run.plan.conn_id_base as u32;
+        let debug_frames = if plan.first_conn == run.plan.conn_id_base {
+            run.plan.debug_frames
+        } else {
+            0
+        };
         let shard = Rc::new(Shard {
             index: plan.index,
             rng: RefCell::new(crate::ws::mask::MaskRng::from_entropy(
@@ -55,6 +62,8 @@ pub fn run_shard(
             level: Cell::new(0.0),
             level_gen: Cell::new(0),
             level_at_ns: Cell::new(0),
+            debug_frames: Cell::new(debug_frames),
+            debug_conn,
         });
         if let Some(live) = &shard.run.live {
             live.register_thread();

@@ -124,6 +124,10 @@ pub struct Shard {
     pub level: Cell<f64>,
     pub level_gen: Cell<u64>,
     pub level_at_ns: Cell<u64>,
+    /// --debug-frames: frames of connection `debug_conn` still to print (0 on
+    /// every shard but the one holding the process's first connection).
+    pub debug_frames: Cell<u32>,
+    pub debug_conn: u32,
 }
 
 impl Shard {
