@@ -8,7 +8,9 @@ mod support;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{assert_usage_errors, check_invariants, run, run_bin, serial, Server};
+use support::{
+    assert_failed_only_with, assert_usage_errors, check_invariants, run, run_bin, serial, Server,
+};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
@@ -176,13 +178,7 @@ fn a_missing_token_fails_with_the_servers_status() {
     let (server, _) = token_server(Choose::Nothing);
     let url = server.url();
     let res = run(&[&url, "-c", "5", "-d", "1s", "-q"], LIMIT);
-    assert_eq!(res.connections.established, 0);
-    assert_eq!(
-        res.connections.failed_by_cause.get("http_401"),
-        Some(&res.connections.failed),
-        "{:?}",
-        res.connections.failed_by_cause
-    );
+    assert_failed_only_with(&res, "http_401");
     assert!(res.connections.failed >= 5);
     // Nothing was offered, so nothing is counted by subprotocol.
     assert!(res.connections.subprotocols.is_empty());
@@ -282,15 +278,7 @@ fn a_subprotocol_the_client_did_not_offer_fails_the_connection() {
         "chat.v2",
     ];
     let res = run(&args, LIMIT);
-    assert_eq!(res.connections.established, 0);
-    assert_eq!(
-        res.connections
-            .failed_by_cause
-            .get("subprotocol_not_offered"),
-        Some(&res.connections.failed),
-        "{:?}",
-        res.connections.failed_by_cause
-    );
+    assert_failed_only_with(&res, "subprotocol_not_offered");
 }
 
 #[test]
@@ -316,13 +304,7 @@ fn no_subprotocol_is_counted_or_fails_when_one_is_required() {
     let mut required = base.to_vec();
     required.push("--require-subprotocol");
     let res = run(&required, LIMIT);
-    assert_eq!(res.connections.established, 0);
-    assert_eq!(
-        res.connections.failed_by_cause.get("subprotocol_missing"),
-        Some(&res.connections.failed),
-        "{:?}",
-        res.connections.failed_by_cause
-    );
+    assert_failed_only_with(&res, "subprotocol_missing");
 }
 
 #[test]

@@ -7,7 +7,10 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::Server;
-use support::{assert_usage_errors, check_invariants, closed_port, echo_server, run, serial};
+use support::{
+    assert_failed_only_with, assert_usage_errors, check_invariants, closed_port, echo_server, run,
+    serial,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -125,25 +128,13 @@ fn a_proxy_that_denies_or_is_not_there_fails_with_its_own_cause() {
         &[&url, "-c", "5", "-d", "1s", "-q", "--proxy", &wrong],
         LIMIT,
     );
-    assert_eq!(res.connections.established, 0);
-    assert_eq!(
-        res.connections.failed_by_cause.get("proxy_http_407"),
-        Some(&res.connections.failed),
-        "{:?}",
-        res.connections.failed_by_cause
-    );
+    assert_failed_only_with(&res, "proxy_http_407");
     let gone = format!("http://127.0.0.1:{}", closed_port());
     let res = run(
         &[&url, "-c", "5", "-d", "1s", "-q", "--proxy", &gone],
         LIMIT,
     );
-    assert_eq!(res.connections.established, 0);
-    assert_eq!(
-        res.connections.failed_by_cause.get("proxy_refused"),
-        Some(&res.connections.failed),
-        "{:?}",
-        res.connections.failed_by_cause
-    );
+    assert_failed_only_with(&res, "proxy_refused");
 }
 
 #[test]

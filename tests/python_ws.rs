@@ -7,7 +7,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::{check_invariants, run, serial};
+use support::{assert_failed_only_with, check_invariants, run, serial};
 
 /// A run of `-d 2s` must be over well within this.
 const LIMIT: Duration = Duration::from_secs(15);
@@ -84,11 +84,5 @@ fn a_token_and_a_subprotocol_against_python_websockets() {
     );
     // Without the token: the server's 401, counted as such.
     let res = run(&[&url, "-c", "3", "-d", "1s", "-q"], LIMIT);
-    assert_eq!(res.connections.established, 0);
-    assert_eq!(
-        res.connections.failed_by_cause.get("http_401"),
-        Some(&res.connections.failed),
-        "{:?}",
-        res.connections.failed_by_cause
-    );
+    assert_failed_only_with(&res, "http_401");
 }

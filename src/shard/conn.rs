@@ -249,25 +249,28 @@ async fn upgrade(
                 }
             }
         }
-        // Wait for the answer before borrowing a buffer: thousands of connections
-        // may be mid-upgrade at once during a ramp.
-        stream.readable(false).await.map_err(|e| io_cause(&e))?;
-        let buf = shard.pool.take();
-        let (res, buf) = stream.read(buf).await;
-        let n = match res {
-            Ok(n) => n,
-            Err(e) => {
-                shard.pool.put(buf);
-                return Err(io_cause(&e));
-            }
-        };
-        head.extend_from_slice(&buf[..n]);
-        shard.pool.put(buf);
+        let n = read_more(shard, stream, &mut head)
+            .await
+            .map_err(|e| io_cause(&e))?;
         if n == 0 {
             show_failure(shard, id, "closed_during_handshake", sent.as_deref(), &head);
             return Err("closed_during_handshake");
         }
     }
+}
+
+/// Reads what came next of an answer's head onto `head`; the bytes read (0: the
+/// peer closed). Waits for the answer before borrowing a buffer: thousands of
+/// connections may be mid-upgrade at once during a ramp.
+async fn read_more(shard: &Shard, stream: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<usize> {
+    stream.readable(false).await?;
+    let buf = shard.pool.take();
+    let (res, buf) = stream.read(buf).await;
+    if let Ok(n) = res {
+        head.extend_from_slice(&buf[..n]);
+    }
+    shard.pool.put(buf);
+    res
 }
 
 /// With -v, the first connection that fails its upgrade with each cause shows
@@ -330,21 +333,9 @@ async fn tunnel(
     res.map_err(|e| intern(format!("proxy_{}", io_cause(&e))))?;
     let mut head = Vec::new();
     loop {
-        stream
-            .readable(false)
+        let n = read_more(shard, stream, &mut head)
             .await
             .map_err(|e| intern(format!("proxy_{}", io_cause(&e))))?;
-        let buf = shard.pool.take();
-        let (res, buf) = stream.read(buf).await;
-        let n = match res {
-            Ok(n) => n,
-            Err(e) => {
-                shard.pool.put(buf);
-                return Err(intern(format!("proxy_{}", io_cause(&e))));
-            }
-        };
-        head.extend_from_slice(&buf[..n]);
-        shard.pool.put(buf);
         if n == 0 {
             return Err("proxy_closed");
         }

@@ -612,6 +612,19 @@ pub fn run_bin(args: &[&str], limit: Duration) -> BinOutput {
     }
 }
 
+/// No connection was established, and every one that failed failed with `cause`.
+pub fn assert_failed_only_with(res: &RunResults, cause: &str) {
+    let c = &res.connections;
+    assert_eq!(c.established, 0, "{c:?}");
+    assert!(c.failed > 0, "{c:?}");
+    assert_eq!(
+        c.failed_by_cause.get(cause),
+        Some(&c.failed),
+        "{:?}",
+        c.failed_by_cause
+    );
+}
+
 /// Each `(args, why)`: `wsherd run ARGS` is refused before running, as a usage
 /// error (exit code 2) whose message contains `why`.
 pub fn assert_usage_errors(cases: &[(&[&str], &str)]) {
