@@ -288,6 +288,19 @@ fn scenario_argv(
             _ => match v {
                 toml::Value::Boolean(true) => argv.push(format!("--{k}")),
                 toml::Value::Boolean(false) => {}
+                // A repeatable flag (header, threshold, bands): once per element.
+                toml::Value::Array(items) => {
+                    for item in items {
+                        let Some(s) = to_arg(item) else {
+                            return Err(src.err(
+                                line,
+                                format!("scenario '{name}': '{k}' takes strings or numbers"),
+                            ));
+                        };
+                        argv.push(format!("--{k}"));
+                        argv.push(s);
+                    }
+                }
                 other => match to_arg(other) {
                     Some(s) => {
                         argv.push(format!("--{k}"));
@@ -368,6 +381,29 @@ pub fn run(file: ScenarioFile, quiet: bool) -> Result<ScenarioResults> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arrays_repeat_a_flag() {
+        let f = parse(
+            r#"
+[[scenario]]
+name = "tokens"
+url = "ws://127.0.0.1:9/"
+header = ["Authorization: Bearer abc", "X-Tenant: blue"]
+subprotocol = "chat.v1"
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let offer = &f.scenarios[0].config.plan.offer;
+        assert_eq!(
+            offer.headers,
+            "Authorization: Bearer abc\r\nX-Tenant: blue\r\n"
+        );
+        assert_eq!(offer.subprotocols, vec!["chat.v1"]);
+        let e = parse("[[scenario]]\nname = \"x\"\nheader = [true]\n", "t.toml").unwrap_err();
+        assert!(e.to_string().contains("takes strings or numbers"), "{e}");
+    }
 
     #[test]
     fn scenarios_take_run_flags_and_defaults() {
