@@ -295,27 +295,28 @@ fn show_failure(shard: &Shard, id: u32, cause: &str, sent: Option<&[u8]>, got: &
 /// connection's values filled in where the path or a header has placeholders.
 fn write_request(shard: &Shard, t: &crate::target::Target, id: u32, key: &str, out: &mut Vec<u8>) {
     let plan = &shard.run.plan;
+    let offered = &plan.offer.subprotocols;
     let Some(per) = &plan.per_conn else {
-        handshake::write_request(out, &t.host_header, &t.path, key, &plan.offer);
+        let head = handshake::Head::of(&plan.offer, &t.host_header, &t.path);
+        handshake::write_request(out, &head, key, offered);
         return;
     };
     use crate::values::Escape;
     let v = per.vars(id as u64, shard.index);
-    let path = match &t.path_pattern {
-        Some(p) => p.rendered(&v, Escape::Url),
-        None => t.path.clone(),
+    let path = t.path_pattern.as_ref().map(|p| p.rendered(&v, Escape::Url));
+    let headers = per.headers.rendered(&v, Escape::None);
+    let host = per.host.as_ref().map(|p| p.rendered(&v, Escape::None));
+    let user_agent = per
+        .user_agent
+        .as_ref()
+        .map(|p| p.rendered(&v, Escape::None));
+    let head = handshake::Head {
+        host: host.as_deref().unwrap_or(&t.host_header),
+        path: path.as_deref().unwrap_or(&t.path),
+        headers: &headers,
+        user_agent: user_agent.as_deref(),
     };
-    let offer = handshake::Offer {
-        headers: per.headers.rendered(&v, Escape::None),
-        host: per.host.as_ref().map(|p| p.rendered(&v, Escape::None)),
-        user_agent: per
-            .user_agent
-            .as_ref()
-            .map(|p| p.rendered(&v, Escape::None)),
-        subprotocols: plan.offer.subprotocols.clone(),
-        require_subprotocol: plan.offer.require_subprotocol,
-    };
-    handshake::write_request(out, &t.host_header, &path, key, &offer);
+    handshake::write_request(out, &head, key, offered);
 }
 
 /// Asks `proxy` for a tunnel to `authority` over `stream` (already connected to

@@ -61,24 +61,50 @@ pub struct Offer {
     pub require_subprotocol: bool,
 }
 
-/// Appends the client's upgrade request to `out`.
-pub fn write_request(out: &mut Vec<u8>, host: &str, path: &str, key: &str, offer: &Offer) {
+/// The parts of one upgrade request that may differ from connection to
+/// connection: the Host header, the request target, the extra header lines and
+/// the User-Agent. Borrowed: the plan's own strings, or a connection's rendered
+/// ones.
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'a> {
+    pub host: &'a str,
+    pub path: &'a str,
+    /// Header lines, each `Name: value\r\n`.
+    pub headers: &'a str,
+    /// None: wsherd's own.
+    pub user_agent: Option<&'a str>,
+}
+
+impl<'a> Head<'a> {
+    /// The head `offer` gives a request to a target whose Host is `host`.
+    pub fn of(offer: &'a Offer, host: &'a str, path: &'a str) -> Head<'a> {
+        Head {
+            host: offer.host.as_deref().unwrap_or(host),
+            path,
+            headers: &offer.headers,
+            user_agent: offer.user_agent.as_deref(),
+        }
+    }
+}
+
+/// Appends the client's upgrade request to `out`, offering `subprotocols`.
+pub fn write_request(out: &mut Vec<u8>, head: &Head, key: &str, subprotocols: &[String]) {
     use std::io::Write;
-    let host = offer.host.as_deref().unwrap_or(host);
+    let Head { host, path, .. } = head;
     let _ = write!(
         out,
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
     );
-    if !offer.subprotocols.is_empty() {
+    if !subprotocols.is_empty() {
         let _ = write!(
             out,
             "Sec-WebSocket-Protocol: {}\r\n",
-            offer.subprotocols.join(", ")
+            subprotocols.join(", ")
         );
     }
-    out.extend_from_slice(offer.headers.as_bytes());
-    match &offer.user_agent {
+    out.extend_from_slice(head.headers.as_bytes());
+    match head.user_agent {
         Some(ua) => {
             let _ = write!(out, "User-Agent: {ua}\r\n\r\n");
         }
@@ -281,7 +307,13 @@ mod tests {
     fn client_and_server_agree() {
         let key = new_key();
         let mut req = Vec::new();
-        write_request(&mut req, "127.0.0.1:9000", "/x", &key, &Offer::default());
+        let none = Offer::default();
+        write_request(
+            &mut req,
+            &Head::of(&none, "127.0.0.1:9000", "/x"),
+            &key,
+            &[],
+        );
         let Request::Upgrade {
             head_len,
             mut response,
@@ -326,7 +358,8 @@ mod tests {
             require_subprotocol: false,
         };
         let mut req = Vec::new();
-        write_request(&mut req, "127.0.0.1:9000", "/x", &new_key(), &offer);
+        let head = Head::of(&offer, "127.0.0.1:9000", "/x");
+        write_request(&mut req, &head, &new_key(), &offer.subprotocols);
         let text = String::from_utf8(req).unwrap();
         assert!(text.contains("\r\nHost: vhost.example\r\n"), "{text}");
         assert!(!text.contains("127.0.0.1:9000"), "{text}");
