@@ -83,7 +83,7 @@ impl Proxy {
             .ok_or_else(|| bad("resolves to no address"))?;
         let auth = match userinfo {
             Some(u) => {
-                let creds = percent_decode(u);
+                let creds: Vec<u8> = percent_encoding::percent_decode_str(u).collect();
                 format!(
                     "Proxy-Authorization: Basic {}\r\n",
                     base64::engine::general_purpose::STANDARD.encode(creds)
@@ -166,26 +166,6 @@ fn no_proxy_matches(list: &str, host: &str) -> bool {
             let e = e.trim_start_matches('.').to_ascii_lowercase();
             e == "*" || host == e || host.ends_with(&format!(".{e}"))
         })
-}
-
-/// `%XX` escapes of a URL's user info decoded (`p%40ss` is `p@ss`).
-fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
 }
 
 #[cfg(test)]

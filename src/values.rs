@@ -164,15 +164,16 @@ fn piece(name: &str, columns: &[String]) -> std::result::Result<Piece, String> {
     }
 }
 
-/// Percent-encodes all but RFC 3986's unreserved characters.
+/// What a value written into a URL leaves as it is: RFC 3986's unreserved
+/// characters. Everything else is percent-encoded.
+const URL_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn percent_encode(s: &str, out: &mut String) {
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    out.extend(percent_encoding::utf8_percent_encode(s, URL_VALUE));
 }
 
 /// A data file: named columns, and rows taken by connection id modulo their

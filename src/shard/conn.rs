@@ -160,9 +160,7 @@ async fn open(shard: &Shard, slot: usize, id: u32) -> Result<(TcpStream, Vec<u8>
         Some(Err(_)) if t.proxy.is_some() => return Err("proxy_connect_timeout"),
         Some(Err(_)) => return Err("connect_timeout"),
         // A proxy that cannot be reached is the proxy's failure, not the target's.
-        Some(Ok(Err(e))) if t.proxy.is_some() => {
-            return Err(intern(format!("proxy_{}", io_cause(&e))))
-        }
+        Some(Ok(Err(e))) if t.proxy.is_some() => return Err(proxy_cause(&e)),
         Some(Ok(Err(e))) => return Err(io_cause(&e)),
         Some(Ok(Ok(s))) => s,
     };
@@ -331,12 +329,12 @@ async fn tunnel(
     req.extend_from_slice(proxy.connect_request(authority).as_bytes());
     let (res, req) = stream.write_all(req).await;
     shard.wpool.put(req);
-    res.map_err(|e| intern(format!("proxy_{}", io_cause(&e))))?;
+    res.map_err(|e| proxy_cause(&e))?;
     let mut head = Vec::new();
     loop {
         let n = read_more(shard, stream, &mut head)
             .await
-            .map_err(|e| intern(format!("proxy_{}", io_cause(&e))))?;
+            .map_err(|e| proxy_cause(&e))?;
         if n == 0 {
             return Err("proxy_closed");
         }
@@ -349,6 +347,12 @@ async fn tunnel(
             Err(e) => return Err(intern(e.cause())),
         }
     }
+}
+
+/// An I/O failure on the way to or through a proxy: the proxy's, not the
+/// target's (`proxy_refused`, `proxy_reset`, ...).
+fn proxy_cause(e: &io::Error) -> &'static str {
+    intern(format!("proxy_{}", io_cause(e)))
 }
 
 /// Causes with an HTTP status are built at run time; intern them so counters can
