@@ -236,6 +236,39 @@ pub struct LoadArgs {
     /// opcode, FIN, length, the first bytes unmasked) on stderr.
     #[arg(long = "debug-frames", value_name = "N", value_parser = parse_count, display_order = 68)]
     pub debug_frames: Option<u64>,
+
+    /// With no URL: serve the embedded server over TLS (a certificate made at
+    /// start) and load it through wss://.
+    #[arg(long, display_order = 70)]
+    pub tls: bool,
+
+    /// wss://: also trust the CA certificates in this PEM file (repeatable),
+    /// besides the system's roots.
+    #[arg(long = "ca", value_name = "FILE", display_order = 71)]
+    pub ca: Vec<PathBuf>,
+
+    /// wss://: skip the verification of the server's certificate (said on stderr
+    /// and in the report). For test servers only.
+    #[arg(long, display_order = 72)]
+    pub insecure: bool,
+
+    /// wss://: the name sent as SNI and verified in the server's certificate,
+    /// instead of the URL's host (for connecting by address).
+    #[arg(long, value_name = "NAME", display_order = 73)]
+    pub sni: Option<String>,
+
+    /// wss://: a client certificate chain (PEM) for mutual TLS; needs --key.
+    #[arg(long, value_name = "FILE", requires = "key", display_order = 74)]
+    pub cert: Option<PathBuf>,
+
+    /// wss://: the private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert", display_order = 75)]
+    pub key: Option<PathBuf>,
+
+    /// wss://: no TLS session resumption: every connection makes a full
+    /// handshake (resumption is on by default, as in browsers).
+    #[arg(long = "no-tls-resume", display_order = 76)]
+    pub no_tls_resume: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -578,6 +611,24 @@ pub struct ServeArgs {
     /// port binds loopback).
     #[arg(long = "metrics-addr", value_name = "ADDR")]
     pub metrics_addr: Option<String>,
+
+    /// Serve TLS (wss://) with this certificate chain (PEM); needs --tls-key.
+    #[arg(long = "tls-cert", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long = "tls-key", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve TLS with a certificate made at start (its own CA, ECDSA P-256, for
+    /// localhost, 127.0.0.1, ::1 and the --addr address); the CA's PEM goes to
+    /// --tls-ca-out so clients can trust it (wsherd run --ca FILE).
+    #[arg(long = "tls-self-signed", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+
+    /// With --tls-self-signed: write the CA certificate (PEM) here.
+    #[arg(long = "tls-ca-out", value_name = "FILE", requires = "tls_self_signed")]
+    pub tls_ca_out: Option<PathBuf>,
 
     /// Test knob (for testing wsherd itself and ceiling searches): hold at most N
     /// WebSocket connections at once across all shards of this process; beyond N

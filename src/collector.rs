@@ -153,6 +153,7 @@ pub fn collect_with(
             warm.merge(&snap.interval);
             total.counters.add(&snap.interval.counters);
             let _ = total.connect.add(&snap.interval.connect);
+            let _ = total.tls.add(&snap.interval.tls);
             let _ = total.handshake.add(&snap.interval.handshake);
         } else {
             total.merge(&snap.interval);

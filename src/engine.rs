@@ -97,7 +97,7 @@ pub fn run_with<S: crate::metrics::SecondSink + 'static>(
     }
     let server = server.map(crate::server::start).transpose()?;
     let targets = match &server {
-        Some(s) => vec![Target::local(s.addr())],
+        Some(s) => vec![Target::local(s.addr(), cfg.tls.is_some())],
         None => cfg.targets.clone(),
     };
 
@@ -410,7 +410,7 @@ pub(crate) fn assemble(
         elapsed_secs: elapsed,
         config: config_summary(cfg, targets),
         host: host_info(cfg, &c.drivers, nofile),
-        connections: connection_stats(k, c.peak_open),
+        connections: connection_stats(k, c.peak_open, cfg.tls.as_ref()),
         messages: message_stats(k, warm, &measured, &c.series),
         errors: k.errors.clone(),
         latency: latencies(cfg, &c.total),
@@ -529,7 +529,7 @@ fn host_info(cfg: &Plan, drivers: &[&'static str], nofile: u64) -> HostInfo {
 }
 
 /// The connections' ledger: opened, failed, lost and closed, by cause and code.
-fn connection_stats(k: &Counters, peak_open: u64) -> ConnectionStats {
+fn connection_stats(k: &Counters, peak_open: u64, tls: Option<&crate::net::tls::ClientTls>) -> ConnectionStats {
     ConnectionStats {
         attempted: k.attempted,
         established: k.established,
@@ -547,6 +547,13 @@ fn connection_stats(k: &Counters, peak_open: u64) -> ConnectionStats {
         closed_unanswered: k.closed_unanswered,
         peak_open,
         subprotocols: k.subprotocols.clone(),
+        tls: tls.map(|t| crate::results::TlsStats {
+            full: k.tls_full,
+            resumed: k.tls_resumed,
+            negotiated: k.tls_negotiated.clone(),
+            verified: !t.insecure,
+            resumption: t.resume,
+        }),
     }
 }
 
@@ -582,6 +589,7 @@ fn latencies(cfg: &Plan, total: &Interval) -> Latencies {
     let open_loop = cfg.workload.open_loop();
     Latencies {
         connect: LatencyStats::from_histogram(&total.connect),
+        tls: cfg.tls.is_some().then(|| LatencyStats::from_histogram(&total.tls)),
         handshake: LatencyStats::from_histogram(&total.handshake),
         rtt: LatencyStats::from_histogram(&total.rtt),
         rtt_uncorrected: open_loop.then(|| LatencyStats::from_histogram(&total.rtt_uncorrected)),

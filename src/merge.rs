@@ -285,6 +285,7 @@ fn merge_errors(parts: &[RunResults]) -> BTreeMap<String, u64> {
 fn merge_latencies(parts: &[RunResults]) -> Latencies {
     Latencies {
         connect: merge_latency(parts.iter().map(|r| &r.latency.connect)),
+        tls: merge_opt(parts.iter().map(|r| r.latency.tls.as_ref())),
         handshake: merge_latency(parts.iter().map(|r| &r.latency.handshake)),
         rtt: merge_latency(parts.iter().map(|r| &r.latency.rtt)),
         rtt_uncorrected: merge_opt(parts.iter().map(|r| r.latency.rtt_uncorrected.as_ref())),

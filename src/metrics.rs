@@ -47,6 +47,12 @@ pub struct Counters {
     /// Connections established by the subprotocol the server chose, `(none)`
     /// for none (counted only when subprotocols were offered).
     pub subprotocols: BTreeMap<String, u64>,
+    /// wss://: connections whose TLS handshake was full / resumed.
+    pub tls_full: u64,
+    pub tls_resumed: u64,
+    /// wss://: connections by the TLS version and cipher suite negotiated
+    /// (`TLSv1.3 TLS13_AES_256_GCM_SHA384`).
+    pub tls_negotiated: BTreeMap<String, u64>,
 }
 
 fn add_map<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
@@ -81,6 +87,9 @@ impl Counters {
         self.duplicates += o.duplicates;
         add_map(&mut self.errors, &o.errors);
         add_map(&mut self.subprotocols, &o.subprotocols);
+        self.tls_full += o.tls_full;
+        self.tls_resumed += o.tls_resumed;
+        add_map(&mut self.tls_negotiated, &o.tls_negotiated);
     }
 
     pub fn failed(&self) -> u64 {
@@ -112,6 +121,25 @@ impl Counters {
     pub fn subprotocol(&mut self, name: Option<&str>) {
         bump(&mut self.subprotocols, name.unwrap_or(NO_SUBPROTOCOL));
     }
+
+    /// A TLS handshake that completed: resumed or full, and what it settled on.
+    pub fn tls(&mut self, resumed: bool, version: &str, suite: &str) {
+        if resumed {
+            self.tls_resumed += 1;
+        } else {
+            self.tls_full += 1;
+        }
+        match self
+            .tls_negotiated
+            .iter_mut()
+            .find(|(k, _)| k.len() == version.len() + 1 + suite.len() && k.starts_with(version) && k.ends_with(suite))
+        {
+            Some((_, v)) => *v += 1,
+            None => {
+                self.tls_negotiated.insert(format!("{version} {suite}"), 1);
+            }
+        }
+    }
 }
 
 /// The key of connections whose server chose no subprotocol (a subprotocol is an
@@ -142,6 +170,9 @@ pub struct Interval {
     /// Broadcast: one-way delivery latency, intended publish to receipt.
     pub delivery: Histogram<u64>,
     pub connect: Histogram<u64>,
+    /// wss://: the TLS handshake, from TCP connect to its end.
+    pub tls: Histogram<u64>,
+    /// The HTTP exchanges of opening: the upgrade (and a proxy's CONNECT).
     pub handshake: Histogram<u64>,
 }
 
@@ -155,6 +186,7 @@ impl Default for Interval {
             session: new_histogram(),
             delivery: new_histogram(),
             connect: new_histogram(),
+            tls: new_histogram(),
             handshake: new_histogram(),
         }
     }
@@ -170,6 +202,7 @@ impl Interval {
         let _ = self.session.add(&o.session);
         let _ = self.delivery.add(&o.delivery);
         let _ = self.connect.add(&o.connect);
+        let _ = self.tls.add(&o.tls);
         let _ = self.handshake.add(&o.handshake);
     }
 }

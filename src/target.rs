@@ -27,6 +27,9 @@ pub struct Target {
     pub proxy: Option<std::sync::Arc<crate::proxy::Proxy>>,
     /// The path and query with per-connection placeholders (None: `path` as is).
     pub path_pattern: Option<crate::values::Pattern>,
+    /// `wss://`: the name TLS verifies the server's certificate for and sends as
+    /// SNI (the URL's host; `--sni` overrides it in the plan).
+    pub tls: Option<rustls::pki_types::ServerName<'static>>,
 }
 
 impl Target {
@@ -76,16 +79,16 @@ impl Target {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| bad("expected ws://host:port/path"))?;
-        match scheme.to_ascii_lowercase().as_str() {
-            "ws" => {}
-            "wss" => return Err(bad("wss:// (TLS) is not supported yet; use ws://")),
+        let secure = match scheme.to_ascii_lowercase().as_str() {
+            "ws" => false,
+            "wss" => true,
             "http" | "https" => {
                 return Err(bad(&format!(
-                    "'{scheme}' is not a WebSocket scheme; use ws://"
+                    "'{scheme}' is not a WebSocket scheme; use ws:// or wss://"
                 )))
             }
-            _ => return Err(bad(&format!("unknown scheme '{scheme}'; use ws://"))),
-        }
+            _ => return Err(bad(&format!("unknown scheme '{scheme}'; use ws:// or wss://"))),
+        };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
             Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
@@ -95,7 +98,8 @@ impl Target {
         if authority.contains('@') {
             return Err(bad("user information in the URL is not supported"));
         }
-        let (host, port) = split_host_port(authority).map_err(|w| bad(&w))?;
+        let (host, port) = split_host_port(authority, if secure { 443 } else { 80 })
+            .map_err(|w| bad(&w))?;
         if host.is_empty() {
             return Err(bad("the URL has no host"));
         }
@@ -110,10 +114,19 @@ impl Target {
                 host: host.to_string(),
                 why: "no address found".into(),
             })?;
-        let host_header = if port == 80 {
+        let host_header = if port == (if secure { 443 } else { 80 }) {
             host.to_string()
         } else {
             format!("{host}:{port}")
+        };
+        let tls = if secure {
+            let name = host.trim_matches(['[', ']']).to_string();
+            Some(
+                rustls::pki_types::ServerName::try_from(name)
+                    .map_err(|_| bad(&format!("'{host}' is not a name TLS can verify")))?,
+            )
+        } else {
+            None
         };
         Ok(Target {
             url: url.to_string(),
@@ -123,19 +136,22 @@ impl Target {
             authority: format!("{host}:{port}"),
             proxy: None,
             path_pattern: None,
+            tls,
         })
     }
 
-    /// A target for a server we started ourselves.
-    pub fn local(addr: SocketAddr) -> Target {
+    /// A target for a server we started ourselves (over TLS with `tls`, its
+    /// certificate made for the loopback address).
+    pub fn local(addr: SocketAddr, tls: bool) -> Target {
         Target {
-            url: format!("ws://{addr}/"),
+            url: format!("{}://{addr}/", if tls { "wss" } else { "ws" }),
             host_header: addr.to_string(),
             path: "/".into(),
             addr,
             authority: addr.to_string(),
             proxy: None,
             path_pattern: None,
+            tls: tls.then(|| rustls::pki_types::ServerName::IpAddress(addr.ip().into())),
         }
     }
 
@@ -170,7 +186,7 @@ fn port_range(url: &str) -> Option<(&str, &str, (usize, usize))> {
     Some((a, b, (start + colon + 1, end)))
 }
 
-fn split_host_port(authority: &str) -> std::result::Result<(&str, u16), String> {
+fn split_host_port(authority: &str, default_port: u16) -> std::result::Result<(&str, u16), String> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let end = rest.find(']').ok_or("unclosed '[' in an IPv6 address")?;
         let host = &authority[..end + 2];
@@ -188,7 +204,7 @@ fn split_host_port(authority: &str) -> std::result::Result<(&str, u16), String> 
         }
     };
     let port = match port {
-        None => 80,
+        None => default_port,
         Some(p) => match p.parse::<u16>() {
             Ok(0) | Err(_) => return Err(format!("'{p}' is not a port (1-65535)")),
             Ok(v) => v,
@@ -235,10 +251,25 @@ mod tests {
     }
 
     #[test]
+    fn wss_urls_verify_their_host_on_port_443_by_default() {
+        let t = Target::parse("wss://localhost/feed").unwrap();
+        assert_eq!(t.addr.port(), 443);
+        assert_eq!(t.host_header, "localhost");
+        assert_eq!(t.tls.unwrap().to_str(), "localhost");
+        let t = Target::parse("wss://127.0.0.1:9443/").unwrap();
+        assert_eq!(t.host_header, "127.0.0.1:9443");
+        assert!(matches!(
+            t.tls,
+            Some(rustls::pki_types::ServerName::IpAddress(_))
+        ));
+        assert!(Target::parse("ws://127.0.0.1:9000/").unwrap().tls.is_none());
+    }
+
+    #[test]
     fn bad_urls_say_why() {
         for (url, why) in [
             ("http://127.0.0.1:80/", "not a WebSocket scheme"),
-            ("wss://127.0.0.1/", "TLS"),
+            ("ftp://127.0.0.1/", "unknown scheme"),
             ("ws://:9000/", "no host"),
             ("ws://127.0.0.1:99999/", "not a port"),
             ("127.0.0.1:9000", "expected ws://"),

@@ -11,6 +11,7 @@ pub mod ceiling;
 pub mod handshake;
 pub mod run;
 pub mod serve;
+pub mod tls;
 
 pub use ceiling::setup_from;
 pub use run::{parse_agent, plan_run, RunShape, MAX_RATE_PER_CONN};

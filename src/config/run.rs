@@ -401,12 +401,14 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
             .transpose()?,
         offer: super::handshake::offer_from(l)?,
         per_conn: None,
+        tls: None,
         shards: Vec::new(),
     };
     super::handshake::per_connection(l, &mut plan, agent.agent.map_or(1, |(i, _)| i))?;
+    let server_tls = tls_from(l, &mut plan)?;
     plan.split_shards();
     Ok(Run {
-        server: super::serve::embedded(&plan),
+        server: super::serve::embedded(&plan, server_tls),
         plan,
         outputs: Outputs {
             json: sh.json,
@@ -415,6 +417,37 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
             judge: sh.judge,
         },
     })
+}
+
+/// The client's TLS (`wss://` targets, or `--tls` with the embedded server), and
+/// the embedded server's TLS config when it serves TLS.
+fn tls_from(l: &LoadArgs, plan: &mut Plan) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+    if l.tls && !plan.embedded() {
+        return Err(Error::usage(
+            "--tls serves the built-in server over TLS (no URL given); to load a TLS server, write its URL as wss://",
+        ));
+    }
+    let flags = super::tls::ClientFlags {
+        ca: &l.ca,
+        insecure: l.insecure,
+        sni: l.sni.as_deref(),
+        cert: l.cert.as_deref(),
+        key: l.key.as_deref(),
+        no_resume: l.no_tls_resume,
+    };
+    let (server, root) = if l.tls {
+        let names = ["127.0.0.1".to_string(), "localhost".to_string()];
+        let (server, made) = super::tls::self_signed_server(&names)?;
+        (Some(server), made.chain.last().cloned())
+    } else {
+        (None, None)
+    };
+    let wss = l.tls || plan.targets.iter().any(|t| t.tls.is_some());
+    plan.tls = super::tls::client(&flags, wss, root.as_ref())?;
+    if plan.tls.as_ref().is_some_and(|t| t.insecure) && !plan.quiet {
+        eprintln!("wsherd: --insecure: the servers' certificates are not verified");
+    }
+    Ok(server)
 }
 
 /// Connections, duration and load curves, from -c, -d, --stages, --ramp, --warmup.

@@ -73,7 +73,9 @@ impl ServeConfig {
                 "--service-time must be longer than zero (e.g. 200us); leave it out for no service time",
             ));
         }
+        let tls = serve_tls(&a, addr)?;
         Ok(ServeConfig {
+            tls,
             addr,
             mode: a.mode.into(),
             queue: a.queue as usize,
@@ -95,11 +97,38 @@ impl ServeConfig {
     }
 }
 
+/// `--tls-cert/--tls-key`, or `--tls-self-signed` (whose CA goes to
+/// `--tls-ca-out`): the server's TLS config, None for plain ws://.
+fn serve_tls(a: &ServeArgs, addr: SocketAddr) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+    if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
+        return super::tls::server_from_files(cert, key).map(Some);
+    }
+    if !a.tls_self_signed {
+        return Ok(None);
+    }
+    let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+    if !addr.ip().is_unspecified() && !names.contains(&addr.ip().to_string()) {
+        names.push(addr.ip().to_string());
+    }
+    let (config, made) = super::tls::self_signed_server(&names)?;
+    if let Some(out) = &a.tls_ca_out {
+        std::fs::write(out, &made.ca_pem).map_err(|e| Error::Output {
+            path: out.display().to_string(),
+            why: format!("--tls-ca-out: {e}"),
+        })?;
+    }
+    Ok(Some(config))
+}
+
 /// The built-in server a run starts in its own process when no URL is given:
 /// on a free loopback port, on the plan's server cores, relaying to everyone
 /// for a broadcast workload and echoing otherwise.
-pub fn embedded(plan: &crate::plan::Plan) -> Option<ServeConfig> {
+pub fn embedded(
+    plan: &crate::plan::Plan,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> Option<ServeConfig> {
     plan.embedded().then(|| ServeConfig {
+        tls,
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         mode: if plan.workload.broadcast.is_some() {
             ServeMode::Broadcast

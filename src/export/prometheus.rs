@@ -123,6 +123,7 @@ struct ClientInner {
     rtt: HdrBuckets,
     rtt_uncorrected: HdrBuckets,
     connect: HdrBuckets,
+    tls: HdrBuckets,
     handshake: HdrBuckets,
     delivery: HdrBuckets,
     session: HdrBuckets,
@@ -246,6 +247,12 @@ impl ClientInner {
         );
         hist(
             r,
+            "wsherd_client_tls_handshake",
+            "wss://: TLS handshake time, TCP connect to its end; buckets derived from HDR histograms",
+            &self.tls,
+        );
+        hist(
+            r,
             "wsherd_client_handshake",
             "WebSocket upgrade time; buckets derived from HDR histograms",
             &self.handshake,
@@ -330,6 +337,7 @@ impl ClientMetrics {
         m.rtt.add(&iv.rtt);
         m.rtt_uncorrected.add(&iv.rtt_uncorrected);
         m.connect.add(&iv.connect);
+        m.tls.add(&iv.tls);
         m.handshake.add(&iv.handshake);
         m.delivery.add(&iv.delivery);
         m.session.add(&iv.session);

@@ -10,3 +10,5 @@
 pub mod pool;
 pub mod sock;
 pub mod stop;
+pub mod stream;
+pub mod tls;

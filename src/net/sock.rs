@@ -89,6 +89,9 @@ pub(crate) fn recv_now(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<Option<usize>
 
 /// Stable cause names for I/O errors.
 pub fn io_cause(e: &io::Error) -> &'static str {
+    if let Some(f) = super::tls::failure(e) {
+        return f.cause;
+    }
     match e.raw_os_error() {
         Some(libc::ECONNREFUSED) => "refused",
         Some(libc::ECONNRESET) => "reset",

@@ -33,6 +33,7 @@ pub fn latency_kinds(r: &RunResults) -> Vec<(&'static str, &LatencyStats)> {
         ("handshake", &l.handshake),
     ];
     let optional = [
+        ("tls", l.tls.as_ref()),
         ("rtt_uncorrected", l.rtt_uncorrected.as_ref()),
         ("send_lag", l.send_lag.as_ref()),
         ("delivery", l.delivery.as_ref()),

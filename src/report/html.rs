@@ -382,10 +382,16 @@ fn spectrum_charts(o: &mut String, r: &RunResults) {
             x: XAxis::Percentile,
             y_label: "latency (ms)",
             counts: false,
-            series: vec![
-                Series::line("connect (TCP)", spectrum(&hist(&l.connect))),
-                Series::line("handshake (upgrade)", spectrum(&hist(&l.handshake))),
-            ],
+            series: [
+                Some(Series::line("connect (TCP)", spectrum(&hist(&l.connect)))),
+                l.tls
+                    .as_ref()
+                    .map(|t| Series::line("TLS handshake", spectrum(&hist(t)))),
+                Some(Series::line("handshake (upgrade)", spectrum(&hist(&l.handshake)))),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         },
     ];
     for c in charts {

@@ -182,9 +182,14 @@ fn latency(r: &RunResults) -> Section {
     let l = &r.latency;
     let mut rows = vec![
         latency_row("connect", &l.connect),
+    ];
+    if let Some(tls) = &l.tls {
+        rows.push(latency_row("TLS", tls));
+    }
+    rows.extend([
         latency_row("handshake", &l.handshake),
         latency_row("round trip", &l.rtt),
-    ];
+    ]);
     if let Some(raw) = &l.rtt_uncorrected {
         rows.push(latency_row("uncorrected", raw));
         if let Some(lag) = &l.send_lag {

@@ -157,6 +157,24 @@ pub struct ConnectionStats {
     /// chose, `(none)` where it chose none. Empty when none was offered.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub subprotocols: BTreeMap<String, u64>,
+    /// wss:// only: what TLS did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsStats>,
+}
+
+/// The TLS handshakes of a wss:// run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TlsStats {
+    /// Handshakes with a certificate exchange.
+    pub full: u64,
+    /// Handshakes that resumed an earlier session (browsers do this on reconnect).
+    pub resumed: u64,
+    /// Connections by TLS version and cipher suite (`TLSv1.3 TLS13_AES_256_GCM_SHA384`).
+    pub negotiated: BTreeMap<String, u64>,
+    /// False with --insecure: the servers' certificates were not verified.
+    pub verified: bool,
+    /// False with --no-tls-resume.
+    pub resumption: bool,
 }
 
 /// The message ledger: `sent = received + failed + in_flight_at_stop`.
@@ -195,7 +213,11 @@ impl MessageStats {
 pub struct Latencies {
     /// TCP connect time.
     pub connect: LatencyStats,
-    /// WebSocket upgrade time (request written to 101 verified).
+    /// wss:// only: the TLS handshake, between the TCP connect and the upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<LatencyStats>,
+    /// WebSocket upgrade time (request written to 101 verified; with a proxy,
+    /// its CONNECT exchange too).
     pub handshake: LatencyStats,
     /// Message round trip to the matched echo (or pong), timed from the intended
     /// send: in an open loop this is the coordinated-omission-corrected latency.

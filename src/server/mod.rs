@@ -53,6 +53,8 @@ pub struct ServeConfig {
     pub faults: ServerFaults,
     /// Where to serve Prometheus metrics.
     pub metrics_addr: Option<SocketAddr>,
+    /// Serve TLS (wss://) with this config.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// Cross-thread counters the shards publish once a tick (not per message).
