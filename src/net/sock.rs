@@ -10,42 +10,13 @@
 //!
 //! Part of `net/`, below both sides: it must never import `shard/` or `server/`.
 
-use monoio::io::{AsyncReadRent, OwnedReadHalf};
+use monoio::io::OwnedReadHalf;
 use monoio::net::TcpStream;
-use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
-
-/// What a connection reads from: its stream, or the read half of it.
-pub(crate) trait ReadSide: AsyncReadRent {
-    /// The socket, for the non-blocking `recv` after readiness.
-    fn fd(&self) -> RawFd;
-    /// Waits until there is data (or EOF, or an error) to read, holding no buffer.
-    fn readable(&self) -> impl Future<Output = io::Result<()>>;
-}
-
-impl ReadSide for TcpStream {
-    fn fd(&self) -> RawFd {
-        self.as_raw_fd()
-    }
-
-    fn readable(&self) -> impl Future<Output = io::Result<()>> {
-        TcpStream::readable(self, false)
-    }
-}
-
-impl ReadSide for OwnedReadHalf<TcpStream> {
-    fn fd(&self) -> RawFd {
-        half_stream(self).as_raw_fd()
-    }
-
-    fn readable(&self) -> impl Future<Output = io::Result<()>> {
-        half_stream(self).readable(false)
-    }
-}
+use std::os::fd::RawFd;
 
 /// The stream behind a read half, for readiness and the fd only.
-fn half_stream(rd: &OwnedReadHalf<TcpStream>) -> &TcpStream {
+pub(crate) fn half_stream(rd: &OwnedReadHalf<TcpStream>) -> &TcpStream {
     // SAFETY: the halves share the stream through an `UnsafeCell`, and monoio's own
     // `read`/`write` on them take `&mut` to it concurrently (TcpStream is `Split`:
     // its reads and writes are independent). Readiness only clones the shared fd

@@ -11,14 +11,58 @@
 //! Part of `net/`, the wire layer: it must never import `shard/`, `server/` or
 //! anything of the load layer and above.
 
-use super::sock::{self, ReadSide};
+use super::sock::{self, half_stream};
 use super::tls::Session;
 use monoio::io::{AsyncReadRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use std::cell::RefCell;
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+
+/// What a connection reads from: a stream, or the read half of one.
+pub trait ReadSide {
+    /// Waits until a read has something to take (or EOF, or an error), holding
+    /// no buffer.
+    fn readable(&self) -> impl Future<Output = io::Result<()>>;
+    /// Takes what can be read now, without waiting (see `Stream::recv_now`).
+    fn recv_now(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<usize>>;
+    /// TLS: read readiness first, always (records come whole out of rustls).
+    fn is_tls(&self) -> bool;
+    /// An io_uring read, holding `buf` until data comes (plain streams only).
+    fn ring_read(&mut self, buf: Vec<u8>) -> impl Future<Output = (io::Result<usize>, Vec<u8>)>;
+}
+
+impl ReadSide for Stream {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> {
+        Stream::readable(self)
+    }
+    fn recv_now(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+        Stream::recv_now(self, buf)
+    }
+    fn is_tls(&self) -> bool {
+        Stream::is_tls(self)
+    }
+    fn ring_read(&mut self, buf: Vec<u8>) -> impl Future<Output = (io::Result<usize>, Vec<u8>)> {
+        self.tcp.read(buf)
+    }
+}
+
+impl ReadSide for ReadHalf {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> {
+        ReadHalf::readable(self)
+    }
+    fn recv_now(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+        ReadHalf::recv_now(self, buf)
+    }
+    fn is_tls(&self) -> bool {
+        ReadHalf::is_tls(self)
+    }
+    fn ring_read(&mut self, buf: Vec<u8>) -> impl Future<Output = (io::Result<usize>, Vec<u8>)> {
+        self.tcp.read(buf)
+    }
+}
 
 /// A connection's stream: TCP, with a TLS session over it for `wss://`.
 pub struct Stream {
@@ -43,6 +87,12 @@ impl Stream {
             tcp,
             tls: Some(session),
         })
+    }
+
+    /// The TCP stream of a plain stream (a tunnel made over it, TLS next); a TLS
+    /// session, if any, is dropped.
+    pub fn into_tcp(self) -> TcpStream {
+        self.tcp
     }
 
     pub fn tcp(&self) -> &TcpStream {
@@ -170,12 +220,12 @@ impl ReadHalf {
         if self.tls.as_ref().is_some_and(|s| s.borrow().has_plaintext()) {
             return Ok(());
         }
-        ReadSide::readable(&self.tcp).await
+        half_stream(&self.tcp).readable(false).await
     }
 
     /// As `Stream::recv_now`.
     pub fn recv_now(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
-        let fd = ReadSide::fd(&self.tcp);
+        let fd = half_stream(&self.tcp).as_raw_fd();
         match &self.tls {
             Some(s) => s.borrow_mut().recv_now(fd, buf),
             None => sock::recv_now(fd, buf),
@@ -190,6 +240,10 @@ pub struct WriteHalf {
 }
 
 impl WriteHalf {
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// As `Stream::seal`.
     #[inline]
     pub fn seal(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {

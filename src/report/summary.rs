@@ -390,6 +390,30 @@ fn connections(r: &RunResults) -> Section {
             causes(&k.subprotocols),
         ));
     }
+    if let Some(t) = &k.tls {
+        rows.push(Row::new(
+            "TLS handshakes",
+            Place::Line,
+            format!(
+                "{} full, {} resumed{}{}",
+                group(t.full),
+                group(t.resumed),
+                if t.resumption {
+                    ""
+                } else {
+                    " (--no-tls-resume)"
+                },
+                if t.verified {
+                    ""
+                } else {
+                    "; certificates NOT verified (--insecure)"
+                }
+            ),
+        ));
+        if !t.negotiated.is_empty() {
+            rows.push(Row::new("TLS negotiated", Place::Line, causes(&t.negotiated)));
+        }
+    }
     rows.extend(memory(r));
     Section {
         title: "Connections".into(),

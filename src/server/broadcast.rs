@@ -55,10 +55,11 @@ use super::frames;
 use super::hub::{Bell, Frame, Local};
 use super::read::{Got, Reader};
 use super::shard::{ServerShard, MAX_FRAME};
-use crate::net::sock::ReadSide;
+
 use crate::ws::frame::{self, Kind};
 use bytes::Bytes;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use crate::net::stream::{ReadHalf, WriteHalf};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -166,12 +167,15 @@ struct Partial {
 #[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see above
 pub(crate) fn connection(
     shard: std::rc::Rc<ServerShard>,
-    mut stream: TcpStream,
+    tcp: TcpStream,
 ) -> impl Future<Output = ()> {
     async move {
         let slot = shard.stop.slot();
-        let _ = stream.set_nodelay(true);
-        if let Some(b) = shard.bcast.as_ref() {
+        let stream = match shard.bcast.as_ref() {
+            Some(_) => super::conn::secure(&shard, tcp).await,
+            None => None,
+        };
+        if let (Some(b), Some(mut stream)) = (shard.bcast.as_ref(), stream) {
             // Subscribe before the 101 goes out, so a client that sees its upgrade
             // answered receives everything published from then on.
             let id = Cell::new(None);
@@ -183,7 +187,7 @@ pub(crate) fn connection(
                     run(
                         &shard,
                         b,
-                        stream.into_split(),
+                        stream.split(),
                         slot,
                         sub,
                         Reader::new(early),
@@ -209,7 +213,7 @@ pub(crate) fn connection(
 fn run<'a>(
     shard: &'a ServerShard,
     b: &'a Local,
-    (mut rd, mut wr): (OwnedReadHalf<TcpStream>, OwnedWriteHalf<TcpStream>),
+    (mut rd, mut wr): (ReadHalf, WriteHalf),
     slot: usize,
     id: usize,
     reader: Reader,
@@ -295,7 +299,7 @@ impl Between {
 fn write_loop<'a>(
     shard: &'a ServerShard,
     b: &'a Local,
-    wr: &'a mut OwnedWriteHalf<TcpStream>,
+    wr: &'a mut WriteHalf,
     slot: usize,
     id: usize,
     between: &'a Between,
@@ -325,7 +329,11 @@ fn write_loop<'a>(
             let mut out = shard.wpool.take();
             let direct = between.next_write(b, id, final_phase, &mut out);
             if !out.is_empty() {
-                let (res, out) = wr.write_all(out).await;
+                if wr.seal(&mut out).is_err() {
+                    shard.wpool.put(out);
+                    return WriteEnd::Done;
+                }
+                let (res, out) = wr.tcp_mut().write_all(out).await;
                 shard.wpool.put(out);
                 if res.is_err() {
                     return WriteEnd::Done;
@@ -334,7 +342,17 @@ fn write_loop<'a>(
                 shard.wpool.put(out);
             }
             if let Some(f) = direct {
-                if wr.write_all(f).await.0.is_err() {
+                let sent = if wr.is_tls() {
+                    // TLS: the records are this connection's own; seal a copy.
+                    let mut out = f.to_vec();
+                    match wr.seal(&mut out) {
+                        Ok(()) => wr.tcp_mut().write_all(out).await.0.is_ok(),
+                        Err(_) => false,
+                    }
+                } else {
+                    wr.tcp_mut().write_all(f).await.0.is_ok()
+                };
+                if !sent {
                     return WriteEnd::Done;
                 }
             }
@@ -356,7 +374,7 @@ fn write_loop<'a>(
 fn read_loop<'a>(
     shard: &'a ServerShard,
     b: &'a Local,
-    rd: &'a mut OwnedReadHalf<TcpStream>,
+    rd: &'a mut ReadHalf,
     slot: usize,
     id: usize,
     mut reader: Reader,

@@ -18,13 +18,12 @@
 use super::frames;
 use super::read::{Got, Reader};
 use super::shard::ServerShard;
-use crate::net::sock::recv_now;
+use crate::net::stream::Stream;
 use crate::ws::frame::{self, Kind};
 use crate::ws::handshake::{self, Request};
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 use std::future::Future;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -35,23 +34,52 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `async fn`, whose arguments (the stream is 80 bytes) would be stored twice in the
 /// task for the connection's whole life.
 #[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see above
-pub(crate) fn connection(
-    shard: Rc<ServerShard>,
-    mut stream: TcpStream,
-) -> impl Future<Output = ()> {
+pub(crate) fn connection(shard: Rc<ServerShard>, tcp: TcpStream) -> impl Future<Output = ()> {
     async move {
         let slot = shard.stop.slot();
-        let _ = stream.set_nodelay(true);
-        if let Some(early) = upgrade(&shard, &mut stream, || {}).await {
-            shard.open.set(shard.open.get() + 1);
-            shard.connections.set(shard.connections.get() + 1);
-            echo_loop(&shard, &mut stream, slot, Reader::new(early)).await;
-            shard.open.set(shard.open.get() - 1);
-            shard.leave();
+        if let Some(mut stream) = secure(&shard, tcp).await {
+            if let Some(early) = upgrade(&shard, &mut stream, || {}).await {
+                shard.open.set(shard.open.get() + 1);
+                shard.connections.set(shard.connections.get() + 1);
+                echo_loop(&shard, &mut stream, slot, Reader::new(early)).await;
+                shard.open.set(shard.open.get() - 1);
+                shard.leave();
+            }
         }
         shard.stop.release(slot);
         shard.live.set(shard.live.get() - 1);
     }
+}
+
+/// The accepted socket as the connection's stream: over TLS when the server
+/// serves wss:// (the handshake within `HANDSHAKE_TIMEOUT`; a failed one is
+/// counted as an error and ends the connection).
+pub(super) async fn secure(shard: &ServerShard, tcp: TcpStream) -> Option<Stream> {
+    let _ = tcp.set_nodelay(true);
+    let Some(config) = &shard.tls else {
+        return Some(Stream::plain(tcp));
+    };
+    // Boxed: the session's handshake state and the timer are needed only now.
+    let made = Box::pin(monoio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let session = crate::net::tls::Session::server(config.clone()).ok()?;
+        Stream::handshake(tcp, Box::new(session), &[]).await.ok()
+    }))
+    .await
+    .ok()
+    .flatten();
+    if made.is_none() {
+        shard.errors.set(shard.errors.get() + 1);
+    }
+    made
+}
+
+/// Seals `out` (TLS) and writes it; the buffer comes back.
+async fn send(stream: &mut Stream, mut out: Vec<u8>) -> (std::io::Result<()>, Vec<u8>) {
+    if let Err(e) = stream.seal(&mut out) {
+        return (Err(e), out);
+    }
+    let (res, out) = stream.tcp_mut().write_all(out).await;
+    (res.map(|_| ()), out)
 }
 
 /// Reads the request head and answers it, within `HANDSHAKE_TIMEOUT`. Returns the
@@ -59,7 +87,7 @@ pub(crate) fn connection(
 /// `accepting` runs right before the 101 response is written.
 pub(super) async fn upgrade(
     shard: &ServerShard,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     accepting: impl FnOnce(),
 ) -> Option<Vec<u8>> {
     // Boxed: the timer is needed during the handshake only, and inline it would make
@@ -75,7 +103,7 @@ pub(super) async fn upgrade(
 
 async fn handshake(
     shard: &ServerShard,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     accepting: impl FnOnce(),
 ) -> Option<Vec<u8>> {
     // The request so far, when it took more than one read (rare).
@@ -83,9 +111,9 @@ async fn handshake(
     loop {
         // Accepted connections wait for their request without holding a buffer, and
         // take what came at once, so none holds one while a read waits.
-        stream.readable(false).await.ok()?;
+        stream.readable().await.ok()?;
         let mut buf = shard.pool.take();
-        match recv_now(stream.as_raw_fd(), &mut buf) {
+        match stream.recv_now(&mut buf) {
             Ok(Some(n)) if n > 0 => {}
             Ok(None) => {
                 shard.pool.put(buf);
@@ -118,12 +146,12 @@ async fn handshake(
                 // when the handshake's timeout drops this future).
                 if !shard.admit() {
                     shard.rejected.set(shard.rejected.get() + 1);
-                    let _ = stream.write_all(handshake::BUSY).await;
+                    let _ = send(stream, handshake::BUSY.to_vec()).await;
                     return None;
                 }
                 let place = Place(shard);
                 accepting();
-                let (res, _) = stream.write_all(response).await;
+                let (res, _) = send(stream, response).await;
                 res.ok()?;
                 // Upgraded: the connection gives the place back when it ends.
                 std::mem::forget(place);
@@ -132,7 +160,7 @@ async fn handshake(
             Request::Reject(response) => {
                 shard.pool.put(buf);
                 shard.rejected.set(shard.rejected.get() + 1);
-                let _ = stream.write_all(response).await;
+                let _ = send(stream, response).await;
                 return None;
             }
         }
@@ -192,7 +220,7 @@ fn on_bytes(shard: &ServerShard, data: &mut [u8], out: &mut Vec<u8>) -> (usize, 
 #[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see above
 fn echo_loop<'a>(
     shard: &'a ServerShard,
-    stream: &'a mut TcpStream,
+    stream: &'a mut Stream,
     slot: usize,
     mut reader: Reader,
 ) -> impl Future<Output = ()> + 'a {
@@ -212,7 +240,11 @@ fn echo_loop<'a>(
             let (used, next) = on_bytes(shard, &mut buf, &mut out);
             reader.done(shard, buf, used);
             if !out.is_empty() {
-                let (res, out) = stream.write_all(out).await;
+                if stream.seal(&mut out).is_err() {
+                    shard.wpool.put(out);
+                    return;
+                }
+                let (res, out) = stream.tcp_mut().write_all(out).await;
                 shard.wpool.put(out);
                 if res.is_err() {
                     return;
@@ -231,16 +263,16 @@ fn echo_loop<'a>(
 }
 
 /// The server is stopping: tell the client (1001) and give it a moment to answer.
-async fn going_away(shard: &ServerShard, stream: &mut TcpStream) {
+async fn going_away(shard: &ServerShard, stream: &mut Stream) {
     let mut out = shard.wpool.take();
     frame::write_server_frame(&mut out, Kind::Close, true, &1001u16.to_be_bytes());
     // Boxed, as the handshake's timer: only a stopping connection pays for it.
     let _ = Box::pin(monoio::time::timeout(Duration::from_millis(500), async {
-        let (res, out) = stream.write_all(out).await;
+        let (res, out) = send(stream, out).await;
         shard.wpool.put(out);
         if res.is_ok() {
             // The client's close (or its EOF): no need to read it, only to see it.
-            let _ = stream.readable(false).await;
+            let _ = stream.readable().await;
         }
     }))
     .await;

@@ -241,6 +241,7 @@ pub fn start(cfg: ServeConfig) -> Result<ServerHandle> {
             queue: cfg.queue,
             broadcast: bells[i].take(),
             timing: cfg.metrics_addr.is_some(),
+            tls: cfg.tls.clone(),
         };
         let t = std::thread::Builder::new()
             .name(format!("wsherd-serve-{i}"))
@@ -269,6 +270,7 @@ struct ShardSetup {
     broadcast: Option<(Arc<hub::Hub>, hub::Bell)>,
     /// Record handling and fan-out times (for --metrics-addr).
     timing: bool,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The shard's part in the handle's totals (`ServerShard` itself is in shard.rs).
@@ -331,6 +333,7 @@ async fn serve_shard(
         queue,
         broadcast: bcast,
         timing,
+        tls,
     } = setup;
     let (bcast, bell) = match bcast {
         Some((hub, bell)) => (Some(hub::Local::new(index, hub, queue)), Some(bell)),
@@ -340,6 +343,7 @@ async fn serve_shard(
     if timing {
         shard.timers = Some(timing::Timers::new());
     }
+    shard.tls = tls;
     let shard = Rc::new(shard);
     monoio::spawn(watch(shard.clone(), stop, published.clone()));
     if let Some(bell) = bell {

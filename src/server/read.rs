@@ -21,7 +21,7 @@
 
 use super::shard::{ServerShard, MAX_FRAME};
 use crate::net::sock::io_cause;
-use crate::net::sock::{recv_now, ReadSide};
+use crate::net::stream::ReadSide;
 use crate::ws::frame::{self, From, Kind};
 use std::future::Future;
 use std::io;
@@ -109,21 +109,23 @@ impl Reader {
             let buf = if std::mem::take(&mut self.early) {
                 std::mem::take(&mut self.pending)
             } else {
-                let buf = if self.pace.wait_first() {
+                let buf = if self.pace.wait_first() || rd.is_tls() {
                     loop {
                         // The operation stays in this frame and `until` gets a reference
                         // to it: 8 bytes in its state, where the operation would be
                         // stored twice.
-                        let mut ready = pin!(rd.readable());
-                        match shard.stop.until(slot, ready.as_mut()).await {
-                            None => return Got::Stop,
-                            Some(Err(_)) => return Got::Gone,
-                            Some(Ok(())) => {}
+                        {
+                            let mut ready = pin!(rd.readable());
+                            match shard.stop.until(slot, ready.as_mut()).await {
+                                None => return Got::Stop,
+                                Some(Err(_)) => return Got::Gone,
+                                Some(Ok(())) => {}
+                            }
                         }
                         // Something is there: take it now, and give the buffer back
                         // before the next wait.
                         let mut buf = shard.pool.take();
-                        match recv_now(rd.fd(), &mut buf) {
+                        match rd.recv_now(&mut buf) {
                             Ok(Some(n)) if n > 0 => break buf,
                             // Readiness without data (a spurious wake): wait again.
                             Ok(None) => shard.pool.put(buf),
@@ -135,7 +137,7 @@ impl Reader {
                     }
                 } else {
                     // Busy: read through the ring at once, holding the buffer meanwhile.
-                    let mut reading = pin!(rd.read(shard.pool.take()));
+                    let mut reading = pin!(rd.ring_read(shard.pool.take()));
                     let (res, buf) = match shard.stop.until(slot, reading.as_mut()).await {
                         None => return Got::Stop,
                         Some(r) => r,

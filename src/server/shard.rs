@@ -86,6 +86,8 @@ pub(crate) struct ServerShard {
     pub(super) published_last: std::cell::RefCell<(ServerTotals, u64)>,
     /// With --metrics-addr: handling and fan-out timers.
     pub(crate) timers: Option<Timers>,
+    /// Serve TLS (wss://) with this config.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl ServerShard {
@@ -109,6 +111,7 @@ impl ServerShard {
             errors: Cell::new(0),
             published_last: Default::default(),
             timers: None,
+            tls: None,
             faults,
             held,
             busy_until: Cell::new(origin),

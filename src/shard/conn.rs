@@ -20,11 +20,13 @@ use super::exchange::{on_read, queue_messages, Conn, End};
 use super::state::{Shard, CLOSE_WAIT};
 use crate::net::sock::io_cause;
 use crate::net::stop::{CLOSE_OVER, DRAINED, STOPPED};
+use crate::net::stream::Stream;
 use crate::ws::frame::{self, Kind};
 use crate::ws::handshake;
 use monoio::buf::IoBuf;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent};
 use monoio::net::TcpStream;
+use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -137,9 +139,9 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32) {
 /// An open that the end of the run interrupted.
 const ABORTED: &str = "aborted_at_stop";
 
-/// TCP connect and WebSocket upgrade. Returns the stream and any bytes that
-/// followed the 101 response.
-async fn open(shard: &Shard, slot: usize, id: u32) -> Result<(TcpStream, Vec<u8>), &'static str> {
+/// TCP connect, a proxy's tunnel, TLS and the WebSocket upgrade. Returns the
+/// stream and any bytes that followed the 101 response.
+async fn open(shard: &Shard, slot: usize, id: u32) -> Result<(Stream, Vec<u8>), &'static str> {
     let run = &shard.run;
     let (target, source) = crate::plan::endpoint(id as u64, run.targets.len(), &run.plan.sources);
     let t = &run.targets[target];
@@ -171,32 +173,39 @@ async fn open(shard: &Shard, slot: usize, id: u32) -> Result<(TcpStream, Vec<u8>
         .connect
         .saturating_record(connected.duration_since(t0).as_nanos() as u64);
     let _ = stream.set_nodelay(true);
-    let mut stream = stream;
 
     let remaining = run
         .plan
         .connect_timeout
         .saturating_sub(connected.duration_since(t0));
-    let leftover = match shard
+    let in_tls = Cell::new(false);
+    let opened = match shard
         .stop
         .until(
             slot,
             monoio::time::timeout(
                 remaining.max(Duration::from_millis(1)),
-                upgrade(shard, &mut stream, t, id),
+                establish(shard, stream, t, id, &in_tls),
             ),
         )
         .await
     {
         None => return Err(ABORTED),
+        Some(Err(_)) if in_tls.get() => return Err("tls_handshake_timeout"),
         Some(Err(_)) => return Err("handshake_timeout"),
         Some(Ok(Err(cause))) => return Err(cause),
-        Some(Ok(Ok(l))) => l,
+        Some(Ok(Ok(o))) => o,
     };
-    let (leftover, chosen) = leftover;
+    let Established {
+        stream,
+        leftover,
+        chosen,
+        tls_time,
+    } = opened;
     let mut st = shard.stats.borrow_mut();
+    // The HTTP exchanges: the time since the connect, TLS left out.
     st.handshake
-        .saturating_record(connected.elapsed().as_nanos() as u64);
+        .saturating_record(connected.elapsed().saturating_sub(tls_time).as_nanos() as u64);
     st.counters.established += 1;
     let offered = &run.plan.offer.subprotocols;
     if !offered.is_empty() {
@@ -209,25 +218,101 @@ async fn open(shard: &Shard, slot: usize, id: u32) -> Result<(TcpStream, Vec<u8>
     Ok((stream, leftover))
 }
 
-/// Writes the upgrade request and reads until the response head is complete
-/// (through a proxy's tunnel first, when the target has one). Returns the bytes
-/// after the head and the subprotocol chosen (an index into the plan's offer).
-async fn upgrade(
+/// An open connection, and how it got there.
+struct Established {
+    stream: Stream,
+    /// Bytes that followed the 101 response.
+    leftover: Vec<u8>,
+    /// The subprotocol the server chose (an index into the plan's offer).
+    chosen: Option<usize>,
+    /// How long the TLS handshake took (zero for ws://).
+    tls_time: Duration,
+}
+
+/// Over a connected socket: a proxy's tunnel (when the target has one), TLS (for
+/// wss://, timed and counted) and the upgrade. `in_tls` says whether a timeout
+/// caught it in the TLS handshake.
+async fn establish(
     shard: &Shard,
-    stream: &mut TcpStream,
+    tcp: TcpStream,
     t: &crate::target::Target,
     id: u32,
-) -> Result<(Vec<u8>, Option<usize>), &'static str> {
-    let mut head = match &t.proxy {
-        Some(p) => tunnel(shard, stream, p, &t.authority).await?,
+    in_tls: &Cell<bool>,
+) -> Result<Established, &'static str> {
+    let mut stream = Stream::plain(tcp);
+    let early = match &t.proxy {
+        Some(p) => tunnel(shard, &mut stream, p, &t.authority).await?,
         None => Vec::new(),
     };
+    let mut tls_time = Duration::ZERO;
+    let (mut stream, head) = match (&t.tls, &shard.run.plan.tls) {
+        (Some(name), Some(tls)) => {
+            let name = tls.sni.clone().unwrap_or_else(|| name.clone());
+            let session = crate::net::tls::Session::client(tls.config.clone(), name)
+                .map_err(|e| io_cause(&e))?;
+            in_tls.set(true);
+            let t0 = Instant::now();
+            let stream = Stream::handshake(stream.into_tcp(), Box::new(session), &early)
+                .await
+                .map_err(|e| tls_failed(shard, id, &e))?;
+            in_tls.set(false);
+            tls_time = t0.elapsed();
+            let mut st = shard.stats.borrow_mut();
+            st.tls.saturating_record(tls_time.as_nanos() as u64);
+            if let Some(n) = stream.session().and_then(|s| s.negotiated()) {
+                st.counters.tls(n.resumed, n.version, n.suite);
+            }
+            (stream, Vec::new())
+        }
+        _ => (stream, early),
+    };
+    let (leftover, chosen) = upgrade(shard, &mut stream, t, id, head).await?;
+    Ok(Established {
+        stream,
+        leftover,
+        chosen,
+        tls_time,
+    })
+}
+
+/// A TLS handshake that failed: its cause, and for the first connection with
+/// each cause, what went wrong and how to fix it, on stderr (always: a
+/// certificate problem stops a whole run, and the fix is a flag away).
+#[cold]
+fn tls_failed(shard: &Shard, id: u32, e: &io::Error) -> &'static str {
+    let cause = io_cause(e);
+    if let Some(f) = crate::net::tls::failure(e) {
+        let first = shard
+            .run
+            .shown_causes
+            .lock()
+            .map(|mut s| s.insert(cause.to_string()))
+            .unwrap_or(false);
+        if first {
+            eprintln!("wsherd: connection {id}: {cause}: {}", f.detail);
+        }
+    }
+    cause
+}
+
+/// Writes the upgrade request and reads until the response head is complete.
+/// `head` holds bytes that already came (a proxy's, behind its answer). Returns
+/// the bytes after the head and the subprotocol chosen (an index into the plan's
+/// offer).
+async fn upgrade(
+    shard: &Shard,
+    stream: &mut Stream,
+    t: &crate::target::Target,
+    id: u32,
+    mut head: Vec<u8>,
+) -> Result<(Vec<u8>, Option<usize>), &'static str> {
     let key = handshake::new_key();
     let mut req = shard.wpool.take();
     let offer = &shard.run.plan.offer;
     write_request(shard, t, id, &key, &mut req);
     let sent = shard.run.plan.verbose.then(|| req.clone());
-    let (res, req) = stream.write_all(req).await;
+    stream.seal(&mut req).map_err(|e| io_cause(&e))?;
+    let (res, req) = stream.tcp_mut().write_all(req).await;
     shard.wpool.put(req);
     res.map_err(|e| io_cause(&e))?;
     loop {
@@ -260,8 +345,8 @@ async fn upgrade(
 /// Reads what came next of an answer's head onto `head`; the bytes read (0: the
 /// peer closed). Waits for the answer before borrowing a buffer: thousands of
 /// connections may be mid-upgrade at once during a ramp.
-async fn read_more(shard: &Shard, stream: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<usize> {
-    stream.readable(false).await?;
+async fn read_more(shard: &Shard, stream: &mut Stream, head: &mut Vec<u8>) -> io::Result<usize> {
+    stream.readable().await?;
     let buf = shard.pool.take();
     let (res, buf) = stream.read(buf).await;
     if let Ok(n) = res {
@@ -321,13 +406,13 @@ fn write_request(shard: &Shard, t: &crate::target::Target, id: u32, key: &str, o
 /// the proxy). Returns any bytes the proxy passed on behind its answer.
 async fn tunnel(
     shard: &Shard,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     proxy: &crate::proxy::Proxy,
     authority: &str,
 ) -> Result<Vec<u8>, &'static str> {
     let mut req = shard.wpool.take();
     req.extend_from_slice(proxy.connect_request(authority).as_bytes());
-    let (res, req) = stream.write_all(req).await;
+    let (res, req) = stream.tcp_mut().write_all(req).await;
     shard.wpool.put(req);
     res.map_err(|e| proxy_cause(&e))?;
     let mut head = Vec::new();
@@ -378,15 +463,18 @@ fn intern(s: String) -> &'static str {
 /// does every drain read (all connections drain at once at the end of a run).
 async fn read_some(
     shard: &Shard,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     slot: usize,
     expecting: bool,
     until: u8,
 ) -> Read {
+    if stream.is_tls() {
+        return read_tls(shard, stream, slot, until).await;
+    }
     if !expecting || until != STOPPED {
         match shard
             .stop
-            .until_phase(slot, until, stream.readable(false))
+            .until_phase(slot, until, stream.readable())
             .await
         {
             None => return Read::Interrupted,
@@ -394,6 +482,7 @@ async fn read_some(
             Some(Ok(())) => {}
         }
     }
+    let stream = stream.tcp_mut();
     let buf = shard.pool.take();
     let res = if until == STOPPED {
         if shard.stop.is_set_for(slot) {
@@ -429,17 +518,58 @@ async fn read_some(
     }
 }
 
+/// `read_some` over TLS: readiness, then what whole records brought (a partial
+/// record waits for the rest). Boxed: only wss:// connections pay for its state.
+fn read_tls<'a>(
+    shard: &'a Shard,
+    stream: &'a mut Stream,
+    slot: usize,
+    until: u8,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Read> + 'a>> {
+    Box::pin(async move {
+        loop {
+            match shard
+                .stop
+                .until_phase(slot, until, stream.readable())
+                .await
+            {
+                None => return Read::Interrupted,
+                Some(Err(e)) => return Read::Failed(e),
+                Some(Ok(())) => {}
+            }
+            let mut buf = shard.pool.take();
+            match stream.recv_now(&mut buf) {
+                Ok(None) => shard.pool.put(buf),
+                Ok(Some(0)) => {
+                    shard.pool.put(buf);
+                    return Read::Eof;
+                }
+                Ok(Some(_)) => return Read::Data(buf),
+                Err(e) => {
+                    shard.pool.put(buf);
+                    return Read::Failed(e);
+                }
+            }
+        }
+    })
+}
+
 /// Writes `out` (if not empty) and returns the buffer to the pool; gives up (and
 /// drops the write) when the slot reaches phase `until`. A loop of plain writes
 /// rather than `write_all`, whose future is larger: this one is inline in every
 /// connection's task.
 async fn flush(
     shard: &Shard,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     slot: usize,
     mut out: Vec<u8>,
     until: u8,
 ) -> Result<(), End> {
+    if let Err(e) = stream.seal(&mut out) {
+        shard.wpool.put(out);
+        return Err(End::Lost(io_cause(&e)));
+    }
+    let stream = stream.tcp_mut();
     let len = out.len();
     let mut written = 0;
     while written < len {
@@ -472,7 +602,7 @@ async fn flush(
 
 /// The workload phase: runs until the stop signal, a close from the server, or a
 /// broken connection.
-async fn active(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> End {
+async fn active(shard: &Shard, c: &mut Conn, stream: &mut Stream) -> End {
     let mut out = shard.wpool.take();
     queue_messages(shard, c, &mut out, shard.run.plan.workload.initial_sends());
     // Bytes that arrived right behind the 101 response.
@@ -545,7 +675,7 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> End {
 /// `DRAINED` phase rather than a timer, a connection waits for its close turn with
 /// no buffer and no timer, and only the close handshake itself (a few hundred at a
 /// time per shard) and the error paths are boxed.
-async fn finish(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end: End) -> bool {
+async fn finish(shard: &Shard, c: &mut Conn, stream: &mut Stream, end: End) -> bool {
     c.stopping = true;
     match end {
         End::Done => {}
@@ -596,7 +726,7 @@ async fn finish(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end: End) -
 /// Waits for echoes still in flight, sending nothing new (pongs are still
 /// answered), until none is left or the drain is over. Err when the connection
 /// broke or the server closed it meanwhile.
-async fn drain(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> Result<(), End> {
+async fn drain(shard: &Shard, c: &mut Conn, stream: &mut Stream) -> Result<(), End> {
     while c.outstanding() > 0 {
         match read_some(shard, stream, c.slot, true, DRAINED).await {
             Read::Data(b) => {
@@ -620,27 +750,17 @@ async fn drain(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> Result<()
 
 /// The close window is over: send our close if the socket takes it at once, and
 /// close without waiting for the answer.
-fn close_now(shard: &Shard, stream: &TcpStream) {
-    use std::os::unix::io::AsRawFd;
+fn close_now(shard: &Shard, stream: &mut Stream) {
     let mut out = shard.wpool.take();
     let key = shard.rng.borrow_mut().next_key();
     frame::write_client_frame_bytes(&mut out, Kind::Close, key, &1000u16.to_be_bytes());
-    // SAFETY: the descriptor is open (the stream owns it) and `out` is valid for
-    // `out.len()` bytes; MSG_DONTWAIT never blocks, the result is best effort.
-    let _ = unsafe {
-        libc::send(
-            stream.as_raw_fd(),
-            out.as_ptr().cast(),
-            out.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
+    stream.send_now(&mut out);
     shard.wpool.put(out);
 }
 
 /// A connection that ended before the run did (or broke while draining): its
 /// messages in flight are failed; reply to a close or a protocol error politely.
-async fn settle_broken(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end: End) {
+async fn settle_broken(shard: &Shard, c: &mut Conn, stream: &mut Stream, end: End) {
     let deadline = Instant::now() + CLOSE_WAIT;
     match end {
         End::ClosedByServer(code) => {
@@ -673,7 +793,7 @@ async fn settle_broken(shard: &Shard, c: &mut Conn, stream: &mut TcpStream, end:
 /// Sends our close (1000) and waits briefly (`CLOSE_WAIT`) for the server's.
 /// Echoes that still arrive are counted. Returns true when the server answered the
 /// close. Boxed by its caller: it holds timers.
-async fn close_handshake(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) -> bool {
+async fn close_handshake(shard: &Shard, c: &mut Conn, stream: &mut Stream) -> bool {
     let deadline = Instant::now() + CLOSE_WAIT;
     let mut out = shard.wpool.take();
     let key = shard.rng.borrow_mut().next_key();
@@ -684,16 +804,21 @@ async fn close_handshake(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) ->
     loop {
         let ready = monoio::time::timeout(
             deadline.saturating_duration_since(Instant::now()),
-            stream.readable(false),
+            stream.readable(),
         )
         .await;
         if !matches!(ready, Ok(Ok(()))) {
             return false;
         }
-        // Readable: the read completes at once.
-        let (res, b) = stream.read(shard.pool.take()).await;
-        match res {
-            Ok(n) if n > 0 => {}
+        // Readable: take what came without waiting (a TLS record still partial
+        // waits for the next readiness).
+        let mut b = shard.pool.take();
+        match stream.recv_now(&mut b) {
+            Ok(None) => {
+                shard.pool.put(b);
+                continue;
+            }
+            Ok(Some(n)) if n > 0 => {}
             _ => {
                 shard.pool.put(b);
                 return false;
@@ -713,17 +838,21 @@ async fn close_handshake(shard: &Shard, c: &mut Conn, stream: &mut TcpStream) ->
 /// Writes with a deadline, ignoring the stop signal. Returns true on success.
 async fn write_best_effort(
     shard: &Shard,
-    stream: &mut TcpStream,
-    out: Vec<u8>,
+    stream: &mut Stream,
+    mut out: Vec<u8>,
     deadline: Instant,
 ) -> bool {
     if out.is_empty() {
         shard.wpool.put(out);
         return true;
     }
+    if stream.seal(&mut out).is_err() {
+        shard.wpool.put(out);
+        return false;
+    }
     match monoio::time::timeout(
         deadline.saturating_duration_since(Instant::now()),
-        stream.write_all(out),
+        stream.tcp_mut().write_all(out),
     )
     .await
     {

@@ -25,12 +25,10 @@
 
 use super::exchange::{on_read, queue_message, Conn, End};
 use super::state::Shard;
-use crate::net::sock::{io_cause, ReadSide};
+use crate::net::sock::io_cause;
+use crate::net::stream::{ReadHalf, Stream, WriteHalf};
 use crate::plan::Plan;
-use monoio::io::{
-    AsyncWriteRentExt, CancelableAsyncReadRent, OwnedReadHalf, OwnedWriteHalf, Splitable,
-};
-use monoio::net::TcpStream;
+use monoio::io::{AsyncWriteRentExt, CancelableAsyncReadRent};
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::{pin, Pin};
@@ -50,10 +48,10 @@ const MAX_BATCH: u64 = 1024;
 pub(super) async fn active_open(
     shard: &Shard,
     c: &mut Conn,
-    stream: TcpStream,
+    stream: Stream,
     period: Duration,
-) -> (End, TcpStream) {
-    let (mut rd, mut wr) = stream.into_split();
+) -> (End, Stream) {
+    let (mut rd, mut wr) = stream.split();
     let (slot, id) = (c.slot, c.id);
     let conn = RefCell::new(c);
     // Control frames the reader wants sent (pongs); the writer sends them first.
@@ -77,10 +75,7 @@ pub(super) async fn active_open(
         let writer = pin!(write_side(shard, &conn, &control, &mut wr, pace, slot));
         run_both(reader, writer).await
     };
-    let stream = match rd.reunite(wr) {
-        Ok(s) => s,
-        Err(_) => unreachable!("both halves come from the same stream"),
-    };
+    let stream = Stream::reunite(rd, wr);
     // Control replies the writer did not get to send (a pong queued at the end).
     let _ = control;
     (end, stream)
@@ -158,7 +153,7 @@ fn read_side<'a, 'c: 'a>(
     shard: &'a Shard,
     conn: &'a RefCell<&'c mut Conn>,
     control: &'a RefCell<Vec<u8>>,
-    rd: &'a mut OwnedReadHalf<TcpStream>,
+    rd: &'a mut ReadHalf,
     slot: usize,
 ) -> impl Future<Output = End> + use<'a, 'c> {
     async move {
@@ -169,13 +164,14 @@ fn read_side<'a, 'c: 'a>(
             if shard.stop.is_set_for(slot) {
                 return End::Stopped;
             }
-            let buf = if conn.borrow().outstanding() == 0 {
-                match shard.stop.until(slot, ReadSide::readable(rd)).await {
+            // TLS reads readiness first always: records come whole from rustls.
+            let buf = if conn.borrow().outstanding() == 0 || rd.is_tls() {
+                match shard.stop.until(slot, rd.readable()).await {
                     None => return End::Stopped,
                     Some(Err(e)) => return End::Lost(io_cause(&e)),
                     Some(Ok(())) => {}
                 }
-                match recv_ready(shard, ReadSide::fd(rd)) {
+                match recv_ready(shard, rd) {
                     Ok(Some(buf)) => buf,
                     Ok(None) => continue,
                     Err(end) => return end,
@@ -183,6 +179,7 @@ fn read_side<'a, 'c: 'a>(
             } else {
                 let buf = shard.pool.take();
                 let res = rd
+                    .tcp_mut()
                     .cancelable_read(buf, shard.stop.cancel_handle(slot))
                     .await;
                 match ring_read(shard, res) {
@@ -214,9 +211,9 @@ fn read_early(shard: &Shard, c: &mut Conn, control: &mut Vec<u8>) -> Result<(), 
 
 /// Takes what a readable socket holds now into a pooled buffer: `Ok(None)` when
 /// there was nothing after all (the buffer goes back).
-fn recv_ready(shard: &Shard, fd: std::os::fd::RawFd) -> Result<Option<Vec<u8>>, End> {
+fn recv_ready(shard: &Shard, rd: &mut ReadHalf) -> Result<Option<Vec<u8>>, End> {
     let mut buf = shard.pool.take();
-    let got = crate::net::sock::recv_now(fd, &mut buf);
+    let got = rd.recv_now(&mut buf);
     match got {
         Ok(Some(n)) if n > 0 => Ok(Some(buf)),
         Ok(Some(_)) => {
@@ -277,7 +274,7 @@ fn write_side<'a, 'c: 'a>(
     shard: &'a Shard,
     conn: &'a RefCell<&'c mut Conn>,
     control: &'a RefCell<Vec<u8>>,
-    wr: &'a mut OwnedWriteHalf<TcpStream>,
+    wr: &'a mut WriteHalf,
     mut pace: Paced<'a>,
     slot: usize,
 ) -> impl Future<Output = End> + use<'a, 'c> {
@@ -302,7 +299,11 @@ fn write_side<'a, 'c: 'a>(
                 queue_due(shard, &mut conn.borrow_mut(), &mut pace, &mut out, room);
             }
             if !out.is_empty() {
-                let (res, out) = wr.write_all(out).await;
+                if let Err(e) = wr.seal(&mut out) {
+                    shard.wpool.put(out);
+                    return End::Lost(io_cause(&e));
+                }
+                let (res, out) = wr.tcp_mut().write_all(out).await;
                 shard.wpool.put(out);
                 if let Err(e) = res {
                     return End::Lost(io_cause(&e));
@@ -457,7 +458,7 @@ mod tests {
     #[test]
     fn open_loop_futures_stay_small() {
         fn open<'a, F: Future + 'a>(
-            _: fn(&'a Shard, &'a mut Conn, TcpStream, Duration) -> F,
+            _: fn(&'a Shard, &'a mut Conn, Stream, Duration) -> F,
         ) -> (usize, usize) {
             (std::mem::size_of::<F>(), std::mem::align_of::<F>())
         }
