@@ -529,7 +529,11 @@ fn host_info(cfg: &Plan, drivers: &[&'static str], nofile: u64) -> HostInfo {
 }
 
 /// The connections' ledger: opened, failed, lost and closed, by cause and code.
-fn connection_stats(k: &Counters, peak_open: u64, tls: Option<&crate::net::tls::ClientTls>) -> ConnectionStats {
+fn connection_stats(
+    k: &Counters,
+    peak_open: u64,
+    tls: Option<&crate::net::tls::ClientTls>,
+) -> ConnectionStats {
     ConnectionStats {
         attempted: k.attempted,
         established: k.established,
@@ -589,7 +593,10 @@ fn latencies(cfg: &Plan, total: &Interval) -> Latencies {
     let open_loop = cfg.workload.open_loop();
     Latencies {
         connect: LatencyStats::from_histogram(&total.connect),
-        tls: cfg.tls.is_some().then(|| LatencyStats::from_histogram(&total.tls)),
+        tls: cfg
+            .tls
+            .is_some()
+            .then(|| LatencyStats::from_histogram(&total.tls)),
         handshake: LatencyStats::from_histogram(&total.handshake),
         rtt: LatencyStats::from_histogram(&total.rtt),
         rtt_uncorrected: open_loop.then(|| LatencyStats::from_histogram(&total.rtt_uncorrected)),

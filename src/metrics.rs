@@ -129,11 +129,11 @@ impl Counters {
         } else {
             self.tls_full += 1;
         }
-        match self
-            .tls_negotiated
-            .iter_mut()
-            .find(|(k, _)| k.len() == version.len() + 1 + suite.len() && k.starts_with(version) && k.ends_with(suite))
-        {
+        match self.tls_negotiated.iter_mut().find(|(k, _)| {
+            k.len() == version.len() + 1 + suite.len()
+                && k.starts_with(version)
+                && k.ends_with(suite)
+        }) {
             Some((_, v)) => *v += 1,
             None => {
                 self.tls_negotiated.insert(format!("{version} {suite}"), 1);

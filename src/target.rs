@@ -87,7 +87,11 @@ impl Target {
                     "'{scheme}' is not a WebSocket scheme; use ws:// or wss://"
                 )))
             }
-            _ => return Err(bad(&format!("unknown scheme '{scheme}'; use ws:// or wss://"))),
+            _ => {
+                return Err(bad(&format!(
+                    "unknown scheme '{scheme}'; use ws:// or wss://"
+                )))
+            }
         };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
@@ -98,8 +102,8 @@ impl Target {
         if authority.contains('@') {
             return Err(bad("user information in the URL is not supported"));
         }
-        let (host, port) = split_host_port(authority, if secure { 443 } else { 80 })
-            .map_err(|w| bad(&w))?;
+        let (host, port) =
+            split_host_port(authority, if secure { 443 } else { 80 }).map_err(|w| bad(&w))?;
         if host.is_empty() {
             return Err(bad("the URL has no host"));
         }

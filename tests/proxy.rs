@@ -118,6 +118,49 @@ fn connections_go_through_the_proxy_tunnel() {
 }
 
 #[test]
+fn wss_goes_through_the_tunnel_with_tls_end_to_end() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let target = support::serve_builtin(
+        "1",
+        &["--tls-self-signed", "--tls-ca-out", ca.to_str().unwrap()],
+    );
+    let (proxy, asked) = connect_proxy();
+    let proxy_url = format!("http://user:pass@{}", proxy.addr());
+    let url = format!("wss://localhost:{}/", target.addr().port());
+    let res = run(
+        &[
+            &url,
+            "--ca",
+            ca.to_str().unwrap(),
+            "-c",
+            "4",
+            "-d",
+            "1s",
+            "-q",
+            "--proxy",
+            &proxy_url,
+        ],
+        LIMIT,
+    );
+    check_invariants(&res);
+    assert_eq!(res.connections.established, 4, "{:?}", res.connections);
+    assert!(res.messages.received > 0);
+    let tls = res
+        .connections
+        .tls
+        .as_ref()
+        .expect("TLS through the tunnel");
+    assert_eq!(tls.full + tls.resumed, 4, "{tls:?}");
+    // The proxy was asked for the URL's authority (TLS verifies that name).
+    let asked = asked.lock().unwrap();
+    assert_eq!(asked.len(), 4, "{asked:?}");
+    let authority = format!("localhost:{}", target.addr().port());
+    assert!(asked.iter().all(|a| *a == authority), "{asked:?}");
+}
+
+#[test]
 fn a_proxy_that_denies_or_is_not_there_fails_with_its_own_cause() {
     let _serial = serial();
     let target = echo_server();

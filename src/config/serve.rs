@@ -99,7 +99,10 @@ impl ServeConfig {
 
 /// `--tls-cert/--tls-key`, or `--tls-self-signed` (whose CA goes to
 /// `--tls-ca-out`): the server's TLS config, None for plain ws://.
-fn serve_tls(a: &ServeArgs, addr: SocketAddr) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+fn serve_tls(
+    a: &ServeArgs,
+    addr: SocketAddr,
+) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
     if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
         return super::tls::server_from_files(cert, key).map(Some);
     }

@@ -45,7 +45,11 @@ impl ClientFlags<'_> {
 
 /// The client's TLS for a run: None when no target is `wss://`. `extra_root` is
 /// the embedded server's own CA (`run --tls`).
-pub fn client(f: &ClientFlags, wss: bool, extra_root: Option<&CertificateDer<'static>>) -> Result<Option<ClientTls>> {
+pub fn client(
+    f: &ClientFlags,
+    wss: bool,
+    extra_root: Option<&CertificateDer<'static>>,
+) -> Result<Option<ClientTls>> {
     if !wss {
         return match f.any() {
             Some(flag) => Err(Error::usage(format!(
@@ -95,9 +99,11 @@ pub fn client(f: &ClientFlags, wss: bool, extra_root: Option<&CertificateDer<'st
         (Some(cert), Some(key)) => {
             let chain = read_certs(cert, "--cert")?;
             let key = read_key(key, "--key")?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| Error::usage(format!("--cert/--key: {e} (does the key belong to the certificate?)")))?
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                Error::usage(format!(
+                    "--cert/--key: {e} (does the key belong to the certificate?)"
+                ))
+            })?
         }
         _ => builder.with_no_client_auth(),
     };
@@ -112,9 +118,7 @@ pub fn client(f: &ClientFlags, wss: bool, extra_root: Option<&CertificateDer<'st
         .sni
         .map(|name| {
             ServerName::try_from(name.to_string()).map_err(|_| {
-                Error::usage(format!(
-                    "--sni '{name}' is not a DNS name or an IP address"
-                ))
+                Error::usage(format!("--sni '{name}' is not a DNS name or an IP address"))
             })
         })
         .transpose()?;
@@ -127,7 +131,10 @@ pub fn client(f: &ClientFlags, wss: bool, extra_root: Option<&CertificateDer<'st
 }
 
 /// The built-in server's TLS config from a certificate chain and its key.
-pub fn server(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Arc<rustls::ServerConfig>> {
+pub fn server(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::usage(format!("TLS: {e}")))?
@@ -141,8 +148,8 @@ pub fn server(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) 
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     // Resumption: session IDs in memory for TLS 1.2, tickets for TLS 1.3.
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(65_536);
-    config.ticketer = rustls::crypto::ring::Ticketer::new()
-        .map_err(|e| Error::usage(format!("TLS: {e}")))?;
+    config.ticketer =
+        rustls::crypto::ring::Ticketer::new().map_err(|e| Error::usage(format!("TLS: {e}")))?;
     Ok(Arc::new(config))
 }
 
@@ -152,7 +159,9 @@ pub fn server_from_files(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerCo
 }
 
 /// A self-signed server for `names`: its config and the CA a client trusts.
-pub fn self_signed_server(names: &[String]) -> Result<(Arc<rustls::ServerConfig>, crate::net::tls::SelfSigned)> {
+pub fn self_signed_server(
+    names: &[String],
+) -> Result<(Arc<rustls::ServerConfig>, crate::net::tls::SelfSigned)> {
     let made = crate::net::tls::self_signed(names).map_err(Error::usage)?;
     let config = server(made.chain.clone(), made.key.clone_key())?;
     Ok((config, made))
@@ -163,7 +172,10 @@ fn read_certs(path: &Path, flag: &str) -> Result<Vec<CertificateDer<'static>>> {
     let text = read(path, flag)?;
     let certs: std::result::Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&text).collect();
     let certs = certs.map_err(|e| {
-        Error::usage(format!("{flag} {}: not a readable PEM certificate: {e}", path.display()))
+        Error::usage(format!(
+            "{flag} {}: not a readable PEM certificate: {e}",
+            path.display()
+        ))
     })?;
     if certs.is_empty() {
         return Err(Error::usage(format!(
@@ -213,7 +225,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -222,7 +239,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -269,12 +291,18 @@ mod tests {
             assert!(e.contains("--ca") && e.contains(why), "{e}");
         }
         let e = server_from_files(&junk, &junk).unwrap_err().to_string();
-        assert!(e.contains("--tls-cert") && e.contains("no certificate"), "{e}");
+        assert!(
+            e.contains("--tls-cert") && e.contains("no certificate"),
+            "{e}"
+        );
         let made = crate::net::tls::self_signed(&["localhost".into()]).unwrap();
         let cert = dir.path().join("ca.pem");
         std::fs::write(&cert, &made.ca_pem).unwrap();
         let e = server_from_files(&cert, &junk).unwrap_err().to_string();
-        assert!(e.contains("--tls-key") && e.contains("no private key"), "{e}");
+        assert!(
+            e.contains("--tls-key") && e.contains("no private key"),
+            "{e}"
+        );
         let bad_sni = ClientFlags {
             sni: Some("not a name!"),
             ..flags()

@@ -85,6 +85,7 @@ pub fn io_cause(e: &io::Error) -> &'static str {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
 
     #[test]

@@ -89,6 +89,14 @@ impl Stream {
         })
     }
 
+    /// Runs the TLS handshake over this plain stream, which then carries TLS
+    /// (in place: a connection task holds one stream, not a socket and a stream).
+    pub async fn start_tls(&mut self, mut session: Box<Session>, early: &[u8]) -> io::Result<()> {
+        super::tls::handshake(&self.tcp, &mut session, early).await?;
+        self.tls = Some(session);
+        Ok(())
+    }
+
     /// The TCP stream of a plain stream (a tunnel made over it, TLS next); a TLS
     /// session, if any, is dropped.
     pub fn into_tcp(self) -> TcpStream {
@@ -217,7 +225,11 @@ impl ReadHalf {
 
     /// As `Stream::readable`.
     pub async fn readable(&self) -> io::Result<()> {
-        if self.tls.as_ref().is_some_and(|s| s.borrow().has_plaintext()) {
+        if self
+            .tls
+            .as_ref()
+            .is_some_and(|s| s.borrow().has_plaintext())
+        {
             return Ok(());
         }
         half_stream(&self.tcp).readable(false).await

@@ -87,7 +87,10 @@ pub fn failure(e: &io::Error) -> Option<&Failure> {
 }
 
 impl Session {
-    pub fn client(config: Arc<rustls::ClientConfig>, name: ServerName<'static>) -> io::Result<Self> {
+    pub fn client(
+        config: Arc<rustls::ClientConfig>,
+        name: ServerName<'static>,
+    ) -> io::Result<Self> {
         let conn = rustls::ClientConnection::new(config, name).map_err(|e| failed(&e))?;
         Ok(Session {
             conn: conn.into(),
@@ -247,7 +250,6 @@ impl Session {
             resumed: self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
         })
     }
-
 }
 
 #[derive(PartialEq)]
@@ -272,10 +274,7 @@ pub async fn handshake(
         let mut rd = early;
         while !rd.is_empty() {
             session.conn.read_tls(&mut rd)?;
-            session
-                .conn
-                .process_new_packets()
-                .map_err(|e| failed(&e))?;
+            session.conn.process_new_packets().map_err(|e| failed(&e))?;
         }
     }
     loop {
@@ -355,7 +354,14 @@ struct FdReader(RawFd);
 impl Read for FdReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: `buf` is writable for `buf.len()` bytes; recv writes at most that.
-        let n = unsafe { libc::recv(self.0, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        let n = unsafe {
+            libc::recv(
+                self.0,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
         if n >= 0 {
             Ok(n as usize)
         } else {
@@ -386,7 +392,10 @@ pub fn describe(e: &TlsError) -> Failure {
                  name it holds, or set --sni NAME"
                     .into(),
             ),
-            CertificateError::NotValidForNameContext { expected, presented } => f(
+            CertificateError::NotValidForNameContext {
+                expected,
+                presented,
+            } => f(
                 "tls_name_mismatch",
                 format!(
                     "the server's certificate is not valid for {}: it holds {}; connect by one \
@@ -425,7 +434,9 @@ pub fn describe(e: &TlsError) -> Failure {
                 rustls::AlertDescription::UnknownCA => "tls_alert_unknown_ca",
                 rustls::AlertDescription::BadCertificate => "tls_alert_bad_certificate",
                 rustls::AlertDescription::ProtocolVersion => "tls_alert_protocol_version",
-                rustls::AlertDescription::NoApplicationProtocol => "tls_alert_no_application_protocol",
+                rustls::AlertDescription::NoApplicationProtocol => {
+                    "tls_alert_no_application_protocol"
+                }
                 rustls::AlertDescription::UnrecognisedName => "tls_alert_unrecognised_name",
                 rustls::AlertDescription::DecryptError => "tls_alert_decrypt_error",
                 _ => "tls_alert",
@@ -486,7 +497,8 @@ pub fn self_signed(names: &[String]) -> Result<SelfSigned, String> {
     let ca_key = KeyPair::generate().map_err(err)?;
     let ca = rcgen::CertifiedIssuer::self_signed(ca, ca_key).map_err(err)?;
     let mut leaf = CertificateParams::new(names.to_vec()).map_err(err)?;
-    leaf.distinguished_name.push(DnType::CommonName, "wsherd serve");
+    leaf.distinguished_name
+        .push(DnType::CommonName, "wsherd serve");
     leaf.not_before = from.into();
     leaf.not_after = until.into();
     let leaf_key = KeyPair::generate().map_err(err)?;

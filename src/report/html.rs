@@ -387,7 +387,10 @@ fn spectrum_charts(o: &mut String, r: &RunResults) {
                 l.tls
                     .as_ref()
                     .map(|t| Series::line("TLS handshake", spectrum(&hist(t)))),
-                Some(Series::line("handshake (upgrade)", spectrum(&hist(&l.handshake)))),
+                Some(Series::line(
+                    "handshake (upgrade)",
+                    spectrum(&hist(&l.handshake)),
+                )),
             ]
             .into_iter()
             .flatten()

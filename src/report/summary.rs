@@ -180,9 +180,7 @@ fn plural(n: u64, word: &str, suffix: &str) -> String {
 /// trip and the send lag, and what corrected means.
 fn latency(r: &RunResults) -> Section {
     let l = &r.latency;
-    let mut rows = vec![
-        latency_row("connect", &l.connect),
-    ];
+    let mut rows = vec![latency_row("connect", &l.connect)];
     if let Some(tls) = &l.tls {
         rows.push(latency_row("TLS", tls));
     }
@@ -411,7 +409,11 @@ fn connections(r: &RunResults) -> Section {
             ),
         ));
         if !t.negotiated.is_empty() {
-            rows.push(Row::new("TLS negotiated", Place::Line, causes(&t.negotiated)));
+            rows.push(Row::new(
+                "TLS negotiated",
+                Place::Line,
+                causes(&t.negotiated),
+            ));
         }
     }
     rows.extend(memory(r));

@@ -56,11 +56,10 @@ use super::hub::{Bell, Frame, Local};
 use super::read::{Got, Reader};
 use super::shard::{ServerShard, MAX_FRAME};
 
+use crate::net::stream::{ReadHalf, Stream, WriteHalf};
 use crate::ws::frame::{self, Kind};
 use bytes::Bytes;
-use crate::net::stream::{ReadHalf, WriteHalf};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -167,15 +166,12 @@ struct Partial {
 #[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see above
 pub(crate) fn connection(
     shard: std::rc::Rc<ServerShard>,
-    tcp: TcpStream,
+    mut stream: Stream,
 ) -> impl Future<Output = ()> {
     async move {
         let slot = shard.stop.slot();
-        let stream = match shard.bcast.as_ref() {
-            Some(_) => super::conn::secure(&shard, tcp).await,
-            None => None,
-        };
-        if let (Some(b), Some(mut stream)) = (shard.bcast.as_ref(), stream) {
+        let ready = shard.bcast.is_some() && super::conn::secure(&shard, &mut stream).await;
+        if let (Some(b), true) = (shard.bcast.as_ref(), ready) {
             // Subscribe before the 101 goes out, so a client that sees its upgrade
             // answered receives everything published from then on.
             let id = Cell::new(None);
@@ -184,15 +180,7 @@ pub(crate) fn connection(
                 (Some(early), Some(sub)) => {
                     shard.open.set(shard.open.get() + 1);
                     shard.connections.set(shard.connections.get() + 1);
-                    run(
-                        &shard,
-                        b,
-                        stream.split(),
-                        slot,
-                        sub,
-                        Reader::new(early),
-                    )
-                    .await;
+                    run(&shard, b, stream.split(), slot, sub, Reader::new(early)).await;
                     b.unsubscribe(sub);
                     shard.open.set(shard.open.get() - 1);
                     shard.leave();

@@ -22,7 +22,6 @@ use crate::net::stream::Stream;
 use crate::ws::frame::{self, Kind};
 use crate::ws::handshake::{self, Request};
 use monoio::io::AsyncWriteRentExt;
-use monoio::net::TcpStream;
 use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -34,10 +33,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `async fn`, whose arguments (the stream is 80 bytes) would be stored twice in the
 /// task for the connection's whole life.
 #[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see above
-pub(crate) fn connection(shard: Rc<ServerShard>, tcp: TcpStream) -> impl Future<Output = ()> {
+pub(crate) fn connection(shard: Rc<ServerShard>, mut stream: Stream) -> impl Future<Output = ()> {
     async move {
         let slot = shard.stop.slot();
-        if let Some(mut stream) = secure(&shard, tcp).await {
+        if secure(&shard, &mut stream).await {
             if let Some(early) = upgrade(&shard, &mut stream, || {}).await {
                 shard.open.set(shard.open.get() + 1);
                 shard.connections.set(shard.connections.get() + 1);
@@ -51,23 +50,24 @@ pub(crate) fn connection(shard: Rc<ServerShard>, tcp: TcpStream) -> impl Future<
     }
 }
 
-/// The accepted socket as the connection's stream: over TLS when the server
+/// Readies an accepted connection's stream: no delay, and TLS when the server
 /// serves wss:// (the handshake within `HANDSHAKE_TIMEOUT`; a failed one is
-/// counted as an error and ends the connection).
-pub(super) async fn secure(shard: &ServerShard, tcp: TcpStream) -> Option<Stream> {
-    let _ = tcp.set_nodelay(true);
+/// counted as an error and ends the connection: false).
+pub(super) async fn secure(shard: &ServerShard, stream: &mut Stream) -> bool {
+    let _ = stream.tcp().set_nodelay(true);
     let Some(config) = &shard.tls else {
-        return Some(Stream::plain(tcp));
+        return true;
     };
     // Boxed: the session's handshake state and the timer are needed only now.
     let made = Box::pin(monoio::time::timeout(HANDSHAKE_TIMEOUT, async {
         let session = crate::net::tls::Session::server(config.clone()).ok()?;
-        Stream::handshake(tcp, Box::new(session), &[]).await.ok()
+        stream.start_tls(Box::new(session), &[]).await.ok()
     }))
     .await
     .ok()
-    .flatten();
-    if made.is_none() {
+    .flatten()
+    .is_some();
+    if !made {
         shard.errors.set(shard.errors.get() + 1);
     }
     made

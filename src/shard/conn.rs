@@ -472,11 +472,7 @@ async fn read_some(
         return read_tls(shard, stream, slot, until).await;
     }
     if !expecting || until != STOPPED {
-        match shard
-            .stop
-            .until_phase(slot, until, stream.readable())
-            .await
-        {
+        match shard.stop.until_phase(slot, until, stream.readable()).await {
             None => return Read::Interrupted,
             Some(Err(e)) => return Read::Failed(e),
             Some(Ok(())) => {}
@@ -528,11 +524,7 @@ fn read_tls<'a>(
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Read> + 'a>> {
     Box::pin(async move {
         loop {
-            match shard
-                .stop
-                .until_phase(slot, until, stream.readable())
-                .await
-            {
+            match shard.stop.until_phase(slot, until, stream.readable()).await {
                 None => return Read::Interrupted,
                 Some(Err(e)) => return Read::Failed(e),
                 Some(Ok(())) => {}

@@ -3,15 +3,38 @@
 It answers 401 to an upgrade without `Authorization: Bearer t0k`, offers the
 subprotocol `chat.v1` (chosen when the client offers it), echoes every message,
 prints its port on stdout, and exits by itself after LIFETIME seconds.
+
+    ws_token.py LIFETIME [--cert PEM --key PEM [--client-ca PEM]]
+
+With --cert and --key it serves wss:// (Python's ssl); with --client-ca it
+also requires a client certificate signed by that CA (mutual TLS).
 """
 
+import argparse
 import asyncio
 import http
-import sys
+import ssl
 
 from websockets.asyncio.server import serve
 
-LIFETIME = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
+args = argparse.ArgumentParser()
+args.add_argument("lifetime", type=float, nargs="?", default=60.0)
+args.add_argument("--cert")
+args.add_argument("--key")
+args.add_argument("--client-ca")
+args = args.parse_args()
+LIFETIME = args.lifetime
+
+
+def tls_context():
+    if not args.cert:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(args.cert, args.key)
+    if args.client_ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(args.client_ca)
+    return ctx
 
 
 async def echo(ws):
@@ -37,6 +60,7 @@ async def main():
         process_request=process_request,
         select_subprotocol=select_subprotocol,
         compression=None,
+        ssl=tls_context(),
     ) as server:
         port = server.sockets[0].getsockname()[1]
         print(port, flush=True)
