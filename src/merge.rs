@@ -236,6 +236,19 @@ fn merge_connections(parts: &[RunResults], seq: bool) -> ConnectionStats {
         conns.closed_clean += c.closed_clean;
         conns.closed_unanswered += c.closed_unanswered;
         add_maps(&mut conns.subprotocols, &c.subprotocols);
+        if let Some(t) = &c.tls {
+            // Verified and resumed only if every part was.
+            let m = conns.tls.get_or_insert_with(|| crate::results::TlsStats {
+                verified: true,
+                resumption: true,
+                ..Default::default()
+            });
+            m.full += t.full;
+            m.resumed += t.resumed;
+            add_maps(&mut m.negotiated, &t.negotiated);
+            m.verified &= t.verified;
+            m.resumption &= t.resumption;
+        }
         conns.peak_open = if seq {
             conns.peak_open.max(c.peak_open)
         } else {

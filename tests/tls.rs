@@ -420,3 +420,61 @@ fn tls_flags_are_refused_where_they_cannot_work() {
     assert!(out.stderr.contains("--tls-cert"), "{}", out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
 }
+
+#[test]
+fn agents_over_tls_merge_their_handshakes() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, ca) = tls_server(dir.path(), &[]);
+    let url = wss(&server, "127.0.0.1");
+    let ca = ca.to_str().unwrap();
+    let parts: Vec<_> = ["1/2", "2/2"]
+        .iter()
+        .map(|a| {
+            run(
+                &[&url, "--ca", ca, "-q", "-c", "6", "-d", "1s", "--agent", a],
+                LIMIT,
+            )
+        })
+        .collect();
+    let merged = wsherd::merge::merge(&parts, wsherd::merge::Timing::Parallel);
+    let t = merged.connections.tls.as_ref().expect("merged TLS");
+    assert_eq!(t.full + t.resumed, 6, "{t:?}");
+    assert_eq!(t.negotiated.values().sum::<u64>(), 6, "{t:?}");
+    assert!(t.verified && t.resumption);
+    assert_eq!(merged.latency.tls.as_ref().map(|l| l.count), Some(6));
+}
+
+#[test]
+fn scenario_files_take_the_tls_keys() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, ca) = tls_server(dir.path(), &[]);
+    let text = format!(
+        r#"
+mode = "sequential"
+url = "{}"
+ca = ["{}"]
+
+[[scenario]]
+name = "resumed"
+workload = "churn"
+connections = 2
+duration = "1s"
+
+[[scenario]]
+name = "full"
+workload = "churn"
+connections = 2
+duration = "1s"
+no-tls-resume = true
+"#,
+        wss(&server, "localhost"),
+        ca.display()
+    );
+    let file = wsherd::scenario::parse(&text, "tls.toml").unwrap();
+    let res = wsherd::scenario::run(file, true).unwrap();
+    let tls = |i: usize| res.scenarios[i].results.connections.tls.clone().unwrap();
+    assert!(tls(0).resumed > 0 && tls(0).resumption, "{:?}", tls(0));
+    assert!(tls(1).resumed == 0 && tls(1).full > 0, "{:?}", tls(1));
+}
