@@ -149,8 +149,15 @@ fi
 
 if [[ $CASES == *h* ]]; then
     say "case h: handshakes, ECDSA P-256 and RSA-2048 servers"
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$OUT/rsa-key.pem" -out "$OUT/rsa.pem" \
-        -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost -days 2 2>/dev/null
+    # An RSA-2048 CA and a leaf it signed (a self-signed CA certificate is no
+    # server certificate to webpki).
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$OUT/rsa-ca-key.pem" -out "$OUT/rsa-ca.pem" \
+        -subj "/CN=bench RSA CA" -days 2 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout "$OUT/rsa-key.pem" -out "$OUT/rsa.csr" \
+        -subj /CN=localhost 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$OUT/rsa.ext"
+    openssl x509 -req -in "$OUT/rsa.csr" -CA "$OUT/rsa-ca.pem" -CAkey "$OUT/rsa-ca-key.pem" \
+        -CAcreateserial -out "$OUT/rsa.pem" -days 2 -extfile "$OUT/rsa.ext" 2>/dev/null
     echo
     echo "Case h: churn, 20 connections, 1 message per session, ${SECS}s (medians of $RUNS)"
     echo
@@ -162,7 +169,7 @@ if [[ $CASES == *h* ]]; then
             ca=$CA
         else
             start_server $PORT --tls-cert "$OUT/rsa.pem" --tls-key "$OUT/rsa-key.pem"
-            ca=$OUT/rsa.pem
+            ca=$OUT/rsa-ca.pem
         fi
         for mode in full resumed; do
             extra=()

@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
 use std::rc::Rc;
 
 /// What a connection reads from: a stream, or the read half of one.
@@ -28,9 +29,9 @@ pub trait ReadSide {
     fn readable(&self) -> impl Future<Output = io::Result<()>>;
     /// Takes what can be read now, without waiting (see `Stream::recv_now`).
     fn recv_now(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<usize>>;
-    /// TLS: read readiness first, always (records come whole out of rustls).
     fn is_tls(&self) -> bool;
-    /// An io_uring read, holding `buf` until data comes (plain streams only).
+    /// An io_uring read, holding `buf` until data comes (for TLS: until a whole
+    /// record came).
     fn ring_read(&mut self, buf: Vec<u8>) -> impl Future<Output = (io::Result<usize>, Vec<u8>)>;
 }
 
@@ -45,7 +46,12 @@ impl ReadSide for Stream {
         Stream::is_tls(self)
     }
     fn ring_read(&mut self, buf: Vec<u8>) -> impl Future<Output = (io::Result<usize>, Vec<u8>)> {
-        self.tcp.read(buf)
+        async move {
+            match &mut self.tls {
+                None => self.tcp.read(buf).await,
+                Some(s) => Box::pin(tls_ring_read(&mut self.tcp, &mut **s, buf, None)).await,
+            }
+        }
     }
 }
 
@@ -60,7 +66,12 @@ impl ReadSide for ReadHalf {
         ReadHalf::is_tls(self)
     }
     fn ring_read(&mut self, buf: Vec<u8>) -> impl Future<Output = (io::Result<usize>, Vec<u8>)> {
-        self.tcp.read(buf)
+        async move {
+            match &self.tls {
+                None => self.tcp.read(buf).await,
+                Some(s) => Box::pin(tls_ring_read(&mut self.tcp, &**s, buf, None)).await,
+            }
+        }
     }
 }
 
@@ -160,6 +171,26 @@ impl Stream {
         }
     }
 
+    /// For TLS: a read through the ring, cancelled through `cancel`
+    /// (ECANCELED), the records it brought decrypted in place (reading again
+    /// while a record is still partial; plaintext rustls already holds comes
+    /// first). Plain streams read through `tcp_mut()` instead. Boxed: the caller
+    /// sits in every connection's task, whose size is memory per connection, and
+    /// only wss:// connections pay for this loop's state.
+    pub fn tls_read(
+        &mut self,
+        buf: Vec<u8>,
+        cancel: monoio::io::CancelHandle,
+    ) -> Pin<Box<dyn Future<Output = (io::Result<usize>, Vec<u8>)> + '_>> {
+        match &mut self.tls {
+            Some(s) => Box::pin(tls_ring_read(&mut self.tcp, &mut **s, buf, Some(cancel))),
+            None => {
+                use monoio::io::CancelableAsyncReadRent;
+                Box::pin(self.tcp.cancelable_read(buf, cancel))
+            }
+        }
+    }
+
     /// Turns the plaintext in `buf` into the TLS records that carry it (nothing
     /// to do for plain TCP). Then write `buf` through `tcp_mut()`.
     #[inline]
@@ -207,6 +238,57 @@ impl Stream {
     }
 }
 
+/// A TLS session as a reader reaches it: its own, or shared with a write half
+/// (borrowed only between two waits, never across one).
+trait SessionRef {
+    fn with<T>(&mut self, f: impl FnOnce(&mut Session) -> T) -> T;
+}
+
+impl SessionRef for &mut Session {
+    fn with<T>(&mut self, f: impl FnOnce(&mut Session) -> T) -> T {
+        f(self)
+    }
+}
+
+impl SessionRef for &RefCell<Box<Session>> {
+    fn with<T>(&mut self, f: impl FnOnce(&mut Session) -> T) -> T {
+        f(&mut self.borrow_mut())
+    }
+}
+
+/// A read through the ring over TLS (see `Stream::cancelable_read`), for a
+/// stream or a read half; cancelable when given a handle.
+async fn tls_ring_read<R: monoio::io::CancelableAsyncReadRent>(
+    tcp: &mut R,
+    mut session: impl SessionRef,
+    mut buf: Vec<u8>,
+    cancel: Option<monoio::io::CancelHandle>,
+) -> (io::Result<usize>, Vec<u8>) {
+    loop {
+        if session.with(|s| s.has_plaintext()) {
+            match session.with(|s| s.decrypt_pending(&mut buf)) {
+                Ok(None) => {}
+                Ok(Some(n)) => return (Ok(n), buf),
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        buf.clear();
+        let (res, b) = match &cancel {
+            Some(c) => tcp.cancelable_read(buf, c.clone()).await,
+            None => tcp.read(buf).await,
+        };
+        buf = b;
+        if let Err(e) = res {
+            return (Err(e), buf);
+        }
+        match session.with(|s| s.decrypt(&mut buf)) {
+            Ok(None) => continue,
+            Ok(Some(n)) => return (Ok(n), buf),
+            Err(e) => return (Err(e), buf),
+        }
+    }
+}
+
 /// The read side of a split stream.
 pub struct ReadHalf {
     tcp: OwnedReadHalf<TcpStream>,
@@ -216,6 +298,21 @@ pub struct ReadHalf {
 impl ReadHalf {
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// As `Stream::tls_read`.
+    pub fn tls_read(
+        &mut self,
+        buf: Vec<u8>,
+        cancel: monoio::io::CancelHandle,
+    ) -> Pin<Box<dyn Future<Output = (io::Result<usize>, Vec<u8>)> + '_>> {
+        match &self.tls {
+            Some(s) => Box::pin(tls_ring_read(&mut self.tcp, &**s, buf, Some(cancel))),
+            None => {
+                use monoio::io::CancelableAsyncReadRent;
+                Box::pin(self.tcp.cancelable_read(buf, cancel))
+            }
+        }
     }
 
     /// The TCP read half, for io_uring reads of a plain stream.

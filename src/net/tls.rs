@@ -91,7 +91,10 @@ impl Session {
         config: Arc<rustls::ClientConfig>,
         name: ServerName<'static>,
     ) -> io::Result<Self> {
-        let conn = rustls::ClientConnection::new(config, name).map_err(|e| failed(&e))?;
+        let mut conn = rustls::ClientConnection::new(config, name).map_err(|e| failed(&e))?;
+        // `encrypt` takes every record out at once: no limit needed (or wanted:
+        // a message larger than rustls's default 64 KiB would not go out).
+        conn.set_buffer_limit(None);
         Ok(Session {
             conn: conn.into(),
             eof: false,
@@ -100,7 +103,8 @@ impl Session {
     }
 
     pub fn server(config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
-        let conn = rustls::ServerConnection::new(config).map_err(|e| failed(&e))?;
+        let mut conn = rustls::ServerConnection::new(config).map_err(|e| failed(&e))?;
+        conn.set_buffer_limit(None);
         Ok(Session {
             conn: conn.into(),
             eof: false,
@@ -186,13 +190,82 @@ impl Session {
         }
     }
 
+    /// Feeds the records a read brought (the bytes of `buf`; none: the peer
+    /// closed) to rustls and replaces them with the plaintext that came out, for
+    /// reads through the ring. Same answers as `recv_now`: `Ok(None)` when no
+    /// whole record came yet (read again), `Ok(Some(0))` the peer closed.
+    pub fn decrypt(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+        if buf.is_empty() {
+            self.eof = true;
+            let _ = self.conn.read_tls(&mut &[][..]);
+        }
+        let n = buf.len();
+        let mut at = 0;
+        // What rustls could not take before its plaintext was drained (reads
+        // larger than its buffers: rare, so copied aside).
+        let mut rest: Option<Vec<u8>> = None;
+        while at < n {
+            match self.conn.read_tls(&mut &buf[at..n]) {
+                Ok(k) if k > 0 => at += k,
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::Other => {
+                    rest = Some(buf[at..n].to_vec());
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+            self.conn.process_new_packets().map_err(|e| failed(&e))?;
+        }
+        buf.clear();
+        let mut closed = self.drain_plaintext(buf)? == Drained::Closed;
+        if let Some(rest) = rest {
+            let mut input = &rest[..];
+            while !input.is_empty() {
+                // Make room: everything decrypted so far goes into `buf`.
+                buf.reserve(input.len());
+                closed |= self.drain_plaintext(buf)? == Drained::Closed;
+                match self.conn.read_tls(&mut input) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Other => {}
+                    Err(e) => return Err(e),
+                }
+                self.conn.process_new_packets().map_err(|e| failed(&e))?;
+            }
+            buf.reserve(16 * 1024);
+            closed |= self.drain_plaintext(buf)? == Drained::Closed;
+        }
+        match (buf.len(), closed) {
+            (0, true) => Ok(Some(0)),
+            (0, false) => Ok(None),
+            (len, _) => Ok(Some(len)),
+        }
+    }
+
+    /// The plaintext rustls already holds, into the spare capacity of `buf`:
+    /// `Some(n)` bytes taken (0: the peer closed), None when there was none.
+    pub fn decrypt_pending(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+        if buf.len() == buf.capacity() {
+            buf.reserve(1024);
+        }
+        let start = buf.len();
+        let closed = self.drain_plaintext(buf)? == Drained::Closed;
+        Ok(match buf.len() - start {
+            0 if !closed => None,
+            n => Some(n),
+        })
+    }
+
     /// Copies the decrypted bytes rustls holds into the spare capacity of `out`.
     fn drain_plaintext(&mut self, out: &mut Vec<u8>) -> io::Result<Drained> {
         self.conn.process_new_packets().map_err(|e| failed(&e))?;
         loop {
             let len = out.len();
             if len == out.capacity() {
-                self.pending = true;
+                // Full: more may wait (or the peer's close behind the data).
+                self.pending = self.eof
+                    || self.conn.process_new_packets().map_or(true, |s| {
+                        s.plaintext_bytes_to_read() > 0 || s.peer_has_closed()
+                    });
                 return Ok(Drained::More);
             }
             out.resize(out.capacity(), 0);
@@ -530,6 +603,76 @@ mod tests {
         let io = io::Error::other(describe(&TlsError::NoCertificatesPresented));
         assert_eq!(failure(&io).unwrap().cause, "tls_no_client_certificate");
         assert!(failure(&io::Error::other("x")).is_none());
+    }
+
+    /// A client and a server session, handshake done, over in-memory buffers.
+    fn pair() -> (Session, Session) {
+        let made = self_signed(&["localhost".into()]).unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(made.chain.clone(), made.key.clone_key())
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(made.chain[1].clone()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut c = Session::client(Arc::new(client), name).unwrap();
+        let mut s = Session::server(Arc::new(server)).unwrap();
+        for _ in 0..10 {
+            let mut wire = Vec::new();
+            c.take_outgoing(&mut wire);
+            if !wire.is_empty() {
+                s.decrypt(&mut wire).unwrap();
+            }
+            let mut wire = Vec::new();
+            s.take_outgoing(&mut wire);
+            if !wire.is_empty() {
+                c.decrypt(&mut wire).unwrap();
+            }
+        }
+        assert!(!c.is_handshaking() && !s.is_handshaking());
+        (c, s)
+    }
+
+    #[test]
+    fn records_of_any_size_come_through_in_any_chunks() {
+        let (mut c, mut s) = pair();
+        for size in [1usize, 64, 16 * 1024, 40 * 1024, 200 * 1024] {
+            for chunk in [7usize, 1500, 16 * 1024, 64 * 1024, usize::MAX] {
+                let msg: Vec<u8> = (0..size).map(|i| (i * 7 + size) as u8).collect();
+                let mut wire = msg.clone();
+                c.encrypt(&mut wire).unwrap();
+                let mut got = Vec::new();
+                for piece in wire.chunks(chunk.min(wire.len())) {
+                    // As a read would: the piece in a buffer of its own capacity.
+                    let mut buf = Vec::with_capacity(piece.len().max(16 * 1024));
+                    buf.extend_from_slice(piece);
+                    match s.decrypt(&mut buf).unwrap() {
+                        None => {}
+                        Some(n) => {
+                            assert!(n > 0);
+                            got.extend_from_slice(&buf);
+                        }
+                    }
+                    while s.has_plaintext() {
+                        let mut more = Vec::with_capacity(16 * 1024);
+                        match s.decrypt_pending(&mut more).unwrap() {
+                            Some(n) => assert!(n > 0, "not closed"),
+                            None => break,
+                        }
+                        got.extend_from_slice(&more);
+                    }
+                }
+                assert_eq!(got.len(), msg.len(), "size {size}, chunks of {chunk}");
+                assert!(got == msg, "size {size}, chunks of {chunk}");
+            }
+        }
     }
 
     #[test]

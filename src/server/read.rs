@@ -109,7 +109,7 @@ impl Reader {
             let buf = if std::mem::take(&mut self.early) {
                 std::mem::take(&mut self.pending)
             } else {
-                let buf = if self.pace.wait_first() || rd.is_tls() {
+                let buf = if self.pace.wait_first() {
                     loop {
                         // The operation stays in this frame and `until` gets a reference
                         // to it: 8 bytes in its state, where the operation would be

@@ -24,7 +24,7 @@ use crate::net::stream::Stream;
 use crate::ws::frame::{self, Kind};
 use crate::ws::handshake;
 use monoio::buf::IoBuf;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent};
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent};
 use monoio::net::TcpStream;
 use std::cell::Cell;
 use std::io;
@@ -468,7 +468,7 @@ async fn read_some(
     expecting: bool,
     until: u8,
 ) -> Read {
-    if stream.is_tls() {
+    if stream.is_tls() && (!expecting || until != STOPPED) {
         return read_tls(shard, stream, slot, until).await;
     }
     if !expecting || until != STOPPED {
@@ -478,7 +478,6 @@ async fn read_some(
             Some(Ok(())) => {}
         }
     }
-    let stream = stream.tcp_mut();
     let buf = shard.pool.take();
     let res = if until == STOPPED {
         if shard.stop.is_set_for(slot) {
@@ -487,10 +486,13 @@ async fn read_some(
         }
         // Cancelled when the run stops; what the kernel already delivered still
         // comes back, so the stream never loses bytes.
-        match stream
-            .cancelable_read(buf, shard.stop.cancel_handle(slot))
-            .await
-        {
+        let cancel = shard.stop.cancel_handle(slot);
+        let read = if stream.is_tls() {
+            stream.tls_read(buf, cancel).await
+        } else {
+            stream.tcp_mut().cancelable_read(buf, cancel).await
+        };
+        match read {
             (Err(e), b) if e.raw_os_error() == Some(libc::ECANCELED) => {
                 shard.pool.put(b);
                 return Read::Interrupted;

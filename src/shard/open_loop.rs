@@ -164,8 +164,7 @@ fn read_side<'a, 'c: 'a>(
             if shard.stop.is_set_for(slot) {
                 return End::Stopped;
             }
-            // TLS reads readiness first always: records come whole from rustls.
-            let buf = if conn.borrow().outstanding() == 0 || rd.is_tls() {
+            let buf = if conn.borrow().outstanding() == 0 {
                 match shard.stop.until(slot, rd.readable()).await {
                     None => return End::Stopped,
                     Some(Err(e)) => return End::Lost(io_cause(&e)),
@@ -178,10 +177,12 @@ fn read_side<'a, 'c: 'a>(
                 }
             } else {
                 let buf = shard.pool.take();
-                let res = rd
-                    .tcp_mut()
-                    .cancelable_read(buf, shard.stop.cancel_handle(slot))
-                    .await;
+                let cancel = shard.stop.cancel_handle(slot);
+                let res = if rd.is_tls() {
+                    rd.tls_read(buf, cancel).await
+                } else {
+                    rd.tcp_mut().cancelable_read(buf, cancel).await
+                };
                 match ring_read(shard, res) {
                     Ok(buf) => buf,
                     Err(end) => return end,

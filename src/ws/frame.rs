@@ -38,6 +38,8 @@ pub enum Kind {
 pub struct FrameRef {
     pub kind: Kind,
     pub fin: bool,
+    /// RSV1: with permessage-deflate, the first frame of a compressed message.
+    pub rsv1: bool,
     pub mask: Option<[u8; 4]>,
     /// Header length in bytes; the payload starts here.
     pub header_len: usize,
@@ -90,6 +92,18 @@ pub fn parse(
     from: From,
     max_payload: usize,
 ) -> Result<Option<FrameRef>, ProtocolError> {
+    parse_with(buf, from, max_payload, false)
+}
+
+/// As `parse`, with RSV1 allowed on the first frame of a data message when
+/// `deflate` (permessage-deflate was negotiated).
+#[inline]
+pub fn parse_with(
+    buf: &[u8],
+    from: From,
+    max_payload: usize,
+    deflate: bool,
+) -> Result<Option<FrameRef>, ProtocolError> {
     if buf.len() < 2 {
         return Ok(None);
     }
@@ -103,7 +117,7 @@ pub fn parse(
         }
         Err(_) => return Err(ProtocolError::BadHeader),
     };
-    if hdr.rsv1 || hdr.rsv2 || hdr.rsv3 {
+    if (hdr.rsv1 && !deflate) || hdr.rsv2 || hdr.rsv3 {
         return Err(ProtocolError::ReservedBits);
     }
     let kind = match hdr.opcode {
@@ -117,6 +131,10 @@ pub fn parse(
     };
     if matches!(kind, Kind::Close | Kind::Ping | Kind::Pong) && (len > 125 || !hdr.is_final) {
         return Err(ProtocolError::BadControlFrame);
+    }
+    // RFC 7692 6: RSV1 marks a compressed message on its first frame only.
+    if hdr.rsv1 && !matches!(kind, Kind::Text | Kind::Binary) {
+        return Err(ProtocolError::ReservedBits);
     }
     match (from, hdr.mask.is_some()) {
         (From::Server, true) | (From::Client, false) => return Err(ProtocolError::BadMasking),
@@ -133,6 +151,7 @@ pub fn parse(
     Ok(Some(FrameRef {
         kind,
         fin: hdr.is_final,
+        rsv1: hdr.rsv1,
         mask: hdr.mask,
         header_len,
         payload_len,
@@ -153,9 +172,22 @@ fn opcode(kind: Kind) -> OpCode {
 /// Appends a frame header to `out`.
 #[inline]
 pub fn write_header(out: &mut Vec<u8>, kind: Kind, fin: bool, mask: Option<[u8; 4]>, len: usize) {
+    write_header_rsv1(out, kind, fin, false, mask, len);
+}
+
+/// As `write_header`, with RSV1 (a compressed message's first frame) when `rsv1`.
+#[inline]
+pub fn write_header_rsv1(
+    out: &mut Vec<u8>,
+    kind: Kind,
+    fin: bool,
+    rsv1: bool,
+    mask: Option<[u8; 4]>,
+    len: usize,
+) {
     let hdr = FrameHeader {
         is_final: fin,
-        rsv1: false,
+        rsv1,
         rsv2: false,
         rsv3: false,
         opcode: opcode(kind),
@@ -187,6 +219,20 @@ pub fn write_client_frame_bytes(out: &mut Vec<u8>, kind: Kind, key: [u8; 4], pay
     write_client_frame(out, kind, key, payload.len(), |dst| {
         dst.copy_from_slice(payload)
     });
+}
+
+/// Appends a masked client frame carrying `payload`, a compressed message (RSV1).
+pub fn write_client_frame_compressed(out: &mut Vec<u8>, kind: Kind, key: [u8; 4], payload: &[u8]) {
+    write_header_rsv1(out, kind, true, true, Some(key), payload.len());
+    let start = out.len();
+    out.extend_from_slice(payload);
+    apply_mask(&mut out[start..], key);
+}
+
+/// Appends an unmasked server frame carrying `payload`, a compressed message (RSV1).
+pub fn write_server_frame_compressed(out: &mut Vec<u8>, kind: Kind, payload: &[u8]) {
+    write_header_rsv1(out, kind, true, true, None, payload.len());
+    out.extend_from_slice(payload);
 }
 
 /// Appends an unmasked server frame carrying `payload`.

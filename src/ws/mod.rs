@@ -7,6 +7,7 @@
 //!
 //! Never imports the load (`shard/`) or the server (`server/`), which both use it.
 
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod mask;

@@ -1,0 +1,527 @@
+//! permessage-deflate (RFC 7692), for both sides: the offer a client makes, the
+//! negotiation a server does and the check a client makes of its answer, and the
+//! codec (raw deflate with a sync flush, the trailing `00 00 ff ff` taken off on
+//! the way out and put back on the way in) over flate2's zlib-rs backend.
+//!
+//! A side that keeps no context between messages (`*_no_context_takeover`) can
+//! share one codec among all its connections and reset it per message; one that
+//! keeps context needs a codec per connection, whose zlib state is the memory cost
+//! the report states (`state_bytes`).
+//!
+//! Part of `ws/`, the wire layer: it imports nothing of wsherd's.
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+/// The extension's name, as it appears in `Sec-WebSocket-Extensions`.
+pub const NAME: &str = "permessage-deflate";
+/// What a sync flush ends with, and what the sender takes off (RFC 7692 7.2.1).
+const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
+/// zlib's memLevel for our compressors (its default).
+const MEM_LEVEL: u32 = 8;
+
+/// What a client offers (`--deflate[=OPTIONS]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Offer {
+    /// Ask the server not to keep context between its messages.
+    pub server_no_context_takeover: bool,
+    /// Promise to keep no context between our messages.
+    pub client_no_context_takeover: bool,
+    /// The largest window our compressor uses (8-15); None: offer the bare
+    /// parameter, so the server may pick one.
+    pub client_max_window_bits: Option<u8>,
+    /// Ask the server to use at most this window for its messages.
+    pub server_max_window_bits: Option<u8>,
+}
+
+impl Offer {
+    /// Parses `--deflate` options: a comma-separated list of the RFC's parameter
+    /// names (`client_no_context_takeover`, `server_no_context_takeover`,
+    /// `client_max_window_bits=N`, `server_max_window_bits=N`).
+    pub fn parse(list: &str) -> Result<Offer, String> {
+        let mut o = Offer::default();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, value) = match item.split_once('=') {
+                Some((n, v)) => (n.trim(), Some(v.trim())),
+                None => (item, None),
+            };
+            let bits = |v: Option<&str>| -> Result<u8, String> {
+                match v.map(str::parse::<u8>) {
+                    Some(Ok(b)) if (8..=15).contains(&b) => Ok(b),
+                    _ => Err(format!("'{item}': the window is 8 to 15 bits ({name}=12)")),
+                }
+            };
+            match (name, value) {
+                ("client_no_context_takeover", None) => o.client_no_context_takeover = true,
+                ("server_no_context_takeover", None) => o.server_no_context_takeover = true,
+                ("client_max_window_bits", v) => o.client_max_window_bits = Some(bits(v)?),
+                ("server_max_window_bits", v) => o.server_max_window_bits = Some(bits(v)?),
+                _ => {
+                    return Err(format!(
+                        "'{item}' is not a permessage-deflate option; use client_no_context_takeover, \
+                         server_no_context_takeover, client_max_window_bits=N, server_max_window_bits=N"
+                    ))
+                }
+            }
+        }
+        Ok(o)
+    }
+
+    /// The request's header line (with its CRLF).
+    pub fn header_line(&self) -> String {
+        let mut s = format!("Sec-WebSocket-Extensions: {NAME}");
+        if self.client_no_context_takeover {
+            s.push_str("; client_no_context_takeover");
+        }
+        if self.server_no_context_takeover {
+            s.push_str("; server_no_context_takeover");
+        }
+        match self.client_max_window_bits {
+            Some(b) => s.push_str(&format!("; client_max_window_bits={b}")),
+            None => s.push_str("; client_max_window_bits"),
+        }
+        if let Some(b) = self.server_max_window_bits {
+            s.push_str(&format!("; server_max_window_bits={b}"));
+        }
+        s.push_str("\r\n");
+        s
+    }
+}
+
+/// What a handshake settled on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    pub server_no_context_takeover: bool,
+    pub client_no_context_takeover: bool,
+    /// Windows of the two directions' compressors (9-15; 8 is taken as 9, as
+    /// zlib does for raw deflate).
+    pub client_max_window_bits: u8,
+    pub server_max_window_bits: u8,
+}
+
+/// The parameters of one extension in a header value: (name, value).
+fn params(ext: &str) -> Vec<(String, Option<String>)> {
+    ext.split(';')
+        .skip(1)
+        .map(|p| {
+            let p = p.trim();
+            match p.split_once('=') {
+                Some((n, v)) => (
+                    n.trim().to_ascii_lowercase(),
+                    Some(v.trim().trim_matches('"').to_string()),
+                ),
+                None => (p.to_ascii_lowercase(), None),
+            }
+        })
+        .collect()
+}
+
+fn window(v: Option<&str>) -> Option<u8> {
+    match v?.parse::<u8>() {
+        Ok(b) if (8..=15).contains(&b) => Some(b.max(9)),
+        _ => None,
+    }
+}
+
+/// Checks a server's `Sec-WebSocket-Extensions` answer against `offer` (None: we
+/// offered nothing). `Ok(None)`: no extension in use.
+pub fn accept_answer(
+    values: &[&str],
+    offer: Option<&Offer>,
+) -> Result<Option<Params>, &'static str> {
+    let exts: Vec<&str> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    if exts.is_empty() {
+        return Ok(None);
+    }
+    let Some(offer) = offer else {
+        return Err("extension_not_offered");
+    };
+    if exts.len() > 1 {
+        return Err("extension_not_offered");
+    }
+    let ext = exts[0];
+    let name = ext.split(';').next().unwrap_or("").trim();
+    if !name.eq_ignore_ascii_case(NAME) {
+        return Err("extension_not_offered");
+    }
+    let mut p = Params {
+        server_no_context_takeover: false,
+        client_no_context_takeover: offer.client_no_context_takeover,
+        client_max_window_bits: offer.client_max_window_bits.unwrap_or(15).max(9),
+        server_max_window_bits: 15,
+    };
+    let mut seen = Vec::new();
+    for (n, v) in params(ext) {
+        if seen.contains(&n) {
+            return Err("bad_extension_params");
+        }
+        seen.push(n.clone());
+        match (n.as_str(), v.as_deref()) {
+            ("server_no_context_takeover", None) => p.server_no_context_takeover = true,
+            ("client_no_context_takeover", None) => p.client_no_context_takeover = true,
+            ("server_max_window_bits", v) => {
+                p.server_max_window_bits = window(v).ok_or("bad_extension_params")?;
+            }
+            // Only if we offered it; the server may lower our window.
+            ("client_max_window_bits", v) => {
+                let b = window(v).ok_or("bad_extension_params")?;
+                if offer.client_max_window_bits.is_some_and(|o| b > o.max(9)) {
+                    return Err("bad_extension_params");
+                }
+                p.client_max_window_bits = b;
+            }
+            _ => return Err("bad_extension_params"),
+        }
+    }
+    if offer
+        .server_max_window_bits
+        .is_some_and(|o| p.server_max_window_bits > o.max(9))
+    {
+        return Err("bad_extension_params");
+    }
+    if offer.server_no_context_takeover && !p.server_no_context_takeover {
+        // We asked; RFC 7692 7.1.1.1: a server that accepts must include it.
+        return Err("bad_extension_params");
+    }
+    Ok(Some(p))
+}
+
+/// A server's answer to a client's offers (`Sec-WebSocket-Extensions` values):
+/// the first permessage-deflate offer whose parameters it accepts, as settled
+/// parameters and the response header line. None: no acceptable offer.
+pub fn negotiate(values: &[&str]) -> Option<(Params, String)> {
+    for ext in values.iter().flat_map(|v| v.split(',')) {
+        let name = ext.split(';').next().unwrap_or("").trim();
+        if !name.eq_ignore_ascii_case(NAME) {
+            continue;
+        }
+        let mut p = Params {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            client_max_window_bits: 15,
+            server_max_window_bits: 15,
+        };
+        let mut line = format!("Sec-WebSocket-Extensions: {NAME}");
+        let mut ok = true;
+        let mut seen = Vec::new();
+        for (n, v) in params(ext) {
+            if seen.contains(&n) {
+                ok = false;
+                break;
+            }
+            seen.push(n.clone());
+            match (n.as_str(), v.as_deref()) {
+                ("server_no_context_takeover", None) => {
+                    p.server_no_context_takeover = true;
+                    line.push_str("; server_no_context_takeover");
+                }
+                ("client_no_context_takeover", None) => {
+                    p.client_no_context_takeover = true;
+                    line.push_str("; client_no_context_takeover");
+                }
+                ("server_max_window_bits", v) => match window(v) {
+                    Some(b) => {
+                        p.server_max_window_bits = b;
+                        line.push_str(&format!("; server_max_window_bits={b}"));
+                    }
+                    None => ok = false,
+                },
+                ("client_max_window_bits", None) => {}
+                ("client_max_window_bits", v) => match window(v) {
+                    Some(b) => {
+                        p.client_max_window_bits = b;
+                        line.push_str(&format!("; client_max_window_bits={b}"));
+                    }
+                    None => ok = false,
+                },
+                _ => ok = false,
+            }
+        }
+        if ok {
+            line.push_str("\r\n");
+            return Some((p, line));
+        }
+    }
+    None
+}
+
+/// zlib's own estimate of a compressor's state (zconf.h), in bytes.
+pub fn compressor_bytes(window_bits: u8) -> usize {
+    (1 << (window_bits as u32 + 2)) + (1 << (MEM_LEVEL + 9)) + 6 * 1024
+}
+
+/// zlib's own estimate of a decompressor's state (zconf.h), in bytes.
+pub fn decompressor_bytes(window_bits: u8) -> usize {
+    (1 << window_bits as u32) + 7 * 1024
+}
+
+/// One direction's compressor.
+pub struct Compressor {
+    c: Compress,
+    /// No context between messages: reset before each.
+    reset_each: bool,
+}
+
+impl Compressor {
+    pub fn new(window_bits: u8, reset_each: bool) -> Compressor {
+        Compressor {
+            c: Compress::new_with_window_bits(
+                Compression::default(),
+                false,
+                window_bits.clamp(9, 15),
+            ),
+            reset_each,
+        }
+    }
+
+    /// Appends `msg` compressed to `out`, ending on a sync flush without its tail.
+    pub fn compress(&mut self, msg: &[u8], out: &mut Vec<u8>) {
+        if self.reset_each {
+            self.c.reset();
+        }
+        let start = out.len();
+        let before = self.c.total_in();
+        loop {
+            out.reserve(msg.len() / 2 + 64);
+            let done = (self.c.total_in() - before) as usize;
+            // compress_vec writes into spare capacity only.
+            let _ = self.c.compress_vec(&msg[done..], out, FlushCompress::Sync);
+            let consumed = (self.c.total_in() - before) as usize == msg.len();
+            // A sync flush is complete when it left room in the buffer.
+            if consumed && out.len() < out.capacity() {
+                break;
+            }
+        }
+        if out.len() >= start + 4 && out[out.len() - 4..] == TAIL {
+            out.truncate(out.len() - 4);
+        }
+    }
+}
+
+/// Why a compressed message could not be inflated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InflateError {
+    /// Larger than the cap once inflated (a bomb, or just large).
+    TooLarge,
+    /// Not valid deflate data.
+    Corrupt,
+}
+
+impl InflateError {
+    pub fn name(self) -> &'static str {
+        match self {
+            InflateError::TooLarge => "message_too_large",
+            InflateError::Corrupt => "protocol_bad_deflate",
+        }
+    }
+}
+
+/// One direction's decompressor.
+pub struct Decompressor {
+    d: Decompress,
+    reset_each: bool,
+}
+
+impl Decompressor {
+    pub fn new(window_bits: u8, reset_each: bool) -> Decompressor {
+        Decompressor {
+            d: Decompress::new_with_window_bits(false, window_bits.clamp(9, 15)),
+            reset_each,
+        }
+    }
+
+    /// Appends the message `data` carried, inflated, to `out`; never more than
+    /// `max` bytes: the buffer grows only up to the cap (+1 byte, to see that the
+    /// message would pass it), so memory stays bounded whatever the data holds.
+    pub fn decompress(
+        &mut self,
+        data: &[u8],
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> Result<(), InflateError> {
+        if self.reset_each {
+            self.d.reset(false);
+        }
+        let start = out.len();
+        let limit = start.saturating_add(max).saturating_add(1);
+        for input in [data, &TAIL[..]] {
+            let mut at = 0;
+            loop {
+                if out.len() == out.capacity() {
+                    let grow = limit.saturating_sub(out.len()).min(64 * 1024);
+                    if grow == 0 {
+                        return Err(InflateError::TooLarge);
+                    }
+                    out.reserve_exact(grow);
+                }
+                let (in_before, out_before) = (self.d.total_in(), out.len());
+                let status = self
+                    .d
+                    .decompress_vec(&input[at..], out, FlushDecompress::Sync)
+                    .map_err(|_| InflateError::Corrupt)?;
+                at += (self.d.total_in() - in_before) as usize;
+                if out.len() - start > max {
+                    return Err(InflateError::TooLarge);
+                }
+                let progressed = at > 0 && self.d.total_in() > in_before || out.len() > out_before;
+                // Done with this input when all of it went in and zlib stopped with
+                // room to spare (nothing more waiting to come out).
+                if status == Status::StreamEnd
+                    || (at == input.len() && out.len() < out.capacity())
+                    || !progressed
+                {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offers_parse_and_print() {
+        let o = Offer::parse("client_no_context_takeover, server_max_window_bits=10").unwrap();
+        assert!(o.client_no_context_takeover && !o.server_no_context_takeover);
+        assert_eq!(o.server_max_window_bits, Some(10));
+        assert_eq!(
+            o.header_line(),
+            "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; \
+             client_max_window_bits; server_max_window_bits=10\r\n"
+        );
+        for bad in [
+            "client_max_window_bits=16",
+            "nope",
+            "server_no_context_takeover=1",
+        ] {
+            assert!(Offer::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_client_checks_the_answer_against_its_offer() {
+        let offer = Offer::default();
+        let p = accept_answer(
+            &["permessage-deflate; server_no_context_takeover"],
+            Some(&offer),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(p.server_no_context_takeover && !p.client_no_context_takeover);
+        assert_eq!(
+            (p.client_max_window_bits, p.server_max_window_bits),
+            (15, 15)
+        );
+        let p = accept_answer(
+            &["permessage-deflate; client_max_window_bits=10"],
+            Some(&offer),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(p.client_max_window_bits, 10);
+        assert_eq!(accept_answer(&[], Some(&offer)), Ok(None));
+        for (answer, offer, why) in [
+            ("permessage-deflate", None, "extension_not_offered"),
+            (
+                "x-webkit-deflate-frame",
+                Some(&offer),
+                "extension_not_offered",
+            ),
+            (
+                "permessage-deflate; mystery",
+                Some(&offer),
+                "bad_extension_params",
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=20",
+                Some(&offer),
+                "bad_extension_params",
+            ),
+            (
+                "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+                Some(&offer),
+                "bad_extension_params",
+            ),
+        ] {
+            assert_eq!(accept_answer(&[answer], offer), Err(why), "{answer}");
+        }
+        let asked = Offer {
+            server_no_context_takeover: true,
+            ..Offer::default()
+        };
+        assert_eq!(
+            accept_answer(&["permessage-deflate"], Some(&asked)),
+            Err("bad_extension_params")
+        );
+    }
+
+    #[test]
+    fn a_server_takes_the_first_offer_it_can() {
+        let (p, line) = negotiate(&[
+            "permessage-deflate; mystery, permessage-deflate; client_no_context_takeover; client_max_window_bits",
+        ])
+        .unwrap();
+        assert!(p.client_no_context_takeover);
+        assert_eq!(
+            line,
+            "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"
+        );
+        assert!(negotiate(&["x-other"]).is_none());
+    }
+
+    #[test]
+    fn messages_round_trip_with_and_without_context() {
+        for reset in [false, true] {
+            let mut c = Compressor::new(15, reset);
+            let mut d = Decompressor::new(15, reset);
+            let msg = br#"{"type":"quote","symbol":"ACME","price":101.25,"size":300}"#.repeat(20);
+            let mut sizes = Vec::new();
+            for _ in 0..3 {
+                let mut wire = Vec::new();
+                c.compress(&msg, &mut wire);
+                assert!(!wire.ends_with(&TAIL));
+                sizes.push(wire.len());
+                let mut back = Vec::new();
+                d.decompress(&wire, &mut back, 1 << 20).unwrap();
+                assert_eq!(back, msg);
+            }
+            assert!(sizes[0] < msg.len() / 4, "{sizes:?}");
+            if !reset {
+                // The second message refers to the first: much smaller.
+                assert!(sizes[1] < sizes[0] / 2, "{sizes:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_bomb_stops_at_the_cap_and_garbage_is_corrupt() {
+        let mut c = Compressor::new(15, true);
+        let mut wire = Vec::new();
+        c.compress(&vec![0u8; 10 << 20], &mut wire);
+        assert!(wire.len() < 64 * 1024);
+        let mut d = Decompressor::new(15, true);
+        let mut out = Vec::new();
+        assert_eq!(
+            d.decompress(&wire, &mut out, 1 << 20),
+            Err(InflateError::TooLarge)
+        );
+        assert!(
+            out.capacity() <= (1 << 20) + 128 * 1024,
+            "{}",
+            out.capacity()
+        );
+        let mut d = Decompressor::new(15, true);
+        let mut out = Vec::new();
+        assert_eq!(
+            d.decompress(&[0xff, 0xff, 0xff, 0x00, 0x12], &mut out, 1 << 20),
+            Err(InflateError::Corrupt)
+        );
+    }
+}
