@@ -269,6 +269,25 @@ pub struct LoadArgs {
     /// handshake (resumption is on by default, as in browsers).
     #[arg(long = "no-tls-resume", display_order = 76)]
     pub no_tls_resume: bool,
+
+    /// Offer permessage-deflate (RFC 7692): messages compressed both ways where
+    /// the server accepts. Options after '=', comma-separated:
+    /// --deflate=client_no_context_takeover,server_no_context_takeover,
+    /// client_max_window_bits=N,server_max_window_bits=N
+    #[arg(
+        long,
+        value_name = "OPTIONS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "",
+        display_order = 77
+    )]
+    pub deflate: Option<String>,
+
+    /// Largest message accepted from a server once inflated (a larger one, or a
+    /// compression bomb, fails its connection: message_too_large).
+    #[arg(long = "max-message", value_name = "BYTES", value_parser = parse_size, default_value = "64MiB", display_order = 78)]
+    pub max_message: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -625,6 +644,11 @@ pub struct ServeArgs {
     /// --tls-ca-out so clients can trust it (wsherd run --ca FILE).
     #[arg(long = "tls-self-signed", conflicts_with = "tls_cert")]
     pub tls_self_signed: bool,
+
+    /// Accept permessage-deflate (RFC 7692) from clients that offer it, with the
+    /// parameters they ask for (echo mode).
+    #[arg(long)]
+    pub deflate: bool,
 
     /// With --tls-self-signed: write the CA certificate (PEM) here.
     #[arg(long = "tls-ca-out", value_name = "FILE", requires = "tls_self_signed")]

@@ -410,7 +410,7 @@ pub(crate) fn assemble(
         elapsed_secs: elapsed,
         config: config_summary(cfg, targets),
         host: host_info(cfg, &c.drivers, nofile),
-        connections: connection_stats(k, c.peak_open, cfg.tls.as_ref()),
+        connections: connection_stats(k, c.peak_open, cfg.tls.as_ref(), cfg.offer.deflate.as_ref()),
         messages: message_stats(k, warm, &measured, &c.series),
         errors: k.errors.clone(),
         latency: latencies(cfg, &c.total),
@@ -533,6 +533,7 @@ fn connection_stats(
     k: &Counters,
     peak_open: u64,
     tls: Option<&crate::net::tls::ClientTls>,
+    deflate: Option<&crate::ws::deflate::Offer>,
 ) -> ConnectionStats {
     ConnectionStats {
         attempted: k.attempted,
@@ -557,6 +558,23 @@ fn connection_stats(
             negotiated: k.tls_negotiated.clone(),
             verified: !t.insecure,
             resumption: t.resume,
+        }),
+        deflate: deflate.map(|offer| crate::results::DeflateStats {
+            offered: offer
+                .header_line()
+                .trim_end()
+                .trim_start_matches("Sec-WebSocket-Extensions: ")
+                .to_string(),
+            negotiated: k.deflate_negotiated,
+            declined: k.deflate_declined,
+            state_bytes_per_connection: k
+                .deflate_state_bytes
+                .checked_div(k.deflate_negotiated)
+                .unwrap_or(0),
+            message_bytes_sent: k.msg_bytes_sent,
+            wire_bytes_sent: k.bytes_sent,
+            message_bytes_received: k.msg_bytes_received,
+            wire_bytes_received: k.bytes_received,
         }),
     }
 }

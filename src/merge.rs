@@ -249,6 +249,22 @@ fn merge_connections(parts: &[RunResults], seq: bool) -> ConnectionStats {
             m.verified &= t.verified;
             m.resumption &= t.resumption;
         }
+        if let Some(d) = &c.deflate {
+            let m = conns.deflate.get_or_insert_with(|| crate::results::DeflateStats {
+                offered: d.offered.clone(),
+                ..Default::default()
+            });
+            // The average zlib state, weighted by connections.
+            let states = m.state_bytes_per_connection * m.negotiated
+                + d.state_bytes_per_connection * d.negotiated;
+            m.negotiated += d.negotiated;
+            m.declined += d.declined;
+            m.state_bytes_per_connection = states.checked_div(m.negotiated).unwrap_or(0);
+            m.message_bytes_sent += d.message_bytes_sent;
+            m.wire_bytes_sent += d.wire_bytes_sent;
+            m.message_bytes_received += d.message_bytes_received;
+            m.wire_bytes_received += d.wire_bytes_received;
+        }
         conns.peak_open = if seq {
             conns.peak_open.max(c.peak_open)
         } else {

@@ -53,6 +53,16 @@ pub struct Counters {
     /// wss://: connections by the TLS version and cipher suite negotiated
     /// (`TLSv1.3 TLS13_AES_256_GCM_SHA384`).
     pub tls_negotiated: BTreeMap<String, u64>,
+    /// --deflate: connections where the server accepted permessage-deflate, and
+    /// where it did not.
+    pub deflate_negotiated: u64,
+    pub deflate_declined: u64,
+    /// --deflate: zlib state the negotiated connections hold (zlib's estimate).
+    pub deflate_state_bytes: u64,
+    /// --deflate: bytes of the data messages themselves (uncompressed), sent and
+    /// received; beside `bytes_sent`/`bytes_received`, the frames on the wire.
+    pub msg_bytes_sent: u64,
+    pub msg_bytes_received: u64,
 }
 
 fn add_map<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
@@ -90,6 +100,11 @@ impl Counters {
         self.tls_full += o.tls_full;
         self.tls_resumed += o.tls_resumed;
         add_map(&mut self.tls_negotiated, &o.tls_negotiated);
+        self.deflate_negotiated += o.deflate_negotiated;
+        self.deflate_declined += o.deflate_declined;
+        self.deflate_state_bytes += o.deflate_state_bytes;
+        self.msg_bytes_sent += o.msg_bytes_sent;
+        self.msg_bytes_received += o.msg_bytes_received;
     }
 
     pub fn failed(&self) -> u64 {

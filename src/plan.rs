@@ -59,6 +59,8 @@ pub struct Plan {
     pub offer: crate::ws::handshake::Offer,
     /// Per-connection values in the request (placeholders, the data file).
     pub per_conn: Option<crate::values::PerConn>,
+    /// Largest message accepted from a server once inflated (permessage-deflate).
+    pub max_message: usize,
     /// TLS for the `wss://` targets (or the embedded server of `run --tls`).
     pub tls: Option<crate::net::tls::ClientTls>,
     /// Each shard's slice: its core, its connection ids, its share of the load.

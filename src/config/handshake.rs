@@ -35,7 +35,7 @@ const RESERVED: [(&str, &str); 9] = [
     ),
     (
         "sec-websocket-extensions",
-        "wsherd negotiates no extension yet (permessage-deflate is to come)",
+        "offer permessage-deflate with --deflate[=OPTIONS]",
     ),
     ("content-length", "an upgrade request has no body"),
     ("transfer-encoding", "an upgrade request has no body"),
@@ -76,6 +76,12 @@ pub fn offer_from(l: &LoadArgs) -> Result<Offer> {
         offer.subprotocols = parse_subprotocols(list)?;
     }
     offer.require_subprotocol = l.require_subprotocol;
+    if let Some(options) = &l.deflate {
+        let d = crate::ws::deflate::Offer::parse(options)
+            .map_err(|why| Error::usage(format!("--deflate={options}: {why}")))?;
+        offer.headers.push_str(&d.header_line());
+        offer.deflate = Some(d);
+    }
     Ok(offer)
 }
 

@@ -401,6 +401,7 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
             .transpose()?,
         offer: super::handshake::offer_from(l)?,
         per_conn: None,
+        max_message: l.max_message.min(usize::MAX as u64) as usize,
         tls: None,
         shards: Vec::new(),
     };

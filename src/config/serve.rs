@@ -74,8 +74,14 @@ impl ServeConfig {
             ));
         }
         let tls = serve_tls(&a, addr)?;
+        if a.deflate && a.mode == crate::cli::ServeModeArg::Broadcast {
+            return Err(Error::usage(
+                "--deflate works with --mode echo only: broadcast copies are encoded once for every receiver",
+            ));
+        }
         Ok(ServeConfig {
             tls,
+            deflate: a.deflate,
             addr,
             mode: a.mode.into(),
             queue: a.queue as usize,
@@ -132,6 +138,7 @@ pub fn embedded(
 ) -> Option<ServeConfig> {
     plan.embedded().then(|| ServeConfig {
         tls,
+        deflate: plan.offer.deflate.is_some() && plan.workload.broadcast.is_none(),
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         mode: if plan.workload.broadcast.is_some() {
             ServeMode::Broadcast

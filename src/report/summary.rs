@@ -416,6 +416,31 @@ fn connections(r: &RunResults) -> Section {
             ));
         }
     }
+    if let Some(d) = &k.deflate {
+        let ratio = |wire: u64, msg: u64| {
+            if msg == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.0}%", wire as f64 * 100.0 / msg as f64)
+            }
+        };
+        rows.push(Row::new(
+            "permessage-deflate",
+            Place::Line,
+            format!(
+                "negotiated {} of {}; zlib state ~{:.1} KiB per connection; sent {} message bytes in {} on the wire ({}), received {} in {} ({})",
+                group(d.negotiated),
+                group(d.negotiated + d.declined),
+                d.state_bytes_per_connection as f64 / 1024.0,
+                group(d.message_bytes_sent),
+                group(d.wire_bytes_sent),
+                ratio(d.wire_bytes_sent, d.message_bytes_sent),
+                group(d.message_bytes_received),
+                group(d.wire_bytes_received),
+                ratio(d.wire_bytes_received, d.message_bytes_received),
+            ),
+        ));
+    }
     rows.extend(memory(r));
     Section {
         title: "Connections".into(),

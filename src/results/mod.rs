@@ -160,6 +160,28 @@ pub struct ConnectionStats {
     /// wss:// only: what TLS did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsStats>,
+    /// --deflate only: what permessage-deflate did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deflate: Option<DeflateStats>,
+}
+
+/// permessage-deflate in a run that offered it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeflateStats {
+    /// The offer's header value (`permessage-deflate; client_max_window_bits`).
+    pub offered: String,
+    /// Connections whose server accepted it, and those whose server did not.
+    pub negotiated: u64,
+    pub declined: u64,
+    /// zlib state a negotiated connection holds, on average (zlib's estimate: a
+    /// compressor and a decompressor for the directions that keep context).
+    pub state_bytes_per_connection: u64,
+    /// Data messages' own bytes (uncompressed), and the frames that carried
+    /// them on the wire (`messages.bytes_sent`, `bytes_received`), both ways.
+    pub message_bytes_sent: u64,
+    pub wire_bytes_sent: u64,
+    pub message_bytes_received: u64,
+    pub wire_bytes_received: u64,
 }
 
 /// The TLS handshakes of a wss:// run.

@@ -175,7 +175,9 @@ pub(crate) fn connection(
             // Subscribe before the 101 goes out, so a client that sees its upgrade
             // answered receives everything published from then on.
             let id = Cell::new(None);
-            let early = upgrade(&shard, &mut stream, || id.set(Some(b.subscribe()))).await;
+            let early = upgrade(&shard, &mut stream, || id.set(Some(b.subscribe())))
+                .await
+                .map(|(early, _)| early);
             match (early, id.get()) {
                 (Some(early), Some(sub)) => {
                     shard.open.set(shard.open.get() + 1);
@@ -426,7 +428,7 @@ fn on_bytes(
 ) -> (usize, bool) {
     let mut pos = 0;
     while pos < data.len() {
-        let (f, range) = match frames::next(data, pos) {
+        let (f, range) = match frames::next(data, pos, false) {
             Ok(Some(next)) => next,
             Ok(None) => break,
             Err(()) => {

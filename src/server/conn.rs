@@ -19,6 +19,7 @@ use super::frames;
 use super::read::{Got, Reader};
 use super::shard::ServerShard;
 use crate::net::stream::Stream;
+use crate::ws::deflate::Params;
 use crate::ws::frame::{self, Kind};
 use crate::ws::handshake::{self, Request};
 use monoio::io::AsyncWriteRentExt;
@@ -37,10 +38,11 @@ pub(crate) fn connection(shard: Rc<ServerShard>, mut stream: Stream) -> impl Fut
     async move {
         let slot = shard.stop.slot();
         if secure(&shard, &mut stream).await {
-            if let Some(early) = upgrade(&shard, &mut stream, || {}).await {
+            if let Some((early, deflate)) = upgrade(&shard, &mut stream, || {}).await {
                 shard.open.set(shard.open.get() + 1);
                 shard.connections.set(shard.connections.get() + 1);
-                echo_loop(&shard, &mut stream, slot, Reader::new(early)).await;
+                let deflate = deflate.map(|p| Box::new(frames::ConnDeflate::new(p)));
+                echo_loop(&shard, &mut stream, slot, Reader::new(early), deflate).await;
                 shard.open.set(shard.open.get() - 1);
                 shard.leave();
             }
@@ -83,13 +85,14 @@ async fn send(stream: &mut Stream, mut out: Vec<u8>) -> (std::io::Result<()>, Ve
 }
 
 /// Reads the request head and answers it, within `HANDSHAKE_TIMEOUT`. Returns the
-/// bytes that followed the head (normally none: an empty, unallocated vector).
+/// bytes that followed the head (normally none: an empty, unallocated vector) and
+/// permessage-deflate's parameters when it was agreed.
 /// `accepting` runs right before the 101 response is written.
 pub(super) async fn upgrade(
     shard: &ServerShard,
     stream: &mut Stream,
     accepting: impl FnOnce(),
-) -> Option<Vec<u8>> {
+) -> Option<(Vec<u8>, Option<Params>)> {
     // Boxed: the timer is needed during the handshake only, and inline it would make
     // the connection's future (which lives as long as the connection) as big as it.
     Box::pin(monoio::time::timeout(
@@ -105,7 +108,7 @@ async fn handshake(
     shard: &ServerShard,
     stream: &mut Stream,
     accepting: impl FnOnce(),
-) -> Option<Vec<u8>> {
+) -> Option<(Vec<u8>, Option<Params>)> {
     // The request so far, when it took more than one read (rare).
     let mut head = Vec::new();
     loop {
@@ -129,14 +132,18 @@ async fn handshake(
             head.extend_from_slice(&buf);
         }
         let data = if joined { &head[..] } else { &buf[..] };
-        match handshake::server_accept(data) {
+        match handshake::server_accept(data, shard.deflate.is_some()) {
             Request::Partial => {
                 if !joined {
                     head.extend_from_slice(&buf);
                 }
                 shard.pool.put(buf);
             }
-            Request::Upgrade { head_len, response } => {
+            Request::Upgrade {
+                head_len,
+                response,
+                deflate,
+            } => {
                 // Only what followed the head is kept (no allocation when nothing).
                 let early = data[head_len..].to_vec();
                 shard.pool.put(buf);
@@ -155,7 +162,7 @@ async fn handshake(
                 res.ok()?;
                 // Upgraded: the connection gives the place back when it ends.
                 std::mem::forget(place);
-                return Some(early);
+                return Some((early, deflate));
             }
             Request::Reject(response) => {
                 shard.pool.put(buf);
@@ -184,10 +191,16 @@ enum Next {
 }
 
 /// Echoes every complete frame in `data` into `out`; unmasks in place.
-fn on_bytes(shard: &ServerShard, data: &mut [u8], out: &mut Vec<u8>) -> (usize, Next) {
+/// Compressed messages (permessage-deflate) are inflated and compressed again.
+fn on_bytes(
+    shard: &ServerShard,
+    data: &mut [u8],
+    out: &mut Vec<u8>,
+    deflate: &mut Option<Box<frames::ConnDeflate>>,
+) -> (usize, Next) {
     let mut pos = 0;
     while pos < data.len() {
-        let (f, range) = match frames::next(data, pos) {
+        let (f, range) = match frames::next(data, pos, deflate.is_some()) {
             Ok(Some(next)) => next,
             Ok(None) => break,
             Err(()) => {
@@ -198,6 +211,15 @@ fn on_bytes(shard: &ServerShard, data: &mut [u8], out: &mut Vec<u8>) -> (usize, 
         let payload = &data[range];
         pos += f.total_len();
         match f.kind {
+            Kind::Text | Kind::Binary | Kind::Continuation
+                if deflate.as_ref().is_some_and(|d| f.rsv1 || d.frag.is_some()) =>
+            {
+                let d = deflate.as_deref_mut().expect("checked above");
+                if let Err(code) = compressed(shard, d, f, payload, out) {
+                    frames::protocol_error(shard, out, code);
+                    return (pos, Next::Close);
+                }
+            }
             Kind::Text | Kind::Binary | Kind::Continuation => {
                 frame::write_server_frame(out, f.kind, f.fin, payload);
                 if f.fin {
@@ -215,6 +237,46 @@ fn on_bytes(shard: &ServerShard, data: &mut [u8], out: &mut Vec<u8>) -> (usize, 
     (pos, Next::Continue)
 }
 
+/// A frame of a compressed message: kept until the message is whole, then echoed
+/// compressed. Err: the close code (1002 for frames out of order).
+#[cold]
+fn compressed(
+    shard: &ServerShard,
+    d: &mut frames::ConnDeflate,
+    f: crate::ws::frame::FrameRef,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), u16> {
+    let Some(sd) = &shard.deflate else {
+        return Err(1002);
+    };
+    let whole = match (f.kind, d.frag.take()) {
+        (Kind::Text | Kind::Binary, None) if f.fin => {
+            frames::echo_compressed(sd, d, f.kind, payload, out)?;
+            None
+        }
+        (Kind::Text | Kind::Binary, None) => Some((f.kind, payload.to_vec())),
+        (Kind::Continuation, Some((kind, mut so_far))) => {
+            if so_far.len() + payload.len() > super::shard::MAX_FRAME {
+                return Err(1009);
+            }
+            so_far.extend_from_slice(payload);
+            if f.fin {
+                frames::echo_compressed(sd, d, kind, &so_far, out)?;
+                None
+            } else {
+                Some((kind, so_far))
+            }
+        }
+        _ => return Err(1002),
+    };
+    if whole.is_none() {
+        shard.messages.set(shard.messages.get() + 1);
+    }
+    d.frag = whole;
+    Ok(())
+}
+
 /// Echoes until the client closes or goes, or the shard stops. Returns a future
 /// rather than being an `async fn`, which would store its arguments twice.
 #[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see above
@@ -223,6 +285,7 @@ fn echo_loop<'a>(
     stream: &'a mut Stream,
     slot: usize,
     mut reader: Reader,
+    mut deflate: Option<Box<frames::ConnDeflate>>,
 ) -> impl Future<Output = ()> + 'a {
     async move {
         loop {
@@ -237,7 +300,7 @@ fn echo_loop<'a>(
                 .as_ref()
                 .map(|_| (Instant::now(), shard.messages.get()));
             let mut out = shard.wpool.take();
-            let (used, next) = on_bytes(shard, &mut buf, &mut out);
+            let (used, next) = on_bytes(shard, &mut buf, &mut out, &mut deflate);
             reader.done(shard, buf, used);
             if !out.is_empty() {
                 if stream.seal(&mut out).is_err() {

@@ -6,16 +6,22 @@
 //! In the server's order (see shard.rs) it sits below conn.rs: it must never import
 //! mod.rs, conn.rs or broadcast.rs.
 
-use super::shard::{ServerShard, MAX_FRAME};
+use super::shard::{ServerShard, ShardDeflate, MAX_FRAME};
+use crate::ws::deflate::{Codec, InflateError, Params, Side};
 use crate::ws::frame::{self, FrameRef, From, Kind};
 use crate::ws::mask::apply_mask;
 use std::ops::Range;
 
 /// The next client frame at `pos` of `data`, its payload unmasked in place, with
 /// the payload's range: `Ok(None)` while incomplete, `Err(())` when malformed
-/// (the caller ends the connection after `protocol_error`).
-pub(super) fn next(data: &mut [u8], pos: usize) -> Result<Option<(FrameRef, Range<usize>)>, ()> {
-    let f = match frame::parse(&data[pos..], From::Client, MAX_FRAME) {
+/// (the caller ends the connection after `protocol_error`). With `deflate`
+/// (negotiated), RSV1 marks a compressed message.
+pub(super) fn next(
+    data: &mut [u8],
+    pos: usize,
+    deflate: bool,
+) -> Result<Option<(FrameRef, Range<usize>)>, ()> {
+    let f = match frame::parse_with(&data[pos..], From::Client, MAX_FRAME, deflate) {
         Ok(Some(f)) => f,
         Ok(None) => return Ok(None),
         Err(_) => return Err(()),
@@ -38,4 +44,52 @@ pub(super) fn answer_close(out: &mut Vec<u8>, payload: &[u8]) {
     let code = frame::close_code(payload);
     let reply = if code == 1005 { 1000 } else { code };
     frame::write_server_frame(out, Kind::Close, true, &reply.to_be_bytes());
+}
+
+/// A connection's permessage-deflate: its codec, and a compressed message still
+/// arriving in fragments (its kind and bytes so far).
+pub(super) struct ConnDeflate {
+    pub codec: Codec,
+    pub frag: Option<(Kind, Vec<u8>)>,
+}
+
+impl ConnDeflate {
+    pub fn new(params: Params) -> ConnDeflate {
+        ConnDeflate {
+            codec: Codec::new(params, Side::Server),
+            frag: None,
+        }
+    }
+}
+
+/// Echoes a whole compressed message (`data`, as it came): inflated (at most
+/// `MAX_FRAME` bytes) and compressed again for the way back, in one frame with
+/// RSV1. Err: the close code the client earned (1009 too large, 1007 not
+/// deflate).
+pub(super) fn echo_compressed(
+    d: &ShardDeflate,
+    c: &mut ConnDeflate,
+    kind: Kind,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), u16> {
+    let mut plain = d.plain.borrow_mut();
+    plain.clear();
+    if let Err(e) = c.codec.decompress(&d.shared, data, &mut plain, MAX_FRAME) {
+        return Err(match e {
+            InflateError::TooLarge => 1009,
+            InflateError::Corrupt => 1007,
+        });
+    }
+    let mut packed = d.packed.borrow_mut();
+    packed.clear();
+    c.codec.compress(&d.shared, &plain, &mut packed);
+    frame::write_server_frame_compressed(out, kind, &packed);
+    // Scratch that grew for a large message does not stay large.
+    for b in [&mut *plain, &mut *packed] {
+        if b.capacity() > 1 << 20 {
+            *b = Vec::new();
+        }
+    }
+    Ok(())
 }

@@ -55,6 +55,8 @@ pub struct ServeConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// Serve TLS (wss://) with this config.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Accept permessage-deflate (echo mode).
+    pub deflate: bool,
 }
 
 /// Cross-thread counters the shards publish once a tick (not per message).
@@ -242,6 +244,7 @@ pub fn start(cfg: ServeConfig) -> Result<ServerHandle> {
             broadcast: bells[i].take(),
             timing: cfg.metrics_addr.is_some(),
             tls: cfg.tls.clone(),
+            deflate: cfg.deflate,
         };
         let t = std::thread::Builder::new()
             .name(format!("wsherd-serve-{i}"))
@@ -271,6 +274,7 @@ struct ShardSetup {
     /// Record handling and fan-out times (for --metrics-addr).
     timing: bool,
     tls: Option<Arc<rustls::ServerConfig>>,
+    deflate: bool,
 }
 
 /// The shard's part in the handle's totals (`ServerShard` itself is in shard.rs).
@@ -334,6 +338,7 @@ async fn serve_shard(
         broadcast: bcast,
         timing,
         tls,
+        deflate,
     } = setup;
     let (bcast, bell) = match bcast {
         Some((hub, bell)) => (Some(hub::Local::new(index, hub, queue)), Some(bell)),
@@ -344,6 +349,7 @@ async fn serve_shard(
         shard.timers = Some(timing::Timers::new());
     }
     shard.tls = tls;
+    shard.deflate = deflate.then(Default::default);
     let shard = Rc::new(shard);
     monoio::spawn(watch(shard.clone(), stop, published.clone()));
     if let Some(bell) = bell {

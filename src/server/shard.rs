@@ -57,6 +57,16 @@ pub struct ServerTotals {
     pub dropped: u64,
 }
 
+/// permessage-deflate on a server shard: the codecs that connections keeping no
+/// context share (one per window size, reset per message), and the scratch
+/// buffers a message is inflated into and compressed into.
+#[derive(Default)]
+pub(crate) struct ShardDeflate {
+    pub shared: crate::ws::deflate::Shared,
+    pub plain: std::cell::RefCell<Vec<u8>>,
+    pub packed: std::cell::RefCell<Vec<u8>>,
+}
+
 /// State of one server shard, shared by its tasks.
 pub(crate) struct ServerShard {
     /// This shard's number (0-based).
@@ -88,6 +98,8 @@ pub(crate) struct ServerShard {
     pub(crate) timers: Option<Timers>,
     /// Serve TLS (wss://) with this config.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Accept permessage-deflate: the shard's shared codecs and scratch buffers.
+    pub deflate: Option<ShardDeflate>,
 }
 
 impl ServerShard {
@@ -112,6 +124,7 @@ impl ServerShard {
             published_last: Default::default(),
             timers: None,
             tls: None,
+            deflate: None,
             faults,
             held,
             busy_until: Cell::new(origin),

@@ -82,7 +82,7 @@ pub async fn connection(
 /// large and short-lived) and nothing it awaits inline holds a monoio timer.
 async fn one_connection(shard: &Shard, slot: usize, id: u32) {
     let started = Instant::now();
-    let (stream, leftover) = match Box::pin(open(shard, slot, id)).await {
+    let (stream, leftover, deflate) = match Box::pin(open(shard, slot, id)).await {
         Ok(opened) => opened,
         // Cut short by the end of the run: not the server's failure.
         Err(ABORTED) => {
@@ -107,6 +107,7 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32) {
         owed: 0,
         seen: Box::default(),
         got_close: None,
+        deflate,
     };
     // Broadcast: only publishers send; the others only receive.
     let sends = shard
@@ -141,7 +142,11 @@ const ABORTED: &str = "aborted_at_stop";
 
 /// TCP connect, a proxy's tunnel, TLS and the WebSocket upgrade. Returns the
 /// stream and any bytes that followed the 101 response.
-async fn open(shard: &Shard, slot: usize, id: u32) -> Result<(Stream, Vec<u8>), &'static str> {
+async fn open(
+    shard: &Shard,
+    slot: usize,
+    id: u32,
+) -> Result<(Stream, Vec<u8>, Option<Box<super::exchange::ConnDeflate>>), &'static str> {
     let run = &shard.run;
     let (target, source) = crate::plan::endpoint(id as u64, run.targets.len(), &run.plan.sources);
     let t = &run.targets[target];
@@ -201,6 +206,7 @@ async fn open(shard: &Shard, slot: usize, id: u32) -> Result<(Stream, Vec<u8>), 
         leftover,
         chosen,
         tls_time,
+        deflate,
     } = opened;
     let mut st = shard.stats.borrow_mut();
     // The HTTP exchanges: the time since the connect, TLS left out.
@@ -211,11 +217,23 @@ async fn open(shard: &Shard, slot: usize, id: u32) -> Result<(Stream, Vec<u8>), 
     if !offered.is_empty() {
         st.counters.subprotocol(chosen.map(|i| offered[i].as_str()));
     }
+    let deflate = deflate.map(|p| {
+        let codec = crate::ws::deflate::Codec::new(p, crate::ws::deflate::Side::Client);
+        st.counters.deflate_negotiated += 1;
+        st.counters.deflate_state_bytes += codec.state_bytes() as u64;
+        Box::new(super::exchange::ConnDeflate {
+            codec,
+            frag_compressed: false,
+        })
+    });
+    if deflate.is_none() && run.plan.offer.deflate.is_some() {
+        st.counters.deflate_declined += 1;
+    }
     if shard.run.plan.workload.broadcast.is_some() {
         run.established
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    Ok((stream, leftover))
+    Ok((stream, leftover, deflate))
 }
 
 /// An open connection, and how it got there.
@@ -227,6 +245,8 @@ struct Established {
     chosen: Option<usize>,
     /// How long the TLS handshake took (zero for ws://).
     tls_time: Duration,
+    /// permessage-deflate, when the server accepted it.
+    deflate: Option<crate::ws::deflate::Params>,
 }
 
 /// Over a connected socket: a proxy's tunnel (when the target has one), TLS (for
@@ -266,12 +286,13 @@ async fn establish(
         }
         _ => (stream, early),
     };
-    let (leftover, chosen) = upgrade(shard, &mut stream, t, id, head).await?;
+    let (leftover, chosen, deflate) = upgrade(shard, &mut stream, t, id, head).await?;
     Ok(Established {
         stream,
         leftover,
         chosen,
         tls_time,
+        deflate,
     })
 }
 
@@ -305,7 +326,7 @@ async fn upgrade(
     t: &crate::target::Target,
     id: u32,
     mut head: Vec<u8>,
-) -> Result<(Vec<u8>, Option<usize>), &'static str> {
+) -> Result<(Vec<u8>, Option<usize>, Option<crate::ws::deflate::Params>), &'static str> {
     let key = handshake::new_key();
     let mut req = shard.wpool.take();
     let offer = &shard.run.plan.offer;
@@ -323,7 +344,7 @@ async fn upgrade(
                 Ok(Some(a)) => {
                     head.drain(..a.head_len);
                     head.shrink_to_fit();
-                    return Ok((head, a.subprotocol));
+                    return Ok((head, a.subprotocol, a.deflate));
                 }
                 Err(e) => {
                     let cause = intern(e.cause());

@@ -49,6 +49,16 @@ pub(super) struct Conn {
     /// Broadcast: the next sequence number expected from each publisher.
     pub(super) seen: Box<[u64]>,
     pub(super) got_close: Option<u16>,
+    /// permessage-deflate, when the server accepted it (boxed: 8 bytes for
+    /// connections without).
+    pub(super) deflate: Option<Box<ConnDeflate>>,
+}
+
+/// A connection's permessage-deflate: its codec, and whether the message being
+/// reassembled from fragments (`Conn::frag`) is compressed.
+pub(super) struct ConnDeflate {
+    pub(super) codec: crate::ws::deflate::Codec,
+    pub(super) frag_compressed: bool,
 }
 
 impl Conn {
@@ -96,7 +106,15 @@ pub(super) fn queue_message(
     c.next_seq += 1;
     let before = out.len();
     let key = shard.rng.borrow_mut().next_key();
-    frame::write_client_frame(out, kind, key, spec.size, |dst| spec.write(stamp, dst));
+    match c.deflate.as_deref_mut().filter(|_| kind != Kind::Ping) {
+        None => {
+            frame::write_client_frame(out, kind, key, spec.size, |dst| spec.write(stamp, dst));
+            if shard.run.plan.offer.deflate.is_some() {
+                shard.stats.borrow_mut().counters.msg_bytes_sent += spec.size as u64;
+            }
+        }
+        Some(d) => write_compressed(shard, d, out, kind, key, stamp),
+    }
     if shard.debug_frames.get() > 0 && c.id == shard.debug_conn {
         debug_sent(shard, &out[before..], key);
     }
@@ -104,6 +122,55 @@ pub(super) fn queue_message(
     st.counters.sent += 1;
     st.counters.bytes_sent += (out.len() - before) as u64;
     shard.outstanding.set(shard.outstanding.get() + 1);
+}
+
+/// A message compressed (permessage-deflate) into one frame with RSV1: built
+/// and compressed in the shard's scratch buffers.
+#[cold]
+fn write_compressed(
+    shard: &Shard,
+    d: &mut ConnDeflate,
+    out: &mut Vec<u8>,
+    kind: Kind,
+    key: [u8; 4],
+    stamp: Stamp,
+) {
+    let spec = &shard.run.plan.payload;
+    let mut plain = shard.deflate.plain.borrow_mut();
+    plain.clear();
+    plain.resize(spec.size, 0);
+    spec.write(stamp, &mut plain);
+    let mut packed = shard.deflate.packed.borrow_mut();
+    packed.clear();
+    d.codec.compress(&shard.deflate.shared, &plain, &mut packed);
+    frame::write_client_frame_compressed(out, kind, key, &packed);
+    shard.stats.borrow_mut().counters.msg_bytes_sent += spec.size as u64;
+}
+
+/// A compressed message (permessage-deflate) arrived whole: inflated (at most
+/// `--max-message` bytes) into the shard's scratch buffer and handled as any
+/// message. A bomb or bad data ends the connection.
+#[cold]
+fn on_compressed(shard: &Shard, c: &mut Conn, data: &[u8], now_ns: u64) -> Result<u32, End> {
+    let Some(d) = c.deflate.as_deref_mut() else {
+        return Err(End::Protocol("protocol_reserved_bits"));
+    };
+    let mut plain = std::mem::take(&mut *shard.deflate.plain.borrow_mut());
+    plain.clear();
+    let inflated = d
+        .codec
+        .decompress(&shard.deflate.shared, data, &mut plain, shard.run.plan.max_message);
+    let res = match inflated {
+        Ok(()) => {
+            shard.stats.borrow_mut().counters.msg_bytes_received += plain.len() as u64;
+            Ok(on_data(shard, c, &plain, now_ns))
+        }
+        Err(e) => Err(End::Protocol(e.name())),
+    };
+    if plain.capacity() <= 1 << 20 {
+        *shard.deflate.plain.borrow_mut() = plain;
+    }
+    res
 }
 
 /// A reply (an echo, or a PONG for ping workloads) arrived: match it to its send.
@@ -201,7 +268,7 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
     let mut to_send = 0u32;
     let mut result = Ok(());
     while pos < data.len() {
-        let f = match frame::parse(&data[pos..], From::Server, MAX_FRAME) {
+        let f = match frame::parse_with(&data[pos..], From::Server, MAX_FRAME, c.deflate.is_some()) {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
@@ -216,18 +283,51 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
         }
         match f.kind {
             Kind::Text | Kind::Binary if c.frag.is_none() => {
-                if f.fin {
+                if f.fin && f.rsv1 {
+                    match on_compressed(shard, c, payload, now) {
+                        Ok(n) => to_send += n,
+                        Err(end) => {
+                            result = Err(end);
+                            break;
+                        }
+                    }
+                } else if f.fin {
+                    if shard.run.plan.offer.deflate.is_some() {
+                        shard.stats.borrow_mut().counters.msg_bytes_received += payload.len() as u64;
+                    }
                     to_send += on_data(shard, c, payload, now);
                 } else {
                     c.frag = Some(Box::new(payload.to_vec()));
+                    if let Some(d) = c.deflate.as_deref_mut() {
+                        d.frag_compressed = f.rsv1;
+                    }
                 }
             }
             Kind::Continuation if c.frag.is_some() => {
                 let buf = c.frag.as_mut().expect("checked above");
+                if buf.len() + payload.len() > shard.run.plan.max_message {
+                    c.frag = None;
+                    result = Err(End::Protocol("message_too_large"));
+                    break;
+                }
                 buf.extend_from_slice(payload);
                 if f.fin {
                     let whole = c.frag.take().unwrap_or_default();
-                    to_send += on_data(shard, c, &whole, now);
+                    let compressed = c.deflate.as_ref().is_some_and(|d| d.frag_compressed);
+                    if compressed {
+                        match on_compressed(shard, c, &whole, now) {
+                            Ok(n) => to_send += n,
+                            Err(end) => {
+                                result = Err(end);
+                                break;
+                            }
+                        }
+                    } else {
+                        if shard.run.plan.offer.deflate.is_some() {
+                            shard.stats.borrow_mut().counters.msg_bytes_received += whole.len() as u64;
+                        }
+                        to_send += on_data(shard, c, &whole, now);
+                    }
                 }
             }
             Kind::Text | Kind::Binary | Kind::Continuation => {

@@ -64,6 +64,7 @@ pub fn run_shard(
             level_at_ns: Cell::new(0),
             debug_frames: Cell::new(debug_frames),
             debug_conn,
+            deflate: Default::default(),
         });
         if let Some(live) = &shard.run.live {
             live.register_thread();

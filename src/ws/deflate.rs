@@ -11,6 +11,7 @@
 //! Part of `ws/`, the wire layer: it imports nothing of wsherd's.
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use std::cell::RefCell;
 
 /// The extension's name, as it appears in `Sec-WebSocket-Extensions`.
 pub const NAME: &str = "permessage-deflate";
@@ -257,6 +258,124 @@ pub fn compressor_bytes(window_bits: u8) -> usize {
 /// zlib's own estimate of a decompressor's state (zconf.h), in bytes.
 pub fn decompressor_bytes(window_bits: u8) -> usize {
     (1 << window_bits as u32) + 7 * 1024
+}
+
+/// Which end of the connection a codec serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+/// Codecs that connections keeping no context share, one per window size, reset
+/// before each message: a shard's, so such connections hold no zlib state.
+#[derive(Default)]
+pub struct Shared {
+    tx: RefCell<Vec<(u8, Compressor)>>,
+    rx: RefCell<Vec<(u8, Decompressor)>>,
+}
+
+impl Shared {
+    fn compress(&self, bits: u8, msg: &[u8], out: &mut Vec<u8>) {
+        let mut all = self.tx.borrow_mut();
+        let i = match all.iter().position(|(b, _)| *b == bits) {
+            Some(i) => i,
+            None => {
+                all.push((bits, Compressor::new(bits, true)));
+                all.len() - 1
+            }
+        };
+        all[i].1.compress(msg, out);
+    }
+
+    fn decompress(&self, bits: u8, data: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), InflateError> {
+        let mut all = self.rx.borrow_mut();
+        let i = match all.iter().position(|(b, _)| *b == bits) {
+            Some(i) => i,
+            None => {
+                all.push((bits, Decompressor::new(bits, true)));
+                all.len() - 1
+            }
+        };
+        all[i].1.decompress(data, out, max)
+    }
+}
+
+/// One end's permessage-deflate on one connection: what was agreed, and its own
+/// codecs for a direction that keeps context (made at its first message; a
+/// direction without context uses the shard's `Shared` ones).
+pub struct Codec {
+    pub params: Params,
+    side: Side,
+    tx: Option<Compressor>,
+    rx: Option<Decompressor>,
+}
+
+impl Codec {
+    pub fn new(params: Params, side: Side) -> Codec {
+        Codec {
+            params,
+            side,
+            tx: None,
+            rx: None,
+        }
+    }
+
+    /// (keeps no context, window) of what this end sends.
+    fn outgoing(&self) -> (bool, u8) {
+        let p = &self.params;
+        match self.side {
+            Side::Client => (p.client_no_context_takeover, p.client_max_window_bits),
+            Side::Server => (p.server_no_context_takeover, p.server_max_window_bits),
+        }
+    }
+
+    /// (keeps no context, window) of what this end receives.
+    fn incoming(&self) -> (bool, u8) {
+        let p = &self.params;
+        match self.side {
+            Side::Client => (p.server_no_context_takeover, p.server_max_window_bits),
+            Side::Server => (p.client_no_context_takeover, p.client_max_window_bits),
+        }
+    }
+
+    /// Appends `msg` compressed (without the sync flush's tail) to `out`.
+    pub fn compress(&mut self, shared: &Shared, msg: &[u8], out: &mut Vec<u8>) {
+        match self.outgoing() {
+            (true, bits) => shared.compress(bits, msg, out),
+            (false, bits) => self
+                .tx
+                .get_or_insert_with(|| Compressor::new(bits, false))
+                .compress(msg, out),
+        }
+    }
+
+    /// Appends the message `data` carried, inflated (at most `max` bytes), to `out`.
+    pub fn decompress(
+        &mut self,
+        shared: &Shared,
+        data: &[u8],
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> Result<(), InflateError> {
+        match self.incoming() {
+            (true, bits) => shared.decompress(bits, data, out, max),
+            (false, bits) => self
+                .rx
+                .get_or_insert_with(|| Decompressor::new(bits, false))
+                .decompress(data, out, max),
+        }
+    }
+
+    /// The zlib state a connection of this end holds once both directions were
+    /// used (zlib's own estimate): none for a direction without context.
+    pub fn state_bytes(&self) -> usize {
+        let (out_shared, out_bits) = self.outgoing();
+        let (in_shared, in_bits) = self.incoming();
+        let tx = if out_shared { 0 } else { compressor_bytes(out_bits) };
+        let rx = if in_shared { 0 } else { decompressor_bytes(in_bits) };
+        tx + rx
+    }
 }
 
 /// One direction's compressor.

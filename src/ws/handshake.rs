@@ -24,6 +24,9 @@ pub enum UpgradeError {
     SubprotocolNotOffered,
     /// The server chose no subprotocol where one is required.
     SubprotocolMissing,
+    /// The server's `Sec-WebSocket-Extensions` answer: one not offered, or
+    /// parameters out of order (the cause names which).
+    Extension(&'static str),
 }
 
 impl UpgradeError {
@@ -36,6 +39,7 @@ impl UpgradeError {
             UpgradeError::Malformed => "bad_http_response".into(),
             UpgradeError::SubprotocolNotOffered => "subprotocol_not_offered".into(),
             UpgradeError::SubprotocolMissing => "subprotocol_missing".into(),
+            UpgradeError::Extension(cause) => (*cause).into(),
         }
     }
 }
@@ -59,6 +63,8 @@ pub struct Offer {
     pub subprotocols: Vec<String>,
     /// Fail the connection when the server chooses none.
     pub require_subprotocol: bool,
+    /// permessage-deflate offered (its header line is among `headers`).
+    pub deflate: Option<super::deflate::Offer>,
 }
 
 /// The parts of one upgrade request that may differ from connection to
@@ -130,6 +136,8 @@ fn header_has_token(value: &[u8], token: &str) -> bool {
 pub struct Accepted {
     pub head_len: usize,
     pub subprotocol: Option<usize>,
+    /// permessage-deflate, when the server accepted it.
+    pub deflate: Option<super::deflate::Params>,
 }
 
 /// Checks a server's response to a request made with `offer`. `Ok(None)`: the
@@ -154,6 +162,7 @@ pub fn check_response(
     let mut connection = false;
     let mut accept = None;
     let mut chosen: Option<&[u8]> = None;
+    let mut extensions: Vec<&str> = Vec::new();
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("upgrade") {
             upgrade = header_has_token(h.value, "websocket");
@@ -163,6 +172,8 @@ pub fn check_response(
             accept = Some(h.value);
         } else if h.name.eq_ignore_ascii_case("sec-websocket-protocol") {
             chosen = Some(h.value);
+        } else if h.name.eq_ignore_ascii_case("sec-websocket-extensions") {
+            extensions.push(std::str::from_utf8(h.value).unwrap_or("?"));
         }
     }
     if !upgrade || !connection {
@@ -173,9 +184,12 @@ pub fn check_response(
         _ => return Err(UpgradeError::BadAcceptKey),
     }
     let subprotocol = chosen_subprotocol(chosen, offer)?;
+    let deflate = super::deflate::accept_answer(&extensions, offer.deflate.as_ref())
+        .map_err(UpgradeError::Extension)?;
     Ok(Some(Accepted {
         head_len: n,
         subprotocol,
+        deflate,
     }))
 }
 
@@ -233,14 +247,20 @@ pub fn transcript(conn: u32, cause: &str, sent: &[u8], got: &[u8]) -> String {
 pub enum Request {
     /// Not complete yet.
     Partial,
-    /// A valid upgrade: the head's length and the response to write.
-    Upgrade { head_len: usize, response: Vec<u8> },
+    /// A valid upgrade: the head's length, the response to write, and
+    /// permessage-deflate when it was offered and the server takes it.
+    Upgrade {
+        head_len: usize,
+        response: Vec<u8>,
+        deflate: Option<super::deflate::Params>,
+    },
     /// Not a WebSocket upgrade: the response to write before closing.
     Reject(Vec<u8>),
 }
 
-/// Parses a client's request head and prepares the answer.
-pub fn server_accept(buf: &[u8]) -> Request {
+/// Parses a client's request head and prepares the answer; with `deflate`, a
+/// permessage-deflate offer is accepted.
+pub fn server_accept(buf: &[u8], deflate: bool) -> Request {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(buf) {
@@ -258,6 +278,7 @@ pub fn server_accept(buf: &[u8]) -> Request {
     let mut key = None;
     let mut upgrade = false;
     let mut version_ok = false;
+    let mut extensions: Vec<&str> = Vec::new();
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("sec-websocket-key") {
             key = Some(h.value);
@@ -265,17 +286,25 @@ pub fn server_accept(buf: &[u8]) -> Request {
             upgrade = header_has_token(h.value, "websocket");
         } else if h.name.eq_ignore_ascii_case("sec-websocket-version") {
             version_ok = h.value == b"13";
+        } else if deflate && h.name.eq_ignore_ascii_case("sec-websocket-extensions") {
+            extensions.extend(std::str::from_utf8(h.value));
         }
     }
     match key {
         Some(k) if upgrade && version_ok => {
             let accept = derive_accept_key(k);
+            let agreed = super::deflate::negotiate(&extensions);
+            let line = agreed.as_ref().map_or("", |(_, l)| l.as_str());
             let response = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Accept: {accept}\r\n\r\n"
+                 Sec-WebSocket-Accept: {accept}\r\n{line}\r\n"
             )
             .into_bytes();
-            Request::Upgrade { head_len, response }
+            Request::Upgrade {
+                head_len,
+                response,
+                deflate: agreed.map(|(p, _)| p),
+            }
         }
         _ => Request::Reject(reject(
             426,
@@ -317,7 +346,8 @@ mod tests {
         let Request::Upgrade {
             head_len,
             mut response,
-        } = server_accept(&req)
+            ..
+        } = server_accept(&req, false)
         else {
             panic!("server refused a valid request")
         };
@@ -328,7 +358,8 @@ mod tests {
             check_response(&response, &key, &none),
             Ok(Some(Accepted {
                 head_len: response.len() - 2,
-                subprotocol: None
+                subprotocol: None,
+                deflate: None
             }))
         );
         assert_eq!(check_response(&response[..10], &key, &none), Ok(None));
@@ -439,7 +470,7 @@ mod tests {
 
     #[test]
     fn plain_http_gets_426() {
-        let r = server_accept(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let r = server_accept(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", false);
         match r {
             Request::Reject(b) => assert!(b.starts_with(b"HTTP/1.1 426")),
             other => panic!("{other:?}"),
