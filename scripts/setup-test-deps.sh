@@ -4,7 +4,8 @@
 #   prometheus  /usr/bin/prometheus and promtool, for tests/prometheus.rs
 #   chromium    headless browser, for the HTML report's rendering test
 # and, from PyPI, Python's `websockets` (a WebSocket server of another stack, for
-# tests/python_ws.rs).
+# tests/python_ws.rs); from the npm registry, Node's `ws` (tests/node_ws.rs), into
+# tests/servers/node/node_modules as its package-lock.json pins it.
 # Needs root (or sudo) and apt-get; scripts/test.sh (the README's test command)
 # runs it before `cargo test`.
 set -euo pipefail
@@ -15,6 +16,14 @@ if ! python3 -c "import websockets, sys; sys.exit(websockets.__version__ != '$WE
     echo "setup-test-deps: installing Python websockets==$WEBSOCKETS_VERSION from PyPI"
     python3 -m pip install --quiet --disable-pip-version-check "websockets==$WEBSOCKETS_VERSION" 2>/dev/null \
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "websockets==$WEBSOCKETS_VERSION"
+fi
+
+# Node's ws, as tests/servers/node/package-lock.json pins it.
+NODE_DIR="$(cd "$(dirname "$0")/.." && pwd)/tests/servers/node"
+if ! [ -f "$NODE_DIR/node_modules/ws/package.json" ]; then
+    command -v npm >/dev/null 2>&1 || { echo "setup-test-deps: npm is needed (Node.js 18 or later)" >&2; exit 1; }
+    echo "setup-test-deps: installing Node ws from the npm registry"
+    (cd "$NODE_DIR" && npm ci --no-audit --no-fund --silent)
 fi
 
 want=()

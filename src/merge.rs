@@ -250,10 +250,12 @@ fn merge_connections(parts: &[RunResults], seq: bool) -> ConnectionStats {
             m.resumption &= t.resumption;
         }
         if let Some(d) = &c.deflate {
-            let m = conns.deflate.get_or_insert_with(|| crate::results::DeflateStats {
-                offered: d.offered.clone(),
-                ..Default::default()
-            });
+            let m = conns
+                .deflate
+                .get_or_insert_with(|| crate::results::DeflateStats {
+                    offered: d.offered.clone(),
+                    ..Default::default()
+                });
             // The average zlib state, weighted by connections.
             let states = m.state_bytes_per_connection * m.negotiated
                 + d.state_bytes_per_connection * d.negotiated;

@@ -156,6 +156,35 @@ fn wss_with_a_token_and_mutual_tls_against_python_websockets() {
     let tls = res.connections.tls.as_ref().expect("TLS reported");
     assert_eq!(tls.full + tls.resumed, 6, "{tls:?}");
     assert!(res.latency.tls.as_ref().is_some_and(|l| l.count == 6));
+    drop(server);
+
+    // wss:// with permessage-deflate as websockets negotiates it.
+    let server = PyServer::start(&["--cert", &cert, "--key", &key, "--deflate"]);
+    let url = server.wss_url();
+    let res = run(
+        &[
+            &url,
+            "--ca",
+            &ca,
+            "-c",
+            "4",
+            "-d",
+            "2s",
+            "-q",
+            "-H",
+            "Authorization: Bearer t0k",
+            "--deflate",
+            "--text",
+            "-s",
+            "1k",
+        ],
+        LIMIT,
+    );
+    assert_eq!(res.connections.established, 4, "{:?}", res.connections);
+    let d = res.connections.deflate.as_ref().expect("deflate reported");
+    assert_eq!(d.negotiated, 4, "{d:?}");
+    assert!(res.messages.received > 0);
+    assert!(d.wire_bytes_received < d.message_bytes_received, "{d:?}");
     // Unknown to the system's roots without --ca.
     let res = run(&[&url, "-c", "2", "-d", "1s", "-q"], LIMIT);
     assert_failed_only_with(&res, "tls_unknown_issuer");

@@ -157,9 +157,12 @@ fn on_compressed(shard: &Shard, c: &mut Conn, data: &[u8], now_ns: u64) -> Resul
     };
     let mut plain = std::mem::take(&mut *shard.deflate.plain.borrow_mut());
     plain.clear();
-    let inflated = d
-        .codec
-        .decompress(&shard.deflate.shared, data, &mut plain, shard.run.plan.max_message);
+    let inflated = d.codec.decompress(
+        &shard.deflate.shared,
+        data,
+        &mut plain,
+        shard.run.plan.max_message,
+    );
     let res = match inflated {
         Ok(()) => {
             shard.stats.borrow_mut().counters.msg_bytes_received += plain.len() as u64;
@@ -268,7 +271,8 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
     let mut to_send = 0u32;
     let mut result = Ok(());
     while pos < data.len() {
-        let f = match frame::parse_with(&data[pos..], From::Server, MAX_FRAME, c.deflate.is_some()) {
+        let f = match frame::parse_with(&data[pos..], From::Server, MAX_FRAME, c.deflate.is_some())
+        {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
@@ -293,7 +297,8 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
                     }
                 } else if f.fin {
                     if shard.run.plan.offer.deflate.is_some() {
-                        shard.stats.borrow_mut().counters.msg_bytes_received += payload.len() as u64;
+                        shard.stats.borrow_mut().counters.msg_bytes_received +=
+                            payload.len() as u64;
                     }
                     to_send += on_data(shard, c, payload, now);
                 } else {
@@ -324,7 +329,8 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
                         }
                     } else {
                         if shard.run.plan.offer.deflate.is_some() {
-                            shard.stats.borrow_mut().counters.msg_bytes_received += whole.len() as u64;
+                            shard.stats.borrow_mut().counters.msg_bytes_received +=
+                                whole.len() as u64;
                         }
                         to_send += on_data(shard, c, &whole, now);
                     }

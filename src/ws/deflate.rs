@@ -288,7 +288,13 @@ impl Shared {
         all[i].1.compress(msg, out);
     }
 
-    fn decompress(&self, bits: u8, data: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), InflateError> {
+    fn decompress(
+        &self,
+        bits: u8,
+        data: &[u8],
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> Result<(), InflateError> {
         let mut all = self.rx.borrow_mut();
         let i = match all.iter().position(|(b, _)| *b == bits) {
             Some(i) => i,
@@ -372,8 +378,16 @@ impl Codec {
     pub fn state_bytes(&self) -> usize {
         let (out_shared, out_bits) = self.outgoing();
         let (in_shared, in_bits) = self.incoming();
-        let tx = if out_shared { 0 } else { compressor_bytes(out_bits) };
-        let rx = if in_shared { 0 } else { decompressor_bytes(in_bits) };
+        let tx = if out_shared {
+            0
+        } else {
+            compressor_bytes(out_bits)
+        };
+        let rx = if in_shared {
+            0
+        } else {
+            decompressor_bytes(in_bits)
+        };
         tx + rx
     }
 }

@@ -4,10 +4,11 @@ It answers 401 to an upgrade without `Authorization: Bearer t0k`, offers the
 subprotocol `chat.v1` (chosen when the client offers it), echoes every message,
 prints its port on stdout, and exits by itself after LIFETIME seconds.
 
-    ws_token.py LIFETIME [--cert PEM --key PEM [--client-ca PEM]]
+    ws_token.py LIFETIME [--cert PEM --key PEM [--client-ca PEM]] [--deflate]
 
 With --cert and --key it serves wss:// (Python's ssl); with --client-ca it
-also requires a client certificate signed by that CA (mutual TLS).
+also requires a client certificate signed by that CA (mutual TLS). With
+--deflate it negotiates permessage-deflate (websockets' default extension).
 """
 
 import argparse
@@ -22,6 +23,7 @@ args.add_argument("lifetime", type=float, nargs="?", default=60.0)
 args.add_argument("--cert")
 args.add_argument("--key")
 args.add_argument("--client-ca")
+args.add_argument("--deflate", action="store_true")
 args = args.parse_args()
 LIFETIME = args.lifetime
 
@@ -59,7 +61,7 @@ async def main():
         0,
         process_request=process_request,
         select_subprotocol=select_subprotocol,
-        compression=None,
+        compression="deflate" if args.deflate else None,
         ssl=tls_context(),
     ) as server:
         port = server.sockets[0].getsockname()[1]
