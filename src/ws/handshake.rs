@@ -387,6 +387,7 @@ mod tests {
             user_agent: None,
             subprotocols: vec!["chat.v2".into(), "chat.v1".into()],
             require_subprotocol: false,
+            deflate: None,
         };
         let mut req = Vec::new();
         let head = Head::of(&offer, "127.0.0.1:9000", "/x");
