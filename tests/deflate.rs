@@ -289,8 +289,8 @@ fn bad_deflate_options_are_refused() {
             "--deflate",
         ),
     ]);
-    let e = wsherd::server::ServeConfig::from_args(["--deflate", "--mode", "broadcast"])
-        .err()
-        .expect("refused");
+    let Err(e) = wsherd::server::ServeConfig::from_args(["--deflate", "--mode", "broadcast"]) else {
+        panic!("serve --deflate --mode broadcast should be refused");
+    };
     assert!(e.to_string().contains("--mode echo"), "{e}");
 }
