@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# TLS benchmark: what wss:// costs the load next to ws://, against `wsherd serve`
-# on another core, every case side by side in one session (runs alternate).
+# Real-endpoint benchmark: what wss:// and permessage-deflate cost the load next to
+# plain ws://, against `wsherd serve` on another core, every case side by side in
+# one session (runs alternate).
 #
-# Usage: scripts/bench-tls.sh
+# Usage: scripts/bench-endpoints.sh
 #
 # Cases:
 #   a  closed loop, 100 connections, 64-byte echo: client CPU per round trip, ws://
@@ -16,13 +17,19 @@
 #   m  memory: 10,000 idle wss connections (heartbeat none) against 1,000: marginal
 #      RSS per held connection of the load process (VmRSS sampled during the hold),
 #      and the same for ws:// beside it
+#   d  permessage-deflate CPU: closed loop, 100 connections, 1 KiB JSON-like
+#      messages (quotes with varying numbers): no deflate, deflate keeping context,
+#      deflate without context; client CPU per round trip and bytes on the wire
+#   r  permessage-deflate memory: connections that exchange a message a second
+#      (open loop), 1,000 against 100: marginal RSS per connection of the load
+#      process, with context takeover and without, beside no deflate
 #
 # Environment:
 #   BENCH_SECS   duration of the a and h runs (default 5)
 #   BENCH_RUNS   runs per case, alternating; the table shows medians (default 3)
-#   BENCH_CASES  which cases to run (default "ahm")
+#   BENCH_CASES  which cases to run (default "ahmdr")
 #   BENCH_CLIENT_CORE / BENCH_SERVER_CORE   (default 0 / 1)
-#   BENCH_OUT    where raw results go (default target/bench-tls/<time>)
+#   BENCH_OUT    where raw results go (default target/bench-endpoints/<time>)
 #
 # Client CPU is the load process's user+sys time (wait4) divided by echoes received
 # (a) or sessions completed (h).
@@ -33,12 +40,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 SECS=${BENCH_SECS:-5}
 RUNS=${BENCH_RUNS:-3}
-CASES=${BENCH_CASES:-ahm}
+CASES=${BENCH_CASES:-ahmdr}
 CC=${BENCH_CLIENT_CORE:-0}
 SC=${BENCH_SERVER_CORE:-1}
-OUT=${BENCH_OUT:-$ROOT/target/bench-tls/$(date +%Y%m%d-%H%M%S)}
+OUT=${BENCH_OUT:-$ROOT/target/bench-endpoints/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
-say() { echo "bench-tls: $*" >&2; }
+say() { echo "bench-endpoints: $*" >&2; }
 command -v openssl >/dev/null || { say "openssl is required (case h)"; exit 1; }
 
 cargo build --release --quiet
@@ -221,6 +228,71 @@ if [[ $CASES == *m* ]]; then
         hi=$(for i in $(seq "$RUNS"); do field "m-$k-10000-$i" "m['hold_rss_kib']"; done | median)
         printf '| %s | %.1f MiB | %.1f MiB | %.2f KiB |\n' "$k" "$(echo "$lo/1024" | bc -l)" \
             "$(echo "$hi/1024" | bc -l)" "$(echo "($hi-$lo)/9000" | bc -l)"
+    done
+fi
+if [[ $CASES == *d* || $CASES == *r* ]]; then
+    # 1 KiB of JSON-like quotes, numbers varying as a feed's do (fixed seed).
+    python3 -c "
+import json, random
+random.seed(7)
+q = [{'sym': s, 'px': round(random.uniform(10, 500), 2), 'sz': random.randint(1, 900),
+      'ts': 1764547200000 + random.randint(0, 99999)} for s in
+     ['ACME', 'GLOBX', 'INITECH', 'UMBRL', 'HOOLI', 'WAYNE', 'STARK', 'WONKA', 'TYRELL', 'CYBRD',
+      'SOYL', 'MASSV', 'OSCP', 'VAND', 'BLUTH']]
+print(json.dumps({'type': 'quotes', 'data': q})[:960])" >"$OUT/quotes.json"
+fi
+
+if [[ $CASES == *d* ]]; then
+    say "case d: deflate CPU, $RUNS runs of ${SECS}s each way"
+    modes=(none ctx noctx)
+    for i in $(seq "$RUNS"); do
+        start_server $PORT --deflate
+        for mode in "${modes[@]}"; do
+            extra=()
+            [[ $mode == ctx ]] && extra=(--deflate)
+            [[ $mode == noctx ]] && extra=(--deflate=client_no_context_takeover,server_no_context_takeover)
+            load "d-$mode-$i" inf "ws://127.0.0.1:$PORT/" -c 100 -d "${SECS}s" --text \
+                --payload-file "$OUT/quotes.json" "${extra[@]}"
+        done
+        stop_server
+    done
+    echo
+    echo "Case d: closed loop, 100 connections, ~1 KiB JSON-like text (medians of $RUNS)"
+    echo
+    echo "| deflate | round trips/s | client CPU per round trip | wire bytes per message sent |"
+    echo "| --- | --- | --- | --- |"
+    for mode in "${modes[@]}"; do
+        rate=$(for i in $(seq "$RUNS"); do field "d-$mode-$i" "r['messages']['received_per_sec']"; done | median)
+        cpu=$(for i in $(seq "$RUNS"); do field "d-$mode-$i" "m['cpu_us']/r['messages']['received']"; done | median)
+        wire=$(for i in $(seq "$RUNS"); do field "d-$mode-$i" "r['messages']['bytes_sent']/r['messages']['sent']"; done | median)
+        printf '| %s | %.0f | %.2f µs | %.0f |\n' "$mode" "$rate" "$cpu" "$wire"
+    done
+fi
+
+if [[ $CASES == *r* ]]; then
+    say "case r: deflate memory, 1,000 against 100 connections at 1 message/s each"
+    echo
+    echo "Case r: connections exchanging 1 message/s (~1 KiB JSON), VmRSS of the load process during the run (medians of $RUNS)"
+    echo
+    echo "| deflate | RSS at 100 | RSS at 1,000 | marginal RSS per connection | zlib state (report) |"
+    echo "| --- | --- | --- | --- | --- |"
+    for mode in none ctx noctx; do
+        extra=()
+        [[ $mode == ctx ]] && extra=(--deflate)
+        [[ $mode == noctx ]] && extra=(--deflate=client_no_context_takeover,server_no_context_takeover)
+        for i in $(seq "$RUNS"); do
+            for n in 100 1000; do
+                start_server $PORT --deflate
+                load "r-$mode-$n-$i" 6 "ws://127.0.0.1:$PORT/" -c $n -d 8s --rate-per-conn 1 \
+                    --text --payload-file "$OUT/quotes.json" "${extra[@]}"
+                stop_server
+            done
+        done
+        lo=$(for i in $(seq "$RUNS"); do field "r-$mode-100-$i" "m['hold_rss_kib']"; done | median)
+        hi=$(for i in $(seq "$RUNS"); do field "r-$mode-1000-$i" "m['hold_rss_kib']"; done | median)
+        state=$(field "r-$mode-1000-1" "(r['connections'].get('deflate') or {}).get('state_bytes_per_connection', 0)/1024")
+        printf '| %s | %.1f MiB | %.1f MiB | %.1f KiB | %.1f KiB |\n' "$mode" "$(echo "$lo/1024" | bc -l)" \
+            "$(echo "$hi/1024" | bc -l)" "$(echo "($hi-$lo)/900" | bc -l)" "$state"
     done
 fi
 say "raw results in $OUT"
