@@ -52,10 +52,11 @@ fn every_loop_runs_over_tls_against_the_builtin_server() {
     let (server, ca) = tls_server(dir.path(), &[]);
     let url = wss(&server, "127.0.0.1");
     let ca = ca.to_str().unwrap();
-    // Closed loop, open loop (reader and writer on split halves), and an idle
-    // hold with heartbeats: a ledger that balances, every connection over TLS.
+    // Closed loop (from two source addresses), open loop (reader and writer on
+    // split halves), and an idle hold with heartbeats: a ledger that balances,
+    // every connection over TLS.
     for shape in [
-        &["-c", "8", "-d", "1s", "--inflight", "4"][..],
+        &["-c", "8", "-d", "1s", "--inflight", "4", "--source-ip", "127.0.0.2-3"][..],
         &["-c", "8", "-d", "1s", "--rate", "800", "-s", "1k"][..],
         &["-c", "8", "-d", "1s", "-w", "idle", "--heartbeat", "200ms"][..],
     ] {
