@@ -289,7 +289,8 @@ fn bad_deflate_options_are_refused() {
             "--deflate",
         ),
     ]);
-    let Err(e) = wsherd::server::ServeConfig::from_args(["--deflate", "--mode", "broadcast"]) else {
+    let Err(e) = wsherd::server::ServeConfig::from_args(["--deflate", "--mode", "broadcast"])
+    else {
         panic!("serve --deflate --mode broadcast should be refused");
     };
     assert!(e.to_string().contains("--mode echo"), "{e}");

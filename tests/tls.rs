@@ -56,7 +56,16 @@ fn every_loop_runs_over_tls_against_the_builtin_server() {
     // split halves), and an idle hold with heartbeats: a ledger that balances,
     // every connection over TLS.
     for shape in [
-        &["-c", "8", "-d", "1s", "--inflight", "4", "--source-ip", "127.0.0.2-3"][..],
+        &[
+            "-c",
+            "8",
+            "-d",
+            "1s",
+            "--inflight",
+            "4",
+            "--source-ip",
+            "127.0.0.2-3",
+        ][..],
         &["-c", "8", "-d", "1s", "--rate", "800", "-s", "1k"][..],
         &["-c", "8", "-d", "1s", "-w", "idle", "--heartbeat", "200ms"][..],
     ] {
@@ -200,28 +209,19 @@ fn an_untrusted_certificate_fails_by_cause_and_says_the_fix() {
     let url = wss(&server, "127.0.0.1");
     let json = dir.path().join("out.json");
     let json = json.to_str().unwrap();
-    let results = |out: &support::BinOutput| -> wsherd::results::RunResults {
+    // `wsherd run URL -c 2 -d 1s --json FILE EXTRA...` in a process of its own:
+    // what it printed and the results it wrote.
+    let run_json = |extra: &[&str]| {
+        let mut args = vec!["run", url.as_str(), "-c", "2", "-d", "1s", "--json", json];
+        args.extend_from_slice(extra);
+        let out = run_bin(&args, LIMIT);
         let text = std::fs::read_to_string(json).unwrap_or_else(|e| panic!("{e}: {out:?}"));
         std::fs::remove_file(json).unwrap();
-        serde_json::from_str(&text).unwrap()
+        let res: wsherd::results::RunResults = serde_json::from_str(&text).unwrap();
+        (out, res)
     };
     // Without the CA: unknown issuer, and the fix on stderr once.
-    let out = run_bin(
-        &[
-            "run",
-            &url,
-            "-c",
-            "3",
-            "-d",
-            "1s",
-            "--connect-rate",
-            "0",
-            "--json",
-            json,
-        ],
-        LIMIT,
-    );
-    let res = results(&out);
+    let (out, res) = run_json(&["--connect-rate", "0"]);
     assert_failed_only_with(&res, "tls_unknown_issuer");
     assert_eq!(
         out.stderr.matches("tls_unknown_issuer:").count(),
@@ -231,44 +231,13 @@ fn an_untrusted_certificate_fails_by_cause_and_says_the_fix() {
     );
     assert!(out.stderr.contains("--ca FILE") && out.stderr.contains("--insecure"));
     // --insecure: connects, and says so on stderr and in the report.
-    let out = run_bin(
-        &[
-            "run",
-            &url,
-            "--insecure",
-            "-c",
-            "2",
-            "-d",
-            "1s",
-            "--json",
-            json,
-        ],
-        LIMIT,
-    );
-    let res = results(&out);
+    let (out, res) = run_json(&["--insecure"]);
     assert_eq!(res.connections.established, 2, "{}", out.stderr);
     assert!(!res.connections.tls.as_ref().unwrap().verified);
     assert!(out.stderr.contains("not verified"), "{}", out.stderr);
     // A name the certificate does not hold: the mismatch names what it holds.
     let ca = ca.to_str().unwrap();
-    let out = run_bin(
-        &[
-            "run",
-            &url,
-            "--ca",
-            ca,
-            "--sni",
-            "example.com",
-            "-c",
-            "2",
-            "-d",
-            "1s",
-            "--json",
-            json,
-        ],
-        LIMIT,
-    );
-    let res = results(&out);
+    let (out, res) = run_json(&["--ca", ca, "--sni", "example.com"]);
     assert_failed_only_with(&res, "tls_name_mismatch");
     assert!(
         out.stderr.contains("example.com") && out.stderr.contains("localhost"),

@@ -303,13 +303,7 @@ async fn establish(
 fn tls_failed(shard: &Shard, id: u32, e: &io::Error) -> &'static str {
     let cause = io_cause(e);
     if let Some(f) = crate::net::tls::failure(e) {
-        let first = shard
-            .run
-            .shown_causes
-            .lock()
-            .map(|mut s| s.insert(cause.to_string()))
-            .unwrap_or(false);
-        if first {
+        if first_of(shard, cause) {
             eprintln!("wsherd: connection {id}: {cause}: {}", f.detail);
         }
     }
@@ -384,15 +378,20 @@ fn show_failure(shard: &Shard, id: u32, cause: &str, sent: Option<&[u8]>, got: &
     let Some(sent) = sent else {
         return;
     };
-    let first = shard
+    if first_of(shard, cause) {
+        eprint!("{}", handshake::transcript(id, cause, sent, got));
+    }
+}
+
+/// Whether this is the run's first failure with `cause` (its details are shown
+/// once).
+fn first_of(shard: &Shard, cause: &str) -> bool {
+    shard
         .run
         .shown_causes
         .lock()
         .map(|mut s| s.insert(cause.to_string()))
-        .unwrap_or(false);
-    if first {
-        eprint!("{}", handshake::transcript(id, cause, sent, got));
-    }
+        .unwrap_or(false)
 }
 
 /// The upgrade request of connection `id` to `t`: the plan's, with the
