@@ -382,7 +382,8 @@ const BATCH: usize = 64;
 /// from a socket; then the server decrypts the batch (untimed).
 ///
 /// Prints `rec provider suite size messages enc_cpu_ns dec_cpu_ns wall_ns`, or
-/// `missing provider suite` when the provider does not offer the suite.
+/// `missing provider suite` when the provider does not offer the suite; then,
+/// for each size, what [`aead_alone`] prints.
 pub fn records(
     p: Provider,
     suite_name: &str,
@@ -521,7 +522,134 @@ pub fn records(
             dec as f64 - c,
             wall as f64 - 3.0 * c,
         );
+
+        aead_alone(p, suite_name, offered, certs, size, timing)?;
     }
+    Ok(())
+}
+
+/// The provider's part of the record path alone: the `MessageEncrypter` and
+/// `MessageDecrypter` it gives rustls for the suite, called as rustls calls them
+/// (one record of `size` bytes of application data each; the encrypter's output
+/// buffer allocated and dropped; decryption in place, TLS 1.3 padding stripped),
+/// keyed with a real connection's traffic secrets. What the record figures add to
+/// these is rustls's own framing and buffering.
+///
+/// Prints `aead provider suite size messages seal_cpu_ns open_cpu_ns`.
+fn aead_alone(
+    p: Provider,
+    suite_name: &str,
+    offered: rustls::SupportedCipherSuite,
+    certs: &ServerCerts,
+    size: usize,
+    timing: Timing,
+) -> Result<()> {
+    use rustls::crypto::cipher::{
+        InboundOpaqueMessage, MessageDecrypter, MessageEncrypter, OutboundChunks,
+        OutboundPlainMessage,
+    };
+    use rustls::{ConnectionTrafficSecrets, ContentType};
+
+    let aead = offered.tls13().ok_or("not a TLS 1.3 suite")?.aead_alg;
+    let mut crypto = p.crypto();
+    crypto.cipher_suites = vec![offered];
+    let mut client_config = (*client_config(crypto, certs, false)?).clone();
+    client_config.enable_secret_extraction = true;
+    let mut server_config = (*server_config(p, certs)?).clone();
+    server_config.enable_secret_extraction = true;
+    let (client, server) = handshake(
+        &Arc::new(client_config),
+        &Arc::new(server_config),
+        &ServerName::try_from(SERVER_NAME).unwrap(),
+        &mut Wire::default(),
+        &mut ClientClock::default(),
+    )?;
+    let secrets = |s: ConnectionTrafficSecrets| match s {
+        ConnectionTrafficSecrets::Aes128Gcm { key, iv }
+        | ConnectionTrafficSecrets::Aes256Gcm { key, iv }
+        | ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => Ok((key, iv)),
+        _ => Err("unknown traffic secrets".to_string()),
+    };
+    let c = client
+        .dangerous_extract_secrets()
+        .map_err(|e| format!("client secrets: {e}"))?;
+    let s = server
+        .dangerous_extract_secrets()
+        .map_err(|e| format!("server secrets: {e}"))?;
+    // Fresh keys count from sequence number 0, as rustls's do after every key
+    // change (aws-lc's TLS 1.3 AES-GCM sealing key insists on it).
+    let (_, c_tx) = c.tx;
+    let (_, c_rx) = c.rx;
+    let (_, s_tx) = s.tx;
+    let (mut c_seq, mut c_rx_seq, mut s_seq) = (0u64, 0u64, 0u64);
+    let (key, iv) = secrets(c_tx)?;
+    let mut seal: Box<dyn MessageEncrypter> = aead.encrypter(key, iv);
+    let (key, iv) = secrets(c_rx)?;
+    let mut open: Box<dyn MessageDecrypter> = aead.decrypter(key, iv);
+    let (key, iv) = secrets(s_tx)?;
+    let mut server_seal: Box<dyn MessageEncrypter> = aead.encrypter(key, iv);
+
+    let msg = vec![0x5au8; size];
+    let plain = || OutboundPlainMessage {
+        typ: ContentType::ApplicationData,
+        version: ProtocolVersion::TLSv1_2,
+        payload: OutboundChunks::Single(&msg),
+    };
+    let mut answers: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
+    let mut run = |secs: Duration| -> Result<(u64, u64, u64, u64)> {
+        let (mut msgs, mut enc, mut dec, mut batches) = (0u64, 0u64, 0u64, 0u64);
+        let start = Instant::now();
+        loop {
+            answers.clear();
+            for _ in 0..BATCH {
+                let record = server_seal
+                    .encrypt(plain(), s_seq)
+                    .map_err(|e| format!("server encrypt (seq {s_seq}): {e}"))?;
+                s_seq += 1;
+                answers.push(record.encode());
+            }
+            let t0 = thread_cpu_ns();
+            for _ in 0..BATCH {
+                let record = seal
+                    .encrypt(plain(), c_seq)
+                    .map_err(|e| format!("encrypt: {e}"))?;
+                c_seq += 1;
+                std::hint::black_box(record);
+            }
+            let t1 = thread_cpu_ns();
+            for answer in answers.iter_mut() {
+                let record = InboundOpaqueMessage::new(
+                    ContentType::ApplicationData,
+                    ProtocolVersion::TLSv1_2,
+                    &mut answer[5..],
+                );
+                let got = open
+                    .decrypt(record, c_rx_seq)
+                    .map_err(|e| format!("decrypt: {e}"))?;
+                c_rx_seq += 1;
+                if got.payload.len() != size || got.typ != ContentType::ApplicationData {
+                    return Err("the decrypted answer is not the message".into());
+                }
+            }
+            let t2 = thread_cpu_ns();
+            enc += t1 - t0;
+            dec += t2 - t1;
+            msgs += BATCH as u64;
+            batches += 1;
+            if start.elapsed() >= secs {
+                return Ok((msgs, enc, dec, batches));
+            }
+        }
+    };
+    run(timing.warmup)?;
+    let (msgs, enc, dec, batches) = run(timing.measure)?;
+    let c = timing.clock_ns * batches as f64;
+    println!(
+        "aead\t{}\t{suite_name}\t{size}\t{msgs}\t{:.0}\t{:.0}",
+        p.name(),
+        enc as f64 - c,
+        dec as f64 - c,
+    );
     Ok(())
 }
 

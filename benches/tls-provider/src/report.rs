@@ -68,6 +68,9 @@ struct Rec {
     enc: Vec<f64>,
     dec: Vec<f64>,
     rt: Vec<f64>,
+    /// The provider's encrypter and decrypter alone, called directly.
+    seal: Vec<f64>,
+    open: Vec<f64>,
 }
 
 #[derive(Default)]
@@ -111,6 +114,14 @@ pub fn report(text: &str) -> String {
                 e.enc.push(num(enc) / n);
                 e.dec.push(num(dec) / n);
                 e.rt.push((num(enc) + num(dec)) / n);
+            }
+            ["aead", p, suite, size, n, seal, open] => {
+                let n = num(n);
+                let e = rec
+                    .entry((suite.to_string(), size.parse().unwrap_or(0), p.to_string()))
+                    .or_default();
+                e.seal.push(num(seal) / n);
+                e.open.push(num(open) / n);
             }
             ["mem", p, cert, mode, _n, malloc, rust, size_of] => {
                 let e = mem
@@ -196,8 +207,8 @@ pub fn report(text: &str) -> String {
         w(String::new());
         w("### Records: one message out and its echo back, the client's CPU".into());
         w(String::new());
-        w("| suite | message | provider | encrypt ns | decrypt ns | ns per round trip | vs ring | runs (ns per round trip) |".into());
-        w("| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |".into());
+        w("| suite | message | provider | encrypt ns | decrypt ns | ns per round trip | vs ring | runs (ns per round trip) | the provider's encrypter / decrypter alone, ns |".into());
+        w("| --- | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: |".into());
         let mut cases: Vec<(String, usize)> = rec.keys().map(|k| (k.0.clone(), k.1)).collect();
         cases.dedup();
         cases.sort_by_key(|(s, size)| (*size, suite_order(s)));
@@ -211,7 +222,7 @@ pub fn report(text: &str) -> String {
                 };
                 let rt = median(e.rt.clone());
                 w(format!(
-                    "| {} | {} B | {p} | {} | {} | {} | {} | {} |",
+                    "| {} | {} B | {p} | {} | {} | {} | {} | {} | {} / {} |",
                     suite_label(&suite),
                     size,
                     opt(median(e.enc.clone()), |x| format!("{x:.0}")),
@@ -226,6 +237,8 @@ pub fn report(text: &str) -> String {
                         .map(|r| format!("{r:.0}"))
                         .collect::<Vec<_>>()
                         .join(" / "),
+                    opt(median(e.seal.clone()), |x| format!("{x:.0}")),
+                    opt(median(e.open.clone()), |x| format!("{x:.0}")),
                 ));
             }
         }
@@ -285,10 +298,12 @@ pub fn report(text: &str) -> String {
         let get = |p: &str| rec.get(&(suite.clone(), size, p.into()));
         if let (Some(r), Some(a)) = (get("ring"), get("aws-lc-rs")) {
             summary.push(format!(
-                "| records, {}, {size} B | encrypt {}, decrypt {} | client CPU per round trip {} |",
+                "| records, {}, {size} B | encrypt {}, decrypt {}; the provider's encrypter {}, decrypter {} | client CPU per round trip {} |",
                 suite_label(&suite),
                 change(median(r.enc.clone()), median(a.enc.clone())),
                 change(median(r.dec.clone()), median(a.dec.clone())),
+                change(median(r.seal.clone()), median(a.seal.clone())),
+                change(median(r.open.clone()), median(a.open.clone())),
                 change(median(r.rt.clone()), median(a.rt.clone())),
             ));
         }
