@@ -149,7 +149,7 @@ pub fn server(
     // Resumption: session IDs in memory for TLS 1.2, tickets for TLS 1.3.
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(65_536);
     config.ticketer =
-        rustls::crypto::ring::Ticketer::new().map_err(|e| Error::usage(format!("TLS: {e}")))?;
+        rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| Error::usage(format!("TLS: {e}")))?;
     Ok(Arc::new(config))
 }
 
