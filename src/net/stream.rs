@@ -179,11 +179,7 @@ impl Stream {
     /// first). Plain streams read through `tcp_mut()` instead. Boxed: the caller
     /// sits in every connection's task, whose size is memory per connection, and
     /// only wss:// connections pay for this loop's state.
-    pub fn tls_read(
-        &mut self,
-        buf: Vec<u8>,
-        cancel: monoio::io::CancelHandle,
-    ) -> BoxedRead<'_> {
+    pub fn tls_read(&mut self, buf: Vec<u8>, cancel: monoio::io::CancelHandle) -> BoxedRead<'_> {
         match &mut self.tls {
             Some(s) => Box::pin(tls_ring_read(&mut self.tcp, &mut **s, buf, Some(cancel))),
             None => {
@@ -306,11 +302,7 @@ impl ReadHalf {
     }
 
     /// As `Stream::tls_read`.
-    pub fn tls_read(
-        &mut self,
-        buf: Vec<u8>,
-        cancel: monoio::io::CancelHandle,
-    ) -> BoxedRead<'_> {
+    pub fn tls_read(&mut self, buf: Vec<u8>, cancel: monoio::io::CancelHandle) -> BoxedRead<'_> {
         match &self.tls {
             Some(s) => Box::pin(tls_ring_read(&mut self.tcp, &**s, buf, Some(cancel))),
             None => {
