@@ -33,7 +33,8 @@
 //! 1 KiB: 6.2 to 6.4 KiB per held connection, of which some 0.4 KiB is memory
 //! the thousand-odd handshakes in flight during the ramp freed and the allocator
 //! had not yet returned (5.9 KiB with `MIMALLOC_PURGE_DELAY=0`). The client CPU
-//! per message did not change (case a: 1.17x that of `ws://`, before and after).
+//! per message did not grow (case a, wss/ws: 1.12x and 1.17x after, 1.17x to
+//! 1.30x before, on a shared machine).
 //!
 //! The crypto provider is *ring*.
 //!
