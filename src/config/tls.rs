@@ -148,8 +148,8 @@ pub fn server(
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     // Resumption: session IDs in memory for TLS 1.2, tickets for TLS 1.3.
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(65_536);
-    config.ticketer =
-        rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| Error::usage(format!("TLS: {e}")))?;
+    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
+        .map_err(|e| Error::usage(format!("TLS: {e}")))?;
     Ok(Arc::new(config))
 }
 
