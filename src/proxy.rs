@@ -1,5 +1,6 @@
 //! HTTP CONNECT proxies: `--proxy http://[user:pass@]host:port`, or the proxy
-//! environment as curl reads it (`http_proxy` for ws://, `ALL_PROXY`, `NO_PROXY`),
+//! environment as curl reads it (`http_proxy` for ws://, `https_proxy` for wss://,
+//! `ALL_PROXY`, `NO_PROXY`),
 //! so a load can reach a service only a proxy can. A connection through a proxy
 //! dials the proxy, asks it for a tunnel to the target (`CONNECT host:port`) and
 //! then upgrades through the tunnel as it would directly.
@@ -98,12 +99,13 @@ impl Proxy {
         })
     }
 
-    /// The proxy for a ws:// target at `host` (its name as in the URL), from
-    /// `--proxy` (`flag`) or the environment (`env` reads a variable); None:
-    /// dial the target directly.
+    /// The proxy for a target at `host` (its name as in the URL; `secure` for
+    /// wss://), from `--proxy` (`flag`) or the environment (`env` reads a
+    /// variable); None: dial the target directly.
     pub fn for_target(
         host: &str,
         addr: SocketAddr,
+        secure: bool,
         flag: Option<&str>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<Proxy>> {
@@ -118,11 +120,21 @@ impl Proxy {
             return Ok(None);
         }
         // curl reads only the lowercase http_proxy (an HTTP_PROXY header could
-        // set the uppercase one in CGI programs).
-        match var(&["http_proxy", "all_proxy", "ALL_PROXY"]) {
-            Some(url) => {
-                Proxy::parse(&url, "the proxy environment (http_proxy/ALL_PROXY)").map(Some)
-            }
+        // set the uppercase one in CGI programs); for TLS, https_proxy in either
+        // case.
+        let (names, shown): (&[&str], &str) = if secure {
+            (
+                &["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"],
+                "the proxy environment (https_proxy/ALL_PROXY)",
+            )
+        } else {
+            (
+                &["http_proxy", "all_proxy", "ALL_PROXY"],
+                "the proxy environment (http_proxy/ALL_PROXY)",
+            )
+        };
+        match var(names) {
+            Some(url) => Proxy::parse(&url, shown).map(Some),
             None => Ok(None),
         }
     }
@@ -199,20 +211,20 @@ mod tests {
         let remote: SocketAddr = "10.1.2.3:80".parse().unwrap();
         let local: SocketAddr = "127.0.0.1:80".parse().unwrap();
         let proxied = env(&[("http_proxy", "http://127.0.0.1:3128")]);
-        let got = Proxy::for_target("api.example", remote, None, &proxied).unwrap();
+        let got = Proxy::for_target("api.example", remote, false, None, &proxied).unwrap();
         assert_eq!(got.map(|p| p.addr.port()), Some(3128));
         assert_eq!(
-            Proxy::for_target("127.0.0.1", local, None, &proxied).unwrap(),
+            Proxy::for_target("127.0.0.1", local, false, None, &proxied).unwrap(),
             None
         );
         assert_eq!(
-            Proxy::for_target("localhost", local, None, &proxied).unwrap(),
+            Proxy::for_target("localhost", local, false, None, &proxied).unwrap(),
             None
         );
         // Uppercase HTTP_PROXY is not read (curl's rule).
         let upper = env(&[("HTTP_PROXY", "http://127.0.0.1:3128")]);
         assert_eq!(
-            Proxy::for_target("api.example", remote, None, &upper).unwrap(),
+            Proxy::for_target("api.example", remote, false, None, &upper).unwrap(),
             None
         );
         let excluded = env(&[
@@ -220,14 +232,30 @@ mod tests {
             ("NO_PROXY", "localhost, .example"),
         ]);
         assert_eq!(
-            Proxy::for_target("api.example", remote, None, &excluded).unwrap(),
+            Proxy::for_target("api.example", remote, false, None, &excluded).unwrap(),
             None
         );
-        assert!(Proxy::for_target("api.other", remote, None, &excluded)
-            .unwrap()
-            .is_some());
+        assert!(
+            Proxy::for_target("api.other", remote, false, None, &excluded)
+                .unwrap()
+                .is_some()
+        );
+        // wss:// reads https_proxy (either case), not http_proxy.
+        let tls = env(&[("HTTPS_PROXY", "http://127.0.0.1:3129")]);
+        let got = Proxy::for_target("api.example", remote, true, None, &tls).unwrap();
+        assert_eq!(got.map(|p| p.addr.port()), Some(3129));
+        assert_eq!(
+            Proxy::for_target("api.example", remote, true, None, &proxied).unwrap(),
+            None
+        );
         // --proxy applies even to loopback.
-        let flag = Proxy::for_target("127.0.0.1", local, Some("http://127.0.0.1:9"), &proxied);
+        let flag = Proxy::for_target(
+            "127.0.0.1",
+            local,
+            false,
+            Some("http://127.0.0.1:9"),
+            &proxied,
+        );
         assert_eq!(flag.unwrap().map(|p| p.addr.port()), Some(9));
     }
 

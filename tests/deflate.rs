@@ -270,6 +270,38 @@ fn rss_kib() -> u64 {
 }
 
 #[test]
+fn data_that_is_not_deflate_fails_the_connection() {
+    let _serial = serial();
+    // RSV1 set on a frame whose payload is not a deflate stream.
+    let frame = vec![0x80 | 0x40 | 0x2, 5, 0xff, 0xff, 0xff, 0x00, 0x12];
+    let server = answering_server(
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+        Some(Arc::new(frame)),
+    );
+    let url = server.url();
+    let res = run(
+        &[&url, "--deflate", "-w", "idle", "-q", "-c", "2", "-d", "1s"],
+        LIMIT,
+    );
+    assert_eq!(
+        res.errors.get("protocol_bad_deflate"),
+        Some(&2),
+        "{:?}",
+        res.errors
+    );
+    // Without --deflate, RSV1 is a reserved bit no extension claimed.
+    let server = answering_server("", Some(Arc::new(vec![0x80 | 0x40 | 0x2, 1, 0])));
+    let url = server.url();
+    let res = run(&[&url, "-w", "idle", "-q", "-c", "2", "-d", "1s"], LIMIT);
+    assert_eq!(
+        res.errors.get("protocol_reserved_bits"),
+        Some(&2),
+        "{:?}",
+        res.errors
+    );
+}
+
+#[test]
 fn bad_deflate_options_are_refused() {
     assert_usage_errors(&[
         (

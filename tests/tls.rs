@@ -8,7 +8,9 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::{assert_failed_only_with, assert_usage_errors, run, run_bin, serial, serve_builtin};
+use support::{
+    assert_failed_only_with, assert_usage_errors, run, run_bin, serial, serve_builtin, Server,
+};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -305,6 +307,12 @@ fn expired_and_wrong_host_certificates_from_files() {
             "tls_cert_expired",
         ),
         (
+            &["127.0.0.1"][..],
+            now + day,
+            now + 30 * day,
+            "tls_cert_not_yet_valid",
+        ),
+        (
             &["other.example"][..],
             now - day,
             now + day,
@@ -344,6 +352,59 @@ fn expired_and_wrong_host_certificates_from_files() {
             assert_failed_only_with(&res, cause);
         }
     }
+}
+
+#[test]
+fn silent_and_closing_servers_fail_the_tls_handshake_by_name() {
+    let _serial = serial();
+    // Accepts and says nothing: the TLS handshake times out, named as such.
+    let silent = support::silent_server();
+    let url = format!("wss://127.0.0.1:{}/", silent.addr().port());
+    let res = run(
+        &[
+            &url,
+            "--insecure",
+            "-q",
+            "-c",
+            "2",
+            "-d",
+            "2s",
+            "--connect-timeout",
+            "300ms",
+        ],
+        LIMIT,
+    );
+    assert!(
+        res.connections
+            .failed_by_cause
+            .keys()
+            .all(|c| c == "tls_handshake_timeout")
+            && res.connections.failed > 0,
+        "{:?}",
+        res.connections.failed_by_cause
+    );
+    // Reads the ClientHello and closes (FIN, nothing unread: no reset): closed
+    // during the TLS handshake.
+    let closing = Server::spawn("closing", |mut tcp, _stats| async move {
+        use tokio::io::AsyncReadExt;
+        let mut hello = [0u8; 4096];
+        let _ = tcp.read(&mut hello).await;
+        drop(tcp);
+    });
+    let url = format!("wss://127.0.0.1:{}/", closing.addr().port());
+    let res = run(&[&url, "--insecure", "-q", "-c", "2", "-d", "1s"], LIMIT);
+    assert!(
+        res.connections
+            .failed_by_cause
+            .keys()
+            .all(|c| c == "closed_during_tls" || c == "reset"),
+        "{:?}",
+        res.connections.failed_by_cause
+    );
+    assert!(res
+        .connections
+        .failed_by_cause
+        .contains_key("closed_during_tls"));
 }
 
 #[test]

@@ -227,8 +227,8 @@ fn targets_from(urls: &[String], proxy: Option<&str>) -> Result<Vec<Target>> {
     let env = |name: &str| std::env::var(name).ok();
     for t in &mut targets {
         let host = t.host().to_string();
-        t.proxy =
-            crate::proxy::Proxy::for_target(&host, t.addr, proxy, &env)?.map(std::sync::Arc::new);
+        t.proxy = crate::proxy::Proxy::for_target(&host, t.addr, t.tls.is_some(), proxy, &env)?
+            .map(std::sync::Arc::new);
     }
     Ok(targets)
 }
