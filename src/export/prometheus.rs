@@ -120,6 +120,10 @@ struct ClientInner {
     sessions: Counter,
     delivered: Counter,
     missing: Counter,
+    tls_full: Counter,
+    tls_resumed: Counter,
+    deflate_message_bytes_sent: Counter,
+    deflate_message_bytes_received: Counter,
     rtt: HdrBuckets,
     rtt_uncorrected: HdrBuckets,
     connect: HdrBuckets,
@@ -218,6 +222,26 @@ impl ClientInner {
             "wsherd_client_broadcast_missing",
             "Broadcast copies that never came",
             self.missing.clone(),
+        );
+        r.register(
+            "wsherd_client_tls_handshakes_full",
+            "wss://: TLS handshakes with a certificate exchange",
+            self.tls_full.clone(),
+        );
+        r.register(
+            "wsherd_client_tls_handshakes_resumed",
+            "wss://: TLS handshakes that resumed an earlier session",
+            self.tls_resumed.clone(),
+        );
+        r.register(
+            "wsherd_client_deflate_message_sent_bytes",
+            "--deflate: data messages' own bytes sent, before compression (beside sent_bytes, the frames)",
+            self.deflate_message_bytes_sent.clone(),
+        );
+        r.register(
+            "wsherd_client_deflate_message_received_bytes",
+            "--deflate: data messages' own bytes received, inflated (beside received_bytes, the frames)",
+            self.deflate_message_bytes_received.clone(),
         );
     }
 
@@ -332,6 +356,11 @@ impl ClientMetrics {
         m.sent_bytes.inc_by(k.bytes_sent);
         m.received_bytes.inc_by(k.bytes_received);
         m.sessions.inc_by(k.sessions);
+        m.tls_full.inc_by(k.tls_full);
+        m.tls_resumed.inc_by(k.tls_resumed);
+        m.deflate_message_bytes_sent.inc_by(k.msg_bytes_sent);
+        m.deflate_message_bytes_received
+            .inc_by(k.msg_bytes_received);
         m.delivered.inc_by(k.delivered);
         m.missing.inc_by(k.missing);
         m.rtt.add(&iv.rtt);
@@ -488,6 +517,12 @@ mod tests {
         iv.rtt.saturating_record(1_000_000); // 1 ms: the le=0.001 bucket
         iv.rtt.saturating_record(3_000_000); // 3 ms
         iv.rtt.saturating_record(90_000_000_000); // saturates at 60 s
+        iv.counters.tls(true, "TLSv1.3", "TLS13_AES_256_GCM_SHA384");
+        iv.counters
+            .tls(false, "TLSv1.3", "TLS13_AES_256_GCM_SHA384");
+        iv.counters.tls(true, "TLSv1.3", "TLS13_AES_256_GCM_SHA384");
+        iv.tls.saturating_record(2_000_000);
+        iv.counters.msg_bytes_sent = 4096;
         m.observe(&Snapshot {
             shard: 1,
             second: 1,
@@ -509,6 +544,10 @@ mod tests {
             "wsherd_client_rtt_seconds_bucket{le=\"60.0\"} 3",
             "wsherd_client_rtt_seconds_bucket{le=\"+Inf\"} 3",
             "wsherd_client_rtt_seconds_count 3",
+            "wsherd_client_tls_handshakes_full_total 1",
+            "wsherd_client_tls_handshakes_resumed_total 2",
+            "wsherd_client_tls_handshake_seconds_count 1",
+            "wsherd_client_deflate_message_sent_bytes_total 4096",
             "# TYPE wsherd_client_rtt_seconds histogram",
             "# UNIT wsherd_client_sent_bytes bytes",
             "# EOF",
