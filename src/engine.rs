@@ -602,7 +602,38 @@ fn message_stats(
         received_per_sec: received_rate.unwrap_or((k.received - warm.received) as f64 / secs),
         pings_answered: k.pings_answered,
         late: k.late,
+        unexpected_samples: k
+            .unexpected_samples
+            .iter()
+            .map(|u| crate::results::UnexpectedSample {
+                kind: if u.text { "text" } else { "binary" }.into(),
+                bytes: u.len as u64,
+                start: shown(&u.start, u.len),
+            })
+            .collect(),
     }
+}
+
+/// The start of a message as people read it: valid text as is (control
+/// characters escaped), other bytes as `\xNN`; `…` when the message goes on.
+fn shown(start: &[u8], len: usize) -> String {
+    let mut s = String::new();
+    for chunk in start.utf8_chunks() {
+        for ch in chunk.valid().chars() {
+            if ch.is_control() {
+                s.extend(ch.escape_default());
+            } else {
+                s.push(ch);
+            }
+        }
+        for b in chunk.invalid() {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    if len > start.len() {
+        s.push('…');
+    }
+    s
 }
 
 /// Every latency the run recorded; the open-loop ones only in an open loop, the

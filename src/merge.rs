@@ -290,6 +290,9 @@ fn merge_messages(parts: &[RunResults], duration: f64) -> MessageStats {
         msgs.bytes_sent += m.bytes_sent;
         msgs.bytes_received += m.bytes_received;
         msgs.pings_answered += m.pings_answered;
+        let room = crate::metrics::UNEXPECTED_SAMPLES.saturating_sub(msgs.unexpected_samples.len());
+        msgs.unexpected_samples
+            .extend(m.unexpected_samples.iter().take(room).cloned());
         msgs.late += m.late;
         // Rates: what each part achieved, over the merged span.
         let part_secs = r.config.duration_secs.max(1e-9);

@@ -63,7 +63,27 @@ pub struct Counters {
     /// received; beside `bytes_sent`/`bytes_received`, the frames on the wire.
     pub msg_bytes_sent: u64,
     pub msg_bytes_received: u64,
+    /// The first few messages that matched no send (`UNEXPECTED_SAMPLES` at
+    /// most), to show what the server answered instead.
+    pub unexpected_samples: Vec<Unexpected>,
 }
+
+/// How many unexpected messages a run keeps to show.
+pub const UNEXPECTED_SAMPLES: usize = 3;
+
+/// A message that matched no send, as it came (its start only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unexpected {
+    /// A text frame (else binary).
+    pub text: bool,
+    /// The whole message's length.
+    pub len: usize,
+    /// Its first bytes (at most `UNEXPECTED_START`).
+    pub start: Vec<u8>,
+}
+
+/// Bytes kept of an unexpected message.
+pub const UNEXPECTED_START: usize = 96;
 
 fn add_map<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
     for (k, v) in from {
@@ -105,6 +125,22 @@ impl Counters {
         self.deflate_state_bytes += o.deflate_state_bytes;
         self.msg_bytes_sent += o.msg_bytes_sent;
         self.msg_bytes_received += o.msg_bytes_received;
+        let room = UNEXPECTED_SAMPLES.saturating_sub(self.unexpected_samples.len());
+        self.unexpected_samples
+            .extend(o.unexpected_samples.iter().take(room).cloned());
+    }
+
+    /// A message that matched no send: counted, and kept to show if it is among
+    /// the first few.
+    pub fn unexpected(&mut self, text: bool, payload: &[u8]) {
+        self.unexpected += 1;
+        if self.unexpected_samples.len() < UNEXPECTED_SAMPLES {
+            self.unexpected_samples.push(Unexpected {
+                text,
+                len: payload.len(),
+                start: payload[..payload.len().min(UNEXPECTED_START)].to_vec(),
+            });
+        }
     }
 
     pub fn failed(&self) -> u64 {

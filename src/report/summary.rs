@@ -499,6 +499,25 @@ pub fn ledger_row(m: &MessageStats) -> Row {
     }
 }
 
+/// Why messages may have matched no send, from what came back: text answers to
+/// binary messages, or answers that are not the messages sent.
+fn unexpected_hint(r: &RunResults) -> Option<String> {
+    let m = &r.messages;
+    let first = m.unexpected_samples.first()?;
+    if m.received > 0 && m.unexpected * 10 < m.received {
+        // A few strays beside matched replies: nothing to explain.
+        return None;
+    }
+    let ours = r.config.message_kind.as_str();
+    Some(if first.kind == "text" && ours == "binary" {
+        "the server answered text to binary messages; try --text, or --template for the JSON it expects".into()
+    } else {
+        format!(
+            "the server's answers are not the {ours} messages wsherd sent: it must echo (or, for broadcast, relay) each message unchanged"
+        )
+    })
+}
+
 /// Sent, but no reply matched any send (and no broadcast explains it).
 fn no_replies(r: &RunResults) -> bool {
     let m = &r.messages;
@@ -530,6 +549,21 @@ fn ledger(r: &RunResults) -> Section {
             group(m.unexpected)
         );
         rows.push(Row::new("no replies matched", Place::Line, said));
+    }
+    const FIRST: [&str; 3] = [
+        "first unexpected message",
+        "second unexpected message",
+        "third unexpected message",
+    ];
+    for (label, u) in FIRST.iter().zip(&m.unexpected_samples) {
+        rows.push(Row::new(
+            label,
+            Place::Line,
+            format!("{}, {} bytes: {}", u.kind, group(u.bytes), u.start),
+        ));
+    }
+    if let Some(hint) = unexpected_hint(r) {
+        rows.push(Row::new("hint", Place::Line, hint));
     }
     Section {
         title: "Ledger".into(),

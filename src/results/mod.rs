@@ -222,6 +222,20 @@ pub struct MessageStats {
     /// Open loop: messages sent more than 10 ms after their intended time (the
     /// client fell behind its schedule; they went out at once, none was skipped).
     pub late: u64,
+    /// The first few messages that matched no send, to show what came instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unexpected_samples: Vec<UnexpectedSample>,
+}
+
+/// A message that matched no send: its frame type, length and start (escaped).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnexpectedSample {
+    /// `text` or `binary`.
+    pub kind: String,
+    pub bytes: u64,
+    /// Its first bytes as text: printable ASCII as is, other bytes as `\xNN`
+    /// (valid UTF-8 text kept), `…` when cut.
+    pub start: String,
 }
 
 impl MessageStats {

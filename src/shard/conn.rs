@@ -103,6 +103,7 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32) {
         next_seq: 0,
         acked: 0,
         stopping: false,
+        frag_text: false,
         budget: shard.run.plan.workload.budget(),
         owed: 0,
         seen: Box::default(),

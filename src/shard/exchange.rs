@@ -42,6 +42,8 @@ pub(super) struct Conn {
     pub(super) acked: u64,
     /// Set once the run stops: send no new messages.
     pub(super) stopping: bool,
+    /// The message being reassembled from fragments is text (else binary).
+    pub(super) frag_text: bool,
     /// Messages this connection may still send (sessions), else u64::MAX.
     pub(super) budget: u64,
     /// Messages owed after a think time (chat).
@@ -151,7 +153,13 @@ fn write_compressed(
 /// `--max-message` bytes) into the shard's scratch buffer and handled as any
 /// message. A bomb or bad data ends the connection.
 #[cold]
-fn on_compressed(shard: &Shard, c: &mut Conn, data: &[u8], now_ns: u64) -> Result<u32, End> {
+fn on_compressed(
+    shard: &Shard,
+    c: &mut Conn,
+    data: &[u8],
+    text: bool,
+    now_ns: u64,
+) -> Result<u32, End> {
     let Some(d) = c.deflate.as_deref_mut() else {
         return Err(End::Protocol("protocol_reserved_bits"));
     };
@@ -166,7 +174,7 @@ fn on_compressed(shard: &Shard, c: &mut Conn, data: &[u8], now_ns: u64) -> Resul
     let res = match inflated {
         Ok(()) => {
             shard.stats.borrow_mut().counters.msg_bytes_received += plain.len() as u64;
-            Ok(on_data(shard, c, &plain, now_ns))
+            Ok(on_data(shard, c, &plain, text, now_ns))
         }
         Err(e) => Err(End::Protocol(e.name())),
     };
@@ -179,7 +187,7 @@ fn on_compressed(shard: &Shard, c: &mut Conn, data: &[u8], now_ns: u64) -> Resul
 /// A reply (an echo, or a PONG for ping workloads) arrived: match it to its send.
 /// Returns how many new messages the workload sends in answer.
 #[inline]
-fn on_reply(shard: &Shard, c: &mut Conn, payload: &[u8], now_ns: u64) -> u32 {
+fn on_reply(shard: &Shard, c: &mut Conn, payload: &[u8], text: bool, now_ns: u64) -> u32 {
     let mut st = shard.stats.borrow_mut();
     match shard.run.plan.payload.read(payload) {
         Some(s) if s.conn == c.id && s.seq == c.acked && c.acked < c.next_seq => {
@@ -196,7 +204,7 @@ fn on_reply(shard: &Shard, c: &mut Conn, payload: &[u8], now_ns: u64) -> u32 {
             shard.run.plan.workload.sends_per_reply()
         }
         _ => {
-            st.counters.unexpected += 1;
+            st.counters.unexpected(text, payload);
             0
         }
     }
@@ -213,11 +221,12 @@ fn on_delivery(
     payload: &[u8],
     now_ns: u64,
     b: crate::workload::Broadcast,
+    text: bool,
 ) {
     let stamp = shard.run.plan.payload.read(payload);
     let Some((s, p)) = stamp.and_then(|s| b.publisher(s.conn as u64).map(|p| (s, p as usize)))
     else {
-        shard.stats.borrow_mut().counters.unexpected += 1;
+        shard.stats.borrow_mut().counters.unexpected(text, payload);
         return;
     };
     if c.seen.is_empty() {
@@ -243,21 +252,22 @@ fn on_delivery(
         }
     }
     if s.conn == c.id {
-        on_reply(shard, c, payload, now_ns);
+        on_reply(shard, c, payload, text, now_ns);
     }
 }
 
-/// A complete data message: the reply itself, or (for ping workloads) unexpected.
+/// A complete data message (`text`: a text frame): the reply itself, or (for
+/// ping workloads) unexpected.
 #[inline]
-fn on_data(shard: &Shard, c: &mut Conn, payload: &[u8], now_ns: u64) -> u32 {
+fn on_data(shard: &Shard, c: &mut Conn, payload: &[u8], text: bool, now_ns: u64) -> u32 {
     if let Some(b) = shard.run.plan.workload.broadcast {
-        on_delivery(shard, c, payload, now_ns, b);
+        on_delivery(shard, c, payload, now_ns, b, text);
         return 0;
     }
     match shard.run.plan.workload.message {
-        Message::Data => on_reply(shard, c, payload, now_ns),
+        Message::Data => on_reply(shard, c, payload, text, now_ns),
         Message::Ping => {
-            shard.stats.borrow_mut().counters.unexpected += 1;
+            shard.stats.borrow_mut().counters.unexpected(text, payload);
             0
         }
     }
@@ -288,7 +298,7 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
         match f.kind {
             Kind::Text | Kind::Binary if c.frag.is_none() => {
                 if f.fin && f.rsv1 {
-                    match on_compressed(shard, c, payload, now) {
+                    match on_compressed(shard, c, payload, f.kind == Kind::Text, now) {
                         Ok(n) => to_send += n,
                         Err(end) => {
                             result = Err(end);
@@ -300,9 +310,10 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
                         shard.stats.borrow_mut().counters.msg_bytes_received +=
                             payload.len() as u64;
                     }
-                    to_send += on_data(shard, c, payload, now);
+                    to_send += on_data(shard, c, payload, f.kind == Kind::Text, now);
                 } else {
                     c.frag = Some(Box::new(payload.to_vec()));
+                    c.frag_text = f.kind == Kind::Text;
                     if let Some(d) = c.deflate.as_deref_mut() {
                         d.frag_compressed = f.rsv1;
                     }
@@ -320,7 +331,8 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
                     let whole = c.frag.take().unwrap_or_default();
                     let compressed = c.deflate.as_ref().is_some_and(|d| d.frag_compressed);
                     if compressed {
-                        match on_compressed(shard, c, &whole, now) {
+                        let text = c.frag_text;
+                        match on_compressed(shard, c, &whole, text, now) {
                             Ok(n) => to_send += n,
                             Err(end) => {
                                 result = Err(end);
@@ -332,7 +344,7 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
                             shard.stats.borrow_mut().counters.msg_bytes_received +=
                                 whole.len() as u64;
                         }
-                        to_send += on_data(shard, c, &whole, now);
+                        to_send += on_data(shard, c, &whole, c.frag_text, now);
                     }
                 }
             }
@@ -354,7 +366,7 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
                 if shard.run.plan.workload.message == Message::Ping
                     && shard.run.plan.payload.read(payload).is_some()
                 {
-                    to_send += on_reply(shard, c, payload, now);
+                    to_send += on_reply(shard, c, payload, false, now);
                 }
             }
             Kind::Close => {
