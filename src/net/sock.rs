@@ -1,6 +1,7 @@
 //! Socket helpers shared by the load's connections and the built-in server:
 //! readiness first, then a non-blocking `recv` (how a waiting connection holds no
-//! buffer), and the stable cause names of I/O errors (`io_cause`).
+//! buffer), and the stable cause names of I/O errors (`io_cause`, and `Failure`:
+//! an error that carries a cause of its own, as TLS's do).
 //!
 //! An io_uring read owns its buffer until data comes, so ten thousand quiet
 //! connections each reading would hold ten thousand buffers. Waiting for readiness
@@ -8,7 +9,8 @@
 //! `recv(MSG_DONTWAIT)` into a borrowed buffer, given back at once, costs one more
 //! operation per read: worth it for connections that wait, not for busy ones.
 //!
-//! Part of `net/`, below both sides: it must never import `shard/` or `server/`.
+//! Part of `net/`, below both sides: it must never import `shard/` or `server/`,
+//! nor `tls` or `stream`, which build on it.
 
 use monoio::io::OwnedReadHalf;
 use monoio::net::TcpStream;
@@ -58,9 +60,30 @@ pub(crate) fn recv_now(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<Option<usize>
     }
 }
 
+/// A failure with a cause of its own (a TLS one): its stable cause name (counted in the ledger) and, for the
+/// first connection that meets it, what went wrong and how to fix it.
+#[derive(Debug)]
+pub struct Failure {
+    pub cause: &'static str,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.cause, self.detail)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// The failure with a cause of its own (a TLS one) an I/O error carries, if any.
+pub fn failure(e: &io::Error) -> Option<&Failure> {
+    e.get_ref().and_then(|i| i.downcast_ref::<Failure>())
+}
+
 /// Stable cause names for I/O errors.
 pub fn io_cause(e: &io::Error) -> &'static str {
-    if let Some(f) = super::tls::failure(e) {
+    if let Some(f) = failure(e) {
         return f.cause;
     }
     match e.raw_os_error() {

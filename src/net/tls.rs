@@ -53,7 +53,6 @@ use rustls::unbuffered::{
 };
 use rustls::{CertificateError, CommonState, Error as TlsError};
 use std::cell::RefCell;
-use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -243,26 +242,7 @@ pub struct Negotiated {
     pub resumed: bool,
 }
 
-/// A TLS failure: its stable cause name (counted in the ledger) and, for the
-/// first connection that meets it, what went wrong and how to fix it.
-#[derive(Debug)]
-pub struct Failure {
-    pub cause: &'static str,
-    pub detail: String,
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.cause, self.detail)
-    }
-}
-
-impl std::error::Error for Failure {}
-
-/// The TLS failure an I/O error carries, if it is one.
-pub fn failure(e: &io::Error) -> Option<&Failure> {
-    e.get_ref().and_then(|i| i.downcast_ref::<Failure>())
-}
+pub use super::sock::{failure, Failure};
 
 impl Session {
     pub fn client(
@@ -330,7 +310,7 @@ impl Session {
         }
         let start = out.len();
         loop {
-            match recv_into(fd, out)? {
+            match super::sock::recv_now(fd, out)? {
                 None => return Ok(None),
                 Some(0) => {
                     self.q.closed = true;
@@ -760,7 +740,7 @@ pub async fn handshake(
         tcp.readable(false).await?;
         // A server's flight (its certificates) in one or two receives.
         session.partial.reserve(8 * 1024);
-        if recv_into(fd, &mut session.partial)? == Some(0) {
+        if super::sock::recv_now(fd, &mut session.partial)? == Some(0) {
             return Err(closed_during_tls());
         }
     }
@@ -789,41 +769,6 @@ async fn write_all_now(tcp: &monoio::net::TcpStream, buf: &[u8]) -> io::Result<(
         }
     }
     Ok(())
-}
-
-/// Reads what the socket holds now into the spare capacity of `buf`, without
-/// waiting: `Ok(None)` when there is nothing, `Ok(Some(0))` at EOF. As
-/// `sock::recv_now`, which this module cannot import (`sock` names TLS failures
-/// by their cause through this module).
-fn recv_into(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
-    if buf.len() == buf.capacity() {
-        buf.reserve(1024);
-    }
-    let spare = buf.spare_capacity_mut();
-    loop {
-        // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `buf`;
-        // recv writes at most that many and returns how many it wrote.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                spare.as_mut_ptr().cast(),
-                spare.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n >= 0 {
-            let n = n as usize;
-            // SAFETY: the kernel initialised the first `n` spare bytes.
-            unsafe { buf.set_len(buf.len() + n) };
-            return Ok(Some(n));
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => return Ok(None),
-            _ => return Err(e),
-        }
-    }
 }
 
 /// One non-blocking `send` (no SIGPIPE).
