@@ -6,8 +6,8 @@
 //! In the server's order (see shard.rs) it sits below conn.rs: it must never import
 //! mod.rs, conn.rs or broadcast.rs.
 
-use super::shard::{ServerShard, ShardDeflate, MAX_FRAME};
-use crate::ws::deflate::{Codec, InflateError, Params, Side};
+use super::shard::{ServerShard, MAX_FRAME};
+use crate::ws::deflate::{Codec, InflateError, Params, Scratch, Side};
 use crate::ws::frame::{self, FrameRef, From, Kind};
 use crate::ws::mask::apply_mask;
 use std::ops::Range;
@@ -67,29 +67,20 @@ impl ConnDeflate {
 /// RSV1. Err: the close code the client earned (1009 too large, 1007 not
 /// deflate).
 pub(super) fn echo_compressed(
-    d: &ShardDeflate,
+    d: &Scratch,
     c: &mut ConnDeflate,
     kind: Kind,
     data: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), u16> {
-    let mut plain = d.plain.borrow_mut();
-    plain.clear();
-    if let Err(e) = c.codec.decompress(&d.shared, data, &mut plain, MAX_FRAME) {
-        return Err(match e {
-            InflateError::TooLarge => 1009,
+    let plain = d
+        .inflate(&mut c.codec, data, MAX_FRAME)
+        .map_err(|e| match e {
+            InflateError::TooLarge => 1009u16,
             InflateError::Corrupt => 1007,
-        });
-    }
-    let mut packed = d.packed.borrow_mut();
-    packed.clear();
-    c.codec.compress(&d.shared, &plain, &mut packed);
-    frame::write_server_frame_compressed(out, kind, &packed);
-    // Scratch that grew for a large message does not stay large.
-    for b in [&mut *plain, &mut *packed] {
-        if b.capacity() > 1 << 20 {
-            *b = Vec::new();
-        }
-    }
+        })?;
+    d.compress(&mut c.codec, &plain, |packed| {
+        frame::write_server_frame_compressed(out, kind, packed)
+    });
     Ok(())
 }

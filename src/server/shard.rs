@@ -57,16 +57,6 @@ pub struct ServerTotals {
     pub dropped: u64,
 }
 
-/// permessage-deflate on a server shard: the codecs that connections keeping no
-/// context share (one per window size, reset per message), and the scratch
-/// buffers a message is inflated into and compressed into.
-#[derive(Default)]
-pub(crate) struct ShardDeflate {
-    pub shared: crate::ws::deflate::Shared,
-    pub plain: std::cell::RefCell<Vec<u8>>,
-    pub packed: std::cell::RefCell<Vec<u8>>,
-}
-
 /// State of one server shard, shared by its tasks.
 pub(crate) struct ServerShard {
     /// This shard's number (0-based).
@@ -99,7 +89,7 @@ pub(crate) struct ServerShard {
     /// Serve TLS (wss://) with this config.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// Accept permessage-deflate: the shard's shared codecs and scratch buffers.
-    pub deflate: Option<ShardDeflate>,
+    pub deflate: Option<crate::ws::deflate::Scratch>,
 }
 
 impl ServerShard {

@@ -109,12 +109,7 @@ pub(super) fn queue_message(
     let before = out.len();
     let key = shard.rng.borrow_mut().next_key();
     match c.deflate.as_deref_mut().filter(|_| kind != Kind::Ping) {
-        None => {
-            frame::write_client_frame(out, kind, key, spec.size, |dst| spec.write(stamp, dst));
-            if shard.run.plan.offer.deflate.is_some() {
-                shard.stats.borrow_mut().counters.msg_bytes_sent += spec.size as u64;
-            }
-        }
+        None => frame::write_client_frame(out, kind, key, spec.size, |dst| spec.write(stamp, dst)),
         Some(d) => write_compressed(shard, d, out, kind, key, stamp),
     }
     if shard.debug_frames.get() > 0 && c.id == shard.debug_conn {
@@ -123,6 +118,10 @@ pub(super) fn queue_message(
     let mut st = shard.stats.borrow_mut();
     st.counters.sent += 1;
     st.counters.bytes_sent += (out.len() - before) as u64;
+    if shard.run.plan.offer.deflate.is_some() {
+        // The message's own bytes, beside the frame's (compressed or not).
+        st.counters.msg_bytes_sent += spec.size as u64;
+    }
     shard.outstanding.set(shard.outstanding.get() + 1);
 }
 
@@ -138,15 +137,10 @@ fn write_compressed(
     stamp: Stamp,
 ) {
     let spec = &shard.run.plan.payload;
-    let mut plain = shard.deflate.plain.borrow_mut();
-    plain.clear();
-    plain.resize(spec.size, 0);
-    spec.write(stamp, &mut plain);
-    let mut packed = shard.deflate.packed.borrow_mut();
-    packed.clear();
-    d.codec.compress(&shard.deflate.shared, &plain, &mut packed);
-    frame::write_client_frame_compressed(out, kind, key, &packed);
-    shard.stats.borrow_mut().counters.msg_bytes_sent += spec.size as u64;
+    let plain = shard.deflate.build(spec.size, |dst| spec.write(stamp, dst));
+    shard.deflate.compress(&mut d.codec, &plain, |packed| {
+        frame::write_client_frame_compressed(out, kind, key, packed)
+    });
 }
 
 /// A compressed message (permessage-deflate) arrived whole: inflated (at most
@@ -163,25 +157,11 @@ fn on_compressed(
     let Some(d) = c.deflate.as_deref_mut() else {
         return Err(End::Protocol("protocol_reserved_bits"));
     };
-    let mut plain = std::mem::take(&mut *shard.deflate.plain.borrow_mut());
-    plain.clear();
-    let inflated = d.codec.decompress(
-        &shard.deflate.shared,
-        data,
-        &mut plain,
-        shard.run.plan.max_message,
-    );
-    let res = match inflated {
-        Ok(()) => {
-            shard.stats.borrow_mut().counters.msg_bytes_received += plain.len() as u64;
-            Ok(on_data(shard, c, &plain, text, now_ns))
-        }
-        Err(e) => Err(End::Protocol(e.name())),
-    };
-    if plain.capacity() <= 1 << 20 {
-        *shard.deflate.plain.borrow_mut() = plain;
-    }
-    res
+    let plain = shard
+        .deflate
+        .inflate(&mut d.codec, data, shard.run.plan.max_message)
+        .map_err(|e| End::Protocol(e.name()))?;
+    Ok(on_data(shard, c, &plain, text, now_ns))
 }
 
 /// A reply (an echo, or a PONG for ping workloads) arrived: match it to its send.
@@ -260,6 +240,10 @@ fn on_delivery(
 /// ping workloads) unexpected.
 #[inline]
 fn on_data(shard: &Shard, c: &mut Conn, payload: &[u8], text: bool, now_ns: u64) -> u32 {
+    if shard.run.plan.offer.deflate.is_some() {
+        // The message's own bytes (inflated, if it came compressed).
+        shard.stats.borrow_mut().counters.msg_bytes_received += payload.len() as u64;
+    }
     if let Some(b) = shard.run.plan.workload.broadcast {
         on_delivery(shard, c, payload, now_ns, b, text);
         return 0;
@@ -306,10 +290,6 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
                         }
                     }
                 } else if f.fin {
-                    if shard.run.plan.offer.deflate.is_some() {
-                        shard.stats.borrow_mut().counters.msg_bytes_received +=
-                            payload.len() as u64;
-                    }
                     to_send += on_data(shard, c, payload, f.kind == Kind::Text, now);
                 } else {
                     c.frag = Some(Box::new(payload.to_vec()));
@@ -340,10 +320,6 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
                             }
                         }
                     } else {
-                        if shard.run.plan.offer.deflate.is_some() {
-                            shard.stats.borrow_mut().counters.msg_bytes_received +=
-                                whole.len() as u64;
-                        }
                         to_send += on_data(shard, c, &whole, c.frag_text, now);
                     }
                 }

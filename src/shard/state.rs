@@ -130,15 +130,7 @@ pub struct Shard {
     pub debug_conn: u32,
     /// permessage-deflate: codecs shared by connections that keep no context,
     /// and the scratch buffers messages are built, inflated and compressed in.
-    pub deflate: DeflateScratch,
-}
-
-/// A shard's permessage-deflate buffers (empty until a message needs them).
-#[derive(Default)]
-pub struct DeflateScratch {
-    pub shared: crate::ws::deflate::Shared,
-    pub plain: RefCell<Vec<u8>>,
-    pub packed: RefCell<Vec<u8>>,
+    pub deflate: crate::ws::deflate::Scratch,
 }
 
 impl Shard {

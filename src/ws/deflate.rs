@@ -307,6 +307,90 @@ impl Shared {
     }
 }
 
+/// A shard's permessage-deflate, for either end: the codecs its connections
+/// that keep no context share, and the scratch buffers a message is built or
+/// inflated into and compressed into (empty until a message needs them; one
+/// that grew past `KEEP_SCRATCH` for a large message is let go).
+#[derive(Default)]
+pub struct Scratch {
+    shared: Shared,
+    plain: RefCell<Vec<u8>>,
+    packed: RefCell<Vec<u8>>,
+}
+
+/// Largest scratch buffer a shard keeps between messages.
+const KEEP_SCRATCH: usize = 1 << 20;
+
+impl Scratch {
+    /// The message of `len` bytes that `fill` writes, built in the scratch.
+    pub fn build(&self, len: usize, fill: impl FnOnce(&mut [u8])) -> Plain<'_> {
+        let mut plain = self.take_plain();
+        plain.resize(len, 0);
+        fill(&mut plain.buf);
+        plain
+    }
+
+    /// The message `data` carried, inflated by `codec` (at most `max` bytes).
+    pub fn inflate(
+        &self,
+        codec: &mut Codec,
+        data: &[u8],
+        max: usize,
+    ) -> Result<Plain<'_>, InflateError> {
+        let mut plain = self.take_plain();
+        codec.decompress(&self.shared, data, &mut plain.buf, max)?;
+        Ok(plain)
+    }
+
+    /// `msg` compressed by `codec` (without the sync flush's tail), for `out`.
+    pub fn compress<T>(&self, codec: &mut Codec, msg: &[u8], out: impl FnOnce(&[u8]) -> T) -> T {
+        let mut packed = self.packed.borrow_mut();
+        packed.clear();
+        codec.compress(&self.shared, msg, &mut packed);
+        let r = out(&packed);
+        if packed.capacity() > KEEP_SCRATCH {
+            *packed = Vec::new();
+        }
+        r
+    }
+
+    /// The plain buffer, taken out while a message is in it (its user may call
+    /// back into the shard), given back when the message is dropped.
+    fn take_plain(&self) -> Plain<'_> {
+        let mut buf = std::mem::take(&mut *self.plain.borrow_mut());
+        buf.clear();
+        Plain { scratch: self, buf }
+    }
+}
+
+/// A whole message in a shard's scratch buffer (built or inflated), which goes
+/// back to the scratch when dropped.
+pub struct Plain<'a> {
+    scratch: &'a Scratch,
+    buf: Vec<u8>,
+}
+
+impl std::ops::Deref for Plain<'_> {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.buf
+    }
+}
+
+impl std::ops::DerefMut for Plain<'_> {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+}
+
+impl Drop for Plain<'_> {
+    fn drop(&mut self) {
+        if self.buf.capacity() <= KEEP_SCRATCH {
+            *self.scratch.plain.borrow_mut() = std::mem::take(&mut self.buf);
+        }
+    }
+}
+
 /// One end's permessage-deflate on one connection: what was agreed, and its own
 /// codecs for a direction that keeps context (made at its first message; a
 /// direction without context uses the shard's `Shared` ones).
