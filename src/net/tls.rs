@@ -498,28 +498,14 @@ fn process<C: Records>(
     loop {
         let status = conn.records(&mut data[cur.at..]);
         let discard = status.discard;
-        let step = match status.state {
-            Ok(ConnectionState::ReadTraffic(_)) => Step::Plaintext,
-            Ok(ConnectionState::EncodeTlsData(mut e)) => {
-                encode(&mut e, q.outgoing());
-                Step::Next
-            }
-            // The records are in `q.outgoing`: the caller sends them.
-            Ok(ConnectionState::TransmitTlsData(t)) => {
-                t.done();
-                Step::Next
-            }
-            Ok(ConnectionState::PeerClosed) => {
-                q.closed = true;
-                Step::Next
-            }
-            Ok(ConnectionState::Closed) => {
+        let step = match status.state.map(|s| common_step(s, q)) {
+            Ok(Ok(step)) => step,
+            Ok(Err(ConnectionState::Closed)) => {
                 q.closed = true;
                 Step::Done
             }
-            Ok(ConnectionState::ReadEarlyData(_)) => Step::Failed(early_data()),
             // BlockedHandshake, WriteTraffic: every whole record was taken.
-            Ok(_) => Step::Done,
+            Ok(Err(_)) => Step::Done,
             Err(e) => Step::Failed(e),
         };
         cur.at += discard;
@@ -542,6 +528,32 @@ enum Step {
     Plaintext,
     Done,
     Failed(TlsError),
+}
+
+/// The states every loop over rustls's records handles alike: records rustls
+/// wants sent (into `q.outgoing`, which the caller sends), the peer's close,
+/// plaintext to take, early data (refused). Any other comes back.
+fn common_step<'c, 'i, D>(
+    state: ConnectionState<'c, 'i, D>,
+    q: &mut Queues,
+) -> Result<Step, ConnectionState<'c, 'i, D>> {
+    Ok(match state {
+        ConnectionState::ReadTraffic(_) => Step::Plaintext,
+        ConnectionState::EncodeTlsData(mut e) => {
+            encode(&mut e, q.outgoing());
+            Step::Next
+        }
+        ConnectionState::TransmitTlsData(t) => {
+            t.done();
+            Step::Next
+        }
+        ConnectionState::PeerClosed => {
+            q.closed = true;
+            Step::Next
+        }
+        ConnectionState::ReadEarlyData(_) => Step::Failed(early_data()),
+        other => return Err(other),
+    })
 }
 
 /// Takes the plaintext of the record rustls just decrypted to `data[cur.w..]`
@@ -625,32 +637,19 @@ fn with_writer<C: Records, T>(
     loop {
         let status = conn.records(partial);
         let discard = status.discard;
-        let step = match status.state {
-            Ok(ConnectionState::WriteTraffic(mut w)) => {
+        // Plaintext here: never in practice (every read takes its own).
+        let step = match status.state.map(|s| common_step(s, q)) {
+            Ok(Ok(step)) => step,
+            Ok(Err(ConnectionState::WriteTraffic(mut w))) => {
                 let wrote = f(&mut w, q);
                 consume(partial, discard);
                 return wrote;
             }
-            Ok(ConnectionState::EncodeTlsData(mut e)) => {
-                encode(&mut e, q.outgoing());
-                Step::Next
-            }
-            Ok(ConnectionState::TransmitTlsData(t)) => {
-                t.done();
-                Step::Next
-            }
-            Ok(ConnectionState::PeerClosed) => {
-                q.closed = true;
-                Step::Next
-            }
-            // Never in practice (every read takes its plaintext): it waits.
-            Ok(ConnectionState::ReadTraffic(_)) => Step::Plaintext,
-            Ok(ConnectionState::Closed) => return Err(closed("closed both ways")),
-            Ok(ConnectionState::BlockedHandshake) => {
+            Ok(Err(ConnectionState::Closed)) => return Err(closed("closed both ways")),
+            Ok(Err(ConnectionState::BlockedHandshake)) => {
                 return Err(closed("the handshake is not done"))
             }
-            Ok(ConnectionState::ReadEarlyData(_)) => Step::Failed(early_data()),
-            Ok(other) => return Err(closed(&format!("cannot write in state {other:?}"))),
+            Ok(Err(other)) => return Err(closed(&format!("cannot write in state {other:?}"))),
             Err(e) => Step::Failed(e),
         };
         consume(partial, discard);
