@@ -3,9 +3,15 @@
 # and does nothing when they are already there (safe to run again):
 #   prometheus  /usr/bin/prometheus and promtool, for tests/prometheus.rs
 #   chromium    headless browser, for the HTML report's rendering test
-# and, from PyPI, Python's `websockets` (a WebSocket server of another stack, for
-# tests/python_ws.rs); from the npm registry, Node's `ws` (tests/node_ws.rs), into
-# tests/servers/node/node_modules as its package-lock.json pins it.
+# and, from PyPI, Python's `websockets` (WebSocket servers of another stack:
+# tests/servers/ws_token.py for tests/python_ws.rs, jsonrpc_ooo.py for replies
+# matched by id out of order, push_seq.py for server push); from the npm
+# registry, into tests/servers/node/node_modules as its package-lock.json pins
+# them:
+#   ws          ws_deflate.js (tests/node_ws.rs) and under graphql-ws
+#   socket.io   socketio_server.js, for the Socket.IO v4 tests
+#   graphql-ws  graphql_ws_server.js (with graphql), for the GraphQL over
+#   graphql     WebSocket (graphql-transport-ws) tests
 # Needs root (or sudo) and apt-get; scripts/test.sh (the README's test command)
 # runs it before `cargo test`.
 set -euo pipefail
@@ -18,11 +24,17 @@ if ! python3 -c "import websockets, sys; sys.exit(websockets.__version__ != '$WE
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "websockets==$WEBSOCKETS_VERSION"
 fi
 
-# Node's ws, as tests/servers/node/package-lock.json pins it.
+# Node packages, as tests/servers/node/package-lock.json pins them: `npm ci`
+# (all of them, afresh) when any one is missing.
 NODE_DIR="$(cd "$(dirname "$0")/.." && pwd)/tests/servers/node"
-if ! [ -f "$NODE_DIR/node_modules/ws/package.json" ]; then
-    command -v npm >/dev/null 2>&1 || { echo "setup-test-deps: npm is needed (Node.js 18 or later)" >&2; exit 1; }
-    echo "setup-test-deps: installing Node ws from the npm registry"
+NODE_PACKAGES=(ws socket.io graphql-ws graphql)
+missing=()
+for pkg in "${NODE_PACKAGES[@]}"; do
+    [ -f "$NODE_DIR/node_modules/$pkg/package.json" ] || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    command -v npm >/dev/null 2>&1 || { echo "setup-test-deps: npm is needed (Node.js 20 or later)" >&2; exit 1; }
+    echo "setup-test-deps: installing Node ${NODE_PACKAGES[*]} from the npm registry (missing: ${missing[*]})"
     (cd "$NODE_DIR" && npm ci --no-audit --no-fund --silent)
 fi
 
