@@ -23,11 +23,15 @@
 #   r  permessage-deflate memory: connections that exchange a message a second
 #      (open loop), 1,000 against 100: marginal RSS per connection of the load
 #      process, with context takeover and without, beside no deflate
+#   c  replies matched by a field: closed loop, 100 connections, ~1 KiB JSON-RPC
+#      text (72 short fields, the id last) against the echo server: matched by the
+#      template's stamp (echo) and by `--correlate /id` (the streaming field
+#      lookup); client CPU per round trip and the ratio (target <= 1.5)
 #
 # Environment:
 #   BENCH_SECS   duration of the a and h runs (default 5)
 #   BENCH_RUNS   runs per case, alternating; the table shows medians (default 3)
-#   BENCH_CASES  which cases to run (default "ahmdr")
+#   BENCH_CASES  which cases to run (default "ahmdr"; c on demand)
 #   BENCH_CLIENT_CORE / BENCH_SERVER_CORE   (default 0 / 1)
 #   BENCH_OUT    where raw results go (default target/bench-endpoints/<time>)
 #
@@ -294,5 +298,35 @@ if [[ $CASES == *r* ]]; then
         printf '| %s | %.1f MiB | %.1f MiB | %.1f KiB | %.1f KiB |\n' "$mode" "$(echo "$lo/1024" | bc -l)" \
             "$(echo "$hi/1024" | bc -l)" "$(echo "($hi-$lo)/900" | bc -l)" "$state"
     done
+fi
+if [[ $CASES == *c* ]]; then
+    # A ~1 KiB JSON-RPC request of many short fields, its id last: the reply's
+    # field lookup scans the whole message (the worst place for the id).
+    TPL=$(python3 -c '
+fields = ",".join("\"k%d\":\"v%03d\"" % (i, i) for i in range(72))
+print("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"user\":\"u{conn}\",\"ts\":{ts}," + fields + "},\"id\":{seq}}")')
+    say "case c: closed loop, 100 connections, ${#TPL}-byte JSON, echo matched by stamp and by /id, alternating"
+    for i in $(seq "$RUNS"); do
+        for mode in echo correlate; do
+            extra=()
+            [[ $mode == correlate ]] && extra=(--correlate /id)
+            start_server $PORT
+            load "c-$mode-$i" inf "ws://127.0.0.1:$PORT/" -c 100 -d "${SECS}s" --template "$TPL" "${extra[@]}"
+            stop_server
+        done
+    done
+    echo
+    echo "Case c: closed loop, 100 connections, ${#TPL}-byte JSON text, id last (medians of $RUNS)"
+    echo
+    echo "| replies matched | round trips/s | client CPU per round trip |"
+    echo "| --- | --- | --- |"
+    for mode in echo correlate; do
+        cpu=$(for i in $(seq "$RUNS"); do field "c-$mode-$i" "m['cpu_us']/r['messages']['received']"; done | median)
+        rate=$(for i in $(seq "$RUNS"); do field "c-$mode-$i" "r['messages']['received_per_sec']"; done | median)
+        echo "$cpu" >"$OUT/c-$mode.cpu"
+        printf '| %s | %.0f | %.2f µs |\n' "$mode" "$rate" "$cpu"
+    done
+    printf '\ncorrelate / echo CPU per round trip: %.2fx\n' \
+        "$(echo "$(cat "$OUT/c-correlate.cpu")/$(cat "$OUT/c-echo.cpu")" | bc -l)"
 fi
 say "raw results in $OUT"

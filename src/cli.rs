@@ -8,7 +8,8 @@
 //! nothing above the vocabulary but the report-file type it converts into.
 
 use crate::report::outputs::ReportFiles;
-use crate::vocab::kinds::{Dimension, IoDriver, ServeMode, WorkloadKind};
+use crate::script::Mode;
+use crate::vocab::kinds::{Dimension, IoDriver, ServeMode, TimeUnit, WorkloadKind};
 use crate::vocab::units::{parse_count, parse_duration, parse_rate, parse_size};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -75,6 +76,46 @@ pub enum WorkloadArg {
     /// Fan-out: --publishers connections publish at --rate, every connection
     /// receives every message (against a server that relays to all clients).
     Broadcast,
+    /// Server push: each connection sends --subscribe once, then receives what the
+    /// server pushes: counted per second, gaps and duplicates in --seq, one-way
+    /// latency from --sent-at.
+    Push,
+    /// Follow the steps of --steps FILE (send, expect and capture, think, repeat,
+    /// every, close): each expect timed from the send before it, by step name.
+    Conversation,
+}
+
+/// What a conversation does at the end of its steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StepsModeArg {
+    /// Hold the connection, counting what arrives.
+    Once,
+    /// Start over from the first step.
+    Loop,
+    /// Close, connect again, start over (a session per round).
+    Session,
+}
+
+/// What a message that no expect waits for does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnmatchedArg {
+    /// Count it (and show the first few).
+    Count,
+    /// Count it and fail the connection (unmatched_message).
+    Fail,
+}
+
+/// The unit of a time in a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TimeUnitArg {
+    /// Seconds (fractions allowed).
+    S,
+    /// Milliseconds (JavaScript's Date.now()).
+    Ms,
+    /// Microseconds.
+    Us,
+    /// Nanoseconds.
+    Ns,
 }
 
 /// Which monoio driver the shards use.
@@ -140,6 +181,15 @@ pub struct LoadArgs {
     #[arg(display_order = 21, long, value_name = "TEMPLATE", conflicts_with_all = ["payload_file", "binary", "size"])]
     pub template: Option<String>,
 
+    /// Match replies to requests by a JSON field instead of an echo: POINTER (RFC
+    /// 6901, e.g. /id or /result/request_id) names where a reply carries the value
+    /// the request's --template rendered for {seq} (a number, or the digits at the
+    /// end of a string). Replies may come in any order; the request template needs
+    /// only {seq}. Example: --template
+    /// '{"jsonrpc":"2.0","id":{seq},"method":"echo","params":["hi"]}' --correlate /id
+    #[arg(display_order = 21, long, value_name = "POINTER")]
+    pub correlate: Option<String>,
+
     /// Messages each connection keeps in flight in the closed loop (default 1).
     /// Ceiling --dimension connections: a closed loop instead of one message a
     /// second per connection.
@@ -158,9 +208,51 @@ pub struct LoadArgs {
     #[arg(display_order = 28, long, value_parser = parse_duration, allow_hyphen_values = true)]
     pub think: Option<Duration>,
 
-    /// Idle workload: send a timed PING this often on each connection (30s).
+    /// Idle and push workloads: send a timed PING this often on each connection (30s).
     #[arg(display_order = 29, long, value_parser = parse_duration, allow_hyphen_values = true)]
     pub heartbeat: Option<Duration>,
+
+    /// Push: the text message each connection sends once open, to subscribe
+    /// (placeholders {conn}, {agent}, {shard}, {data.COLUMN}, values JSON-escaped),
+    /// e.g. '{"op":"subscribe","channel":"ticks","user":"u{conn}"}'.
+    #[arg(display_order = 30, long, value_name = "MESSAGE")]
+    pub subscribe: Option<String>,
+
+    /// Push: the JSON pointer of a sequence number in each pushed message (e.g.
+    /// /params/seq); gaps and duplicates are counted per connection.
+    #[arg(display_order = 30, long = "seq", value_name = "POINTER")]
+    pub seq_field: Option<String>,
+
+    /// Push: the JSON pointer of the server's send time in each pushed message,
+    /// a Unix time (e.g. /params/sent_us): one-way latency, which is only as
+    /// right as the two clocks agree.
+    #[arg(display_order = 30, long = "sent-at", value_name = "POINTER")]
+    pub sent_at: Option<String>,
+
+    /// Push: the unit of --sent-at (default: what the field's name ends in, as
+    /// sent_us or sentMs).
+    #[arg(display_order = 30, long = "sent-at-unit", value_enum)]
+    pub sent_at_unit: Option<TimeUnitArg>,
+
+    /// Conversation: the steps each connection follows, a TOML file of [[step]]
+    /// tables (send, expect + capture, think, repeat, every, close; see the
+    /// README); sets --workload conversation.
+    #[arg(display_order = 31, long, value_name = "FILE")]
+    pub steps: Option<PathBuf>,
+
+    /// Conversation: at the end of the steps, hold the connection (once), start
+    /// over (loop) or close and connect again (session). Default once.
+    #[arg(display_order = 31, long = "steps-mode", value_enum)]
+    pub steps_mode: Option<StepsModeArg>,
+
+    /// Conversation: a message that no pending expect matches is counted (count,
+    /// the default) or also fails its connection (fail).
+    #[arg(display_order = 31, long, value_enum)]
+    pub unmatched: Option<UnmatchedArg>,
+
+    /// The steps as TOML text (a scenario's [[scenario.step]] tables arrive so).
+    #[arg(long = "steps-toml", hide = true)]
+    pub steps_toml: Option<String>,
 
     #[command(flatten)]
     pub conn: ConnectArgs,
@@ -795,7 +887,9 @@ macro_rules! into_kind {
     };
 }
 
-into_kind!(WorkloadArg => WorkloadKind { Echo, Ping, Idle, Churn, Chat, Broadcast });
+into_kind!(WorkloadArg => WorkloadKind { Echo, Ping, Idle, Churn, Chat, Broadcast, Push, Conversation });
+into_kind!(StepsModeArg => Mode { Once, Loop, Session });
+into_kind!(TimeUnitArg => TimeUnit { S, Ms, Us, Ns });
 
 into_kind!(IoDriverArg => IoDriver { Auto, Uring, Epoll });
 into_kind!(DimensionArg => Dimension { Connections, Rate, Sessions });

@@ -107,6 +107,7 @@ pub fn run_with<S: crate::metrics::SecondSink + 'static>(
         targets: targets.clone(),
         established: Default::default(),
         origin: Instant::now(),
+        origin_unix_ns: (unix_now_or_zero() * 1e9) as u64,
         interrupt: interrupt.clone(),
         ready: Default::default(),
         go: Default::default(),
@@ -416,6 +417,8 @@ pub(crate) fn assemble(
         latency: latencies(cfg, &c.total),
         sessions: session_stats(cfg, &c.total, warm, measured.secs),
         broadcast: broadcast_stats(cfg, k, warm, measured.secs),
+        push: push_stats(cfg, k, warm, measured.secs),
+        steps: step_results(cfg, &c.total),
         warmup: warmup_stats(cfg, &c.warmup),
         series: c.series,
         memory: c.memory,
@@ -505,6 +508,8 @@ fn config_summary(cfg: &Plan, targets: &[Target]) -> ConfigSummary {
         message_kind: cfg.payload.kind.name().to_string(),
         inflight: cfg.workload.inflight(),
         shards: cfg.shard_cores.len(),
+        correlate: cfg.correlate.as_ref().map(|p| p.to_string()),
+        steps_mode: cfg.script.as_ref().map(|s| s.mode.name().to_string()),
     }
 }
 
@@ -650,10 +655,9 @@ fn latencies(cfg: &Plan, total: &Interval) -> Latencies {
         rtt: LatencyStats::from_histogram(&total.rtt),
         rtt_uncorrected: open_loop.then(|| LatencyStats::from_histogram(&total.rtt_uncorrected)),
         send_lag: open_loop.then(|| LatencyStats::from_histogram(&total.send_lag)),
-        delivery: cfg
-            .workload
-            .broadcast
-            .map(|_| LatencyStats::from_histogram(&total.delivery)),
+        delivery: (cfg.workload.broadcast.is_some()
+            || cfg.push.as_ref().is_some_and(|p| p.sent_at.is_some()))
+        .then(|| LatencyStats::from_histogram(&total.delivery)),
     }
 }
 
@@ -687,6 +691,57 @@ fn broadcast_stats(cfg: &Plan, k: &Counters, warm: &Counters, secs: f64) -> Opti
             duplicates: k.duplicates,
             undelivered_at_stop: expected.saturating_sub(k.delivered + k.missing),
             delivered_per_sec: (k.delivered - warm.delivered) as f64 / secs,
+        }
+    })
+}
+
+/// A conversation's steps as measured over the whole run.
+fn step_results(cfg: &Plan, total: &Interval) -> Vec<StepResult> {
+    let Some(script) = &cfg.script else {
+        return Vec::new();
+    };
+    let none = crate::metrics::StepStats::default();
+    script
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, info)| {
+            let s = total.steps.get(i).unwrap_or(&none);
+            let expect = info.kind == crate::script::StepKind::Expect;
+            StepResult {
+                name: info.name.clone(),
+                kind: info.kind.name().to_string(),
+                count: s.count,
+                ok: s.ok,
+                timeout: s.timeout,
+                mismatch: s.mismatch,
+                closed: s.closed,
+                stopped: s.stopped,
+                latency: expect.then(|| match &s.latency {
+                    Some(h) => LatencyStats::from_histogram(h),
+                    None => LatencyStats::from_histogram(&crate::vocab::hist::new_histogram()),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// What the server pushed: counts, rates, and what the fields showed.
+fn push_stats(cfg: &Plan, k: &Counters, warm: &Counters, secs: f64) -> Option<PushStats> {
+    cfg.push.as_ref().map(|p| {
+        let per_sec = (k.delivered - warm.delivered) as f64 / secs;
+        PushStats {
+            subscribes: k.subscribes,
+            received: k.delivered,
+            received_per_sec: per_sec,
+            per_connection_per_sec: per_sec / cfg.connections.max(1) as f64,
+            seq_field: p.seq.as_ref().map(|s| s.to_string()),
+            missing: k.missing,
+            duplicates: k.duplicates,
+            sent_at_field: p.sent_at.as_ref().map(|(s, _)| s.to_string()),
+            sent_at_unit: p.sent_at.as_ref().map(|(_, u)| u.name().to_string()),
+            skewed: k.skewed,
+            without_fields: k.push_unfielded,
         }
     })
 }

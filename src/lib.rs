@@ -29,6 +29,7 @@ pub mod report;
 pub mod results;
 pub mod rt;
 pub mod scenario;
+pub mod script;
 pub mod serve;
 pub mod server;
 pub mod shard;

@@ -146,6 +146,8 @@ pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
         latency: merge_latencies(parts),
         sessions: merge_sessions(parts, seq),
         broadcast: merge_broadcast(parts),
+        push: merge_push(parts, seq),
+        steps: merge_steps(parts),
         warmup: None,
         series: merge_series(parts, seq),
         memory: merge_memory(parts, seq),
@@ -193,6 +195,15 @@ fn merge_config(parts: &[RunResults], seq: bool, duration: f64) -> ConfigSummary
         message_kind: same(parts, |r| r.config.message_kind.clone()),
         inflight: first.config.inflight,
         shards: parts.iter().map(|r| r.config.shards).max().unwrap_or(1),
+        // Set when every part matched replies by a field: the same one, or "mixed".
+        steps_mode: parts
+            .iter()
+            .all(|r| r.config.steps_mode.is_some())
+            .then(|| same(parts, |r| r.config.steps_mode.clone().unwrap_or_default())),
+        correlate: parts
+            .iter()
+            .all(|r| r.config.correlate.is_some())
+            .then(|| same(parts, |r| r.config.correlate.clone().unwrap_or_default())),
     }
 }
 
@@ -356,6 +367,74 @@ fn merge_broadcast(parts: &[RunResults]) -> Option<BroadcastStats> {
         duplicates: present.iter().map(|b| b.duplicates).sum(),
         undelivered_at_stop: present.iter().map(|b| b.undelivered_at_stop).sum(),
         delivered_per_sec: present.iter().map(|b| b.delivered_per_sec).sum(),
+    })
+}
+
+/// Conversation steps: the parts' steps of one name added up (counts and the
+/// full histograms), in the order they first appear.
+fn merge_steps(parts: &[RunResults]) -> Vec<StepResult> {
+    let mut out: Vec<StepResult> = Vec::new();
+    for s in parts.iter().flat_map(|r| &r.steps) {
+        match out
+            .iter_mut()
+            .find(|o| o.name == s.name && o.kind == s.kind)
+        {
+            None => out.push(s.clone()),
+            Some(o) => {
+                o.count += s.count;
+                o.ok += s.ok;
+                o.timeout += s.timeout;
+                o.mismatch += s.mismatch;
+                o.closed += s.closed;
+                o.stopped += s.stopped;
+                o.latency = match (o.latency.take(), &s.latency) {
+                    (Some(a), Some(b)) => Some(merge_latency([&a, b].into_iter())),
+                    (a, b) => a.or_else(|| b.clone()),
+                };
+            }
+        }
+    }
+    out
+}
+
+/// Push: counts added; rates added side by side, averaged over the time one
+/// after another; the fields named when every part named the same.
+fn merge_push(parts: &[RunResults], seq: bool) -> Option<PushStats> {
+    let present: Vec<&PushStats> = parts.iter().filter_map(|r| r.push.as_ref()).collect();
+    let first = present.first()?;
+    let sum = |f: fn(&PushStats) -> u64| present.iter().map(|p| f(p)).sum::<u64>();
+    let rate = |f: fn(&PushStats) -> f64| {
+        let total: f64 = present.iter().map(|p| f(p)).sum();
+        if seq {
+            total / present.len() as f64
+        } else {
+            total
+        }
+    };
+    let named = |f: fn(&PushStats) -> &Option<String>| {
+        present
+            .iter()
+            .all(|p| f(p) == f(first))
+            .then(|| f(first).clone())
+            .flatten()
+    };
+    Some(PushStats {
+        subscribes: sum(|p| p.subscribes),
+        received: sum(|p| p.received),
+        received_per_sec: rate(|p| p.received_per_sec),
+        // Per connection: the mean over the parts (each part's figure is its own).
+        per_connection_per_sec: present
+            .iter()
+            .map(|p| p.per_connection_per_sec)
+            .sum::<f64>()
+            / present.len() as f64,
+        seq_field: named(|p| &p.seq_field),
+        missing: sum(|p| p.missing),
+        duplicates: sum(|p| p.duplicates),
+        sent_at_field: named(|p| &p.sent_at_field),
+        sent_at_unit: named(|p| &p.sent_at_unit),
+        skewed: sum(|p| p.skewed),
+        without_fields: sum(|p| p.without_fields),
     })
 }
 

@@ -37,12 +37,22 @@ pub struct Counters {
     pub sessions: u64,
     /// Sessions started more than `LATE_AFTER` after their scheduled time.
     pub sessions_late: u64,
-    /// Broadcast copies received (each published message, at each connection).
+    /// Broadcast copies received (each published message, at each connection);
+    /// push: messages the server pushed.
     pub delivered: u64,
-    /// Broadcast copies that never came (a later one from the same publisher did).
+    /// Broadcast copies that never came (a later one from the same publisher did);
+    /// push: sequence numbers skipped.
     pub missing: u64,
-    /// Broadcast copies received twice (or out of order).
+    /// Broadcast copies received twice (or out of order); push: messages whose
+    /// sequence number came before (a repeat, or out of order).
     pub duplicates: u64,
+    /// Push: subscribe messages sent (one per connection opened).
+    pub subscribes: u64,
+    /// Push: messages lacking a field `--seq` or `--sent-at` names.
+    pub push_unfielded: u64,
+    /// Push: messages whose `--sent-at` is later than their arrival by this
+    /// host's clock (the clocks disagree; left out of the one-way histogram).
+    pub skewed: u64,
     pub errors: BTreeMap<String, u64>,
     /// Connections established by the subprotocol the server chose, `(none)`
     /// for none (counted only when subprotocols were offered).
@@ -115,6 +125,9 @@ impl Counters {
         self.delivered += o.delivered;
         self.missing += o.missing;
         self.duplicates += o.duplicates;
+        self.subscribes += o.subscribes;
+        self.push_unfielded += o.push_unfielded;
+        self.skewed += o.skewed;
         add_map(&mut self.errors, &o.errors);
         add_map(&mut self.subprotocols, &o.subprotocols);
         self.tls_full += o.tls_full;
@@ -225,6 +238,47 @@ pub struct Interval {
     pub tls: Histogram<u64>,
     /// The HTTP exchanges of opening: the upgrade (and a proxy's CONNECT).
     pub handshake: Histogram<u64>,
+    /// Conversations: each step's counts and latency, by the step's index in
+    /// the script (grown when a step first records).
+    pub steps: Vec<StepStats>,
+}
+
+/// A conversation step in one interval: sends, or expects and how they ended.
+#[derive(Debug, Clone, Default)]
+pub struct StepStats {
+    /// Messages sent (a send or every step), or expects begun.
+    pub count: u64,
+    /// Expects met; not met: no match within the timeout, another message came
+    /// first (strict), the connection closed, the run stopped.
+    pub ok: u64,
+    pub timeout: u64,
+    pub mismatch: u64,
+    pub closed: u64,
+    pub stopped: u64,
+    /// Expects met: from the last send before the expect (made at the first).
+    pub latency: Option<Histogram<u64>>,
+}
+
+impl StepStats {
+    fn add(&mut self, o: &StepStats) {
+        self.count += o.count;
+        self.ok += o.ok;
+        self.timeout += o.timeout;
+        self.mismatch += o.mismatch;
+        self.closed += o.closed;
+        self.stopped += o.stopped;
+        if let Some(h) = &o.latency {
+            let _ = self.latency.get_or_insert_with(new_histogram).add(h);
+        }
+    }
+
+    /// An expect met `ns` after its send.
+    pub fn met(&mut self, ns: u64) {
+        self.ok += 1;
+        self.latency
+            .get_or_insert_with(new_histogram)
+            .saturating_record(ns);
+    }
 }
 
 impl Default for Interval {
@@ -239,6 +293,7 @@ impl Default for Interval {
             connect: new_histogram(),
             tls: new_histogram(),
             handshake: new_histogram(),
+            steps: Vec::new(),
         }
     }
 }
@@ -255,6 +310,20 @@ impl Interval {
         let _ = self.connect.add(&o.connect);
         let _ = self.tls.add(&o.tls);
         let _ = self.handshake.add(&o.handshake);
+        if self.steps.len() < o.steps.len() {
+            self.steps.resize_with(o.steps.len(), StepStats::default);
+        }
+        for (s, o) in self.steps.iter_mut().zip(&o.steps) {
+            s.add(o);
+        }
+    }
+
+    /// Step `i`'s stats in this interval.
+    pub fn step(&mut self, i: usize) -> &mut StepStats {
+        if self.steps.len() <= i {
+            self.steps.resize_with(i + 1, StepStats::default);
+        }
+        &mut self.steps[i]
     }
 }
 

@@ -144,6 +144,17 @@ impl PayloadSpec {
         })
     }
 
+    /// Text requests rendered from a request template (`--correlate`): only
+    /// `{seq}` is required, replies are other messages matched by a field.
+    pub fn from_request_template(src: &str) -> Result<Self> {
+        let t = Template::parse_request(src).map_err(|e| Error::usage(e.to_string()))?;
+        Ok(PayloadSpec {
+            size: t.len(),
+            kind: PayloadKind::Text,
+            body: Body::Template(Arc::new(t)),
+        })
+    }
+
     /// Builds the spec from the payload flags: `--size` and `--text`/`--binary`, or a
     /// body from `--payload-file` (the header of `kind` in front of the file; `--size`
     /// does not apply), or a `--template` (always text; `--size` does not apply).

@@ -39,6 +39,13 @@ pub struct Plan {
     pub start_at: Option<f64>,
     pub workload: crate::workload::Workload,
     pub payload: crate::payload::PayloadSpec,
+    /// `--correlate`: replies are matched to requests by this field (else by the
+    /// echo's own timing stamp).
+    pub correlate: Option<crate::vocab::jsonptr::Pointer>,
+    /// `--workload push`: the subscribe message and the fields pushed messages carry.
+    pub push: Option<crate::workload::Push>,
+    /// `--workload conversation`: the steps every connection follows.
+    pub script: Option<std::sync::Arc<crate::script::Script>>,
     /// Connections per second across the run; 0 = unpaced.
     pub connect_rate: f64,
     pub connect_timeout: std::time::Duration,

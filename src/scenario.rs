@@ -1,7 +1,7 @@
 //! Scenario files: several named workloads in one TOML file, run one after another
 //! or side by side (like k6 `scenarios`), each reported on its own and in total.
 //!
-//! A scenario's keys are `wsherd run`'s long flags (`connections = 80`,
+//! A scenario's keys are `wsherd run`'s long flags, `_` for `-` allowed (`connections = 80`,
 //! `workload = "chat"`, `stages = "30s:200"`, `text = true`), so every scenario goes
 //! through exactly the validation of the command line and a key means the same in
 //! both places. Top-level keys other than `mode` are defaults for every scenario.
@@ -267,6 +267,9 @@ fn scenario_argv(
         } else {
             line_of(src.text, k, 1)
         };
+        // `sent_at` is `--sent-at`: TOML keys are often written with underscores.
+        let flag = k.replace('_', "-");
+        let k = &flag;
         match k.as_str() {
             "name" => {}
             "url" | "urls" => {
@@ -276,13 +279,24 @@ fn scenario_argv(
                 };
                 argv.extend(urls);
             }
+            // [[scenario.step]] tables: the conversation, as the TOML text of
+            // a steps file (parsed where --steps FILE is).
+            "step" => {
+                let mut doc = toml::Table::new();
+                doc.insert("step".into(), v.clone());
+                let text = toml::to_string(&doc).map_err(|e| {
+                    src.err(line, format!("scenario '{name}': steps: {e}"))
+                })?;
+                argv.push("--steps-toml".into());
+                argv.push(text);
+            }
             "json" | "scenario" => {
                 return Err(src.err(
                     line,
                     format!("scenario '{name}': '{k}' applies to the whole file; give it on the command line"),
                 ))
             }
-            _ if !flags.iter().any(|f| f == k) => {
+            _ if !flags.iter().any(|f| *f == k.replace('_', "-")) => {
                 return Err(src.err(line, format!("scenario '{name}': unknown key '{k}' (keys are wsherd run's long flags, e.g. connections, duration, workload, rate, stages)")))
             }
             _ => match v {

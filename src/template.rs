@@ -31,6 +31,10 @@
 //! serializes it again writes back the very same digits. `{seq}` 42 renders
 //! `1000000000000042`; `{conn}` 7 renders `10000000007`.
 //!
+//! A request template (`Template::parse_request`, for `--correlate`) needs only
+//! `{seq}`: its reply is another message that names the request (a JSON-RPC
+//! `"id"`), read back with [`seq_named_by`]; the send times stay with the sender.
+//!
 //! A template renders to the same length whatever the stamp, so a message is a copy
 //! of the template rendered once (the image) with the numbers written over it: no
 //! allocation per message. Decoding reads the numbers at their offsets, after
@@ -118,9 +122,11 @@ pub struct Template {
     image: Box<[u8]>,
     /// Every number placeholder, in order.
     fields: Box<[Field]>,
-    conn_at: usize,
+    /// `{conn}` and `{ts}`: always in an echoed template, optional in a request
+    /// (`parse_request`), which is never decoded.
+    conn_at: Option<usize>,
     seq_at: usize,
-    ts_at: usize,
+    ts_at: Option<usize>,
     intended_at: Option<usize>,
     /// Literal byte ranges of the image compared on decode.
     guards: Box<[(usize, usize)]>,
@@ -152,19 +158,22 @@ impl Template {
             "how an echo is matched to its send",
         )?;
         let ts_at = image.required(Placeholder::Ts, "ts", "the send time latency is timed from")?;
-        let intended_at = image.first(Placeholder::Intended);
-        let guards = image.guards([Some(conn_at), Some(seq_at), Some(ts_at), intended_at]);
-        let Image { bytes, fields } = image;
-        debug_assert!(std::str::from_utf8(&bytes).is_ok());
-        Ok(Template {
-            image: bytes.into_boxed_slice(),
-            fields: fields.into_boxed_slice(),
-            conn_at,
-            seq_at,
-            ts_at,
-            intended_at,
-            guards: guards.into_boxed_slice(),
-        })
+        Ok(image.into_template(Some(conn_at), seq_at, Some(ts_at)))
+    }
+
+    /// Parses a request template, whose reply is another message matched by a
+    /// field (`--correlate`) rather than an echo: only `{seq}` is required (the
+    /// value the reply names), the send times are kept by the sender. Such a
+    /// template is rendered, never decoded.
+    pub fn parse_request(src: &str) -> Result<Template, TemplateError> {
+        let image = Image::render(src)?;
+        let seq_at = image.required(
+            Placeholder::Seq,
+            "seq",
+            "the value a reply names to be matched to its request",
+        )?;
+        let (conn_at, ts_at) = (image.first(Placeholder::Conn), image.first(Placeholder::Ts));
+        Ok(image.into_template(conn_at, seq_at, ts_at))
     }
 
     /// Length of every rendered message in bytes.
@@ -211,6 +220,9 @@ impl Template {
     /// around the numbers as rendered, and well-formed numbers at their offsets.
     #[inline]
     pub fn decode(&self, payload: &[u8]) -> Option<Stamp> {
+        let (Some(conn_at), Some(ts_at)) = (self.conn_at, self.ts_at) else {
+            return None;
+        };
         if payload.len() != self.image.len() {
             return None;
         }
@@ -219,12 +231,9 @@ impl Template {
                 return None;
             }
         }
-        let ts = read_number(&payload[self.ts_at..self.ts_at + WIDE_WIDTH])?;
+        let ts = read_number(&payload[ts_at..ts_at + WIDE_WIDTH])?;
         Some(Stamp {
-            conn: u32::try_from(read_number(
-                &payload[self.conn_at..self.conn_at + CONN_WIDTH],
-            )?)
-            .ok()?,
+            conn: u32::try_from(read_number(&payload[conn_at..conn_at + CONN_WIDTH])?).ok()?,
             seq: read_number(&payload[self.seq_at..self.seq_at + WIDE_WIDTH])?,
             ts,
             intended: match self.intended_at {
@@ -365,6 +374,29 @@ impl Image {
         self.fields.iter().find(|f| f.what == p).map(|f| f.at)
     }
 
+    /// The parsed template: the image, its fields, and the literal bytes
+    /// decoding compares around the stamp's fields.
+    fn into_template(
+        self,
+        conn_at: Option<usize>,
+        seq_at: usize,
+        ts_at: Option<usize>,
+    ) -> Template {
+        let intended_at = self.first(Placeholder::Intended);
+        let guards = self.guards([conn_at, Some(seq_at), ts_at, intended_at]);
+        let Image { bytes, fields } = self;
+        debug_assert!(std::str::from_utf8(&bytes).is_ok());
+        Template {
+            image: bytes.into_boxed_slice(),
+            fields: fields.into_boxed_slice(),
+            conn_at,
+            seq_at,
+            ts_at,
+            intended_at,
+            guards: guards.into_boxed_slice(),
+        }
+    }
+
     /// Where the first `{name}` renders; the template must have one, for `why`.
     fn required(&self, p: Placeholder, name: &str, why: &str) -> Result<usize, TemplateError> {
         self.first(p).ok_or_else(|| TemplateError {
@@ -486,6 +518,19 @@ fn write_number(what: Placeholder, v: u64, out: &mut [u8]) {
         *d = b'0' + (v % 10) as u8;
         v /= 10;
     }
+}
+
+/// The `{seq}` a reply names (`--correlate`): the rendered digits at the end of
+/// `value`, the text of a JSON number (`1000000000000042`) or a string's content
+/// (`req-1000000000000042`), exactly [`WIDE_WIDTH`] digits with no digit before
+/// them. None for anything a request template cannot have rendered.
+#[inline]
+pub fn seq_named_by(value: &[u8]) -> Option<u64> {
+    let start = value.len().checked_sub(WIDE_WIDTH)?;
+    if start > 0 && value[start - 1].is_ascii_digit() {
+        return None;
+    }
+    read_number(&value[start..])
 }
 
 /// Reads a fixed-width placeholder number: w digits, the first 1 to 8, minus 10^(w-1).
@@ -632,6 +677,37 @@ mod tests {
     }
 
     #[test]
+    fn request_templates_need_only_seq_and_are_never_decoded() {
+        let t = Template::parse_request(r#"{"jsonrpc":"2.0","id":{seq},"method":"ping"}"#).unwrap();
+        let msg = t.render_to_string(stamp(3, 42, 9, 9));
+        assert_eq!(
+            msg,
+            r#"{"jsonrpc":"2.0","id":1000000000000042,"method":"ping"}"#
+        );
+        assert_eq!(t.decode(msg.as_bytes()), None);
+        let e = Template::parse_request(r#"{"id":{conn}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("template: needs {seq}"), "{e}");
+    }
+
+    #[test]
+    fn the_seq_a_reply_names() {
+        assert_eq!(seq_named_by(b"1000000000000042"), Some(42));
+        assert_eq!(seq_named_by(b"req-1000000000000042"), Some(42));
+        assert_eq!(seq_named_by(b"8999999999999999"), Some(WIDE_MAX));
+        for bad in [
+            &b"42"[..],
+            b"11000000000000042",
+            b"0000000000000042",
+            b"100000000000004x",
+            b"",
+        ] {
+            assert_eq!(seq_named_by(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
     fn required_placeholders() {
         for (src, missing) in [
             ("{seq}{ts}", "{conn}"),
@@ -690,7 +766,11 @@ mod tests {
         other[at] = b'X';
         assert_eq!(t.decode(&other), None);
         // A number that is not one of ours: leading zero, a letter.
-        for (off, c) in [(t.seq_at, b'0'), (t.ts_at + 5, b'x'), (t.conn_at, b'9')] {
+        for (off, c) in [
+            (t.seq_at, b'0'),
+            (t.ts_at.unwrap() + 5, b'x'),
+            (t.conn_at.unwrap(), b'9'),
+        ] {
             let mut bad = good.clone();
             bad[off] = c;
             assert_eq!(t.decode(&bad), None, "byte {off} = {}", c as char);

@@ -15,7 +15,11 @@
 //! `message_errors`, `connect_success`, `message_success`; rates `rate`
 //! (received/s), `sent_rate`, `session_rate`, `delivery_rate`; counts `attempted`,
 //! `established`, `failed`, `lost`, `sent`, `received`, `unexpected`, `late`,
-//! `missing`, `duplicates`.
+//! `missing`, `duplicates` (broadcast, or push's sequence), `skewed` (push);
+//! a conversation's steps as `step.NAME.STAT` (a latency statistic of an
+//! expect, or `ok`, `failed`, `timeout`, `mismatch`).
+//! For a push workload, `delivery` is the one-way latency from `--sent-at` and
+//! `delivery_rate` the messages pushed per second.
 //!
 //! Reads the results and the vocabulary; never a renderer, the engine, config or cli.
 
@@ -56,6 +60,7 @@ const COUNTS: &[&str] = &[
     "late",
     "missing",
     "duplicates",
+    "skewed",
 ];
 
 /// What a metric measures, which decides its units.
@@ -176,7 +181,7 @@ pub struct Threshold {
 pub fn known_metrics() -> String {
     let lat: Vec<String> = LATENCIES.iter().map(|l| format!("{l}.STAT")).collect();
     format!(
-        "{} (STAT: {}, or any pNN such as p75, p99.99); ratios: {}; rates: {}; counts: {}",
+        "{} (STAT: {}, or any pNN such as p75, p99.99); ratios: {}; rates: {}; counts: {}; conversations: step.NAME.STAT, step.NAME.ok/failed/timeout/mismatch",
         lat.join(", "),
         STATS.join(", "),
         RATIOS.join(", "),
@@ -204,6 +209,9 @@ fn percentile(stat: &str) -> Option<f64> {
 pub fn parse_metric(name: &str) -> Result<Metric, String> {
     let n = name.trim();
     let unknown = || format!("unknown metric '{n}'; known metrics: {}", known_metrics());
+    if let Some(rest) = n.strip_prefix("step.") {
+        return step_metric(n, rest);
+    }
     if let Some((fam, stat)) = n.split_once('.') {
         if !LATENCIES.contains(&fam) {
             return Err(unknown());
@@ -237,6 +245,37 @@ pub fn parse_metric(name: &str) -> Result<Metric, String> {
     };
     Ok(Metric {
         name: n.to_string(),
+        unit,
+    })
+}
+
+/// A conversation step's metric, `step.NAME.STAT`: a latency statistic of an
+/// expect, or a count of its outcomes (`ok`, `failed`, `timeout`, `mismatch`).
+fn step_metric(n: &str, rest: &str) -> Result<Metric, String> {
+    let bad = || {
+        format!(
+            "'{n}': a step's metric is step.NAME.STAT, STAT a latency statistic ({}, pNN) or a count (ok, failed, timeout, mismatch), e.g. step.login.p99",
+            STATS.join(", ")
+        )
+    };
+    let (step, stat) = rest.rsplit_once('.').ok_or_else(bad)?;
+    if step.is_empty() {
+        return Err(bad());
+    }
+    let stat = match stat {
+        "avg" => "mean",
+        "med" => "p50",
+        s => s,
+    };
+    let unit = if matches!(stat, "ok" | "failed" | "timeout" | "mismatch") {
+        Unit::Count
+    } else if matches!(stat, "min" | "mean" | "max" | "stdev") || percentile(stat).is_some() {
+        Unit::Latency
+    } else {
+        return Err(bad());
+    };
+    Ok(Metric {
+        name: format!("step.{step}.{stat}"),
         unit,
     })
 }
@@ -362,6 +401,29 @@ fn latency<'a>(r: &'a RunResults, fam: &str) -> Option<&'a LatencyStats> {
     }
 }
 
+/// A statistic of a latency, in µs (None without samples); percentiles the
+/// summary lacks are read from the full histogram.
+fn latency_stat(l: &LatencyStats, stat: &str) -> Option<f64> {
+    if l.count == 0 {
+        return None;
+    }
+    Some(match stat {
+        "min" => l.min_us,
+        "mean" => l.mean_us,
+        "max" => l.max_us,
+        "stdev" => l.stdev_us,
+        "p50" => l.p50_us,
+        "p90" => l.p90_us,
+        "p99" => l.p99_us,
+        "p999" => l.p999_us,
+        s => {
+            let q = percentile(s)?;
+            let h = crate::vocab::hist::decode_histogram(&l.hdr)?;
+            h.value_at_quantile(q / 100.0) as f64 / 1000.0
+        }
+    })
+}
+
 fn ratio(num: u64, den: u64) -> Option<f64> {
     (den > 0).then(|| num as f64 / den as f64)
 }
@@ -371,26 +433,19 @@ fn ratio(num: u64, den: u64) -> Option<f64> {
 pub fn measure(r: &RunResults, metric: &Metric) -> Option<f64> {
     let c = &r.connections;
     let m = &r.messages;
+    if let Some(rest) = metric.name.strip_prefix("step.") {
+        let (name, stat) = rest.rsplit_once('.')?;
+        let s = r.steps.iter().find(|s| s.name == name)?;
+        return match stat {
+            "ok" => Some(s.ok as f64),
+            "failed" => Some(s.failed() as f64),
+            "timeout" => Some(s.timeout as f64),
+            "mismatch" => Some(s.mismatch as f64),
+            _ => latency_stat(s.latency.as_ref()?, stat),
+        };
+    }
     if let Some((fam, stat)) = metric.name.split_once('.') {
-        let l = latency(r, fam)?;
-        if l.count == 0 {
-            return None;
-        }
-        return Some(match stat {
-            "min" => l.min_us,
-            "mean" => l.mean_us,
-            "max" => l.max_us,
-            "stdev" => l.stdev_us,
-            "p50" => l.p50_us,
-            "p90" => l.p90_us,
-            "p99" => l.p99_us,
-            "p999" => l.p999_us,
-            s => {
-                let q = percentile(s)?;
-                let h = crate::vocab::hist::decode_histogram(&l.hdr)?;
-                h.value_at_quantile(q / 100.0) as f64 / 1000.0
-            }
-        });
+        return latency_stat(latency(r, fam)?, stat);
     }
     let errors: u64 = r.errors.values().sum();
     match metric.name.as_str() {
@@ -405,7 +460,11 @@ pub fn measure(r: &RunResults, metric: &Metric) -> Option<f64> {
         "rate" => Some(m.received_per_sec),
         "sent_rate" => Some(m.sent_per_sec),
         "session_rate" => r.sessions.as_ref().map(|s| s.per_sec),
-        "delivery_rate" => r.broadcast.as_ref().map(|b| b.delivered_per_sec),
+        "delivery_rate" => r
+            .broadcast
+            .as_ref()
+            .map(|b| b.delivered_per_sec)
+            .or(r.push.as_ref().map(|p| p.received_per_sec)),
         "attempted" => Some(c.attempted as f64),
         "established" => Some(c.established as f64),
         "failed" => Some(c.failed as f64),
@@ -414,8 +473,17 @@ pub fn measure(r: &RunResults, metric: &Metric) -> Option<f64> {
         "received" => Some(m.received as f64),
         "unexpected" => Some(m.unexpected as f64),
         "late" => Some(m.late as f64),
-        "missing" => r.broadcast.as_ref().map(|b| b.missing as f64),
-        "duplicates" => r.broadcast.as_ref().map(|b| b.duplicates as f64),
+        "missing" => r
+            .broadcast
+            .as_ref()
+            .map(|b| b.missing as f64)
+            .or(r.push.as_ref().map(|p| p.missing as f64)),
+        "duplicates" => r
+            .broadcast
+            .as_ref()
+            .map(|b| b.duplicates as f64)
+            .or(r.push.as_ref().map(|p| p.duplicates as f64)),
+        "skewed" => r.push.as_ref().map(|p| p.skewed as f64),
         _ => None,
     }
 }

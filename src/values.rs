@@ -23,6 +23,9 @@ enum Piece {
     Shard,
     /// A column of the data file.
     Column(usize),
+    /// One of the names the caller added (`parse_with`): a conversation's
+    /// `{seq}` and captured variables.
+    Extra(usize),
 }
 
 /// Text with placeholders, parsed.
@@ -39,6 +42,8 @@ pub struct Vars<'a> {
     pub shard: usize,
     /// The connection's row of the data file (none without one).
     pub row: Option<&'a [String]>,
+    /// The values of the extra names (`Pattern::parse_with`), in their order.
+    pub extra: &'a [String],
 }
 
 /// How substituted values are written.
@@ -48,6 +53,8 @@ pub enum Escape {
     None,
     /// Percent-encoded but for unreserved characters (a URL's path and query).
     Url,
+    /// Escaped to sit inside a JSON string (a message's text).
+    Json,
 }
 
 impl Pattern {
@@ -55,6 +62,16 @@ impl Pattern {
     /// that names no placeholder is an error; other braces are literal, and
     /// `{{conn}}` writes the text `{conn}`.
     pub fn parse(text: &str, columns: &[String]) -> std::result::Result<Pattern, String> {
+        Pattern::parse_with(text, columns, &[])
+    }
+
+    /// As `parse`, with more names: `{NAME}` for each of `extra` renders the
+    /// value at its index in `Vars::extra`.
+    pub fn parse_with(
+        text: &str,
+        columns: &[String],
+        extra: &[String],
+    ) -> std::result::Result<Pattern, String> {
         let mut pieces = Vec::new();
         let mut lit = String::new();
         let mut rest = text;
@@ -73,7 +90,10 @@ impl Pattern {
                     if !lit.is_empty() {
                         pieces.push(Piece::Lit(std::mem::take(&mut lit)));
                     }
-                    pieces.push(piece(name, columns)?);
+                    match extra.iter().position(|e| e == name) {
+                        Some(i) => pieces.push(Piece::Extra(i)),
+                        None => pieces.push(piece(name, columns, extra)?),
+                    }
                     rest = &rest[name.len() + 2..];
                 }
                 _ => {
@@ -107,11 +127,17 @@ impl Pattern {
                 Piece::Conn => out.push_str(&v.conn.to_string()),
                 Piece::Agent => out.push_str(&v.agent.to_string()),
                 Piece::Shard => out.push_str(&v.shard.to_string()),
-                Piece::Column(c) => {
-                    let value = v.row.and_then(|r| r.get(*c)).map_or("", String::as_str);
+                Piece::Column(_) | Piece::Extra(_) => {
+                    let value = match p {
+                        Piece::Column(c) => v.row.and_then(|r| r.get(*c)),
+                        Piece::Extra(i) => v.extra.get(*i),
+                        _ => None,
+                    }
+                    .map_or("", String::as_str);
                     match escape {
                         Escape::None => out.push_str(value),
                         Escape::Url => percent_encode(value, out),
+                        Escape::Json => json_escape(value, out),
                     }
                 }
             }
@@ -123,6 +149,25 @@ impl Pattern {
         let mut s = String::new();
         self.render(v, escape, &mut s);
         s
+    }
+}
+
+/// Appends `value` escaped for the inside of a JSON string: quotes, backslashes
+/// and control characters.
+fn json_escape(value: &str, out: &mut String) {
+    for ch in value.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                use std::fmt::Write;
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
     }
 }
 
@@ -138,7 +183,7 @@ fn placeholder_name(s: &str) -> Option<&str> {
     .then_some(name)
 }
 
-fn piece(name: &str, columns: &[String]) -> std::result::Result<Piece, String> {
+fn piece(name: &str, columns: &[String], extra: &[String]) -> std::result::Result<Piece, String> {
     match name {
         "conn" => Ok(Piece::Conn),
         "agent" => Ok(Piece::Agent),
@@ -157,9 +202,12 @@ fn piece(name: &str, columns: &[String]) -> std::result::Result<Piece, String> {
                         columns.join(", ")
                     )
                 }),
-            None => Err(format!(
-                "{{{name}}} is not a placeholder; the known ones are {{conn}}, {{agent}}, {{shard}} and {{data.COLUMN}} (write {{{{{name}}}}} for the text {{{name}}})"
-            )),
+            None => {
+                let more: String = extra.iter().map(|e| format!(", {{{e}}}")).collect();
+                Err(format!(
+                    "{{{name}}} is not a placeholder; the known ones are {{conn}}, {{agent}}, {{shard}}{more} and {{data.COLUMN}} (write {{{{{name}}}}} for the text {{{name}}})"
+                ))
+            }
         },
     }
 }
@@ -256,6 +304,7 @@ impl PerConn {
             agent: self.agent,
             shard,
             row: self.data.as_ref().map(|d| d.row(conn)),
+            extra: &[],
         }
     }
 }
@@ -266,6 +315,32 @@ mod tests {
 
     fn cols(c: &[&str]) -> Vec<String> {
         c.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn extra_names_and_json_escapes() {
+        let extra = cols(&["seq", "session"]);
+        let p = Pattern::parse_with(
+            r#"{"s":"{session}","n":{seq},"u":"{data.user}"}"#,
+            &cols(&["user"]),
+            &extra,
+        )
+        .unwrap();
+        let row = cols(&["a \"q\"\n"]);
+        let values = cols(&["7", "x\\y"]);
+        let v = Vars {
+            conn: 1,
+            agent: 1,
+            shard: 0,
+            row: Some(&row),
+            extra: &values,
+        };
+        assert_eq!(
+            p.rendered(&v, Escape::Json),
+            r#"{"s":"x\\y","n":7,"u":"a \"q\"\n"}"#
+        );
+        let e = Pattern::parse_with("{nope}", &[], &extra).unwrap_err();
+        assert!(e.contains("{seq}, {session}"), "{e}");
     }
 
     #[test]
@@ -280,6 +355,7 @@ mod tests {
             agent: 2,
             shard: 1,
             row: Some(&row),
+            extra: &[],
         };
         assert_eq!(p.rendered(&v, Escape::Url), "/chat/2/42?u=ann%20lee&s=1");
         let h = Pattern::parse("Authorization: Bearer {data.token}\r\n", &columns).unwrap();
@@ -298,6 +374,7 @@ mod tests {
             agent: 1,
             shard: 0,
             row: None,
+            extra: &[],
         };
         assert_eq!(p.rendered(&v, Escape::None), r#"X-Meta: {"a":1} {conn} {"#);
     }

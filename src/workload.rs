@@ -65,6 +65,23 @@ impl Broadcast {
     }
 }
 
+/// Server push: what a connection sends to subscribe, and what it reads from
+/// each message the server pushes. Not `Copy` (it holds text), so apart from
+/// `Workload`, in the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Push {
+    /// The text message sent once the connection is open (per-connection values
+    /// filled in, JSON-escaped).
+    pub subscribe: Option<crate::values::Pattern>,
+    /// Where each message carries its sequence number (gaps, duplicates).
+    pub seq: Option<crate::vocab::jsonptr::Pointer>,
+    /// Where each message carries the server's send time, and its unit.
+    pub sent_at: Option<(
+        crate::vocab::jsonptr::Pointer,
+        crate::vocab::kinds::TimeUnit,
+    )>,
+}
+
 /// A connection's behaviour.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Workload {

@@ -6,13 +6,20 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn shipped_examples_are_valid() {
-    for f in [
-        "scripts/scenarios/k6-seed.toml",
-        "scripts/scenarios/quick.toml",
-    ] {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/scenarios");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let f = path.display().to_string();
         let file = wsherd::scenario::load(&path).unwrap_or_else(|e| panic!("{f}: {e}"));
-        assert!(!file.scenarios.is_empty());
+        assert!(!file.scenarios.is_empty(), "{f}");
+        seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    for shipped in ["k6-seed.toml", "quick.toml", "jsonrpc.toml", "push.toml"] {
+        assert!(
+            seen.iter().any(|s| s == shipped),
+            "{shipped} missing: {seen:?}"
+        );
     }
     let seed = wsherd::scenario::load(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/scenarios/k6-seed.toml"),

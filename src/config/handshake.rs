@@ -125,6 +125,21 @@ pub fn per_connection(l: &LoadArgs, plan: &mut Plan, agent: u64) -> Result<()> {
         .as_deref()
         .map(|h| header(h, "-H 'User-Agent: ...'"))
         .transpose()?;
+    if let Some(script) = script_from(l, columns)? {
+        depends |= script.ops.iter().any(|op| match op {
+            crate::script::Op::Send(s) | crate::script::Op::Every { send: s, .. } => {
+                s.text.uses_data()
+            }
+            _ => false,
+        });
+        plan.script = Some(std::sync::Arc::new(script));
+    }
+    if let (Some(text), Some(push)) = (l.subscribe.as_deref(), plan.push.as_mut()) {
+        let p =
+            Pattern::parse(text, columns).map_err(|e| Error::usage(format!("--subscribe: {e}")))?;
+        depends |= p.uses_data();
+        push.subscribe = Some(p);
+    }
     depends |= !headers.is_literal()
         || host.as_ref().is_some_and(|p| !p.is_literal())
         || user_agent.as_ref().is_some_and(|p| !p.is_literal());
@@ -138,6 +153,40 @@ pub fn per_connection(l: &LoadArgs, plan: &mut Plan, agent: u64) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// The conversation of `--steps FILE` (or a scenario's steps, as TOML text),
+/// its mode and its handling of unmatched messages; `columns` are the data
+/// file's. None without steps.
+fn script_from(l: &LoadArgs, columns: &[String]) -> Result<Option<crate::script::Script>> {
+    let (text, origin) = match (&l.steps, &l.steps_toml) {
+        (Some(path), _) => {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::usage(format!("--steps {shown}: {e}")))?;
+            (text, format!("--steps {shown}"))
+        }
+        (None, Some(text)) => (text.clone(), "the scenario's steps".to_string()),
+        (None, None) => return Ok(None),
+    };
+    let doc: toml::Table =
+        toml::from_str(&text).map_err(|e| Error::usage(format!("{origin}: {}", e.message())))?;
+    if let Some(k) = doc.keys().find(|k| *k != "step") {
+        return Err(Error::usage(format!(
+            "{origin}: unknown key '{k}'; the file holds [[step]] tables (the mode is --steps-mode)"
+        )));
+    }
+    let steps = doc
+        .get("step")
+        .ok_or_else(|| Error::usage(format!("{origin}: no [[step]] tables")))?;
+    let mode = l.steps_mode.map_or(crate::script::Mode::Once, Into::into);
+    let unmatched = match l.unmatched {
+        Some(crate::cli::UnmatchedArg::Fail) => crate::script::Unmatched::Fail,
+        _ => crate::script::Unmatched::Count,
+    };
+    crate::script::parse(steps, mode, unmatched, columns)
+        .map(Some)
+        .map_err(|e| Error::usage(format!("{origin}: {e}")))
 }
 
 /// `Name: value` (curl's -H), the name an HTTP token, the value one line.

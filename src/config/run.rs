@@ -23,8 +23,9 @@ use crate::plan::{even_share, Plan};
 use crate::report::outputs::ReportFiles;
 use crate::target::Target;
 use crate::thresholds::Judge;
-use crate::vocab::kinds::WorkloadKind;
-use crate::workload::{Message, Pacing, Workload};
+use crate::vocab::jsonptr::Pointer;
+use crate::vocab::kinds::{TimeUnit, WorkloadKind};
+use crate::workload::{Message, Pacing, Push, Workload};
 use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -68,7 +69,15 @@ impl RunShape {
         let l = a.load;
         let shape = RunShape {
             connections: l.connections,
-            workload: l.workload.map_or(WorkloadKind::Echo, Into::into),
+            // Steps given: a conversation, unless -w says otherwise (and is refused).
+            workload: l.workload.map_or(
+                if l.steps.is_some() || l.steps_toml.is_some() {
+                    WorkloadKind::Conversation
+                } else {
+                    WorkloadKind::Echo
+                },
+                Into::into,
+            ),
             rate_per_conn: l.rate_per_conn,
             json: l.json.clone(),
             quiet: l.quiet,
@@ -172,12 +181,44 @@ fn payload_from(l: &LoadArgs) -> Result<PayloadSpec> {
             MAX_MESSAGE_SIZE >> 20
         )));
     }
+    if l.correlate.is_some() {
+        return match l.template.as_deref() {
+            Some(t) => PayloadSpec::from_request_template(t),
+            None => Err(Error::usage(
+                "--correlate matches replies by a field of the JSON requests: give the request with \
+                 --template, e.g. --template '{\"jsonrpc\":\"2.0\",\"id\":{seq},\"method\":\"echo\"}' --correlate /id",
+            )),
+        };
+    }
     PayloadSpec::from_flags(
         l.size as usize,
         kind,
         l.payload_file.as_deref(),
         l.template.as_deref(),
     )
+}
+
+/// `--correlate POINTER`: the field replies are matched by, for the workloads
+/// whose messages are answered one by one (echo, churn, chat).
+fn correlate_from(l: &LoadArgs, workload: &Workload) -> Result<Option<Pointer>> {
+    let Some(text) = l.correlate.as_deref() else {
+        return Ok(None);
+    };
+    let ptr = Pointer::parse(text).map_err(|e| Error::usage(format!("--correlate: {e}")))?;
+    if workload.message != Message::Data || workload.broadcast.is_some() {
+        return Err(Error::usage(format!(
+            "--correlate does not apply to --workload {}: it matches the replies of data messages \
+             (echo, churn, chat)",
+            workload.name
+        )));
+    }
+    if matches!(workload.pacing, Pacing::Hold) {
+        return Err(Error::usage(format!(
+            "--correlate does not apply to --workload {}: it sends no requests",
+            workload.name
+        )));
+    }
+    Ok(Some(ptr))
 }
 
 /// The workload, with rate stages turning echo or ping into an open loop, and
@@ -204,7 +245,12 @@ fn paced_workload(
             };
         }
     }
-    if workload.open_loop() && workload.message == Message::Data && !payload.carries_intended() {
+    // Requests matched by a field keep their send times at the sender.
+    if workload.open_loop()
+        && workload.message == Message::Data
+        && !payload.carries_intended()
+        && l.correlate.is_none()
+    {
         return Err(Error::usage(
             "an open loop times messages from their intended send: add {intended} to the --template (e.g. \"intended\":{intended})",
         ));
@@ -358,6 +404,8 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
     }
     let payload = payload_from(l)?;
     let workload = paced_workload(l, &sh, &load, &payload)?;
+    let correlate = correlate_from(l, &workload)?;
+    let push = push_from(l, sh.workload)?;
     let targets = targets_from(&l.urls, l.proxy.as_deref())?;
     let (sources, all_sources) = sources_from(l.conn.source_ip.as_deref(), &targets, agent.agent)?;
     let (server_cores, shard_cores) = cores_from(l, targets.is_empty(), load.connections)?;
@@ -385,6 +433,9 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
         start_at: sh.start_at,
         workload,
         payload,
+        correlate,
+        push,
+        script: None,
         connect_rate: l.conn.connect_rate * agent.share,
         connect_timeout: l.conn.connect_timeout,
         drain: sh.drain,
@@ -680,8 +731,61 @@ fn workload_from(l: &LoadArgs, sh: &RunShape, payload: &PayloadSpec) -> Result<W
         WorkloadKind::Broadcast => broadcast_workload(l, sh),
         WorkloadKind::Churn | WorkloadKind::Chat => session_workload(l, sh, per_conn),
         WorkloadKind::Ping => ping_workload(l, payload, per_conn),
-        WorkloadKind::Idle => idle_workload(l, per_conn),
+        WorkloadKind::Idle => idle_workload(l, per_conn, "idle"),
+        WorkloadKind::Push => idle_workload(l, per_conn, "push"),
+        WorkloadKind::Conversation => {
+            if l.heartbeat.is_some() {
+                return Err(Error::usage(
+                    "--heartbeat is for idle and push; a conversation's heartbeat is an every step",
+                ));
+            }
+            idle_workload(l, per_conn, "conversation")
+        }
     }
+}
+
+/// `--workload push`: which fields of a pushed message to read (`--seq`,
+/// `--sent-at` and its unit). The subscribe message is parsed with the
+/// per-connection values (`handshake::per_connection`). None for other workloads.
+fn push_from(l: &LoadArgs, kind: WorkloadKind) -> Result<Option<Push>> {
+    if kind != WorkloadKind::Push {
+        return Ok(None);
+    }
+    let pointer = |flag: &str, text: &str| {
+        Pointer::parse(text).map_err(|e| Error::usage(format!("{flag}: {e}")))
+    };
+    let seq = l
+        .seq_field
+        .as_deref()
+        .map(|t| pointer("--seq", t))
+        .transpose()?;
+    let sent_at = match (l.sent_at.as_deref(), l.sent_at_unit) {
+        (None, Some(_)) => {
+            return Err(Error::usage(
+                "--sent-at-unit says the unit of --sent-at: give --sent-at POINTER too",
+            ))
+        }
+        (None, None) => None,
+        (Some(text), unit) => {
+            let ptr = pointer("--sent-at", text)?;
+            let name = text.rsplit('/').next().unwrap_or(text);
+            let unit = match unit {
+                Some(u) => u.into(),
+                None => TimeUnit::from_field_name(name).ok_or_else(|| {
+                    Error::usage(format!(
+                        "--sent-at {text}: say the unit of the time it carries with --sent-at-unit s, ms, us or ns \
+                         (the field's name does not end in one, as sent_us or sentMs do)"
+                    ))
+                })?,
+            };
+            Some((ptr, unit))
+        }
+    };
+    Ok(Some(Push {
+        subscribe: None,
+        seq,
+        sent_at,
+    }))
 }
 
 /// Each connection's messages per second in an open loop: --rate spread over
@@ -732,9 +836,34 @@ fn check_kind_flags(l: &LoadArgs, sh: &RunShape) -> Result<()> {
             "--messages, --session-rate and --think are for session workloads (--workload churn or chat)",
         ));
     }
-    if l.heartbeat.is_some() && kind != WorkloadKind::Idle {
+    if l.heartbeat.is_some() && !matches!(kind, WorkloadKind::Idle | WorkloadKind::Push) {
         return Err(Error::usage(
-            "--heartbeat is for --workload idle (other workloads send their own messages)",
+            "--heartbeat is for --workload idle or push (other workloads send their own messages)",
+        ));
+    }
+    let push_flags = l.subscribe.is_some()
+        || l.seq_field.is_some()
+        || l.sent_at.is_some()
+        || l.sent_at_unit.is_some();
+    let steps_flags = l.steps.is_some()
+        || l.steps_toml.is_some()
+        || l.steps_mode.is_some()
+        || l.unmatched.is_some();
+    if steps_flags && kind != WorkloadKind::Conversation {
+        return Err(Error::usage(format!(
+            "--steps, --steps-mode and --unmatched are for --workload conversation, not {}",
+            kind.name()
+        )));
+    }
+    if kind == WorkloadKind::Conversation && l.steps.is_none() && l.steps_toml.is_none() {
+        return Err(Error::usage(
+            "--workload conversation follows steps: give --steps FILE (a TOML file of [[step]] tables), \
+             or [[scenario.step]] tables in a scenario",
+        ));
+    }
+    if push_flags && kind != WorkloadKind::Push {
+        return Err(Error::usage(
+            "--subscribe, --seq, --sent-at and --sent-at-unit are for --workload push",
         ));
     }
     Ok(())
@@ -881,11 +1010,11 @@ fn ping_workload(l: &LoadArgs, payload: &PayloadSpec, per_conn: Option<f64>) -> 
 
 /// `--workload idle`: connections held open, sending nothing or, with
 /// --heartbeat, a PING of at most 125 bytes every heartbeat.
-fn idle_workload(l: &LoadArgs, per_conn: Option<f64>) -> Result<Workload> {
+fn idle_workload(l: &LoadArgs, per_conn: Option<f64>, name: &'static str) -> Result<Workload> {
     if per_conn.is_some() || l.inflight.is_some() {
-        return Err(Error::usage(
-            "--workload idle sends nothing; for timed keep-alives use --heartbeat 30s",
-        ));
+        return Err(Error::usage(format!(
+            "--workload {name} sends nothing; for timed keep-alives use --heartbeat 30s"
+        )));
     }
     let (message, pacing) = match l.heartbeat {
         Some(h) if h.is_zero() => return Err(Error::usage("--heartbeat must be longer than zero")),
@@ -907,7 +1036,7 @@ fn idle_workload(l: &LoadArgs, per_conn: Option<f64>) -> Result<Workload> {
         None => (Message::Data, Pacing::Hold),
     };
     Ok(Workload {
-        name: "idle",
+        name,
         message,
         pacing,
         session: None,

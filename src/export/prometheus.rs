@@ -215,12 +215,12 @@ impl ClientInner {
         );
         r.register(
             "wsherd_client_broadcast_delivered",
-            "Broadcast copies received",
+            "Broadcast copies received (push: messages the server pushed)",
             self.delivered.clone(),
         );
         r.register(
             "wsherd_client_broadcast_missing",
-            "Broadcast copies that never came",
+            "Broadcast copies that never came (push: sequence numbers skipped)",
             self.missing.clone(),
         );
         r.register(

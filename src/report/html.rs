@@ -335,11 +335,11 @@ fn latency_table(o: &mut String, t: &LatencyTable) {
     o.push_str("</tr></thead><tbody>\n");
     for row in &t.rows {
         let cells = match &row.cells {
-            Some(c) => std::iter::once(esc(row.name))
+            Some(c) => std::iter::once(esc(&row.name))
                 .chain(c.iter().map(|x| esc(x)))
                 .collect(),
             None => {
-                let mut c = vec![esc(row.name), "no samples".into()];
+                let mut c = vec![esc(&row.name), "no samples".into()];
                 c.extend(std::iter::repeat_n(String::new(), 6));
                 c.push("0".into());
                 c
@@ -365,7 +365,12 @@ fn spectrum_charts(o: &mut String, r: &RunResults) {
         rtt.push(Series::line("round trip (uncorrected)", spectrum(&hist(u))).dashed());
     }
     if let Some(d) = &l.delivery {
-        rtt.push(Series::line("broadcast delivery", spectrum(&hist(d))));
+        let name = if r.push.is_some() {
+            "push one-way"
+        } else {
+            "broadcast delivery"
+        };
+        rtt.push(Series::line(name, spectrum(&hist(d))));
     }
     let charts = [
         RunChart {
@@ -491,6 +496,12 @@ fn configuration(o: &mut String, r: &RunResults) {
         (
             "messages",
             format!("{} bytes, {}", c.message_size, esc(&c.message_kind)),
+        ),
+        (
+            "replies matched by",
+            c.correlate
+                .as_deref()
+                .map_or_else(|| "their echo".to_string(), esc),
         ),
         (
             "in flight per connection",

@@ -103,7 +103,7 @@ pub const LATENCY_COLUMNS: [&str; 8] =
 
 /// A kind of latency and its statistics (`LATENCY_COLUMNS`); `None`: no samples.
 pub struct LatencyRow {
-    pub name: &'static str,
+    pub name: String,
     pub cells: Option<[String; 8]>,
 }
 
@@ -136,6 +136,8 @@ pub fn summarize(r: &RunResults) -> Summary {
         Some(throughput(r)),
         sessions(r),
         broadcast(r),
+        push(r),
+        steps(r),
         Some(connections(r)),
         Some(ledger(r)),
         Some(errors(r)),
@@ -145,7 +147,7 @@ pub fn summarize(r: &RunResults) -> Summary {
     }
 }
 
-fn latency_row(name: &'static str, l: &LatencyStats) -> LatencyRow {
+fn latency_row(name: &str, l: &LatencyStats) -> LatencyRow {
     let cells = (l.count > 0).then(|| {
         [
             fmt_us(l.min_us),
@@ -158,7 +160,10 @@ fn latency_row(name: &'static str, l: &LatencyStats) -> LatencyRow {
             group(l.count),
         ]
     });
-    LatencyRow { name, cells }
+    LatencyRow {
+        name: name.to_string(),
+        cells,
+    }
 }
 
 /// `cause count, cause count`; `none` when there are none.
@@ -343,6 +348,124 @@ fn broadcast(r: &RunResults) -> Option<Section> {
     })
 }
 
+/// A conversation's steps: what each send sent, how each expect ended, and the
+/// latency of each expect (from the send before it), by step name.
+fn steps(r: &RunResults) -> Option<Section> {
+    if r.steps.is_empty() {
+        return None;
+    }
+    let mut rows = Vec::new();
+    for s in &r.steps {
+        let said = if s.kind == "send" {
+            format!("sent {}", group(s.count))
+        } else {
+            let mut said = format!("{} met of {}", group(s.ok), group(s.count));
+            for (n, why) in [
+                (s.timeout, "timed out"),
+                (s.mismatch, "mismatched"),
+                (s.closed, "closed"),
+                (s.stopped, "stopped"),
+            ] {
+                if n > 0 {
+                    said.push_str(&format!(", {} {why}", group(n)));
+                }
+            }
+            said
+        };
+        rows.push(Row::new(
+            "step",
+            Place::Line,
+            format!("{} ({}): {said}", s.name, s.kind),
+        ));
+    }
+    let mut blocks = vec![Block::Rows(rows)];
+    let timed: Vec<LatencyRow> = r
+        .steps
+        .iter()
+        .filter_map(|s| s.latency.as_ref().map(|l| latency_row(&s.name, l)))
+        .collect();
+    if !timed.is_empty() {
+        blocks.push(Block::Latency(LatencyTable {
+            heading: Some("send to expect"),
+            rows: timed,
+        }));
+    }
+    let mode = r.config.steps_mode.as_deref().unwrap_or("once");
+    Some(Section {
+        title: format!("Conversation ({mode})"),
+        blocks,
+    })
+}
+
+/// What the server pushed: how much and how fast, what the sequence numbers
+/// showed, and the one-way latency with what it assumes of the clocks.
+fn push(r: &RunResults) -> Option<Section> {
+    let p = r.push.as_ref()?;
+    let mut rows = vec![
+        Row::new("received", Place::Run, group(p.received)),
+        Row::new(
+            "rate",
+            Place::Run,
+            format!(
+                "{}/s ({:.2}/s per connection)",
+                group(p.received_per_sec.round() as u64),
+                p.per_connection_per_sec
+            ),
+        ),
+    ];
+    if p.subscribes > 0 {
+        rows.push(Row::new("subscribed", Place::Run, group(p.subscribes)));
+    }
+    if let Some(field) = &p.seq_field {
+        rows.push(Row::new(
+            "sequence",
+            Place::Line,
+            format!(
+                "{field}: {} skipped, {} repeated or out of order",
+                group(p.missing),
+                group(p.duplicates)
+            ),
+        ));
+    }
+    if p.without_fields > 0 {
+        rows.push(Row::new(
+            "without the fields",
+            Place::Line,
+            format!(
+                "{} messages carried no {} (an acknowledgement, or another kind of message)",
+                group(p.without_fields),
+                [p.seq_field.as_deref(), p.sent_at_field.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        ));
+    }
+    let mut blocks = vec![Block::Rows(rows)];
+    if let (Some(d), Some(field)) = (&r.latency.delivery, &p.sent_at_field) {
+        let mut said = format!(
+            "from {field} ({}) to arrival: the server's clock against this host's, so only as right as they agree",
+            p.sent_at_unit.as_deref().unwrap_or("?")
+        );
+        if p.skewed > 0 {
+            said.push_str(&format!(
+                "; {} messages arrived before their send time: CLOCK SKEW, left out",
+                group(p.skewed)
+            ));
+        }
+        blocks.push(Block::Rows(vec![Row::new("one-way", Place::Line, said)]));
+        blocks.push(Block::Latency(LatencyTable {
+            heading: Some("one-way"),
+            rows: vec![latency_row("push", d)],
+        }));
+    }
+    Some(Section {
+        title: "Server push".into(),
+        blocks,
+    })
+}
+
 /// Connections opened, failed, lost and closed, and the memory they held.
 fn connections(r: &RunResults) -> Section {
     let k = &r.connections;
@@ -509,6 +632,19 @@ fn unexpected_hint(r: &RunResults) -> Option<String> {
         return None;
     }
     let ours = r.config.message_kind.as_str();
+    if !r.steps.is_empty() {
+        return Some(
+            "these came while no expect waited, or did not match the pending one: \
+             check the expect steps against them (a strict expect fails on the first)"
+                .into(),
+        );
+    }
+    if let Some(ptr) = &r.config.correlate {
+        return Some(format!(
+            "no reply named a request sent and not yet answered in {ptr}: check that the server \
+             answers with the request's {{seq}} value there (--correlate names the reply's field)"
+        ));
+    }
     Some(if first.kind == "text" && ours == "binary" {
         "the server answered text to binary messages; try --text, or --template for the JSON it expects".into()
     } else {
@@ -530,7 +666,11 @@ fn ledger(r: &RunResults) -> Section {
     let mut rows = vec![
         ledger_row(m),
         Row::new(
-            "unexpected messages (matched no send)",
+            if r.steps.is_empty() {
+                "unexpected messages (matched no send)"
+            } else {
+                "unmatched messages (no expect took them)"
+            },
             Place::Line,
             group(m.unexpected),
         )
@@ -543,8 +683,12 @@ fn ledger(r: &RunResults) -> Section {
         .quiet_if(m.pings_answered == 0),
     ];
     if no_replies(r) {
+        let question = match &r.config.correlate {
+            Some(ptr) => format!("does the server answer each request with its id in {ptr}?"),
+            None => "does the server echo the payload unchanged?".to_string(),
+        };
         let said = format!(
-            "{} sent, {} frames came back that matched none; does the server echo the payload unchanged?",
+            "{} sent, {} frames came back that matched none; {question}",
             group(m.sent),
             group(m.unexpected)
         );

@@ -82,6 +82,9 @@ fn header(o: &mut String, r: &RunResults) {
         c.message_kind,
         pacing(r)
     );
+    if let Some(ptr) = &c.correlate {
+        let _ = writeln!(o, "  replies matched to requests by {ptr} (any order)");
+    }
     let _ = writeln!(
         o,
         "  {} shard{} on cores {:?}, {} driver, ran {:.1}s{}",
@@ -168,7 +171,7 @@ fn latency_table(o: &mut String, title: &str, t: &LatencyTable) {
 }
 
 fn latency_row(o: &mut String, row: &LatencyRow) {
-    let name = row.name;
+    let name = &row.name;
     match &row.cells {
         None => {
             let _ = writeln!(o, "  {name:<11} (no samples)");

@@ -47,6 +47,12 @@ pub struct RunResults {
     pub sessions: Option<SessionStats>,
     /// Broadcast fan-out only.
     pub broadcast: Option<BroadcastStats>,
+    /// Server push (`--workload push`) only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushStats>,
+    /// Conversations only: each step, in the script's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepResult>,
     /// With --warmup: the warm-up, measured apart. Latencies and rates elsewhere
     /// leave it out; counts and the ledger cover the whole run.
     pub warmup: Option<WarmupStats>,
@@ -111,6 +117,14 @@ pub struct ConfigSummary {
     pub message_kind: String,
     pub inflight: u32,
     pub shards: usize,
+    /// `--correlate`: the JSON pointer replies were matched to requests by
+    /// (absent: replies were echoes matched by their timing stamp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlate: Option<String>,
+    /// Conversations: what a connection does at the end of the steps (`once`,
+    /// `loop`, `session`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps_mode: Option<String>,
 }
 
 /// Where the run ran.
@@ -262,7 +276,8 @@ pub struct Latencies {
     pub rtt_uncorrected: Option<LatencyStats>,
     /// Open loop only: how long after its intended time each message went out.
     pub send_lag: Option<LatencyStats>,
-    /// Broadcast only: one-way delivery, intended publish to receipt (same clock).
+    /// Broadcast: one-way delivery, intended publish to receipt (same clock).
+    /// Push with --sent-at: the server's send time to receipt (two clocks).
     pub delivery: Option<LatencyStats>,
 }
 
@@ -287,6 +302,68 @@ pub struct BroadcastStats {
     /// Copies neither received nor known missing when the run stopped.
     pub undelivered_at_stop: u64,
     pub delivered_per_sec: f64,
+}
+
+/// A conversation step: messages sent (send, every), or expects begun and how
+/// each ended: `count = ok + timeout + mismatch + closed + stopped`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepResult {
+    pub name: String,
+    /// `send` or `expect`.
+    pub kind: String,
+    pub count: u64,
+    pub ok: u64,
+    pub timeout: u64,
+    pub mismatch: u64,
+    pub closed: u64,
+    pub stopped: u64,
+    /// Expects: from the last send before the expect to the message that met it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyStats>,
+}
+
+impl StepResult {
+    /// Expects that were not met, whatever the reason.
+    pub fn failed(&self) -> u64 {
+        self.timeout + self.mismatch + self.closed + self.stopped
+    }
+
+    /// True when every expect begun is accounted for.
+    pub fn balances(&self) -> bool {
+        self.kind != "expect" || self.count == self.ok + self.failed()
+    }
+}
+
+/// What the server pushed to the connections of a push workload. One-way
+/// latency, from the time each message says it was sent to its arrival, is
+/// `latency.delivery`: it compares the server's clock with this host's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushStats {
+    /// Subscribe messages sent (one per connection opened; 0 without --subscribe).
+    pub subscribes: u64,
+    /// Messages the server pushed and the connections received.
+    pub received: u64,
+    /// Received per second over the measured time, across the connections.
+    pub received_per_sec: f64,
+    /// The same per connection of the run.
+    pub per_connection_per_sec: f64,
+    /// `--seq`: the pointer of the sequence number, and what it showed: numbers
+    /// skipped, and numbers that came again or out of order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq_field: Option<String>,
+    pub missing: u64,
+    pub duplicates: u64,
+    /// `--sent-at`: the pointer of the server's send time and its unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at_field: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at_unit: Option<String>,
+    /// Messages sent later than they arrived by this host's clock: the clocks
+    /// disagree (left out of the one-way latency).
+    pub skewed: u64,
+    /// Messages lacking a field --seq or --sent-at names (a subscription's
+    /// acknowledgement, say).
+    pub without_fields: u64,
 }
 
 /// The warm-up phase, measured apart.

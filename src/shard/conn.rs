@@ -16,29 +16,20 @@
 //! no lock, no atomic, no cross-thread call. An idle connection holds no buffer and
 //! no timer: its task is under 1 KiB (the phases with large state are boxed).
 
-use super::exchange::{on_read, queue_messages, Conn, End};
+use super::exchange::{on_read, queue_messages, queue_subscribe, Conn, End};
+use super::io::{flush, read_some, Read};
 use super::state::{Shard, CLOSE_WAIT};
 use crate::net::sock::io_cause;
 use crate::net::stop::{CLOSE_OVER, DRAINED, STOPPED};
 use crate::net::stream::Stream;
 use crate::ws::frame::{self, Kind};
 use crate::ws::handshake;
-use monoio::buf::IoBuf;
-use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent};
+use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-
-/// What a read produced.
-enum Read {
-    Data(Vec<u8>),
-    Eof,
-    Failed(io::Error),
-    /// The slot reached the phase the read was waiting on.
-    Interrupted,
-}
 
 /// Runs one connection to its end and accounts for it. With `staged`, the caller (a
 /// staged dialer) owns the stop slot: it may retire the slot to close this
@@ -56,12 +47,12 @@ pub async fn connection(
         Some((slot, _)) => *slot,
         None => shard.stop.slot(),
     };
-    let repeat = shard
-        .run
-        .plan
-        .workload
-        .session
-        .is_some_and(|s| s.rate.is_none());
+    let plan = &shard.run.plan;
+    let repeat = plan.workload.session.is_some_and(|s| s.rate.is_none())
+        || plan
+            .script
+            .as_ref()
+            .is_some_and(|s| s.mode == crate::script::Mode::Session);
     loop {
         one_connection(&shard, slot, id).await;
         if !repeat || shard.stop.is_set_for(slot) {
@@ -109,6 +100,8 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32) {
         seen: Box::default(),
         got_close: None,
         deflate,
+        requests: None,
+        script: None,
     };
     // Broadcast: only publishers send; the others only receive.
     let sends = shard
@@ -120,6 +113,11 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32) {
     let (end, mut stream) = match shard.run.plan.workload.period().filter(|_| sends) {
         Some(period) => {
             Box::pin(super::open_loop::active_open(shard, &mut c, stream, period)).await
+        }
+        None if shard.run.plan.script.is_some() => {
+            let mut stream = stream;
+            let end = Box::pin(super::converse::active_script(shard, &mut c, &mut stream)).await;
+            (end, stream)
         }
         None => {
             let mut stream = stream;
@@ -478,147 +476,11 @@ fn intern(s: String) -> &'static str {
     })
 }
 
-/// Reads once, or ends early (`Interrupted`) when the slot reaches phase `until`:
-/// `STOPPED` while the run goes on, `DRAINED` while draining. A connection that
-/// expects nothing waits for readiness first, so it holds no buffer while idle; so
-/// does every drain read (all connections drain at once at the end of a run).
-async fn read_some(
-    shard: &Shard,
-    stream: &mut Stream,
-    slot: usize,
-    expecting: bool,
-    until: u8,
-) -> Read {
-    if stream.is_tls() && (!expecting || until != STOPPED) {
-        return read_tls(shard, stream, slot, until).await;
-    }
-    if !expecting || until != STOPPED {
-        match shard.stop.until_phase(slot, until, stream.readable()).await {
-            None => return Read::Interrupted,
-            Some(Err(e)) => return Read::Failed(e),
-            Some(Ok(())) => {}
-        }
-    }
-    let buf = shard.pool.take();
-    let res = if until == STOPPED {
-        if shard.stop.is_set_for(slot) {
-            shard.pool.put(buf);
-            return Read::Interrupted;
-        }
-        // Cancelled when the run stops; what the kernel already delivered still
-        // comes back, so the stream never loses bytes.
-        let cancel = shard.stop.cancel_handle(slot);
-        let read = if stream.is_tls() {
-            stream.tls_read(buf, cancel).await
-        } else {
-            stream.tcp_mut().cancelable_read(buf, cancel).await
-        };
-        match read {
-            (Err(e), b) if e.raw_os_error() == Some(libc::ECANCELED) => {
-                shard.pool.put(b);
-                return Read::Interrupted;
-            }
-            r => r,
-        }
-    } else {
-        // The socket is readable: this completes at once.
-        stream.read(buf).await
-    };
-    match res {
-        (Ok(0), b) => {
-            shard.pool.put(b);
-            Read::Eof
-        }
-        (Ok(_), b) => Read::Data(b),
-        (Err(e), b) => {
-            shard.pool.put(b);
-            Read::Failed(e)
-        }
-    }
-}
-
-/// `read_some` over TLS: readiness, then what whole records brought (a partial
-/// record waits for the rest). Boxed: only wss:// connections pay for its state.
-fn read_tls<'a>(
-    shard: &'a Shard,
-    stream: &'a mut Stream,
-    slot: usize,
-    until: u8,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Read> + 'a>> {
-    Box::pin(async move {
-        loop {
-            match shard.stop.until_phase(slot, until, stream.readable()).await {
-                None => return Read::Interrupted,
-                Some(Err(e)) => return Read::Failed(e),
-                Some(Ok(())) => {}
-            }
-            let mut buf = shard.pool.take();
-            match stream.recv_now(&mut buf) {
-                Ok(None) => shard.pool.put(buf),
-                Ok(Some(0)) => {
-                    shard.pool.put(buf);
-                    return Read::Eof;
-                }
-                Ok(Some(_)) => return Read::Data(buf),
-                Err(e) => {
-                    shard.pool.put(buf);
-                    return Read::Failed(e);
-                }
-            }
-        }
-    })
-}
-
-/// Writes `out` (if not empty) and returns the buffer to the pool; gives up (and
-/// drops the write) when the slot reaches phase `until`. A loop of plain writes
-/// rather than `write_all`, whose future is larger: this one is inline in every
-/// connection's task.
-async fn flush(
-    shard: &Shard,
-    stream: &mut Stream,
-    slot: usize,
-    mut out: Vec<u8>,
-    until: u8,
-) -> Result<(), End> {
-    if let Err(e) = stream.seal(&mut out) {
-        shard.wpool.put(out);
-        return Err(End::Lost(io_cause(&e)));
-    }
-    let stream = stream.tcp_mut();
-    let len = out.len();
-    let mut written = 0;
-    while written < len {
-        let part = out.slice(written..len);
-        let Some((res, part)) = shard
-            .stop
-            .until_phase(slot, until, stream.write(part))
-            .await
-        else {
-            return Err(End::Stopped);
-        };
-        out = part.into_inner();
-        match res {
-            Ok(n) if n > 0 => written += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            // A write of nothing (as `write_all` reports it: an I/O error).
-            Ok(_) => {
-                shard.wpool.put(out);
-                return Err(End::Lost("io_error"));
-            }
-            Err(e) => {
-                shard.wpool.put(out);
-                return Err(End::Lost(io_cause(&e)));
-            }
-        }
-    }
-    shard.wpool.put(out);
-    Ok(())
-}
-
 /// The workload phase: runs until the stop signal, a close from the server, or a
 /// broken connection.
 async fn active(shard: &Shard, c: &mut Conn, stream: &mut Stream) -> End {
     let mut out = shard.wpool.take();
+    queue_subscribe(shard, c, &mut out);
     queue_messages(shard, c, &mut out, shard.run.plan.workload.initial_sends());
     // Bytes that arrived right behind the 101 response.
     if !c.pending.is_empty() {

@@ -7,7 +7,9 @@
 use super::state::Shard;
 use crate::payload::PayloadKind;
 use crate::stamp::Stamp;
-use crate::workload::Message;
+use crate::template::seq_named_by;
+use crate::vocab::jsonptr::{self, Pointer, Value};
+use crate::workload::{Message, Push};
 use crate::ws::frame::{self, From, Kind};
 
 /// Largest frame accepted from a server.
@@ -54,6 +56,54 @@ pub(super) struct Conn {
     /// permessage-deflate, when the server accepted it (boxed: 8 bytes for
     /// connections without).
     pub(super) deflate: Option<Box<ConnDeflate>>,
+    /// --correlate: the requests awaiting their reply (made at the first send).
+    pub(super) requests: Option<Box<Requests>>,
+    /// A conversation's state (`--workload conversation`).
+    pub(super) script: Option<Box<super::steps::ScriptRun>>,
+}
+
+/// --correlate: the send times of a connection's requests by sequence number,
+/// from the oldest one not yet answered on. Replies come in any order: an
+/// answered request is marked, and the front moves past answered ones, so the
+/// queue holds what is outstanding plus the answered requests sent after the
+/// oldest outstanding one.
+#[derive(Default)]
+pub(super) struct Requests {
+    /// Sequence number of `times[0]`.
+    first: u64,
+    /// (sent, intended) of each request from `first` on; `ANSWERED` once answered.
+    times: std::collections::VecDeque<(u64, u64)>,
+}
+
+const ANSWERED: u64 = u64::MAX;
+
+impl Requests {
+    /// Request `seq` (the next one) was sent at `sent`, meant for `intended`.
+    #[inline]
+    fn sent(&mut self, seq: u64, sent: u64, intended: u64) {
+        if self.times.is_empty() {
+            self.first = seq;
+        }
+        debug_assert_eq!(seq, self.first + self.times.len() as u64);
+        self.times.push_back((sent, intended));
+    }
+
+    /// The reply to request `seq` came: its (sent, intended) times, or None when
+    /// no such request is outstanding (never sent, or answered already).
+    #[inline]
+    fn answer(&mut self, seq: u64) -> Option<(u64, u64)> {
+        let i = usize::try_from(seq.checked_sub(self.first)?).ok()?;
+        let e = self.times.get_mut(i)?;
+        if e.0 == ANSWERED {
+            return None;
+        }
+        let times = std::mem::replace(e, (ANSWERED, ANSWERED));
+        while self.times.front().is_some_and(|e| e.0 == ANSWERED) {
+            self.times.pop_front();
+            self.first += 1;
+        }
+        Some(times)
+    }
 }
 
 /// A connection's permessage-deflate: its codec, and whether the message being
@@ -84,6 +134,34 @@ pub(super) fn queue_messages(shard: &Shard, c: &mut Conn, out: &mut Vec<u8>, n: 
     }
 }
 
+/// Push: the subscribe message (`--subscribe`), with the connection's values
+/// filled in (JSON-escaped), appended to `out` once the connection is open.
+/// Counted apart from the measured messages: nothing answers it in kind.
+#[cold]
+pub(super) fn queue_subscribe(shard: &Shard, c: &Conn, out: &mut Vec<u8>) {
+    let plan = &shard.run.plan;
+    let Some(message) = plan.push.as_ref().and_then(|p| p.subscribe.as_ref()) else {
+        return;
+    };
+    let vars = match &plan.per_conn {
+        Some(per) => per.vars(c.id as u64, shard.index),
+        None => crate::values::Vars {
+            conn: c.id as u64,
+            agent: plan.agent.map_or(1, |(i, _)| i),
+            shard: shard.index,
+            row: None,
+            extra: &[],
+        },
+    };
+    let text = message.rendered(&vars, crate::values::Escape::Json);
+    let before = out.len();
+    let key = shard.rng.borrow_mut().next_key();
+    frame::write_client_frame_bytes(out, Kind::Text, key, text.as_bytes());
+    let mut st = shard.stats.borrow_mut();
+    st.counters.subscribes += 1;
+    st.counters.bytes_sent += (out.len() - before) as u64;
+}
+
 /// Appends one message with its timing header to `out` and counts it.
 #[inline]
 pub(super) fn queue_message(
@@ -106,6 +184,11 @@ pub(super) fn queue_message(
         intended,
     };
     c.next_seq += 1;
+    if shard.run.plan.correlate.is_some() {
+        c.requests
+            .get_or_insert_with(Box::default)
+            .sent(stamp.seq, sent, intended);
+    }
     let before = out.len();
     let key = shard.rng.borrow_mut().next_key();
     match c.deflate.as_deref_mut().filter(|_| kind != Kind::Ping) {
@@ -168,26 +251,47 @@ fn on_compressed(
 /// Returns how many new messages the workload sends in answer.
 #[inline]
 fn on_reply(shard: &Shard, c: &mut Conn, payload: &[u8], text: bool, now_ns: u64) -> u32 {
+    let times = match &shard.run.plan.correlate {
+        None => shard
+            .run
+            .plan
+            .payload
+            .read(payload)
+            .filter(|s| s.conn == c.id && s.seq == c.acked && c.acked < c.next_seq)
+            .map(|s| (s.ts, s.intended)),
+        Some(ptr) => correlated(c, payload, ptr),
+    };
     let mut st = shard.stats.borrow_mut();
-    match shard.run.plan.payload.read(payload) {
-        Some(s) if s.conn == c.id && s.seq == c.acked && c.acked < c.next_seq => {
-            // From the intended send: equal to the actual send in a closed loop,
-            // the coordinated-omission-corrected latency in an open loop.
-            st.rtt.saturating_record(now_ns.saturating_sub(s.intended));
-            if shard.run.plan.workload.open_loop() {
-                st.rtt_uncorrected
-                    .saturating_record(now_ns.saturating_sub(s.ts));
-            }
-            st.counters.received += 1;
-            c.acked += 1;
-            shard.outstanding.set(shard.outstanding.get() - 1);
-            shard.run.plan.workload.sends_per_reply()
-        }
-        _ => {
-            st.counters.unexpected(text, payload);
-            0
-        }
+    let Some((sent, intended)) = times else {
+        st.counters.unexpected(text, payload);
+        return 0;
+    };
+    // From the intended send: equal to the actual send in a closed loop,
+    // the coordinated-omission-corrected latency in an open loop.
+    st.rtt.saturating_record(now_ns.saturating_sub(intended));
+    if shard.run.plan.workload.open_loop() {
+        st.rtt_uncorrected
+            .saturating_record(now_ns.saturating_sub(sent));
     }
+    st.counters.received += 1;
+    // With --correlate, `acked` counts the answered requests (in any order).
+    c.acked += 1;
+    shard.outstanding.set(shard.outstanding.get() - 1);
+    shard.run.plan.workload.sends_per_reply()
+}
+
+/// --correlate: the request a reply names in its field `ptr` (found without
+/// building a document), if it is outstanding: its send times, now answered.
+#[inline]
+fn correlated(c: &mut Conn, payload: &[u8], ptr: &Pointer) -> Option<(u64, u64)> {
+    let value = jsonptr::lookup(payload, ptr)?;
+    let digits = match value {
+        Value::Number(digits) => digits,
+        Value::Str(_) => value.str_content()?,
+        _ => return None,
+    };
+    let seq = seq_named_by(digits)?;
+    c.requests.as_deref_mut()?.answer(seq)
 }
 
 /// No copy from this publisher yet.
@@ -236,6 +340,47 @@ fn on_delivery(
     }
 }
 
+/// A message the server pushed: counted; its sequence number checked against
+/// the connection's last one (`--seq`; a connection starts from the first it
+/// sees); timed one-way from the server's send time (`--sent-at`) by this host's
+/// wall clock, a negative time counted as clock skew rather than recorded.
+fn on_push(shard: &Shard, c: &mut Conn, payload: &[u8], p: &Push) {
+    let seq = p
+        .seq
+        .as_ref()
+        .map(|ptr| jsonptr::lookup(payload, ptr).and_then(|v| v.as_u64()));
+    let sent_ns = p.sent_at.as_ref().map(|(ptr, unit)| {
+        jsonptr::lookup(payload, ptr)
+            .and_then(|v| v.as_f64())
+            .map(|t| t * unit.nanos())
+    });
+    let mut st = shard.stats.borrow_mut();
+    st.counters.delivered += 1;
+    if matches!(seq, Some(None)) || matches!(sent_ns, Some(None)) {
+        st.counters.push_unfielded += 1;
+    }
+    if let Some(Some(seq)) = seq {
+        if c.seen.is_empty() {
+            c.seen = Box::new([UNSEEN]);
+        }
+        let expected = if c.seen[0] == UNSEEN { seq } else { c.seen[0] };
+        if seq >= expected {
+            st.counters.missing += seq - expected;
+            c.seen[0] = seq.saturating_add(1);
+        } else {
+            st.counters.duplicates += 1;
+        }
+    }
+    if let Some(Some(sent)) = sent_ns {
+        let one_way = shard.unix_ns() as f64 - sent;
+        if one_way < 0.0 {
+            st.counters.skewed += 1;
+        } else {
+            st.delivery.saturating_record(one_way as u64);
+        }
+    }
+}
+
 /// A complete data message (`text`: a text frame): the reply itself, or (for
 /// ping workloads) unexpected.
 #[inline]
@@ -246,6 +391,14 @@ fn on_data(shard: &Shard, c: &mut Conn, payload: &[u8], text: bool, now_ns: u64)
     }
     if let Some(b) = shard.run.plan.workload.broadcast {
         on_delivery(shard, c, payload, now_ns, b, text);
+        return 0;
+    }
+    if let Some(p) = &shard.run.plan.push {
+        on_push(shard, c, payload, p);
+        return 0;
+    }
+    if let Some(run) = c.script.as_deref_mut() {
+        super::steps::on_message(shard, run, payload, text, now_ns);
         return 0;
     }
     match shard.run.plan.workload.message {

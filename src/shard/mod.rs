@@ -7,11 +7,14 @@
 //! interrupt flag, which the ticker polls ten times a second, not per message.
 
 pub mod conn;
+pub mod converse;
 pub mod dial;
 pub mod dialers;
 pub mod exchange;
+pub mod io;
 pub mod open_loop;
 pub mod state;
+pub mod steps;
 pub mod timers;
 
 pub use state::{Live, RunShared, Shard, CLOSE_WAIT};

@@ -23,7 +23,7 @@
 //! `timers` through the shard); it must never import the engine, the collector, the
 //! reports, the config or the cli.
 
-use super::exchange::{on_read, queue_message, Conn, End};
+use super::exchange::{on_read, queue_message, queue_subscribe, Conn, End};
 use super::state::Shard;
 use crate::net::sock::io_cause;
 use crate::net::stream::{ReadHalf, Stream, WriteHalf};
@@ -55,7 +55,9 @@ pub(super) async fn active_open(
     let (slot, id) = (c.slot, c.id);
     let conn = RefCell::new(c);
     // Control frames the reader wants sent (pongs); the writer sends them first.
+    // A push connection's subscribe message goes first of all.
     let control = RefCell::new(Vec::new());
+    queue_subscribe(shard, &conn.borrow(), &mut control.borrow_mut());
     if shard.run.plan.workload.broadcast.is_some() {
         // Publish only once every receiver is connected (or the connect phase is
         // over), so every connection can get every message.

@@ -73,6 +73,9 @@ pub struct RunShared {
     pub established: Arc<std::sync::atomic::AtomicU64>,
     /// Clock origin of the run: timestamps in payloads are ns since this.
     pub origin: Instant,
+    /// The wall clock at `origin`, ns since the Unix epoch: what a time a server
+    /// wrote into a message (push, `--sent-at`) is compared with.
+    pub origin_unix_ns: u64,
     /// Set by Ctrl-C (or a caller) to end the run early.
     pub interrupt: Arc<AtomicBool>,
     /// Shards with their runtime built, waiting for `go` before the first dial (so
@@ -138,6 +141,14 @@ impl Shard {
     #[inline]
     pub fn now_ns(&self) -> u64 {
         self.run.origin.elapsed().as_nanos() as u64
+    }
+
+    /// The wall clock now, ns since the Unix epoch (the run's origin plus the
+    /// monotonic time since: steps of the system clock during the run do not
+    /// show).
+    #[inline]
+    pub fn unix_ns(&self) -> u64 {
+        self.run.origin_unix_ns + self.now_ns()
     }
 
     pub fn conn_opened(&self) {

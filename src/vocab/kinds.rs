@@ -21,6 +21,11 @@ pub enum WorkloadKind {
     Chat,
     /// Fan-out: publishers publish, every connection receives every message.
     Broadcast,
+    /// Subscribe, then receive what the server pushes (counted, checked for
+    /// gaps, timed one-way).
+    Push,
+    /// Follow a conversation's steps (send, expect, capture, think, ...).
+    Conversation,
 }
 
 impl WorkloadKind {
@@ -33,7 +38,64 @@ impl WorkloadKind {
             WorkloadKind::Churn => "churn",
             WorkloadKind::Chat => "chat",
             WorkloadKind::Broadcast => "broadcast",
+            WorkloadKind::Push => "push",
+            WorkloadKind::Conversation => "conversation",
         }
+    }
+}
+
+/// The unit of a time a message carries (`--sent-at-unit`): seconds,
+/// milliseconds, microseconds or nanoseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    S,
+    Ms,
+    Us,
+    Ns,
+}
+
+impl TimeUnit {
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeUnit::S => "s",
+            TimeUnit::Ms => "ms",
+            TimeUnit::Us => "us",
+            TimeUnit::Ns => "ns",
+        }
+    }
+
+    pub fn nanos(self) -> f64 {
+        match self {
+            TimeUnit::S => 1e9,
+            TimeUnit::Ms => 1e6,
+            TimeUnit::Us => 1e3,
+            TimeUnit::Ns => 1.0,
+        }
+    }
+
+    /// The unit a field's name says it holds: the end of its last token, as
+    /// `sent_us`, `sentMs`, `ts_ns`, `time_s` (None when the name says nothing).
+    pub fn from_field_name(name: &str) -> Option<TimeUnit> {
+        let lower = name.to_ascii_lowercase();
+        let snake = [
+            ("_ns", TimeUnit::Ns),
+            ("_us", TimeUnit::Us),
+            ("_ms", TimeUnit::Ms),
+            ("_s", TimeUnit::S),
+        ];
+        if let Some(&(_, u)) = snake.iter().find(|(end, _)| lower.ends_with(end)) {
+            return Some(u);
+        }
+        // camelCase: sentMs, sentUs, sentNs (a capital starts the unit).
+        let camel = [
+            ("Ns", TimeUnit::Ns),
+            ("Us", TimeUnit::Us),
+            ("Ms", TimeUnit::Ms),
+        ];
+        camel
+            .iter()
+            .find(|(end, _)| name.ends_with(end))
+            .map(|&(_, u)| u)
     }
 }
 

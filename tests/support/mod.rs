@@ -651,3 +651,73 @@ pub fn serve_builtin(shards: &str, knobs: &[&str]) -> wsherd::server::ServerHand
     args.extend(knobs.iter().map(|k| k.to_string()));
     wsherd::server::start(wsherd::server::ServeConfig::from_args(args).unwrap()).unwrap()
 }
+
+/// A server of another stack run as a child process (Python, Node): it prints
+/// its port as its first line on stdout and exits by itself after the lifetime
+/// its script is given; killed when dropped.
+pub struct ChildServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl ChildServer {
+    /// Starts `program` with `args` (the script first); `what` names it in the
+    /// failure message when it does not print a port.
+    pub fn start(program: &str, args: &[&str], what: &str) -> ChildServer {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{program} does not run ({e}); scripts/setup-test-deps.sh installs what the tests need")
+            });
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).ok();
+        let Ok(port) = line.trim().parse() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not start (printed {line:?}); run scripts/setup-test-deps.sh");
+        };
+        ChildServer { child, port }
+    }
+
+    /// A script under tests/servers/, run by `program` (`python3`, `node`).
+    pub fn script(program: &str, script: &str, args: &[&str], what: &str) -> ChildServer {
+        let path = format!("{}/tests/servers/{script}", env!("CARGO_MANIFEST_DIR"));
+        let all: Vec<&str> = std::iter::once(path.as_str())
+            .chain(args.iter().copied())
+            .collect();
+        ChildServer::start(program, &all, what)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The results keep the JSON contract: they validate against the committed
+/// schema (src/results/run.schema.json).
+pub fn assert_schema(res: &RunResults) {
+    let schema: serde_json::Value =
+        serde_json::from_str(wsherd::results::RESULTS_SCHEMA).expect("the schema is JSON");
+    let v = jsonschema::validator_for(&schema).expect("schema compiles");
+    let doc = serde_json::to_value(res).expect("results serialize");
+    let errors: Vec<String> = v
+        .iter_errors(&doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "results do not match the schema: {errors:?}"
+    );
+}
