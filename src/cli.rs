@@ -85,6 +85,18 @@ pub enum WorkloadArg {
     Conversation,
 }
 
+/// An application protocol over WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolArg {
+    /// Messages as they are.
+    Raw,
+    /// Engine.IO / Socket.IO v4.
+    Socketio,
+    /// GraphQL over WebSocket (graphql-transport-ws).
+    #[value(name = "graphql-ws")]
+    GraphqlWs,
+}
+
 /// What a conversation does at the end of its steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StepsModeArg {
@@ -249,6 +261,46 @@ pub struct LoadArgs {
     /// the default) or also fails its connection (fail).
     #[arg(display_order = 31, long, value_enum)]
     pub unmatched: Option<UnmatchedArg>,
+
+    /// The application protocol over WebSocket: raw (messages as they are),
+    /// socketio (Engine.IO/Socket.IO v4: open, namespace, pings answered, events
+    /// and acks) or graphql-ws (graphql-transport-ws: connection_init, subscribe,
+    /// next/complete/error, pings answered).
+    #[arg(display_order = 32, long, value_enum, default_value = "raw")]
+    pub protocol: ProtocolArg,
+
+    /// Socket.IO: the event measured messages are emitted as (default echo;
+    /// broadcast for --workload broadcast).
+    #[arg(display_order = 32, long, value_name = "NAME")]
+    pub event: Option<String>,
+
+    /// Socket.IO: emit with an acknowledgement and time the server's ack (else
+    /// the server's answering event, carrying the message back, is timed).
+    #[arg(display_order = 32, long)]
+    pub ack: bool,
+
+    /// Socket.IO: the namespace to join (default /).
+    #[arg(display_order = 32, long, value_name = "NS")]
+    pub namespace: Option<String>,
+
+    /// Socket.IO: the auth object of the namespace connect, JSON (per-connection
+    /// placeholders allowed), e.g. '{"token":"{data.token}"}'.
+    #[arg(display_order = 32, long, value_name = "JSON")]
+    pub auth: Option<String>,
+
+    /// graphql-ws: the connection_init payload, JSON (per-connection
+    /// placeholders allowed).
+    #[arg(display_order = 32, long = "init-payload", value_name = "JSON")]
+    pub init_payload: Option<String>,
+
+    /// graphql-ws: the operation each measured message subscribes to, timed
+    /// from the subscribe to its first next (a query: '{ hello }').
+    #[arg(display_order = 32, long, value_name = "QUERY")]
+    pub query: Option<String>,
+
+    /// graphql-ws: the variables of --query or of a push's --subscribe, JSON.
+    #[arg(display_order = 32, long, value_name = "JSON")]
+    pub variables: Option<String>,
 
     /// The steps as TOML text (a scenario's [[scenario.step]] tables arrive so).
     #[arg(long = "steps-toml", hide = true)]

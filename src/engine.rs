@@ -419,6 +419,7 @@ pub(crate) fn assemble(
         broadcast: broadcast_stats(cfg, k, warm, measured.secs),
         push: push_stats(cfg, k, warm, measured.secs),
         steps: step_results(cfg, &c.total),
+        protocol: protocol_stats(cfg, k),
         warmup: warmup_stats(cfg, &c.warmup),
         series: c.series,
         memory: c.memory,
@@ -692,6 +693,23 @@ fn broadcast_stats(cfg: &Plan, k: &Counters, warm: &Counters, secs: f64) -> Opti
             undelivered_at_stop: expected.saturating_sub(k.delivered + k.missing),
             delivered_per_sec: (k.delivered - warm.delivered) as f64 / secs,
         }
+    })
+}
+
+/// The application protocol's counts (None without one).
+fn protocol_stats(cfg: &Plan, k: &Counters) -> Option<ProtocolStats> {
+    let (namespace, event) = match &cfg.protocol {
+        crate::proto::Protocol::Raw => return None,
+        crate::proto::Protocol::SocketIo(s) => (Some(s.namespace.clone()), Some(s.event.clone())),
+        crate::proto::Protocol::GraphqlWs(_) => (None, None),
+    };
+    Some(ProtocolStats {
+        name: cfg.protocol.name().to_string(),
+        namespace,
+        event,
+        opened: k.proto_opened,
+        pings_answered: k.proto_pings,
+        received: k.events.clone(),
     })
 }
 

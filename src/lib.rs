@@ -24,6 +24,7 @@ pub mod net;
 pub mod pacer;
 pub mod payload;
 pub mod plan;
+pub mod proto;
 pub mod proxy;
 pub mod report;
 pub mod results;

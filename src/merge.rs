@@ -148,6 +148,7 @@ pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
         broadcast: merge_broadcast(parts),
         push: merge_push(parts, seq),
         steps: merge_steps(parts),
+        protocol: merge_protocol(parts),
         warmup: None,
         series: merge_series(parts, seq),
         memory: merge_memory(parts, seq),
@@ -368,6 +369,36 @@ fn merge_broadcast(parts: &[RunResults]) -> Option<BroadcastStats> {
         undelivered_at_stop: present.iter().map(|b| b.undelivered_at_stop).sum(),
         delivered_per_sec: present.iter().map(|b| b.delivered_per_sec).sum(),
     })
+}
+
+/// The protocol counts of the parts that ran one, added up.
+fn merge_protocol(parts: &[RunResults]) -> Option<ProtocolStats> {
+    let present: Vec<&ProtocolStats> = parts.iter().filter_map(|r| r.protocol.as_ref()).collect();
+    let first = present.first()?;
+    let mut received = BTreeMap::new();
+    for p in &present {
+        for (k, v) in &p.received {
+            *received.entry(k.clone()).or_insert(0) += v;
+        }
+    }
+    Some(ProtocolStats {
+        name: same_of(&present, |p| p.name.clone()),
+        namespace: first.namespace.clone(),
+        event: first.event.clone(),
+        opened: present.iter().map(|p| p.opened).sum(),
+        pings_answered: present.iter().map(|p| p.pings_answered).sum(),
+        received,
+    })
+}
+
+/// What every item has in common, or "mixed".
+fn same_of<T>(items: &[&T], f: impl Fn(&T) -> String) -> String {
+    let first = f(items[0]);
+    if items.iter().all(|i| f(i) == first) {
+        first
+    } else {
+        "mixed".to_string()
+    }
 }
 
 /// Conversation steps: the parts' steps of one name added up (counts and the

@@ -48,6 +48,13 @@ pub struct Counters {
     pub duplicates: u64,
     /// Push: subscribe messages sent (one per connection opened).
     pub subscribes: u64,
+    /// --protocol: connections whose protocol opened (Socket.IO namespace
+    /// joined, graphql-ws connection acknowledged), the protocol's pings
+    /// answered, and its messages by kind (Socket.IO events by name;
+    /// graphql-ws `next`, `complete`, `error`).
+    pub proto_opened: u64,
+    pub proto_pings: u64,
+    pub events: BTreeMap<String, u64>,
     /// Push: messages lacking a field `--seq` or `--sent-at` names.
     pub push_unfielded: u64,
     /// Push: messages whose `--sent-at` is later than their arrival by this
@@ -126,6 +133,9 @@ impl Counters {
         self.missing += o.missing;
         self.duplicates += o.duplicates;
         self.subscribes += o.subscribes;
+        self.proto_opened += o.proto_opened;
+        self.proto_pings += o.proto_pings;
+        add_map(&mut self.events, &o.events);
         self.push_unfielded += o.push_unfielded;
         self.skewed += o.skewed;
         add_map(&mut self.errors, &o.errors);
@@ -178,6 +188,11 @@ impl Counters {
 
     pub fn error(&mut self, kind: &str) {
         bump(&mut self.errors, kind);
+    }
+
+    /// A protocol message of kind (or Socket.IO event name) `name`.
+    pub fn event(&mut self, name: &str) {
+        bump(&mut self.events, name);
     }
 
     /// A connection established with subprotocol `name` (`None`: the server

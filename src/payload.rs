@@ -178,6 +178,12 @@ impl PayloadSpec {
         }
     }
 
+    /// True when messages are rendered from a template (a JSON value, as
+    /// opposed to the text stamp and filler, which a protocol quotes).
+    pub fn is_template(&self) -> bool {
+        matches!(self.body, Body::Template(_))
+    }
+
     /// True when decoded stamps carry the intended send time. Only a template without
     /// `{intended}` lacks it: it decodes intended = ts, which is right for a closed
     /// loop but would hide coordinated omission in an open loop.

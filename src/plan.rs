@@ -46,6 +46,8 @@ pub struct Plan {
     pub push: Option<crate::workload::Push>,
     /// `--workload conversation`: the steps every connection follows.
     pub script: Option<std::sync::Arc<crate::script::Script>>,
+    /// The application protocol over WebSocket (`--protocol`).
+    pub protocol: crate::proto::Protocol,
     /// Connections per second across the run; 0 = unpaced.
     pub connect_rate: f64,
     pub connect_timeout: std::time::Duration,

@@ -88,7 +88,12 @@ pub fn offer_from(l: &LoadArgs) -> Result<Offer> {
 /// The per-connection values of the request: the data file (`--data`), and the
 /// placeholders of the targets' paths and of the header values. Leaves
 /// `plan.per_conn` None when nothing in the request depends on the connection.
-pub fn per_connection(l: &LoadArgs, plan: &mut Plan, agent: u64) -> Result<()> {
+pub fn per_connection(
+    l: &LoadArgs,
+    kind: crate::vocab::kinds::WorkloadKind,
+    plan: &mut Plan,
+    agent: u64,
+) -> Result<()> {
     let data = l.data.as_deref().map(Data::load).transpose()?;
     let columns = data.as_ref().map_or(&[][..], |d| &d.columns[..]);
     if let (Some(d), true) = (&data, l.data_unique) {
@@ -100,7 +105,8 @@ pub fn per_connection(l: &LoadArgs, plan: &mut Plan, agent: u64) -> Result<()> {
             )));
         }
     }
-    let mut depends = false;
+    // The protocol first: Socket.IO adds its path to the targets.
+    let mut depends = super::protocol::apply(l, kind, plan, columns)?;
     for t in &mut plan.targets {
         let p = Pattern::parse(&t.path, columns)
             .map_err(|e| Error::usage(format!("{}: {e}", t.url)))?;
@@ -134,7 +140,11 @@ pub fn per_connection(l: &LoadArgs, plan: &mut Plan, agent: u64) -> Result<()> {
         });
         plan.script = Some(std::sync::Arc::new(script));
     }
-    if let (Some(text), Some(push)) = (l.subscribe.as_deref(), plan.push.as_mut()) {
+    // (graphql-ws subscribes with its own message: the protocol holds it.)
+    let raw_subscribe = !matches!(plan.protocol, crate::proto::Protocol::GraphqlWs(_));
+    if let (Some(text), Some(push), true) =
+        (l.subscribe.as_deref(), plan.push.as_mut(), raw_subscribe)
+    {
         let p =
             Pattern::parse(text, columns).map_err(|e| Error::usage(format!("--subscribe: {e}")))?;
         depends |= p.uses_data();

@@ -9,6 +9,7 @@
 
 pub mod ceiling;
 pub mod handshake;
+pub mod protocol;
 pub mod run;
 pub mod serve;
 pub mod tls;

@@ -169,7 +169,11 @@ fn check_start_at(start_at: Option<f64>) -> Result<()> {
 
 /// The message payload from --size, --text, --payload-file, --template.
 fn payload_from(l: &LoadArgs) -> Result<PayloadSpec> {
-    let kind = if l.text {
+    // Socket.IO carries the stamp inside a JSON string: text.
+    // (Pings are refused with it later, with a reason of their own.)
+    let socketio = l.protocol == crate::cli::ProtocolArg::Socketio
+        && l.workload != Some(crate::cli::WorkloadArg::Ping);
+    let kind = if l.text || socketio {
         PayloadKind::Text
     } else {
         PayloadKind::Binary
@@ -436,6 +440,7 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
         correlate,
         push,
         script: None,
+        protocol: Default::default(),
         connect_rate: l.conn.connect_rate * agent.share,
         connect_timeout: l.conn.connect_timeout,
         drain: sh.drain,
@@ -456,7 +461,7 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
         tls: None,
         shards: Vec::new(),
     };
-    super::handshake::per_connection(l, &mut plan, agent.agent.map_or(1, |(i, _)| i))?;
+    super::handshake::per_connection(l, sh.workload, &mut plan, agent.agent.map_or(1, |(i, _)| i))?;
     let server_tls = tls_from(l, &mut plan)?;
     plan.split_shards();
     Ok(Run {

@@ -138,6 +138,7 @@ pub fn summarize(r: &RunResults) -> Summary {
         broadcast(r),
         push(r),
         steps(r),
+        protocol(r),
         Some(connections(r)),
         Some(ledger(r)),
         Some(errors(r)),
@@ -345,6 +346,37 @@ fn broadcast(r: &RunResults) -> Option<Section> {
             group(b.receivers)
         ),
         blocks,
+    })
+}
+
+/// The application protocol: connections that opened it, pings answered, and
+/// what arrived by kind.
+fn protocol(r: &RunResults) -> Option<Section> {
+    let p = r.protocol.as_ref()?;
+    let mut rows = vec![
+        Row::new("opened", Place::Run, group(p.opened)),
+        Row::new("pings answered", Place::Run, group(p.pings_answered)),
+    ];
+    if let (Some(ns), Some(ev)) = (&p.namespace, &p.event) {
+        rows.push(Row::new("namespace", Place::Run, ns.clone()));
+        rows.push(Row::new("emits", Place::Run, ev.clone()));
+    }
+    if !p.received.is_empty() {
+        let by_kind: Vec<String> = p
+            .received
+            .iter()
+            .map(|(k, v)| format!("{k} {}", group(*v)))
+            .collect();
+        rows.push(Row::new("received", Place::Line, by_kind.join(", ")));
+    }
+    let title = match p.name.as_str() {
+        "socketio" => "Socket.IO",
+        "graphql-ws" => "GraphQL over WebSocket (graphql-transport-ws)",
+        other => other,
+    };
+    Some(Section {
+        title: title.to_string(),
+        blocks: vec![Block::Rows(rows)],
     })
 }
 

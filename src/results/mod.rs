@@ -50,6 +50,9 @@ pub struct RunResults {
     /// Server push (`--workload push`) only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push: Option<PushStats>,
+    /// `--protocol socketio|graphql-ws` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<ProtocolStats>,
     /// Conversations only: each step, in the script's order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepResult>,
@@ -302,6 +305,26 @@ pub struct BroadcastStats {
     /// Copies neither received nor known missing when the run stopped.
     pub undelivered_at_stop: u64,
     pub delivered_per_sec: f64,
+}
+
+/// An application protocol over the connections: how many opened it, the
+/// server's pings answered, and its messages by kind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProtocolStats {
+    /// `socketio` or `graphql-ws`.
+    pub name: String,
+    /// Socket.IO: the namespace joined; the event measured messages are emitted as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// Connections whose protocol opened (namespace joined, connection acknowledged).
+    pub opened: u64,
+    /// The protocol's pings answered (Socket.IO `2`, graphql-ws `ping`).
+    pub pings_answered: u64,
+    /// Messages received by kind: Socket.IO events by name; graphql-ws `next`,
+    /// `complete`, `error`.
+    pub received: BTreeMap<String, u64>,
 }
 
 /// A conversation step: messages sent (send, every), or expects begun and how

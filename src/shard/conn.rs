@@ -102,6 +102,11 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32) {
         deflate,
         requests: None,
         script: None,
+        proto: if shard.run.plan.protocol.opens() {
+            super::protocol::OPENING
+        } else {
+            super::protocol::OPEN
+        },
     };
     // Broadcast: only publishers send; the others only receive.
     let sends = shard
@@ -110,20 +115,16 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32) {
         .workload
         .broadcast
         .is_none_or(|b| b.publisher(id as u64).is_some());
-    let (end, mut stream) = match shard.run.plan.workload.period().filter(|_| sends) {
-        Some(period) => {
-            Box::pin(super::open_loop::active_open(shard, &mut c, stream, period)).await
-        }
-        None if shard.run.plan.script.is_some() => {
-            let mut stream = stream;
-            let end = Box::pin(super::converse::active_script(shard, &mut c, &mut stream)).await;
-            (end, stream)
-        }
-        None => {
-            let mut stream = stream;
-            let end = active(shard, &mut c, &mut stream).await;
-            (end, stream)
-        }
+    let period = shard.run.plan.workload.period().filter(|_| sends);
+    let (end, mut stream) = if shard.run.plan.protocol.opens() || shard.run.plan.script.is_some() {
+        // The rarer phases, boxed so that a plain connection's task stays small.
+        Box::pin(other_phase(shard, &mut c, stream, period)).await
+    } else if let Some(period) = period {
+        Box::pin(super::open_loop::active_open(shard, &mut c, stream, period)).await
+    } else {
+        let mut stream = stream;
+        let end = active(shard, &mut c, &mut stream).await;
+        (end, stream)
     };
     let done = end == End::Done;
     let clean = finish(shard, &mut c, &mut stream, end).await;
@@ -134,6 +135,31 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32) {
         st.session
             .saturating_record(started.elapsed().as_nanos() as u64);
     }
+}
+
+/// The phases of a protocol (its open first) or a conversation, then the
+/// workload's: paced sends, the conversation's steps, or the closed loop.
+async fn other_phase(
+    shard: &Shard,
+    c: &mut Conn,
+    stream: Stream,
+    period: Option<std::time::Duration>,
+) -> (End, Stream) {
+    let mut stream = stream;
+    if shard.run.plan.protocol.opens() {
+        if let Err(end) = super::opening::open_protocol(shard, c, &mut stream).await {
+            return (end, stream);
+        }
+    }
+    if let Some(period) = period {
+        return super::open_loop::active_open(shard, c, stream, period).await;
+    }
+    let end = if shard.run.plan.script.is_some() {
+        super::converse::active_script(shard, c, &mut stream).await
+    } else {
+        active(shard, c, &mut stream).await
+    };
+    (end, stream)
 }
 
 /// An open that the end of the run interrupted.

@@ -4,8 +4,10 @@
 //! message accounted in the shard's ledger. Shared by the closed loop (`conn`)
 //! and the open loop (`open_loop`); imports neither.
 
+use super::protocol::{self, Incoming};
 use super::state::Shard;
 use crate::payload::PayloadKind;
+use crate::proto::Protocol;
 use crate::stamp::Stamp;
 use crate::template::seq_named_by;
 use crate::vocab::jsonptr::{self, Pointer, Value};
@@ -60,6 +62,8 @@ pub(super) struct Conn {
     pub(super) requests: Option<Box<Requests>>,
     /// A conversation's state (`--workload conversation`).
     pub(super) script: Option<Box<super::steps::ScriptRun>>,
+    /// The application protocol has opened (`OPEN`), or not yet (`OPENING`).
+    pub(super) proto: u8,
 }
 
 /// --correlate: the send times of a connection's requests by sequence number,
@@ -140,6 +144,15 @@ pub(super) fn queue_messages(shard: &Shard, c: &mut Conn, out: &mut Vec<u8>, n: 
 #[cold]
 pub(super) fn queue_subscribe(shard: &Shard, c: &Conn, out: &mut Vec<u8>) {
     let plan = &shard.run.plan;
+    if let Some(text) = protocol::graphql_subscription(shard, c.id) {
+        let key = shard.rng.borrow_mut().next_key();
+        let before = out.len();
+        frame::write_client_frame_bytes(out, Kind::Text, key, text.as_bytes());
+        let mut st = shard.stats.borrow_mut();
+        st.counters.subscribes += 1;
+        st.counters.bytes_sent += (out.len() - before) as u64;
+        return;
+    }
     let Some(message) = plan.push.as_ref().and_then(|p| p.subscribe.as_ref()) else {
         return;
     };
@@ -153,7 +166,7 @@ pub(super) fn queue_subscribe(shard: &Shard, c: &Conn, out: &mut Vec<u8>) {
             extra: &[],
         },
     };
-    let text = message.rendered(&vars, crate::values::Escape::Json);
+    let text = protocol::wrap_text(shard, message.rendered(&vars, crate::values::Escape::Json));
     let before = out.len();
     let key = shard.rng.borrow_mut().next_key();
     frame::write_client_frame_bytes(out, Kind::Text, key, text.as_bytes());
@@ -171,11 +184,13 @@ pub(super) fn queue_message(
     sent: u64,
     intended: u64,
 ) {
-    let spec = &shard.run.plan.payload;
-    let kind = match (shard.run.plan.workload.message, spec.kind) {
-        (Message::Ping, _) => Kind::Ping,
-        (Message::Data, PayloadKind::Binary) => Kind::Binary,
-        (Message::Data, PayloadKind::Text) => Kind::Text,
+    let plan = &shard.run.plan;
+    let spec = &plan.payload;
+    let kind = match (plan.workload.message, spec.kind, &plan.protocol) {
+        (Message::Ping, _, _) => Kind::Ping,
+        (Message::Data, _, Protocol::SocketIo(_) | Protocol::GraphqlWs(_)) => Kind::Text,
+        (Message::Data, PayloadKind::Binary, Protocol::Raw) => Kind::Binary,
+        (Message::Data, PayloadKind::Text, Protocol::Raw) => Kind::Text,
     };
     let stamp = Stamp {
         conn: c.id,
@@ -184,16 +199,24 @@ pub(super) fn queue_message(
         intended,
     };
     c.next_seq += 1;
-    if shard.run.plan.correlate.is_some() {
+    if plan.correlate.is_some() || replies_by_id(&plan.protocol) {
         c.requests
             .get_or_insert_with(Box::default)
             .sent(stamp.seq, sent, intended);
     }
     let before = out.len();
     let key = shard.rng.borrow_mut().next_key();
+    let len = if kind == Kind::Ping {
+        spec.size
+    } else {
+        body_len(plan, stamp.seq)
+    };
     match c.deflate.as_deref_mut().filter(|_| kind != Kind::Ping) {
-        None => frame::write_client_frame(out, kind, key, spec.size, |dst| spec.write(stamp, dst)),
-        Some(d) => write_compressed(shard, d, out, kind, key, stamp),
+        None if kind == Kind::Ping => {
+            frame::write_client_frame(out, kind, key, len, |dst| spec.write(stamp, dst))
+        }
+        None => frame::write_client_frame(out, kind, key, len, |dst| write_body(plan, stamp, dst)),
+        Some(d) => write_compressed(shard, d, out, kind, key, len, stamp),
     }
     if shard.debug_frames.get() > 0 && c.id == shard.debug_conn {
         debug_sent(shard, &out[before..], key);
@@ -201,11 +224,49 @@ pub(super) fn queue_message(
     let mut st = shard.stats.borrow_mut();
     st.counters.sent += 1;
     st.counters.bytes_sent += (out.len() - before) as u64;
-    if shard.run.plan.offer.deflate.is_some() {
+    if plan.offer.deflate.is_some() {
         // The message's own bytes, beside the frame's (compressed or not).
-        st.counters.msg_bytes_sent += spec.size as u64;
+        st.counters.msg_bytes_sent += len as u64;
     }
     shard.outstanding.set(shard.outstanding.get() + 1);
+}
+
+/// True when the protocol's replies name their request by an id wsherd wrote
+/// (Socket.IO acks, graphql-ws operation ids): send times are kept per request.
+#[inline]
+fn replies_by_id(p: &Protocol) -> bool {
+    match p {
+        Protocol::Raw => false,
+        Protocol::SocketIo(s) => s.ack,
+        Protocol::GraphqlWs(_) => true,
+    }
+}
+
+/// Length of measured message `seq`'s payload: the payload itself, or the
+/// protocol's packet around it.
+#[inline]
+fn body_len(plan: &crate::plan::Plan, seq: u64) -> usize {
+    let spec = &plan.payload;
+    match &plan.protocol {
+        Protocol::Raw => spec.size,
+        Protocol::SocketIo(s) => s.emit_len(seq, spec.size, !spec.is_template()),
+        Protocol::GraphqlWs(g) => g.operation_len(seq),
+    }
+}
+
+/// Writes measured message `stamp`'s payload (exactly `body_len` bytes): the
+/// stamped payload, in a Socket.IO emit (the text stamp as a JSON string, a
+/// template as the JSON it is), or a graphql-ws subscribe to the operation.
+#[inline]
+fn write_body(plan: &crate::plan::Plan, stamp: Stamp, dst: &mut [u8]) {
+    let spec = &plan.payload;
+    match &plan.protocol {
+        Protocol::Raw => spec.write(stamp, dst),
+        Protocol::SocketIo(s) => s.write_emit(stamp.seq, !spec.is_template(), dst, |arg| {
+            spec.write(stamp, arg)
+        }),
+        Protocol::GraphqlWs(g) => g.write_operation(stamp.seq, dst),
+    }
 }
 
 /// A message compressed (permessage-deflate) into one frame with RSV1: built
@@ -217,10 +278,11 @@ fn write_compressed(
     out: &mut Vec<u8>,
     kind: Kind,
     key: [u8; 4],
+    len: usize,
     stamp: Stamp,
 ) {
-    let spec = &shard.run.plan.payload;
-    let plain = shard.deflate.build(spec.size, |dst| spec.write(stamp, dst));
+    let plan = &shard.run.plan;
+    let plain = shard.deflate.build(len, |dst| write_body(plan, stamp, dst));
     shard.deflate.compress(&mut d.codec, &plain, |packed| {
         frame::write_client_frame_compressed(out, kind, key, packed)
     });
@@ -236,6 +298,7 @@ fn on_compressed(
     data: &[u8],
     text: bool,
     now_ns: u64,
+    out: &mut Vec<u8>,
 ) -> Result<u32, End> {
     let Some(d) = c.deflate.as_deref_mut() else {
         return Err(End::Protocol("protocol_reserved_bits"));
@@ -244,7 +307,7 @@ fn on_compressed(
         .deflate
         .inflate(&mut d.codec, data, shard.run.plan.max_message)
         .map_err(|e| End::Protocol(e.name()))?;
-    Ok(on_data(shard, c, &plain, text, now_ns))
+    on_data(shard, c, &plain, text, now_ns, out)
 }
 
 /// A reply (an echo, or a PONG for ping workloads) arrived: match it to its send.
@@ -261,6 +324,21 @@ fn on_reply(shard: &Shard, c: &mut Conn, payload: &[u8], text: bool, now_ns: u64
             .map(|s| (s.ts, s.intended)),
         Some(ptr) => correlated(c, payload, ptr),
     };
+    settle(shard, c, times, payload, text, now_ns)
+}
+
+/// The reply to a send whose (sent, intended) times are `times` arrived (None:
+/// it matched no send: counted as unexpected, `payload` kept to show): timed
+/// and counted. Returns how many new messages the workload sends in answer.
+#[inline]
+fn settle(
+    shard: &Shard,
+    c: &mut Conn,
+    times: Option<(u64, u64)>,
+    payload: &[u8],
+    text: bool,
+    now_ns: u64,
+) -> u32 {
     let mut st = shard.stats.borrow_mut();
     let Some((sent, intended)) = times else {
         st.counters.unexpected(text, payload);
@@ -274,7 +352,7 @@ fn on_reply(shard: &Shard, c: &mut Conn, payload: &[u8], text: bool, now_ns: u64
             .saturating_record(now_ns.saturating_sub(sent));
     }
     st.counters.received += 1;
-    // With --correlate, `acked` counts the answered requests (in any order).
+    // With replies matched by id, `acked` counts the answered requests (in any order).
     c.acked += 1;
     shard.outstanding.set(shard.outstanding.get() - 1);
     shard.run.plan.workload.sends_per_reply()
@@ -381,14 +459,60 @@ fn on_push(shard: &Shard, c: &mut Conn, payload: &[u8], p: &Push) {
     }
 }
 
-/// A complete data message (`text`: a text frame): the reply itself, or (for
-/// ping workloads) unexpected.
+/// A complete data message (`text`: a text frame): read through the protocol,
+/// then what the workload makes of it: the reply itself, a broadcast copy, a
+/// pushed message, a conversation's message, or (for ping workloads)
+/// unexpected. Protocol answers (pongs, a namespace connect) go into `out`.
+/// Returns how many new messages the workload sends in answer; Err when the
+/// protocol ends the connection.
 #[inline]
-fn on_data(shard: &Shard, c: &mut Conn, payload: &[u8], text: bool, now_ns: u64) -> u32 {
+fn on_data(
+    shard: &Shard,
+    c: &mut Conn,
+    payload: &[u8],
+    text: bool,
+    now_ns: u64,
+    out: &mut Vec<u8>,
+) -> Result<u32, End> {
     if shard.run.plan.offer.deflate.is_some() {
         // The message's own bytes (inflated, if it came compressed).
         shard.stats.borrow_mut().counters.msg_bytes_received += payload.len() as u64;
     }
+    if shard.run.plan.protocol == Protocol::Raw {
+        return Ok(on_message(shard, c, payload, text, now_ns));
+    }
+    Ok(
+        match protocol::read(shard, c.id, &mut c.proto, payload, out) {
+            Incoming::Done => 0,
+            Incoming::Reply(seq, inner) => on_reply_to(shard, c, seq, inner, text, now_ns),
+            Incoming::Failed(seq) => {
+                if on_failed_reply(shard, c, seq) {
+                    shard.run.plan.workload.sends_per_reply()
+                } else {
+                    shard.stats.borrow_mut().counters.unexpected(text, payload);
+                    0
+                }
+            }
+            Incoming::Message(inner) => on_message(shard, c, inner, text, now_ns),
+            Incoming::Unexpected => {
+                shard.stats.borrow_mut().counters.unexpected(text, payload);
+                0
+            }
+            Incoming::End(cause) => return Err(End::Lost(cause)),
+        },
+    )
+}
+
+/// A message of the behaviour layer (a protocol's payload, or the WebSocket
+/// message itself): see `on_data`.
+#[inline]
+pub(super) fn on_message(
+    shard: &Shard,
+    c: &mut Conn,
+    payload: &[u8],
+    text: bool,
+    now_ns: u64,
+) -> u32 {
     if let Some(b) = shard.run.plan.workload.broadcast {
         on_delivery(shard, c, payload, now_ns, b, text);
         return 0;
@@ -408,6 +532,36 @@ fn on_data(shard: &Shard, c: &mut Conn, payload: &[u8], text: bool, now_ns: u64)
             0
         }
     }
+}
+
+/// A reply that names its request by an id wsherd wrote (`seq`): timed from
+/// that request's send if it is outstanding, else counted as unexpected.
+#[inline]
+pub(super) fn on_reply_to(
+    shard: &Shard,
+    c: &mut Conn,
+    seq: Option<u64>,
+    payload: &[u8],
+    text: bool,
+    now_ns: u64,
+) -> u32 {
+    let times = seq.and_then(|seq| c.requests.as_deref_mut()?.answer(seq));
+    settle(shard, c, times, payload, text, now_ns)
+}
+
+/// A request (named by `seq`) answered with an error (graphql-ws `error`):
+/// counted as failed, not timed. False when no such request is outstanding.
+pub(super) fn on_failed_reply(shard: &Shard, c: &mut Conn, seq: Option<u64>) -> bool {
+    if seq
+        .and_then(|seq| c.requests.as_deref_mut()?.answer(seq))
+        .is_none()
+    {
+        return false;
+    }
+    shard.stats.borrow_mut().counters.failed_msgs += 1;
+    c.acked += 1;
+    shard.outstanding.set(shard.outstanding.get() - 1);
+    true
 }
 
 /// Handles every complete frame at the start of `data`; queues replies (pongs, new
@@ -435,7 +589,7 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
         match f.kind {
             Kind::Text | Kind::Binary if c.frag.is_none() => {
                 if f.fin && f.rsv1 {
-                    match on_compressed(shard, c, payload, f.kind == Kind::Text, now) {
+                    match on_compressed(shard, c, payload, f.kind == Kind::Text, now, out) {
                         Ok(n) => to_send += n,
                         Err(end) => {
                             result = Err(end);
@@ -443,7 +597,13 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
                         }
                     }
                 } else if f.fin {
-                    to_send += on_data(shard, c, payload, f.kind == Kind::Text, now);
+                    match on_data(shard, c, payload, f.kind == Kind::Text, now, out) {
+                        Ok(n) => to_send += n,
+                        Err(end) => {
+                            result = Err(end);
+                            break;
+                        }
+                    }
                 } else {
                     c.frag = Some(Box::new(payload.to_vec()));
                     c.frag_text = f.kind == Kind::Text;
@@ -465,7 +625,7 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
                     let compressed = c.deflate.as_ref().is_some_and(|d| d.frag_compressed);
                     if compressed {
                         let text = c.frag_text;
-                        match on_compressed(shard, c, &whole, text, now) {
+                        match on_compressed(shard, c, &whole, text, now, out) {
                             Ok(n) => to_send += n,
                             Err(end) => {
                                 result = Err(end);
@@ -473,7 +633,13 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
                             }
                         }
                     } else {
-                        to_send += on_data(shard, c, &whole, c.frag_text, now);
+                        match on_data(shard, c, &whole, c.frag_text, now, out) {
+                            Ok(n) => to_send += n,
+                            Err(end) => {
+                                result = Err(end);
+                                break;
+                            }
+                        }
                     }
                 }
             }

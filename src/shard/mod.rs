@@ -13,6 +13,8 @@ pub mod dialers;
 pub mod exchange;
 pub mod io;
 pub mod open_loop;
+pub mod opening;
+pub mod protocol;
 pub mod state;
 pub mod steps;
 pub mod timers;

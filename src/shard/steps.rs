@@ -134,7 +134,7 @@ pub(super) fn queue_send(
         extra: &run.extra,
     };
     let escape = if s.binary { Escape::None } else { Escape::Json };
-    let text = s.text.rendered(&vars, escape);
+    let text = super::protocol::wrap_text(shard, s.text.rendered(&vars, escape));
     let before = out.len();
     let key = shard.rng.borrow_mut().next_key();
     let kind = if s.binary { Kind::Binary } else { Kind::Text };
