@@ -27,11 +27,14 @@
 #      text (72 short fields, the id last) against the echo server: matched by the
 #      template's stamp (echo) and by `--correlate /id` (the streaming field
 #      lookup); client CPU per round trip and the ratio (target <= 1.5)
+#   s  Socket.IO memory: 10,000 connections held (idle, Node's socket.io pinging
+#      every 5 s) against 1,000: marginal RSS per connection of the load process
+#      (target <= 4 KiB)
 #
 # Environment:
 #   BENCH_SECS   duration of the a and h runs (default 5)
 #   BENCH_RUNS   runs per case, alternating; the table shows medians (default 3)
-#   BENCH_CASES  which cases to run (default "ahmdr"; c on demand)
+#   BENCH_CASES  which cases to run (default "ahmdr"; c and s on demand)
 #   BENCH_CLIENT_CORE / BENCH_SERVER_CORE   (default 0 / 1)
 #   BENCH_OUT    where raw results go (default target/bench-endpoints/<time>)
 #
@@ -328,5 +331,39 @@ print("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"user\":\"u{conn}\"
     done
     printf '\ncorrelate / echo CPU per round trip: %.2fx\n' \
         "$(echo "$(cat "$OUT/c-correlate.cpu")/$(cat "$OUT/c-echo.cpu")" | bc -l)"
+fi
+if [[ $CASES == *s* ]]; then
+    # Node's socket.io (scripts/setup-test-deps.sh installs it) on the server core,
+    # pinging every 5 s: the connections answer heartbeats during the hold.
+    say "case s: Socket.IO, 10,000 against 1,000 held connections, VmRSS of the load process"
+    start_sio() {
+        taskset -c "$SC" node "$ROOT/tests/servers/node/socketio_server.js" 600 --port $PORT \
+            --ping-interval 5000 --ping-timeout 5000 >"$OUT/sio-server.log" 2>&1 &
+        SERVER_PID=$!
+        for _ in $(seq 100); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
+            sleep 0.1
+        done
+        say "the Socket.IO server did not start"; cat "$OUT/sio-server.log" >&2; exit 1
+    }
+    for i in $(seq "$RUNS"); do
+        for n in 1000 10000; do
+            start_sio
+            load "s-$n-$i" 20 "ws://127.0.0.1:$PORT/" -c $n -d 24s -w idle --protocol socketio \
+                --connect-timeout 20s
+            stop_server
+        done
+    done
+    lo=$(for i in $(seq "$RUNS"); do field "s-1000-$i" "m['hold_rss_kib']"; done | median)
+    hi=$(for i in $(seq "$RUNS"); do field "s-10000-$i" "m['hold_rss_kib']"; done | median)
+    opened=$(field "s-10000-1" "r['protocol']['opened']")
+    pings=$(field "s-10000-1" "r['protocol']['pings_answered']")
+    echo
+    echo "Case s: Socket.IO connections held (idle, the server pinging every 5 s), VmRSS at 20 s (medians of $RUNS)"
+    echo
+    echo "| RSS at 1,000 | RSS at 10,000 | marginal RSS per connection | opened (10k run) | pings answered (10k run) |"
+    echo "| --- | --- | --- | --- | --- |"
+    printf '| %.1f MiB | %.1f MiB | %.2f KiB | %s | %s |\n' "$(echo "$lo/1024" | bc -l)" \
+        "$(echo "$hi/1024" | bc -l)" "$(echo "($hi-$lo)/9000" | bc -l)" "$opened" "$pings"
 fi
 say "raw results in $OUT"
