@@ -155,6 +155,10 @@ pub fn collect_with(
             let _ = total.connect.add(&snap.interval.connect);
             let _ = total.tls.add(&snap.interval.tls);
             let _ = total.handshake.add(&snap.interval.handshake);
+            let _ = total.proto_open.add(&snap.interval.proto_open);
+            // A conversation's steps: counts too (each expect begun ends in
+            // the totals however the warm-up cuts it), not their latency.
+            total.add_step_counts(&snap.interval);
         } else {
             total.merge(&snap.interval);
         }

@@ -653,6 +653,10 @@ fn latencies(cfg: &Plan, total: &Interval) -> Latencies {
             .is_some()
             .then(|| LatencyStats::from_histogram(&total.tls)),
         handshake: LatencyStats::from_histogram(&total.handshake),
+        protocol_open: cfg
+            .protocol
+            .opens()
+            .then(|| LatencyStats::from_histogram(&total.proto_open)),
         rtt: LatencyStats::from_histogram(&total.rtt),
         rtt_uncorrected: open_loop.then(|| LatencyStats::from_histogram(&total.rtt_uncorrected)),
         send_lag: open_loop.then(|| LatencyStats::from_histogram(&total.send_lag)),

@@ -333,6 +333,7 @@ fn merge_latencies(parts: &[RunResults]) -> Latencies {
         connect: merge_latency(parts.iter().map(|r| &r.latency.connect)),
         tls: merge_opt(parts.iter().map(|r| r.latency.tls.as_ref())),
         handshake: merge_latency(parts.iter().map(|r| &r.latency.handshake)),
+        protocol_open: merge_opt(parts.iter().map(|r| r.latency.protocol_open.as_ref())),
         rtt: merge_latency(parts.iter().map(|r| &r.latency.rtt)),
         rtt_uncorrected: merge_opt(parts.iter().map(|r| r.latency.rtt_uncorrected.as_ref())),
         send_lag: merge_opt(parts.iter().map(|r| r.latency.send_lag.as_ref())),

@@ -253,6 +253,9 @@ pub struct Interval {
     pub tls: Histogram<u64>,
     /// The HTTP exchanges of opening: the upgrade (and a proxy's CONNECT).
     pub handshake: Histogram<u64>,
+    /// --protocol: the protocol's open, from the upgrade's end to the
+    /// namespace joined (Socket.IO) or the connection acknowledged (graphql-ws).
+    pub proto_open: Histogram<u64>,
     /// Conversations: each step's counts and latency, by the step's index in
     /// the script (grown when a step first records).
     pub steps: Vec<StepStats>,
@@ -308,6 +311,7 @@ impl Default for Interval {
             connect: new_histogram(),
             tls: new_histogram(),
             handshake: new_histogram(),
+            proto_open: new_histogram(),
             steps: Vec::new(),
         }
     }
@@ -325,11 +329,25 @@ impl Interval {
         let _ = self.connect.add(&o.connect);
         let _ = self.tls.add(&o.tls);
         let _ = self.handshake.add(&o.handshake);
+        let _ = self.proto_open.add(&o.proto_open);
         if self.steps.len() < o.steps.len() {
             self.steps.resize_with(o.steps.len(), StepStats::default);
         }
         for (s, o) in self.steps.iter_mut().zip(&o.steps) {
             s.add(o);
+        }
+    }
+
+    /// The steps' counts of `o`, without their latency (the warm-up's).
+    pub fn add_step_counts(&mut self, o: &Interval) {
+        for (i, s) in o.steps.iter().enumerate() {
+            let t = self.step(i);
+            let latency = t.latency.take();
+            t.add(&StepStats {
+                latency: None,
+                ..s.clone()
+            });
+            t.latency = latency;
         }
     }
 

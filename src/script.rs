@@ -395,9 +395,13 @@ impl Parser<'_> {
             None => default_name(at),
             Some(v) => v
                 .as_str()
-                .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))
+                .filter(|s| {
+                    !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                })
                 .ok_or(format!(
-                    "{at}: name is a word without spaces (login, subscribe)"
+                    "{at}: name is a word of letters, digits, _, - and . (login, sub-1)"
                 ))?
                 .to_string(),
         };

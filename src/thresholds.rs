@@ -8,7 +8,7 @@
 //! Percentiles the JSON summary lacks (p95, p75, ...) are read from the full
 //! histogram that travels in the results.
 //!
-//! Metric names: `LATENCY.STAT` with LATENCY one of `rtt`, `rtt_uncorrected`,
+//! Metric names: `LATENCY.STAT` with LATENCY one of `rtt`, `rtt_uncorrected`, `protocol_open`,
 //! `connect`, `handshake`, `delivery`, `session`, `send_lag` and STAT one of
 //! `min`, `mean` (`avg`), `max`, `stdev`, `p50` (`med`), `p90`, `p95`, `p99`,
 //! `p999`, or any `pNN`/`pNN.N`; ratios `errors`, `connect_errors`,
@@ -34,6 +34,7 @@ const LATENCIES: &[&str] = &[
     "connect",
     "tls",
     "handshake",
+    "protocol_open",
     "delivery",
     "session",
     "send_lag",
@@ -393,6 +394,7 @@ fn latency<'a>(r: &'a RunResults, fam: &str) -> Option<&'a LatencyStats> {
         "rtt_uncorrected" => l.rtt_uncorrected.as_ref(),
         "connect" => Some(&l.connect),
         "tls" => l.tls.as_ref(),
+        "protocol_open" => l.protocol_open.as_ref(),
         "handshake" => Some(&l.handshake),
         "delivery" => l.delivery.as_ref(),
         "session" => r.sessions.as_ref().map(|s| &s.duration),

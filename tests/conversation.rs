@@ -101,6 +101,7 @@ fn a_conversation_logs_in_captures_its_session_and_loops() {
     let dir = tempfile::tempdir().unwrap();
     let steps = steps_file(&dir, CHAT);
     let before = PINGS.load(Ordering::Relaxed);
+    let hgrm = dir.path().join("out");
     let res = run(
         &[
             &server.url(),
@@ -117,9 +118,16 @@ fn a_conversation_logs_in_captures_its_session_and_loops() {
             "step.said.p99<500ms",
             "--threshold",
             "step.said.failed<1",
+            "--hgrm",
+            hgrm.to_str().unwrap(),
         ],
         LIMIT,
     );
+    // Each expect's histogram has its file, beside the run's.
+    for kind in ["rtt", "step.login", "step.said"] {
+        let f = dir.path().join(format!("out.{kind}.hgrm"));
+        assert!(f.exists(), "{} missing", f.display());
+    }
     assert_eq!(res.config.workload, "conversation");
     assert_eq!(res.config.steps_mode.as_deref(), Some("loop"));
     let names: Vec<(&str, &str)> = res
@@ -308,7 +316,7 @@ expect = { json = "/op", equals = "ok" }
 #[test]
 fn scenario_steps_against_a_json_rpc_server_of_another_stack() {
     let _serial = serial();
-    let server = ChildServer::script("python3", "jsonrpc_ooo.py", &["60"], "the JSON-RPC server");
+    let server = ChildServer::script("python3", "jsonrpc_ooo.py", &[], "the JSON-RPC server");
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/scripts/scenarios/conversation.toml"

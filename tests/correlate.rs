@@ -14,9 +14,7 @@ const LIMIT: Duration = Duration::from_secs(20);
 const RPC: &str = r#"{"jsonrpc":"2.0","id":{seq},"method":"echo","params":["u{conn}","hello"]}"#;
 
 fn rpc_server(args: &[&str]) -> ChildServer {
-    let mut all = vec!["60"];
-    all.extend_from_slice(args);
-    ChildServer::script("python3", "jsonrpc_ooo.py", &all, "the JSON-RPC server")
+    ChildServer::script("python3", "jsonrpc_ooo.py", args, "the JSON-RPC server")
 }
 
 #[test]

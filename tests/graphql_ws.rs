@@ -12,13 +12,11 @@ use support::{assert_clean, assert_usage_errors, run, serial, ChildServer};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-fn gql_server(extra: &[&str]) -> ChildServer {
-    let mut args = vec!["60"];
-    args.extend_from_slice(extra);
+fn gql_server(args: &[&str]) -> ChildServer {
     ChildServer::script(
         "node",
         "node/graphql_ws_server.js",
-        &args,
+        args,
         "the graphql-ws server",
     )
 }
@@ -214,4 +212,25 @@ fn graphql_ws_errors_say_what_to_do() {
             "--ack is for --protocol socketio",
         ),
     ]);
+}
+
+#[test]
+fn the_shipped_scenario_runs_against_the_test_server() {
+    let _serial = serial();
+    let server = gql_server(&[]);
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/scenarios/graphql.toml"
+    );
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("127.0.0.1:4000", &format!("127.0.0.1:{}", server.port))
+        .replace("duration = \"10s\"", "duration = \"1500ms\"");
+    let file = wsherd::scenario::parse(&text, "graphql.toml").unwrap();
+    let res = wsherd::scenario::run(file, true).unwrap();
+    let query = &res.scenarios[0].results;
+    assert!(query.messages.received > 100, "{:?}", query.messages);
+    assert_eq!(query.messages.failed, 0, "{:?}", query.messages);
+    let push = res.scenarios[1].results.push.as_ref().unwrap();
+    assert!(push.received > 1000 && push.missing == 0, "{push:?}");
 }

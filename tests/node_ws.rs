@@ -5,56 +5,16 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::{assert_clean, run, serial};
+use support::{assert_clean, run, serial, ChildServer};
 
 const LIMIT: Duration = Duration::from_secs(15);
-
-/// The Node server, killed when dropped (it also exits by itself after 60 s).
-struct NodeServer {
-    child: Child,
-    port: u16,
-}
-
-impl NodeServer {
-    fn start() -> NodeServer {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/servers/node/ws_deflate.js"
-        );
-        let mut child = Command::new("node")
-            .args([script, "60"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node runs (scripts/setup-test-deps.sh installs what the tests need)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .ok();
-        let Ok(port) = line.trim().parse() else {
-            let _ = child.kill();
-            panic!("the Node ws server did not start (is `ws` installed? run scripts/setup-test-deps.sh)");
-        };
-        NodeServer { child, port }
-    }
-}
-
-impl Drop for NodeServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn permessage_deflate_against_node_ws() {
     let _serial = serial();
-    let server = NodeServer::start();
-    let url = format!("ws://127.0.0.1:{}/", server.port);
+    let server = ChildServer::script("node", "node/ws_deflate.js", &[], "the Node ws server");
+    let url = server.url("/");
     for options in [
         "--deflate",
         "--deflate=client_no_context_takeover,server_no_context_takeover",

@@ -15,9 +15,7 @@ const LIMIT: Duration = Duration::from_secs(20);
 const SUBSCRIBE: &str = r#"{"op":"subscribe","channel":"ticks","user":"u{conn}"}"#;
 
 fn push_server(args: &[&str]) -> ChildServer {
-    let mut all = vec!["60"];
-    all.extend_from_slice(args);
-    ChildServer::script("python3", "push_seq.py", &all, "the push server")
+    ChildServer::script("python3", "push_seq.py", args, "the push server")
 }
 
 #[test]

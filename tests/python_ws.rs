@@ -6,65 +6,33 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::{assert_failed_only_with, check_invariants, run, serial};
+use support::{assert_failed_only_with, check_invariants, run, serial, ChildServer};
 
 /// A run of `-d 2s` must be over well within this.
 const LIMIT: Duration = Duration::from_secs(15);
 
-/// The Python server, killed when dropped (it also exits by itself after 60 s).
-struct PyServer {
-    child: Child,
-    port: u16,
+/// The Python server (it exits by itself after 60 s), with `tls` options.
+fn py_server(tls: &[&str]) -> ChildServer {
+    ChildServer::script(
+        "python3",
+        "ws_token.py",
+        tls,
+        "the Python websockets server",
+    )
 }
 
-impl PyServer {
-    fn start(tls: &[&str]) -> PyServer {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/servers/ws_token.py");
-        let mut child = Command::new("python3")
-            .args([script, "60"])
-            .args(tls)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs (scripts/setup-test-deps.sh installs what the tests need)");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout).read_line(&mut line).ok();
-        let Ok(port) = line.trim().parse() else {
-            let _ = child.kill();
-            panic!(
-                "the Python websockets server did not start (is `websockets` installed? run scripts/setup-test-deps.sh)"
-            );
-        };
-        PyServer { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/", self.port)
-    }
-
-    fn wss_url(&self) -> String {
-        format!("wss://localhost:{}/", self.port)
-    }
-}
-
-impl Drop for PyServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `wss://localhost:PORT/` (the name the test's certificate holds).
+fn wss_url(server: &ChildServer) -> String {
+    format!("wss://localhost:{}/", server.port)
 }
 
 #[test]
 fn a_token_and_a_subprotocol_against_python_websockets() {
     let _serial = serial();
-    let server = PyServer::start(&[]);
-    let url = server.url();
+    let server = py_server(&[]);
+    let url = server.url("/");
     let res = run(
         &[
             &url,
@@ -132,8 +100,8 @@ fn wss_with_a_token_and_mutual_tls_against_python_websockets() {
     let (client_ca, client_cert, client_key) = (p(&client_ca), p(&client_cert), p(&client_key));
 
     // wss:// with the token and the subprotocol, verified against the test's CA.
-    let server = PyServer::start(&["--cert", &cert, "--key", &key]);
-    let url = server.wss_url();
+    let server = py_server(&["--cert", &cert, "--key", &key]);
+    let url = wss_url(&server);
     let res = run(
         &[
             &url,
@@ -159,8 +127,8 @@ fn wss_with_a_token_and_mutual_tls_against_python_websockets() {
     drop(server);
 
     // wss:// with permessage-deflate as websockets negotiates it.
-    let server = PyServer::start(&["--cert", &cert, "--key", &key, "--deflate"]);
-    let url = server.wss_url();
+    let server = py_server(&["--cert", &cert, "--key", &key, "--deflate"]);
+    let url = wss_url(&server);
     let res = run(
         &[
             &url,
@@ -192,8 +160,8 @@ fn wss_with_a_token_and_mutual_tls_against_python_websockets() {
 
     // Mutual TLS: without a client certificate the server refuses the handshake;
     // with one its CA signed, the run goes through.
-    let server = PyServer::start(&["--cert", &cert, "--key", &key, "--client-ca", &client_ca]);
-    let url = server.wss_url();
+    let server = py_server(&["--cert", &cert, "--key", &key, "--client-ca", &client_ca]);
+    let url = wss_url(&server);
     let auth = ["-H", "Authorization: Bearer t0k"];
     let mut no_cert = vec![url.as_str(), "--ca", &ca, "-c", "2", "-d", "1s", "-q"];
     no_cert.extend_from_slice(&auth);

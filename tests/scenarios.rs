@@ -15,7 +15,15 @@ fn shipped_examples_are_valid() {
         assert!(!file.scenarios.is_empty(), "{f}");
         seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
     }
-    for shipped in ["k6-seed.toml", "quick.toml", "jsonrpc.toml", "push.toml"] {
+    for shipped in [
+        "k6-seed.toml",
+        "quick.toml",
+        "jsonrpc.toml",
+        "push.toml",
+        "conversation.toml",
+        "socketio.toml",
+        "graphql.toml",
+    ] {
         assert!(
             seen.iter().any(|s| s == shipped),
             "{shipped} missing: {seen:?}"

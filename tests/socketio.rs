@@ -14,7 +14,7 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 /// The server pings every 200 ms and gives up 150 ms after an unanswered one.
 fn sio_server(extra: &[&str]) -> ChildServer {
-    let mut args = vec!["60", "--ping-interval", "200", "--ping-timeout", "150"];
+    let mut args = vec!["--ping-interval", "200", "--ping-timeout", "150"];
     args.extend_from_slice(extra);
     ChildServer::script(
         "node",
@@ -51,6 +51,8 @@ fn emits_are_timed_by_their_ack_and_by_the_echoed_event() {
         assert!(m.received > 500, "ack {ack}: {m:?}");
         let p = res.protocol.as_ref().expect("a protocol section");
         assert_eq!((p.name.as_str(), p.opened), ("socketio", 4), "{p:?}");
+        // The open (Engine.IO open to namespace joined) is timed once per connection.
+        assert_eq!(res.latency.protocol_open.as_ref().map(|l| l.count), Some(4));
         // Held 1.5 s with a ping every 200 ms: each connection answered them all
         // (an unanswered one would have closed it after 350 ms).
         assert!(p.pings_answered >= 4 * 5, "{p:?}");
@@ -277,4 +279,85 @@ fn socketio_errors_say_what_to_do() {
             "--query is for --protocol graphql-ws",
         ),
     ]);
+}
+
+#[test]
+fn the_shipped_scenario_runs_against_the_test_server() {
+    let _serial = serial();
+    let server = sio_server(&[]);
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/scenarios/socketio.toml"
+    );
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("127.0.0.1:3000", &format!("127.0.0.1:{}", server.port))
+        .replace("duration = \"20s\"", "duration = \"2s\"");
+    let file = wsherd::scenario::parse(&text, "socketio.toml").unwrap();
+    let res = wsherd::scenario::run(file, true).unwrap();
+    let by = |n: &str| &res.scenarios.iter().find(|s| s.name == n).unwrap().results;
+    let emit = by("emit-with-ack");
+    assert!(emit.messages.received > 100, "{:?}", emit.messages);
+    assert_eq!(emit.protocol.as_ref().unwrap().opened, 200);
+    let room = by("broadcast-room");
+    let b = room.broadcast.as_ref().unwrap();
+    assert!(b.delivered > 0 && b.missing == 0, "{b:?}");
+    let ticker = by("ticker").push.as_ref().unwrap();
+    assert!(ticker.received > 1000 && ticker.missing == 0, "{ticker:?}");
+}
+
+/// An Engine.IO server that opens (ping interval 200 ms, timeout 100 ms), lets
+/// the namespace connect, and then never pings: a server whose heartbeat stopped.
+fn silent_sio_server() -> support::Server {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    support::Server::spawn("silent-sio", |tcp, _stats| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+            return;
+        };
+        let open = r#"0{"sid":"s","upgrades":[],"pingInterval":200,"pingTimeout":100,"maxPayload":1000000}"#;
+        if ws.send(Message::Text(open.into())).await.is_err() {
+            return;
+        }
+        while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Text(t) = msg {
+                if t.as_str() == "40"
+                    && ws
+                        .send(Message::Text(r#"40{"sid":"n"}"#.into()))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+#[test]
+fn a_server_whose_heartbeat_stops_loses_its_connections() {
+    let _serial = serial();
+    let server = silent_sio_server();
+    let res = run(
+        &[
+            &server.url(),
+            "-q",
+            "-c",
+            "3",
+            "-d",
+            "2s",
+            "--protocol",
+            "socketio",
+            "-w",
+            "idle",
+        ],
+        LIMIT,
+    );
+    assert_eq!(
+        res.connections.lost_by_cause.get("socketio_ping_timeout"),
+        Some(&3),
+        "{:?}",
+        res.connections
+    );
+    assert_eq!(res.protocol.as_ref().unwrap().opened, 3);
 }

@@ -24,22 +24,33 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Histograms record nanoseconds; the text formats show milliseconds.
 const NS_PER_MS: f64 = 1e6;
 
-/// The latency kinds present in `r`, by the name used in file names.
-pub fn latency_kinds(r: &RunResults) -> Vec<(&'static str, &LatencyStats)> {
+/// The latency kinds present in `r`, by the name used in file names; a
+/// conversation's expects as `step.NAME`.
+pub fn latency_kinds(r: &RunResults) -> Vec<(String, &LatencyStats)> {
     let l = &r.latency;
-    let mut v = vec![
-        ("rtt", &l.rtt),
-        ("connect", &l.connect),
-        ("handshake", &l.handshake),
+    let mut v: Vec<(String, &LatencyStats)> = vec![
+        ("rtt".into(), &l.rtt),
+        ("connect".into(), &l.connect),
+        ("handshake".into(), &l.handshake),
     ];
     let optional = [
         ("tls", l.tls.as_ref()),
+        ("protocol_open", l.protocol_open.as_ref()),
         ("rtt_uncorrected", l.rtt_uncorrected.as_ref()),
         ("send_lag", l.send_lag.as_ref()),
         ("delivery", l.delivery.as_ref()),
         ("session", r.sessions.as_ref().map(|s| &s.duration)),
     ];
-    v.extend(optional.into_iter().filter_map(|(n, s)| s.map(|s| (n, s))));
+    v.extend(
+        optional
+            .into_iter()
+            .filter_map(|(n, s)| s.map(|s| (n.to_string(), s))),
+    );
+    v.extend(
+        r.steps
+            .iter()
+            .filter_map(|s| s.latency.as_ref().map(|l| (format!("step.{}", s.name), l))),
+    );
     v
 }
 
@@ -113,7 +124,7 @@ fn output_err(path: &Path, why: impl std::fmt::Display) -> Error {
 pub fn write_hgrm_files(prefix: &Path, r: &RunResults) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for (kind, stats) in latency_kinds(r) {
-        let path = hgrm_path(prefix, kind);
+        let path = hgrm_path(prefix, &kind);
         let h = match crate::vocab::hist::decode_histogram(&stats.hdr) {
             Some(h) => h,
             None if stats.hdr.is_empty() => crate::vocab::hist::new_histogram(),

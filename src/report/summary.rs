@@ -190,10 +190,11 @@ fn latency(r: &RunResults) -> Section {
     if let Some(tls) = &l.tls {
         rows.push(latency_row("TLS", tls));
     }
-    rows.extend([
-        latency_row("handshake", &l.handshake),
-        latency_row("round trip", &l.rtt),
-    ]);
+    rows.push(latency_row("handshake", &l.handshake));
+    if let Some(open) = &l.protocol_open {
+        rows.push(latency_row("proto open", open));
+    }
+    rows.push(latency_row("round trip", &l.rtt));
     if let Some(raw) = &l.rtt_uncorrected {
         rows.push(latency_row("uncorrected", raw));
         if let Some(lag) = &l.send_lag {

@@ -85,6 +85,16 @@ fn header(o: &mut String, r: &RunResults) {
     if let Some(ptr) = &c.correlate {
         let _ = writeln!(o, "  replies matched to requests by {ptr} (any order)");
     }
+    if let Some(p) = &r.protocol {
+        match (&p.namespace, &p.event) {
+            (Some(ns), Some(ev)) => {
+                let _ = writeln!(o, "  over Socket.IO: namespace {ns}, emitting '{ev}'");
+            }
+            _ => {
+                let _ = writeln!(o, "  over {}", p.name);
+            }
+        }
+    }
     let _ = writeln!(
         o,
         "  {} shard{} on cores {:?}, {} driver, ran {:.1}s{}",

@@ -272,6 +272,10 @@ pub struct Latencies {
     /// WebSocket upgrade time (request written to 101 verified; with a proxy,
     /// its CONNECT exchange too).
     pub handshake: LatencyStats,
+    /// --protocol only: the protocol's open after the upgrade (Socket.IO's open
+    /// packet to the namespace joined; graphql-ws's connection_init to its ack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_open: Option<LatencyStats>,
     /// Message round trip to the matched echo (or pong), timed from the intended
     /// send: in an open loop this is the coordinated-omission-corrected latency.
     pub rtt: LatencyStats,

@@ -580,6 +580,13 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut Stream) -> End {
 /// time per shard) and the error paths are boxed.
 async fn finish(shard: &Shard, c: &mut Conn, stream: &mut Stream, end: End) -> bool {
     c.stopping = true;
+    // A slot retired because the server's heartbeat stopped (Socket.IO): lost.
+    // (Asked for every ending, which forgets the slot's heartbeat.)
+    let missed = shard.run.plan.protocol.opens() && shard.missed_heartbeat(c.slot);
+    let end = match end {
+        End::Stopped if missed => End::Lost("socketio_ping_timeout"),
+        other => other,
+    };
     match end {
         End::Done => {}
         End::Stopped => {

@@ -144,29 +144,18 @@ pub(super) fn queue_messages(shard: &Shard, c: &mut Conn, out: &mut Vec<u8>, n: 
 #[cold]
 pub(super) fn queue_subscribe(shard: &Shard, c: &Conn, out: &mut Vec<u8>) {
     let plan = &shard.run.plan;
-    if let Some(text) = protocol::graphql_subscription(shard, c.id) {
-        let key = shard.rng.borrow_mut().next_key();
-        let before = out.len();
-        frame::write_client_frame_bytes(out, Kind::Text, key, text.as_bytes());
-        let mut st = shard.stats.borrow_mut();
-        st.counters.subscribes += 1;
-        st.counters.bytes_sent += (out.len() - before) as u64;
-        return;
-    }
-    let Some(message) = plan.push.as_ref().and_then(|p| p.subscribe.as_ref()) else {
-        return;
+    // graphql-ws subscribes with its own message; Socket.IO wraps the text in an
+    // event of the namespace.
+    let text = match protocol::graphql_subscription(shard, c.id) {
+        Some(text) => text,
+        None => {
+            let Some(message) = plan.push.as_ref().and_then(|p| p.subscribe.as_ref()) else {
+                return;
+            };
+            let vars = shard.vars(c.id, &[]);
+            protocol::wrap_text(shard, message.rendered(&vars, crate::values::Escape::Json))
+        }
     };
-    let vars = match &plan.per_conn {
-        Some(per) => per.vars(c.id as u64, shard.index),
-        None => crate::values::Vars {
-            conn: c.id as u64,
-            agent: plan.agent.map_or(1, |(i, _)| i),
-            shard: shard.index,
-            row: None,
-            extra: &[],
-        },
-    };
-    let text = protocol::wrap_text(shard, message.rendered(&vars, crate::values::Escape::Json));
     let before = out.len();
     let key = shard.rng.borrow_mut().next_key();
     frame::write_client_frame_bytes(out, Kind::Text, key, text.as_bytes());
@@ -482,7 +471,7 @@ fn on_data(
         return Ok(on_message(shard, c, payload, text, now_ns));
     }
     Ok(
-        match protocol::read(shard, c.id, &mut c.proto, payload, out) {
+        match protocol::read(shard, c.id, c.slot, &mut c.proto, payload, out) {
             Incoming::Done => 0,
             Incoming::Reply(seq, inner) => on_reply_to(shard, c, seq, inner, text, now_ns),
             Incoming::Failed(seq) => {

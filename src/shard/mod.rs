@@ -67,6 +67,7 @@ pub fn run_shard(
             level: Cell::new(0.0),
             level_gen: Cell::new(0),
             level_at_ns: Cell::new(0),
+            heartbeats: Default::default(),
             debug_frames: Cell::new(debug_frames),
             debug_conn,
             deflate: Default::default(),
@@ -139,6 +140,9 @@ async fn ticker(shard: Rc<Shard>, tx: Sender<Snapshot>, driver: &'static str) {
             }
         }
 
+        if stopped_at.is_none() {
+            shard.sweep_heartbeats();
+        }
         if stopped_at.is_none() && (now >= deadline || shard.run.interrupt.load(Ordering::Relaxed))
         {
             stopped_at = Some(now);

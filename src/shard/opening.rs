@@ -1,7 +1,8 @@
 //! The application protocol's open, between the WebSocket upgrade and the
 //! workload (`--protocol socketio|graphql-ws`): graphql-ws's `connection_init`
 //! until the `connection_ack`; Socket.IO's open packet answered with the
-//! namespace connect until the server confirms it. Reads through the
+//! namespace connect until the server confirms it; timed into its own
+//! histogram (`protocol_open`). Reads through the
 //! connection's messages (`exchange`), which hand each packet to `protocol`;
 //! bounded by the connect timeout (`protocol_open_timeout`). A refusal ends the
 //! connection with the protocol's cause (`socketio_connect_error`, a close code).
@@ -23,6 +24,7 @@ pub(super) async fn open_protocol(
     c: &mut Conn,
     stream: &mut Stream,
 ) -> Result<(), End> {
+    let started = std::time::Instant::now();
     let mut out = shard.wpool.take();
     queue_open(shard, c.id, &mut out);
     // Bytes that arrived right behind the 101 response (Socket.IO's open).
@@ -51,5 +53,13 @@ pub(super) async fn open_protocol(
         Ok(())
     })
     .await;
-    opened.unwrap_or(Err(End::Lost("protocol_open_timeout")))
+    let opened = opened.unwrap_or(Err(End::Lost("protocol_open_timeout")));
+    if opened.is_ok() {
+        shard
+            .stats
+            .borrow_mut()
+            .proto_open
+            .saturating_record(started.elapsed().as_nanos() as u64);
+    }
+    opened
 }

@@ -15,7 +15,7 @@ use super::state::Shard;
 use crate::proto::{
     event_name, gql_seq, parse_gql, parse_sio, GqlMessage, GraphqlWs, Protocol, SioPacket, SocketIo,
 };
-use crate::values::{Escape, Pattern, Vars};
+use crate::values::{Escape, Pattern};
 use crate::vocab::jsonptr::{self, Pointer, Value};
 use crate::ws::frame::{self, Kind};
 
@@ -51,22 +51,7 @@ fn queue_text(shard: &Shard, out: &mut Vec<u8>, text: &[u8]) {
 /// The connection's values for a pattern of the protocol (an auth object, an
 /// init payload), JSON-escaped.
 fn render(shard: &Shard, id: u32, p: &Pattern) -> String {
-    let plan = &shard.run.plan;
-    let row = plan
-        .per_conn
-        .as_ref()
-        .and_then(|p| p.data.as_ref())
-        .map(|d| d.row(id as u64));
-    p.rendered(
-        &Vars {
-            conn: id as u64,
-            agent: plan.agent.map_or(1, |(i, _)| i),
-            shard: shard.index,
-            row,
-            extra: &[],
-        },
-        Escape::Json,
-    )
+    p.rendered(&shard.vars(id, &[]), Escape::Json)
 }
 
 /// Reads `payload` (a WebSocket message of connection `id`, whose protocol
@@ -74,13 +59,14 @@ fn render(shard: &Shard, id: u32, p: &Pattern) -> String {
 pub(super) fn read<'a>(
     shard: &Shard,
     id: u32,
+    slot: usize,
     state: &mut u8,
     payload: &'a [u8],
     out: &mut Vec<u8>,
 ) -> Incoming<'a> {
     match &shard.run.plan.protocol {
         Protocol::Raw => Incoming::Message(payload),
-        Protocol::SocketIo(s) => socketio(shard, id, s, state, payload, out),
+        Protocol::SocketIo(s) => socketio(shard, id, slot, s, state, payload, out),
         Protocol::GraphqlWs(_) => graphql(shard, state, payload, out),
     }
 }
@@ -88,6 +74,7 @@ pub(super) fn read<'a>(
 fn socketio<'a>(
     shard: &Shard,
     id: u32,
+    slot: usize,
     s: &SocketIo,
     state: &mut u8,
     payload: &'a [u8],
@@ -96,12 +83,22 @@ fn socketio<'a>(
     let plan = &shard.run.plan;
     match parse_sio(payload) {
         SioPacket::Ping => {
+            // The next ping is due within the window the server announced.
+            shard.heard(slot, None);
             queue_text(shard, out, b"3");
             shard.stats.borrow_mut().counters.proto_pings += 1;
             Incoming::Done
         }
         SioPacket::Pong => Incoming::Done,
-        SioPacket::Open { .. } if *state == OPENING => {
+        SioPacket::Open {
+            ping_interval,
+            ping_timeout,
+        } if *state == OPENING => {
+            // Missed heartbeats end the connection (the ticker sweeps them).
+            let window = ping_interval.saturating_add(ping_timeout);
+            if window > 0 {
+                shard.heard(slot, Some(window.min(u32::MAX as u64 - 1) as u32));
+            }
             let auth = s.auth.as_ref().map(|p| render(shard, id, p));
             queue_text(shard, out, s.connect_packet(auth.as_deref()).as_bytes());
             Incoming::Done

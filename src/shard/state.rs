@@ -60,6 +60,9 @@ impl Live {
     }
 }
 
+/// `Shard::heartbeats`: the server's ping never came.
+pub const MISSED: u32 = u32::MAX;
+
 /// What every shard of a run reads (immutable, shared by `Arc`): the plan, the
 /// targets as resolved (the embedded server's address once it listens), and the
 /// run's clock and signals.
@@ -127,6 +130,11 @@ pub struct Shard {
     pub level: Cell<f64>,
     pub level_gen: Cell<u64>,
     pub level_at_ns: Cell<u64>,
+    /// Socket.IO heartbeats, per slot: the time (ms since the run's origin) by
+    /// which the server's next ping is due and the window the server announced
+    /// (ping interval + timeout); a deadline of 0 is none, `MISSED` a ping that
+    /// never came. Swept by the ticker, so a connection holds no timer for it.
+    pub heartbeats: RefCell<Vec<(u32, u32)>>,
     /// --debug-frames: frames of connection `debug_conn` still to print (0 on
     /// every shard but the one holding the process's first connection).
     pub debug_frames: Cell<u32>,
@@ -149,6 +157,64 @@ impl Shard {
     #[inline]
     pub fn unix_ns(&self) -> u64 {
         self.run.origin_unix_ns + self.now_ns()
+    }
+
+    /// What connection `id` fills its patterns with (a subscribe message, an
+    /// auth object, a conversation's sends): its id, the agent, this shard, its
+    /// row of the data file, and the caller's `extra` values.
+    pub fn vars<'a>(&'a self, id: u32, extra: &'a [String]) -> crate::values::Vars<'a> {
+        let plan = &self.run.plan;
+        crate::values::Vars {
+            conn: id as u64,
+            agent: plan.agent.map_or(1, |(i, _)| i),
+            shard: self.index,
+            row: plan
+                .per_conn
+                .as_ref()
+                .and_then(|p| p.data.as_ref())
+                .map(|d| d.row(id as u64)),
+            extra,
+        }
+    }
+
+    /// Slot `slot`'s server pinged (or opened with a ping window `window_ms`,
+    /// which is kept): its next ping is due within the window.
+    pub fn heard(&self, slot: usize, window_ms: Option<u32>) {
+        let now = (self.now_ns() / 1_000_000) as u32;
+        let mut hb = self.heartbeats.borrow_mut();
+        if hb.len() <= slot {
+            hb.resize(slot + 1, (0, 0));
+        }
+        let e = &mut hb[slot];
+        if let Some(w) = window_ms {
+            e.1 = w;
+        }
+        if e.1 > 0 && e.0 != MISSED {
+            e.0 = now.saturating_add(e.1).max(1);
+        }
+    }
+
+    /// Retires (see `StopSignal::retire`) every slot whose server's ping is
+    /// overdue, marking it so that the connection ends as lost.
+    pub fn sweep_heartbeats(&self) {
+        let now = (self.now_ns() / 1_000_000) as u32;
+        let mut hb = self.heartbeats.borrow_mut();
+        for (slot, e) in hb.iter_mut().enumerate() {
+            if e.0 != 0 && e.0 != MISSED && e.0 < now {
+                e.0 = MISSED;
+                self.stop.retire(slot);
+            }
+        }
+    }
+
+    /// True when slot `slot` was retired for a missed ping; forgets the slot's
+    /// heartbeat either way (its connection is ending).
+    pub fn missed_heartbeat(&self, slot: usize) -> bool {
+        let mut hb = self.heartbeats.borrow_mut();
+        match hb.get_mut(slot) {
+            Some(e) => std::mem::take(e).0 == MISSED,
+            None => false,
+        }
     }
 
     pub fn conn_opened(&self) {

@@ -9,7 +9,7 @@
 
 use super::state::Shard;
 use crate::script::{Op, Script, Send, Unmatched};
-use crate::values::{Escape, Vars};
+use crate::values::Escape;
 use crate::ws::frame::{self, Kind};
 
 /// One connection's conversation state (boxed in `Conn`: connections of other
@@ -119,20 +119,8 @@ pub(super) fn queue_send(
     heartbeat: bool,
     out: &mut Vec<u8>,
 ) {
-    let plan = &shard.run.plan;
     run.extra[0] = run.sends.to_string();
-    let row = plan
-        .per_conn
-        .as_ref()
-        .and_then(|p| p.data.as_ref())
-        .map(|d| d.row(id as u64));
-    let vars = Vars {
-        conn: id as u64,
-        agent: plan.agent.map_or(1, |(i, _)| i),
-        shard: shard.index,
-        row,
-        extra: &run.extra,
-    };
+    let vars = shard.vars(id, &run.extra);
     let escape = if s.binary { Escape::None } else { Escape::Json };
     let text = super::protocol::wrap_text(shard, s.text.rendered(&vars, escape));
     let before = out.len();

@@ -684,10 +684,12 @@ impl ChildServer {
         ChildServer { child, port }
     }
 
-    /// A script under tests/servers/, run by `program` (`python3`, `node`).
+    /// A script under tests/servers/, run by `program` (`python3`, `node`) with
+    /// a lifetime of 60 s (its first argument) and `args`.
     pub fn script(program: &str, script: &str, args: &[&str], what: &str) -> ChildServer {
         let path = format!("{}/tests/servers/{script}", env!("CARGO_MANIFEST_DIR"));
-        let all: Vec<&str> = std::iter::once(path.as_str())
+        let all: Vec<&str> = [path.as_str(), "60"]
+            .into_iter()
             .chain(args.iter().copied())
             .collect();
         ChildServer::start(program, &all, what)
