@@ -91,6 +91,9 @@ pub fn run_with<S: crate::metrics::SecondSink + 'static>(
         .metrics_addr
         .map(crate::export::prometheus::start_client)
         .transpose()?;
+    if let (Some((m, _)), Some(script)) = (&exporter, &cfg.script) {
+        m.name_steps(script.steps.iter().map(|s| s.name.clone()).collect());
+    }
 
     if let Some(at) = cfg.start_at {
         wait_until_unix(at, &interrupt);

@@ -27,7 +27,7 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, N
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -74,6 +74,10 @@ impl HdrBuckets {
     }
 }
 
+impl TypedMetric for HdrBuckets {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
 impl EncodeMetric for HdrBuckets {
     fn encode(&self, mut encoder: MetricEncoder) -> std::result::Result<(), std::fmt::Error> {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -102,6 +106,22 @@ struct ErrorKind {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabel {
+    step: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepOutcome {
+    step: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MessageKind {
+    kind: String,
+}
+
 #[derive(Debug, Default)]
 struct ClientInner {
     open_by_shard: Mutex<Vec<u64>>,
@@ -120,6 +140,15 @@ struct ClientInner {
     sessions: Counter,
     delivered: Counter,
     missing: Counter,
+    /// Conversations: the steps' names (by index), each expect's latency,
+    /// each step's sends or outcomes.
+    step_names: Mutex<Vec<String>>,
+    steps: Family<StepLabel, HdrBuckets>,
+    step_outcomes: Family<StepOutcome, Counter>,
+    /// --protocol: opens, pings answered, messages by kind.
+    proto_opened: Counter,
+    proto_pings: Counter,
+    proto_received: Family<MessageKind, Counter>,
     tls_full: Counter,
     tls_resumed: Counter,
     deflate_message_bytes_sent: Counter,
@@ -293,6 +322,32 @@ impl ClientInner {
             "Session duration (churn, chat); buckets derived from HDR histograms",
             &self.session,
         );
+        r.register_with_unit(
+            "wsherd_client_step",
+            "Conversations: each expect, from the send before it, by step; buckets derived from HDR histograms",
+            Unit::Seconds,
+            self.steps.clone(),
+        );
+        r.register(
+            "wsherd_client_step_outcomes",
+            "Conversations: messages a send step sent or expects begun (outcome=count), and how expects ended (ok, timeout, mismatch, closed, stopped)",
+            self.step_outcomes.clone(),
+        );
+        r.register(
+            "wsherd_client_protocol_opened",
+            "--protocol: connections whose protocol opened (Socket.IO namespace joined, graphql-ws connection acknowledged)",
+            self.proto_opened.clone(),
+        );
+        r.register(
+            "wsherd_client_protocol_pings_answered",
+            "--protocol: the server's protocol pings answered",
+            self.proto_pings.clone(),
+        );
+        r.register(
+            "wsherd_client_protocol_received",
+            "--protocol: messages received by kind (Socket.IO events by name; graphql-ws next, complete, error)",
+            self.proto_received.clone(),
+        );
     }
 }
 
@@ -363,6 +418,44 @@ impl ClientMetrics {
             .inc_by(k.msg_bytes_received);
         m.delivered.inc_by(k.delivered);
         m.missing.inc_by(k.missing);
+        m.proto_opened.inc_by(k.proto_opened);
+        m.proto_pings.inc_by(k.proto_pings);
+        for (kind, n) in &k.events {
+            m.proto_received
+                .get_or_create(&MessageKind { kind: kind.clone() })
+                .inc_by(*n);
+        }
+        if !iv.steps.is_empty() {
+            let names = m.step_names.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, s) in iv.steps.iter().enumerate() {
+                let step = names
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("step{}", i + 1));
+                if let Some(h) = &s.latency {
+                    m.steps
+                        .get_or_create(&StepLabel { step: step.clone() })
+                        .add(h);
+                }
+                for (outcome, n) in [
+                    ("count", s.count),
+                    ("ok", s.ok),
+                    ("timeout", s.timeout),
+                    ("mismatch", s.mismatch),
+                    ("closed", s.closed),
+                    ("stopped", s.stopped),
+                ] {
+                    if n > 0 {
+                        m.step_outcomes
+                            .get_or_create(&StepOutcome {
+                                step: step.clone(),
+                                outcome,
+                            })
+                            .inc_by(n);
+                    }
+                }
+            }
+        }
         m.rtt.add(&iv.rtt);
         m.rtt_uncorrected.add(&iv.rtt_uncorrected);
         m.connect.add(&iv.connect);
@@ -370,6 +463,16 @@ impl ClientMetrics {
         m.handshake.add(&iv.handshake);
         m.delivery.add(&iv.delivery);
         m.session.add(&iv.session);
+    }
+
+    /// The names of a conversation's steps, in the script's order (the
+    /// snapshots carry their indexes).
+    pub fn name_steps(&self, names: Vec<String>) {
+        *self
+            .inner
+            .step_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = names;
     }
 }
 
@@ -523,6 +626,12 @@ mod tests {
         iv.counters.tls(true, "TLSv1.3", "TLS13_AES_256_GCM_SHA384");
         iv.tls.saturating_record(2_000_000);
         iv.counters.msg_bytes_sent = 4096;
+        iv.step(1).count = 2;
+        iv.step(1).met(4_000_000);
+        iv.step(1).timeout = 1;
+        iv.counters.event("tick");
+        iv.counters.proto_opened = 3;
+        m.name_steps(vec!["say".into(), "login".into()]);
         m.observe(&Snapshot {
             shard: 1,
             second: 1,
@@ -548,6 +657,11 @@ mod tests {
             "wsherd_client_tls_handshakes_resumed_total 2",
             "wsherd_client_tls_handshake_seconds_count 1",
             "wsherd_client_deflate_message_sent_bytes_total 4096",
+            "wsherd_client_step_seconds_bucket{le=\"0.005\",step=\"login\"} 1",
+            "wsherd_client_step_outcomes_total{step=\"login\",outcome=\"ok\"} 1",
+            "wsherd_client_step_outcomes_total{step=\"login\",outcome=\"timeout\"} 1",
+            "wsherd_client_protocol_received_total{kind=\"tick\"} 1",
+            "wsherd_client_protocol_opened_total 3",
             "# TYPE wsherd_client_rtt_seconds histogram",
             "# UNIT wsherd_client_sent_bytes bytes",
             "# EOF",

@@ -690,7 +690,10 @@ fn unexpected_hint(r: &RunResults) -> Option<String> {
 /// Sent, but no reply matched any send (and no broadcast explains it).
 fn no_replies(r: &RunResults) -> bool {
     let m = &r.messages;
-    m.sent > 0 && m.received == 0 && r.broadcast.is_none()
+    // (Requests that failed, answered with errors or lost with their
+    // connection, with nothing else coming back, are not a matching problem.)
+    let only_failures = m.failed > 0 && m.unexpected == 0;
+    m.sent > 0 && m.received == 0 && !only_failures && r.broadcast.is_none()
 }
 
 /// Where every message went, and what came back that matched no send.
