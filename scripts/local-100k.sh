@@ -58,7 +58,7 @@ fi
 echo "== starting $SERVERS server processes on port $port (SO_REUSEPORT)"
 for i in $(seq 0 $((SERVERS - 1))); do
     core=$(( i % $(nproc) ))
-    "$BIN" serve --addr "127.0.0.1:$port" --shards 1 --first-core "$core" -q 2> "$OUT/server-$i.log" &
+    "$BIN" serve --addr "127.0.0.1:$port" --reuse-port --shards 1 --first-core "$core" -q 2> "$OUT/server-$i.log" &
     pids+=($!)
 done
 for _ in $(seq 1 100); do

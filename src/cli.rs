@@ -37,6 +37,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// What a client cannot make the built-in server hold, shown by `serve --help`.
+const SERVE_LIMITS: &str = "\
+Limits (what one client can make the server hold):
+  a request head of 16 KiB (larger: 400 and closed); a frame or message of
+  64 MiB, reassembled or inflated (larger: the connection is closed, 1009 or
+  1002); --queue messages per broadcast receiver (copies beyond it are dropped
+  and counted); --max-connections connections if given (then 503). A held idle
+  connection costs about 0.8 KiB.";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load a WebSocket target (no URL: start the built-in server and load it).
@@ -47,6 +56,7 @@ pub enum Command {
     #[command(after_help = CEILING_EXAMPLES)]
     Ceiling(Box<CeilingArgs>),
     /// Run the built-in thread-per-core echo server.
+    #[command(after_help = SERVE_LIMITS)]
     Serve(ServeArgs),
     /// Merge results of several agents (or runs side by side) into one, losslessly.
     Merge(MergeArgs),
@@ -95,6 +105,21 @@ pub enum ProtocolArg {
     /// GraphQL over WebSocket (graphql-transport-ws).
     #[value(name = "graphql-ws")]
     GraphqlWs,
+}
+
+/// `MIN..MAX` durations of a backoff (`1s..30s`), MIN above zero and MAX at
+/// least MIN.
+fn parse_backoff(s: &str) -> Result<(Duration, Duration), String> {
+    let (lo, hi) = s
+        .split_once("..")
+        .ok_or_else(|| format!("'{s}': a backoff is MIN..MAX, e.g. 1s..30s"))?;
+    let (lo, hi) = (parse_duration(lo)?, parse_duration(hi)?);
+    if lo.is_zero() || hi < lo {
+        return Err(format!(
+            "'{s}': MIN must be above zero and MAX at least MIN, e.g. 1s..30s"
+        ));
+    }
+    Ok((lo, hi))
 }
 
 /// What a conversation does at the end of its steps.
@@ -529,6 +554,13 @@ pub struct ConnectArgs {
     #[arg(display_order = 33, long = "connect-timeout", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub connect_timeout: Duration,
 
+    /// Dial a lost connection (or a failed dial) again, after a jittered
+    /// exponential backoff between MIN and MAX (default 1s..30s): for long holds
+    /// against servers that restart. Counted: attempts, successes, time
+    /// disconnected. (Staged runs always dial again, after 1 s.)
+    #[arg(display_order = 33, long, value_name = "MIN..MAX", num_args = 0..=1, require_equals = true, default_missing_value = "1s..30s", value_parser = parse_backoff)]
+    pub reconnect: Option<(Duration, Duration)>,
+
     /// Number of load shards (one pinned thread per core; default: every core, or
     /// the cores left over by the embedded server).
     #[arg(display_order = 34, long, value_parser = parse_count, allow_hyphen_values = true)]
@@ -725,11 +757,17 @@ pub enum ServeModeArg {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on. Several `wsherd serve` processes can listen on the same
-    /// address (every shard binds with SO_REUSEPORT); the kernel spreads new
-    /// connections over all their shards, and each prints its own totals on exit.
+    /// Address to listen on. An address something already listens on is refused,
+    /// unless --reuse-port.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub addr: String,
+
+    /// Share --addr on purpose with other `wsherd serve` processes (SO_REUSEPORT):
+    /// the kernel spreads new connections over all their shards, and each prints
+    /// its own totals on exit. Without it, a second server on the same address is
+    /// refused instead of silently taking part of the load.
+    #[arg(long = "reuse-port")]
+    pub reuse_port: bool,
 
     /// Echo each message to its sender, or broadcast it to every client.
     #[arg(long, value_enum, default_value_t = ServeModeArg::Echo)]

@@ -414,7 +414,14 @@ pub(crate) fn assemble(
         elapsed_secs: elapsed,
         config: config_summary(cfg, targets),
         host: host_info(cfg, &c.drivers, nofile),
-        connections: connection_stats(k, c.peak_open, cfg.tls.as_ref(), cfg.offer.deflate.as_ref()),
+        connections: ConnectionStats {
+            reconnects: cfg.reconnect.map(|_| ReconnectStats {
+                attempted: k.reconnect_attempts,
+                succeeded: k.reconnects,
+                disconnected_secs: k.disconnected_ns as f64 / 1e9,
+            }),
+            ..connection_stats(k, c.peak_open, cfg.tls.as_ref(), cfg.offer.deflate.as_ref())
+        },
         messages: message_stats(k, warm, &measured, &c.series),
         errors: k.errors.clone(),
         latency: latencies(cfg, &c.total),
@@ -585,6 +592,7 @@ fn connection_stats(
             message_bytes_received: k.msg_bytes_received,
             wire_bytes_received: k.bytes_received,
         }),
+        reconnects: None,
     }
 }
 

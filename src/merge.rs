@@ -279,6 +279,12 @@ fn merge_connections(parts: &[RunResults], seq: bool) -> ConnectionStats {
             m.message_bytes_received += d.message_bytes_received;
             m.wire_bytes_received += d.wire_bytes_received;
         }
+        if let Some(r) = &c.reconnects {
+            let m = conns.reconnects.get_or_insert_with(Default::default);
+            m.attempted += r.attempted;
+            m.succeeded += r.succeeded;
+            m.disconnected_secs += r.disconnected_secs;
+        }
         conns.peak_open = if seq {
             conns.peak_open.max(c.peak_open)
         } else {

@@ -48,6 +48,11 @@ pub struct Counters {
     pub duplicates: u64,
     /// Push: subscribe messages sent (one per connection opened).
     pub subscribes: u64,
+    /// --reconnect: dials after a loss (or a failed dial), those that
+    /// established again, and the time from each loss to its reconnection.
+    pub reconnect_attempts: u64,
+    pub reconnects: u64,
+    pub disconnected_ns: u64,
     /// --protocol: connections whose protocol opened (Socket.IO namespace
     /// joined, graphql-ws connection acknowledged), the protocol's pings
     /// answered, and its messages by kind (Socket.IO events by name;
@@ -133,6 +138,9 @@ impl Counters {
         self.missing += o.missing;
         self.duplicates += o.duplicates;
         self.subscribes += o.subscribes;
+        self.reconnect_attempts += o.reconnect_attempts;
+        self.reconnects += o.reconnects;
+        self.disconnected_ns += o.disconnected_ns;
         self.proto_opened += o.proto_opened;
         self.proto_pings += o.proto_pings;
         add_map(&mut self.events, &o.events);

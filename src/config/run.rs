@@ -443,6 +443,7 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
         protocol: Default::default(),
         connect_rate: l.conn.connect_rate * agent.share,
         connect_timeout: l.conn.connect_timeout,
+        reconnect: l.conn.reconnect,
         drain: sh.drain,
         close_timeout,
         shard_cores,

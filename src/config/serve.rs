@@ -82,6 +82,7 @@ impl ServeConfig {
         Ok(ServeConfig {
             tls,
             deflate: a.deflate,
+            reuse_port: a.reuse_port,
             addr,
             mode: a.mode.into(),
             queue: a.queue as usize,
@@ -138,6 +139,7 @@ pub fn embedded(
 ) -> Option<ServeConfig> {
     plan.embedded().then(|| ServeConfig {
         tls,
+        reuse_port: false,
         deflate: plan.offer.deflate.is_some() && plan.workload.broadcast.is_none(),
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         mode: if plan.workload.broadcast.is_some() {

@@ -537,6 +537,25 @@ fn connections(r: &RunResults) -> Section {
         )
         .quiet_if(k.close_codes.is_empty()),
     ];
+    if let Some(re) = &k.reconnects {
+        let mean = if re.succeeded > 0 {
+            format!(
+                ", {:.1}s disconnected on average",
+                re.disconnected_secs / re.succeeded as f64
+            )
+        } else {
+            String::new()
+        };
+        rows.push(Row::new(
+            "reconnects",
+            Place::Line,
+            format!(
+                "{} dials after a loss, {} back{mean}",
+                group(re.attempted),
+                group(re.succeeded)
+            ),
+        ));
+    }
     if !k.subprotocols.is_empty() {
         rows.push(Row::new(
             "subprotocol the server chose",

@@ -180,6 +180,19 @@ pub struct ConnectionStats {
     /// --deflate only: what permessage-deflate did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deflate: Option<DeflateStats>,
+    /// --reconnect only: dials after losses, and the time spent disconnected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnects: Option<ReconnectStats>,
+}
+
+/// `--reconnect`: every dial after a loss (or after a failed dial), those that
+/// got the connection back, and the time from each loss to its return.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReconnectStats {
+    pub attempted: u64,
+    pub succeeded: u64,
+    /// Summed over the connections that came back.
+    pub disconnected_secs: f64,
 }
 
 /// permessage-deflate in a run that offered it.

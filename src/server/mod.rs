@@ -57,6 +57,9 @@ pub struct ServeConfig {
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// Accept permessage-deflate (echo mode).
     pub deflate: bool,
+    /// `--reuse-port`: join other servers already listening on `addr`; without
+    /// it, an address in use is refused.
+    pub reuse_port: bool,
 }
 
 /// Cross-thread counters the shards publish once a tick (not per message).
@@ -179,6 +182,14 @@ impl Drop for ServerHandle {
     }
 }
 
+/// Binds `addr` without SO_REUSEPORT, and lets it go: fails with AddrInUse
+/// when another socket holds it.
+fn probe(addr: SocketAddr) -> std::io::Result<()> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())
+}
+
 fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
@@ -203,6 +214,22 @@ pub fn start(cfg: ServeConfig) -> Result<ServerHandle> {
             e.to_string()
         },
     };
+    if !cfg.reuse_port && cfg.addr.port() != 0 {
+        // The shards' listeners set SO_REUSEPORT (they share the address among
+        // themselves), which would let this process join another's: a plain
+        // bind first tells whether anything listens there already.
+        probe(cfg.addr).map_err(|e| Error::Bind {
+            addr: cfg.addr.to_string(),
+            why: if e.kind() == std::io::ErrorKind::AddrInUse {
+                format!(
+                    "{e}: something already listens there (another wsherd serve?); pick another --addr, \
+                     or give every server --reuse-port to share it on purpose"
+                )
+            } else {
+                e.to_string()
+            },
+        })?;
+    }
     let first = listener(cfg.addr).map_err(bind_err)?;
     let addr = first.local_addr().map_err(bind_err)?;
     let mut listeners = vec![first];

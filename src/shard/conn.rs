@@ -53,9 +53,44 @@ pub async fn connection(
             .script
             .as_ref()
             .is_some_and(|s| s.mode == crate::script::Mode::Session);
+    // --reconnect (a staged dialer redials on its own): when the connection was
+    // lost (ns since the run's origin, 0: it is not), and how many dials have
+    // failed since. (Compact: every connection's task holds them.)
+    let reconnects = plan.reconnect.is_some() && staged.is_none();
+    let mut lost_at = 0u64;
+    let mut tries = 0u32;
     loop {
-        one_connection(&shard, slot, id).await;
-        if !repeat || shard.stop.is_set_for(slot) {
+        let ended = one_connection(&shard, slot, id).await;
+        if let (true, Some(at)) = (lost_at > 0, ended.established) {
+            // Back after an outage (counted when this connection ends, the
+            // run's stop included).
+            let mut st = shard.stats.borrow_mut();
+            st.counters.reconnects += 1;
+            st.counters.disconnected_ns += at.saturating_sub(lost_at);
+            lost_at = 0;
+            tries = 0;
+        }
+        if shard.stop.is_set_for(slot) {
+            break;
+        }
+        if reconnects && ended.broken {
+            if lost_at == 0 {
+                lost_at = shard.now_ns().max(1);
+            }
+            let wait = backoff(&shard, tries);
+            tries = tries.saturating_add(1);
+            if shard
+                .stop
+                .until(slot, Box::pin(monoio::time::sleep(wait)))
+                .await
+                .is_none()
+            {
+                break;
+            }
+            shard.stats.borrow_mut().counters.reconnect_attempts += 1;
+            continue;
+        }
+        if !repeat {
             break;
         }
     }
@@ -66,25 +101,52 @@ pub async fn connection(
     shard.live.set(shard.live.get() - 1);
 }
 
+/// The wait before dial `tries + 1` after a loss: full jitter over an
+/// exponential ceiling, `min * 2^tries` capped at `max`, never below `min`
+/// (`--reconnect=MIN..MAX`).
+fn backoff(shard: &Shard, tries: u32) -> Duration {
+    let (min, max) = shard.run.plan.reconnect.unwrap_or_default();
+    let ceiling = min.saturating_mul(1u32 << tries.min(20)).min(max);
+    let spread = ceiling.saturating_sub(min).as_nanos() as u64;
+    let r = shard.rng.borrow_mut().next_key();
+    let jitter = u32::from_le_bytes(r) as u64 % spread.max(1);
+    min + Duration::from_nanos(jitter)
+}
+
+/// How one connection ended, for `--reconnect`.
+struct Ended {
+    /// When it was established, ns since the run's origin (None: it never was).
+    established: Option<u64>,
+    /// Its dial failed, or the server or the network ended it (not the run).
+    broken: bool,
+}
+
 /// One connection (one session, for session workloads) from dial to close.
 ///
 /// A held connection's task sits in this future for its whole life, so it must stay
 /// small: the dial/upgrade, open-loop and close phases are boxed (their state is
 /// large and short-lived) and nothing it awaits inline holds a monoio timer.
-async fn one_connection(shard: &Shard, slot: usize, id: u32) {
+async fn one_connection(shard: &Shard, slot: usize, id: u32) -> Ended {
     let started = Instant::now();
     let (stream, leftover, deflate) = match Box::pin(open(shard, slot, id)).await {
         Ok(opened) => opened,
         // Cut short by the end of the run: not the server's failure.
         Err(ABORTED) => {
             shard.stats.borrow_mut().counters.aborted += 1;
-            return;
+            return Ended {
+                established: None,
+                broken: false,
+            };
         }
         Err(cause) => {
             shard.stats.borrow_mut().counters.fail(cause);
-            return;
+            return Ended {
+                established: None,
+                broken: true,
+            };
         }
     };
+    let established = shard.now_ns();
     shard.conn_opened();
     let mut c = Conn {
         id,
@@ -127,6 +189,7 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32) {
         (end, stream)
     };
     let done = end == End::Done;
+    let broken = !matches!(end, End::Done | End::Stopped);
     let clean = finish(shard, &mut c, &mut stream, end).await;
     shard.conn_closed();
     if done && clean {
@@ -134,6 +197,10 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32) {
         st.counters.sessions += 1;
         st.session
             .saturating_record(started.elapsed().as_nanos() as u64);
+    }
+    Ended {
+        established: Some(established),
+        broken,
     }
 }
 

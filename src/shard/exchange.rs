@@ -467,6 +467,10 @@ fn on_data(
         // The message's own bytes (inflated, if it came compressed).
         shard.stats.borrow_mut().counters.msg_bytes_received += payload.len() as u64;
     }
+    // RFC 6455 8.1: a text message that is not UTF-8 fails the connection.
+    if text && std::str::from_utf8(payload).is_err() {
+        return Err(End::Protocol("protocol_invalid_utf8"));
+    }
     if shard.run.plan.protocol == Protocol::Raw {
         return Ok(on_message(shard, c, payload, text, now_ns));
     }
@@ -561,8 +565,10 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
     let mut to_send = 0u32;
     let mut result = Ok(());
     while pos < data.len() {
-        let f = match frame::parse_with(&data[pos..], From::Server, MAX_FRAME, c.deflate.is_some())
-        {
+        // A frame larger than --max-message is refused from its header: what a
+        // connection buffers stays under the limit.
+        let max = MAX_FRAME.min(shard.run.plan.max_message);
+        let f = match frame::parse_with(&data[pos..], From::Server, max, c.deflate.is_some()) {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
@@ -654,6 +660,10 @@ fn on_bytes(shard: &Shard, c: &mut Conn, data: &[u8], out: &mut Vec<u8>) -> Resu
                 }
             }
             Kind::Close => {
+                if let Some(cause) = frame::close_problem(payload) {
+                    result = Err(End::Protocol(cause));
+                    break;
+                }
                 let code = frame::close_code(payload);
                 c.got_close = Some(code);
                 result = Err(End::ClosedByServer(code));

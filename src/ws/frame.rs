@@ -243,6 +243,28 @@ pub fn write_server_frame(out: &mut Vec<u8>, kind: Kind, fin: bool, payload: &[u
 }
 
 /// The status code of a close frame's payload (1005 when it carries none).
+/// What is wrong with a close frame's payload, by RFC 6455 (5.5.1, 7.4): one
+/// byte alone, a code no endpoint may send (below 1000, 1004-1006, 1015,
+/// 1016-2999 unassigned, 5000 and up), or a reason that is not UTF-8. None for
+/// a valid one (empty included).
+pub fn close_problem(payload: &[u8]) -> Option<&'static str> {
+    match payload.len() {
+        0 => None,
+        1 => Some("protocol_bad_close_payload"),
+        _ => {
+            let code = u16::from_be_bytes([payload[0], payload[1]]);
+            let valid = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
+            if !valid {
+                Some("protocol_bad_close_code")
+            } else if std::str::from_utf8(&payload[2..]).is_err() {
+                Some("protocol_invalid_utf8")
+            } else {
+                None
+            }
+        }
+    }
+}
+
 pub fn close_code(payload: &[u8]) -> u16 {
     if payload.len() >= 2 {
         u16::from_be_bytes([payload[0], payload[1]])
@@ -316,5 +338,22 @@ mod tests {
     fn close_codes() {
         assert_eq!(close_code(&[0x03, 0xe8, b'o', b'k']), 1000);
         assert_eq!(close_code(&[]), 1005);
+    }
+
+    #[test]
+    fn close_payloads_rfc_6455_forbids() {
+        let close = |code: u16, reason: &[u8]| {
+            let mut p = code.to_be_bytes().to_vec();
+            p.extend_from_slice(reason);
+            close_problem(&p)
+        };
+        assert_eq!(close_problem(&[]), None);
+        assert_eq!(close(1000, b"bye"), None);
+        assert_eq!(close(4403, b"Forbidden"), None);
+        assert_eq!(close_problem(&[0x03]), Some("protocol_bad_close_payload"));
+        for bad in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, u16::MAX] {
+            assert_eq!(close(bad, b""), Some("protocol_bad_close_code"), "{bad}");
+        }
+        assert_eq!(close(1000, &[0xff, 0xfe]), Some("protocol_invalid_utf8"));
     }
 }

@@ -1,0 +1,106 @@
+//! `--reconnect` (issue 14): the built-in server is stopped in the middle of a
+//! run and started again on the same port; the connections it closed are dialed
+//! again with a backoff until it is back, and the report accounts for every
+//! connection and message across the outage (idle, open loop, broadcast).
+
+mod support;
+
+use std::time::Duration;
+use support::{serial, try_run};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The built-in server on `port`, in `mode`.
+fn serve_on(port: u16, mode: &str) -> wsherd::server::ServerHandle {
+    let addr = format!("127.0.0.1:{port}");
+    let args = ["--addr", &addr, "--shards", "1", "-q", "--mode", mode];
+    let cfg = wsherd::server::ServeConfig::from_args(args.iter().map(|s| s.to_string())).unwrap();
+    wsherd::server::start(cfg).unwrap()
+}
+
+/// Runs `args` against a server on a fixed port that is stopped 800 ms in and
+/// started again 700 ms later.
+fn across_an_outage(mode: &str, args: &[&str]) -> wsherd::results::RunResults {
+    let port = support::closed_port();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let server = serve_on(port, mode);
+    let mut all = vec![url.as_str(), "-q", "-d", "3s", "--reconnect=100ms..300ms"];
+    all.extend_from_slice(args);
+    let owned: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+    let run = std::thread::spawn(move || {
+        let refs: Vec<&str> = owned.iter().map(|s| s.as_str()).collect();
+        try_run(&refs, LIMIT)
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    drop(server);
+    std::thread::sleep(Duration::from_millis(700));
+    let again = serve_on(port, mode);
+    let res = run.join().expect("the run thread").expect("the run");
+    drop(again);
+    support::check_invariants(&res);
+    res
+}
+
+#[test]
+fn held_connections_come_back_after_the_server_restarts() {
+    let _serial = serial();
+    let res = across_an_outage("echo", &["-c", "4", "-w", "idle"]);
+    let k = &res.connections;
+    // All four were closed by the stopping server (1001) and came back.
+    assert_eq!(k.lost, 4, "{k:?}");
+    let re = k.reconnects.as_ref().expect("reconnect stats");
+    assert_eq!(re.succeeded, 4, "{re:?}");
+    assert!(re.attempted >= 4, "{re:?}");
+    // Each was away for about the outage (700 ms), give or take the backoff.
+    let mean = re.disconnected_secs / 4.0;
+    assert!((0.4..2.0).contains(&mean), "{re:?}");
+    // Dials during the outage were refused, and counted.
+    assert_eq!(
+        k.attempted,
+        k.established + k.failed + k.aborted_at_stop,
+        "{k:?}"
+    );
+    assert_eq!(k.established, 8, "{k:?}");
+    assert_eq!(k.failed, re.attempted - re.succeeded, "{k:?}");
+    let text = wsherd::report::text::render(&res);
+    assert!(text.contains("reconnects: "), "{text}");
+    support::assert_schema(&res);
+}
+
+#[test]
+fn an_open_loop_and_a_broadcast_account_for_every_message_across_the_outage() {
+    let _serial = serial();
+    let res = across_an_outage("echo", &["-c", "4", "--rate", "200"]);
+    let m = &res.messages;
+    assert!(m.ledger_balances(), "{m:?}");
+    let re = res.connections.reconnects.as_ref().unwrap();
+    assert_eq!(re.succeeded, 4, "{re:?}");
+    // Messages flowed again after the restart (3 s at 200/s, 0.7 s of it out).
+    assert!(m.received > 300, "{m:?}");
+    let res = across_an_outage(
+        "broadcast",
+        &[
+            "-c",
+            "4",
+            "-w",
+            "broadcast",
+            "--publishers",
+            "1",
+            "--rate",
+            "50",
+        ],
+    );
+    let re = res.connections.reconnects.as_ref().unwrap();
+    assert_eq!(re.succeeded, 4, "{re:?}");
+    assert!(res.messages.ledger_balances(), "{:?}", res.messages);
+    assert!(res.broadcast.as_ref().unwrap().delivered > 0);
+}
+
+#[test]
+fn reconnect_errors_say_what_to_do() {
+    support::assert_usage_errors(&[
+        (&["--reconnect=5s"], "a backoff is MIN..MAX"),
+        (&["--reconnect=0s..1s"], "MIN must be above zero"),
+        (&["--reconnect=5s..1s"], "MAX at least MIN"),
+    ]);
+}
