@@ -136,18 +136,17 @@ impl PayloadSpec {
 
     /// Text messages rendered from a `--template` (see `crate::template`).
     pub fn from_template(src: &str) -> Result<Self> {
-        let t = Template::parse(src).map_err(|e| Error::usage(e.to_string()))?;
-        Ok(PayloadSpec {
-            size: t.len(),
-            kind: PayloadKind::Text,
-            body: Body::Template(Arc::new(t)),
-        })
+        Self::templated(Template::parse(src))
     }
 
     /// Text requests rendered from a request template (`--correlate`): only
     /// `{seq}` is required, replies are other messages matched by a field.
     pub fn from_request_template(src: &str) -> Result<Self> {
-        let t = Template::parse_request(src).map_err(|e| Error::usage(e.to_string()))?;
+        Self::templated(Template::parse_request(src))
+    }
+
+    fn templated(t: std::result::Result<Template, crate::template::TemplateError>) -> Result<Self> {
+        let t = t.map_err(|e| Error::usage(e.to_string()))?;
         Ok(PayloadSpec {
             size: t.len(),
             kind: PayloadKind::Text,

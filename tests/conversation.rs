@@ -317,16 +317,14 @@ expect = { json = "/op", equals = "ok" }
 fn scenario_steps_against_a_json_rpc_server_of_another_stack() {
     let _serial = serial();
     let server = ChildServer::script("python3", "jsonrpc_ooo.py", &[], "the JSON-RPC server");
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/scenarios/conversation.toml"
+    let addr = format!("127.0.0.1:{}", server.port);
+    let res = support::run_shipped_scenario(
+        "conversation.toml",
+        &[
+            ("127.0.0.1:8545", addr.as_str()),
+            ("duration = \"20s\"", "duration = \"1500ms\""),
+        ],
     );
-    let text = std::fs::read_to_string(path)
-        .unwrap()
-        .replace("127.0.0.1:8545", &format!("127.0.0.1:{}", server.port))
-        .replace("duration = \"20s\"", "duration = \"1500ms\"");
-    let file = wsherd::scenario::parse(&text, "conversation.toml").unwrap();
-    let res = wsherd::scenario::run(file, true).unwrap();
     let r = &res.scenarios[0].results;
     let login = r
         .steps

@@ -235,16 +235,14 @@ fn correlate_errors_say_what_to_do() {
 fn the_shipped_scenario_runs_against_the_test_server() {
     let _serial = serial();
     let server = rpc_server(&["--max-delay-ms", "5"]);
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/scenarios/jsonrpc.toml"
+    let addr = format!("127.0.0.1:{}", server.port);
+    let res = support::run_shipped_scenario(
+        "jsonrpc.toml",
+        &[
+            ("127.0.0.1:8545", addr.as_str()),
+            ("duration = \"10s\"", "duration = \"1s\""),
+        ],
     );
-    let text = std::fs::read_to_string(path)
-        .unwrap()
-        .replace("127.0.0.1:8545", &format!("127.0.0.1:{}", server.port))
-        .replace("duration = \"10s\"", "duration = \"1s\"");
-    let file = wsherd::scenario::parse(&text, "jsonrpc.toml").unwrap();
-    let res = wsherd::scenario::run(file, true).unwrap();
     for s in &res.scenarios {
         let m = &s.results.messages;
         assert!(m.received > 50, "{}: {m:?}", s.name);

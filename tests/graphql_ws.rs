@@ -222,16 +222,14 @@ fn graphql_ws_errors_say_what_to_do() {
 fn the_shipped_scenario_runs_against_the_test_server() {
     let _serial = serial();
     let server = gql_server(&[]);
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/scenarios/graphql.toml"
+    let addr = format!("127.0.0.1:{}", server.port);
+    let res = support::run_shipped_scenario(
+        "graphql.toml",
+        &[
+            ("127.0.0.1:4000", addr.as_str()),
+            ("duration = \"10s\"", "duration = \"1500ms\""),
+        ],
     );
-    let text = std::fs::read_to_string(path)
-        .unwrap()
-        .replace("127.0.0.1:4000", &format!("127.0.0.1:{}", server.port))
-        .replace("duration = \"10s\"", "duration = \"1500ms\"");
-    let file = wsherd::scenario::parse(&text, "graphql.toml").unwrap();
-    let res = wsherd::scenario::run(file, true).unwrap();
     let query = &res.scenarios[0].results;
     assert!(query.messages.received > 100, "{:?}", query.messages);
     assert_eq!(query.messages.failed, 0, "{:?}", query.messages);

@@ -183,14 +183,15 @@ fn push_errors_say_what_to_do() {
 fn the_shipped_scenario_runs_against_the_test_server() {
     let _serial = serial();
     let server = push_server(&["--rate", "20"]);
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/scenarios/push.toml");
-    let text = std::fs::read_to_string(path)
-        .unwrap()
-        .replace("127.0.0.1:9100", &format!("127.0.0.1:{}", server.port))
-        .replace("duration = \"20s\"", "duration = \"2s\"")
-        .replace("connections = 500", "connections = 50");
-    let file = wsherd::scenario::parse(&text, "push.toml").unwrap();
-    let res = wsherd::scenario::run(file, true).unwrap();
+    let addr = format!("127.0.0.1:{}", server.port);
+    let res = support::run_shipped_scenario(
+        "push.toml",
+        &[
+            ("127.0.0.1:9100", addr.as_str()),
+            ("duration = \"20s\"", "duration = \"2s\""),
+            ("connections = 500", "connections = 50"),
+        ],
+    );
     let p = res.scenarios[0]
         .results
         .push

@@ -289,16 +289,14 @@ fn the_shipped_scenario_runs_against_the_test_server() {
     // 400 connections at once on a shared 2-core machine: the server's default
     // heartbeat window (its 200 ms one is for the tests above), and time to open.
     let server = sio_server(&["--ping-interval", "5000", "--ping-timeout", "5000"]);
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/scenarios/socketio.toml"
+    let addr = format!("127.0.0.1:{}", server.port);
+    let res = support::run_shipped_scenario(
+        "socketio.toml",
+        &[
+            ("127.0.0.1:3000", addr.as_str()),
+            ("duration = \"20s\"", "duration = \"4s\""),
+        ],
     );
-    let text = std::fs::read_to_string(path)
-        .unwrap()
-        .replace("127.0.0.1:3000", &format!("127.0.0.1:{}", server.port))
-        .replace("duration = \"20s\"", "duration = \"4s\"");
-    let file = wsherd::scenario::parse(&text, "socketio.toml").unwrap();
-    let res = wsherd::scenario::run(file, true).unwrap();
     let by = |n: &str| &res.scenarios.iter().find(|s| s.name == n).unwrap().results;
     let emit = by("emit-with-ack");
     assert!(emit.messages.received > 100, "{:?}", emit.messages);

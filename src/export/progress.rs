@@ -52,16 +52,19 @@ pub fn stage_label(stages: &[StageMark], t: u64) -> Option<String> {
     Some(format!("stage {}/{} → {what}", i + 1, stages.len()))
 }
 
-/// The figures of one second, as the progress line shows them.
+/// The figures of one second, as the progress line shows them: compact, so
+/// that with the bar they fit a terminal's width (the bar's message is cut to
+/// what is left of it).
 pub fn figures(r: &SecondStats) -> String {
+    use crate::vocab::fmt::{fmt_us, group};
     format!(
-        "open {:>7}  sent {:>9}/s  recv {:>9}/s  rtt p50 {:>9} p99 {:>9}  errors {}",
-        r.open,
-        r.sent,
-        r.received,
-        crate::vocab::fmt::fmt_us(r.rtt_p50_us),
-        crate::vocab::fmt::fmt_us(r.rtt_p99_us),
-        r.errors
+        "open {}  sent {}/s  recv {}/s  p50 {}  p99 {}  errors {}",
+        group(r.open),
+        group(r.sent),
+        group(r.received),
+        fmt_us(r.rtt_p50_us),
+        fmt_us(r.rtt_p99_us),
+        group(r.errors)
     )
 }
 
@@ -99,7 +102,9 @@ impl Live {
                 Some(total.as_secs().max(1)),
                 ProgressDrawTarget::stderr_with_hz(4),
             );
-            let style = ProgressStyle::with_template("{prefix:>9} [{bar:24.cyan/blue}] {msg}")
+            // `wide_msg`: the figures take what the terminal has left, and are
+            // cut there rather than wrapped onto a second line.
+            let style = ProgressStyle::with_template("{prefix:>9} [{bar:12.cyan/blue}] {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> ");
             b.set_style(style);
@@ -159,7 +164,26 @@ mod tests {
     #[test]
     fn plain_lines_have_no_escapes() {
         let line = plain_line(&row(2), Duration::from_secs(10), &[]);
-        assert!(line.starts_with("[   3s/10s] open      10"), "{line}");
+        assert!(
+            line.starts_with("[   3s/10s] open 10  sent 100/s  recv 99/s"),
+            "{line}"
+        );
+        // With the bar's prefix (9) and a 12-column bar, a busy second fits 100
+        // columns whole; a narrower terminal cuts the message (`wide_msg`)
+        // rather than wrapping it.
+        let busy = SecondStats {
+            t: 2,
+            open: 100_000,
+            sent: 250_000,
+            received: 250_000,
+            errors: 3,
+            ..Default::default()
+        };
+        assert!(
+            9 + 2 + 12 + 2 + figures(&busy).len() <= 100,
+            "{}",
+            figures(&busy)
+        );
         assert!(!line.contains('\x1b') && !line.contains('\r'));
         let drain = plain_line(&row(10), Duration::from_secs(10), &[]);
         assert!(drain.starts_with("[  drain]"), "{drain}");

@@ -723,3 +723,20 @@ pub fn assert_schema(res: &RunResults) {
         "results do not match the schema: {errors:?}"
     );
 }
+
+/// Runs the shipped scenario file `scripts/scenarios/NAME` with each `(from,
+/// to)` of `replacements` applied to its text first (the test server's address,
+/// a shorter duration), quietly.
+pub fn run_shipped_scenario(
+    name: &str,
+    replacements: &[(&str, &str)],
+) -> wsherd::scenario::ScenarioResults {
+    let path = format!("{}/scripts/scenarios/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut text = std::fs::read_to_string(&path).expect("the shipped scenario file");
+    for (from, to) in replacements {
+        assert!(text.contains(from), "{name} has no {from:?}");
+        text = text.replace(from, to);
+    }
+    let file = wsherd::scenario::parse(&text, name).expect("the shipped scenario parses");
+    wsherd::scenario::run(file, true).expect("the shipped scenario runs")
+}
