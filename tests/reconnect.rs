@@ -104,3 +104,116 @@ fn reconnect_errors_say_what_to_do() {
         (&["--reconnect=5s..1s"], "MAX at least MIN"),
     ]);
 }
+
+/// What the fault proxy does to each connection it carries.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Holds every chunk this long before passing it on (both ways).
+    Delay(Duration),
+    /// Passes nothing on for `for` once `after` has passed, then goes on.
+    Stall { after: Duration, r#for: Duration },
+    /// Cuts the connection (both sides) once `after` has passed.
+    Cut { after: Duration },
+}
+
+/// A TCP proxy in front of `upstream` that applies `fault` to every connection.
+fn fault_proxy(upstream: std::net::SocketAddr, fault: Fault) -> support::Server {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    support::Server::spawn("fault-proxy", move |client, _stats| async move {
+        let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+            return;
+        };
+        let started = tokio::time::Instant::now();
+        let (cr, cw) = client.into_split();
+        let (sr, sw) = server.into_split();
+        let pipe = |mut from: tokio::net::tcp::OwnedReadHalf,
+                    mut to: tokio::net::tcp::OwnedWriteHalf| async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = match from.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                match fault {
+                    Fault::Delay(d) => tokio::time::sleep(d).await,
+                    Fault::Stall { after, r#for } => {
+                        let at = started + after;
+                        let now = tokio::time::Instant::now();
+                        if now >= at && now < at + r#for {
+                            tokio::time::sleep_until(at + r#for).await;
+                        }
+                    }
+                    Fault::Cut { .. } => {}
+                }
+                if to.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+            let _ = to.shutdown().await;
+        };
+        let both = async {
+            tokio::join!(pipe(cr, sw), pipe(sr, cw));
+        };
+        match fault {
+            Fault::Cut { after } => {
+                // Dropping the halves mid-flight resets both sides.
+                let _ = tokio::time::timeout(after, both).await;
+            }
+            _ => both.await,
+        }
+    })
+}
+
+#[test]
+fn a_proxy_that_delays_stalls_and_cuts_loses_nothing_unaccounted() {
+    let _serial = serial();
+    let server = support::serve_builtin("1", &[]);
+    // Delayed by 20 ms each way: every round trip takes at least 40 ms.
+    let proxy = fault_proxy(server.addr(), Fault::Delay(Duration::from_millis(20)));
+    let res = support::run(&[&proxy.url(), "-q", "-c", "4", "-d", "1500ms"], LIMIT);
+    assert!(res.latency.rtt.min_us >= 40_000.0, "{:?}", res.latency.rtt);
+    assert!(res.messages.received > 40, "{:?}", res.messages);
+    // Stalled for 600 ms: the open loop's messages wait and come through, timed
+    // from their intended send.
+    let proxy = fault_proxy(
+        server.addr(),
+        Fault::Stall {
+            after: Duration::from_millis(500),
+            r#for: Duration::from_millis(600),
+        },
+    );
+    let res = support::run(
+        &[&proxy.url(), "-q", "-c", "4", "-d", "2s", "--rate", "200"],
+        LIMIT,
+    );
+    assert!(res.latency.rtt.max_us > 400_000.0, "{:?}", res.latency.rtt);
+    assert_eq!(res.connections.lost, 0, "{:?}", res.connections);
+    // Cut after 600 ms: lost, dialed again, cut again, ...; every message sent is
+    // received, failed with its connection, or in flight at the stop.
+    let proxy = fault_proxy(
+        server.addr(),
+        Fault::Cut {
+            after: Duration::from_millis(600),
+        },
+    );
+    let res = support::run(
+        &[
+            &proxy.url(),
+            "-q",
+            "-c",
+            "4",
+            "-d",
+            "2500ms",
+            "--rate",
+            "200",
+            "--reconnect=50ms..100ms",
+        ],
+        LIMIT,
+    );
+    let k = &res.connections;
+    assert!(k.lost >= 8, "{k:?}");
+    let re = k.reconnects.as_ref().unwrap();
+    assert!(re.succeeded >= 8, "{re:?}");
+    let m = &res.messages;
+    assert!(m.ledger_balances() && m.failed > 0, "{m:?}");
+}
