@@ -64,19 +64,26 @@ counter() {
 echo "minute,rss_kib,open_files,sent_per_sec,received_per_sec" >"$OUT/samples.csv"
 prev_sent=0
 prev_recv=0
+prev_ms=0
 for m in $(seq 0 "$MINUTES"); do
     sleep_until=$((m * 60 + 20))
-    while (( $(ps -o etimes= -p "$LOAD" | tr -d ' ') < sleep_until )); do sleep 1; done
+    while (( $(ps -o etimes= -p "$LOAD" | tr -d ' ') < sleep_until )); do sleep 0.2; done
+    now_ms=$(date +%s%3N)
     rss=$(awk '/VmRSS/ {print $2}' "/proc/$LOAD/status")
     files=$(ls "/proc/$LOAD/fd" | wc -l)
     sent=$(counter wsherd_client_messages_sent_total)
     recv=$(counter wsherd_client_messages_received_total)
     if (( m > 0 )); then
-        echo "$m,$rss,$files,$(( (${sent%.*} - prev_sent) / 60 )),$(( (${recv%.*} - prev_recv) / 60 ))" >>"$OUT/samples.csv"
-        say "minute $m: RSS ${rss} KiB, $files open files, $(( (${sent%.*} - prev_sent) / 60 )) sent/s"
+        # Rates over the time that really passed between the samples.
+        ms=$((now_ms - prev_ms))
+        s_rate=$(( (${sent%.*} - prev_sent) * 1000 / ms ))
+        r_rate=$(( (${recv%.*} - prev_recv) * 1000 / ms ))
+        echo "$m,$rss,$files,$s_rate,$r_rate" >>"$OUT/samples.csv"
+        say "minute $m: RSS ${rss} KiB, $files open files, $s_rate sent/s"
     fi
     prev_sent=${sent%.*}
     prev_recv=${recv%.*}
+    prev_ms=$now_ms
 done
 wait "$LOAD" || true
 
