@@ -40,11 +40,17 @@ pub struct Cli {
 /// What a client cannot make the built-in server hold, shown by `serve --help`.
 const SERVE_LIMITS: &str = "\
 Limits (what one client can make the server hold):
-  a request head of 16 KiB (larger: 400 and closed); a frame or message of
-  64 MiB, reassembled or inflated (larger: the connection is closed, 1009 or
-  1002); --queue messages per broadcast receiver (copies beyond it are dropped
-  and counted); --max-connections connections if given (then 503). A held idle
-  connection costs about 0.8 KiB.";
+  a request head of 16 KiB and 32 header lines within 10 s (more: 431;
+  slower: closed);
+  --max-message bytes in a frame, or in a message held whole (reassembled or
+  inflated; default 64 MiB; larger: closed with 1009); --queue messages per
+  broadcast receiver (copies beyond it are dropped and counted);
+  --max-connections connections if given (then 503). Echoes wait for the
+  client to read them: a client that does not read stops being read. A held
+  idle connection costs about 0.8 KiB.
+Every violation of RFC 6455 (an unmasked or malformed frame, fragments out of
+order, text that is not UTF-8, a bad close) closes the connection with
+1002/1007/1009 and the violation's name as the reason, and counts an error.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -776,6 +782,13 @@ pub struct ServeArgs {
     /// Broadcast: messages queued per slow receiver before its copies are dropped.
     #[arg(long = "queue", default_value = "1024", value_parser = parse_count)]
     pub queue: u64,
+
+    /// The largest frame a client may send, and the largest message the server
+    /// holds whole (reassembled in broadcast mode, inflated with --deflate);
+    /// larger ones close the connection with 1009. Echo mode sends fragments
+    /// back as they come and holds none.
+    #[arg(long = "max-message", value_name = "BYTES", value_parser = parse_size, default_value = "64MiB")]
+    pub max_message: u64,
 
     /// Number of server shards (one pinned thread per core, each with its own
     /// SO_REUSEPORT listener; default: every core).

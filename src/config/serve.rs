@@ -63,6 +63,12 @@ impl ServeConfig {
         if a.queue == 0 {
             return Err(Error::usage("--queue must be at least 1 message"));
         }
+        if a.max_message < 125 {
+            return Err(Error::usage(format!(
+                "--max-message {}: below 125 bytes, the largest ping or close a client may send; give at least 125B",
+                a.max_message
+            )));
+        }
         if a.max_connections == Some(0) {
             return Err(Error::usage(
                 "--max-connections must be at least 1 (it caps the connections held at once)",
@@ -83,6 +89,7 @@ impl ServeConfig {
             tls,
             deflate: a.deflate,
             reuse_port: a.reuse_port,
+            max_message: a.max_message.min(usize::MAX as u64) as usize,
             addr,
             mode: a.mode.into(),
             queue: a.queue as usize,
@@ -140,6 +147,8 @@ pub fn embedded(
     plan.embedded().then(|| ServeConfig {
         tls,
         reuse_port: false,
+        // What the run's clients accept back is what the server accepts.
+        max_message: plan.max_message,
         deflate: plan.offer.deflate.is_some() && plan.workload.broadcast.is_none(),
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         mode: if plan.workload.broadcast.is_some() {

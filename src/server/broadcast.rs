@@ -54,10 +54,10 @@ use super::conn::upgrade;
 use super::frames;
 use super::hub::{Bell, Frame, Local};
 use super::read::{Got, Reader};
-use super::shard::{ServerShard, MAX_FRAME};
+use super::shard::ServerShard;
 
 use crate::net::stream::{ReadHalf, Stream, WriteHalf};
-use crate::ws::frame::{self, Kind};
+use crate::ws::frame::{self, FrameRef, Kind};
 use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use std::cell::{Cell, RefCell};
@@ -156,7 +156,7 @@ enum WriteEnd {
 /// A message being reassembled from fragments.
 #[derive(Default)]
 struct Partial {
-    kind: Option<Kind>,
+    order: frames::Order,
     data: Vec<u8>,
 }
 
@@ -223,7 +223,15 @@ fn run<'a>(
             std::future::poll_fn(|cx| {
                 if reading {
                     match reader.as_mut().poll(cx) {
-                        Poll::Ready(ReadEnd::Gone) => return Poll::Ready(WriteEnd::Done),
+                        Poll::Ready(ReadEnd::Gone) => {
+                            // The peer is gone; a write under way may have completed
+                            // all the same (the peer read it, then left): the writer
+                            // counts it delivered when polled once more.
+                            if let Poll::Ready(end) = writer.as_mut().poll(cx) {
+                                return Poll::Ready(end);
+                            }
+                            return Poll::Ready(WriteEnd::Done);
+                        }
                         Poll::Ready(ReadEnd::Handover(p)) => {
                             reading = false;
                             between.phase.set(p);
@@ -428,53 +436,63 @@ fn on_bytes(
 ) -> (usize, bool) {
     let mut pos = 0;
     while pos < data.len() {
-        let (f, range) = match frames::next(data, pos, false) {
+        let (f, range) = match frames::next(data, pos, shard.max_message, false) {
             Ok(Some(next)) => next,
             Ok(None) => break,
-            Err(()) => {
-                frames::protocol_error(shard, control, 1002);
+            Err(v) => {
+                frames::protocol_error(shard, control, v);
                 return (pos, true);
             }
         };
         let payload = &data[range];
         pos += f.total_len();
-        match f.kind {
-            Kind::Text | Kind::Binary if msg.kind.is_some() => {
-                // A new message before the fragmented one ended.
-                frames::protocol_error(shard, control, 1002);
-                return (pos, true);
+        let done = match f.kind {
+            Kind::Text | Kind::Binary | Kind::Continuation => {
+                data_frame(shard, msg, batch, f, payload)
             }
-            Kind::Text | Kind::Binary if f.fin => {
-                batch.push(encode(f.kind, payload));
-                shard.messages.set(shard.messages.get() + 1);
+            Kind::Ping => {
+                frame::write_server_frame(control, Kind::Pong, true, payload);
+                Ok(())
             }
-            Kind::Text | Kind::Binary => {
-                msg.kind = Some(f.kind);
-                msg.data.extend_from_slice(payload);
-            }
-            Kind::Continuation => {
-                let Some(kind) = msg.kind else {
-                    frames::protocol_error(shard, control, 1002);
-                    return (pos, true);
-                };
-                if msg.data.len() + payload.len() > MAX_FRAME {
-                    frames::protocol_error(shard, control, 1009);
-                    return (pos, true);
-                }
-                msg.data.extend_from_slice(payload);
-                if f.fin {
-                    batch.push(encode(kind, &msg.data));
-                    shard.messages.set(shard.messages.get() + 1);
-                    *msg = Partial::default();
-                }
-            }
-            Kind::Ping => frame::write_server_frame(control, Kind::Pong, true, payload),
-            Kind::Pong => {}
-            Kind::Close => {
-                frames::answer_close(control, payload);
-                return (pos, true);
-            }
+            Kind::Pong => Ok(()),
+            Kind::Close => match frames::answer_close(control, payload) {
+                Ok(()) => return (pos, true),
+                Err(v) => Err(v),
+            },
+        };
+        if let Err(v) = done {
+            frames::protocol_error(shard, control, v);
+            return (pos, true);
         }
     }
     (pos, false)
+}
+
+/// A data frame: a whole message goes to `batch`, a fragment is kept in `msg`
+/// until its message ends (at most --max-message bytes). Order and UTF-8 are
+/// checked by `msg.order` as in echo mode.
+#[inline]
+fn data_frame(
+    shard: &ServerShard,
+    msg: &mut Partial,
+    batch: &mut Vec<Frame>,
+    f: FrameRef,
+    payload: &[u8],
+) -> Result<(), frames::Violation> {
+    let kind = msg.order.data(&f, payload)?;
+    if f.fin && msg.data.is_empty() {
+        batch.push(encode(kind, payload));
+    } else {
+        if msg.data.len() + payload.len() > shard.max_message {
+            return Err(frames::Violation::TOO_LARGE);
+        }
+        msg.data.extend_from_slice(payload);
+        if !f.fin {
+            return Ok(());
+        }
+        batch.push(encode(kind, &msg.data));
+        msg.data = Vec::new();
+    }
+    shard.messages.set(shard.messages.get() + 1);
+    Ok(())
 }

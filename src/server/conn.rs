@@ -190,90 +190,100 @@ enum Next {
     Close,
 }
 
-/// Echoes every complete frame in `data` into `out`; unmasks in place.
-/// Compressed messages (permessage-deflate) are inflated and compressed again.
+/// Echoes every complete frame in `data` into `out`; unmasks in place. `order`
+/// checks that data frames come in order and text is UTF-8 (a violation is
+/// answered with a close naming it). Compressed messages (permessage-deflate)
+/// are inflated and compressed again.
 fn on_bytes(
     shard: &ServerShard,
     data: &mut [u8],
     out: &mut Vec<u8>,
+    order: &mut frames::Order,
     deflate: &mut Option<Box<frames::ConnDeflate>>,
 ) -> (usize, Next) {
     let mut pos = 0;
     while pos < data.len() {
-        let (f, range) = match frames::next(data, pos, deflate.is_some()) {
-            Ok(Some(next)) => next,
+        let violation = match frames::next(data, pos, shard.max_message, deflate.is_some()) {
             Ok(None) => break,
-            Err(()) => {
-                frames::protocol_error(shard, out, 1002);
-                return (pos, Next::Close);
+            Err(v) => v,
+            Ok(Some((f, range))) => {
+                let payload = &data[range];
+                pos += f.total_len();
+                let done = match f.kind {
+                    Kind::Text | Kind::Binary | Kind::Continuation => {
+                        let compressed_msg =
+                            deflate.as_ref().is_some_and(|d| f.rsv1 || d.frag.is_some());
+                        match order.data(&f, payload) {
+                            Err(v) => Err(v),
+                            Ok(kind) if compressed_msg => {
+                                let d = deflate.as_deref_mut().expect("checked above");
+                                compressed(shard, d, kind, f.fin, payload, out)
+                            }
+                            Ok(_) => {
+                                frame::write_server_frame(out, f.kind, f.fin, payload);
+                                if f.fin {
+                                    shard.messages.set(shard.messages.get() + 1);
+                                }
+                                Ok(())
+                            }
+                        }
+                    }
+                    Kind::Ping => {
+                        frame::write_server_frame(out, Kind::Pong, true, payload);
+                        Ok(())
+                    }
+                    Kind::Pong => Ok(()),
+                    Kind::Close => match frames::answer_close(out, payload) {
+                        Ok(()) => return (pos, Next::Close),
+                        Err(v) => Err(v),
+                    },
+                };
+                match done {
+                    Ok(()) => continue,
+                    Err(v) => v,
+                }
             }
         };
-        let payload = &data[range];
-        pos += f.total_len();
-        match f.kind {
-            Kind::Text | Kind::Binary | Kind::Continuation
-                if deflate.as_ref().is_some_and(|d| f.rsv1 || d.frag.is_some()) =>
-            {
-                let d = deflate.as_deref_mut().expect("checked above");
-                if let Err(code) = compressed(shard, d, f, payload, out) {
-                    frames::protocol_error(shard, out, code);
-                    return (pos, Next::Close);
-                }
-            }
-            Kind::Text | Kind::Binary | Kind::Continuation => {
-                frame::write_server_frame(out, f.kind, f.fin, payload);
-                if f.fin {
-                    shard.messages.set(shard.messages.get() + 1);
-                }
-            }
-            Kind::Ping => frame::write_server_frame(out, Kind::Pong, true, payload),
-            Kind::Pong => {}
-            Kind::Close => {
-                frames::answer_close(out, payload);
-                return (pos, Next::Close);
-            }
-        }
+        frames::protocol_error(shard, out, violation);
+        return (pos, Next::Close);
     }
     (pos, Next::Continue)
 }
 
-/// A frame of a compressed message: kept until the message is whole, then echoed
-/// compressed. Err: the close code (1002 for frames out of order).
+/// A frame of a compressed message of `kind` (its order already checked): kept
+/// until the message is whole, then echoed compressed.
 #[cold]
 fn compressed(
     shard: &ServerShard,
     d: &mut frames::ConnDeflate,
-    f: crate::ws::frame::FrameRef,
+    kind: Kind,
+    fin: bool,
     payload: &[u8],
     out: &mut Vec<u8>,
-) -> Result<(), u16> {
+) -> Result<(), frames::Violation> {
     let Some(sd) = &shard.deflate else {
-        return Err(1002);
+        return Err(frames::Violation::DEFLATE);
     };
-    let whole = match (f.kind, d.frag.take()) {
-        (Kind::Text | Kind::Binary, None) if f.fin => {
-            frames::echo_compressed(sd, d, f.kind, payload, out)?;
-            None
-        }
-        (Kind::Text | Kind::Binary, None) => Some((f.kind, payload.to_vec())),
-        (Kind::Continuation, Some((kind, mut so_far))) => {
-            if so_far.len() + payload.len() > super::shard::MAX_FRAME {
-                return Err(1009);
+    let max = shard.max_message;
+    match d.frag.take() {
+        None if fin => frames::echo_compressed(sd, d, max, kind, payload, out)?,
+        None => d.frag = Some((kind, payload.to_vec())),
+        Some((kind, mut so_far)) => {
+            // What is held to inflate later is bounded by the same limit.
+            if so_far.len() + payload.len() > max {
+                return Err(frames::Violation::TOO_LARGE);
             }
             so_far.extend_from_slice(payload);
-            if f.fin {
-                frames::echo_compressed(sd, d, kind, &so_far, out)?;
-                None
-            } else {
-                Some((kind, so_far))
+            if !fin {
+                d.frag = Some((kind, so_far));
+                return Ok(());
             }
+            frames::echo_compressed(sd, d, max, kind, &so_far, out)?;
         }
-        _ => return Err(1002),
-    };
-    if whole.is_none() {
+    }
+    if fin {
         shard.messages.set(shard.messages.get() + 1);
     }
-    d.frag = whole;
     Ok(())
 }
 
@@ -288,6 +298,7 @@ fn echo_loop<'a>(
     mut deflate: Option<Box<frames::ConnDeflate>>,
 ) -> impl Future<Output = ()> + 'a {
     async move {
+        let mut order = frames::Order::default();
         loop {
             let mut buf = match reader.next_bytes(shard, stream, slot).await {
                 Got::Bytes(buf) => buf,
@@ -300,7 +311,7 @@ fn echo_loop<'a>(
                 .as_ref()
                 .map(|_| (Instant::now(), shard.messages.get()));
             let mut out = shard.wpool.take();
-            let (used, next) = on_bytes(shard, &mut buf, &mut out, &mut deflate);
+            let (used, next) = on_bytes(shard, &mut buf, &mut out, &mut order, &mut deflate);
             reader.done(shard, buf, used);
             if !out.is_empty() {
                 if stream.seal(&mut out).is_err() {

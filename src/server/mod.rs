@@ -25,7 +25,7 @@ mod read;
 mod shard;
 mod timing;
 
-pub use shard::{ServerFaults, ServerTotals};
+pub use shard::{ServerFaults, ServerTotals, DEFAULT_MAX_MESSAGE};
 pub use timing::ServerHistograms;
 
 use crate::error::{Error, Result};
@@ -60,6 +60,9 @@ pub struct ServeConfig {
     /// `--reuse-port`: join other servers already listening on `addr`; without
     /// it, an address in use is refused.
     pub reuse_port: bool,
+    /// `--max-message`: the largest frame, and message held whole, a client may
+    /// send.
+    pub max_message: usize,
 }
 
 /// Cross-thread counters the shards publish once a tick (not per message).
@@ -272,6 +275,7 @@ pub fn start(cfg: ServeConfig) -> Result<ServerHandle> {
             timing: cfg.metrics_addr.is_some(),
             tls: cfg.tls.clone(),
             deflate: cfg.deflate,
+            max_message: cfg.max_message,
         };
         let t = std::thread::Builder::new()
             .name(format!("wsherd-serve-{i}"))
@@ -302,6 +306,7 @@ struct ShardSetup {
     timing: bool,
     tls: Option<Arc<rustls::ServerConfig>>,
     deflate: bool,
+    max_message: usize,
 }
 
 /// The shard's part in the handle's totals (`ServerShard` itself is in shard.rs).
@@ -366,6 +371,7 @@ async fn serve_shard(
         timing,
         tls,
         deflate,
+        max_message,
     } = setup;
     let (bcast, bell) = match bcast {
         Some((hub, bell)) => (Some(hub::Local::new(index, hub, queue)), Some(bell)),
@@ -377,6 +383,7 @@ async fn serve_shard(
     }
     shard.tls = tls;
     shard.deflate = deflate.then(Default::default);
+    shard.max_message = max_message;
     let shard = Rc::new(shard);
     monoio::spawn(watch(shard.clone(), stop, published.clone()));
     if let Some(bell) = bell {

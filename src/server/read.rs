@@ -19,7 +19,7 @@
 //! In the server's order (see shard.rs) it sits just above shard.rs: it must never
 //! import mod.rs, frames.rs, conn.rs or broadcast.rs.
 
-use super::shard::{ServerShard, MAX_FRAME};
+use super::shard::ServerShard;
 use crate::net::sock::io_cause;
 use crate::net::stream::ReadSide;
 use crate::ws::frame::{self, From, Kind};
@@ -164,7 +164,7 @@ impl Reader {
             // shard's service-time queue. Boxed: a timer inline would make every
             // connection's future as big as the timer.
             let messages = if shard.faults.service_time.is_some() {
-                complete_messages(&buf)
+                complete_messages(&buf, shard.max_message)
             } else {
                 0
             };
@@ -188,9 +188,9 @@ impl Reader {
 /// Complete data messages in `buf` (frames with FIN set: a fragmented message
 /// counts once, with its last fragment), for --service-time. Stops at the first
 /// incomplete or bad frame; the frame handler deals with those.
-fn complete_messages(buf: &[u8]) -> u32 {
+fn complete_messages(buf: &[u8], max: usize) -> u32 {
     let (mut pos, mut n) = (0, 0);
-    while let Ok(Some(f)) = frame::parse(&buf[pos..], From::Client, MAX_FRAME) {
+    while let Ok(Some(f)) = frame::parse(&buf[pos..], From::Client, max) {
         if f.fin && matches!(f.kind, Kind::Text | Kind::Binary | Kind::Continuation) {
             n += 1;
         }

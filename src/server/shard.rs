@@ -1,6 +1,7 @@
 //! The state of one server shard, shared by its connection tasks, and what every
 //! file of the server reads: the faults and knobs (`ServerFaults`), the totals
-//! (`ServerTotals`), the largest frame (`MAX_FRAME`).
+//! (`ServerTotals`), the largest frame or message a client may send
+//! (`max_message`).
 //!
 //! It exists so the server's files form a DAG: mod.rs (start, the accept loop, the
 //! handle) sits on top and the connection code below it reads `ServerShard` from
@@ -17,8 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Largest frame (and, in broadcast mode, message) the server accepts.
-pub(super) const MAX_FRAME: usize = 64 << 20;
+/// Largest frame, and message held whole (reassembled or inflated), the server
+/// accepts when not told otherwise (`--max-message`).
+pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
 /// Read size of the server: a busy connection holds one while its read waits, so
 /// it is modest; a pipelined flood simply takes a few reads.
 const SERVER_READ_BUF: usize = 8 * 1024;
@@ -73,6 +75,9 @@ pub(crate) struct ServerShard {
     pub rejected: Cell<u64>,
     pub errors: Cell<u64>,
     pub faults: ServerFaults,
+    /// --max-message: the largest frame, and message held whole, a client may
+    /// send; larger ones close the connection (1009).
+    pub max_message: usize,
     /// Connections held by all shards of the process (with --max-connections: one
     /// atomic operation per connection opened and per connection ended).
     held: Arc<AtomicU64>,
@@ -115,6 +120,7 @@ impl ServerShard {
             timers: None,
             tls: None,
             deflate: None,
+            max_message: DEFAULT_MAX_MESSAGE,
             faults,
             held,
             busy_until: Cell::new(origin),

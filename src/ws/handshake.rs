@@ -150,7 +150,7 @@ pub fn check_response(
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
     let n = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Complete(n)) if n <= MAX_HEAD => n,
         Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Ok(None),
         _ => return Err(UpgradeError::Malformed),
     };
@@ -264,9 +264,17 @@ pub fn server_accept(buf: &[u8], deflate: bool) -> Request {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Complete(n)) if n <= MAX_HEAD => n,
         Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Request::Partial,
-        _ => return Request::Reject(reject(400, "Bad Request", "malformed HTTP request\n")),
+        // Complete or not, too much to hold.
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => {
+            return Request::Reject(reject(
+                431,
+                "Request Header Fields Too Large",
+                "a request head may have at most 16 KiB and 32 header lines\n",
+            ))
+        }
+        Err(_) => return Request::Reject(reject(400, "Bad Request", "malformed HTTP request\n")),
     };
     if req.method != Some("GET") {
         return Request::Reject(reject(
