@@ -338,8 +338,18 @@ fn inflating_what_a_server_sends_stays_under_the_cap() {
 // ---- What the user writes ------------------------------------------------
 
 fn text_fuzz(target: &str, seeds: &[&str], check: impl Fn(&str)) {
+    text_fuzz_within(target, modest, seeds, check);
+}
+
+/// As `text_fuzz`, with the allocation bound given by `max_alloc`.
+fn text_fuzz_within(
+    target: &str,
+    max_alloc: impl Fn(&[u8]) -> usize,
+    seeds: &[&str],
+    check: impl Fn(&str),
+) {
     let bytes: Vec<&[u8]> = seeds.iter().map(|s| s.as_bytes()).collect();
-    fuzz(target, &bytes, modest, |input| {
+    fuzz(target, &bytes, max_alloc, |input| {
         check(&String::from_utf8_lossy(input));
     });
 }
@@ -347,8 +357,16 @@ fn text_fuzz(target: &str, seeds: &[&str], check: impl Fn(&str)) {
 #[test]
 fn templates_stages_thresholds_and_values() {
     use wsherd::template::Template;
-    text_fuzz(
+    // A template renders what it asks for (`{pad:100000}`, up to the largest
+    // message wsherd sends): that much may be allocated, a few times over.
+    let asked = |input: &[u8]| {
+        let t = String::from_utf8_lossy(input);
+        let len = |p: Result<Template, _>| p.map_or(0, |p: Template| p.len());
+        modest(input) + 3 * len(Template::parse(&t)).max(len(Template::parse_request(&t)))
+    };
+    text_fuzz_within(
         "template",
+        asked,
         &[
             r#"{"type":"chat","user":"u{conn}","seq":{seq},"ts":{ts},"i":{intended},"body":"{pad:100}"}"#,
             "{conn}{seq}{ts}{{seq}}",
