@@ -266,10 +266,17 @@ fn parse_socket(p: &[u8]) -> SioPacket<'_> {
     }
 }
 
+thread_local! {
+    /// The pointers read on every message, parsed once per thread rather than
+    /// once per message (each parse allocates).
+    static EVENT_NAME: Pointer = Pointer::parse("/0").expect("a valid pointer");
+    static GQL_FIELDS: [Pointer; 3] =
+        ["/type", "/id", "/payload"].map(|p| Pointer::parse(p).expect("a valid pointer"));
+}
+
 /// The name of an event (its array's first element), if it is a plain string.
 pub fn event_name(data: &[u8]) -> Option<&[u8]> {
-    let p = Pointer::parse("/0").ok()?;
-    match jsonptr::lookup(data, &p)? {
+    match EVENT_NAME.with(|p| jsonptr::lookup(data, p))? {
         v @ Value::Str(_) => v.str_content().filter(|s| !s.contains(&b'\\')),
         _ => None,
     }
@@ -297,27 +304,28 @@ pub enum GqlMessage<'a> {
 
 /// Reads one graphql-ws message (a JSON object with `type`, `id`, `payload`).
 pub fn parse_gql(msg: &[u8]) -> GqlMessage<'_> {
-    let field = |name: &str| {
-        Pointer::parse(name)
-            .ok()
-            .and_then(|p| jsonptr::lookup(msg, &p))
-    };
-    let Some(kind) = field("/type").and_then(|v| v.str_content()) else {
-        return GqlMessage::Other;
-    };
-    let id = || field("/id").and_then(|v| v.str_content()).unwrap_or(b"");
-    match kind {
-        b"connection_ack" => GqlMessage::ConnectionAck,
-        b"ping" => GqlMessage::Ping,
-        b"pong" => GqlMessage::Pong,
-        b"next" => GqlMessage::Next {
-            id: id(),
-            payload: field("/payload").map_or(b"" as &[u8], |v| v.raw()),
-        },
-        b"error" => GqlMessage::Error { id: id() },
-        b"complete" => GqlMessage::Complete { id: id() },
-        _ => GqlMessage::Other,
-    }
+    GQL_FIELDS.with(|[kind, id, payload]| {
+        let Some(kind) = jsonptr::lookup(msg, kind).and_then(|v| v.str_content()) else {
+            return GqlMessage::Other;
+        };
+        let id = || {
+            jsonptr::lookup(msg, id)
+                .and_then(|v| v.str_content())
+                .unwrap_or(b"")
+        };
+        match kind {
+            b"connection_ack" => GqlMessage::ConnectionAck,
+            b"ping" => GqlMessage::Ping,
+            b"pong" => GqlMessage::Pong,
+            b"next" => GqlMessage::Next {
+                id: id(),
+                payload: jsonptr::lookup(msg, payload).map_or(b"" as &[u8], |v| v.raw()),
+            },
+            b"error" => GqlMessage::Error { id: id() },
+            b"complete" => GqlMessage::Complete { id: id() },
+            _ => GqlMessage::Other,
+        }
+    })
 }
 
 impl GraphqlWs {

@@ -156,12 +156,8 @@ pub(super) fn queue_subscribe(shard: &Shard, c: &Conn, out: &mut Vec<u8>) {
             protocol::wrap_text(shard, message.rendered(&vars, crate::values::Escape::Json))
         }
     };
-    let before = out.len();
-    let key = shard.rng.borrow_mut().next_key();
-    frame::write_client_frame_bytes(out, Kind::Text, key, text.as_bytes());
-    let mut st = shard.stats.borrow_mut();
-    st.counters.subscribes += 1;
-    st.counters.bytes_sent += (out.len() - before) as u64;
+    protocol::queue_frame(shard, out, Kind::Text, text.as_bytes());
+    shard.stats.borrow_mut().counters.subscribes += 1;
 }
 
 /// Appends one message with its timing header to `out` and counts it.

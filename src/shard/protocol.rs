@@ -43,9 +43,18 @@ pub(super) enum Incoming<'a> {
 
 /// Appends a text frame of `text` to `out`.
 fn queue_text(shard: &Shard, out: &mut Vec<u8>, text: &[u8]) {
+    queue_frame(shard, out, Kind::Text, text);
+}
+
+/// Appends a masked data frame of `kind` carrying `payload` to `out`, and counts
+/// its bytes (header included) as sent. For the messages a workload makes itself
+/// (protocol answers, subscriptions, conversation steps); the timed messages of
+/// echo workloads are written by `exchange::queue_message`.
+pub(super) fn queue_frame(shard: &Shard, out: &mut Vec<u8>, kind: Kind, payload: &[u8]) {
+    let before = out.len();
     let key = shard.rng.borrow_mut().next_key();
-    frame::write_client_frame_bytes(out, Kind::Text, key, text);
-    shard.stats.borrow_mut().counters.bytes_sent += (text.len() + 6) as u64;
+    frame::write_client_frame_bytes(out, kind, key, payload);
+    shard.stats.borrow_mut().counters.bytes_sent += (out.len() - before) as u64;
 }
 
 /// The connection's values for a pattern of the protocol (an auth object, an

@@ -10,7 +10,7 @@
 use super::state::Shard;
 use crate::script::{Op, Script, Send, Unmatched};
 use crate::values::Escape;
-use crate::ws::frame::{self, Kind};
+use crate::ws::frame::Kind;
 
 /// One connection's conversation state (boxed in `Conn`: connections of other
 /// workloads pay 8 bytes).
@@ -123,13 +123,9 @@ pub(super) fn queue_send(
     let vars = shard.vars(id, &run.extra);
     let escape = if s.binary { Escape::None } else { Escape::Json };
     let text = super::protocol::wrap_text(shard, s.text.rendered(&vars, escape));
-    let before = out.len();
-    let key = shard.rng.borrow_mut().next_key();
     let kind = if s.binary { Kind::Binary } else { Kind::Text };
-    frame::write_client_frame_bytes(out, kind, key, text.as_bytes());
-    let mut st = shard.stats.borrow_mut();
-    st.step(s.step).count += 1;
-    st.counters.bytes_sent += (out.len() - before) as u64;
+    super::protocol::queue_frame(shard, out, kind, text.as_bytes());
+    shard.stats.borrow_mut().step(s.step).count += 1;
     if !heartbeat {
         run.sends += 1;
         run.last_send_ns = shard.now_ns();
