@@ -957,6 +957,113 @@ fn given_flags(cmd: &Option<clap::Command>, m: &clap::ArgMatches) -> Vec<String>
         .collect()
 }
 
+/// Flags of other load tools a user may type out of habit, and what wsherd calls
+/// the same thing.
+const FOREIGN_FLAGS: &[(&[&str], &str)] = &[
+    (
+        &["-R"],
+        "wrk2's -R is --rate N here (messages per second, all connections together)",
+    ),
+    (
+        &["-t", "--threads"],
+        "wrk's threads are --shards N here (one pinned thread per core; default: every core)",
+    ),
+    (
+        &["--vus", "-u"],
+        "k6's virtual users are connections here: -c/--connections N",
+    ),
+    (
+        &["--latency"],
+        "latency percentiles are always in the report; --hgrm PREFIX writes the histograms",
+    ),
+    (&["-z"], "oha's -z is -d/--duration here (10s, 1m)"),
+    (
+        &["-n", "--iterations"],
+        "a run lasts -d/--duration; for sessions of N messages each use \
+         --workload churn --messages N",
+    ),
+    (
+        &["--rps", "--qps", "-qps"],
+        "the message rate is --rate N (all connections) or --rate-per-conn N",
+    ),
+];
+
+/// A command-line error as one line for the binary: clap's message, with a
+/// suggestion for a misspelled flag or subcommand, a hint for a flag of another
+/// tool (wrk2's `-R`, k6's `--vus`), and the help to read (`args`: the command
+/// line, to name the subcommand).
+pub fn usage_error_line(e: &clap::Error, args: &[String]) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let get = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => v.first().cloned(),
+        _ => None,
+    };
+    let cli = {
+        use clap::CommandFactory;
+        Cli::command()
+    };
+    let names: Vec<String> = cli
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let sub = args.iter().skip(1).find(|a| names.contains(a));
+    let mut line = clap_error_line(e);
+    let invalid = get(ContextKind::InvalidArg).unwrap_or_default();
+    let flag = invalid.split(['=', ' ']).next().unwrap_or_default();
+    // The subcommands other than this one that take `flag`.
+    let elsewhere: Vec<&str> = flag
+        .strip_prefix("--")
+        .map(|long| {
+            cli.get_subcommands()
+                .filter(|c| Some(&c.get_name().to_string()) != sub)
+                .filter(|c| c.get_arguments().any(|a| a.get_long() == Some(long)))
+                .map(|c| c.get_name())
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some((_, hint)) = FOREIGN_FLAGS.iter().find(|(f, _)| f.contains(&flag)) {
+        line.push_str(&format!("; {hint}"));
+    } else if let (Some(sub), false) = (sub, elsewhere.is_empty()) {
+        line.push_str(&format!(
+            "; {flag} is a flag of wsherd {}, not of wsherd {sub}",
+            elsewhere.join(" and wsherd ")
+        ));
+    } else if let Some(s) = get(ContextKind::SuggestedArg) {
+        line.push_str(&format!("; did you mean '{s}'?"));
+    }
+    if let Some(typed) = get(ContextKind::InvalidSubcommand) {
+        if typed.contains("://") {
+            line.push_str(&format!(
+                "; to load it: wsherd run {typed} (see wsherd run --help)"
+            ));
+            return line;
+        }
+        // clap suggests only close matches of longer names; `rn` gets one too.
+        let near = get(ContextKind::SuggestedSubcommand).or_else(|| {
+            names
+                .iter()
+                .map(|n| (strsim::damerau_levenshtein(&typed, n), n))
+                .filter(|(d, n)| *d <= 2 && *d < n.len())
+                .min()
+                .map(|(_, n)| n.clone())
+        });
+        match near {
+            Some(n) => line.push_str(&format!("; did you mean '{n}'? (see wsherd --help)")),
+            None => line.push_str(&format!(
+                "; the commands are {} (see wsherd --help)",
+                names.join(", ")
+            )),
+        }
+        return line;
+    }
+    match sub {
+        Some(sub) => line.push_str(&format!(" (see wsherd {sub} --help)")),
+        None => line.push_str(" (see wsherd --help)"),
+    }
+    line
+}
+
 /// A clap error in one line: its first paragraph (the missing arguments of
 /// "required arguments were not provided" are on the lines after the first).
 pub fn clap_error_line(e: &clap::Error) -> String {

@@ -28,7 +28,8 @@ pub fn main() -> ExitCode {
                     }
                 }
                 _ => {
-                    eprintln!("{} (see wsherd --help)", crate::cli::clap_error_line(&e));
+                    let args: Vec<String> = std::env::args().collect();
+                    eprintln!("{}", crate::cli::usage_error_line(&e, &args));
                     ExitCode::from(EXIT_USAGE)
                 }
             };

@@ -1,0 +1,66 @@
+//! What a new user trips on in the first hour (issue 15), each checked on the
+//! binary as the user meets it: a misspelled flag or command gets a suggestion
+//! and the help to read, a flag of wrk2 or k6 gets its wsherd spelling.
+
+mod support;
+
+use std::time::Duration;
+use support::run_bin;
+
+/// `wsherd ARGS` fails as a usage error (exit 2) in one line containing every
+/// one of `wanted`, with no backtrace.
+fn usage_error(args: &[&str], wanted: &[&str]) {
+    let out = run_bin(args, Duration::from_secs(10));
+    assert_eq!(out.code, Some(2), "wsherd {args:?}: {out:?}");
+    let err = out.stderr.trim_end();
+    assert_eq!(err.lines().count(), 1, "one line for {args:?}: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    for w in wanted {
+        assert!(err.contains(w), "wsherd {args:?}: no {w:?} in {err}");
+    }
+    assert!(!err.contains("panicked") && !err.contains("backtrace"));
+}
+
+#[test]
+fn typos_get_a_suggestion_and_the_subcommands_help() {
+    usage_error(
+        &["run", "--conections", "5"],
+        &[
+            "'--conections'",
+            "did you mean '--connections'?",
+            "(see wsherd run --help)",
+        ],
+    );
+    usage_error(&["rn", "-c", "5"], &["'rn'", "did you mean 'run'?"]);
+    usage_error(&["sreve"], &["did you mean 'serve'?"]);
+    usage_error(
+        &["xyzzy"],
+        &["the commands are run, ceiling, serve, merge, report, doctor"],
+    );
+    usage_error(
+        &["ws://127.0.0.1:9/", "-c", "5"],
+        &["to load it: wsherd run ws://127.0.0.1:9/"],
+    );
+    usage_error(
+        &["ceiling", "--dimension", "rate", "--setle", "1s"],
+        &["did you mean '--settle'?", "(see wsherd ceiling --help)"],
+    );
+    usage_error(
+        &["ceiling", "--dimension", "rate", "--warmup", "1s"],
+        &["--warmup is a flag of wsherd run, not of wsherd ceiling"],
+    );
+    usage_error(
+        &["serve", "--adr", "x"],
+        &["did you mean '--addr'?", "(see wsherd serve --help)"],
+    );
+}
+
+#[test]
+fn flags_of_wrk2_and_k6_get_their_wsherd_spelling() {
+    usage_error(&["run", "-R", "100"], &["wrk2's -R is --rate N"]);
+    usage_error(&["run", "-t", "2"], &["--shards N"]);
+    usage_error(&["run", "--threads=2"], &["--shards N"]);
+    usage_error(&["run", "--vus", "10"], &["-c/--connections N"]);
+    usage_error(&["run", "--latency"], &["always in the report"]);
+    usage_error(&["run", "-n", "1000"], &["--workload churn --messages N"]);
+}
