@@ -341,7 +341,8 @@ pub struct LoadArgs {
     pub conn: ConnectArgs,
 
     /// Write the results as JSON: a run's summary, histograms and per-second
-    /// series; a ceiling search's steps, ceiling and whole run.
+    /// series; a ceiling search's steps, ceiling and whole run. `-` writes them
+    /// to stdout (for jq and pipes) and the summary to stderr.
     #[arg(display_order = 41, long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
@@ -600,7 +601,8 @@ pub struct ReportFileArgs {
     pub csv: Option<PathBuf>,
 
     /// Write HdrHistogram percentile distributions: PREFIX.rtt.hgrm,
-    /// PREFIX.connect.hgrm, ... one per latency kind (values in ms).
+    /// PREFIX.connect.hgrm, ... one per latency kind (values in ms); a directory
+    /// (`out/`) gets out/rtt.hgrm, out/connect.hgrm, ...
     #[arg(display_order = 44, long, value_name = "PREFIX")]
     pub hgrm: Option<PathBuf>,
 }
@@ -642,9 +644,15 @@ pub struct MergeArgs {
     #[arg(value_name = "RESULTS.json", required = true, num_args = 1..)]
     pub files: Vec<std::path::PathBuf>,
 
-    /// Write the merged results here.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<std::path::PathBuf>,
+    /// Write the merged results here (`-`: standard output, the summary then
+    /// goes to stderr), as `run --json` does.
+    #[arg(
+        short = 'o',
+        long = "json",
+        visible_alias = "output",
+        value_name = "FILE"
+    )]
+    pub json: Option<std::path::PathBuf>,
 
     /// Do not print the merged summary.
     #[arg(short, long)]

@@ -44,6 +44,16 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Prints the summary: to stdout, or to stderr when the results JSON goes to
+/// stdout (`--json -`, for jq and pipes).
+fn print_summary(json: Option<&std::path::Path>, text: &str) -> Result<(), Error> {
+    if json.is_some_and(crate::report::is_stdout) {
+        eprint!("{text}");
+        return Ok(());
+    }
+    print_out(text)
+}
+
 /// Prints to stdout; a closed pipe (| head) is not a failure.
 fn print_out(text: &str) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
@@ -61,7 +71,7 @@ fn run_scenarios(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
     let path = args.scenario.clone().expect("checked by the caller");
     crate::scenario::check_alone(&args.given)?;
     if let Some(p) = &args.load.json {
-        crate::report::check_writable(p)?;
+        crate::report::check_writable("--json", p)?;
     }
     let file = crate::scenario::load(&path)?;
     let res = crate::scenario::run(file, args.load.quiet)?;
@@ -77,17 +87,10 @@ fn run_scenarios(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
         res.mode
     ));
     text.push_str(&crate::report::text::render(&res.total));
-    print_out(&text)?;
     if let Some(p) = &args.load.json {
-        let out = serde_json::to_vec_pretty(&res).map_err(|e| Error::Output {
-            path: p.display().to_string(),
-            why: e.to_string(),
-        })?;
-        std::fs::write(p, out).map_err(|e| Error::Output {
-            path: p.display().to_string(),
-            why: e.to_string(),
-        })?;
+        crate::report::write_json("--json", p, &res)?;
     }
+    print_summary(args.load.json.as_deref(), &text)?;
     if res.total.interrupted {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
@@ -160,19 +163,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
 
 /// `wsherd run`: plan, run, print, exit code.
 fn run(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
+    let json = args.load.json.clone();
     let plan = crate::config::plan_run(args)?;
     let results = crate::engine::run(plan)?;
-    let text = crate::report::text::render(&results);
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        // A closed pipe (| head) is not a failure of the run.
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(Error::Output {
-                path: "stdout".into(),
-                why: e.to_string(),
-            });
-        }
-    }
+    print_summary(json.as_deref(), &crate::report::text::render(&results))?;
     if results.interrupted {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
@@ -199,9 +193,13 @@ fn run(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
 
 /// `wsherd ceiling`: set up, search, print, exit code.
 fn ceiling(args: crate::cli::CeilingArgs) -> Result<ExitCode, Error> {
+    let json = args.load.json.clone();
     let setup = crate::config::setup_from(args)?;
     let found = crate::ceiling::search(setup, crate::sys::interrupt_flag())?;
-    print_out(&crate::report::ceiling_text::render(&found))?;
+    print_summary(
+        json.as_deref(),
+        &crate::report::ceiling_text::render(&found),
+    )?;
     if found.run.interrupted {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
@@ -229,11 +227,11 @@ fn merge(args: crate::cli::MergeArgs) -> Result<ExitCode, Error> {
     let names: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
     crate::merge::check_parts(&parts, &names).map_err(Error::usage)?;
     let total = crate::merge::merge(&parts, crate::merge::Timing::Parallel);
-    if let Some(out) = &args.output {
-        crate::report::write_json(out, &total)?;
+    if let Some(out) = &args.json {
+        crate::report::write_json("--json", out, &total)?;
     }
     if !args.quiet {
-        print_out(&crate::report::text::render(&total))?;
+        print_summary(args.json.as_deref(), &crate::report::text::render(&total))?;
     }
     Ok(ExitCode::SUCCESS)
 }

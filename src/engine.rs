@@ -160,11 +160,11 @@ fn check_before_start(cfg: &Plan, out: &Outputs) -> Result<u64> {
     crate::host::check_ports(&crate::host::demand(cfg)).map_err(Error::HostLimit)?;
     // Fail on an unwritable output now, not after a long run.
     if let Some(p) = &out.json {
-        crate::report::check_writable(p)?;
+        crate::report::check_writable("--json", p)?;
     }
     out.reports.check()?;
     if let Some(p) = &out.hlog {
-        crate::report::check_writable(p)?;
+        crate::report::check_writable("--hlog", p)?;
     }
     Ok(nofile)
 }
@@ -384,7 +384,7 @@ fn write_outputs(
     // A file that cannot be written now must not lose the run: the results then
     // go to a fallback JSON file, and the error says where.
     let written = match &out.json {
-        Some(p) => crate::report::write_json(p, results),
+        Some(p) => crate::report::write_json("--json", p, results),
         None => Ok(()),
     }
     .and_then(|_| hlog.map_or(Ok(()), |h| h.finish()))

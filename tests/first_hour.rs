@@ -64,3 +64,63 @@ fn flags_of_wrk2_and_k6_get_their_wsherd_spelling() {
     usage_error(&["run", "--latency"], &["always in the report"]);
     usage_error(&["run", "-n", "1000"], &["--workload churn --messages N"]);
 }
+
+#[test]
+fn json_to_stdout_puts_the_summary_on_stderr_and_hgrm_fills_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let hgrm = format!("{}/", dir.path().display());
+    let out = run_bin(
+        &[
+            "run", "-c", "2", "-d", "1s", "--warmup", "0s", "-q", "--json", "-", "--hgrm", &hgrm,
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // stdout is the results and nothing else, for jq.
+    let v: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", out.stdout));
+    assert!(v["messages"]["received"].as_u64().unwrap() > 0);
+    // The summary went to stderr.
+    assert!(
+        out.stderr.contains("echo workload, 2 connections"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("Latency"), "{}", out.stderr);
+    // --hgrm DIR/: DIR/rtt.hgrm, not hidden files named DIR/.rtt.hgrm.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.contains(&"rtt.hgrm".to_string()), "{names:?}");
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+
+    // merge takes --json like every other command, and `-` too.
+    let part = dir.path().join("part.json");
+    std::fs::write(&part, &out.stdout).unwrap();
+    let part = part.to_str().unwrap();
+    let merged = run_bin(&["merge", part, "--json", "-"], Duration::from_secs(20));
+    assert_eq!(merged.code, Some(0), "{}", merged.stderr);
+    let m: serde_json::Value = serde_json::from_str(&merged.stdout).unwrap();
+    assert_eq!(m["messages"]["received"], v["messages"]["received"]);
+    assert!(merged.stderr.contains("Latency"), "{}", merged.stderr);
+}
+
+#[test]
+fn an_output_error_names_its_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    for flag in ["--json", "--html", "--csv", "--hlog"] {
+        let out = run_bin(
+            &["run", "-c", "1", "-d", "5s", "-q", flag, d],
+            Duration::from_secs(10),
+        );
+        assert_eq!(out.code, Some(1), "{flag}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("cannot write {flag} {d}")),
+            "{flag}: {}",
+            out.stderr
+        );
+    }
+}

@@ -69,8 +69,11 @@ fn port_warning(setup: &Setup) -> Option<String> {
 /// Runs the search; ends early when `interrupt` is set (Ctrl-C), reporting what
 /// was found so far.
 pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults> {
-    for p in [&setup.json, &setup.html].into_iter().flatten() {
-        crate::report::check_writable(p)?;
+    if let Some(p) = &setup.json {
+        crate::report::check_writable("--json", p)?;
+    }
+    if let Some(p) = &setup.html {
+        crate::report::check_writable("--html", p)?;
     }
     let (search, first) = search::Search::new(
         setup.start,
@@ -143,7 +146,7 @@ pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults
     }
     let results = assemble(&setup, c.steps, c.end, c.notes, run);
     let written = match &setup.json {
-        Some(p) => crate::report::write_json(p, &results),
+        Some(p) => crate::report::write_json("--json", p, &results),
         None => Ok(()),
     }
     .and_then(|_| match &setup.html {

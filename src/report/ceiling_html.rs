@@ -549,7 +549,7 @@ fn search_rows(c: &CeilingResults) -> Vec<(&'static str, String)> {
 
 /// Writes the page of a search to `p`.
 pub fn write(p: &std::path::Path, c: &CeilingResults) -> crate::error::Result<()> {
-    super::files::write_file(p, render(c))
+    super::files::write_file("--html", p, render(c))
 }
 
 #[cfg(test)]

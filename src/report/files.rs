@@ -11,17 +11,31 @@ use crate::error::{Error, Result};
 use crate::results::RunResults;
 use std::path::Path;
 
-/// Fails early when `path` cannot be written (creates it, leaves it empty).
-pub fn check_writable(path: &Path) -> Result<()> {
+/// The file `flag` asked for could not be written: the error names both.
+pub fn output_error(flag: &str, path: &Path, why: impl std::fmt::Display) -> Error {
+    Error::Output {
+        path: format!("{flag} {}", path.display()),
+        why: why.to_string(),
+    }
+}
+
+/// `-` as an output path: standard output (`--json -`, for jq and pipes).
+pub fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Fails early when `path` (asked for by `flag`) cannot be written: creates it,
+/// leaves it empty. Standard output (`-`) always can.
+pub fn check_writable(flag: &str, path: &Path) -> Result<()> {
+    if is_stdout(path) {
+        return Ok(());
+    }
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map(|_| ())
-        .map_err(|e| Error::Output {
-            path: path.display().to_string(),
-            why: e.to_string(),
-        })
+        .map_err(|e| output_error(flag, path, e))
 }
 
 /// Reads a JSON file (results of a run, a merge or a ceiling search).
@@ -56,19 +70,26 @@ pub fn results_from(path: &Path, v: serde_json::Value) -> Result<RunResults> {
     serde_json::from_value(v).map_err(|e| Error::Usage(format!("{shown}: {e}")))
 }
 
-/// Writes results (a run's, or a ceiling search's) as pretty JSON.
-pub fn write_json<T: serde::Serialize>(path: &Path, r: &T) -> Result<()> {
-    let out = serde_json::to_vec_pretty(r).map_err(|e| Error::Output {
-        path: path.display().to_string(),
-        why: e.to_string(),
-    })?;
-    write_file(path, out)
+/// Writes results (a run's, or a ceiling search's) as pretty JSON, to standard
+/// output for `-`.
+pub fn write_json<T: serde::Serialize>(flag: &str, path: &Path, r: &T) -> Result<()> {
+    let mut out = serde_json::to_vec_pretty(r).map_err(|e| output_error(flag, path, e))?;
+    out.push(b'\n');
+    write_file(flag, path, out)
 }
 
-/// Writes `text` to `path`; the error names the file.
-pub fn write_file(path: &Path, text: impl AsRef<[u8]>) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| Error::Output {
-        path: path.display().to_string(),
-        why: e.to_string(),
-    })
+/// Writes `text` to `path` (standard output for `-`; a closed pipe is no
+/// failure); the error names the flag and the file.
+pub fn write_file(flag: &str, path: &Path, text: impl AsRef<[u8]>) -> Result<()> {
+    if is_stdout(path) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        return match out.write_all(text.as_ref()).and_then(|_| out.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(output_error(flag, Path::new("(standard output)"), e))
+            }
+            _ => Ok(()),
+        };
+    }
+    std::fs::write(path, text).map_err(|e| output_error(flag, path, e))
 }

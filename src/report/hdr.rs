@@ -54,8 +54,14 @@ pub fn latency_kinds(r: &RunResults) -> Vec<(String, &LatencyStats)> {
     v
 }
 
-/// `PREFIX.KIND.hgrm`.
+/// `PREFIX.KIND.hgrm`, or `DIR/KIND.hgrm` when the prefix is a directory.
 pub fn hgrm_path(prefix: &Path, kind: &str) -> PathBuf {
+    // A directory (`--hgrm out/`): its files are out/rtt.hgrm, ..., not hidden
+    // files named out/.rtt.hgrm.
+    let dir = prefix.as_os_str().to_string_lossy().ends_with('/') || prefix.is_dir();
+    if dir {
+        return prefix.join(format!("{kind}.hgrm"));
+    }
     let mut s = prefix.as_os_str().to_owned();
     s.push(format!(".{kind}.hgrm"));
     PathBuf::from(s)
@@ -114,10 +120,11 @@ pub fn percentile_distribution(h: &Histogram<u64>) -> String {
 }
 
 fn output_err(path: &Path, why: impl std::fmt::Display) -> Error {
-    Error::Output {
-        path: path.display().to_string(),
-        why: why.to_string(),
-    }
+    super::files::output_error("--hgrm", path, why)
+}
+
+fn hlog_err(path: &Path, why: impl std::fmt::Display) -> Error {
+    super::files::output_error("--hlog", path, why)
 }
 
 /// Writes `PREFIX.KIND.hgrm` for every latency kind in `r`; returns the paths.
@@ -152,7 +159,7 @@ impl IntervalLog {
     /// Creates the file and writes the header; `start` is the run's start (the
     /// interval timestamps are seconds since it).
     pub fn create(path: &Path, start: SystemTime) -> Result<IntervalLog> {
-        let file = std::fs::File::create(path).map_err(|e| output_err(path, e))?;
+        let file = std::fs::File::create(path).map_err(|e| hlog_err(path, e))?;
         let mut out = std::io::BufWriter::new(file);
         let mut ser = V2DeflateSerializer::new();
         let human = start
@@ -169,12 +176,12 @@ impl IntervalLog {
             .with_start_time(start)
             .with_base_time(start)
             .begin_log_with(&mut out, &mut ser)
-            .map_err(|e| output_err(path, e))?;
+            .map_err(|e| hlog_err(path, e))?;
         writeln!(
             out,
             "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
         )
-        .map_err(|e| output_err(path, e))?;
+        .map_err(|e| hlog_err(path, e))?;
         Ok(IntervalLog {
             path: path.to_path_buf(),
             out,
@@ -213,9 +220,9 @@ impl IntervalLog {
     /// Flushes the file; the first error met while writing, if any.
     pub fn finish(mut self) -> Result<()> {
         if let Some(e) = self.error.take() {
-            return Err(output_err(&self.path, e));
+            return Err(hlog_err(&self.path, e));
         }
-        self.out.flush().map_err(|e| output_err(&self.path, e))
+        self.out.flush().map_err(|e| hlog_err(&self.path, e))
     }
 }
 

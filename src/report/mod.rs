@@ -17,4 +17,4 @@ pub mod outputs;
 pub mod summary;
 pub mod text;
 
-pub use files::{check_writable, read_json, read_value, results_from, write_json};
+pub use files::{check_writable, is_stdout, read_json, read_value, results_from, write_json};

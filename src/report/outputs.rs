@@ -26,12 +26,15 @@ impl ReportFiles {
 
     /// Fails now if any file cannot be written (each is created, left empty).
     pub fn check(&self) -> Result<()> {
-        for p in [&self.html, &self.csv].into_iter().flatten() {
-            super::files::check_writable(p)?;
+        if let Some(p) = &self.html {
+            super::files::check_writable("--html", p)?;
+        }
+        if let Some(p) = &self.csv {
+            super::files::check_writable("--csv", p)?;
         }
         if let Some(prefix) = &self.hgrm {
             // The round-trip file is always written; the others sit beside it.
-            super::files::check_writable(&super::hdr::hgrm_path(prefix, "rtt"))?;
+            super::files::check_writable("--hgrm", &super::hdr::hgrm_path(prefix, "rtt"))?;
         }
         Ok(())
     }
@@ -39,10 +42,10 @@ impl ReportFiles {
     /// Writes every file asked for.
     pub fn write(&self, r: &RunResults) -> Result<()> {
         if let Some(p) = &self.html {
-            super::files::write_file(p, super::html::render(r))?;
+            super::files::write_file("--html", p, super::html::render(r))?;
         }
         if let Some(p) = &self.csv {
-            super::files::write_file(p, super::csv::render(r))?;
+            super::files::write_file("--csv", p, super::csv::render(r))?;
         }
         if let Some(prefix) = &self.hgrm {
             super::hdr::write_hgrm_files(prefix, r)?;
@@ -62,7 +65,7 @@ pub fn save_fallback(r: &RunResults) -> Option<PathBuf> {
     let name = format!("wsherd-results-{now}.json");
     [PathBuf::from(&name), std::env::temp_dir().join(&name)]
         .into_iter()
-        .find(|p| super::files::write_json(p, r).is_ok())
+        .find(|p| super::files::write_json("--json", p, r).is_ok())
 }
 
 /// Turns a failure to write an output at the end of a run into an error that says
