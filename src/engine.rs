@@ -657,7 +657,10 @@ fn shown(start: &[u8], len: usize) -> String {
 /// delivery latency only in a broadcast.
 fn latencies(cfg: &Plan, total: &Interval) -> Latencies {
     let open_loop = cfg.workload.open_loop();
+    let rtt = LatencyStats::from_histogram(&total.rtt);
+    let send_lag = open_loop.then(|| LatencyStats::from_histogram(&total.send_lag));
     Latencies {
+        send_lag_share: Latencies::lag_share(&rtt, send_lag.as_ref()),
         connect: LatencyStats::from_histogram(&total.connect),
         tls: cfg
             .tls
@@ -668,9 +671,9 @@ fn latencies(cfg: &Plan, total: &Interval) -> Latencies {
             .protocol
             .opens()
             .then(|| LatencyStats::from_histogram(&total.proto_open)),
-        rtt: LatencyStats::from_histogram(&total.rtt),
+        rtt,
         rtt_uncorrected: open_loop.then(|| LatencyStats::from_histogram(&total.rtt_uncorrected)),
-        send_lag: open_loop.then(|| LatencyStats::from_histogram(&total.send_lag)),
+        send_lag,
         delivery: (cfg.workload.broadcast.is_some()
             || cfg.push.as_ref().is_some_and(|p| p.sent_at.is_some()))
         .then(|| LatencyStats::from_histogram(&total.delivery)),

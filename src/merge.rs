@@ -335,14 +335,17 @@ fn merge_errors(parts: &[RunResults]) -> BTreeMap<String, u64> {
 /// Every latency merged through its full histogram; an optional one is there
 /// when any part has it.
 fn merge_latencies(parts: &[RunResults]) -> Latencies {
+    let rtt = merge_latency(parts.iter().map(|r| &r.latency.rtt));
+    let send_lag = merge_opt(parts.iter().map(|r| r.latency.send_lag.as_ref()));
     Latencies {
+        send_lag_share: Latencies::lag_share(&rtt, send_lag.as_ref()),
         connect: merge_latency(parts.iter().map(|r| &r.latency.connect)),
         tls: merge_opt(parts.iter().map(|r| r.latency.tls.as_ref())),
         handshake: merge_latency(parts.iter().map(|r| &r.latency.handshake)),
         protocol_open: merge_opt(parts.iter().map(|r| r.latency.protocol_open.as_ref())),
-        rtt: merge_latency(parts.iter().map(|r| &r.latency.rtt)),
+        rtt,
         rtt_uncorrected: merge_opt(parts.iter().map(|r| r.latency.rtt_uncorrected.as_ref())),
-        send_lag: merge_opt(parts.iter().map(|r| r.latency.send_lag.as_ref())),
+        send_lag,
         delivery: merge_opt(parts.iter().map(|r| r.latency.delivery.as_ref())),
     }
 }

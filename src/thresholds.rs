@@ -115,11 +115,8 @@ impl Unit {
                     format!("{p:.2}%")
                 }
             }
-            Unit::Rate if v >= 100.0 => {
-                format!("{}/s", crate::vocab::fmt::group(v.round() as u64))
-            }
-            Unit::Rate => format!("{v:.1}/s"),
-            Unit::Count => format!("{v:.0}"),
+            Unit::Rate => format!("{}/s", crate::vocab::fmt::fmt_rate(v)),
+            Unit::Count => crate::vocab::fmt::group(v.max(0.0).round() as u64),
         }
     }
 }

@@ -67,7 +67,14 @@ pub fn results_from(path: &Path, v: serde_json::Value) -> Result<RunResults> {
             )))
         }
     }
-    serde_json::from_value(v).map_err(|e| Error::Usage(format!("{shown}: {e}")))
+    let mut r: RunResults =
+        serde_json::from_value(v).map_err(|e| Error::Usage(format!("{shown}: {e}")))?;
+    // Results from before the share was recorded: derived from what they hold.
+    let l = &mut r.latency;
+    if l.send_lag_share.is_none() {
+        l.send_lag_share = crate::results::Latencies::lag_share(&l.rtt, l.send_lag.as_ref());
+    }
+    Ok(r)
 }
 
 /// Writes results (a run's, or a ceiling search's) as pretty JSON, to standard

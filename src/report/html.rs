@@ -151,6 +151,7 @@ thead th{background:#f6f8fa;text-align:right}thead th:first-child{text-align:lef
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:8px 32px}
 pre{background:#f6f8fa;padding:12px;overflow-x:auto;font-size:12px}
 .note{color:#57606a;font-size:.9em}
+.warning{margin:8px 0;padding:8px 12px;border-left:4px solid #bf8700;background:#fff8c5;color:#1b1f24}
 "#;
 
 /// Writes the document's start, up to and including `<body>`: the title, the
@@ -273,6 +274,14 @@ fn section(o: &mut String, s: &Section) {
                 let _ = writeln!(
                     o,
                     "<p class=\"note\">{}</p>",
+                    esc(&sentence(&text.join(" ")))
+                );
+            }
+            Block::Warning(lines) => {
+                let text: Vec<&str> = lines.iter().map(|l| l.trim()).collect();
+                let _ = writeln!(
+                    o,
+                    "<p class=\"warning\">{}</p>",
                     esc(&sentence(&text.join(" ")))
                 );
             }
@@ -486,7 +495,7 @@ fn configuration(o: &mut String, r: &RunResults) {
         (
             "rate",
             c.rate
-                .map(|r| format!("{r:.0} msg/s"))
+                .map(|r| format!("{} msg/s", crate::vocab::fmt::fmt_rate(r)))
                 .unwrap_or_else(|| "-".into()),
         ),
         ("connections", group(c.connections)),

@@ -14,7 +14,7 @@
 //! ceiling, nor the layouts `text` and `html` (they import it).
 
 use crate::results::{LatencyStats, MessageStats, RunResults};
-use crate::vocab::fmt::{fmt_us, group};
+use crate::vocab::fmt::{fmt_rate, fmt_us, group};
 use std::collections::BTreeMap;
 
 /// The summary's sections, in reading order.
@@ -37,6 +37,9 @@ pub enum Block {
     Latency(LatencyTable),
     /// A remark, in the lines the text breaks it into.
     Note(Vec<String>),
+    /// A caution about reading the figures above it (text: `! ` before each
+    /// line; the page sets it apart).
+    Warning(Vec<String>),
     /// What went wrong, one entry per problem; empty: nothing did.
     Problems(Vec<String>),
 }
@@ -212,6 +215,20 @@ fn latency(r: &RunResults) -> Section {
             "send lag is how late the client sent against its schedule.".into(),
         ]));
     }
+    if let (true, Some(lag), Some(raw)) = (l.lag_dominates(), &l.send_lag, &l.rtt_uncorrected) {
+        blocks.push(Block::Warning(vec![
+            format!(
+                "send lag is {:.0}% of round trip p50 ({} of {}): much of it is",
+                l.send_lag_share.unwrap_or(0.0) * 100.0,
+                fmt_us(lag.p50_us),
+                fmt_us(l.rtt.p50_us)
+            ),
+            format!(
+                "wsherd's own timer sending late, not the server (uncorrected p50 {}).",
+                fmt_us(raw.p50_us)
+            ),
+        ]));
+    }
     Section {
         title: "Latency".into(),
         blocks,
@@ -247,7 +264,7 @@ fn throughput(r: &RunResults) -> Section {
                 unit: Unit::Of("msgs"),
             },
             Amount {
-                value: format!("{per_sec:.0}"),
+                value: fmt_rate(per_sec),
                 unit: Unit::PerSecond,
             },
             Amount {
@@ -276,8 +293,9 @@ fn throughput(r: &RunResults) -> Section {
             0.0
         };
         let said = format!(
-            "requested {rate:.0}/s, achieved {:.0}/s ({pct:.1}%), late sends {} (>10ms behind schedule)",
-            m.sent_per_sec,
+            "requested {}/s, achieved {}/s ({pct:.1}%), late sends {} (>10ms behind schedule)",
+            fmt_rate(rate),
+            fmt_rate(m.sent_per_sec),
             group(m.late)
         );
         rows.push(Row::new("rate", Place::Column, said));
@@ -291,9 +309,13 @@ fn throughput(r: &RunResults) -> Section {
 /// Sessions completed, against the session rate asked for, and how long they took.
 fn sessions(r: &RunResults) -> Option<Section> {
     let s = r.sessions.as_ref()?;
-    let mut completed = format!("{}  ({:.1}/s", group(s.completed), s.per_sec);
+    let mut completed = format!("{}  ({}/s", group(s.completed), fmt_rate(s.per_sec));
     if let Some(rate) = s.rate {
-        completed += &format!(", requested {rate:.1}/s, {} started late", group(s.late));
+        completed += &format!(
+            ", requested {}/s, {} started late",
+            fmt_rate(rate),
+            group(s.late)
+        );
     }
     completed.push(')');
     Some(Section {
@@ -329,7 +351,7 @@ fn broadcast(r: &RunResults) -> Option<Section> {
         Row::new(
             "deliveries",
             Place::List,
-            format!("{:.0}/s", b.delivered_per_sec),
+            format!("{}/s", fmt_rate(b.delivered_per_sec)),
         ),
         Row::new("duplicates", Place::List, group(b.duplicates)),
     ])];
@@ -440,9 +462,9 @@ fn push(r: &RunResults) -> Option<Section> {
             "rate",
             Place::Run,
             format!(
-                "{}/s ({:.2}/s per connection)",
-                group(p.received_per_sec.round() as u64),
-                p.per_connection_per_sec
+                "{}/s ({}/s per connection)",
+                fmt_rate(p.received_per_sec),
+                fmt_rate(p.per_connection_per_sec)
             ),
         ),
     ];

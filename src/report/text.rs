@@ -15,7 +15,7 @@ use super::summary::{
     LATENCY_COLUMNS,
 };
 use crate::results::{MessageStats, RunResults};
-use crate::vocab::fmt::group;
+use crate::vocab::fmt::{fmt_rate, group};
 use std::fmt::Write;
 
 /// The width of a throughput row's label (after the two-space indent).
@@ -124,8 +124,9 @@ fn pacing(r: &RunResults) -> String {
                 None => (c.connections, "connection"),
             };
             format!(
-                ", open loop at {rate:.0} msg/s ({:.3}/s per {who})",
-                rate / senders.max(1) as f64
+                ", open loop at {} msg/s ({}/s per {who})",
+                fmt_rate(rate),
+                fmt_rate(rate / senders.max(1) as f64)
             )
         }
         _ => String::new(),
@@ -150,6 +151,11 @@ fn section(o: &mut String, s: &Section) {
             Block::Note(text) => {
                 for line in text {
                     let _ = writeln!(o, "  {line}");
+                }
+            }
+            Block::Warning(text) => {
+                for line in text {
+                    let _ = writeln!(o, "  ! {line}");
                 }
             }
             Block::Problems(p) if p.is_empty() => {
@@ -257,10 +263,48 @@ fn amounts(a: &[Amount]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::BroadcastStats;
+    use crate::results::{BroadcastStats, Latencies};
 
     fn fixture() -> RunResults {
         serde_json::from_str(include_str!("../../tests/fixtures/results.json")).unwrap()
+    }
+
+    /// An open loop whose send lag is much of the corrected round trip says so
+    /// (text and page), and the header gives rates without ambiguous decimals.
+    #[test]
+    fn send_lag_that_dominates_the_round_trip_is_called_out() {
+        let mut r = fixture();
+        r.config.pacing = "open".into();
+        r.config.rate = Some(200.0);
+        r.config.connections = 10;
+        let mut lag = r.latency.rtt.clone();
+        lag.p50_us = r.latency.rtt.p50_us * 0.8;
+        let mut raw = r.latency.rtt.clone();
+        raw.p50_us = r.latency.rtt.p50_us * 0.2;
+        r.latency.send_lag = Some(lag.clone());
+        r.latency.rtt_uncorrected = Some(raw);
+        r.latency.send_lag_share = Latencies::lag_share(&r.latency.rtt, Some(&lag));
+        assert!((r.latency.send_lag_share.unwrap() - 0.8).abs() < 1e-9);
+        let text = render(&r);
+        assert!(
+            text.contains("open loop at 200 msg/s (20/s per connection)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ! send lag is 80% of round trip p50"),
+            "{text}"
+        );
+        assert!(text.contains("wsherd's own timer sending late"), "{text}");
+        let page = crate::report::html::render(&r);
+        assert!(
+            page.contains("<p class=\"warning\">Send lag is 80%"),
+            "no warning on the page"
+        );
+        // A small share: no warning.
+        lag.p50_us = r.latency.rtt.p50_us * 0.1;
+        r.latency.send_lag = Some(lag.clone());
+        r.latency.send_lag_share = Latencies::lag_share(&r.latency.rtt, Some(&lag));
+        assert!(!render(&r).contains("! send lag"));
     }
 
     /// Rows placed together share a line; quiet rows stay out; causes follow.
@@ -285,7 +329,7 @@ mod tests {
         k.close_codes.clear();
         let text = render(&r);
         for line in [
-            "Broadcast (1 publisher, 20 receivers)\n  published 396  expected copies 7,920 = delivered 7,919 + missing 1 + undelivered at stop 0\n  deliveries 3960/s, duplicates 2\n",
+            "Broadcast (1 publisher, 20 receivers)\n  published 396  expected copies 7,920 = delivered 7,919 + missing 1 + undelivered at stop 0\n  deliveries 3,960/s, duplicates 2\n",
             "  failed by cause: refused 3\n",
             "Errors: 3 connections failed to open (refused 3)",
         ] {

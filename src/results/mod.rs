@@ -299,6 +299,29 @@ pub struct Latencies {
     /// Broadcast: one-way delivery, intended publish to receipt (same clock).
     /// Push with --sent-at: the server's send time to receipt (two clocks).
     pub delivery: Option<LatencyStats>,
+    /// Open loop only: send lag p50 / round trip p50 (corrected), how much of the
+    /// headline latency is the client sending late against its schedule rather
+    /// than the server answering. From `SEND_LAG_WARNING` on, the report says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lag_share: Option<f64>,
+}
+
+/// The share of the corrected round trip's median that makes the report warn
+/// that the client's own timer is much of it (see `Latencies::send_lag_share`).
+pub const SEND_LAG_WARNING: f64 = 0.25;
+
+impl Latencies {
+    /// `send_lag_share` from the round trip and send lag as measured (None
+    /// without a send lag, or with no round trip to compare).
+    pub fn lag_share(rtt: &LatencyStats, send_lag: Option<&LatencyStats>) -> Option<f64> {
+        let lag = send_lag.filter(|l| l.count > 0)?;
+        (rtt.count > 0 && rtt.p50_us > 0.0).then(|| (lag.p50_us / rtt.p50_us).min(1.0))
+    }
+
+    /// True when the report should warn that send lag is much of the round trip.
+    pub fn lag_dominates(&self) -> bool {
+        self.send_lag_share.is_some_and(|s| s >= SEND_LAG_WARNING)
+    }
 }
 
 /// The delivery ledger of a broadcast run:

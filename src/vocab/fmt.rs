@@ -31,6 +31,26 @@ pub fn group(n: u64) -> String {
     out
 }
 
+/// A rate (or any figure that may have a fraction) as people read it, with no
+/// decimal that reads as a thousands separator: `20,000`, `199`, `33.3`, `20`,
+/// `2.25`, `0.5` (whole above 100; else at most one decimal from 10 and two
+/// below, trailing zeros dropped).
+pub fn fmt_rate(v: f64) -> String {
+    if !v.is_finite() || v <= 0.0 {
+        return "0".into();
+    }
+    if v >= 100.0 {
+        return group(v.round() as u64);
+    }
+    let s = if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    };
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
 /// A level as people read it: `3,125`, `41,500`, `2.5`.
 pub fn fmt_level(v: f64) -> String {
     if v >= 100.0 || v.fract() == 0.0 {
@@ -50,6 +70,18 @@ mod tests {
         assert_eq!(fmt_us(12_345.0), "12.35ms");
         assert_eq!(fmt_us(1_200_000.0), "1.20s");
         assert_eq!(fmt_us(0.0), "-");
+    }
+
+    #[test]
+    fn rates_have_no_ambiguous_decimals() {
+        assert_eq!(fmt_rate(20.0), "20");
+        assert_eq!(fmt_rate(20_000.0), "20,000");
+        assert_eq!(fmt_rate(3_531_840.4), "3,531,840");
+        assert_eq!(fmt_rate(199.4), "199");
+        assert_eq!(fmt_rate(33.333), "33.3");
+        assert_eq!(fmt_rate(2.25), "2.25");
+        assert_eq!(fmt_rate(0.5), "0.5");
+        assert_eq!(fmt_rate(0.0), "0");
     }
 
     #[test]
