@@ -521,7 +521,35 @@ fn config_summary(cfg: &Plan, targets: &[Target]) -> ConfigSummary {
         shards: cfg.shard_cores.len(),
         correlate: cfg.correlate.as_ref().map(|p| p.to_string()),
         steps_mode: cfg.script.as_ref().map(|s| s.mode.name().to_string()),
+        rate_stages: rate_stages(cfg),
+        heartbeat_secs: match (&cfg.workload.message, &cfg.workload.pacing) {
+            (crate::workload::Message::Ping, Pacing::Open { period, .. })
+                if cfg.workload.name() != "ping" =>
+            {
+                Some(period.as_secs_f64())
+            }
+            _ => None,
+        },
     }
+}
+
+/// The stages of a rate that moves (--stages, --ramp); none for a flat one.
+fn rate_stages(cfg: &Plan) -> Vec<crate::results::RateStage> {
+    let Some(p) = cfg.rate_profile.as_ref().filter(|p| !p.is_flat()) else {
+        return Vec::new();
+    };
+    let ends = p.stage_ends();
+    let mut from = (0.0, 0.0);
+    ends.iter()
+        .map(|&(end, target)| {
+            let s = crate::results::RateStage {
+                secs: end - from.0,
+                target,
+            };
+            from = (end, target);
+            s
+        })
+        .collect()
 }
 
 /// The host the run ran on: its name, CPUs, cores, kernel and descriptor limit,

@@ -197,6 +197,13 @@ fn merge_config(parts: &[RunResults], seq: bool, duration: f64) -> ConfigSummary
         inflight: first.config.inflight,
         shards: parts.iter().map(|r| r.config.shards).max().unwrap_or(1),
         // Set when every part matched replies by a field: the same one, or "mixed".
+        // Side by side, the stages add up; one after another they are each
+        // part's own: kept only when every part had the same.
+        rate_stages: merged_stages(parts, seq),
+        heartbeat_secs: first
+            .config
+            .heartbeat_secs
+            .filter(|h| parts.iter().all(|r| r.config.heartbeat_secs == Some(*h))),
         steps_mode: parts
             .iter()
             .all(|r| r.config.steps_mode.is_some())
@@ -206,6 +213,33 @@ fn merge_config(parts: &[RunResults], seq: bool, duration: f64) -> ConfigSummary
             .all(|r| r.config.correlate.is_some())
             .then(|| same(parts, |r| r.config.correlate.clone().unwrap_or_default())),
     }
+}
+
+/// The rate stages of the parts as one run: agents side by side ran the same
+/// stages on their shares, so the targets add up; runs one after another keep
+/// theirs only when all had the same. None when the parts' stages differ.
+fn merged_stages(parts: &[RunResults], seq: bool) -> Vec<crate::results::RateStage> {
+    let first = &parts[0].config.rate_stages;
+    let same_shape = parts.iter().all(|r| {
+        let s = &r.config.rate_stages;
+        s.len() == first.len()
+            && s.iter()
+                .zip(first)
+                .all(|(a, b)| (a.secs - b.secs).abs() < 1e-6)
+    });
+    if !same_shape || first.is_empty() {
+        return Vec::new();
+    }
+    if seq {
+        let equal = parts.iter().all(|r| &r.config.rate_stages == first);
+        return if equal { first.clone() } else { Vec::new() };
+    }
+    (0..first.len())
+        .map(|i| crate::results::RateStage {
+            secs: first[i].secs,
+            target: parts.iter().map(|r| r.config.rate_stages[i].target).sum(),
+        })
+        .collect()
 }
 
 /// The value every part has, or "mixed".

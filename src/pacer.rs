@@ -117,6 +117,12 @@ impl Profile {
         self.segments.iter().map(|s| (s.1, s.3)).collect()
     }
 
+    /// True when the profile never moves (a constant rate or level).
+    pub fn is_flat(&self) -> bool {
+        let first = self.segments.first().map_or(0.0, |s| s.2);
+        self.segments.iter().all(|s| s.2 == first && s.3 == first)
+    }
+
     /// The largest target anywhere in the profile.
     pub fn peak(&self) -> f64 {
         self.segments

@@ -254,38 +254,45 @@ fn warmup(r: &RunResults) -> Option<Section> {
     })
 }
 
+/// A count of `what`, its rate and its bytes, as one throughput row's value.
+fn amounts_of(n: u64, what: &'static str, per_sec: f64, bytes: u64) -> Value {
+    Value::Amounts(vec![
+        Amount {
+            value: group(n),
+            unit: Unit::Of(what),
+        },
+        Amount {
+            value: fmt_rate(per_sec),
+            unit: Unit::PerSecond,
+        },
+        Amount {
+            value: group(bytes),
+            unit: Unit::Of("bytes"),
+        },
+    ])
+}
+
 /// Messages and bytes each way, and the rate asked for against the rate achieved.
 fn throughput(r: &RunResults) -> Section {
     let m = &r.messages;
-    let amounts = |msgs: u64, per_sec: f64, bytes: u64| {
-        Value::Amounts(vec![
-            Amount {
-                value: group(msgs),
-                unit: Unit::Of("msgs"),
-            },
-            Amount {
-                value: fmt_rate(per_sec),
-                unit: Unit::PerSecond,
-            },
-            Amount {
-                value: group(bytes),
-                unit: Unit::Of("bytes"),
-            },
-        ])
-    };
+    let amounts = |msgs: u64, per_sec: f64, bytes: u64| amounts_of(msgs, "msgs", per_sec, bytes);
     let row = |label, value| Row {
         label,
         value,
         place: Place::Column,
         quiet: false,
     };
+    // Broadcast: every copy received is counted and its bytes added, so the
+    // count is of copies too (the ledger below counts each publisher's own).
+    let received = match &r.broadcast {
+        Some(b) => amounts_of(b.delivered, "copies", b.delivered_per_sec, m.bytes_received),
+        None => amounts(m.received, m.received_per_sec, m.bytes_received),
+    };
     let mut rows = vec![
         row("sent", amounts(m.sent, m.sent_per_sec, m.bytes_sent)),
-        row(
-            "received",
-            amounts(m.received, m.received_per_sec, m.bytes_received),
-        ),
+        row("received", received),
     ];
+
     if let Some(rate) = r.config.rate {
         let pct = if rate > 0.0 {
             100.0 * m.sent_per_sec / rate
@@ -293,8 +300,13 @@ fn throughput(r: &RunResults) -> Section {
             0.0
         };
         let said = format!(
-            "requested {}/s, achieved {}/s ({pct:.1}%), late sends {} (>10ms behind schedule)",
+            "requested {}/s{}, achieved {}/s ({pct:.1}%), late sends {} (>10ms behind schedule)",
             fmt_rate(rate),
+            if r.config.rate_stages.is_empty() {
+                ""
+            } else {
+                " on average"
+            },
             fmt_rate(m.sent_per_sec),
             group(m.late)
         );
@@ -649,6 +661,17 @@ fn connections(r: &RunResults) -> Section {
 fn memory(r: &RunResults) -> Option<Row> {
     let m = r.memory.as_ref()?;
     let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+    if m.held_connections == 0 {
+        // Short sessions can all be closed at every once-a-second sample: no
+        // figure of memory with connections held, only the peak.
+        let said = format!(
+            "peak RSS {}, {} before the first connection; no connection was open at a sample (once a second); kernel TCP buffers {} at most (host-wide)",
+            mib(m.peak_rss_kib),
+            mib(m.start_rss_kib),
+            mib(m.kernel_tcp_peak_kib)
+        );
+        return Some(Row::new("memory", Place::Line, said));
+    }
     let per = if m.held_connections >= MEMORY_PER_CONN_FROM {
         format!("{} B per connection held, ", group(m.per_connection_bytes))
     } else {

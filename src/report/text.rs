@@ -74,13 +74,11 @@ fn header(o: &mut String, r: &RunResults) {
     }
     let _ = writeln!(
         o,
-        "  {} workload, {} connections, {}s, {}-byte {} messages{}",
+        "  {} workload, {} connections, {}s, {}",
         c.workload,
         group(c.connections),
         c.duration_secs,
-        c.message_size,
-        c.message_kind,
-        pacing(r)
+        what_is_sent(r)
     );
     if let Some(ptr) = &c.correlate {
         let _ = writeln!(o, "  replies matched to requests by {ptr} (any order)");
@@ -111,13 +109,57 @@ fn header(o: &mut String, r: &RunResults) {
     );
 }
 
-/// How messages were paced, after the workload (nothing for sessions, whose
+/// What the connections send and how it is paced, as the header says it: a
+/// heartbeat's PINGs, nothing at all (a hold), or messages in a closed or open
+/// loop (a staged rate by its stages, not its mean).
+pub(crate) fn what_is_sent(r: &RunResults) -> String {
+    let c = &r.config;
+    if let Some(h) = c.heartbeat_secs {
+        let total = c.rate.map_or(String::new(), |rate| {
+            format!(" ({}/s in all)", fmt_rate(rate))
+        });
+        return format!(
+            "a {}-byte PING every {} per connection, timed by its PONG{total}",
+            c.message_size,
+            fmt_secs(h)
+        );
+    }
+    if c.pacing == "hold" {
+        return "holding the connections open (no messages)".into();
+    }
+    let what = if c.workload == "ping" {
+        format!("{}-byte PINGs", c.message_size)
+    } else {
+        format!("{}-byte {} messages", c.message_size, c.message_kind)
+    };
+    format!("{what}{}", pacing(r))
+}
+
+/// Seconds as a flag would give them: `30s`, `1.5s`, `0.25s`.
+fn fmt_secs(s: f64) -> String {
+    format!("{}s", (s * 1000.0).round() / 1000.0)
+}
+
+/// How messages were paced, after what is sent (nothing for sessions, whose
 /// pace is their own section's).
 fn pacing(r: &RunResults) -> String {
     let c = &r.config;
     match (c.pacing.as_str(), c.rate) {
         _ if r.sessions.is_some() => String::new(),
         ("closed", _) => format!(", closed loop, {} in flight per connection", c.inflight),
+        ("open", Some(_)) if !c.rate_stages.is_empty() => {
+            let mut s = String::from(", open loop, rate 0");
+            let mut last = 0.0;
+            for st in &c.rate_stages {
+                if st.target == last {
+                    s += &format!(", held {}", fmt_secs(st.secs));
+                } else {
+                    s += &format!(" → {}/s over {}", fmt_rate(st.target), fmt_secs(st.secs));
+                }
+                last = st.target;
+            }
+            s
+        }
         ("open", Some(rate)) => {
             let (senders, who) = match &r.broadcast {
                 Some(b) => (b.publishers, "publisher"),
@@ -305,6 +347,79 @@ mod tests {
         r.latency.send_lag = Some(lag.clone());
         r.latency.send_lag_share = Latencies::lag_share(&r.latency.rtt, Some(&lag));
         assert!(!render(&r).contains("! send lag"));
+    }
+
+    /// The header says what the workload sends: a heartbeat's PINGs, nothing
+    /// for a hold, a staged rate by its stages; memory with nothing held at a
+    /// sample is no "0.0 MiB with 0 open"; broadcast counts copies like bytes.
+    #[test]
+    fn the_header_says_what_the_workload_does() {
+        let mut r = fixture();
+        r.config.workload = "idle".into();
+        r.config.heartbeat_secs = Some(1.0);
+        r.config.rate = Some(20.0);
+        assert_eq!(
+            what_is_sent(&r),
+            "a 64-byte PING every 1s per connection, timed by its PONG (20/s in all)"
+        );
+        r.config.heartbeat_secs = None;
+        r.config.pacing = "hold".into();
+        assert_eq!(
+            what_is_sent(&r),
+            "holding the connections open (no messages)"
+        );
+
+        let mut r = fixture();
+        r.config.rate = Some(1600.0);
+        r.config.rate_stages = vec![
+            crate::results::RateStage {
+                secs: 10.0,
+                target: 1000.0,
+            },
+            crate::results::RateStage {
+                secs: 20.0,
+                target: 2000.0,
+            },
+            crate::results::RateStage {
+                secs: 30.0,
+                target: 2000.0,
+            },
+        ];
+        assert_eq!(
+            what_is_sent(&r),
+            "64-byte binary messages, open loop, rate 0 → 1,000/s over 10s → 2,000/s over 20s, held 30s"
+        );
+        let text = render(&r);
+        assert!(text.contains("requested 1,600/s on average"), "{text}");
+        assert!(!text.contains("open loop at 1,600"), "{text}");
+
+        let mut r = fixture();
+        let m = r.memory.as_mut().unwrap();
+        m.held_connections = 0;
+        m.held_rss_kib = 0;
+        let text = render(&r);
+        assert!(!text.contains("with 0 open"), "{text}");
+        assert!(
+            text.contains("no connection was open at a sample"),
+            "{text}"
+        );
+
+        let mut r = fixture();
+        r.broadcast = Some(BroadcastStats {
+            publishers: 1,
+            receivers: 5,
+            published: 200,
+            expected: 1000,
+            delivered: 1000,
+            missing: 0,
+            duplicates: 0,
+            undelivered_at_stop: 0,
+            delivered_per_sec: 500.0,
+        });
+        r.messages.bytes_received = 66_000;
+        let text = render(&r);
+        assert!(text.contains("1,000 copies"), "{text}");
+        assert!(text.contains("66,000 bytes"), "{text}");
     }
 
     /// Rows placed together share a line; quiet rows stay out; causes follow.

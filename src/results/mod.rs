@@ -124,10 +124,27 @@ pub struct ConfigSummary {
     /// (absent: replies were echoes matched by their timing stamp).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlate: Option<String>,
+    /// Open loop with --stages or --ramp: how the requested rate moved, stage by
+    /// stage, each ramped linearly from the one before (the first from 0);
+    /// `rate` is then the mean over the run. Empty for a constant rate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_stages: Vec<RateStage>,
+    /// --heartbeat: a timed PING every this many seconds per connection (idle,
+    /// push); the run's messages are those PINGs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_secs: Option<f64>,
     /// Conversations: what a connection does at the end of the steps (`once`,
     /// `loop`, `session`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps_mode: Option<String>,
+}
+
+/// One stage of a staged rate: its length and the rate it reaches at its end.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RateStage {
+    pub secs: f64,
+    /// Messages per second at the stage's end.
+    pub target: f64,
 }
 
 /// Where the run ran.
