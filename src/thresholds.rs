@@ -520,10 +520,13 @@ impl Judge {
         self.thresholds.is_empty() && self.bands.is_empty()
     }
 
-    /// Fills in `r.thresholds` and `r.assessment`.
+    /// Fills in `r.thresholds` and `r.assessment`; a failed threshold outranks
+    /// the assessment of its metric.
     pub fn apply(&self, r: &mut RunResults) {
         r.thresholds = evaluate(&self.thresholds, r);
-        r.assessment = assess(&merge_bands(self.bands.clone()), r);
+        let custom: Vec<&str> = self.bands.iter().map(|b| b.metric.name.as_str()).collect();
+        r.assessment = assess_from(&merge_bands(self.bands.clone()), &custom, r);
+        outrank(&mut r.assessment, &r.thresholds);
     }
 }
 
@@ -646,8 +649,16 @@ pub fn merge_bands(custom: Vec<Band>) -> Vec<Band> {
     bands
 }
 
-/// Assesses every band whose metric the run measured.
+/// Assesses every band whose metric the run measured, as default bands.
 pub fn assess(bands: &[Band], r: &RunResults) -> Vec<Assessment> {
+    assess_from(bands, &[], r)
+}
+
+/// Assesses every band whose metric the run measured; `custom` names the
+/// metrics whose bands the user gave (`--bands`), the others are the defaults.
+/// A run that asked for a rate has its rate judged against that request, not
+/// against the default band (99/s is good for `--rate 100`).
+fn assess_from(bands: &[Band], custom: &[&str], r: &RunResults) -> Vec<Assessment> {
     bands
         .iter()
         .filter_map(|b| {
@@ -656,11 +667,22 @@ pub fn assess(bands: &[Band], r: &RunResults) -> Vec<Assessment> {
             if b.metric.unit == Unit::Rate && r.messages.sent == 0 {
                 return None;
             }
+            let mut source = if custom.contains(&b.metric.name.as_str()) {
+                "--bands"
+            } else {
+                "default"
+            };
+            let (mut good, mut acceptable) = (b.good, b.acceptable);
+            if let (Some(asked), "rate", "default") =
+                (r.config.rate, b.metric.name.as_str(), source)
+            {
+                (good, acceptable, source) = (0.99 * asked, 0.95 * asked, "requested");
+            }
             let hib = b.metric.unit.higher_is_better(&b.metric.name);
             let within = |bound: f64| if hib { value >= bound } else { value <= bound };
-            let verdict = if within(b.good) {
+            let verdict = if within(good) {
                 "good"
-            } else if within(b.acceptable) {
+            } else if within(acceptable) {
                 "acceptable"
             } else {
                 "poor"
@@ -670,12 +692,66 @@ pub fn assess(bands: &[Band], r: &RunResults) -> Vec<Assessment> {
                 unit: b.metric.unit.name().to_string(),
                 value,
                 verdict: verdict.to_string(),
-                good: b.good,
-                acceptable: b.acceptable,
+                good,
+                acceptable,
                 higher_is_better: hib,
+                source: source.to_string(),
+                failed_threshold: None,
             })
         })
         .collect()
+}
+
+/// A failed threshold outranks the assessment of its metric: the verdict
+/// becomes `poor`, naming the threshold, so the two never disagree.
+fn outrank(assessment: &mut [Assessment], thresholds: &[ThresholdOutcome]) {
+    for a in assessment {
+        if let Some(t) = thresholds
+            .iter()
+            .find(|t| !t.passed && t.metric == a.metric)
+        {
+            a.verdict = "poor".into();
+            a.failed_threshold = Some(t.expression.clone());
+        }
+    }
+}
+
+/// How far a failed threshold's value missed its limit, in its unit ("by
+/// 6.64ms", "by 12/s"); None for a threshold that passed or had no data.
+pub fn missed_by(t: &ThresholdOutcome) -> Option<String> {
+    let v = t.value.filter(|_| !t.passed)?;
+    let u = unit_of(&t.unit);
+    let gap = (v - t.limit).abs();
+    let times =
+        (t.limit > 0.0 && v > 2.0 * t.limit).then(|| format!(", {:.1}x the limit", v / t.limit));
+    Some(format!("by {}{}", u.show(gap), times.unwrap_or_default()))
+}
+
+/// A threshold's measured value as people read it ("no data" without one).
+pub fn shown_value(t: &ThresholdOutcome) -> String {
+    t.value
+        .map_or_else(|| "no data".to_string(), |v| unit_of(&t.unit).show(v))
+}
+
+/// An assessment's value as people read it.
+pub fn shown_assessed(a: &Assessment) -> String {
+    unit_of(&a.unit).show(a.value)
+}
+
+/// What an assessment's verdict rests on, in brackets: its bounds (and where
+/// they came from when not the defaults), or the threshold that outranked them.
+pub fn assessment_basis(a: &Assessment) -> String {
+    let u = unit_of(&a.unit);
+    if let Some(t) = &a.failed_threshold {
+        return format!("(threshold {t} failed)");
+    }
+    let cmp = if a.higher_is_better { "≥" } else { "≤" };
+    let bounds = format!("{cmp}{} / {cmp}{}", u.show(a.good), u.show(a.acceptable));
+    match a.source.as_str() {
+        "requested" => format!("({bounds} of {} asked)", u.show(a.good / 0.99)),
+        "--bands" => format!("({bounds}, --bands)"),
+        _ => format!("({bounds})"),
+    }
 }
 
 /// The summary's Thresholds and Assessment sections (empty when there are none).
@@ -701,23 +777,18 @@ pub fn render(r: &RunResults) -> String {
         }
     }
     if !r.assessment.is_empty() {
-        let _ = writeln!(o, "\nAssessment");
+        let _ = writeln!(
+            o,
+            "\nAssessment (bounds good / acceptable: the seed guide's, unless marked)"
+        );
         for a in &r.assessment {
-            let u = unit_of(&a.unit);
-            let (better, worse) = if a.higher_is_better {
-                (">=", "<")
-            } else {
-                ("<=", ">")
-            };
             let _ = writeln!(
                 o,
-                "  {:<16} {:>11}  {:<10}  (good {better} {}, acceptable {better} {}, poor {worse} {})",
+                "  {:<16} {:>10}  {:<10}  {}",
                 a.metric,
-                u.show(a.value),
+                unit_of(&a.unit).show(a.value),
                 a.verdict,
-                u.show(a.good),
-                u.show(a.acceptable),
-                u.show(a.acceptable),
+                assessment_basis(a)
             );
         }
     }
@@ -731,6 +802,54 @@ mod tests {
     fn results() -> RunResults {
         let text = include_str!("../tests/data/thresholds-results.json");
         serde_json::from_str(text).expect("fixture parses")
+    }
+
+    #[test]
+    fn a_failed_threshold_outranks_the_bands_and_a_rate_is_judged_against_its_request() {
+        let mut r = results();
+        let judge = Judge::parse(&["rtt.p99<1us".into()], &["rtt.mean=1s,2s".into()]).unwrap();
+        judge.apply(&mut r);
+        let a = |r: &RunResults, m: &str| {
+            r.assessment
+                .iter()
+                .find(|a| a.metric == m)
+                .cloned()
+                .unwrap()
+        };
+        let p99 = a(&r, "rtt.p99");
+        assert_eq!(p99.verdict, "poor");
+        assert_eq!(p99.failed_threshold.as_deref(), Some("rtt.p99<1us"));
+        assert_eq!(assessment_basis(&p99), "(threshold rtt.p99<1us failed)");
+        assert_eq!(a(&r, "rtt.mean").source, "--bands");
+        assert_eq!(a(&r, "rtt.p95").source, "default");
+        let got = r.messages.received_per_sec;
+        assert!(got > 0.0);
+        // Asked for a little more than it got: good, whatever the default band.
+        r.config.rate = Some(got / 0.995);
+        judge.apply(&mut r);
+        let rate = a(&r, "rate");
+        assert_eq!(
+            (rate.verdict.as_str(), rate.source.as_str()),
+            ("good", "requested")
+        );
+        assert!(
+            assessment_basis(&rate).ends_with("asked)"),
+            "{}",
+            assessment_basis(&rate)
+        );
+        r.config.rate = Some(got / 0.97);
+        judge.apply(&mut r);
+        assert_eq!(a(&r, "rate").verdict, "acceptable");
+        r.config.rate = Some(got / 0.5);
+        judge.apply(&mut r);
+        assert_eq!(a(&r, "rate").verdict, "poor");
+        // A missed threshold says by how much.
+        let t = &r.thresholds[0];
+        assert!(
+            missed_by(t).unwrap().starts_with("by "),
+            "{:?}",
+            missed_by(t)
+        );
     }
 
     #[test]
@@ -879,7 +998,7 @@ mod tests {
         assert!(text.contains("FAIL  rtt.p99<1us"), "{text}");
         assert!(text.contains("PASS  errors<1%"), "{text}");
         assert!(text.contains("Assessment"), "{text}");
-        assert!(text.contains("good <= 500.00ms"), "{text}");
+        assert!(text.contains("(≤500.00ms / ≤2.00s)"), "{text}");
     }
 
     #[test]

@@ -186,6 +186,7 @@ pub fn render(r: &RunResults) -> String {
 /// Other pages (the ceiling report) embed it whole.
 pub(crate) fn body(o: &mut String, r: &RunResults) {
     description(o, r);
+    verdict(o, r);
     o.push_str("<h2>Summary</h2>\n");
     summary_sections(o, r);
     o.push_str("<h2>Latency distribution</h2>\n");
@@ -202,6 +203,87 @@ pub(crate) fn body(o: &mut String, r: &RunResults) {
         "<details><summary>Text summary</summary><pre>{}</pre></details>",
         esc(&super::text::render(r))
     );
+}
+
+/// The verdict first: the thresholds (which failed, by how much), the rate
+/// asked for against the rate achieved, the ledger, and the assessment with
+/// what each verdict rests on.
+fn verdict(o: &mut String, r: &RunResults) {
+    o.push_str("<h2>Verdict</h2>\n");
+    let failed = r.thresholds.iter().filter(|t| !t.passed).count();
+    if r.thresholds.is_empty() {
+        o.push_str("<p class=\"note\">No thresholds were set (--threshold).</p>\n");
+    } else {
+        let _ = writeln!(
+            o,
+            "<p class=\"{}\">Thresholds: {} of {} passed</p>",
+            if failed == 0 { "ok" } else { "bad" },
+            r.thresholds.len() - failed,
+            r.thresholds.len()
+        );
+        o.push_str("<table><thead><tr><th>threshold</th><th>verdict</th><th>measured</th><th>missed</th></tr></thead><tbody>\n");
+        for t in &r.thresholds {
+            let _ = writeln!(
+                o,
+                "<tr><th>{}</th><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&t.expression),
+                if t.passed { "ok" } else { "bad" },
+                if t.passed { "PASS" } else { "FAIL" },
+                esc(&crate::thresholds::shown_value(t)),
+                esc(&crate::thresholds::missed_by(t).unwrap_or_default())
+            );
+        }
+        o.push_str("</tbody></table>\n");
+    }
+    let m = &r.messages;
+    if let Some(rate) = r.config.rate {
+        let pct = if rate > 0.0 {
+            100.0 * m.sent_per_sec / rate
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            o,
+            "<p>Open loop: requested {}/s{}, achieved {}/s ({pct:.1}%).</p>",
+            crate::vocab::fmt::fmt_rate(rate),
+            if r.config.rate_stages.is_empty() {
+                ""
+            } else {
+                " on average"
+            },
+            crate::vocab::fmt::fmt_rate(m.sent_per_sec)
+        );
+    }
+    let _ =
+        writeln!(
+        o,
+        "<p class=\"{}\">Ledger {}: {} sent, {} received, {} failed, {} in flight at the stop.</p>",
+        if m.ledger_balances() { "ok" } else { "bad" },
+        if m.ledger_balances() { "balanced" } else { "NOT balanced" },
+        group(m.sent),
+        group(m.received),
+        group(m.failed),
+        group(m.in_flight_at_stop)
+    );
+    if !r.assessment.is_empty() {
+        o.push_str("<table><thead><tr><th>assessment</th><th>value</th><th>verdict</th><th>on</th></tr></thead><tbody>\n");
+        for a in &r.assessment {
+            let class = match a.verdict.as_str() {
+                "good" => "ok",
+                "poor" => "bad",
+                _ => "",
+            };
+            let _ = writeln!(
+                o,
+                "<tr><th>{}</th><td>{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
+                esc(&a.metric),
+                esc(&crate::thresholds::shown_assessed(a)),
+                esc(&a.verdict),
+                esc(&crate::thresholds::assessment_basis(a))
+            );
+        }
+        o.push_str("</tbody></table>\n<p class=\"note\">Bounds are good / acceptable, the seed guide's unless marked; --bands sets your own, and a failed threshold outranks them.</p>\n");
+    }
 }
 
 /// The run in one line: workload, targets, connections, duration, start.
@@ -553,6 +635,34 @@ fn host(o: &mut String, r: &RunResults) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The page starts with the verdict: thresholds (which failed, by how
+    /// much), the rate asked and achieved, the ledger, the assessment and
+    /// what each verdict rests on, all before the summary tables.
+    #[test]
+    fn the_page_starts_with_the_verdict() {
+        let mut r: RunResults =
+            serde_json::from_str(include_str!("../../tests/fixtures/results.json")).unwrap();
+        let judge =
+            crate::thresholds::Judge::parse(&["rtt.p99<1us".into(), "errors<1%".into()], &[])
+                .unwrap();
+        judge.apply(&mut r);
+        let page = render(&r);
+        let at = |s: &str| {
+            page.find(s)
+                .unwrap_or_else(|| panic!("no {s:?} on the page"))
+        };
+        let verdict = at("<h2>Verdict</h2>");
+        assert!(verdict < at("<h2>Summary</h2>"));
+        assert!(at("Thresholds: 1 of 2 passed") > verdict);
+        assert!(page.contains("<th>rtt.p99&lt;1us</th><td class=\"bad\">FAIL</td>"));
+        let missed = &page[at("<td>by ")..];
+        let missed = &missed[..missed.find("</td>").unwrap()];
+        assert!(missed.contains("ms, ") && missed.ends_with("x the limit"), "{missed}");
+        assert!(page.contains("Open loop: requested 2,000/s, achieved 1,990/s (99.5%)."));
+        assert!(page.contains("Ledger balanced"));
+        assert!(page.contains("(threshold rtt.p99&lt;1us failed)"));
+    }
 
     #[test]
     fn spectrum_runs_on_the_log_axis() {

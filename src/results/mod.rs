@@ -560,4 +560,17 @@ pub struct Assessment {
     pub good: f64,
     pub acceptable: f64,
     pub higher_is_better: bool,
+    /// Where the bands came from: `default` (the seed guide's table), `--bands`,
+    /// or `requested` (a rate judged against the rate the run asked for: good
+    /// from 99% of it, acceptable from 95%).
+    #[serde(default = "default_source")]
+    pub source: String,
+    /// A threshold on the same metric that failed: it outranks the bands, and
+    /// the verdict is then `poor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_threshold: Option<String>,
+}
+
+fn default_source() -> String {
+    "default".into()
 }
