@@ -568,6 +568,13 @@ pub struct ConnectArgs {
     #[arg(display_order = 33, long, value_name = "MIN..MAX", num_args = 0..=1, require_equals = true, default_missing_value = "1s..30s", value_parser = parse_backoff)]
     pub reconnect: Option<(Duration, Duration)>,
 
+    /// Run the whole duration even when nothing can be reached (a flapping
+    /// target). Without it, a run whose every connection attempt of the first
+    /// 3 s failed (refused, unresolvable, upgrade refused) and none succeeded
+    /// stops there with its error.
+    #[arg(display_order = 33, long = "keep-trying")]
+    pub keep_trying: bool,
+
     /// Number of load shards (one pinned thread per core; default: every core, or
     /// the cores left over by the embedded server).
     #[arg(display_order = 34, long, value_parser = parse_count, allow_hyphen_values = true)]

@@ -179,16 +179,61 @@ fn run(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         eprintln!(
-            "error: no connection could be established ({})",
+            "error: no connection could be established ({}){}",
             if causes.is_empty() {
                 "none attempted".to_string()
             } else {
                 causes.join(", ")
-            }
+            },
+            unreachable_hint(&results)
         );
         return Ok(ExitCode::from(EXIT_FAILURE));
     }
     Ok(threshold_exit(&results))
+}
+
+/// What to check when nothing could be reached, from the commonest cause: `;
+/// is anything listening on 127.0.0.1:1?`, or nothing for a cause with no
+/// simple advice.
+fn unreachable_hint(r: &crate::results::RunResults) -> String {
+    let Some((cause, _)) = r
+        .connections
+        .failed_by_cause
+        .iter()
+        .max_by_key(|(_, n)| **n)
+    else {
+        return String::new();
+    };
+    let target = r
+        .config
+        .targets
+        .first()
+        .map_or("the target", |t| t.as_str());
+    let host = target
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or(target);
+    let hint = match cause.as_str() {
+        "refused" => format!("is anything listening on {host}?"),
+        "unresolvable" => "check the host name in the URL".to_string(),
+        "connect_timeout" => format!(
+            "nothing answered {host} within --connect-timeout: a firewall, or the wrong address?"
+        ),
+        c if c.starts_with("http_40") => format!(
+            "the server refused the upgrade ({}): check the URL's path, --header and --origin",
+            c.replace('_', " ").to_uppercase()
+        ),
+        c if c.starts_with("tls_") => {
+            "the TLS handshake failed: --ca FILE for a private CA, --insecure to skip verification"
+                .to_string()
+        }
+        "not_upgraded" | "bad_accept_key" => {
+            format!("{host} answers HTTP but is no WebSocket endpoint at that path")
+        }
+        _ => return String::new(),
+    };
+    format!("; {hint}")
 }
 
 /// `wsherd ceiling`: set up, search, print, exit code.

@@ -58,6 +58,32 @@ pub fn run_with_interrupt(cfg: Run, interrupt: Arc<AtomicBool>) -> Result<RunRes
     run_with::<NoSink>(cfg, interrupt, None, None).map(|(r, _)| r)
 }
 
+/// Seconds into a run after which, if every connection attempt so far failed
+/// and none succeeded, the run gives up (unless `--keep-trying`).
+pub const GIVE_UP_AFTER: u64 = 3;
+
+/// Watches a run's seconds as they become final: when by `GIVE_UP_AFTER` (or
+/// any second after) attempts have failed and none has succeeded, it sets
+/// `RunShared::gave_up` and the shards stop, rather than print empty seconds to
+/// the end of the run.
+struct GiveUp {
+    shared: Arc<RunShared>,
+    established: u64,
+    failed: u64,
+}
+
+impl crate::metrics::SecondSink for GiveUp {
+    fn second(&mut self, t: u64, _: bool, _: &crate::metrics::Second, row: &SecondStats) {
+        self.established += row.connects;
+        self.failed += row.connect_failures;
+        if t + 1 >= GIVE_UP_AFTER && self.established == 0 && self.failed > 0 {
+            self.shared
+                .gave_up
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// No extra per-second sink.
 pub enum NoSink {}
 
@@ -116,6 +142,7 @@ pub fn run_with<S: crate::metrics::SecondSink + 'static>(
         go: Default::default(),
         live,
         shown_causes: Default::default(),
+        gave_up: Default::default(),
     });
     let cfg = &shared.plan;
     let progress = progress_line(cfg, exporter.as_ref().map(|(m, _)| m.clone()));
@@ -137,15 +164,26 @@ pub fn run_with<S: crate::metrics::SecondSink + 'static>(
     }
 
     let interrupted = interrupt.load(std::sync::atomic::Ordering::Relaxed);
+    let gave_up = shared.gave_up.load(std::sync::atomic::Ordering::Relaxed) && !interrupted;
+    // A run that gave up ended early as an interrupted one does: its rates are
+    // over the time it ran. It was not interrupted, though.
     let mut results = assemble(
         cfg,
         &targets,
         collected,
         elapsed,
         started_at_unix,
-        interrupted,
+        interrupted || gave_up,
         nofile,
     );
+    results.interrupted = interrupted;
+    if gave_up {
+        results.gave_up = Some(
+            "nothing could be reached: every connection attempt failed and none succeeded \
+             (--keep-trying runs the whole duration anyway)"
+                .to_string(),
+        );
+    }
     out.judge.apply(&mut results);
     drop(exporter);
     write_outputs(&out, &results, hlog)?;
@@ -248,7 +286,12 @@ fn run_shards<S: crate::metrics::SecondSink + 'static>(
     let warmup = collector::Warmup {
         secs: cfg.warmup.as_secs(),
     };
-    let collector = spawn_collector(rx, n_shards, progress, warmup, hlog, sink)?;
+    let give_up = (!cfg.keep_trying).then(|| GiveUp {
+        shared: shared.clone(),
+        established: 0,
+        failed: 0,
+    });
+    let collector = spawn_collector(rx, n_shards, progress, warmup, hlog, sink, give_up)?;
     let handles = spawn_shards(plans, shared, &tx, cfg.io_driver)?;
     // Only the shards hold senders now: should they all die without their last
     // snapshot, the collector sees the channel close and ends.
@@ -285,6 +328,7 @@ fn spawn_collector<S: crate::metrics::SecondSink + 'static>(
     warmup: collector::Warmup,
     mut hlog: Option<crate::report::hdr::IntervalLog>,
     mut sink: Option<S>,
+    mut give_up: Option<GiveUp>,
 ) -> Result<CollectorThread<S>> {
     std::thread::Builder::new()
         .name("wsherd-collector".into())
@@ -295,6 +339,9 @@ fn spawn_collector<S: crate::metrics::SecondSink + 'static>(
             }
             if let Some(s) = sink.as_mut() {
                 sinks.push(s);
+            }
+            if let Some(g) = give_up.as_mut() {
+                sinks.push(g);
             }
             let c = collector::collect_with(rx, n_shards, progress, warmup, sinks);
             (c, hlog, sink)
@@ -410,6 +457,7 @@ pub(crate) fn assemble(
         schema_version: SCHEMA_VERSION,
         wsherd_version: env!("CARGO_PKG_VERSION").to_string(),
         interrupted,
+        gave_up: None,
         started_at_unix,
         elapsed_secs: elapsed,
         config: config_summary(cfg, targets),

@@ -133,6 +133,8 @@ pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
         schema_version: SCHEMA_VERSION,
         wsherd_version: first.wsherd_version.clone(),
         interrupted: parts.iter().any(|r| r.interrupted),
+        // Each part that gave up, by its reason (agents may differ).
+        gave_up: parts.iter().find_map(|r| r.gave_up.clone()),
         started_at_unix: parts
             .iter()
             .map(|r| r.started_at_unix)

@@ -51,6 +51,9 @@ pub struct Plan {
     /// Connections per second across the run; 0 = unpaced.
     pub connect_rate: f64,
     pub connect_timeout: std::time::Duration,
+    /// `--keep-trying`: run the whole duration even when nothing can be reached
+    /// (otherwise the run gives up after `GIVE_UP_AFTER`).
+    pub keep_trying: bool,
     /// `--reconnect`: dial lost connections again, backing off between these.
     pub reconnect: Option<(std::time::Duration, std::time::Duration)>,
     pub drain: std::time::Duration,

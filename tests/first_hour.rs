@@ -124,3 +124,59 @@ fn an_output_error_names_its_flag() {
         );
     }
 }
+
+#[test]
+fn a_target_where_nothing_answers_ends_early_with_a_hint() {
+    let port = support::closed_port();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let t0 = std::time::Instant::now();
+    let out = run_bin(
+        &[
+            "run",
+            &url,
+            "-c",
+            "3",
+            "-d",
+            "60s",
+            "-q",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        Duration::from_secs(30),
+    );
+    let took = t0.elapsed();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        took < Duration::from_secs(15),
+        "ran {took:?} of a 60 s run against nothing"
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("is anything listening on 127.0.0.1:{port}?")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("GAVE UP: nothing reachable"),
+        "{}",
+        out.stdout
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(
+        v["gave_up"].as_str().unwrap().contains("--keep-trying"),
+        "{v}"
+    );
+    assert_eq!(v["interrupted"], false);
+
+    // --keep-trying runs the whole duration, as a flapping target needs.
+    let t0 = std::time::Instant::now();
+    let out = run_bin(
+        &["run", &url, "-c", "2", "-d", "5s", "-q", "--keep-trying"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(t0.elapsed() >= Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert!(!out.stdout.contains("GAVE UP"), "{}", out.stdout);
+}

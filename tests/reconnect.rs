@@ -112,8 +112,9 @@ enum Fault {
     Delay(Duration),
     /// Passes nothing on for `for` once `after` has passed, then goes on.
     Stall { after: Duration, r#for: Duration },
-    /// Cuts the connection (both sides) once `after` has passed.
-    Cut { after: Duration },
+    /// Cuts the connection (both sides) once `after` has passed, holding every
+    /// chunk `delay` until then (so messages are in flight when it cuts).
+    Cut { after: Duration, delay: Duration },
 }
 
 /// A TCP proxy in front of `upstream` that applies `fault` to every connection.
@@ -143,7 +144,7 @@ fn fault_proxy(upstream: std::net::SocketAddr, fault: Fault) -> support::Server 
                             tokio::time::sleep_until(at + r#for).await;
                         }
                     }
-                    Fault::Cut { .. } => {}
+                    Fault::Cut { delay, .. } => tokio::time::sleep(delay).await,
                 }
                 if to.write_all(&buf[..n]).await.is_err() {
                     break;
@@ -155,7 +156,7 @@ fn fault_proxy(upstream: std::net::SocketAddr, fault: Fault) -> support::Server 
             tokio::join!(pipe(cr, sw), pipe(sr, cw));
         };
         match fault {
-            Fault::Cut { after } => {
+            Fault::Cut { after, .. } => {
                 // Dropping the halves mid-flight resets both sides.
                 let _ = tokio::time::timeout(after, both).await;
             }
@@ -194,6 +195,9 @@ fn a_proxy_that_delays_stalls_and_cuts_loses_nothing_unaccounted() {
         server.addr(),
         Fault::Cut {
             after: Duration::from_millis(600),
+            // 40 ms a round trip at 50 messages a second per connection: about
+            // two in flight whenever it cuts.
+            delay: Duration::from_millis(20),
         },
     );
     let res = support::run(

@@ -59,7 +59,10 @@ fn passing_thresholds_exit_0_and_failing_ones_99() {
         .lines()
         .find(|l| l.trim_start().starts_with("rtt.p99 "))
         .expect("rtt.p99 assessed");
-    assert!(p99.contains("poor") && p99.contains("(≤1µs / ≤2µs, --bands)"), "{p99}");
+    assert!(
+        p99.contains("poor") && p99.contains("(≤1µs / ≤2µs, --bands)"),
+        "{p99}"
+    );
     // Not a terminal: plain progress lines, no escapes or carriage returns.
     assert!(
         out.stderr.lines().any(|l| l.contains("open")),

@@ -444,6 +444,7 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
         connect_rate: l.conn.connect_rate * agent.share,
         connect_timeout: l.conn.connect_timeout,
         reconnect: l.conn.reconnect,
+        keep_trying: l.conn.keep_trying,
         drain: sh.drain,
         close_timeout,
         shard_cores,

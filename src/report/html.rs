@@ -658,7 +658,10 @@ mod tests {
         assert!(page.contains("<th>rtt.p99&lt;1us</th><td class=\"bad\">FAIL</td>"));
         let missed = &page[at("<td>by ")..];
         let missed = &missed[..missed.find("</td>").unwrap()];
-        assert!(missed.contains("ms, ") && missed.ends_with("x the limit"), "{missed}");
+        assert!(
+            missed.contains("ms, ") && missed.ends_with("x the limit"),
+            "{missed}"
+        );
         assert!(page.contains("Open loop: requested 2,000/s, achieved 1,990/s (99.5%)."));
         assert!(page.contains("Ledger balanced"));
         assert!(page.contains("(threshold rtt.p99&lt;1us failed)"));

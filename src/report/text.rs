@@ -103,6 +103,8 @@ fn header(o: &mut String, r: &RunResults) {
         r.elapsed_secs,
         if r.interrupted {
             "  ** INTERRUPTED: partial results **"
+        } else if r.gave_up.is_some() {
+            "  ** GAVE UP: nothing reachable **"
         } else {
             ""
         }

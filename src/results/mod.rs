@@ -29,6 +29,10 @@ pub struct RunResults {
     pub wsherd_version: String,
     /// True when the run was stopped early (Ctrl-C); the figures cover what ran.
     pub interrupted: bool,
+    /// Why the run gave up before its end: nothing could be reached (every
+    /// connection attempt of its first seconds failed). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gave_up: Option<String>,
     /// Wall-clock time of the run's start, seconds since the Unix epoch.
     pub started_at_unix: f64,
     /// Seconds from the start of the run to the last shard's final report.

@@ -143,7 +143,10 @@ async fn ticker(shard: Rc<Shard>, tx: Sender<Snapshot>, driver: &'static str) {
         if stopped_at.is_none() {
             shard.sweep_heartbeats();
         }
-        if stopped_at.is_none() && (now >= deadline || shard.run.interrupt.load(Ordering::Relaxed))
+        if stopped_at.is_none()
+            && (now >= deadline
+                || shard.run.interrupt.load(Ordering::Relaxed)
+                || shard.run.gave_up.load(Ordering::Relaxed))
         {
             stopped_at = Some(now);
             shard.stop.trigger();

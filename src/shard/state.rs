@@ -81,6 +81,9 @@ pub struct RunShared {
     pub origin_unix_ns: u64,
     /// Set by Ctrl-C (or a caller) to end the run early.
     pub interrupt: Arc<AtomicBool>,
+    /// Set by the collector when nothing could be reached in the run's first
+    /// seconds (see `engine::GiveUp`): the run ends early, not interrupted.
+    pub gave_up: AtomicBool,
     /// Shards with their runtime built, waiting for `go` before the first dial (so
     /// the process's RSS can be read with every fixed cost in and no connection).
     pub ready: std::sync::atomic::AtomicUsize,
