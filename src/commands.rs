@@ -73,24 +73,31 @@ fn run_scenarios(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
     if let Some(p) = &args.load.json {
         crate::report::check_writable("--json", p)?;
     }
-    let file = crate::scenario::load(&path)?;
-    let res = crate::scenario::run(file, args.load.quiet)?;
-    let mut text = String::new();
-    for s in &res.scenarios {
-        text.push_str(&format!("=== scenario {} ===\n", s.name));
-        text.push_str(&crate::report::text::render(&s.results));
-        text.push('\n');
+    let file = crate::scenario::load(&path, &args.load.urls)?;
+    // --html/--csv/--hgrm: one set per scenario and one for the total, each
+    // named after it; all checked before anything runs.
+    let files = ReportFiles::from(args.reports.clone());
+    let names: Vec<String> = file
+        .scenarios
+        .iter()
+        .map(|s| s.name.clone())
+        .chain(["total".to_string()])
+        .collect();
+    for n in &names {
+        files.named(n).check()?;
     }
-    text.push_str(&format!(
-        "=== total ({} scenarios, {}) ===\n",
-        res.scenarios.len(),
-        res.mode
-    ));
-    text.push_str(&crate::report::text::render(&res.total));
+    let res = crate::scenario::run(file, args.load.quiet)?;
     if let Some(p) = &args.load.json {
         crate::report::write_json("--json", p, &res)?;
     }
-    print_summary(args.load.json.as_deref(), &text)?;
+    for s in &res.scenarios {
+        files.named(&s.name).write(&s.results)?;
+    }
+    files.named("total").write(&res.total)?;
+    print_summary(
+        args.load.json.as_deref(),
+        &crate::report::text::render_scenarios(&res),
+    )?;
     if res.total.interrupted {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
@@ -120,6 +127,56 @@ fn threshold_exit(r: &crate::results::RunResults) -> ExitCode {
         );
         ExitCode::from(EXIT_THRESHOLD)
     }
+}
+
+/// `wsherd report` on a scenario file's results: every scenario's summary, the
+/// total's and the comparison again, report files per scenario (named after
+/// it) and for the total; --threshold/--bands judge each scenario anew.
+fn report_scenarios(
+    args: &crate::cli::ReportArgs,
+    judge: crate::thresholds::Judge,
+    v: serde_json::Value,
+) -> Result<ExitCode, Error> {
+    let shown = args.file.display().to_string();
+    let mut res: crate::results::ScenarioResults = serde_json::from_value(v)
+        .map_err(|e| Error::Usage(format!("{shown}: not the results of a scenario file ({e})")))?;
+    if res.schema_version != crate::results::SCHEMA_VERSION {
+        return Err(Error::Usage(format!(
+            "{shown}: results schema version {}, this wsherd reads version {}",
+            res.schema_version,
+            crate::results::SCHEMA_VERSION
+        )));
+    }
+    let files = ReportFiles::from(args.reports.clone());
+    let names: Vec<String> = res
+        .scenarios
+        .iter()
+        .map(|s| s.name.clone())
+        .chain(["total".to_string()])
+        .collect();
+    for n in &names {
+        files.named(n).check()?;
+    }
+    if !judge.is_empty() {
+        for s in &mut res.scenarios {
+            judge.apply(&mut s.results);
+        }
+    }
+    print_out(&crate::report::text::render_scenarios(&res))?;
+    for s in &res.scenarios {
+        files.named(&s.name).write(&s.results)?;
+    }
+    files.named("total").write(&res.total)?;
+    if judge.thresholds.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for s in &res.scenarios {
+        if !crate::thresholds::all_passed(&s.results.thresholds) {
+            eprintln!("error: scenario '{}' failed a threshold", s.name);
+            return Ok(ExitCode::from(EXIT_THRESHOLD));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `wsherd report` on a ceiling search: its table and verdict again, its knee page
@@ -305,6 +362,9 @@ fn report(args: crate::cli::ReportArgs) -> Result<ExitCode, Error> {
     let v = crate::report::read_value(&args.file)?;
     if crate::ceiling::is_ceiling(&v) {
         return report_ceiling(&args, judge, v);
+    }
+    if v.get("scenarios").is_some() && v.get("total").is_some() {
+        return report_scenarios(&args, judge, v);
     }
     let mut r = crate::report::results_from(&args.file, v)?;
     let files = ReportFiles::from(args.reports.clone());

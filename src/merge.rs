@@ -129,7 +129,7 @@ pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
     let seq = timing == Timing::Sequential;
     let elapsed = span(parts, seq, |r| r.elapsed_secs);
     let duration = span(parts, seq, |r| r.config.duration_secs);
-    RunResults {
+    let mut merged = RunResults {
         schema_version: SCHEMA_VERSION,
         wsherd_version: first.wsherd_version.clone(),
         interrupted: parts.iter().any(|r| r.interrupted),
@@ -156,7 +156,13 @@ pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
         memory: merge_memory(parts, seq),
         thresholds: Vec::new(),
         assessment: Vec::new(),
+    };
+    // Assessed as the parts were (their bands; a rate against the sum asked).
+    if first.assessment.is_empty() {
+        return merged;
     }
+    merged.assessment = crate::thresholds::reassess(&merged, &first.assessment);
+    merged
 }
 
 /// The time the parts span: one after another, the sum of theirs; side by
@@ -181,7 +187,16 @@ fn merge_config(parts: &[RunResults], seq: bool, duration: f64) -> ConfigSummary
         embedded_server: parts.iter().any(|r| r.config.embedded_server),
         workload: same(parts, |r| r.config.workload.clone()),
         pacing: same(parts, |r| r.config.pacing.clone()),
-        rate: None,
+        // Side by side the rates add up; one after another a rate they all
+        // asked for is the run's.
+        rate: if seq {
+            first
+                .config
+                .rate
+                .filter(|r| parts.iter().all(|p| p.config.rate == Some(*r)))
+        } else {
+            parts.iter().map(|p| p.config.rate).sum::<Option<f64>>()
+        },
         connections: if seq {
             parts
                 .iter()

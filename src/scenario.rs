@@ -30,7 +30,6 @@ use crate::error::{Error, Result};
 use crate::merge::{merge, Timing};
 use crate::results::RunResults;
 use clap::CommandFactory;
-use serde::Serialize;
 use std::path::Path;
 
 /// One named, validated scenario.
@@ -47,21 +46,7 @@ pub struct ScenarioFile {
     pub scenarios: Vec<Scenario>,
 }
 
-/// What a scenario run produced: each scenario's results and their total.
-#[derive(Debug, Clone, Serialize)]
-pub struct ScenarioResults {
-    pub schema_version: u32,
-    /// "sequential" or "parallel".
-    pub mode: String,
-    pub scenarios: Vec<NamedResults>,
-    pub total: RunResults,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct NamedResults {
-    pub name: String,
-    pub results: RunResults,
-}
+pub use crate::results::{NamedResults, ScenarioResults};
 
 /// The long flags `wsherd run` accepts, which are the keys a scenario may use.
 fn run_flags() -> Vec<String> {
@@ -107,29 +92,73 @@ fn to_arg(v: &toml::Value) -> Option<String> {
     }
 }
 
-/// `run --scenario FILE` takes only -q and --json beside it: everything else
-/// belongs in the file. `given` is what the command line set (`RunArgs::given`).
+/// `run --scenario FILE` takes beside it only what applies to the whole file:
+/// -q, --json, the report files (one per scenario, named after it) and URLs
+/// (which replace every scenario's `url`, so one file serves staging and
+/// production). Everything else belongs in the file. `given` is what the
+/// command line set (`RunArgs::given`).
 pub fn check_alone(given: &[String]) -> Result<()> {
-    const ALLOWED: [&str; 3] = ["--scenario", "--quiet", "--json"];
+    const ALLOWED: [&str; 7] = [
+        "--scenario",
+        "--quiet",
+        "--json",
+        "--html",
+        "--csv",
+        "--hgrm",
+        "URL",
+    ];
     match given.iter().find(|g| !ALLOWED.contains(&g.as_str())) {
         Some(flag) => Err(Error::usage(format!(
-            "'{flag}' does not go with --scenario: set it in the scenario file (only -q and --json apply to the whole file)"
+            "'{flag}' does not go with --scenario: set it in the scenario file (only URLs, -q, --json, --html, --csv and --hgrm apply to the whole file)"
         ))),
         None => Ok(()),
     }
 }
 
-/// Reads and validates a scenario file.
-pub fn load(path: &Path) -> Result<ScenarioFile> {
+/// Reads and validates a scenario file; `urls`, when given, replace every
+/// scenario's `url`.
+pub fn load(path: &Path, urls: &[String]) -> Result<ScenarioFile> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| Error::usage(format!("{file}: {e}")))?;
-    parse(&text, &file)
+    parse_with(&text, &file, urls)
 }
 
-/// Parses scenario text; `file` names it in errors. The file's top level
+/// Parses scenario text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<ScenarioFile> {
+    parse_with(text, file, &[])
+}
+
+/// A report file two scenarios would both write: the error that says so.
+fn same_output(file: &str, scenarios: &[Scenario]) -> Result<()> {
+    let mut seen: Vec<(&str, &Path, &str)> = Vec::new();
+    for s in scenarios {
+        let o = &s.config.outputs;
+        let hgrm = o.reports.hgrm.as_deref();
+        for (flag, path) in [
+            ("--html", o.reports.html.as_deref()),
+            ("--csv", o.reports.csv.as_deref()),
+            ("--hgrm", hgrm),
+            ("--hlog", o.hlog.as_deref()),
+        ] {
+            let Some(path) = path else { continue };
+            if let Some((_, _, other)) = seen.iter().find(|(_, p, _)| *p == path) {
+                return Err(Error::usage(format!(
+                    "{file}: scenarios '{other}' and '{}' would both write {flag} {}: give each its own, or leave it to the command line ({flag} FILE writes one per scenario, named after it)",
+                    s.name,
+                    path.display()
+                )));
+            }
+            seen.push((flag, path, &s.name));
+        }
+    }
+    Ok(())
+}
+
+/// Parses scenario text; `file` names it in errors; `urls` (from the command
+/// line) replace every scenario's `url` when given. The file's top level
 /// first (`mode`, the defaults, the list), then each scenario in order: its
 /// name, its keys as `wsherd run` flags, then the run those flags plan.
-pub fn parse(text: &str, file: &str) -> Result<ScenarioFile> {
+pub fn parse_with(text: &str, file: &str, urls: &[String]) -> Result<ScenarioFile> {
     let src = Source { text, file };
     let doc = src.table()?;
     let flags = run_flags();
@@ -141,11 +170,21 @@ pub fn parse(text: &str, file: &str) -> Result<ScenarioFile> {
         if scenarios.iter().any(|s| s.name == name) {
             return Err(src.err(start, format!("two scenarios are named '{name}'")));
         }
-        let argv = scenario_argv(&src, &name, table, &top.defaults, start, &flags)?;
+        let mut argv = scenario_argv(
+            &src,
+            &name,
+            table,
+            &top.defaults,
+            start,
+            &flags,
+            urls.is_empty(),
+        )?;
+        argv.extend(urls.iter().cloned());
         let config =
             Run::from_args(&argv).map_err(|e| src.err(start, format!("scenario '{name}': {e}")))?;
         scenarios.push(Scenario { name, config });
     }
+    same_output(file, &scenarios)?;
     Ok(ScenarioFile {
         timing: top.timing,
         scenarios,
@@ -255,6 +294,7 @@ fn scenario_argv(
     defaults: &toml::Table,
     start: usize,
     flags: &[String],
+    file_urls: bool,
 ) -> Result<Vec<String>> {
     let mut merged = defaults.clone();
     for (k, v) in table {
@@ -272,6 +312,8 @@ fn scenario_argv(
         let k = &flag;
         match k.as_str() {
             "name" => {}
+            // URLs on the command line replace the file's.
+            "url" | "urls" if !file_urls => {}
             "url" | "urls" => {
                 let urls: Vec<String> = match v {
                     toml::Value::Array(a) => a.iter().filter_map(to_arg).collect(),

@@ -702,6 +702,25 @@ fn assess_from(bands: &[Band], custom: &[&str], r: &RunResults) -> Vec<Assessmen
         .collect()
 }
 
+/// Assesses `r` with the bands `like` was assessed with (the defaults, and
+/// the parts' own `--bands`): for merged results, so a merge shows the
+/// assessment each part showed.
+pub fn reassess(r: &RunResults, like: &[Assessment]) -> Vec<Assessment> {
+    let custom: Vec<Band> = like
+        .iter()
+        .filter(|a| a.source == "--bands")
+        .filter_map(|a| {
+            Some(Band {
+                metric: parse_metric(&a.metric).ok()?,
+                good: a.good,
+                acceptable: a.acceptable,
+            })
+        })
+        .collect();
+    let names: Vec<&str> = custom.iter().map(|b| b.metric.name.as_str()).collect();
+    assess_from(&merge_bands(custom.clone()), &names, r)
+}
+
 /// A failed threshold outranks the assessment of its metric: the verdict
 /// becomes `poor`, naming the threshold, so the two never disagree.
 fn outrank(assessment: &mut [Assessment], thresholds: &[ThresholdOutcome]) {

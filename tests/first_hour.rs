@@ -180,3 +180,169 @@ fn a_target_where_nothing_answers_ends_early_with_a_hint() {
     assert!(t0.elapsed() >= Duration::from_secs(5), "{:?}", t0.elapsed());
     assert!(!out.stdout.contains("GAVE UP"), "{}", out.stdout);
 }
+
+/// A scenario file with a URL of its own (nothing listens there) and two
+/// scenarios, one with a threshold.
+const TWO_SCENARIOS: &str = r#"
+mode = "sequential"
+duration = "1s"
+warmup = "0s"
+url = "ws://127.0.0.1:1/"
+
+[[scenario]]
+name = "closed loop"
+connections = 4
+
+[[scenario]]
+name = "open"
+connections = 4
+rate = 200
+threshold = ["errors<1%"]
+"#;
+
+#[test]
+fn scenarios_take_a_url_and_report_files_and_end_with_a_comparison() {
+    let _serial = support::serial();
+    let server = support::serve_builtin("1", &[]);
+    let url = format!("ws://{}/", server.addr());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(&file, TWO_SCENARIOS).unwrap();
+    let json = dir.path().join("r.json");
+    let html = dir.path().join("report.html");
+    let out = run_bin(
+        &[
+            "run",
+            &url,
+            "--scenario",
+            file.to_str().unwrap(),
+            "-q",
+            "--json",
+            json.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    // The URL on the command line replaced the file's (nothing listens there).
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    for name in [
+        "report.closed-loop.html",
+        "report.open.html",
+        "report.total.html",
+    ] {
+        let page = std::fs::read_to_string(dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(page.contains("<h2>Verdict</h2>"), "{name}");
+    }
+    assert!(
+        !html.exists(),
+        "one page per scenario, none under the bare name"
+    );
+    let table = &out.stdout[out.stdout.find("\nScenarios\n").expect("a comparison")..];
+    let rows: Vec<&str> = table.lines().skip(3).filter(|l| !l.is_empty()).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(
+        rows[0].trim_start().starts_with("closed loop") && rows[0].ends_with(" -"),
+        "{table}"
+    );
+    assert!(
+        rows[1].trim_start().starts_with("open") && rows[1].ends_with("PASS"),
+        "{table}"
+    );
+
+    // `wsherd report` reads the file's results back, comparison included.
+    let again = run_bin(&["report", json.to_str().unwrap()], Duration::from_secs(20));
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(
+        again.stdout.contains("=== scenario open ==="),
+        "{}",
+        again.stdout
+    );
+    assert!(again.stdout.ends_with(table), "{}", again.stdout);
+    // Judged anew, every scenario.
+    let judged = run_bin(
+        &[
+            "report",
+            json.to_str().unwrap(),
+            "--threshold",
+            "rtt.p99<1us",
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(judged.code, Some(99), "{}", judged.stderr);
+    assert!(
+        judged
+            .stderr
+            .contains("scenario 'closed loop' failed a threshold"),
+        "{}",
+        judged.stderr
+    );
+
+    // Two scenarios writing one file is refused before anything runs.
+    let clash = TWO_SCENARIOS.replace(
+        "connections = 4\n",
+        &format!("connections = 4\nhtml = \"{}\"\n", html.display()),
+    );
+    std::fs::write(&file, clash).unwrap();
+    let out = run_bin(
+        &["run", &url, "--scenario", file.to_str().unwrap(), "-q"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("scenarios 'closed loop' and 'open' would both write --html"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn merge_keeps_the_rate_line_and_the_assessment() {
+    let _serial = support::serial();
+    let server = support::serve_builtin("1", &[]);
+    let url = format!("ws://{}/", server.addr());
+    let dir = tempfile::tempdir().unwrap();
+    let mut parts = Vec::new();
+    for i in 1..=2 {
+        let p = dir.path().join(format!("a{i}.json"));
+        let out = run_bin(
+            &[
+                "run",
+                &url,
+                "-c",
+                "2",
+                "-d",
+                "1s",
+                "--warmup",
+                "0s",
+                "--rate",
+                "100",
+                "-q",
+                "--agent",
+                &format!("{i}/2"),
+                "--json",
+                p.to_str().unwrap(),
+            ],
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        parts.push(p.to_str().unwrap().to_string());
+    }
+    let out = run_bin(&["merge", &parts[0], &parts[1]], Duration::from_secs(20));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // Two agents of --rate 100 asked for 100/s together.
+    assert!(
+        out.stdout.contains("open loop at 100 msg/s"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("requested 100/s, achieved"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("Assessment"), "{}", out.stdout);
+    assert!(out.stdout.contains("of 100/s asked)"), "{}", out.stdout);
+}

@@ -11,7 +11,7 @@ fn shipped_examples_are_valid() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let f = path.display().to_string();
-        let file = wsherd::scenario::load(&path).unwrap_or_else(|e| panic!("{f}: {e}"));
+        let file = wsherd::scenario::load(&path, &[]).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert!(!file.scenarios.is_empty(), "{f}");
         seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
     }
@@ -31,6 +31,7 @@ fn shipped_examples_are_valid() {
     }
     let seed = wsherd::scenario::load(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/scenarios/k6-seed.toml"),
+        &[],
     )
     .unwrap();
     let names: Vec<&str> = seed.scenarios.iter().map(|s| s.name.as_str()).collect();

@@ -39,6 +39,49 @@ impl ReportFiles {
         Ok(())
     }
 
+    /// The same files for one of several runs (a scenario, the total): `name`
+    /// before the extension (`report.html` → `report.login.html`), after a
+    /// `--hgrm` prefix (`h` → `h.login.rtt.hgrm`, `out/` → `out/login.rtt.hgrm`).
+    /// Characters a file name should not hold become `-`.
+    pub fn named(&self, name: &str) -> ReportFiles {
+        let name: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let with_name = |p: &PathBuf| match (p.file_stem(), p.extension()) {
+            (Some(stem), Some(ext)) => p.with_file_name(format!(
+                "{}.{name}.{}",
+                stem.to_string_lossy(),
+                ext.to_string_lossy()
+            )),
+            _ => {
+                let mut s = p.as_os_str().to_owned();
+                s.push(format!(".{name}"));
+                PathBuf::from(s)
+            }
+        };
+        ReportFiles {
+            html: self.html.as_ref().map(with_name),
+            csv: self.csv.as_ref().map(with_name),
+            hgrm: self.hgrm.as_ref().map(|p| {
+                let dir = p.as_os_str().to_string_lossy().ends_with('/') || p.is_dir();
+                if dir {
+                    p.join(&name)
+                } else {
+                    let mut s = p.as_os_str().to_owned();
+                    s.push(format!(".{name}"));
+                    PathBuf::from(s)
+                }
+            }),
+        }
+    }
+
     /// Writes every file asked for.
     pub fn write(&self, r: &RunResults) -> Result<()> {
         if let Some(p) = &self.html {

@@ -15,7 +15,7 @@ use super::summary::{
     LATENCY_COLUMNS,
 };
 use crate::results::{MessageStats, RunResults};
-use crate::vocab::fmt::{fmt_rate, group};
+use crate::vocab::fmt::{fmt_rate, fmt_us, group};
 use std::fmt::Write;
 
 /// The width of a throughput row's label (after the two-space indent).
@@ -140,6 +140,68 @@ pub(crate) fn what_is_sent(r: &RunResults) -> String {
 /// Seconds as a flag would give them: `30s`, `1.5s`, `0.25s`.
 fn fmt_secs(s: f64) -> String {
     format!("{}s", (s * 1000.0).round() / 1000.0)
+}
+
+/// A scenario file's results: each scenario's summary, the total's, then a
+/// table comparing the scenarios (rate, latency, errors, verdict), as k6's
+/// end-of-test summary does.
+pub fn render_scenarios(res: &crate::results::ScenarioResults) -> String {
+    let mut text = String::new();
+    for s in &res.scenarios {
+        text.push_str(&format!("=== scenario {} ===\n", s.name));
+        text.push_str(&render(&s.results));
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "=== total ({} scenarios, {}) ===\n",
+        res.scenarios.len(),
+        res.mode
+    ));
+    text.push_str(&render(&res.total));
+    text.push_str(&comparison(res));
+    text
+}
+
+/// One row per scenario: received per second, round trip p50 and p99, errors
+/// (connections failed or lost, messages failed), and the thresholds' verdict.
+fn comparison(res: &crate::results::ScenarioResults) -> String {
+    let mut o = String::from("\nScenarios\n");
+    let width = res
+        .scenarios
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(8, 24);
+    let _ = writeln!(
+        o,
+        "  {:<width$}  {:>10}  {:>8}  {:>8}  {:>7}  verdict",
+        "scenario", "rate", "p50", "p99", "errors"
+    );
+    for s in &res.scenarios {
+        let r = &s.results;
+        let errors = r.connections.failed + r.connections.lost + r.messages.failed;
+        let verdict = if r.thresholds.is_empty() {
+            "-".to_string()
+        } else {
+            let failed = r.thresholds.iter().filter(|t| !t.passed).count();
+            if failed == 0 {
+                "PASS".to_string()
+            } else {
+                format!("FAIL ({failed} of {})", r.thresholds.len())
+            }
+        };
+        let name: String = s.name.chars().take(width).collect();
+        let _ = writeln!(
+            o,
+            "  {name:<width$}  {:>10}  {:>8}  {:>8}  {:>7}  {verdict}",
+            format!("{}/s", fmt_rate(r.messages.received_per_sec)),
+            fmt_us(r.latency.rtt.p50_us),
+            fmt_us(r.latency.rtt.p99_us),
+            group(errors)
+        );
+    }
+    o
 }
 
 /// How messages were paced, after what is sent (nothing for sessions, whose

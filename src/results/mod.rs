@@ -76,6 +76,24 @@ pub struct RunResults {
     pub assessment: Vec<Assessment>,
 }
 
+/// What a scenario file's run produced (`wsherd run --scenario F --json`): each
+/// scenario's results and their total (side by side, or one after another).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioResults {
+    pub schema_version: u32,
+    /// "sequential" or "parallel".
+    pub mode: String,
+    pub scenarios: Vec<NamedResults>,
+    pub total: RunResults,
+}
+
+/// One scenario's results under its name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NamedResults {
+    pub name: String,
+    pub results: RunResults,
+}
+
 /// Memory of the load process, and the kernel's socket buffers beside it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct MemoryStats {
