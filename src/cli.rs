@@ -20,7 +20,27 @@ Examples:
   wsherd run                                    self-test: load the built-in server on loopback
   wsherd run ws://127.0.0.1:9000/ -c 10k -d 30s closed-loop echo, 10,000 connections, 30 seconds
   wsherd run ws://host:9000/chat --text --size 256 --inflight 4 --json out.json
-  wsherd run ws://host:9000/ --workload idle -c 5000 -d 1m   hold 5000 idle connections";
+  wsherd run ws://host:9000/ --workload idle -c 5000 -d 1m   hold 5000 idle connections
+  wsherd run ws://host:9000/ -c 1000 --rate 20k -d 1m --threshold 'rtt.p99<50ms'
+                                    open loop at 20,000 msg/s; exit 99 if p99 is 50 ms or more
+  wsherd run wss://host/ws -H 'Authorization: Bearer T' --json - | jq .latency.rtt
+  wsherd run --scenario scripts/scenarios/quick.toml --html report.html";
+
+const MERGE_EXAMPLES: &str = "\
+Examples:
+  wsherd merge agent1.json agent2.json                 the agents' run as one summary
+  wsherd merge agent1.json agent2.json --json all.json   and its results, losslessly";
+
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  wsherd report out.json                          the summary of saved results again
+  wsherd report out.json --html out.html --hgrm out/   their report files
+  wsherd report out.json --threshold 'rtt.p99<20ms'    judged anew (exit 99 on failure)";
+
+const DOCTOR_EXAMPLES: &str = "\
+Examples:
+  wsherd doctor -c 100k ws://10.0.0.2:9000/       can this host hold 100,000 connections?
+  wsherd doctor -c 200k --agent 1/2 --source-ip 10.0.0.5-10.0.0.8 ws://10.0.0.2:9000/";
 
 const CEILING_EXAMPLES: &str = "\
 Examples:
@@ -37,13 +57,19 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// What a client cannot make the built-in server hold, shown by `serve --help`.
+/// Examples, and what a client cannot make the built-in server hold, shown by
+/// `serve --help`.
 const SERVE_LIMITS: &str = "\
+Examples:
+  wsherd serve                                    echo on 127.0.0.1:9000, a shard per core
+  wsherd serve --addr 0.0.0.0:9000 --mode broadcast --shards 2
+  wsherd serve --tls-self-signed --tls-ca-out ca.pem   then: wsherd run wss://127.0.0.1:9000/ --ca ca.pem
+
 Limits (what one client can make the server hold):
   a request head of 16 KiB and 32 header lines within 10 s (more: 431;
   slower: closed);
   --max-message bytes in a frame, or in a message held whole (reassembled or
-  inflated; default 64 MiB; larger: closed with 1009); --queue messages per
+  inflated; 64 MiB unless set; larger: closed with 1009); --queue messages per
   broadcast receiver (copies beyond it are dropped and counted);
   --max-connections connections if given (then 503). Echoes wait for the
   client to read them: a client that does not read stops being read. A held
@@ -65,10 +91,13 @@ pub enum Command {
     #[command(after_help = SERVE_LIMITS)]
     Serve(ServeArgs),
     /// Merge results of several agents (or runs side by side) into one, losslessly.
+    #[command(after_help = MERGE_EXAMPLES)]
     Merge(MergeArgs),
     /// Print the summary of saved results (a --json file).
+    #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
     /// Check this host for a planned run and say what to fix.
+    #[command(after_help = DOCTOR_EXAMPLES)]
     Doctor(DoctorArgs),
 }
 
@@ -183,15 +212,16 @@ pub struct LoadArgs {
     #[arg(value_name = "URL")]
     pub urls: Vec<String>,
 
-    /// Number of concurrent connections (SI suffixes: 10k, 1.5k, 1m; default 50, or
-    /// the peak of --stages). Ceiling: the connections that carry a rate search
-    /// (default 50), or how many sessions may run at once (default 1000).
+    /// Number of concurrent connections (SI suffixes: 10k, 1.5k, 1m), or with
+    /// --stages their peak. Ceiling: the connections that carry a rate search,
+    /// or how many sessions may run at once. [default: 50; ceiling --dimension
+    /// sessions: 1000]
     #[arg(display_order = 11, short = 'c', long = "connections", value_parser = parse_count, allow_hyphen_values = true)]
     pub connections: Option<u64>,
 
-    /// What each connection does (default echo). Ceiling: echo or ping
-    /// (connections, rate), idle (connections), churn or chat (sessions; churn by
-    /// default there).
+    /// What each connection does. Ceiling: echo or ping (connections, rate),
+    /// idle (connections), churn or chat (sessions). [default: echo; ceiling
+    /// --dimension sessions: churn]
     #[arg(display_order = 16, short = 'w', long = "workload", value_enum)]
     pub workload: Option<WorkloadArg>,
 
@@ -233,9 +263,9 @@ pub struct LoadArgs {
     #[arg(display_order = 21, long, value_name = "POINTER")]
     pub correlate: Option<String>,
 
-    /// Messages each connection keeps in flight in the closed loop (default 1).
-    /// Ceiling --dimension connections: a closed loop instead of one message a
-    /// second per connection.
+    /// Messages each connection keeps in flight in the closed loop. Ceiling
+    /// --dimension connections: a closed loop instead of one message a second
+    /// per connection. [default: 1]
     #[arg(display_order = 22, long, value_parser = parse_count, allow_hyphen_values = true)]
     pub inflight: Option<u64>,
 
@@ -272,8 +302,8 @@ pub struct LoadArgs {
     #[arg(display_order = 30, long = "sent-at", value_name = "POINTER")]
     pub sent_at: Option<String>,
 
-    /// Push: the unit of --sent-at (default: what the field's name ends in, as
-    /// sent_us or sentMs).
+    /// Push: the unit of --sent-at. [default: what the field's name ends in, as
+    /// sent_us or sentMs]
     #[arg(display_order = 30, long = "sent-at-unit", value_enum)]
     pub sent_at_unit: Option<TimeUnitArg>,
 
@@ -284,12 +314,12 @@ pub struct LoadArgs {
     pub steps: Option<PathBuf>,
 
     /// Conversation: at the end of the steps, hold the connection (once), start
-    /// over (loop) or close and connect again (session). Default once.
+    /// over (loop) or close and connect again (session). [default: once]
     #[arg(display_order = 31, long = "steps-mode", value_enum)]
     pub steps_mode: Option<StepsModeArg>,
 
-    /// Conversation: a message that no pending expect matches is counted (count,
-    /// the default) or also fails its connection (fail).
+    /// Conversation: a message that no pending expect matches is counted (count)
+    /// or also fails its connection (fail). [default: count]
     #[arg(display_order = 31, long, value_enum)]
     pub unmatched: Option<UnmatchedArg>,
 
@@ -300,8 +330,8 @@ pub struct LoadArgs {
     #[arg(display_order = 32, long, value_enum, default_value = "raw")]
     pub protocol: ProtocolArg,
 
-    /// Socket.IO: the event measured messages are emitted as (default echo;
-    /// broadcast for --workload broadcast).
+    /// Socket.IO: the event measured messages are emitted as. [default: echo;
+    /// broadcast for --workload broadcast]
     #[arg(display_order = 32, long, value_name = "NAME")]
     pub event: Option<String>,
 
@@ -310,7 +340,7 @@ pub struct LoadArgs {
     #[arg(display_order = 32, long)]
     pub ack: bool,
 
-    /// Socket.IO: the namespace to join (default /).
+    /// Socket.IO: the namespace to join. [default: /]
     #[arg(display_order = 32, long, value_name = "NS")]
     pub namespace: Option<String>,
 
@@ -471,8 +501,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub load: LoadArgs,
 
-    /// How long the run lasts, connection ramp included (30s, 5m, 1h; default 10s,
-    /// or the sum of --stages).
+    /// How long the run lasts, connection ramp included (30s, 5m, 1h). [default:
+    /// 10s, or the sum of --stages]
     #[arg(display_order = 12, short = 'd', long = "duration", value_parser = parse_duration, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
 
@@ -512,8 +542,8 @@ pub struct RunArgs {
 
     /// At the end, after the drain, how long the close handshakes may take in all
     /// (shards close a few hundred connections at a time; closes not answered by
-    /// then are counted unanswered). Default: 1s plus 0.1 ms per connection of a
-    /// shard, so 10,000 connections on one shard get 2s.
+    /// then are counted unanswered). [default: 1s plus 0.1 ms per connection of a
+    /// shard, so 10,000 connections on one shard get 2s]
     #[arg(display_order = 31, long = "close-timeout", value_parser = parse_duration, allow_hyphen_values = true)]
     pub close_timeout: Option<Duration>,
 
@@ -562,9 +592,9 @@ pub struct ConnectArgs {
     pub connect_timeout: Duration,
 
     /// Dial a lost connection (or a failed dial) again, after a jittered
-    /// exponential backoff between MIN and MAX (default 1s..30s): for long holds
-    /// against servers that restart. Counted: attempts, successes, time
-    /// disconnected. (Staged runs always dial again, after 1 s.)
+    /// exponential backoff between MIN and MAX: for long holds against servers
+    /// that restart. Counted: attempts, successes, time disconnected. (Staged
+    /// runs always dial again, after 1 s.) [default: 1s..30s when given alone]
     #[arg(display_order = 33, long, value_name = "MIN..MAX", num_args = 0..=1, require_equals = true, default_missing_value = "1s..30s", value_parser = parse_backoff)]
     pub reconnect: Option<(Duration, Duration)>,
 
@@ -575,8 +605,8 @@ pub struct ConnectArgs {
     #[arg(display_order = 33, long = "keep-trying")]
     pub keep_trying: bool,
 
-    /// Number of load shards (one pinned thread per core; default: every core, or
-    /// the cores left over by the embedded server).
+    /// Number of load shards (one pinned thread per core). [default: every core,
+    /// or the cores left over by the embedded server]
     #[arg(display_order = 34, long, value_parser = parse_count, allow_hyphen_values = true)]
     pub shards: Option<u64>,
 
@@ -730,13 +760,14 @@ pub struct CeilingArgs {
     )]
     pub slo: Vec<String>,
 
-    /// First level (connections, or per second for rate and sessions; SI suffixes).
-    /// Default: 100 connections, 1k messages/s, 50 sessions/s.
+    /// First level (connections, or per second for rate and sessions; SI
+    /// suffixes). [default: 100 connections, 1k messages/s, 50 sessions/s]
     #[arg(display_order = 3, long, value_parser = parse_rate, allow_hyphen_values = true)]
     pub start: Option<f64>,
 
-    /// Highest level to try. Connections: default and upper bound is what this host
-    /// fits (open files, ports). Rate and sessions: default 10M/s and 1M/s.
+    /// Highest level to try; for connections also the upper bound, what this
+    /// host fits (open files, ports). [default: connections: what this host
+    /// fits; rate 10M/s; sessions 1M/s]
     #[arg(display_order = 4, long, value_parser = parse_rate, allow_hyphen_values = true)]
     pub max: Option<f64>,
 
@@ -806,7 +837,7 @@ pub struct ServeArgs {
     pub max_message: u64,
 
     /// Number of server shards (one pinned thread per core, each with its own
-    /// SO_REUSEPORT listener; default: every core).
+    /// SO_REUSEPORT listener). [default: every core]
     #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub shards: Option<u64>,
 
@@ -895,13 +926,48 @@ pub struct ServeArgs {
 
 /// Parses the binary's command line, recording which flags `run` was given.
 pub fn parse_command_line() -> Result<Cli, clap::Error> {
-    use clap::{CommandFactory, FromArgMatches};
-    let m = Cli::command().try_get_matches()?;
+    use clap::FromArgMatches;
+    let m = command().try_get_matches()?;
     let mut cli = Cli::from_arg_matches(&m)?;
     if let (Command::Run(a), Some(("run", sub))) = (&mut cli.command, m.subcommand()) {
-        a.given = given_flags(&Cli::command().find_subcommand("run").cloned(), sub);
+        a.given = given_flags(&command().find_subcommand("run").cloned(), sub);
     }
     Ok(cli)
+}
+
+/// Flags `ceiling` shares with `run` (one `LoadArgs`) but refuses, being for
+/// workloads a search does not take (push, conversations): kept out of its help.
+const NOT_FOR_CEILING: [&str; 7] = [
+    "sent-at",
+    "sent-at-unit",
+    "seq",
+    "subscribe",
+    "steps",
+    "steps-mode",
+    "unmatched",
+];
+
+/// The whole command line as clap reads it: the derived one, with `ceiling`'s
+/// help trimmed to the workloads and flags it takes.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_subcommand("ceiling", |mut c| {
+        let ids: Vec<String> = c
+            .get_arguments()
+            .filter(|a| a.get_long().is_some_and(|l| NOT_FOR_CEILING.contains(&l)))
+            .map(|a| a.get_id().to_string())
+            .collect();
+        for id in ids {
+            c = c.mut_arg(id, |a| a.hide(true));
+        }
+        c.mut_arg("workload", |a| {
+            a.hide_possible_values(true).help(
+                "What each connection does: echo or ping (--dimension connections or rate), \
+                 idle (connections; with --heartbeat to time it), churn or chat (sessions). \
+                 [default: echo; --dimension sessions: churn]",
+            )
+        })
+    })
 }
 
 /// Parses what follows `wsherd NAME` on a command line as `T`'s flags (library
@@ -1014,10 +1080,7 @@ pub fn usage_error_line(e: &clap::Error, args: &[String]) -> String {
         Some(ContextValue::Strings(v)) => v.first().cloned(),
         _ => None,
     };
-    let cli = {
-        use clap::CommandFactory;
-        Cli::command()
-    };
+    let cli = command();
     let names: Vec<String> = cli
         .get_subcommands()
         .map(|c| c.get_name().to_string())
@@ -1119,3 +1182,22 @@ into_kind!(TimeUnitArg => TimeUnit { S, Ms, Us, Ns });
 into_kind!(IoDriverArg => IoDriver { Auto, Uring, Epoll });
 into_kind!(DimensionArg => Dimension { Connections, Rate, Sessions });
 into_kind!(ServeModeArg => ServeMode { Echo, Broadcast });
+
+#[cfg(test)]
+mod tests {
+    /// The command line clap builds, with ceiling's trimmed help, is
+    /// consistent (clap checks it only in debug builds, and would panic then).
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::command().debug_assert();
+        let ceiling = super::command();
+        let ceiling = ceiling.find_subcommand("ceiling").unwrap();
+        let hidden: Vec<&str> = ceiling
+            .get_arguments()
+            .filter(|a| a.is_hide_set())
+            .filter_map(|a| a.get_long())
+            .filter(|l| *l != "steps-toml") // hidden everywhere: scenario files' own
+            .collect();
+        assert_eq!(hidden.len(), super::NOT_FOR_CEILING.len(), "{hidden:?}");
+    }
+}

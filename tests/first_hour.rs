@@ -346,3 +346,45 @@ fn merge_keeps_the_rate_line_and_the_assessment() {
     assert!(out.stdout.contains("Assessment"), "{}", out.stdout);
     assert!(out.stdout.contains("of 100/s asked)"), "{}", out.stdout);
 }
+
+#[test]
+fn every_subcommand_has_examples_and_defaults_read_alike() {
+    for sub in ["run", "ceiling", "serve", "merge", "report", "doctor"] {
+        let out = run_bin(&[sub, "--help"], Duration::from_secs(10));
+        assert_eq!(out.code, Some(0), "{sub}: {}", out.stderr);
+        let help = &out.stdout;
+        assert!(
+            help.contains("\nExamples:\n  wsherd "),
+            "{sub} --help has no examples"
+        );
+        // A default reads `[default: ...]`, never `(default ...)` or `Default:`.
+        for prose in ["(default ", "Default:", "; default "] {
+            assert!(
+                !help.contains(prose),
+                "{sub} --help says {prose:?}:\n{help}"
+            );
+        }
+    }
+    let run = run_bin(&["run", "--help"], Duration::from_secs(10)).stdout;
+    let examples = &run[run.find("\nExamples:").unwrap()..];
+    assert!(
+        examples.contains("--rate") && examples.contains("--threshold"),
+        "{examples}"
+    );
+    // ceiling --help: only the workloads and flags a search takes.
+    let ceiling = run_bin(&["ceiling", "--help"], Duration::from_secs(10)).stdout;
+    for refused in [
+        "--steps",
+        "--subscribe",
+        "--sent-at",
+        "--seq ",
+        "--unmatched",
+        "- conversation",
+        "- push",
+    ] {
+        // Neither a flag's own line nor a workload's entry.
+        let offered = ceiling.lines().any(|l| l.trim_start().starts_with(refused));
+        assert!(!offered, "ceiling --help offers {refused}");
+    }
+    assert!(ceiling.contains("churn or chat (sessions)"), "{ceiling}");
+}
