@@ -34,7 +34,7 @@ pub enum Verdict {
 /// One line of the doctor's report.
 #[derive(Debug, Clone)]
 pub struct Check {
-    pub name: &'static str,
+    pub name: std::borrow::Cow<'static, str>,
     pub verdict: Verdict,
     /// What was found.
     pub found: String,
@@ -50,13 +50,13 @@ pub fn check_sources(sources: &[std::net::IpAddr]) -> Check {
         .collect();
     match missing.first() {
         None => Check {
-            name: "source addresses",
+            name: "source addresses".into(),
             verdict: Verdict::Ok,
             found: format!("{} addresses, all assigned to this host", sources.len()),
             fix: String::new(),
         },
         Some(first) => Check {
-            name: "source addresses",
+            name: "source addresses".into(),
             verdict: Verdict::Fail,
             found: format!(
                 "{} of {} not usable: {first}",
@@ -72,7 +72,7 @@ impl Check {
     /// A check's line; `fix` empty when there is nothing to do.
     fn new(name: &'static str, verdict: Verdict, found: String, fix: &str) -> Check {
         Check {
-            name,
+            name: name.into(),
             verdict,
             found,
             fix: fix.to_string(),
@@ -86,19 +86,151 @@ impl Check {
 pub fn examine(plan: &Demand) -> Vec<Check> {
     let sockets = plan.connections * if plan.embedded { 2 } else { 1 };
     let need_fds = sockets + 64;
-    [
+    let mut checks: Vec<Check> = [
         Some(open_files(need_fds)),
         file_max(need_fds),
         Some(ports(plan)),
-        tw_reuse(),
-        somaxconn(),
-        Some(io_uring()),
-        Some(cpus()),
-        memory(plan, sockets),
     ]
     .into_iter()
     .flatten()
-    .collect()
+    .collect();
+    // WSHERD_SYSCTL_ROOT: a tree standing for /proc/sys, as scripts/tune-host.sh
+    // reads it too (the tests compare their advice on one).
+    let root = std::env::var_os("WSHERD_SYSCTL_ROOT").map(std::path::PathBuf::from);
+    checks.extend(tuning(&|path: &str| match &root {
+        Some(root) => std::fs::read_to_string(root.join(path.trim_start_matches("/proc/sys/")))
+            .ok()
+            .map(|s| s.trim().to_string()),
+        None => read_sys(path),
+    }));
+    checks.extend(
+        [Some(io_uring()), Some(cpus()), memory(plan, sockets)]
+            .into_iter()
+            .flatten(),
+    );
+    checks
+}
+
+/// The kernel settings tuning/99-wsherd.conf wants, the one table both this
+/// doctor and scripts/tune-host.sh read (embedded here at build time).
+const TUNING: &str = include_str!("../tuning/99-wsherd.conf");
+
+/// How a setting's current value is held against the wanted one (the `# check:`
+/// line above it in the table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compare {
+    /// Every field at least the wanted one.
+    AtLeast,
+    /// A range covering the wanted one.
+    Range,
+    /// Socket buffers: min and default at most, max at least the wanted.
+    Buffers,
+    /// Exactly the wanted value.
+    Exact,
+}
+
+/// One setting of the table.
+#[derive(Debug, Clone, PartialEq)]
+struct Wanted {
+    key: String,
+    value: Vec<u64>,
+    compare: Compare,
+    /// `-key`: checked only where the kernel has it (a module's setting).
+    optional: bool,
+}
+
+/// The table's settings, in order. A line the table does not parse as a setting
+/// is left out (the script refuses such a file; the test below reads this one).
+fn wanted_settings(table: &str) -> Vec<Wanted> {
+    let mut out = Vec::new();
+    let mut compare = None;
+    for line in table.lines().map(str::trim) {
+        if let Some(mode) = line.strip_prefix("# check:") {
+            compare = match mode.trim() {
+                "at-least" => Some(Compare::AtLeast),
+                "range" => Some(Compare::Range),
+                "buffers" => Some(Compare::Buffers),
+                "exact" => Some(Compare::Exact),
+                _ => None,
+            };
+            continue;
+        }
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let (Some((key, value)), Some(c)) = (line.split_once('='), compare.take()) else {
+            continue;
+        };
+        let key = key.trim();
+        out.push(Wanted {
+            optional: key.starts_with('-'),
+            key: key.trim_start_matches('-').to_string(),
+            value: nums(value),
+            compare: c,
+        });
+    }
+    out
+}
+
+/// What `current` should become to satisfy `w` (as scripts/tune-host.sh
+/// computes it: values only grow, a more generous setting stays); None when
+/// the current value has another shape.
+fn target(w: &Wanted, current: &[u64]) -> Option<Vec<u64>> {
+    if w.compare == Compare::Exact {
+        return Some(w.value.clone());
+    }
+    if current.len() != w.value.len() {
+        return None;
+    }
+    let pair = current.iter().zip(&w.value);
+    Some(match w.compare {
+        Compare::AtLeast => pair.map(|(c, w)| *c.max(w)).collect(),
+        Compare::Range if w.value.len() == 2 => {
+            vec![current[0].min(w.value[0]), current[1].max(w.value[1])]
+        }
+        Compare::Buffers if w.value.len() == 3 => vec![
+            current[0].min(w.value[0]),
+            current[1].min(w.value[1]),
+            current[2].max(w.value[2]),
+        ],
+        _ => return None,
+    })
+}
+
+/// Each setting of the table against this host (`read` reads /proc/sys): OK,
+/// or a warning with the very value `scripts/tune-host.sh apply` would write.
+/// A setting the kernel does not have is left out.
+fn tuning(read: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
+    wanted_settings(TUNING)
+        .into_iter()
+        .filter(|w| w.key != "fs.file-max")
+        .filter_map(|w| {
+            let found = read(&format!("/proc/sys/{}", w.key.replace('.', "/")))?;
+            let current = nums(&found);
+            let want = target(&w, &current)?;
+            let ok = want == current;
+            let shown = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
+            let fix = if ok {
+                String::new()
+            } else {
+                format!(
+                    "sysctl -w {}=\"{}\" (tuning/99-wsherd.conf; scripts/tune-host.sh apply sets them all)",
+                    w.key,
+                    shown(&want)
+                )
+            };
+            Some(Check {
+                name: w.key.clone().into(),
+                verdict: if ok { Verdict::Ok } else { Verdict::Warn },
+                found: if w.key == "net.ipv4.tcp_tw_reuse" && found.trim() == "2" {
+                    "2 (reuse on loopback only)".into()
+                } else {
+                    found.split_whitespace().collect::<Vec<_>>().join(" ")
+                },
+                fix,
+            })
+        })
+        .collect()
 }
 
 /// May this process open `need_fds` files (its hard nofile limit)?
@@ -124,20 +256,31 @@ fn open_files(need_fds: u64) -> Check {
 /// Does the system-wide file limit leave room for twice what the plan opens?
 fn file_max(need_fds: u64) -> Option<Check> {
     let max = read_sys("/proc/sys/fs/file-max").and_then(|s| s.parse::<u64>().ok())?;
-    let v = if max >= need_fds * 2 {
+    // The table's value, or more for a plan beyond what it was sized for.
+    let table = wanted_settings(TUNING)
+        .into_iter()
+        .find(|w| w.key == "fs.file-max")
+        .and_then(|w| w.value.first().copied())
+        .unwrap_or(0);
+    let want = table.max(need_fds * 2);
+    let v = if max >= want {
         Verdict::Ok
     } else {
         Verdict::Warn
     };
+    let fix = format!(
+        "sysctl -w fs.file-max={want} (tuning/99-wsherd.conf{})",
+        if want == table {
+            "; scripts/tune-host.sh apply sets them all"
+        } else {
+            " wants less: this plan needs more"
+        }
+    );
     Some(Check::new(
         "fs.file-max",
         v,
         max.to_string(),
-        if v == Verdict::Ok {
-            ""
-        } else {
-            "sysctl -w fs.file-max=4194304 (tuning/99-wsherd.conf)"
-        },
+        if v == Verdict::Ok { "" } else { &fix },
     ))
 }
 
@@ -183,52 +326,6 @@ fn ports(plan: &Demand) -> Check {
         ),
         &fix,
     )
-}
-
-/// May TIME_WAIT ports be reused (reconnect-heavy runs need them back)?
-fn tw_reuse() -> Option<Check> {
-    let tw = read_sys("/proc/sys/net/ipv4/tcp_tw_reuse")?;
-    // 2 (the kernel's default) reuses TIME_WAIT ports on loopback only.
-    let v = if tw == "0" {
-        Verdict::Warn
-    } else {
-        Verdict::Ok
-    };
-    let found = if tw == "2" {
-        "2 (reuse on loopback only)".to_string()
-    } else {
-        tw
-    };
-    Some(Check::new(
-        "net.ipv4.tcp_tw_reuse",
-        v,
-        found,
-        if v == Verdict::Ok {
-            ""
-        } else {
-            "sysctl -w net.ipv4.tcp_tw_reuse=1 (reconnect-heavy runs such as churn reuse TIME_WAIT ports)"
-        },
-    ))
-}
-
-/// Is the listen backlog long enough for a server accepting connect storms?
-fn somaxconn() -> Option<Check> {
-    let s = read_sys("/proc/sys/net/core/somaxconn").and_then(|s| s.parse::<u64>().ok())?;
-    let v = if s >= 4096 {
-        Verdict::Ok
-    } else {
-        Verdict::Warn
-    };
-    Some(Check::new(
-        "net.core.somaxconn",
-        v,
-        s.to_string(),
-        if v == Verdict::Ok {
-            ""
-        } else {
-            "sysctl -w net.core.somaxconn=65535 (servers accepting connect storms)"
-        },
-    ))
 }
 
 /// Can an io_uring be built here (seccomp, memlock)? Without one wsherd runs on
@@ -368,6 +465,43 @@ pub fn render(plan: &Demand, checks: &[Check]) -> String {
 mod tests {
     use super::*;
 
+    /// The embedded table parses whole, and the port range the port check
+    /// advises (host.rs) is the table's.
+    #[test]
+    fn the_tuning_table_parses_and_agrees_with_the_port_advice() {
+        let settings = wanted_settings(TUNING);
+        let lines = TUNING
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && l.contains('='))
+            .count();
+        assert_eq!(settings.len(), lines, "{settings:?}");
+        let range = settings
+            .iter()
+            .find(|w| w.key == "net.ipv4.ip_local_port_range")
+            .unwrap();
+        let fix = Demand::simple(100_000, 1, false).port_fix(1000);
+        assert!(
+            fix.contains(&format!("\"{} {}\"", range.value[0], range.value[1])),
+            "{fix}"
+        );
+        // Values only grow: a bigger one stays, the buffers' min and default
+        // only shrink.
+        let rmem = settings
+            .iter()
+            .find(|w| w.key == "net.ipv4.tcp_rmem")
+            .unwrap();
+        assert_eq!(
+            target(rmem, &[8192, 131072, 65536]),
+            Some(vec![4096, 16384, 16777216])
+        );
+        let backlog = settings
+            .iter()
+            .find(|w| w.key == "net.core.somaxconn")
+            .unwrap();
+        assert_eq!(target(backlog, &[100_000]), Some(vec![100_000]));
+    }
+
     #[test]
     fn port_arithmetic_counts_pairs() {
         // 100k connections, one target: 16 sources make 6250 per pair.
@@ -416,7 +550,7 @@ mod tests {
         let fails: Vec<&str> = checks
             .iter()
             .filter(|c| c.verdict == Verdict::Fail)
-            .map(|c| c.name)
+            .map(|c| c.name.as_ref())
             .collect();
         assert!(fails.contains(&"open files (per process)"), "{fails:?}");
         assert!(fails.contains(&"ephemeral ports"), "{fails:?}");

@@ -62,7 +62,7 @@ impl Demand {
         let sources_needed = pairs_needed.div_ceil(self.targets.max(1));
         format!(
             "use at least {sources_needed} source addresses (--source-ip 127.0.0.1-127.0.0.{}; on a real host, addresses assigned to its interfaces), \
-             or spread over more targets, or widen the range (sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\", see tuning/)",
+             or spread over more targets, or widen the range (sysctl -w net.ipv4.ip_local_port_range=\"10000 65535\", tuning/99-wsherd.conf)",
             sources_needed.clamp(1, 254)
         )
     }

@@ -444,3 +444,44 @@ fn unknown_command_is_a_usage_error() {
         text(&o)
     );
 }
+
+/// `wsherd doctor` and `scripts/tune-host.sh check` read one table
+/// (tuning/99-wsherd.conf) and, on the same host, give the same advice: every
+/// setting the script would change, the doctor warns about with the very value
+/// the script would write, and none else.
+#[test]
+fn the_doctor_and_the_script_give_the_same_advice() {
+    let fake = Fake::new();
+    let o = fake.run("check");
+    assert!(o.status.success(), "{}", text(&o));
+    let script = stdout(&o);
+    let doctor = Command::new(env!("CARGO_BIN_EXE_wsherd"))
+        .args(["doctor", "-c", "10"])
+        .env("WSHERD_SYSCTL_ROOT", fake.sysctl_root())
+        .output()
+        .unwrap();
+    let doctor = String::from_utf8_lossy(&doctor.stdout).to_string();
+    // fs.file-max is judged by the doctor against the plan on the real host.
+    for w in wanted()
+        .iter()
+        .filter(|w| w.key != CONNTRACK && w.key != "fs.file-max")
+    {
+        let line = line_of(&script, &w.key);
+        let advice = format!("sysctl -w {}=", w.key);
+        match line.split("CHANGE -> ").nth(1) {
+            Some(value) => {
+                let want = format!("{advice}\"{}\"", value.trim());
+                assert!(
+                    doctor.contains(&want),
+                    "the script says {line:?}; the doctor:\n{doctor}"
+                );
+            }
+            None => assert!(
+                !doctor.contains(&advice),
+                "the script leaves {} alone; the doctor:\n{doctor}",
+                w.key
+            ),
+        }
+    }
+    assert!(doctor.contains("[ok  ] fs.nr_open"), "{doctor}");
+}
