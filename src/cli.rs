@@ -1081,10 +1081,9 @@ pub fn usage_error_line(e: &clap::Error, args: &[String]) -> String {
         _ => None,
     };
     let cli = command();
-    let names: Vec<String> = cli
-        .get_subcommands()
-        .map(|c| c.get_name().to_string())
-        .collect();
+    let mut subs: Vec<&clap::Command> = cli.get_subcommands().collect();
+    subs.sort_by_key(|c| c.get_display_order());
+    let names: Vec<String> = subs.iter().map(|c| c.get_name().to_string()).collect();
     let sub = args.iter().skip(1).find(|a| names.contains(a));
     let mut line = clap_error_line(e);
     let invalid = get(ContextKind::InvalidArg).unwrap_or_default();

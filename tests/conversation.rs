@@ -170,15 +170,20 @@ fn a_conversation_logs_in_captures_its_session_and_loops() {
     let beats = step("step3").count;
     assert!((45..=100).contains(&beats), "{beats} heartbeats");
     assert!(PINGS.load(Ordering::Relaxed) - before >= beats - 3);
-    // Nothing came that no expect took.
-    assert_eq!(res.messages.unexpected, 0, "{:?}", res.messages);
+    // Nothing came that no expect took, but a reply to the last say of a
+    // connection whose expect the stop ended first (counted stopped).
+    assert!(
+        res.messages.unexpected <= said.stopped,
+        "{:?} {said:?}",
+        res.messages
+    );
     assert!(
         res.thresholds.iter().all(|t| t.passed),
         "{:?}",
         res.thresholds
     );
     support::assert_schema(&res);
-    let text = wsherd::report::text::render(&res);
+    let text = support::summary_text(&res);
     assert!(text.contains("Conversation (loop)"), "{text}");
     assert!(text.contains("said (expect): "), "{text}");
 }

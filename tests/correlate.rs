@@ -50,7 +50,7 @@ fn out_of_order_replies_are_matched_in_the_closed_loop() {
     // The server delays each reply by 0-5 ms, so round trips spread over them.
     assert!(res.latency.rtt.max_us > 1000.0, "{:?}", res.latency.rtt);
     assert_eq!(res.config.correlate.as_deref(), Some("/id"));
-    let text = wsherd::report::text::render(&res);
+    let text = support::summary_text(&res);
     assert!(
         text.contains("replies matched to requests by /id"),
         "{text}"
@@ -148,7 +148,7 @@ fn replies_that_name_no_request_are_counted_and_shown() {
         LIMIT,
     );
     assert_eq!(res.messages.received, 0);
-    let text = wsherd::report::text::render(&res);
+    let text = support::summary_text(&res);
     assert!(
         text.contains("does the server answer each request with its id in /result/id?"),
         "{text}"

@@ -98,7 +98,7 @@ fn deflate_over_tls_and_with_the_embedded_server() {
     let v = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
-    let text = wsherd::report::text::render(&res);
+    let text = support::summary_text(&res);
     assert!(
         text.contains("permessage-deflate: negotiated 3 of 3"),
         "{text}"

@@ -7,6 +7,12 @@ mod support;
 use std::time::Duration;
 use support::run_bin;
 
+/// A summary with its long lines joined again (continuations are indented
+/// six spaces under a two-space line).
+fn unwrapped(text: &str) -> String {
+    text.replace("\n      ", " ")
+}
+
 /// `wsherd ARGS` fails as a usage error (exit 2) in one line containing every
 /// one of `wanted`, with no backtrace.
 fn usage_error(args: &[&str], wanted: &[&str]) {
@@ -159,7 +165,7 @@ fn a_target_where_nothing_answers_ends_early_with_a_hint() {
         out.stderr
     );
     assert!(
-        out.stdout.contains("GAVE UP: nothing reachable"),
+        unwrapped(&out.stdout).contains("GAVE UP: nothing reachable"),
         "{}",
         out.stdout
     );
@@ -330,8 +336,9 @@ fn merge_keeps_the_rate_line_and_the_assessment() {
         assert_eq!(out.code, Some(0), "{}", out.stderr);
         parts.push(p.to_str().unwrap().to_string());
     }
-    let out = run_bin(&["merge", &parts[0], &parts[1]], Duration::from_secs(20));
+    let mut out = run_bin(&["merge", &parts[0], &parts[1]], Duration::from_secs(20));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.stdout = unwrapped(&out.stdout);
     // Two agents of --rate 100 asked for 100/s together.
     assert!(
         out.stdout.contains("open loop at 100 msg/s"),

@@ -86,7 +86,7 @@ fn queries_are_timed_to_their_next_and_errors_fail_them() {
         res.errors
     );
     // Answered with errors is not "nothing matched".
-    let text = wsherd::report::text::render(&res);
+    let text = support::summary_text(&res);
     assert!(!text.contains("no replies matched"), "{text}");
     assert!(text.contains("graphql_error"), "{text}");
 }

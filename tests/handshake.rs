@@ -157,7 +157,7 @@ fn headers_origin_and_host_reach_the_server_and_the_chosen_subprotocol_is_counte
         assert_eq!(get("sec-websocket-protocol"), Some("chat.v2, chat.v1"));
         assert!(get("user-agent").is_some_and(|ua| ua.starts_with("wsherd/")));
     }
-    let text = wsherd::report::text::render(&res);
+    let text = support::summary_text(&res);
     assert!(
         text.contains("subprotocol the server chose: chat.v1 10"),
         "{text}"

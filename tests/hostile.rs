@@ -369,7 +369,7 @@ fn every_violation_a_server_can_make_fails_its_connection_by_name() {
         );
         assert!(res.messages.ledger_balances(), "{what}: {:?}", res.messages);
         // The report renders whatever happened.
-        let text = wsherd::report::text::render(&res);
+        let text = support::summary_text(&res);
         assert!(text.contains(cause), "{what}: {text}");
     }
 }

@@ -100,7 +100,7 @@ fn connections_go_through_the_proxy_tunnel() {
         vec![format!("http://{}", proxy.addr())],
         "credentials are left out"
     );
-    let text = wsherd::report::text::render(&res);
+    let text = support::summary_text(&res);
     assert!(
         text.contains(&format!("through proxy http://{}", proxy.addr())),
         "{text}"

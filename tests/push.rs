@@ -74,7 +74,7 @@ fn pushed_messages_are_counted_checked_for_gaps_and_timed_one_way() {
     // Nothing we sent awaited an answer.
     assert_eq!(res.messages.sent, 0);
     assert_eq!(res.messages.unexpected, 0);
-    let text = wsherd::report::text::render(&res);
+    let text = support::summary_text(&res);
     assert!(text.contains("Server push"), "{text}");
     assert!(text.contains("/params/seq: "), "{text}");
     assert!(text.contains("only as right as they agree"), "{text}");
@@ -148,7 +148,7 @@ fn a_server_clock_ahead_of_ours_is_flagged_as_skew() {
         "every message was 'sent' 5 s in our future: {p:?}"
     );
     assert_eq!(res.latency.delivery.as_ref().map(|d| d.count), Some(0));
-    let text = wsherd::report::text::render(&res);
+    let text = support::summary_text(&res);
     assert!(text.contains("CLOCK SKEW"), "{text}");
 }
 

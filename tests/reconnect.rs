@@ -62,7 +62,7 @@ fn held_connections_come_back_after_the_server_restarts() {
     );
     assert_eq!(k.established, 8, "{k:?}");
     assert_eq!(k.failed, re.attempted - re.succeeded, "{k:?}");
-    let text = wsherd::report::text::render(&res);
+    let text = support::summary_text(&res);
     assert!(text.contains("reconnects: "), "{text}");
     support::assert_schema(&res);
 }

@@ -87,7 +87,7 @@ fn emits_are_timed_by_their_ack_and_by_the_echoed_event() {
     );
     assert_clean(&res, 2);
     assert!(res.messages.received > 100, "{:?}", res.messages);
-    let text = wsherd::report::text::render(&res);
+    let text = support::summary_text(&res);
     assert!(text.contains("Socket.IO"), "{text}");
     assert!(text.contains("namespace /chat"), "{text}");
 }

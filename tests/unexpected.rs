@@ -58,7 +58,7 @@ fn the_report_shows_what_came_instead_and_why() {
         "{first:?}"
     );
     assert_eq!(first.start, r#"{"error":"invalid json"}"#);
-    let text = wsherd::report::text::render(&res);
+    let text = support::summary_text(&res);
     assert!(
         text.contains(r#"text, 24 bytes: {"error":"invalid json"}"#),
         "{text}"
@@ -69,7 +69,7 @@ fn the_report_shows_what_came_instead_and_why() {
     );
     // Text messages answered with other text: the other hint.
     let res = run(&[&url, "-q", "-c", "2", "-d", "1s", "--text"], LIMIT);
-    let text = wsherd::report::text::render(&res);
+    let text = support::summary_text(&res);
     assert!(text.contains("must echo"), "{text}");
     // The samples keep the JSON's contract.
     let schema: serde_json::Value = serde_json::from_str(wsherd::results::RESULTS_SCHEMA).unwrap();

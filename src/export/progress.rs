@@ -56,17 +56,32 @@ pub fn stage_label(stages: &[StageMark], t: u64) -> Option<String> {
 /// that with the bar they fit a terminal's width (the bar's message is cut to
 /// what is left of it).
 pub fn figures(r: &SecondStats) -> String {
-    use crate::vocab::fmt::{fmt_us, group};
+    use crate::vocab::fmt::fmt_us;
     format!(
-        "open {}  sent {}/s  recv {}/s  p50 {}  p99 {}  errors {}",
-        group(r.open),
-        group(r.sent),
-        group(r.received),
+        "open {}  out {}/s  in {}/s  p50 {}  p99 {}  err {}",
+        short(r.open),
+        short(r.sent),
+        short(r.received),
         fmt_us(r.rtt_p50_us),
         fmt_us(r.rtt_p99_us),
-        group(r.errors)
+        short(r.errors)
     )
 }
+
+/// A count in at most five characters: `999`, `12.3k`, `123k`, `1.23M`.
+fn short(n: u64) -> String {
+    let f = n as f64;
+    match n {
+        0..=9_999 => crate::vocab::fmt::group(n),
+        10_000..=99_999 => format!("{:.1}k", f / 1e3),
+        100_000..=999_999 => format!("{:.0}k", f / 1e3),
+        _ => format!("{:.2}M", f / 1e6),
+    }
+}
+
+/// Terminals narrower than this show the figures without the bar (the time
+/// and the figures then fit 80 columns).
+const BAR_FROM_COLUMNS: u16 = 100;
 
 /// The plain line for one second (no terminal).
 pub fn plain_line(r: &SecondStats, total: Duration, stages: &[StageMark]) -> String {
@@ -103,8 +118,17 @@ impl Live {
                 ProgressDrawTarget::stderr_with_hz(4),
             );
             // `wide_msg`: the figures take what the terminal has left, and are
-            // cut there rather than wrapped onto a second line.
-            let style = ProgressStyle::with_template("{prefix:>9} [{bar:12.cyan/blue}] {wide_msg}")
+            // cut there rather than wrapped onto a second line; a narrow
+            // terminal gets no bar, so that at 80 columns the figures fit.
+            let wide = console::Term::stderr()
+                .size_checked()
+                .is_none_or(|(_, cols)| cols >= BAR_FROM_COLUMNS);
+            let template = if wide {
+                "{prefix:>9} [{bar:12.cyan/blue}] {wide_msg}"
+            } else {
+                "{prefix:>9} {wide_msg}"
+            };
+            let style = ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> ");
             b.set_style(style);
@@ -161,11 +185,33 @@ mod tests {
         }
     }
 
+    /// A busy second's figures and the time fit 80 columns without the bar.
+    #[test]
+    fn figures_fit_80_columns() {
+        let mut r = row(59);
+        r.open = 100_000;
+        r.sent = 123_456;
+        r.received = 123_456;
+        r.rtt_p50_us = 12_345.0;
+        r.rtt_p99_us = 123_456.0;
+        r.errors = 1_234;
+        let line = format!("{:>9} {}", "60s/60s", figures(&r));
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+        assert_eq!(short(9_999), "9,999");
+        assert_eq!(short(20_000), "20.0k");
+        assert_eq!(short(123_456), "123k");
+        assert_eq!(short(3_531_840), "3.53M");
+    }
+
     #[test]
     fn plain_lines_have_no_escapes() {
         let line = plain_line(&row(2), Duration::from_secs(10), &[]);
         assert!(
-            line.starts_with("[   3s/10s] open 10  sent 100/s  recv 99/s"),
+            line.starts_with("[   3s/10s] open 10  out 100/s  in 99/s"),
             "{line}"
         );
         // With the bar's prefix (9) and a 12-column bar, a busy second fits 100

@@ -39,7 +39,46 @@ pub fn render(r: &RunResults) -> String {
         section(&mut o, s);
     }
     o.push_str(&crate::thresholds::render(r));
-    o
+    fit(&o, WIDTH)
+}
+
+/// The summary's width: it fits an 80-column terminal.
+pub const WIDTH: usize = 80;
+
+/// `text` with every line longer than `width` columns broken at spaces, the
+/// rest indented under the line's own start (4 more spaces): a long header,
+/// memory or rate line reads as a paragraph instead of wrapping anywhere.
+pub fn fit(text: &str, width: usize) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.split_inclusive('\n') {
+        let (body, nl) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        if body.chars().count() <= width {
+            out.push_str(line);
+            continue;
+        }
+        let indent = body.len() - body.trim_start().len();
+        let more = format!("{}    ", &body[..indent]);
+        let mut current = String::from(&body[..indent]);
+        for (i, word) in body[indent..].split(' ').enumerate() {
+            // Runs of spaces (columns) stay: an empty word adds its space.
+            let sep = if i == 0 { "" } else { " " };
+            let over = current.chars().count() + sep.len() + word.chars().count() > width;
+            if over && !word.is_empty() && !current.trim().is_empty() {
+                out.push_str(current.trim_end());
+                out.push('\n');
+                current = more.clone();
+            } else {
+                current.push_str(sep);
+            }
+            current.push_str(word);
+        }
+        out.push_str(current.trim_end());
+        out.push_str(nl);
+    }
+    out
 }
 
 /// What ran: version and targets, source addresses, the workload and its pacing,
@@ -281,11 +320,12 @@ fn latency_table(o: &mut String, title: &str, t: &LatencyTable) {
         Some(h) => format!("  {h}"),
         None => title.to_string(),
     };
+    // At 80 columns: p90 stays in the JSON, the page and the .hgrm files.
     let c = LATENCY_COLUMNS;
     let _ = writeln!(
         o,
-        "{head:<13}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
-        c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+        "{head:<13}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>10}",
+        c[0], c[1], c[2], c[4], c[5], c[6], c[7]
     );
     for row in &t.rows {
         latency_row(o, row);
@@ -301,8 +341,8 @@ fn latency_row(o: &mut String, row: &LatencyRow) {
         Some(c) => {
             let _ = writeln!(
                 o,
-                "  {name:<11}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
-                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+                "  {name:<11}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>10}",
+                c[0], c[1], c[2], c[4], c[5], c[6], c[7]
             );
         }
     }
@@ -371,6 +411,12 @@ mod tests {
     use super::*;
     use crate::results::{BroadcastStats, Latencies};
 
+    /// A summary with its long lines joined again (their continuations are
+    /// indented six spaces under a two-space line).
+    fn unwrapped(text: &str) -> String {
+        text.replace("\n      ", " ")
+    }
+
     fn fixture() -> RunResults {
         serde_json::from_str(include_str!("../../tests/fixtures/results.json")).unwrap()
     }
@@ -391,7 +437,7 @@ mod tests {
         r.latency.rtt_uncorrected = Some(raw);
         r.latency.send_lag_share = Latencies::lag_share(&r.latency.rtt, Some(&lag));
         assert!((r.latency.send_lag_share.unwrap() - 0.8).abs() < 1e-9);
-        let text = render(&r);
+        let text = unwrapped(&render(&r));
         assert!(
             text.contains("open loop at 200 msg/s (20/s per connection)"),
             "{text}"
@@ -453,7 +499,7 @@ mod tests {
             what_is_sent(&r),
             "64-byte binary messages, open loop, rate 0 → 1,000/s over 10s → 2,000/s over 20s, held 30s"
         );
-        let text = render(&r);
+        let text = unwrapped(&render(&r));
         assert!(text.contains("requested 1,600/s on average"), "{text}");
         assert!(!text.contains("open loop at 1,600"), "{text}");
 
@@ -461,7 +507,7 @@ mod tests {
         let m = r.memory.as_mut().unwrap();
         m.held_connections = 0;
         m.held_rss_kib = 0;
-        let text = render(&r);
+        let text = unwrapped(&render(&r));
         assert!(!text.contains("with 0 open"), "{text}");
         assert!(
             text.contains("no connection was open at a sample"),
@@ -481,9 +527,33 @@ mod tests {
             delivered_per_sec: 500.0,
         });
         r.messages.bytes_received = 66_000;
-        let text = render(&r);
+        let text = unwrapped(&render(&r));
         assert!(text.contains("1,000 copies"), "{text}");
         assert!(text.contains("66,000 bytes"), "{text}");
+    }
+
+    /// Every line of a summary fits 80 columns; a long one breaks at spaces
+    /// and goes on indented, columns (runs of spaces) kept.
+    #[test]
+    fn the_summary_fits_80_columns() {
+        let mut r = fixture();
+        r.config.targets =
+            vec!["wss://a-rather-long-host-name.example.com:8443/some/deep/path?token=abc".into()];
+        let text = render(&r);
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= WIDTH,
+                "{} columns: {line}",
+                line.chars().count()
+            );
+        }
+        assert!(text.contains("  attempted 20  established 20"), "{text}");
+        let wrapped = fit("  one two three four five six seven\n", 16);
+        assert_eq!(
+            wrapped,
+            "  one two three\n      four five\n      six seven\n"
+        );
+        assert_eq!(fit("a  b\n", 80), "a  b\n");
     }
 
     /// Rows placed together share a line; quiet rows stay out; causes follow.
@@ -506,7 +576,7 @@ mod tests {
         k.failed_by_cause = [("refused".to_string(), 3)].into();
         k.lost = 0;
         k.close_codes.clear();
-        let text = render(&r);
+        let text = unwrapped(&render(&r));
         for line in [
             "Broadcast (1 publisher, 20 receivers)\n  published 396  expected copies 7,920 = delivered 7,919 + missing 1 + undelivered at stop 0\n  deliveries 3,960/s, duplicates 2\n",
             "  failed by cause: refused 3\n",

@@ -740,3 +740,10 @@ pub fn run_shipped_scenario(
     let file = wsherd::scenario::parse(&text, name).expect("the shipped scenario parses");
     wsherd::scenario::run(file, true).expect("the shipped scenario runs")
 }
+
+/// The text summary of `res` with its long lines joined again (the summary
+/// breaks lines at 80 columns, going on six spaces in), for tests that look
+/// for a phrase wherever the break fell.
+pub fn summary_text(res: &RunResults) -> String {
+    wsherd::report::text::render(res).replace("\n      ", " ")
+}
