@@ -313,7 +313,11 @@ fn ceiling(args: crate::cli::CeilingArgs) -> Result<ExitCode, Error> {
         return Ok(ExitCode::from(EXIT_FAILURE));
     }
     if found.outcome == crate::results::ceiling::outcome::INCOMPLETE {
-        eprintln!("error: the search did not converge within --max-time; raise it, or narrow --start/--max");
+        eprintln!(
+            "error: the search did not converge within --max-time; {}",
+            crate::ceiling::MAX_TIME_HINT
+                .trim_start_matches("the worst case is longer than --max-time: ")
+        );
         return Ok(ExitCode::from(EXIT_FAILURE));
     }
     Ok(ExitCode::SUCCESS)

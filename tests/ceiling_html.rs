@@ -46,6 +46,7 @@ fn step(index: usize, level: f64, confirm: bool, passed: bool, p99_ms: f64) -> S
             passed,
         }],
         passed,
+        far_beyond: false,
         reasons: if passed {
             vec![]
         } else {

@@ -395,3 +395,49 @@ fn every_subcommand_has_examples_and_defaults_read_alike() {
     }
     assert!(ceiling.contains("churn or chat (sessions)"), "{ceiling}");
 }
+
+#[test]
+fn a_ceiling_search_says_its_plan_and_how_long_it_may_take() {
+    let port = support::closed_port();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let out = run_bin(
+        &[
+            "ceiling",
+            &url,
+            "--dimension",
+            "rate",
+            "-c",
+            "2",
+            "--start",
+            "100",
+            "--max",
+            "100k",
+            "--step-duration",
+            "5s",
+            "--settle",
+            "2s",
+            "--max-time",
+            "30s",
+        ],
+        Duration::from_secs(60),
+    );
+    // 100 to 100k by x2 is 11 levels, then 5 halvings to 5%: 22 steps of 7 s.
+    assert!(
+        out.stderr
+            .contains("plan: at most 22 steps (11 growing ×2, then 5 halvings to 5%"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("2m 34s at most, within --max-time 30s"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(
+            "warning: the worst case is longer than --max-time: raise --max-time, shorten --settle"
+        ),
+        "{}",
+        out.stderr
+    );
+}

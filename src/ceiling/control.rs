@@ -34,6 +34,17 @@ const SATURATED_CPU: f64 = 0.9;
 const KEPT_PACE: f64 = 0.95;
 /// Open loops: more late sends than this share means the client fell behind.
 const LATE_SHARE: f64 = 0.01;
+/// A failure far beyond the SLO: a latency this many times its limit...
+const FAR_TIMES_LIMIT: f64 = 4.0;
+/// ... or a paced load answered at under this share of its level. Such a
+/// failure is not noise: it counts at once, without being measured again.
+const FAR_BELOW_PACE: f64 = 0.5;
+/// After a failed paced step, the next waits for its backlog to drain: until
+/// at most this share of the connections' messages is still owed...
+const DRAINED_SHARE: f64 = 0.01;
+/// ... or until nothing more was answered for this many seconds in a row (what
+/// is still owed was dropped, not queued).
+const STALE_SECS: u64 = 3;
 
 /// What the controller needs to know about the run, fixed for the search.
 pub struct Params {
@@ -61,11 +72,13 @@ enum State {
         cpu: Vec<f64>,
     },
     /// A paced load paused after a failure, until the target caught up (or
-    /// `deadline`); then `level` is measured (again, if `confirm`).
+    /// `deadline`); then `level` is measured (again, if `confirm`). `stale`:
+    /// seconds in a row with nothing answered.
     Recovering {
         deadline: u64,
         level: f64,
         confirm: bool,
+        stale: u64,
     },
     Done,
 }
@@ -183,9 +196,10 @@ impl Controller {
         self.interrupt.store(true, Ordering::Relaxed);
     }
 
-    /// The search says what comes after a step at `level` that passed or failed.
-    fn after(&mut self, passed: bool, next_second: u64) {
-        match self.search.judged(self.level, passed) {
+    /// The search says what comes after a step at `level` that passed or failed
+    /// (`decisive`: far beyond the SLO, not to be measured again).
+    fn after(&mut self, passed: bool, decisive: bool, next_second: u64) {
+        match self.search.judged_with(self.level, passed, decisive) {
             Next::Done(end) => self.finish(end),
             Next::Measure { level, confirm } => {
                 let paced = self.plan.dimension != Dimension::Connections;
@@ -202,6 +216,7 @@ impl Controller {
                         deadline: next_second.saturating_add(wait),
                         level,
                         confirm,
+                        stale: 0,
                     };
                 } else {
                     self.start(level, confirm, next_second);
@@ -316,18 +331,26 @@ impl Controller {
             deadline,
             level,
             confirm,
+            stale,
         } = self.state
         else {
             return;
         };
         let backlog = self.sent.saturating_sub(self.answered);
-        // Caught up: nothing owed, or nothing more answered in a second
-        // (what is still owed was dropped, not queued).
+        // Caught up: (almost) nothing owed any more, or nothing answered for
+        // STALE_SECS seconds in a row (what is still owed was dropped, not
+        // queued). One quiet second is not enough: an overloaded server may
+        // pause (a collection) with its queue still full.
         let answered_now = k.received + k.failed_msgs;
+        let stale = if answered_now == 0 { stale + 1 } else { 0 };
+        let near_zero = (self.plan.cfg.connections as f64 * DRAINED_SHARE).max(0.0) as u64;
         let caught_up = match self.plan.dimension {
             Dimension::Sessions => open_now == 0,
-            _ => backlog == 0 || answered_now == 0,
+            _ => backlog <= near_zero || stale >= STALE_SECS,
         };
+        if let State::Recovering { stale: s, .. } = &mut self.state {
+            *s = stale;
+        }
         if caught_up || next_second >= deadline {
             if !caught_up {
                 self.notes.push(format!(
@@ -407,6 +430,9 @@ impl Controller {
         let mut step = self.judge(m);
         step.index = self.steps.len() + 1;
         let passed = step.passed;
+        // Not measured again when it failed far beyond the SLO.
+        step.far_beyond = !passed && !step.confirm && far_beyond(&self.plan, &step);
+        let decisive = step.far_beyond;
         if self.plan.verbose {
             eprintln!(
                 "{}",
@@ -421,9 +447,30 @@ impl Controller {
             let level = self.level;
             self.finish(End::BelowLowest { lowest: level });
         } else {
-            self.after(passed, next_second);
+            self.after(passed, decisive, next_second);
         }
     }
+}
+
+/// Did `step` fail far beyond the SLO: a latency (or any lower-is-better
+/// figure) at `FAR_TIMES_LIMIT` times its limit or more, or a paced load
+/// answered at under `FAR_BELOW_PACE` of its level?
+fn far_beyond(plan: &Params, step: &Step) -> bool {
+    let over = step.slo.iter().any(|o| {
+        let lower_is_better = matches!(o.op.as_str(), "<" | "<=");
+        match o.value {
+            Some(v) if !o.passed && lower_is_better && o.limit > 0.0 => {
+                v >= FAR_TIMES_LIMIT * o.limit
+            }
+            _ => false,
+        }
+    });
+    let under = match plan.dimension {
+        Dimension::Rate => step.received_per_sec < FAR_BELOW_PACE * step.level,
+        Dimension::Sessions => step.sessions_per_sec.unwrap_or(0.0) < FAR_BELOW_PACE * step.level,
+        Dimension::Connections => false,
+    };
+    over || under
 }
 
 /// Connections a level may be short of: the shards' shares are rounded apart.
@@ -491,6 +538,7 @@ fn judge_step(
         connect_failures: n.failed,
         failed_by_cause: n.failed_by_cause,
         passed: reasons.is_empty(),
+        far_beyond: false,
         reasons,
         slo,
         client,

@@ -66,6 +66,35 @@ fn port_warning(setup: &Setup) -> Option<String> {
     })
 }
 
+/// What to change when a search may not (or did not) finish within --max-time.
+pub const MAX_TIME_HINT: &str = "the worst case is longer than --max-time: raise --max-time, shorten --settle or --step-duration, loosen --precision (10% takes a step less than 5%), or narrow --start/--max around the expected ceiling";
+
+/// The search's plan before it starts: its steps at most and how long they
+/// take, worst case (each step's settle and measurement; a failed paced step
+/// also pauses for its backlog to drain); false when that exceeds --max-time.
+pub fn plan_estimate(setup: &Setup) -> (String, bool) {
+    let (growing, bisecting, worst) =
+        search::worst_case_steps(setup.start, setup.max, setup.growth, setup.precision);
+    let per_step = setup.settle_secs + setup.step_secs;
+    let secs = worst * per_step;
+    let max_time = setup.run.plan.duration.as_secs();
+    let fmt = |s: u64| humantime::format_duration(std::time::Duration::from_secs(s)).to_string();
+    (
+        format!(
+            "plan: at most {worst} steps ({growing} growing ×{}, then {bisecting} halvings to {:.0}%, \
+             a failure measured twice), {per_step} s each ({} s to settle + {} s measured): \
+             {} at most, within --max-time {}",
+            setup.growth,
+            setup.precision * 100.0,
+            setup.settle_secs,
+            setup.step_secs,
+            fmt(secs),
+            fmt(max_time)
+        ),
+        secs <= max_time,
+    )
+}
+
 /// Runs the search; ends early when `interrupt` is set (Ctrl-C), reporting what
 /// was found so far.
 pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults> {
@@ -129,6 +158,13 @@ pub fn search(setup: Setup, interrupt: Arc<AtomicBool>) -> Result<CeilingResults
     if let Some(w) = port_warning(&setup) {
         if !setup.quiet {
             eprintln!("warning: {w}");
+        }
+    }
+    if !setup.quiet {
+        let (estimate, fits) = plan_estimate(&setup);
+        eprintln!("{estimate}");
+        if !fits {
+            eprintln!("warning: {}", MAX_TIME_HINT);
         }
     }
     let controller = control::Controller::new(plan, live.clone(), stop.clone(), search);

@@ -107,9 +107,19 @@ impl Search {
 
     /// The verdict on `level`; returns what to measure next.
     pub fn judged(&mut self, level: f64, passed: bool) -> Next {
+        self.judged_with(level, passed, false)
+    }
+
+    /// As `judged`; a `decisive` failure (far beyond the SLO) counts at once,
+    /// without measuring the level again: noise does not fail a step by that
+    /// much.
+    pub fn judged_with(&mut self, level: f64, passed: bool, decisive: bool) -> Next {
         if passed {
             self.failed_once = None;
             self.lo = Some(self.lo.map_or(level, |l| l.max(level)));
+        } else if decisive {
+            self.failed_once = None;
+            self.hi = Some(self.hi.map_or(level, |h| h.min(level)));
         } else if self.failed_once != Some(level) {
             self.failed_once = Some(level);
             return Next::Measure {
@@ -163,9 +173,46 @@ impl Search {
     }
 }
 
+/// The most steps a search from `start` up to `max` can take, as (growing,
+/// bisecting, in all): levels grow by `growth` until one fails (and is
+/// measured again), then the last interval is halved until within
+/// `precision`, each half possibly failing and measured again. A start that
+/// fails steps down as many times at most.
+pub fn worst_case_steps(start: f64, max: f64, growth: f64, precision: f64) -> (u64, u64, u64) {
+    let growing = if max > start && growth > 1.0 {
+        ((max / start).ln() / growth.ln()).ceil() as u64 + 1
+    } else {
+        1
+    };
+    let bisecting = if growth - 1.0 > precision && precision > 0.0 {
+        ((growth - 1.0) / precision).log2().ceil() as u64
+    } else {
+        0
+    };
+    (growing, bisecting, growing + 1 + 2 * bisecting)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_worst_case_bounds_every_search() {
+        // 1,000 to 1M by x2: 11 levels; then halving an interval of 100% to 5%:
+        // 5 more, each maybe measured twice; one confirmation of the failure.
+        assert_eq!(worst_case_steps(1000.0, 1e6, 2.0, 0.05), (11, 5, 22));
+        assert_eq!(worst_case_steps(100.0, 100.0, 2.0, 0.05), (1, 5, 12));
+        // Searches against known caps never take more.
+        for cap in [1.0, 150.0, 999.0, 3000.0, 12_345.0, 999_999.0] {
+            let (seen, _) = against(cap, 100.0, 1e6, true, &[]);
+            let (_, _, worst) = worst_case_steps(100.0, 1e6, 2.0, 0.05);
+            assert!(
+                seen.len() as u64 <= worst,
+                "{cap}: {} steps > {worst}",
+                seen.len()
+            );
+        }
+    }
 
     /// Runs a search against a target that holds every level up to `cap`, with
     /// verdicts flipped at the measurements listed in `noise` (0-based); returns
@@ -217,6 +264,27 @@ mod tests {
                 hi: 3125.0
             }
         );
+    }
+
+    #[test]
+    fn a_decisive_failure_is_not_measured_again() {
+        let (mut s, first) = Search::new(1000.0, 1e6, 2.0, 0.05, false);
+        assert_eq!(
+            s.judged(first, true),
+            Next::Measure {
+                level: 2000.0,
+                confirm: false
+            }
+        );
+        // Far beyond the SLO at 2,000: straight to bisecting, no confirmation.
+        assert_eq!(
+            s.judged_with(2000.0, false, true),
+            Next::Measure {
+                level: 1500.0,
+                confirm: false
+            }
+        );
+        assert_eq!(s.failing(), Some(2000.0));
     }
 
     #[test]

@@ -589,6 +589,7 @@ mod tests {
                 passed,
             }],
             passed,
+            far_beyond: false,
             reasons: if passed {
                 vec![]
             } else {
@@ -704,6 +705,30 @@ mod tests {
         assert!(page.contains("<h2 id=\"run\">The whole run</h2>"));
         assert!(page.contains("id=\"rtt-spectrum\""));
         assert!(page.contains("<summary>Text summary</summary>"));
+    }
+
+    /// The SLO line's label stays clear of the ceiling marker: at the left end
+    /// of its line, or at the right end when the ceiling lies at the left.
+    #[test]
+    fn the_slo_label_keeps_clear_of_the_ceiling() {
+        let anchor = |c: &CeilingResults| {
+            let page = render(c);
+            let knee = svg(&page, "knee");
+            let label = knee.find(">rtt.p99&lt;50ms</text>").unwrap();
+            let start = knee[..label].rfind("<text").unwrap();
+            knee[start..label].contains("text-anchor=\"end\"")
+        };
+        assert!(
+            !anchor(&sample()),
+            "6,000 of 1,000-8,000: the label stays left"
+        );
+        let mut c = sample();
+        c.ceiling = Some(1000.0);
+        c.first_failing = Some(2000.0);
+        assert!(
+            anchor(&c),
+            "a ceiling at the axis's left end moves the label right"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub fn step_line(s: &Step, d: &Dimension) -> String {
     format!(
         "step {:>2}{} {:>10} {unit}: p50 {} p99 {}, errors {:.2}%, {}/s answered{}  {}{}",
         s.index,
-        if s.confirm { "c" } else { " " },
+        mark(s),
         fmt_level(s.level),
         fmt_us(s.rtt_p50_us),
         fmt_us(s.rtt_p99_us),
@@ -31,6 +31,18 @@ pub fn step_line(s: &Step, d: &Dimension) -> String {
         if s.passed { "PASS" } else { "FAIL: " },
         s.reasons.join("; ")
     )
+}
+
+/// After a step's number: `c` measured again (it had failed once), `!` failed
+/// far beyond the SLO (counted at once).
+fn mark(s: &Step) -> &'static str {
+    if s.confirm {
+        "c"
+    } else if s.far_beyond {
+        "!"
+    } else {
+        " "
+    }
 }
 
 /// The client's busiest shard, as a share of a core.
@@ -87,7 +99,7 @@ pub fn render(c: &CeilingResults) -> String {
             o,
             "  {:>3}{}  {:>12}  {:>9}  {:>9}  {:>9}  {:>6.2}%  {:>10}  {:>10}  {:>15}  {:>6}  {}",
             s.index,
-            if s.confirm { "c" } else { " " },
+            mark(s),
             fmt_level(s.level),
             fmt_us(s.rtt_p50_us),
             fmt_us(s.rtt_p99_us),
@@ -111,6 +123,12 @@ pub fn render(c: &CeilingResults) -> String {
         let _ = writeln!(
             o,
             "  c: the level failed once and was measured again before the failure counted"
+        );
+    }
+    if c.steps.iter().any(|s| s.far_beyond) {
+        let _ = writeln!(
+            o,
+            "  !: failed far beyond the SLO (4x a limit, or answered at under half the level): counted at once"
         );
     }
     let _ = writeln!(

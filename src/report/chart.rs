@@ -795,12 +795,27 @@ impl Chart {
             );
         } else {
             let y = self.py(r.at);
+            // Labelled at the left end, unless a vertical rule (a ceiling
+            // marker) runs through where the label would be: then at the right.
+            let width = 7.0 * r.label.chars().count() as f64 + 12.0;
+            let clash = |from: f64, to: f64| {
+                self.rules
+                    .iter()
+                    .filter(|v| v.vertical && v.at.is_finite())
+                    .map(|v| self.px(v.at))
+                    .any(|x| x >= from - 16.0 && x <= to + 4.0)
+            };
+            let at_left = !clash(LEFT, LEFT + width) || clash(LEFT + PW - width, LEFT + PW);
+            let (lx, anchor) = if at_left {
+                (LEFT + 6.0, "start")
+            } else {
+                (LEFT + PW - 6.0, "end")
+            };
             let _ = writeln!(
                 o,
-                "<line class=\"{}\"{data} x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" {style}/><text class=\"hline-label\" x=\"{}\" y=\"{:.1}\" fill=\"{}\" {HALO}>{label}</text>",
+                "<line class=\"{}\"{data} x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" {style}/><text class=\"hline-label\" x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" fill=\"{}\" {HALO}>{label}</text>",
                 r.class,
                 LEFT + PW,
-                LEFT + 6.0,
                 y - 5.0,
                 r.color
             );

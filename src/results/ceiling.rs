@@ -101,6 +101,11 @@ pub struct Step {
     /// Each SLO threshold judged on this window alone.
     pub slo: Vec<ThresholdOutcome>,
     pub passed: bool,
+    /// It failed far beyond the SLO (a latency several times its limit, or a
+    /// paced load answered at well under its level): the failure counts at
+    /// once, without measuring the level again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub far_beyond: bool,
     /// Why it failed, one entry per reason (empty when it passed).
     pub reasons: Vec<String>,
     pub client: ClientHealth,
