@@ -458,6 +458,7 @@ pub(crate) fn assemble(
         wsherd_version: env!("CARGO_PKG_VERSION").to_string(),
         interrupted,
         gave_up: None,
+        scenario: None,
         started_at_unix,
         elapsed_secs: elapsed,
         config: config_summary(cfg, targets),

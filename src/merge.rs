@@ -135,6 +135,7 @@ pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
         interrupted: parts.iter().any(|r| r.interrupted),
         // Each part that gave up, by its reason (agents may differ).
         gave_up: parts.iter().find_map(|r| r.gave_up.clone()),
+        scenario: None,
         started_at_unix: parts
             .iter()
             .map(|r| r.started_at_unix)

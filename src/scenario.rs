@@ -386,7 +386,8 @@ pub fn run(file: ScenarioFile, quiet: bool) -> Result<ScenarioResults> {
                 }
                 let mut cfg = s.config;
                 cfg.plan.quiet |= quiet;
-                let results = crate::engine::run(cfg)?;
+                let mut results = crate::engine::run(cfg)?;
+                results.scenario = Some(s.name.clone());
                 let stop = results.interrupted;
                 named.push(NamedResults {
                     name: s.name,
@@ -413,15 +414,15 @@ pub fn run(file: ScenarioFile, quiet: bool) -> Result<ScenarioResults> {
                 let (name, res) = h
                     .join()
                     .map_err(|_| Error::Runtime("a scenario thread panicked".into()))?;
-                named.push(NamedResults {
-                    name,
-                    results: res?,
-                });
+                let mut results = res?;
+                results.scenario = Some(name.clone());
+                named.push(NamedResults { name, results });
             }
         }
     }
     let parts: Vec<RunResults> = named.iter().map(|n| n.results.clone()).collect();
-    let total = merge(&parts, file.timing);
+    let mut total = merge(&parts, file.timing);
+    total.scenario = Some("total".into());
     Ok(ScenarioResults {
         schema_version: crate::results::SCHEMA_VERSION,
         mode: match file.timing {

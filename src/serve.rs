@@ -46,6 +46,7 @@ pub fn serve_blocking(cfg: ServeConfig) -> Result<ServerTotals> {
     if let (false, Some((_, m))) = (quiet, &exporter) {
         eprintln!("wsherd serve: metrics on http://{}/metrics", m.addr());
     }
+    let g = crate::vocab::fmt::group;
     let mut last_print = Instant::now();
     let mut last_metrics = Instant::now();
     while !interrupt.load(Ordering::Relaxed) {
@@ -65,20 +66,20 @@ pub fn serve_blocking(cfg: ServeConfig) -> Result<ServerTotals> {
             if broadcast {
                 eprintln!(
                     "wsherd serve: open {}  connections {}  published {}  delivered {}  dropped {}  errors {}",
-                    handle.open_connections(),
-                    t.connections,
-                    t.published,
-                    t.delivered,
-                    t.dropped,
-                    t.errors
+                    g(handle.open_connections()),
+                    g(t.connections),
+                    g(t.published),
+                    g(t.delivered),
+                    g(t.dropped),
+                    g(t.errors)
                 );
             } else {
                 eprintln!(
                     "wsherd serve: open {}  connections {}  messages {}  errors {}",
-                    handle.open_connections(),
-                    t.connections,
-                    t.messages,
-                    t.errors
+                    g(handle.open_connections()),
+                    g(t.connections),
+                    g(t.messages),
+                    g(t.errors)
                 );
             }
             last_print = Instant::now();
@@ -88,17 +89,20 @@ pub fn serve_blocking(cfg: ServeConfig) -> Result<ServerTotals> {
     if !quiet && broadcast {
         eprintln!(
             "wsherd serve: stopped; {} connections, {} messages broadcast, {} copies delivered, {} dropped, {} rejected, {} errors",
-            totals.connections,
-            totals.published,
-            totals.delivered,
-            totals.dropped,
-            totals.rejected,
-            totals.errors
+            g(totals.connections),
+            g(totals.published),
+            g(totals.delivered),
+            g(totals.dropped),
+            g(totals.rejected),
+            g(totals.errors)
         );
     } else if !quiet {
         eprintln!(
             "wsherd serve: stopped; {} connections, {} messages echoed, {} rejected, {} errors",
-            totals.connections, totals.messages, totals.rejected, totals.errors
+            g(totals.connections),
+            g(totals.messages),
+            g(totals.rejected),
+            g(totals.errors)
         );
     }
     Ok(totals)

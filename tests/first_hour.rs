@@ -232,14 +232,20 @@ fn scenarios_take_a_url_and_report_files_and_end_with_a_comparison() {
     );
     // The URL on the command line replaced the file's (nothing listens there).
     assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
-    for name in [
-        "report.closed-loop.html",
-        "report.open.html",
-        "report.total.html",
+    for (name, verdict) in [
+        (
+            "report.closed-loop.html",
+            "<h2>Verdict: scenario closed loop</h2>",
+        ),
+        ("report.open.html", "<h2>Verdict: scenario open</h2>"),
+        (
+            "report.total.html",
+            "<h2>Verdict: the scenarios' total</h2>",
+        ),
     ] {
         let page = std::fs::read_to_string(dir.path().join(name))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(page.contains("<h2>Verdict</h2>"), "{name}");
+        assert!(page.contains(verdict), "{name}");
     }
     assert!(
         !html.exists(),

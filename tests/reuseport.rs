@@ -86,7 +86,7 @@ impl Serve {
         line.split("stopped;")
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
+            .and_then(|n| n.replace(',', "").parse().ok())
             .unwrap_or_else(|| panic!("no connection count in {line:?}"))
     }
 

@@ -169,11 +169,14 @@ pub(crate) fn page_start(o: &mut String, title: &str, extra_css: &str) {
 pub fn render(r: &RunResults) -> String {
     let c = &r.config;
     let mut o = String::with_capacity(64 * 1024);
-    let title = format!(
-        "wsherd report: {} workload, {}",
-        c.workload,
-        c.targets.join(" ")
-    );
+    let title = match &r.scenario {
+        Some(name) => format!("wsherd report: scenario {name}, {} workload", c.workload),
+        None => format!(
+            "wsherd report: {} workload, {}",
+            c.workload,
+            c.targets.join(" ")
+        ),
+    };
     page_start(&mut o, &title, "");
     let _ = writeln!(o, "<h1>wsherd {} report</h1>", esc(&r.wsherd_version));
     body(&mut o, r);
@@ -209,7 +212,13 @@ pub(crate) fn body(o: &mut String, r: &RunResults) {
 /// asked for against the rate achieved, the ledger, and the assessment with
 /// what each verdict rests on.
 fn verdict(o: &mut String, r: &RunResults) {
-    o.push_str("<h2>Verdict</h2>\n");
+    match r.scenario.as_deref() {
+        Some("total") => o.push_str("<h2>Verdict: the scenarios' total</h2>\n"),
+        Some(name) => {
+            let _ = writeln!(o, "<h2>Verdict: scenario {}</h2>", esc(name));
+        }
+        None => o.push_str("<h2>Verdict</h2>\n"),
+    }
     let failed = r.thresholds.iter().filter(|t| !t.passed).count();
     if r.thresholds.is_empty() {
         o.push_str("<p class=\"note\">No thresholds were set (--threshold).</p>\n");

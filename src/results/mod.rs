@@ -29,6 +29,10 @@ pub struct RunResults {
     pub wsherd_version: String,
     /// True when the run was stopped early (Ctrl-C); the figures cover what ran.
     pub interrupted: bool,
+    /// The scenario these results are of, in a scenario file's run (`total`
+    /// for their total). Absent for a plain run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
     /// Why the run gave up before its end: nothing could be reached (every
     /// connection attempt of its first seconds failed). Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
