@@ -77,23 +77,12 @@ fn run_scenarios(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
     // --html/--csv/--hgrm: one set per scenario and one for the total, each
     // named after it; all checked before anything runs.
     let files = ReportFiles::from(args.reports.clone());
-    let names: Vec<String> = file
-        .scenarios
-        .iter()
-        .map(|s| s.name.clone())
-        .chain(["total".to_string()])
-        .collect();
-    for n in &names {
-        files.named(n).check()?;
-    }
+    check_per_scenario(&files, file.scenarios.iter().map(|s| s.name.as_str()))?;
     let res = crate::scenario::run(file, args.load.quiet)?;
     if let Some(p) = &args.load.json {
         crate::report::write_json("--json", p, &res)?;
     }
-    for s in &res.scenarios {
-        files.named(&s.name).write(&s.results)?;
-    }
-    files.named("total").write(&res.total)?;
+    write_per_scenario(&files, &res)?;
     print_summary(
         args.load.json.as_deref(),
         &crate::report::text::render_scenarios(&res),
@@ -106,13 +95,45 @@ fn run_scenarios(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
         return Ok(ExitCode::from(EXIT_FAILURE));
     }
     // Thresholds set in the file judge their own scenario.
-    for s in &res.scenarios {
-        if !crate::thresholds::all_passed(&s.results.thresholds) {
-            eprintln!("error: scenario '{}' failed a threshold", s.name);
-            return Ok(ExitCode::from(EXIT_THRESHOLD));
-        }
+    Ok(scenario_threshold_exit(&res))
+}
+
+/// --html/--csv/--hgrm with scenarios: one set per scenario and one for the
+/// total, each named after it; all checked before anything runs or is written.
+fn check_per_scenario<'a>(
+    files: &ReportFiles,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<(), Error> {
+    for n in names.chain(["total"]) {
+        files.named(n).check()?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// Writes every scenario's report files, then the total's.
+fn write_per_scenario(
+    files: &ReportFiles,
+    res: &crate::results::ScenarioResults,
+) -> Result<(), Error> {
+    for s in &res.scenarios {
+        files.named(&s.name).write(&s.results)?;
+    }
+    files.named("total").write(&res.total)
+}
+
+/// 99 naming the first scenario whose thresholds failed, 0 when none did.
+fn scenario_threshold_exit(res: &crate::results::ScenarioResults) -> ExitCode {
+    match res
+        .scenarios
+        .iter()
+        .find(|s| !crate::thresholds::all_passed(&s.results.thresholds))
+    {
+        Some(s) => {
+            eprintln!("error: scenario '{}' failed a threshold", s.name);
+            ExitCode::from(EXIT_THRESHOLD)
+        }
+        None => ExitCode::SUCCESS,
+    }
 }
 
 /// 99 when a threshold failed (as k6), 0 otherwise.
@@ -148,35 +169,18 @@ fn report_scenarios(
         )));
     }
     let files = ReportFiles::from(args.reports.clone());
-    let names: Vec<String> = res
-        .scenarios
-        .iter()
-        .map(|s| s.name.clone())
-        .chain(["total".to_string()])
-        .collect();
-    for n in &names {
-        files.named(n).check()?;
-    }
+    check_per_scenario(&files, res.scenarios.iter().map(|s| s.name.as_str()))?;
     if !judge.is_empty() {
         for s in &mut res.scenarios {
             judge.apply(&mut s.results);
         }
     }
     print_out(&crate::report::text::render_scenarios(&res))?;
-    for s in &res.scenarios {
-        files.named(&s.name).write(&s.results)?;
-    }
-    files.named("total").write(&res.total)?;
+    write_per_scenario(&files, &res)?;
     if judge.thresholds.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    for s in &res.scenarios {
-        if !crate::thresholds::all_passed(&s.results.thresholds) {
-            eprintln!("error: scenario '{}' failed a threshold", s.name);
-            return Ok(ExitCode::from(EXIT_THRESHOLD));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(scenario_threshold_exit(&res))
 }
 
 /// `wsherd report` on a ceiling search: its table and verdict again, its knee page

@@ -245,23 +245,8 @@ fn verdict(o: &mut String, r: &RunResults) {
         o.push_str("</tbody></table>\n");
     }
     let m = &r.messages;
-    if let Some(rate) = r.config.rate {
-        let pct = if rate > 0.0 {
-            100.0 * m.sent_per_sec / rate
-        } else {
-            0.0
-        };
-        let _ = writeln!(
-            o,
-            "<p>Open loop: requested {}/s{}, achieved {}/s ({pct:.1}%).</p>",
-            crate::vocab::fmt::fmt_rate(rate),
-            if r.config.rate_stages.is_empty() {
-                ""
-            } else {
-                " on average"
-            },
-            crate::vocab::fmt::fmt_rate(m.sent_per_sec)
-        );
+    if let Some(asked) = summary::requested_vs_achieved(r) {
+        let _ = writeln!(o, "<p>Open loop: {}.</p>", esc(&asked));
     }
     let _ =
         writeln!(

@@ -254,6 +254,25 @@ fn warmup(r: &RunResults) -> Option<Section> {
     })
 }
 
+/// An open loop's rate asked for against the rate achieved: `requested 200/s,
+/// achieved 199/s (99.5%)` (`on average` for a staged rate); None for other
+/// loads.
+pub fn requested_vs_achieved(r: &RunResults) -> Option<String> {
+    let rate = r.config.rate?;
+    let sent = r.messages.sent_per_sec;
+    let pct = if rate > 0.0 { 100.0 * sent / rate } else { 0.0 };
+    Some(format!(
+        "requested {}/s{}, achieved {}/s ({pct:.1}%)",
+        fmt_rate(rate),
+        if r.config.rate_stages.is_empty() {
+            ""
+        } else {
+            " on average"
+        },
+        fmt_rate(sent)
+    ))
+}
+
 /// A count of `what`, its rate and its bytes, as one throughput row's value.
 fn amounts_of(n: u64, what: &'static str, per_sec: f64, bytes: u64) -> Value {
     Value::Amounts(vec![
@@ -293,21 +312,9 @@ fn throughput(r: &RunResults) -> Section {
         row("received", received),
     ];
 
-    if let Some(rate) = r.config.rate {
-        let pct = if rate > 0.0 {
-            100.0 * m.sent_per_sec / rate
-        } else {
-            0.0
-        };
+    if let Some(asked) = requested_vs_achieved(r) {
         let said = format!(
-            "requested {}/s{}, achieved {}/s ({pct:.1}%), late sends {} (>10ms behind schedule)",
-            fmt_rate(rate),
-            if r.config.rate_stages.is_empty() {
-                ""
-            } else {
-                " on average"
-            },
-            fmt_rate(m.sent_per_sec),
+            "{asked}, late sends {} (>10ms behind schedule)",
             group(m.late)
         );
         rows.push(Row::new("rate", Place::Column, said));
