@@ -469,6 +469,12 @@ pub(crate) fn assemble(
                 succeeded: k.reconnects,
                 disconnected_secs: k.disconnected_ns as f64 / 1e9,
             }),
+            all_open_secs: (cfg.workload.session.is_none()
+                && cfg.reconnect.is_none()
+                && k.failed() == 0
+                && k.established > 0
+                && k.established == cfg.connections)
+                .then(|| k.last_established_ns as f64 / 1e9),
             ..connection_stats(k, c.peak_open, cfg.tls.as_ref(), cfg.offer.deflate.as_ref())
         },
         messages: message_stats(k, warm, &measured, &c.series),
@@ -644,6 +650,7 @@ fn connection_stats(
         closed_clean: k.closed_clean,
         closed_unanswered: k.closed_unanswered,
         peak_open,
+        all_open_secs: None,
         subprotocols: k.subprotocols.clone(),
         tls: tls.map(|t| crate::results::TlsStats {
             full: k.tls_full,

@@ -343,6 +343,17 @@ fn merge_connections(parts: &[RunResults], seq: bool) -> ConnectionStats {
             conns.peak_open + c.peak_open
         };
     }
+    // Side by side (agents started together), all were open when the last part's
+    // were; one after another, there is no such moment.
+    conns.all_open_secs = if seq {
+        None
+    } else {
+        parts
+            .iter()
+            .map(|r| r.connections.all_open_secs)
+            .collect::<Option<Vec<f64>>>()
+            .and_then(|v| v.into_iter().reduce(f64::max))
+    };
     conns
 }
 

@@ -447,3 +447,31 @@ fn a_ceiling_search_says_its_plan_and_how_long_it_may_take() {
         out.stderr
     );
 }
+
+#[test]
+fn the_summary_says_when_every_connection_was_open() {
+    let _serial = support::serial();
+    let server = support::serve_builtin("1", &[]);
+    let url = format!("ws://{}/", server.addr());
+    let res = support::run(
+        &[&url, "-c", "40", "-d", "1s", "-q"],
+        Duration::from_secs(30),
+    );
+    let secs = res
+        .connections
+        .all_open_secs
+        .expect("every connection opened once");
+    assert!(secs > 0.0 && secs < 1.0, "{secs}");
+    let text = support::summary_text(&res);
+    assert!(
+        text.contains(&format!("peak open 40  all open after {secs:.2} s")),
+        "{text}"
+    );
+    // Sessions open and close again: no such moment.
+    let churn = support::run(
+        &[&url, "-c", "4", "-d", "1s", "-q", "-w", "churn"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(churn.connections.all_open_secs, None);
+    support::assert_schema(&res);
+}

@@ -548,6 +548,14 @@ fn connections(r: &RunResults) -> Section {
         Row::new("established", Place::Run, group(k.established)),
         Row::new("failed", Place::Run, group(k.failed)),
         Row::new("peak open", Place::Run, group(k.peak_open)),
+        // Time to open: "... peak open 10,000  all open after 0.98 s".
+        Row::new(
+            "all open after",
+            Place::Run,
+            k.all_open_secs
+                .map_or(String::new(), |s| format!("{s:.2} s")),
+        )
+        .quiet_if(k.all_open_secs.is_none()),
         Row::new("failed by cause", Place::Line, causes(&k.failed_by_cause))
             .quiet_if(k.failed == 0),
         Row::new(

@@ -213,6 +213,11 @@ pub struct ConnectionStats {
     pub closed_unanswered: u64,
     /// Most connections open at once (sum of the shards' peaks per second).
     pub peak_open: u64,
+    /// Seconds from the run's start until every one of its connections was
+    /// open: set when each was established once and none failed (not for
+    /// sessions, which open and close again, nor with --reconnect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_open_secs: Option<f64>,
     /// With --subprotocol: connections established by the subprotocol the server
     /// chose, `(none)` where it chose none. Empty when none was offered.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

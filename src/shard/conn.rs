@@ -300,7 +300,9 @@ async fn open(
         tls_time,
         deflate,
     } = opened;
+    let now_ns = shard.now_ns();
     let mut st = shard.stats.borrow_mut();
+    st.counters.last_established_ns = st.counters.last_established_ns.max(now_ns);
     // The HTTP exchanges: the time since the connect, TLS left out.
     st.handshake
         .saturating_record(connected.elapsed().saturating_sub(tls_time).as_nanos() as u64);
