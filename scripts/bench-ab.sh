@@ -11,10 +11,13 @@
 #     b  closed loop, 100 connections, 64-byte binary echo (bench-endpoints case a)
 #     t  closed loop, 100 connections, 256-byte text echo (UTF-8 checked both ways)
 #     o  open loop, 1,000 connections x 20 msg/s, 64-byte text
+#     l  open loop at light load, 10 connections x 20 msg/s (send timing)
+#     k  open loop, 100 connections x 100 msg/s (10,000 msg/s on one shard)
 #
 # Prints, per case and revision, the medians of: round trips per second, the load
-# process's CPU (user+sys, wait4) per round trip, and the server's CPU per
-# message (/proc/PID/stat, 10 ms ticks), and the ratio B/A of each median.
+# process's CPU (user+sys, wait4) per round trip, the server's CPU per message
+# (/proc/PID/stat, 10 ms ticks), and in an open loop the send lag's p50 and p99
+# (how late sends went out against their schedule); and the ratio B/A of each.
 #
 # Environment: BENCH_SECS (default 5), BENCH_RUNS (default 5),
 # BENCH_CLIENT_CORE / BENCH_SERVER_CORE (default 0 / 1), BENCH_OUT (raw results;
@@ -103,6 +106,8 @@ case_args() {
     b) echo "-c 100" ;;
     t) echo "-c 100 --text --size 256" ;;
     o) echo "-c 1000 --rate-per-conn 20 --text --connect-rate 0" ;;
+    l) echo "-c 10 --rate-per-conn 20" ;;
+    k) echo "-c 100 --rate-per-conn 100" ;;
     esac
 }
 case_name() {
@@ -110,6 +115,8 @@ case_name() {
     b) echo "closed loop, 100 connections, 64 B binary" ;;
     t) echo "closed loop, 100 connections, 256 B text" ;;
     o) echo "open loop, 1,000 connections x 20/s, 64 B text" ;;
+    l) echo "open loop, 10 connections x 20/s, 64 B binary" ;;
+    k) echo "open loop, 100 connections x 100/s, 64 B binary" ;;
     esac
 }
 
@@ -136,7 +143,9 @@ import json, sys
 name, before, after = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 r = json.load(open(name + ".json")); m = json.load(open(name + ".measure"))
 got = r["messages"]["received"]
-print(r["messages"]["received_per_sec"], m["cpu_us"] / got, (after - before) / got)
+lag = r["latency"].get("send_lag") or {}
+print(r["messages"]["received_per_sec"], m["cpu_us"] / got, (after - before) / got,
+      lag.get("p50_us", 0), lag.get("p99_us", 0))
 PY
 }
 
@@ -161,17 +170,20 @@ for c in $(echo "$CASES" | grep -o .); do
     echo
     echo "$(case_name "$c")"
     echo
-    echo "| side | round trips/s | load CPU per round trip | server CPU per message |"
-    echo "| --- | ---: | ---: | ---: |"
+    echo "| side | round trips/s | load CPU per round trip | server CPU per message | send lag p50 | send lag p99 |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
     for side in A B; do
-        for k in 1 2 3; do
+        for k in 1 2 3 4 5; do
             cut -d' ' -f$k "$OUT/$c-$side.rows" | median >"$OUT/$c-$side.m$k"
         done
-        printf '| %s | %.0f | %.2f µs | %.2f µs |\n' "$side" "$(cat "$OUT/$c-$side.m1")" \
-            "$(cat "$OUT/$c-$side.m2")" "$(cat "$OUT/$c-$side.m3")"
+        printf '| %s | %.0f | %.2f µs | %.2f µs | %.0f µs | %.0f µs |\n' "$side" \
+            "$(cat "$OUT/$c-$side.m1")" "$(cat "$OUT/$c-$side.m2")" "$(cat "$OUT/$c-$side.m3")" \
+            "$(cat "$OUT/$c-$side.m4")" "$(cat "$OUT/$c-$side.m5")"
     done
-    ratio() { python3 -c "print(f'{$(cat "$OUT/$c-B.m$1")/$(cat "$OUT/$c-A.m$1"):.3f}')"; }
-    echo "| B/A | $(ratio 1)x | $(ratio 2)x | $(ratio 3)x |"
+    ratio() {
+        python3 -c "a, b = $(cat "$OUT/$c-A.m$1"), $(cat "$OUT/$c-B.m$1"); print(f'{b / a:.3f}x' if a else '-')"
+    }
+    echo "| B/A | $(ratio 1) | $(ratio 2) | $(ratio 3) | $(ratio 4) | $(ratio 5) |"
 done
 echo
-echo "raw runs (rate, load µs/rt, server µs/msg): $OUT/*.rows"
+echo "raw runs (rate, load µs/rt, server µs/msg, send lag p50, p99 µs): $OUT/*.rows"

@@ -621,6 +621,14 @@ fn host_info(cfg: &Plan, drivers: &[&'static str], nofile: u64) -> HostInfo {
         cpus: crate::sys::cpu_count(),
         shard_cores: cfg.shard_cores.clone(),
         server_cores: cfg.server_cores.clone(),
+        // As the shards chose it (the busiest shard's share decides under auto).
+        timer: if driver == crate::rt::URING
+            && cfg.precise_timer(1.0 / cfg.shard_cores.len().max(1) as f64)
+        {
+            "precise".into()
+        } else {
+            "1ms wheel".into()
+        },
         io_driver: driver,
         kernel: crate::sys::kernel(),
         nofile_limit: nofile,

@@ -62,6 +62,8 @@ pub struct Plan {
     /// One core per load shard.
     pub shard_cores: Vec<usize>,
     pub io_driver: crate::vocab::kinds::IoDriver,
+    /// `--timer`: how the shards time their sends.
+    pub timer: crate::vocab::kinds::Timer,
     pub quiet: bool,
     /// Print the request and answer of the first failed upgrade of each cause.
     pub verbose: bool,
@@ -82,6 +84,21 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether a shard with `share` of the run times its sends to the
+    /// microsecond (`--timer`; auto: while the messages it schedules stay at
+    /// or under `PRECISE_UP_TO` a second, or when it schedules none by rate).
+    pub fn precise_timer(&self, share: f64) -> bool {
+        use crate::vocab::kinds::{Timer, PRECISE_UP_TO};
+        match self.timer {
+            Timer::Precise => true,
+            Timer::Wheel => false,
+            Timer::Auto => self
+                .rate_profile
+                .as_ref()
+                .is_none_or(|p| p.peak() * share <= PRECISE_UP_TO),
+        }
+    }
+
     /// True when the run starts its own server.
     pub fn embedded(&self) -> bool {
         self.targets.is_empty()

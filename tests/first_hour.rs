@@ -475,3 +475,48 @@ fn the_summary_says_when_every_connection_was_open() {
     assert_eq!(churn.connections.all_open_secs, None);
     support::assert_schema(&res);
 }
+
+#[test]
+fn light_open_loops_time_their_sends_precisely_and_heavy_ones_on_the_wheel() {
+    let _serial = support::serial();
+    let server = support::serve_builtin("1", &[]);
+    let url = format!("ws://{}/", server.addr());
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            url.as_str(),
+            "-d",
+            "1s",
+            "--warmup",
+            "0s",
+            "-q",
+            "--shards",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        support::run(&args, Duration::from_secs(30))
+    };
+    let light = run(&["-c", "10", "--rate", "200"]);
+    if light.host.io_driver != "io_uring" {
+        // The epoll driver always keeps the wheel.
+        assert_eq!(light.host.timer, "1ms wheel");
+        return;
+    }
+    assert_eq!(light.host.timer, "precise");
+    // How precise it is, is a benchmark's business (benches/README.md).
+    assert!(light.latency.send_lag.is_some());
+    assert_eq!(
+        run(&["-c", "10", "--rate", "200", "--timer", "wheel"])
+            .host
+            .timer,
+        "1ms wheel"
+    );
+    // 10,000 messages/s on one shard: auto takes the wheel (a wake per deadline
+    // would cost more CPU than the precision gains there).
+    assert_eq!(run(&["-c", "100", "--rate", "10k"]).host.timer, "1ms wheel");
+    assert_eq!(
+        run(&["-c", "100", "--rate", "10k", "--timer", "precise"])
+            .host
+            .timer,
+        "precise"
+    );
+}

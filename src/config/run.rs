@@ -449,6 +449,7 @@ pub fn build(l: &LoadArgs, mut sh: RunShape) -> Result<Run> {
         close_timeout,
         shard_cores,
         io_driver: l.conn.io_driver.into(),
+        timer: l.conn.timer.into(),
         quiet: sh.quiet,
         verbose: l.verbose,
         debug_frames: l.debug_frames.unwrap_or(0).min(u32::MAX as u64) as u32,

@@ -134,11 +134,16 @@ fn header(o: &mut String, r: &RunResults) {
     }
     let _ = writeln!(
         o,
-        "  {} shard{} on cores {:?}, {} driver, ran {:.1}s{}",
+        "  {} shard{} on cores {:?}, {} driver{}, ran {:.1}s{}",
         c.shards,
         if c.shards == 1 { "" } else { "s" },
         r.host.shard_cores,
         r.host.io_driver,
+        if r.host.timer.is_empty() || r.config.pacing != "open" {
+            String::new()
+        } else {
+            format!(", {} timer", r.host.timer)
+        },
         r.elapsed_secs,
         if r.interrupted {
             "  ** INTERRUPTED: partial results **"

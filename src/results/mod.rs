@@ -184,6 +184,10 @@ pub struct HostInfo {
     pub server_cores: Vec<usize>,
     /// "io_uring" or "epoll": the monoio driver the shards ran on.
     pub io_driver: String,
+    /// How the shards timed their sends: "precise" (a timerfd, to the
+    /// microsecond) or "1ms wheel" (monoio's timer; epoll always).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub timer: String,
     pub kernel: String,
     /// Soft open-file limit in force during the run.
     pub nofile_limit: u64,

@@ -78,7 +78,10 @@ pub fn run_shard(
         }
         shard.run.ready_and_wait();
         let s = shard.clone();
-        monoio::spawn(async move { timers::run(&s.timers, &s.stop, s.run.origin).await });
+        // The io_uring driver times to the nanosecond (a timerfd), epoll to the
+        // wheel's millisecond.
+        let precise = name == crate::rt::URING && s.run.plan.precise_timer(plan.share);
+        monoio::spawn(async move { timers::run(&s.timers, &s.stop, s.run.origin, precise).await });
         monoio::spawn(dialers::dialer(shard.clone(), plan.clone()));
         ticker(shard, tx, name).await;
     })?;

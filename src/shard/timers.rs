@@ -11,6 +11,13 @@
 //! ended, or filed a later deadline) only cause a spurious wake, which the waiting
 //! side re-checks. The heap is a `Vec`: no allocation per deadline once it has grown.
 //!
+//! **Precision.** monoio's timers sit on a wheel of 1 ms ticks, and a sleep rounds
+//! up to the tick after its deadline: a send was up to 2 ms late (benches/README.md,
+//! send lag). On the io_uring driver the task instead arms a timerfd (one per
+//! shard) to the deadline's nanosecond and waits on an io_uring read of it, which
+//! completes when the timer fires; the epoll driver keeps the wheel (a read of a
+//! timerfd would block its thread there).
+//!
 //! Never imports the shard's state: it is handed the timers, the stop signal and the
 //! clock origin.
 
@@ -52,10 +59,112 @@ impl Timers {
     }
 }
 
+/// A timerfd (CLOCK_MONOTONIC, blocking, so that an io_uring read of it waits
+/// for the expiry) and the file monoio reads it through.
+struct Clock {
+    fd: std::os::fd::RawFd,
+    file: monoio::fs::File,
+}
+
+impl Clock {
+    fn new() -> Option<Clock> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: timerfd_create has no preconditions; the fd it returns is owned
+        // by the File below, which closes it.
+        let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` is a fresh descriptor nothing else owns.
+        let std = unsafe { std::fs::File::from_raw_fd(fd) };
+        let file = monoio::fs::File::from_std(std).ok()?;
+        Some(Clock { fd, file })
+    }
+
+    /// Fires `after` from now (at least 1 ns: a zero would disarm it).
+    fn arm(&self, after: Duration) {
+        let ns = after.as_nanos().clamp(1, 3_600_000_000_000) as i64;
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: (ns / 1_000_000_000) as libc::time_t,
+                tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+            },
+        };
+        // SAFETY: a valid timerfd and a valid itimerspec; the old value is not asked for.
+        unsafe { libc::timerfd_settime(self.fd, 0, &spec, std::ptr::null_mut()) };
+    }
+}
+
 /// The shard's timer task: wakes due slots of `stop`, then sleeps to the
-/// earliest deadline (deadlines are ns since `origin`, the run's clock origin).
-/// Runs until the shard's runtime ends.
-pub async fn run(t: &Timers, stop: &StopSignal, origin: Instant) {
+/// earliest deadline (deadlines are ns since `origin`, the run's clock origin):
+/// on a timerfd to the nanosecond with `precise` (the io_uring driver), else on
+/// monoio's 1 ms wheel. Runs until the shard's runtime ends.
+pub async fn run(t: &Timers, stop: &StopSignal, origin: Instant, precise: bool) {
+    if let Some(clock) = precise.then(Clock::new).flatten() {
+        return run_precise(t, stop, origin, &clock).await;
+    }
+    run_wheel(t, stop, origin).await
+}
+
+/// Wakes every slot due by now; returns the earliest deadline left (u64::MAX:
+/// none), which the task then sleeps to.
+fn wake_due(t: &Timers, stop: &StopSignal, now: u64) -> u64 {
+    loop {
+        let top = t.heap.borrow().peek().map(|Reverse(e)| *e);
+        match top {
+            Some((due, slot)) if due <= now => {
+                t.heap.borrow_mut().pop();
+                stop.wake_slot(slot as usize);
+            }
+            _ => break,
+        }
+    }
+    let next = t.earliest();
+    t.armed.set(next);
+    next
+}
+
+/// `run` on the timerfd: one read of it in flight at a time; an earlier
+/// deadline filed meanwhile re-arms the timer, and the same read completes then.
+async fn run_precise(t: &Timers, stop: &StopSignal, origin: Instant, clock: &Clock) {
+    let now_ns = || origin.elapsed().as_nanos() as u64;
+    t.armed.set(u64::MAX);
+    let mut read = Box::pin(clock.file.read_at(vec![0u8; 8], 0));
+    loop {
+        let next = wake_due(t, stop, now_ns());
+        let wait = if next == u64::MAX {
+            Duration::from_secs(3600)
+        } else {
+            Duration::from_nanos(next.saturating_sub(now_ns()))
+        };
+        clock.arm(wait);
+        // Until the timer fires, or an earlier deadline is filed (which wakes
+        // this task; the loop then re-arms the timer to it).
+        let fired = std::future::poll_fn(|cx| {
+            if t.earliest() < t.armed.get() {
+                return Poll::Ready(false);
+            }
+            match read.as_mut().poll(cx) {
+                Poll::Ready(_) => Poll::Ready(true),
+                Poll::Pending => {
+                    *t.task.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        if fired {
+            read = Box::pin(clock.file.read_at(vec![0u8; 8], 0));
+        }
+    }
+}
+
+/// `run` on monoio's timer wheel (1 ms ticks).
+async fn run_wheel(t: &Timers, stop: &StopSignal, origin: Instant) {
     let now_ns = || origin.elapsed().as_nanos() as u64;
     t.armed.set(u64::MAX);
     let mut sleep = Box::pin(monoio::time::sleep(Duration::from_secs(3600)));
