@@ -136,28 +136,8 @@ async fn run_precise(t: &Timers, stop: &StopSignal, origin: Instant, clock: &Clo
     let mut read = Box::pin(clock.file.read_at(vec![0u8; 8], 0));
     loop {
         let next = wake_due(t, stop, now_ns());
-        let wait = if next == u64::MAX {
-            Duration::from_secs(3600)
-        } else {
-            Duration::from_nanos(next.saturating_sub(now_ns()))
-        };
-        clock.arm(wait);
-        // Until the timer fires, or an earlier deadline is filed (which wakes
-        // this task; the loop then re-arms the timer to it).
-        let fired = std::future::poll_fn(|cx| {
-            if t.earliest() < t.armed.get() {
-                return Poll::Ready(false);
-            }
-            match read.as_mut().poll(cx) {
-                Poll::Ready(_) => Poll::Ready(true),
-                Poll::Pending => {
-                    *t.task.borrow_mut() = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        })
-        .await;
-        if fired {
+        clock.arm(until(next, now_ns()));
+        if fired_or_earlier(t, read.as_mut()).await {
             read = Box::pin(clock.file.read_at(vec![0u8; 8], 0));
         }
     }
@@ -169,39 +149,37 @@ async fn run_wheel(t: &Timers, stop: &StopSignal, origin: Instant) {
     t.armed.set(u64::MAX);
     let mut sleep = Box::pin(monoio::time::sleep(Duration::from_secs(3600)));
     loop {
-        let now = now_ns();
-        loop {
-            let top = t.heap.borrow().peek().map(|Reverse(e)| *e);
-            match top {
-                Some((due, slot)) if due <= now => {
-                    t.heap.borrow_mut().pop();
-                    stop.wake_slot(slot as usize);
-                }
-                _ => break,
+        let next = wake_due(t, stop, now_ns());
+        sleep
+            .as_mut()
+            .reset(monoio::time::Instant::now() + until(next, now_ns()));
+        fired_or_earlier(t, sleep.as_mut()).await;
+    }
+}
+
+/// From `now` to the deadline `next` (ns since the origin; an hour for none).
+fn until(next: u64, now: u64) -> Duration {
+    if next == u64::MAX {
+        Duration::from_secs(3600)
+    } else {
+        Duration::from_nanos(next.saturating_sub(now))
+    }
+}
+
+/// Waits until `timer` completes (true), or an earlier deadline than the one
+/// armed is filed (false: `wake_at` wakes this task, and the caller re-arms).
+async fn fired_or_earlier<F: Future>(t: &Timers, mut timer: std::pin::Pin<&mut F>) -> bool {
+    std::future::poll_fn(|cx| {
+        if t.earliest() < t.armed.get() {
+            return Poll::Ready(false);
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(_) => Poll::Ready(true),
+            Poll::Pending => {
+                *t.task.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
             }
         }
-        let next = t.earliest();
-        t.armed.set(next);
-        let wait = if next == u64::MAX {
-            Duration::from_secs(3600)
-        } else {
-            Duration::from_nanos(next.saturating_sub(now_ns()))
-        };
-        sleep.as_mut().reset(monoio::time::Instant::now() + wait);
-        // Until the deadline, or an earlier one filed (which wakes this task).
-        std::future::poll_fn(|cx| {
-            let earliest = t.earliest();
-            if earliest < t.armed.get() {
-                return Poll::Ready(());
-            }
-            match sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(()),
-                Poll::Pending => {
-                    *t.task.borrow_mut() = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        })
-        .await;
-    }
+    })
+    .await
 }
