@@ -170,10 +170,11 @@ fn a_conversation_logs_in_captures_its_session_and_loops() {
     let beats = step("step3").count;
     assert!((45..=100).contains(&beats), "{beats} heartbeats");
     assert!(PINGS.load(Ordering::Relaxed) - before >= beats - 3);
-    // Nothing came that no expect took, but replies to the last says of a
-    // connection that the stop cut off from their expect: before it began
-    // (say counted, said not) or while it waited (counted stopped).
-    let cut = step("say").count - said.count + said.stopped;
+    // Nothing came that no expect took, but replies to the last login or say
+    // of a connection that the stop cut off from their expect: before it
+    // began (the send counted, the expect not) or while it waited (stopped).
+    let cut = step("step1").count - login.count + login.stopped + step("say").count - said.count
+        + said.stopped;
     assert!(
         res.messages.unexpected <= cut,
         "{:?} {said:?}",
