@@ -58,6 +58,15 @@ pub fn run_with_interrupt(cfg: Run, interrupt: Arc<AtomicBool>) -> Result<RunRes
     run_with::<NoSink>(cfg, interrupt, None, None).map(|(r, _)| r)
 }
 
+/// How a run ended: its whole duration, stopped (Ctrl-C, or a caller such as a
+/// ceiling search), or given up on because nothing could be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    Full,
+    Interrupted,
+    GaveUp,
+}
+
 /// Seconds into a run after which, if every connection attempt so far failed
 /// and none succeeded, the run gives up (unless `--keep-trying`).
 pub const GIVE_UP_AFTER: u64 = 3;
@@ -164,26 +173,22 @@ pub fn run_with<S: crate::metrics::SecondSink + 'static>(
     }
 
     let interrupted = interrupt.load(std::sync::atomic::Ordering::Relaxed);
-    let gave_up = shared.gave_up.load(std::sync::atomic::Ordering::Relaxed) && !interrupted;
-    // A run that gave up ended early as an interrupted one does: its rates are
-    // over the time it ran. It was not interrupted, though.
+    let ending = if interrupted {
+        Ending::Interrupted
+    } else if shared.gave_up.load(std::sync::atomic::Ordering::Relaxed) {
+        Ending::GaveUp
+    } else {
+        Ending::Full
+    };
     let mut results = assemble(
         cfg,
         &targets,
         collected,
         elapsed,
         started_at_unix,
-        interrupted || gave_up,
+        ending,
         nofile,
     );
-    results.interrupted = interrupted;
-    if gave_up {
-        results.gave_up = Some(
-            "nothing could be reached: every connection attempt failed and none succeeded \
-             (--keep-trying runs the whole duration anyway)"
-                .to_string(),
-        );
-    }
     out.judge.apply(&mut results);
     drop(exporter);
     write_outputs(&out, &results, hlog)?;
@@ -447,17 +452,23 @@ pub(crate) fn assemble(
     c: Collected,
     elapsed: f64,
     started_at_unix: f64,
-    interrupted: bool,
+    ending: Ending,
     nofile: u64,
 ) -> RunResults {
-    let measured = Measured::of(cfg, elapsed, interrupted);
+    // A run that ended early (interrupted, or gave up) has its rates over the
+    // time it ran.
+    let measured = Measured::of(cfg, elapsed, ending != Ending::Full);
     let k = &c.total.counters;
     let warm = &c.warmup.counters;
     RunResults {
         schema_version: SCHEMA_VERSION,
         wsherd_version: env!("CARGO_PKG_VERSION").to_string(),
-        interrupted,
-        gave_up: None,
+        interrupted: ending == Ending::Interrupted,
+        gave_up: (ending == Ending::GaveUp).then(|| {
+            "nothing could be reached: every connection attempt failed and none succeeded \
+             (--keep-trying runs the whole duration anyway)"
+                .to_string()
+        }),
         scenario: None,
         started_at_unix,
         elapsed_secs: elapsed,

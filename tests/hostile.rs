@@ -41,23 +41,10 @@ enum Act {
     Sleep(Duration),
 }
 
-/// The frame header for `first`, a payload length `len` and a mask bit.
+/// The frame header for `first`, a payload length `len` and a mask bit (an
+/// all-zero key: the payload goes as it is).
 fn header(first: u8, len: u64, masked: bool) -> Vec<u8> {
-    let m = if masked { 0x80 } else { 0 };
-    let mut h = vec![first];
-    if len < 126 {
-        h.push(m | len as u8);
-    } else if len <= u16::MAX as u64 {
-        h.push(m | 126);
-        h.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        h.push(m | 127);
-        h.extend_from_slice(&len.to_be_bytes());
-    }
-    if masked {
-        h.extend_from_slice(&[0, 0, 0, 0]);
-    }
-    h
+    support::frame_header(first, len, masked.then_some([0; 4]))
 }
 
 async fn read_head(tcp: &mut TcpStream) -> Option<String> {

@@ -30,21 +30,10 @@ const MAX: usize = 64 * 1024;
 /// A client frame: `first` is the FIN/RSV/opcode byte, `len` the length written
 /// on the wire (7, 16 or 64 bits), masked with `KEY` unless `unmasked`.
 fn frame_with(first: u8, len: u64, unmasked: bool, payload: &[u8]) -> Vec<u8> {
-    let m = if unmasked { 0 } else { 0x80 };
-    let mut f = vec![first];
-    if len < 126 {
-        f.push(m | len as u8);
-    } else if len <= u16::MAX as u64 {
-        f.push(m | 126);
-        f.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        f.push(m | 127);
-        f.extend_from_slice(&len.to_be_bytes());
-    }
+    let mut f = support::frame_header(first, len, (!unmasked).then_some(KEY));
     if unmasked {
         f.extend_from_slice(payload);
     } else {
-        f.extend_from_slice(&KEY);
         f.extend(payload.iter().enumerate().map(|(i, b)| b ^ KEY[i % 4]));
     }
     f

@@ -616,7 +616,15 @@ fn step_results(
         drivers: Vec::new(),
         memory: None,
     };
-    crate::engine::assemble(&cfg, &plan.targets, collected, secs as f64, 0.0, false, 0)
+    crate::engine::assemble(
+        &cfg,
+        &plan.targets,
+        collected,
+        secs as f64,
+        0.0,
+        crate::engine::Ending::Full,
+        0,
+    )
 }
 
 /// The SLO evaluated on the step's results.

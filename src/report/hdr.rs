@@ -58,13 +58,18 @@ pub fn latency_kinds(r: &RunResults) -> Vec<(String, &LatencyStats)> {
 pub fn hgrm_path(prefix: &Path, kind: &str) -> PathBuf {
     // A directory (`--hgrm out/`): its files are out/rtt.hgrm, ..., not hidden
     // files named out/.rtt.hgrm.
-    let dir = prefix.as_os_str().to_string_lossy().ends_with('/') || prefix.is_dir();
-    if dir {
+    if is_dir_prefix(prefix) {
         return prefix.join(format!("{kind}.hgrm"));
     }
     let mut s = prefix.as_os_str().to_owned();
     s.push(format!(".{kind}.hgrm"));
     PathBuf::from(s)
+}
+
+/// A `--hgrm` prefix that names a directory: written with a trailing `/`, or
+/// one that exists.
+pub fn is_dir_prefix(prefix: &Path) -> bool {
+    prefix.as_os_str().to_string_lossy().ends_with('/') || prefix.is_dir()
 }
 
 /// HdrHistogram's percentile distribution of `h` (values in ns), in milliseconds,

@@ -70,8 +70,7 @@ impl ReportFiles {
             html: self.html.as_ref().map(with_name),
             csv: self.csv.as_ref().map(with_name),
             hgrm: self.hgrm.as_ref().map(|p| {
-                let dir = p.as_os_str().to_string_lossy().ends_with('/') || p.is_dir();
-                if dir {
+                if super::hdr::is_dir_prefix(p) {
                     p.join(&name)
                 } else {
                     let mut s = p.as_os_str().to_owned();

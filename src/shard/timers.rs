@@ -137,8 +137,9 @@ async fn run_precise(t: &Timers, stop: &StopSignal, origin: Instant, clock: &Clo
     loop {
         let next = wake_due(t, stop, now_ns());
         clock.arm(until(next, now_ns()));
-        if fired_or_earlier(t, read.as_mut()).await {
-            read = Box::pin(clock.file.read_at(vec![0u8; 8], 0));
+        if let Some((_, buf)) = fired_or_earlier(t, read.as_mut()).await {
+            // The same 8-byte buffer for the next read: no allocation per wake.
+            read = Box::pin(clock.file.read_at(buf, 0));
         }
     }
 }
@@ -153,7 +154,7 @@ async fn run_wheel(t: &Timers, stop: &StopSignal, origin: Instant) {
         sleep
             .as_mut()
             .reset(monoio::time::Instant::now() + until(next, now_ns()));
-        fired_or_earlier(t, sleep.as_mut()).await;
+        let _ = fired_or_earlier(t, sleep.as_mut()).await;
     }
 }
 
@@ -166,15 +167,18 @@ fn until(next: u64, now: u64) -> Duration {
     }
 }
 
-/// Waits until `timer` completes (true), or an earlier deadline than the one
-/// armed is filed (false: `wake_at` wakes this task, and the caller re-arms).
-async fn fired_or_earlier<F: Future>(t: &Timers, mut timer: std::pin::Pin<&mut F>) -> bool {
+/// Waits until `timer` completes (its output), or an earlier deadline than the
+/// one armed is filed (None: `wake_at` wakes this task, and the caller re-arms).
+async fn fired_or_earlier<F: Future>(
+    t: &Timers,
+    mut timer: std::pin::Pin<&mut F>,
+) -> Option<F::Output> {
     std::future::poll_fn(|cx| {
         if t.earliest() < t.armed.get() {
-            return Poll::Ready(false);
+            return Poll::Ready(None);
         }
         match timer.as_mut().poll(cx) {
-            Poll::Ready(_) => Poll::Ready(true),
+            Poll::Ready(out) => Poll::Ready(Some(out)),
             Poll::Pending => {
                 *t.task.borrow_mut() = Some(cx.waker().clone());
                 Poll::Pending

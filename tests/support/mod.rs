@@ -747,3 +747,25 @@ pub fn run_shipped_scenario(
 pub fn summary_text(res: &RunResults) -> String {
     wsherd::report::text::render(res).replace("\n      ", " ")
 }
+
+/// A raw WebSocket frame header as the hostile suites write it: `first` is the
+/// FIN/RSV/opcode byte as given (reserved bits and opcodes included), `len` the
+/// length written on the wire (7, 16 or 64 bits, whatever follows), then the
+/// masking key when there is one.
+pub fn frame_header(first: u8, len: u64, mask: Option<[u8; 4]>) -> Vec<u8> {
+    let m = if mask.is_some() { 0x80 } else { 0 };
+    let mut h = vec![first];
+    if len < 126 {
+        h.push(m | len as u8);
+    } else if len <= u16::MAX as u64 {
+        h.push(m | 126);
+        h.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        h.push(m | 127);
+        h.extend_from_slice(&len.to_be_bytes());
+    }
+    if let Some(key) = mask {
+        h.extend_from_slice(&key);
+    }
+    h
+}
