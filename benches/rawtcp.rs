@@ -21,6 +21,15 @@
 //!     `rawtcp round_trips=N secs=S rtt_per_sec=X client_cpu_us_per_rt=Y total_round_trips=T`
 //!     (CPU: getrusage(RUSAGE_SELF) user+sys over the measured period only; T also
 //!     counts the warm-up).
+//! rawtcp open ADDR CORE CONNS SECONDS SIZE RATE
+//!     the open loop: CONNS connections, each sending one SIZE-byte write every
+//!     1/RATE s (RATE per connection; phases spread over the interval) whatever the
+//!     echoes do, while a reader per connection takes the echoes back; counts for
+//!     SECONDS after the warm-up and prints
+//!     `rawtcp open sent=N received_bytes=B secs=S msgs_per_sec=X client_cpu_us_per_msg=Y`
+//!     (CPU per message sent, over the measured period only). Each connection
+//!     sleeps on monoio's timer (1 ms wheel), so the sends due in one tick go out
+//!     from one wake: the cheapest a paced client can be on this runtime.
 //! ```
 //!
 //! Run: `cargo bench --bench rawtcp -- server 127.0.0.1:9000 1` and
@@ -47,7 +56,10 @@ const SERVER_BUF: usize = 16 * 1024;
 const RING_ENTRIES: u32 = 4096;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: rawtcp server ADDR CORE\n       rawtcp client ADDR CORE CONNS SECONDS SIZE");
+    eprintln!(
+        "usage: rawtcp server ADDR CORE\n       rawtcp client ADDR CORE CONNS SECONDS SIZE\n       \
+         rawtcp open ADDR CORE CONNS SECONDS SIZE RATE"
+    );
     ExitCode::from(2)
 }
 
@@ -63,6 +75,9 @@ fn main() -> ExitCode {
         ["client", addr, core, conns, secs, size] => {
             parse_client(addr, core, conns, secs, size).and_then(client)
         }
+        ["open", addr, core, conns, secs, size, rate] => parse_client(addr, core, conns, secs, size)
+            .and_then(|a| Ok((a, num::<f64>("RATE", rate)?)))
+            .and_then(|(a, r)| open_loop(a, r)),
         // `cargo bench` with no arguments runs every bench: do nothing, successfully.
         [] => {
             eprintln!("rawtcp: no mode given; see benches/README.md (nothing to do)");
@@ -250,5 +265,109 @@ async fn ping(
             return;
         }
         count.set(count.get() + 1);
+    }
+}
+
+/// The open loop's counts, shared by every connection's tasks.
+#[derive(Default)]
+struct OpenCounts {
+    sent: Cell<u64>,
+    received: Cell<u64>,
+    stop: Cell<bool>,
+    failed: Cell<Option<String>>,
+}
+
+fn open_loop(a: ClientArgs, rate: f64) -> Res<()> {
+    if !rate.is_finite() || rate <= 0.0 {
+        return Err("RATE must be positive".into());
+    }
+    pin(a.core)?;
+    let mut rt = runtime()?;
+    rt.block_on(async move {
+        use monoio::io::Splitable;
+        let mut streams = Vec::with_capacity(a.conns);
+        for i in 0..a.conns {
+            let s = TcpStream::connect_addr(a.addr)
+                .await
+                .map_err(|e| format!("connect {} (connection {i}): {e}", a.addr))?;
+            let _ = s.set_nodelay(true);
+            streams.push(s);
+        }
+        let counts = Rc::new(OpenCounts::default());
+        let period = Duration::from_secs_f64(1.0 / rate);
+        let start = monoio::time::Instant::now();
+        for (i, s) in streams.into_iter().enumerate() {
+            let (rd, wr) = s.into_split();
+            let phase = period.mul_f64(i as f64 / a.conns as f64);
+            monoio::spawn(open_reader(rd, counts.clone()));
+            monoio::spawn(open_writer(wr, a.size, start + phase, period, counts.clone()));
+        }
+
+        monoio::time::sleep(WARMUP).await;
+        let (s0, r0, cpu0, t0) = (counts.sent.get(), counts.received.get(), cpu_us(), Instant::now());
+        monoio::time::sleep(Duration::from_secs_f64(a.secs)).await;
+        let (s1, r1, cpu1) = (counts.sent.get(), counts.received.get(), cpu_us());
+        let secs = t0.elapsed().as_secs_f64();
+        counts.stop.set(true);
+
+        if let Some(e) = counts.failed.take() {
+            return Err(format!("a connection failed: {e}"));
+        }
+        let n = s1 - s0;
+        if n == 0 {
+            return Err("no messages sent".into());
+        }
+        println!(
+            "rawtcp open sent={n} received_bytes={} secs={secs:.3} msgs_per_sec={:.0} \
+             client_cpu_us_per_msg={:.3}",
+            r1 - r0,
+            n as f64 / secs,
+            (cpu1 - cpu0) / n as f64
+        );
+        Ok(())
+    })
+}
+
+/// Sends one `size`-byte write at `first`, then every `period`, whatever the echoes
+/// do; one that fell behind sends each late message in its own write.
+async fn open_writer(
+    mut wr: monoio::net::tcp::TcpOwnedWriteHalf,
+    size: usize,
+    first: monoio::time::Instant,
+    period: Duration,
+    counts: Rc<OpenCounts>,
+) {
+    let mut buf: Box<[u8]> = vec![0x5a; size].into_boxed_slice();
+    let mut next = first;
+    while !counts.stop.get() {
+        monoio::time::sleep_until(next).await;
+        let (res, b) = wr.write_all(buf).await;
+        buf = b;
+        if let Err(e) = res {
+            counts.failed.set(Some(format!("send: {e}")));
+            return;
+        }
+        counts.sent.set(counts.sent.get() + 1);
+        next += period;
+    }
+}
+
+/// Takes the echoes back (bytes counted) until the connection ends.
+async fn open_reader(mut rd: monoio::net::tcp::TcpOwnedReadHalf, counts: Rc<OpenCounts>) {
+    let mut buf = Vec::with_capacity(SERVER_BUF);
+    loop {
+        buf.clear();
+        let (res, b) = rd.read(buf).await;
+        buf = b;
+        match res {
+            Ok(0) => return,
+            Ok(n) => counts.received.set(counts.received.get() + n as u64),
+            Err(e) => {
+                if !counts.stop.get() {
+                    counts.failed.set(Some(format!("recv: {e}")));
+                }
+                return;
+            }
+        }
     }
 }
