@@ -7,9 +7,16 @@
 //! the shard's timer task (src/shard/timers.rs) and sends when it is due; a writer
 //! that fell behind sends every late message at once and counts it, none is skipped
 //! (coordinated omission stays visible). The reader matches replies and queues
-//! control replies (pongs) for the writer; while nothing is expected it waits for
-//! readiness holding no buffer. Heartbeats (idle with --heartbeat) and broadcast
-//! publishers run here too.
+//! control replies (pongs) for the writer. Heartbeats (idle with --heartbeat) and
+//! broadcast publishers run here too.
+//!
+//! **How the reader waits.** A connection that sends less often than every
+//! `READ_ARMED_UNDER` (a heartbeat, a slow pace) waits for readiness holding no
+//! buffer while nothing is expected, then takes what came with a `recv`. One that
+//! sends more often keeps a read in the ring with a pooled buffer (sized to the
+//! traffic, 512 bytes for small messages) all the time: readiness then `recv` is
+//! two trips into the kernel per reply where the armed read is one, and cost 2-3 µs
+//! more per message at 1,000 connections x 20/s (benches/README.md, issue 16).
 //!
 //! The steps that wait are futures built in place (`fn … -> impl Future` over an
 //! `async move` block, never an `async fn`, which would store its arguments twice),
@@ -39,6 +46,9 @@ use std::time::Duration;
 pub const LATE_AFTER: Duration = Duration::from_millis(10);
 /// Most messages one catch-up write carries (the rest follow in the next write).
 const MAX_BATCH: u64 = 1024;
+/// A connection that sends at least this often keeps a read armed in the ring (a
+/// pooled buffer held) instead of waiting for readiness with none: see the module doc.
+pub const READ_ARMED_UNDER: Duration = Duration::from_millis(100);
 
 /// The open-loop workload phase: a reader and a writer in the same task, over the two
 /// halves of the stream. The writer sends on the schedule (`period` apart from the
@@ -73,7 +83,8 @@ pub(super) async fn active_open(
     let mut constant = None;
     let pace = Paced::start(shard, rate_curve(shard, period, &mut constant), id);
     let end = {
-        let reader = pin!(read_side(shard, &conn, &control, &mut rd, slot));
+        let armed = period <= READ_ARMED_UNDER;
+        let reader = pin!(read_side(shard, &conn, &control, &mut rd, slot, armed));
         let writer = pin!(write_side(shard, &conn, &control, &mut wr, pace, slot));
         run_both(reader, writer).await
     };
@@ -146,10 +157,10 @@ fn run_both<'a, R: Future<Output = End>, W: Future<Output = End>>(
 // ------------------------------------------------------------------ the reader --
 
 /// Reads replies until the connection ends or, once the run stopped, nothing is in
-/// flight. While nothing is expected (a heartbeat between beats, a quiet open loop)
-/// it waits for readiness holding no buffer, then takes what came; otherwise it
-/// reads through the ring, cancelled when the run stops without losing what
-/// already arrived.
+/// flight. Unless `armed`, while nothing is expected (a heartbeat between beats, a
+/// slow pace) it waits for readiness holding no buffer, then takes what came;
+/// otherwise it reads through the ring, cancelled when the run stops without
+/// losing what already arrived.
 #[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see the module doc
 fn read_side<'a, 'c: 'a>(
     shard: &'a Shard,
@@ -157,6 +168,7 @@ fn read_side<'a, 'c: 'a>(
     control: &'a RefCell<Vec<u8>>,
     rd: &'a mut ReadHalf,
     slot: usize,
+    armed: bool,
 ) -> impl Future<Output = End> + use<'a, 'c> {
     async move {
         if let Err(end) = read_early(shard, &mut conn.borrow_mut(), &mut control.borrow_mut()) {
@@ -166,7 +178,7 @@ fn read_side<'a, 'c: 'a>(
             if shard.stop.is_set_for(slot) {
                 return End::Stopped;
             }
-            let buf = if conn.borrow().outstanding() == 0 {
+            let buf = if !armed && conn.borrow().outstanding() == 0 {
                 match shard.stop.until(slot, rd.readable()).await {
                     None => return End::Stopped,
                     Some(Err(e)) => return End::Lost(io_cause(&e)),
