@@ -75,9 +75,11 @@ fn main() -> ExitCode {
         ["client", addr, core, conns, secs, size] => {
             parse_client(addr, core, conns, secs, size).and_then(client)
         }
-        ["open", addr, core, conns, secs, size, rate] => parse_client(addr, core, conns, secs, size)
-            .and_then(|a| Ok((a, num::<f64>("RATE", rate)?)))
-            .and_then(|(a, r)| open_loop(a, r)),
+        ["open", addr, core, conns, secs, size, rate] => {
+            parse_client(addr, core, conns, secs, size)
+                .and_then(|a| Ok((a, num::<f64>("RATE", rate)?)))
+                .and_then(|(a, r)| open_loop(a, r))
+        }
         // `cargo bench` with no arguments runs every bench: do nothing, successfully.
         [] => {
             eprintln!("rawtcp: no mode given; see benches/README.md (nothing to do)");
@@ -300,11 +302,22 @@ fn open_loop(a: ClientArgs, rate: f64) -> Res<()> {
             let (rd, wr) = s.into_split();
             let phase = period.mul_f64(i as f64 / a.conns as f64);
             monoio::spawn(open_reader(rd, counts.clone()));
-            monoio::spawn(open_writer(wr, a.size, start + phase, period, counts.clone()));
+            monoio::spawn(open_writer(
+                wr,
+                a.size,
+                start + phase,
+                period,
+                counts.clone(),
+            ));
         }
 
         monoio::time::sleep(WARMUP).await;
-        let (s0, r0, cpu0, t0) = (counts.sent.get(), counts.received.get(), cpu_us(), Instant::now());
+        let (s0, r0, cpu0, t0) = (
+            counts.sent.get(),
+            counts.received.get(),
+            cpu_us(),
+            Instant::now(),
+        );
         monoio::time::sleep(Duration::from_secs_f64(a.secs)).await;
         let (s1, r1, cpu1) = (counts.sent.get(), counts.received.get(), cpu_us());
         let secs = t0.elapsed().as_secs_f64();

@@ -588,14 +588,7 @@ fn config_summary(cfg: &Plan, targets: &[Target]) -> ConfigSummary {
         correlate: cfg.correlate.as_ref().map(|p| p.to_string()),
         steps_mode: cfg.script.as_ref().map(|s| s.mode.name().to_string()),
         rate_stages: rate_stages(cfg),
-        heartbeat_secs: match (&cfg.workload.message, &cfg.workload.pacing) {
-            (crate::workload::Message::Ping, Pacing::Open { period, .. })
-                if cfg.workload.name() != "ping" =>
-            {
-                Some(period.as_secs_f64())
-            }
-            _ => None,
-        },
+        heartbeat_secs: cfg.workload.heartbeat().map(|p| p.as_secs_f64()),
     }
 }
 

@@ -100,6 +100,15 @@ impl Workload {
         self.name
     }
 
+    /// The PING every so often of `--heartbeat` (idle and push), if any; the `ping`
+    /// workload's pings are its messages, not a heartbeat.
+    pub fn heartbeat(&self) -> Option<Duration> {
+        match (self.message, self.pacing) {
+            (Message::Ping, Pacing::Open { period, .. }) if self.name != "ping" => Some(period),
+            _ => None,
+        }
+    }
+
     /// Messages to send as soon as the connection is established (closed loop).
     pub fn initial_sends(&self) -> u32 {
         match self.pacing {

@@ -235,6 +235,54 @@ fn idle_heartbeats_are_timed_pings() {
     );
 }
 
+/// A server that upgrades, then never reads again: no PING is ever answered.
+/// The beats go on, on schedule, each one in flight at the stop.
+#[test]
+fn heartbeats_go_on_when_no_pong_comes() {
+    let _s = serial();
+    let srv = support::Server::spawn("deaf", |stream, _stats| async move {
+        if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(ws);
+        }
+    });
+    let r = run(
+        &[
+            &srv.url(),
+            "-c",
+            "5",
+            "-d",
+            "2s",
+            "-q",
+            "--workload",
+            "idle",
+            "--heartbeat",
+            "400ms",
+            "--connect-rate",
+            "0",
+            "--drain",
+            "200ms",
+            "--close-timeout",
+            "200ms",
+        ],
+        LIMIT,
+    );
+    check_invariants(&r);
+    assert_eq!(r.connections.established, 5);
+    assert_eq!(r.messages.received, 0, "nothing answers");
+    // One beat at once (or within 400 ms, by phase), then one every 400 ms: 5 or 6
+    // per connection in 2 s, although none was ever answered.
+    let per_conn = r.messages.sent as f64 / 5.0;
+    assert!(
+        (4.0..=6.5).contains(&per_conn),
+        "{per_conn} beats per connection"
+    );
+    assert_eq!(
+        r.messages.in_flight_at_stop + r.messages.failed,
+        r.messages.sent
+    );
+}
+
 #[test]
 fn open_loop_against_another_implementation() {
     let _s = serial();

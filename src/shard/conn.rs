@@ -178,14 +178,29 @@ async fn one_connection(shard: &Shard, slot: usize, id: u32) -> Ended {
         .broadcast
         .is_none_or(|b| b.publisher(id as u64).is_some());
     let period = shard.run.plan.workload.period().filter(|_| sends);
+    // A heartbeat beats from the closed-loop phase, which waits for the socket or
+    // the beat with no reader and writer of its own (the open loop's boxed phase
+    // would cost every held connection about 1 KiB more); unless a ceiling search
+    // moves the rate.
+    let live_rate = shard
+        .run
+        .live
+        .as_ref()
+        .is_some_and(|l| l.dimension == crate::vocab::kinds::Dimension::Rate);
+    let beat = shard
+        .run
+        .plan
+        .workload
+        .heartbeat()
+        .filter(|_| sends && !live_rate);
     let (end, mut stream) = if shard.run.plan.protocol.opens() || shard.run.plan.script.is_some() {
         // The rarer phases, boxed so that a plain connection's task stays small.
         Box::pin(other_phase(shard, &mut c, stream, period)).await
-    } else if let Some(period) = period {
+    } else if let Some(period) = period.filter(|_| beat.is_none()) {
         Box::pin(super::open_loop::active_open(shard, &mut c, stream, period)).await
     } else {
         let mut stream = stream;
-        let end = active(shard, &mut c, &mut stream).await;
+        let end = active(shard, &mut c, &mut stream, beat.is_some()).await;
         (end, stream)
     };
     let done = end == End::Done;
@@ -224,7 +239,7 @@ async fn other_phase(
     let end = if shard.run.plan.script.is_some() {
         super::converse::active_script(shard, c, &mut stream).await
     } else {
-        active(shard, c, &mut stream).await
+        active(shard, c, &mut stream, false).await
     };
     (end, stream)
 }
@@ -573,7 +588,7 @@ fn intern(s: String) -> &'static str {
 
 /// The workload phase: runs until the stop signal, a close from the server, or a
 /// broken connection.
-async fn active(shard: &Shard, c: &mut Conn, stream: &mut Stream) -> End {
+async fn active(shard: &Shard, c: &mut Conn, stream: &mut Stream, beats: bool) -> End {
     let mut out = shard.wpool.take();
     queue_subscribe(shard, c, &mut out);
     queue_messages(shard, c, &mut out, shard.run.plan.workload.initial_sends());
@@ -591,8 +606,34 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut Stream) -> End {
     // Chat: one timer for this connection's think times, made at the first think
     // and reset for each one after (boxed: a monoio timer is large).
     let mut think: Option<std::pin::Pin<Box<monoio::time::Sleep>>> = None;
+    // Boxed: 8 bytes in every connection's task, the schedule only in those that beat.
+    let mut beat = shard
+        .run
+        .plan
+        .workload
+        .heartbeat()
+        .filter(|_| beats)
+        .map(|period| Box::new(Beat::start(shard, c.id, period)));
     loop {
-        let buf = match read_some(shard, stream, c.slot, c.outstanding() > 0, STOPPED).await {
+        if let Some(b) = &mut beat {
+            // Wait for the socket or the next beat; a pong in flight does not hold
+            // up the beats after it.
+            match b.wait(shard, stream, c.slot).await {
+                None => return End::Stopped,
+                Some(Err(e)) => return End::Lost(io_cause(&e)),
+                Some(Ok(true)) => {}
+                Some(Ok(false)) => {
+                    let mut out = shard.wpool.take();
+                    b.queue_due(shard, c, &mut out);
+                    if let Err(end) = flush(shard, stream, c.slot, out, STOPPED).await {
+                        return end;
+                    }
+                    continue;
+                }
+            }
+        }
+        let expecting = c.outstanding() > 0 && beat.is_none();
+        let buf = match read_some(shard, stream, c.slot, expecting, STOPPED).await {
             Read::Data(b) => b,
             Read::Eof => return End::Lost("eof_without_close"),
             Read::Failed(e) => return End::Lost(io_cause(&e)),
@@ -635,6 +676,78 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut Stream) -> End {
             if let Err(end) = flush(shard, stream, c.slot, out, STOPPED).await {
                 return end;
             }
+        }
+    }
+}
+
+/// A heartbeat's schedule: a PING every `period`, from when the connection was
+/// established plus its phase (as the open loop paces, `pacer::phase_of`), filed
+/// with the shard's timer task. 24 bytes in the task instead of the open loop's
+/// boxed reader and writer.
+struct Beat {
+    /// When the next beat is due, ns since the run's origin.
+    next: u64,
+    period: u64,
+    /// The deadline filed with the timer task (it wakes the slot then).
+    filed: u64,
+}
+
+impl Beat {
+    fn start(shard: &Shard, id: u32, period: Duration) -> Beat {
+        let period = (period.as_nanos() as u64).max(1);
+        let phase = crate::pacer::phase_of(u64::from(id));
+        Beat {
+            next: shard.now_ns() + (phase * period as f64) as u64,
+            period,
+            filed: 0,
+        }
+    }
+
+    /// Waits until the socket is readable (`true`) or a beat is due (`false`);
+    /// `None` once the run stops.
+    fn wait<'a>(
+        &'a mut self,
+        shard: &'a Shard,
+        stream: &'a mut Stream,
+        slot: usize,
+    ) -> impl std::future::Future<Output = Option<io::Result<bool>>> + 'a {
+        let due = self.next;
+        if shard.stop.is_set_for(slot) || shard.now_ns() >= due {
+            // Decided at once; the readiness wait below is never polled.
+        } else if self.filed != due {
+            shard.timers.wake_at(slot, due);
+            self.filed = due;
+        }
+        async move {
+            use std::future::Future;
+            let mut ready = std::pin::pin!(shard.stop.until(slot, stream.readable()));
+            std::future::poll_fn(|cx| {
+                if shard.stop.is_set_for(slot) {
+                    return std::task::Poll::Ready(None);
+                }
+                if shard.now_ns() >= due {
+                    return std::task::Poll::Ready(Some(Ok(false)));
+                }
+                ready.as_mut().poll(cx).map(|r| r.map(|r| r.map(|()| true)))
+            })
+            .await
+        }
+    }
+
+    /// Queues every beat due by now (a late one is counted and none is skipped,
+    /// as the open loop does), each stamped with its intended time.
+    fn queue_due(&mut self, shard: &Shard, c: &mut Conn, out: &mut Vec<u8>) {
+        let now = shard.now_ns();
+        while self.next <= now && !c.stopping {
+            let lag = now - self.next;
+            let mut st = shard.stats.borrow_mut();
+            st.send_lag.saturating_record(lag);
+            if lag > super::open_loop::LATE_AFTER.as_nanos() as u64 {
+                st.counters.late += 1;
+            }
+            drop(st);
+            super::exchange::queue_message(shard, c, out, now, self.next);
+            self.next += self.period;
         }
     }
 }
