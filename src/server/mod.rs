@@ -417,15 +417,20 @@ async fn serve_shard(
     shard.publish(&published);
 }
 
-/// Polls the stop flag and publishes counters, ten times a second.
+/// Polls the stop flag and publishes counters, ten times a second; once a
+/// second hands freed memory back (a burst of handshakes would otherwise stay
+/// resident, `sys::release_freed_memory`).
 async fn watch(shard: Rc<ServerShard>, stop: Arc<AtomicBool>, published: Arc<Published>) {
     let mut tick = 0u64;
     loop {
         monoio::time::sleep(Duration::from_millis(100)).await;
         shard.publish(&published);
         tick += 1;
-        if let (Some(t), true) = (&shard.timers, tick.is_multiple_of(10)) {
-            t.flush(&published.hists);
+        if tick.is_multiple_of(10) {
+            crate::sys::release_freed_memory();
+            if let Some(t) = &shard.timers {
+                t.flush(&published.hists);
+            }
         }
         if stop.load(Ordering::Relaxed) {
             shard.stop.trigger();

@@ -165,6 +165,7 @@ async fn ticker(shard: Rc<Shard>, tx: Sender<Snapshot>, driver: &'static str) {
             );
         }
         if now >= next_tick {
+            crate::sys::release_freed_memory();
             second = now.duration_since(origin).as_secs();
             let snap = take_snapshot(&shard, second, false, driver);
             held = match held.take() {
