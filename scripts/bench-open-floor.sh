@@ -17,7 +17,8 @@
 # Prints the medians and the ratio wsherd / raw TCP (issue 16's target: <= 1.25x),
 # and wsherd's whole-life CPU per message (wait4) beside it.
 #
-# Environment: BENCH_SECS (default 10), BENCH_RUNS (default 3),
+# Environment: BENCH_WSHERD (a wsherd binary to measure instead of this tree's,
+# for a before/after), BENCH_SECS (default 10), BENCH_RUNS (default 3),
 # BENCH_CLIENT_CORE / BENCH_SERVER_CORE (default 0 / 1), BENCH_TIMER (wsherd's
 # --timer, default auto), BENCH_OUT (default target/bench-open-floor/<time>).
 
@@ -42,7 +43,7 @@ cargo build --release --quiet
 cargo bench --bench rawtcp --no-run --quiet 2>/dev/null
 RAW_SRC=$(ls -t target/release/deps/rawtcp-* | grep -v '\.d$' | head -1)
 # Copies: a build in this tree during the benchmark cannot change them.
-cp target/release/wsherd "$OUT/wsherd"
+cp "${BENCH_WSHERD:-target/release/wsherd}" "$OUT/wsherd"
 cp "$RAW_SRC" "$OUT/rawtcp"
 
 SERVER_PID=

@@ -4,8 +4,9 @@
 //! workload's messages, answering server pings, until the run stops; then a drain
 //! (wait for echoes still in flight), a close handshake, and the ledger entry: every
 //! message sent is received, failed (the connection died) or in flight at stop.
-//! The closed-loop active phase is here; the open-loop one (paced sends) is in
-//! `open_loop`.
+//! The closed-loop active phase is here, and `hold` for connections that send
+//! nothing of their own but heartbeats (idle, push); the open-loop one (paced
+//! sends) is in `open_loop`.
 //!
 //! The end of a run is paced by the shard, not by timers in each connection (see
 //! `stop`): the drain ends at the shard's `DRAINED` phase, and close handshakes take
@@ -13,8 +14,12 @@
 //! connection whose turn never came closes without waiting and counts as unanswered.
 //!
 //! Hot path rules: no allocation per message (buffers come from the shard's pool),
-//! no lock, no atomic, no cross-thread call. An idle connection holds no buffer and
-//! no timer: its task is under 1 KiB (the phases with large state are boxed).
+//! no lock, no atomic, no cross-thread call. A held connection holds no buffer and
+//! no timer: its task is 600 bytes (release build; 640 with monoio's task header,
+//! one mimalloc size class), because only `hold` is inline and every phase with
+//! larger state (open, active, the open loop, finish) is boxed while it runs.
+//! The futures are functions returning `async move` blocks where an `async fn`
+//! would store its arguments twice (`connection`, `one_connection`, `hold`).
 
 use super::exchange::{on_read, queue_messages, queue_subscribe, Conn, End};
 use super::io::{flush, read_some, Read};
@@ -38,67 +43,70 @@ use std::time::{Duration, Instant};
 /// Session workloads without a session rate: the slot starts its next session as
 /// soon as the previous one closed, until the run stops. (One function rather
 /// than a wrapper per case: every level of `async fn` adds to each task.)
-pub async fn connection(
+#[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see `hold`
+pub fn connection(
     shard: Rc<Shard>,
     id: u32,
     staged: Option<(usize, Rc<std::cell::Cell<bool>>)>,
-) {
-    let slot = match &staged {
-        Some((slot, _)) => *slot,
-        None => shard.stop.slot(),
-    };
-    let plan = &shard.run.plan;
-    let repeat = plan.workload.session.is_some_and(|s| s.rate.is_none())
-        || plan
-            .script
-            .as_ref()
-            .is_some_and(|s| s.mode == crate::script::Mode::Session);
-    // --reconnect (a staged dialer redials on its own): when the connection was
-    // lost (ns since the run's origin, 0: it is not), and how many dials have
-    // failed since. (Compact: every connection's task holds them.)
-    let reconnects = plan.reconnect.is_some() && staged.is_none();
-    let mut lost_at = 0u64;
-    let mut tries = 0u32;
-    loop {
-        let ended = one_connection(&shard, slot, id).await;
-        if let (true, Some(at)) = (lost_at > 0, ended.established) {
-            // Back after an outage (counted when this connection ends, the
-            // run's stop included).
-            let mut st = shard.stats.borrow_mut();
-            st.counters.reconnects += 1;
-            st.counters.disconnected_ns += at.saturating_sub(lost_at);
-            lost_at = 0;
-            tries = 0;
-        }
-        if shard.stop.is_set_for(slot) {
-            break;
-        }
-        if reconnects && ended.broken {
-            if lost_at == 0 {
-                lost_at = shard.now_ns().max(1);
+) -> impl std::future::Future<Output = ()> {
+    async move {
+        let slot = match &staged {
+            Some((slot, _)) => *slot,
+            None => shard.stop.slot(),
+        };
+        let plan = &shard.run.plan;
+        let repeat = plan.workload.session.is_some_and(|s| s.rate.is_none())
+            || plan
+                .script
+                .as_ref()
+                .is_some_and(|s| s.mode == crate::script::Mode::Session);
+        // --reconnect (a staged dialer redials on its own): when the connection was
+        // lost (ns since the run's origin, 0: it is not), and how many dials have
+        // failed since. (Compact: every connection's task holds them.)
+        let reconnects = plan.reconnect.is_some() && staged.is_none();
+        let mut lost_at = 0u64;
+        let mut tries = 0u32;
+        loop {
+            let ended = one_connection(&shard, slot, id).await;
+            if let (true, Some(at)) = (lost_at > 0, ended.established) {
+                // Back after an outage (counted when this connection ends, the
+                // run's stop included).
+                let mut st = shard.stats.borrow_mut();
+                st.counters.reconnects += 1;
+                st.counters.disconnected_ns += at.saturating_sub(lost_at);
+                lost_at = 0;
+                tries = 0;
             }
-            let wait = backoff(&shard, tries);
-            tries = tries.saturating_add(1);
-            if shard
-                .stop
-                .until(slot, Box::pin(monoio::time::sleep(wait)))
-                .await
-                .is_none()
-            {
+            if shard.stop.is_set_for(slot) {
                 break;
             }
-            shard.stats.borrow_mut().counters.reconnect_attempts += 1;
-            continue;
+            if reconnects && ended.broken {
+                if lost_at == 0 {
+                    lost_at = shard.now_ns().max(1);
+                }
+                let wait = backoff(&shard, tries);
+                tries = tries.saturating_add(1);
+                if shard
+                    .stop
+                    .until(slot, Box::pin(monoio::time::sleep(wait)))
+                    .await
+                    .is_none()
+                {
+                    break;
+                }
+                shard.stats.borrow_mut().counters.reconnect_attempts += 1;
+                continue;
+            }
+            if !repeat {
+                break;
+            }
         }
-        if !repeat {
-            break;
+        match staged {
+            Some((_, ended)) => ended.set(true),
+            None => shard.stop.release(slot),
         }
+        shard.live.set(shard.live.get() - 1);
     }
-    match staged {
-        Some((_, ended)) => ended.set(true),
-        None => shard.stop.release(slot),
-    }
-    shard.live.set(shard.live.get() - 1);
 }
 
 /// The wait before dial `tries + 1` after a loss: full jitter over an
@@ -126,96 +134,111 @@ struct Ended {
 /// A held connection's task sits in this future for its whole life, so it must stay
 /// small: the dial/upgrade, open-loop and close phases are boxed (their state is
 /// large and short-lived) and nothing it awaits inline holds a monoio timer.
-async fn one_connection(shard: &Shard, slot: usize, id: u32) -> Ended {
-    let started = Instant::now();
-    let (stream, leftover, deflate) = match Box::pin(open(shard, slot, id)).await {
-        Ok(opened) => opened,
-        // Cut short by the end of the run: not the server's failure.
-        Err(ABORTED) => {
-            shard.stats.borrow_mut().counters.aborted += 1;
-            return Ended {
-                established: None,
-                broken: false,
+#[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see `hold`
+fn one_connection<'a>(
+    shard: &'a Shard,
+    slot: usize,
+    id: u32,
+) -> impl std::future::Future<Output = Ended> + 'a {
+    async move {
+        // ns since the run's origin: 8 bytes in the task, where an Instant is 16.
+        let started = shard.now_ns();
+        let (stream, leftover, deflate) = match Box::pin(open(shard, slot, id)).await {
+            Ok(opened) => opened,
+            // Cut short by the end of the run: not the server's failure.
+            Err(ABORTED) => {
+                shard.stats.borrow_mut().counters.aborted += 1;
+                return Ended {
+                    established: None,
+                    broken: false,
+                };
+            }
+            Err(cause) => {
+                shard.stats.borrow_mut().counters.fail(cause);
+                return Ended {
+                    established: None,
+                    broken: true,
+                };
+            }
+        };
+        let established = shard.now_ns();
+        shard.conn_opened();
+        let mut c = Conn {
+            id,
+            slot,
+            pending: leftover,
+            frag: None,
+            next_seq: 0,
+            acked: 0,
+            stopping: false,
+            frag_text: false,
+            budget: shard.run.plan.workload.budget(),
+            owed: 0,
+            seen: Box::default(),
+            got_close: None,
+            deflate,
+            requests: None,
+            script: None,
+            proto: if shard.run.plan.protocol.opens() {
+                super::protocol::OPENING
+            } else {
+                super::protocol::OPEN
+            },
+        };
+        // Broadcast: only publishers send; the others only receive.
+        let sends = shard
+            .run
+            .plan
+            .workload
+            .broadcast
+            .is_none_or(|b| b.publisher(id as u64).is_some());
+        let period = shard.run.plan.workload.period().filter(|_| sends);
+        // A connection that sends nothing of its own but heartbeats (idle, push) is
+        // held by `hold`, inline and small, which waits for the socket or the next beat
+        // (the open loop's boxed reader and writer cost about 1 KiB more); unless a
+        // ceiling search moves the rate. The other phases are boxed, so that a held
+        // connection's task is no bigger than holding needs.
+        let live_rate = shard
+            .run
+            .live
+            .as_ref()
+            .is_some_and(|l| l.dimension == crate::vocab::kinds::Dimension::Rate);
+        let workload = &shard.run.plan.workload;
+        let beats = workload.heartbeat().is_some() && sends && !live_rate;
+        let holds = workload.session.is_none()
+            && workload.broadcast.is_none()
+            && (matches!(workload.pacing, crate::workload::Pacing::Hold) || beats);
+        let (end, mut stream) =
+            if shard.run.plan.protocol.opens() || shard.run.plan.script.is_some() {
+                // The rarer phases, boxed so that a plain connection's task stays small.
+                Box::pin(other_phase(shard, &mut c, stream, period)).await
+            } else if holds {
+                let mut stream = stream;
+                let end = hold(shard, &mut c, &mut stream, beats).await;
+                (end, stream)
+            } else if let Some(period) = period {
+                Box::pin(super::open_loop::active_open(shard, &mut c, stream, period)).await
+            } else {
+                let mut stream = stream;
+                let end = Box::pin(active(shard, &mut c, &mut stream)).await;
+                (end, stream)
             };
+        let done = end == End::Done;
+        let broken = !matches!(end, End::Done | End::Stopped);
+        // Boxed: every connection of a shard finishes at once at the end of a run, but
+        // a held connection would otherwise carry the drain's state all its life.
+        let clean = Box::pin(finish(shard, &mut c, &mut stream, end)).await;
+        shard.conn_closed();
+        if done && clean {
+            let mut st = shard.stats.borrow_mut();
+            st.counters.sessions += 1;
+            st.session
+                .saturating_record(shard.now_ns().saturating_sub(started));
         }
-        Err(cause) => {
-            shard.stats.borrow_mut().counters.fail(cause);
-            return Ended {
-                established: None,
-                broken: true,
-            };
+        Ended {
+            established: Some(established),
+            broken,
         }
-    };
-    let established = shard.now_ns();
-    shard.conn_opened();
-    let mut c = Conn {
-        id,
-        slot,
-        pending: leftover,
-        frag: None,
-        next_seq: 0,
-        acked: 0,
-        stopping: false,
-        frag_text: false,
-        budget: shard.run.plan.workload.budget(),
-        owed: 0,
-        seen: Box::default(),
-        got_close: None,
-        deflate,
-        requests: None,
-        script: None,
-        proto: if shard.run.plan.protocol.opens() {
-            super::protocol::OPENING
-        } else {
-            super::protocol::OPEN
-        },
-    };
-    // Broadcast: only publishers send; the others only receive.
-    let sends = shard
-        .run
-        .plan
-        .workload
-        .broadcast
-        .is_none_or(|b| b.publisher(id as u64).is_some());
-    let period = shard.run.plan.workload.period().filter(|_| sends);
-    // A heartbeat beats from the closed-loop phase, which waits for the socket or
-    // the beat with no reader and writer of its own (the open loop's boxed phase
-    // would cost every held connection about 1 KiB more); unless a ceiling search
-    // moves the rate.
-    let live_rate = shard
-        .run
-        .live
-        .as_ref()
-        .is_some_and(|l| l.dimension == crate::vocab::kinds::Dimension::Rate);
-    let beat = shard
-        .run
-        .plan
-        .workload
-        .heartbeat()
-        .filter(|_| sends && !live_rate);
-    let (end, mut stream) = if shard.run.plan.protocol.opens() || shard.run.plan.script.is_some() {
-        // The rarer phases, boxed so that a plain connection's task stays small.
-        Box::pin(other_phase(shard, &mut c, stream, period)).await
-    } else if let Some(period) = period.filter(|_| beat.is_none()) {
-        Box::pin(super::open_loop::active_open(shard, &mut c, stream, period)).await
-    } else {
-        let mut stream = stream;
-        let end = active(shard, &mut c, &mut stream, beat.is_some()).await;
-        (end, stream)
-    };
-    let done = end == End::Done;
-    let broken = !matches!(end, End::Done | End::Stopped);
-    let clean = finish(shard, &mut c, &mut stream, end).await;
-    shard.conn_closed();
-    if done && clean {
-        let mut st = shard.stats.borrow_mut();
-        st.counters.sessions += 1;
-        st.session
-            .saturating_record(started.elapsed().as_nanos() as u64);
-    }
-    Ended {
-        established: Some(established),
-        broken,
     }
 }
 
@@ -239,7 +262,7 @@ async fn other_phase(
     let end = if shard.run.plan.script.is_some() {
         super::converse::active_script(shard, c, &mut stream).await
     } else {
-        active(shard, c, &mut stream, false).await
+        active(shard, c, &mut stream).await
     };
     (end, stream)
 }
@@ -588,7 +611,7 @@ fn intern(s: String) -> &'static str {
 
 /// The workload phase: runs until the stop signal, a close from the server, or a
 /// broken connection.
-async fn active(shard: &Shard, c: &mut Conn, stream: &mut Stream, beats: bool) -> End {
+async fn active(shard: &Shard, c: &mut Conn, stream: &mut Stream) -> End {
     let mut out = shard.wpool.take();
     queue_subscribe(shard, c, &mut out);
     queue_messages(shard, c, &mut out, shard.run.plan.workload.initial_sends());
@@ -606,34 +629,8 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut Stream, beats: bool) -
     // Chat: one timer for this connection's think times, made at the first think
     // and reset for each one after (boxed: a monoio timer is large).
     let mut think: Option<std::pin::Pin<Box<monoio::time::Sleep>>> = None;
-    // Boxed: 8 bytes in every connection's task, the schedule only in those that beat.
-    let mut beat = shard
-        .run
-        .plan
-        .workload
-        .heartbeat()
-        .filter(|_| beats)
-        .map(|period| Box::new(Beat::start(shard, c.id, period)));
     loop {
-        if let Some(b) = &mut beat {
-            // Wait for the socket or the next beat; a pong in flight does not hold
-            // up the beats after it.
-            match b.wait(shard, stream, c.slot).await {
-                None => return End::Stopped,
-                Some(Err(e)) => return End::Lost(io_cause(&e)),
-                Some(Ok(true)) => {}
-                Some(Ok(false)) => {
-                    let mut out = shard.wpool.take();
-                    b.queue_due(shard, c, &mut out);
-                    if let Err(end) = flush(shard, stream, c.slot, out, STOPPED).await {
-                        return end;
-                    }
-                    continue;
-                }
-            }
-        }
-        let expecting = c.outstanding() > 0 && beat.is_none();
-        let buf = match read_some(shard, stream, c.slot, expecting, STOPPED).await {
+        let buf = match read_some(shard, stream, c.slot, c.outstanding() > 0, STOPPED).await {
             Read::Data(b) => b,
             Read::Eof => return End::Lost("eof_without_close"),
             Read::Failed(e) => return End::Lost(io_cause(&e)),
@@ -680,10 +677,142 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut Stream, beats: bool) -
     }
 }
 
+/// Holds a connection that sends nothing of its own (idle, push) or only
+/// heartbeats (`beats`): waits for the socket, holding no buffer, or for the next
+/// beat; takes what came without waiting and answers it (pongs, a close). Inline
+/// in the task of every held connection, so small: its writes (a subscribe, pongs,
+/// beats) are rare, and their state is boxed while they last. A pong in flight
+/// does not hold up the beats after it.
+///
+/// A function returning a future rather than an `async fn`, which would store its
+/// arguments twice; the subscribe and the early bytes are a step of their own, so
+/// their buffer is not kept in the frame.
+#[allow(clippy::manual_async_fn)]
+fn hold<'a>(
+    shard: &'a Shard,
+    c: &'a mut Conn,
+    stream: &'a mut Stream,
+    beats: bool,
+) -> impl std::future::Future<Output = End> + 'a {
+    async move {
+        if let Err(end) = hold_start(shard, c, stream).await {
+            return end;
+        }
+        // Boxed: 8 bytes in every held connection's task, the schedule only in those
+        // that beat.
+        let mut beat = (shard.run.plan.workload.heartbeat())
+            .filter(|_| beats)
+            .map(|period| Box::new(Beat::start(shard, c.id, period)));
+        let slot = c.slot;
+        loop {
+            // Readable (true), a beat due (false), or None once the run stops. (Inline
+            // rather than a future of `Beat`'s: 80 bytes less in every held task.)
+            let due = beat.as_mut().map_or(u64::MAX, |b| b.file(shard, slot));
+            let ready = {
+                let mut readable = std::pin::pin!(shard.stop.until(slot, stream.readable()));
+                std::future::poll_fn(|cx| {
+                    if shard.stop.is_set_for(slot) {
+                        return std::task::Poll::Ready(None);
+                    }
+                    if due != u64::MAX && shard.now_ns() >= due {
+                        return std::task::Poll::Ready(Some(Ok(false)));
+                    }
+                    use std::future::Future;
+                    readable
+                        .as_mut()
+                        .poll(cx)
+                        .map(|r| r.map(|r| r.map(|()| true)))
+                })
+                .await
+            };
+            let mut out = shard.wpool.take();
+            match ready {
+                None => {
+                    shard.wpool.put(out);
+                    return End::Stopped;
+                }
+                Some(Err(e)) => {
+                    shard.wpool.put(out);
+                    return End::Lost(io_cause(&e));
+                }
+                Some(Ok(false)) => {
+                    if let Some(b) = &mut beat {
+                        b.queue_due(shard, c, &mut out);
+                    }
+                }
+                Some(Ok(true)) => {
+                    let mut buf = shard.pool.take();
+                    let got = stream.recv_now(&mut buf);
+                    let res = match got {
+                        Ok(None) => {
+                            shard.pool.put(buf);
+                            Ok(())
+                        }
+                        Ok(Some(0)) => {
+                            shard.pool.put(buf);
+                            Err(End::Lost("eof_without_close"))
+                        }
+                        Ok(Some(_)) => {
+                            c.stopping = shard.stop.is_set_for(c.slot);
+                            on_read(shard, c, buf, &mut out)
+                        }
+                        Err(e) => {
+                            shard.pool.put(buf);
+                            Err(End::Lost(io_cause(&e)))
+                        }
+                    };
+                    // Replies (pongs, a close echo) go out even when the frame loop ended.
+                    let flushed = send_rare(shard, stream, c.slot, out).await;
+                    if let Err(end) = res.and(flushed) {
+                        return end;
+                    }
+                    if c.stopping && c.outstanding() == 0 {
+                        return End::Stopped;
+                    }
+                    continue;
+                }
+            }
+            if let Err(end) = send_rare(shard, stream, c.slot, out).await {
+                return end;
+            }
+        }
+    }
+}
+
+/// A held connection's first writes: a push connection's subscribe, and the
+/// answers to bytes that came right behind the 101 response.
+async fn hold_start(shard: &Shard, c: &mut Conn, stream: &mut Stream) -> Result<(), End> {
+    let mut out = shard.wpool.take();
+    queue_subscribe(shard, c, &mut out);
+    if !c.pending.is_empty() {
+        let early = std::mem::take(&mut c.pending);
+        if let Err(end) = on_read(shard, c, early, &mut out) {
+            shard.wpool.put(out);
+            return Err(end);
+        }
+    }
+    send_rare(shard, stream, c.slot, out).await
+}
+
+/// `flush` for a held connection, which writes rarely: its state is boxed while
+/// it lasts; nothing to write costs nothing (over TLS the stream still seals).
+async fn send_rare(
+    shard: &Shard,
+    stream: &mut Stream,
+    slot: usize,
+    out: Vec<u8>,
+) -> Result<(), End> {
+    if out.is_empty() && !stream.is_tls() {
+        shard.wpool.put(out);
+        return Ok(());
+    }
+    Box::pin(flush(shard, stream, slot, out, STOPPED)).await
+}
+
 /// A heartbeat's schedule: a PING every `period`, from when the connection was
 /// established plus its phase (as the open loop paces, `pacer::phase_of`), filed
-/// with the shard's timer task. 24 bytes in the task instead of the open loop's
-/// boxed reader and writer.
+/// with the shard's timer task: 24 bytes instead of the open loop's boxed reader
+/// and writer.
 struct Beat {
     /// When the next beat is due, ns since the run's origin.
     next: u64,
@@ -703,35 +832,14 @@ impl Beat {
         }
     }
 
-    /// Waits until the socket is readable (`true`) or a beat is due (`false`);
-    /// `None` once the run stops.
-    fn wait<'a>(
-        &'a mut self,
-        shard: &'a Shard,
-        stream: &'a mut Stream,
-        slot: usize,
-    ) -> impl std::future::Future<Output = Option<io::Result<bool>>> + 'a {
-        let due = self.next;
-        if shard.stop.is_set_for(slot) || shard.now_ns() >= due {
-            // Decided at once; the readiness wait below is never polled.
-        } else if self.filed != due {
-            shard.timers.wake_at(slot, due);
-            self.filed = due;
+    /// Files the next beat with the shard's timer task (once per beat: it wakes
+    /// `slot` then) and returns when it is due.
+    fn file(&mut self, shard: &Shard, slot: usize) -> u64 {
+        if self.filed != self.next && shard.now_ns() < self.next {
+            shard.timers.wake_at(slot, self.next);
+            self.filed = self.next;
         }
-        async move {
-            use std::future::Future;
-            let mut ready = std::pin::pin!(shard.stop.until(slot, stream.readable()));
-            std::future::poll_fn(|cx| {
-                if shard.stop.is_set_for(slot) {
-                    return std::task::Poll::Ready(None);
-                }
-                if shard.now_ns() >= due {
-                    return std::task::Poll::Ready(Some(Ok(false)));
-                }
-                ready.as_mut().poll(cx).map(|r| r.map(|r| r.map(|()| true)))
-            })
-            .await
-        }
+        self.next
     }
 
     /// Queues every beat due by now (a late one is counted and none is skipped,

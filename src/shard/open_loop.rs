@@ -7,11 +7,12 @@
 //! the shard's timer task (src/shard/timers.rs) and sends when it is due; a writer
 //! that fell behind sends every late message at once and counts it, none is skipped
 //! (coordinated omission stays visible). The reader matches replies and queues
-//! control replies (pongs) for the writer. Heartbeats (idle with --heartbeat) and
-//! broadcast publishers run here too.
+//! control replies (pongs) for the writer. Broadcast publishers run here too, and
+//! heartbeats when a ceiling search moves the rate or a protocol opens first
+//! (other heartbeats beat from `conn::hold`, which is far smaller).
 //!
 //! **How the reader waits.** A connection that sends less often than every
-//! `READ_ARMED_UNDER` (a heartbeat, a slow pace) waits for readiness holding no
+//! `READ_ARMED_UNDER` (a slow pace) waits for readiness holding no
 //! buffer while nothing is expected, then takes what came with a `recv`. One that
 //! sends more often keeps a read in the ring with a pooled buffer (sized to the
 //! traffic, 512 bytes for small messages) all the time: readiness then `recv` is
@@ -157,10 +158,10 @@ fn run_both<'a, R: Future<Output = End>, W: Future<Output = End>>(
 // ------------------------------------------------------------------ the reader --
 
 /// Reads replies until the connection ends or, once the run stopped, nothing is in
-/// flight. Unless `armed`, while nothing is expected (a heartbeat between beats, a
-/// slow pace) it waits for readiness holding no buffer, then takes what came;
-/// otherwise it reads through the ring, cancelled when the run stops without
-/// losing what already arrived.
+/// flight. Unless `armed`, while nothing is expected (a slow pace between sends)
+/// it waits for readiness holding no buffer, then takes what came; otherwise it
+/// reads through the ring, cancelled when the run stops without losing what
+/// already arrived.
 #[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see the module doc
 fn read_side<'a, 'c: 'a>(
     shard: &'a Shard,
