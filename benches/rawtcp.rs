@@ -199,18 +199,24 @@ fn cpu_us() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
+/// Opens the CONNS connections, one after another (TCP_NODELAY on each).
+async fn connect_all(a: &ClientArgs) -> Res<Vec<TcpStream>> {
+    let mut streams = Vec::with_capacity(a.conns);
+    for i in 0..a.conns {
+        let s = TcpStream::connect_addr(a.addr)
+            .await
+            .map_err(|e| format!("connect {} (connection {i}): {e}", a.addr))?;
+        let _ = s.set_nodelay(true);
+        streams.push(s);
+    }
+    Ok(streams)
+}
+
 fn client(a: ClientArgs) -> Res<()> {
     pin(a.core)?;
     let mut rt = runtime()?;
     rt.block_on(async move {
-        let mut streams = Vec::with_capacity(a.conns);
-        for i in 0..a.conns {
-            let s = TcpStream::connect_addr(a.addr)
-                .await
-                .map_err(|e| format!("connect {} (connection {i}): {e}", a.addr))?;
-            let _ = s.set_nodelay(true);
-            streams.push(s);
-        }
+        let streams = connect_all(&a).await?;
         let count = Rc::new(Cell::new(0u64));
         let stop = Rc::new(Cell::new(false));
         let failed = Rc::new(Cell::new(None::<String>));
@@ -287,14 +293,7 @@ fn open_loop(a: ClientArgs, rate: f64) -> Res<()> {
     let mut rt = runtime()?;
     rt.block_on(async move {
         use monoio::io::Splitable;
-        let mut streams = Vec::with_capacity(a.conns);
-        for i in 0..a.conns {
-            let s = TcpStream::connect_addr(a.addr)
-                .await
-                .map_err(|e| format!("connect {} (connection {i}): {e}", a.addr))?;
-            let _ = s.set_nodelay(true);
-            streams.push(s);
-        }
+        let streams = connect_all(&a).await?;
         let counts = Rc::new(OpenCounts::default());
         let period = Duration::from_secs_f64(1.0 / rate);
         let start = monoio::time::Instant::now();
