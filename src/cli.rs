@@ -1085,6 +1085,10 @@ const FOREIGN_FLAGS: &[(&[&str], &str)] = &[
         &["--rps", "--qps", "-qps"],
         "the message rate is --rate N (all connections) or --rate-per-conn N",
     ),
+    (
+        &["--listen", "--bind", "--port"],
+        "wsherd serve listens on --addr HOST:PORT (e.g. --addr 127.0.0.1:9000)",
+    ),
 ];
 
 /// A command-line error as one line for the binary: clap's message, with a

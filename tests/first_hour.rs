@@ -59,6 +59,10 @@ fn typos_get_a_suggestion_and_the_subcommands_help() {
         &["serve", "--adr", "x"],
         &["did you mean '--addr'?", "(see wsherd serve --help)"],
     );
+    usage_error(
+        &["serve", "--listen", "127.0.0.1:9000"],
+        &["listens on --addr HOST:PORT", "(see wsherd serve --help)"],
+    );
 }
 
 #[test]
