@@ -86,12 +86,8 @@ pub fn connection(
                 }
                 let wait = backoff(&shard, tries);
                 tries = tries.saturating_add(1);
-                if shard
-                    .stop
-                    .until(slot, Box::pin(monoio::time::sleep(wait)))
-                    .await
-                    .is_none()
-                {
+                let due = shard.now_ns() + wait.as_nanos() as u64;
+                if !shard.sleep_until_ns(slot, due).await {
                     break;
                 }
                 shard.stats.borrow_mut().counters.reconnect_attempts += 1;
@@ -626,9 +622,6 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut Stream) -> End {
     if let Err(end) = flush(shard, stream, c.slot, out, STOPPED).await {
         return end;
     }
-    // Chat: one timer for this connection's think times, made at the first think
-    // and reset for each one after (boxed: a monoio timer is large).
-    let mut think: Option<std::pin::Pin<Box<monoio::time::Sleep>>> = None;
     loop {
         let buf = match read_some(shard, stream, c.slot, c.outstanding() > 0, STOPPED).await {
             Read::Data(b) => b,
@@ -655,16 +648,11 @@ async fn active(shard: &Shard, c: &mut Conn, stream: &mut Stream) -> End {
             return End::Done;
         }
         if c.owed > 0 {
-            // Chat: think, then send what the answers released.
+            // Chat: think (on the shard's timer task: no timer held), then send
+            // what the answers released.
             let wait = shard.run.plan.workload.think().unwrap_or_default();
-            let sleep = match &mut think {
-                Some(sleep) => {
-                    sleep.as_mut().reset(monoio::time::Instant::now() + wait);
-                    sleep
-                }
-                None => think.insert(Box::pin(monoio::time::sleep(wait))),
-            };
-            if shard.stop.until(c.slot, sleep.as_mut()).await.is_none() {
+            let due = shard.now_ns() + wait.as_nanos() as u64;
+            if !shard.sleep_until_ns(c.slot, due).await {
                 return End::Stopped;
             }
             let mut out = shard.wpool.take();

@@ -40,15 +40,12 @@ pub(super) async fn dialer(shard: Rc<Shard>, plan: ShardPlan) {
     shard.dialing_done.set(true);
 }
 
-/// Sleeps until `due`; false when the run stopped first.
+/// Sleeps until `due` (on the shard's timer task); false when the run stopped first.
 async fn sleep_until(shard: &Shard, slot: usize, due: Instant) -> bool {
-    let now = Instant::now();
-    due <= now
-        || shard
-            .stop
-            .until(slot, monoio::time::sleep(due - now))
-            .await
-            .is_some()
+    let wait = due.saturating_duration_since(Instant::now());
+    shard
+        .sleep_until_ns(slot, shard.now_ns() + wait.as_nanos() as u64)
+        .await
 }
 
 async fn connection_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize) {

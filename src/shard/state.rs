@@ -154,6 +154,33 @@ impl Shard {
         self.run.origin.elapsed().as_nanos() as u64
     }
 
+    /// Waits until `due_ns` (ns since the run's origin): true then, false once
+    /// `slot` stops first. The deadline is filed with the shard's timer task, which
+    /// wakes the slot then (to the microsecond on the io_uring driver, see
+    /// `timers`), so the waiter holds no timer of its own: think times, reconnect
+    /// backoffs, the connect rate's and session starts' pacing.
+    pub fn sleep_until_ns(
+        &self,
+        slot: usize,
+        due_ns: u64,
+    ) -> impl std::future::Future<Output = bool> + '_ {
+        let mut filed = false;
+        std::future::poll_fn(move |cx| {
+            if self.stop.is_set_for(slot) {
+                return std::task::Poll::Ready(false);
+            }
+            if self.now_ns() >= due_ns {
+                return std::task::Poll::Ready(true);
+            }
+            if !filed {
+                self.timers.wake_at(slot, due_ns);
+                filed = true;
+            }
+            self.stop.register_waker(slot, cx.waker());
+            std::task::Poll::Pending
+        })
+    }
+
     /// The wall clock now, ns since the Unix epoch (the run's origin plus the
     /// monotonic time since: steps of the system clock during the run do not
     /// show).
