@@ -197,6 +197,7 @@ async fn wait(
     stream: &mut Stream,
     until: Option<u64>,
 ) -> Waited {
+    let mut filed = u64::MAX;
     loop {
         let now = shard.now_ns();
         // Heartbeats that are due.
@@ -224,21 +225,26 @@ async fn wait(
             .map(|&(due, _)| due)
             .chain(until)
             .min();
-        let ready = async {
-            match next {
-                None => Some(stream.readable().await),
-                Some(at) => {
-                    let nap = Box::pin(monoio::time::sleep(Duration::from_nanos(
-                        at.saturating_sub(shard.now_ns()),
-                    )));
-                    monoio::select! {
-                        r = stream.readable() => Some(r),
-                        _ = nap => None,
-                    }
+        // The next deadline is filed with the shard's timer task (once: `filed`),
+        // which wakes the slot then: to the microsecond where the timer is precise,
+        // and no timer held while waiting.
+        let due = next.unwrap_or(u64::MAX);
+        if due != u64::MAX && due != filed && due > shard.now_ns() {
+            shard.timers.wake_at(c.slot, due);
+            filed = due;
+        }
+        let ready = {
+            let mut readable = std::pin::pin!(shard.stop.until(c.slot, stream.readable()));
+            std::future::poll_fn(|cx| {
+                if due != u64::MAX && shard.now_ns() >= due {
+                    return std::task::Poll::Ready(Some(None));
                 }
-            }
+                use std::future::Future;
+                readable.as_mut().poll(cx).map(|r| r.map(Some))
+            })
+            .await
         };
-        match shard.stop.until(c.slot, ready).await {
+        match ready {
             None => return Waited::Ended(End::Stopped),
             Some(None) => continue,
             Some(Some(Err(e))) => return Waited::Ended(End::Lost(io_cause(&e))),
