@@ -835,14 +835,7 @@ impl Beat {
     fn queue_due(&mut self, shard: &Shard, c: &mut Conn, out: &mut Vec<u8>) {
         let now = shard.now_ns();
         while self.next <= now && !c.stopping {
-            let lag = now - self.next;
-            let mut st = shard.stats.borrow_mut();
-            st.send_lag.saturating_record(lag);
-            if lag > super::open_loop::LATE_AFTER.as_nanos() as u64 {
-                st.counters.late += 1;
-            }
-            drop(st);
-            super::exchange::queue_message(shard, c, out, now, self.next);
+            super::exchange::queue_scheduled(shard, c, out, now, self.next);
             self.next += self.period;
         }
     }

@@ -276,7 +276,7 @@ async fn session_dialer(shard: &Rc<Shard>, plan: &ShardPlan, slot: usize, rate: 
                 return;
             }
         }
-        if shard.now_ns().saturating_sub(due_ns) > super::open_loop::LATE_AFTER.as_nanos() as u64 {
+        if shard.now_ns().saturating_sub(due_ns) > super::exchange::LATE_AFTER.as_nanos() as u64 {
             shard.stats.borrow_mut().counters.sessions_late += 1;
         }
         pace.advance();

@@ -160,6 +160,32 @@ pub(super) fn queue_subscribe(shard: &Shard, c: &Conn, out: &mut Vec<u8>) {
     shard.stats.borrow_mut().counters.subscribes += 1;
 }
 
+/// A scheduled send that goes out this much after its intended time counts as late.
+pub const LATE_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Appends one scheduled message that is due (`intended` ≤ `now`, both ns since the
+/// run's origin), as the open loop and a heartbeat send it: its send lag recorded,
+/// counted late past `LATE_AFTER`, and stamped with its intended time so that its
+/// round trip is timed from when it was meant to go.
+#[inline]
+pub(super) fn queue_scheduled(
+    shard: &Shard,
+    c: &mut Conn,
+    out: &mut Vec<u8>,
+    now: u64,
+    intended: u64,
+) {
+    let lag = now - intended;
+    {
+        let mut st = shard.stats.borrow_mut();
+        st.send_lag.saturating_record(lag);
+        if lag > LATE_AFTER.as_nanos() as u64 {
+            st.counters.late += 1;
+        }
+    }
+    queue_message(shard, c, out, now, intended);
+}
+
 /// Appends one message with its timing header to `out` and counts it.
 #[inline]
 pub(super) fn queue_message(

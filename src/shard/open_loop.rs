@@ -31,7 +31,7 @@
 //! `timers` through the shard); it must never import the engine, the collector, the
 //! reports, the config or the cli.
 
-use super::exchange::{on_read, queue_message, queue_subscribe, Conn, End};
+use super::exchange::{on_read, queue_scheduled, queue_subscribe, Conn, End};
 use super::state::Shard;
 use crate::net::sock::io_cause;
 use crate::net::stream::{ReadHalf, Stream, WriteHalf};
@@ -43,8 +43,6 @@ use std::pin::{pin, Pin};
 use std::task::Poll;
 use std::time::Duration;
 
-/// A send that goes out this much after its intended time counts as late.
-pub const LATE_AFTER: Duration = Duration::from_millis(10);
 /// Most messages one catch-up write carries (the rest follow in the next write).
 const MAX_BATCH: u64 = 1024;
 /// A connection that sends at least this often keeps a read armed in the ring (a
@@ -372,7 +370,6 @@ fn write_ready(
 fn queue_due(shard: &Shard, c: &mut Conn, pace: &mut Paced, out: &mut Vec<u8>, room: u64) {
     let now = shard.now_ns();
     let limit = MAX_BATCH.min(room);
-    let mut late = 0;
     let mut sent = 0;
     while sent < limit {
         let intended = pace.due(shard);
@@ -380,15 +377,9 @@ fn queue_due(shard: &Shard, c: &mut Conn, pace: &mut Paced, out: &mut Vec<u8>, r
             break;
         }
         sent += 1;
-        let lag = now - intended;
-        if lag > LATE_AFTER.as_nanos() as u64 {
-            late += 1;
-        }
-        shard.stats.borrow_mut().send_lag.saturating_record(lag);
-        queue_message(shard, c, out, now, intended);
+        queue_scheduled(shard, c, out, now, intended);
         pace.advance();
     }
-    shard.stats.borrow_mut().counters.late += late;
 }
 
 // -------------------------------------------------------------------- the pace --
