@@ -16,7 +16,9 @@
 //! send lag). On the io_uring driver the task instead arms a timerfd (one per
 //! shard) to the deadline's nanosecond and waits on an io_uring read of it, which
 //! completes when the timer fires; the epoll driver keeps the wheel (a read of a
-//! timerfd would block its thread there).
+//! timerfd would block its thread there). A thread wakes tens of microseconds
+//! after its timer fires, so the timerfd is armed that much early and the last
+//! stretch is waited out by yielding to the other tasks (`run_precise`).
 //!
 //! Never imports the shard's state: it is handed the timers, the stop signal and the
 //! clock origin.
@@ -130,18 +132,83 @@ fn wake_due(t: &Timers, stop: &StopSignal, now: u64) -> u64 {
 
 /// `run` on the timerfd: one read of it in flight at a time; an earlier
 /// deadline filed meanwhile re-arms the timer, and the same read completes then.
+///
+/// A sleeping thread wakes some tens of microseconds after its timer fires (on
+/// this project's VM 40-90 µs: the send lag's floor, benches/README.md). So the
+/// timer is armed `early` before the deadline, `early` being the median of the
+/// wake-up delays seen so far ([`Early`]), and a task woken before its deadline
+/// waits out the rest by yielding: the runtime reaps completions and runs the
+/// other tasks between two looks at the clock, so an echo that arrives meanwhile
+/// is timed when it arrives. A deadline nearer than `early` is waited for the
+/// same way rather than slept to, since a sleep could not end on time.
 async fn run_precise(t: &Timers, stop: &StopSignal, origin: Instant, clock: &Clock) {
     let now_ns = || origin.elapsed().as_nanos() as u64;
     t.armed.set(u64::MAX);
     let mut read = Box::pin(clock.file.read_at(vec![0u8; 8], 0));
+    let mut early = Early::default();
     loop {
-        let next = wake_due(t, stop, now_ns());
-        clock.arm(until(next, now_ns()));
+        let now = now_ns();
+        let next = wake_due(t, stop, now);
+        if next != u64::MAX && next <= now + early.ns {
+            yield_once().await;
+            continue;
+        }
+        // The instant the timerfd fires, to learn each wake-up's delay.
+        let target = next.saturating_sub(early.ns);
+        clock.arm(until(target, now));
         if let Some((_, buf)) = fired_or_earlier(t, read.as_mut()).await {
+            if next != u64::MAX {
+                early.learn(now_ns().saturating_sub(target));
+            }
             // The same 8-byte buffer for the next read: no allocation per wake.
             read = Box::pin(clock.file.read_at(buf, 0));
         }
     }
+}
+
+/// How early to arm the timer: a running estimate of the median delay from a
+/// timerfd's expiry to the timer task running (a step up when a wake-up came
+/// later than the estimate, a step down when sooner), within `0..=MAX_NS`.
+struct Early {
+    ns: u64,
+}
+
+impl Early {
+    /// Each wake-up moves the estimate this far.
+    const STEP_NS: u64 = 1_000;
+    /// Never earlier than this: a wake-up later than it is a stall (the thread
+    /// busy, the machine loaded), not the timer's delay, and waiting it out by
+    /// yielding would cost more than it saves.
+    const MAX_NS: u64 = 150_000;
+
+    fn learn(&mut self, delay_ns: u64) {
+        self.ns = if delay_ns > self.ns {
+            (self.ns + Self::STEP_NS).min(Self::MAX_NS)
+        } else {
+            self.ns.saturating_sub(Self::STEP_NS)
+        };
+    }
+}
+
+impl Default for Early {
+    fn default() -> Early {
+        Early { ns: 20_000 }
+    }
+}
+
+/// Lets every other ready task run and the runtime reap completions once, then
+/// resumes (monoio has no `yield_now`).
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
 }
 
 /// `run` on monoio's timer wheel (1 ms ticks).
