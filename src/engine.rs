@@ -662,6 +662,7 @@ fn connection_stats(
         closed_clean: k.closed_clean,
         closed_unanswered: k.closed_unanswered,
         peak_open,
+        parks: k.parks,
         all_open_secs: None,
         subprotocols: k.subprotocols.clone(),
         tls: tls.map(|t| crate::results::TlsStats {

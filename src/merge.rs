@@ -299,6 +299,7 @@ fn merge_connections(parts: &[RunResults], seq: bool) -> ConnectionStats {
         add_maps(&mut conns.close_codes, &c.close_codes);
         conns.closed_clean += c.closed_clean;
         conns.closed_unanswered += c.closed_unanswered;
+        conns.parks += c.parks;
         add_maps(&mut conns.subprotocols, &c.subprotocols);
         if let Some(t) = &c.tls {
             // Verified and resumed only if every part was.

@@ -53,6 +53,9 @@ pub struct Counters {
     pub reconnect_attempts: u64,
     pub reconnects: u64,
     pub disconnected_ns: u64,
+    /// Idle connections parked with no task (`shard::park`): once when opened
+    /// and again after each time their socket brought something.
+    pub parks: u64,
     /// When the last connection was established (ns since the run's origin;
     /// merged as the latest, not added).
     pub last_established_ns: u64,
@@ -144,6 +147,7 @@ impl Counters {
         self.reconnect_attempts += o.reconnect_attempts;
         self.reconnects += o.reconnects;
         self.disconnected_ns += o.disconnected_ns;
+        self.parks += o.parks;
         self.last_established_ns = self.last_established_ns.max(o.last_established_ns);
         self.proto_opened += o.proto_opened;
         self.proto_pings += o.proto_pings;

@@ -132,3 +132,88 @@ fn server_pings_are_answered() {
         res.messages.pings_answered
     );
 }
+
+/// Idle connections wait parked with no task of their own (`shard::park`): a
+/// ping resumes one, it answers, and it parks again; a server's close or reset
+/// reaches it as it would a task; and at the stop every one closes cleanly.
+#[test]
+fn parked_idle_connections_answer_pings_and_see_the_server_end() {
+    let _serial = serial();
+    let server = ws_server(WsBehaviour {
+        ping_every: Some(Duration::from_millis(100)),
+        unsolicited_after: None,
+        ending: Ending::Never,
+    });
+    let url = server.url();
+    let res = run(&[&url, "-w", "idle", "-c", "20", "-d", "2s", "-q"], LIMIT);
+    let conns = &res.connections;
+    assert_eq!(
+        (conns.established, conns.failed, conns.lost),
+        (20, 0, 0),
+        "{conns:?}"
+    );
+    assert!(res.errors.values().all(|&n| n == 0), "{:?}", res.errors);
+    assert_eq!(res.messages.unexpected, 0, "{:?}", res.messages);
+    let pings_sent = ServerStats::get(&server.stats.pings_sent);
+    let pongs_seen = ServerStats::get(&server.stats.pongs_received);
+    // About 19 pings to each of 20 connections; every one that came before the
+    // stop was answered and seen.
+    assert!(pings_sent >= 200, "the server sent {pings_sent} pings");
+    assert!(
+        res.messages.pings_answered + 40 >= pings_sent && res.messages.pings_answered <= pings_sent,
+        "answered {} of {pings_sent} pings",
+        res.messages.pings_answered
+    );
+    assert!(
+        pongs_seen + 40 >= pings_sent,
+        "the server saw {pongs_seen} pongs of {pings_sent}"
+    );
+    // Parked when opened, and again after each ping.
+    assert!(
+        res.connections.parks >= 20 + res.messages.pings_answered / 2,
+        "parks {} for {} pings answered",
+        res.connections.parks,
+        res.messages.pings_answered
+    );
+    assert_eq!(res.connections.closed_clean, 20, "{:?}", res.connections);
+
+    for (ending, cause, code) in [
+        (
+            Ending::CloseFrame {
+                after: Duration::from_millis(500),
+                code: 1001,
+            },
+            "closed_by_server",
+            Some("1001"),
+        ),
+        (
+            Ending::Reset {
+                after: Duration::from_millis(500),
+            },
+            "reset",
+            None,
+        ),
+    ] {
+        let server = ws_server(WsBehaviour {
+            ping_every: None,
+            unsolicited_after: None,
+            ending,
+        });
+        let url = server.url();
+        let res = run(&[&url, "-w", "idle", "-c", "20", "-d", "2s", "-q"], LIMIT);
+        let conns = &res.connections;
+        assert_eq!(conns.established, 20, "{ending:?}: {conns:?}");
+        assert!(conns.parks >= 20, "{ending:?}: {conns:?}");
+        assert_eq!(conns.lost, 20, "{ending:?}: {conns:?}");
+        assert_eq!(
+            conns.lost_by_cause.get(cause).copied(),
+            Some(20),
+            "{ending:?}: {conns:?}"
+        );
+        match code {
+            Some(code) => assert_eq!(conns.close_codes.get(code).copied(), Some(20), "{conns:?}"),
+            None => assert!(conns.close_codes.is_empty(), "{conns:?}"),
+        }
+        assert!(res.messages.ledger_balances(), "{:?}", res.messages);
+    }
+}

@@ -65,6 +65,10 @@ pub struct StopSignal {
     free: RefCell<Vec<usize>>,
     /// Close turns not in use.
     turns_free: Cell<usize>,
+    /// Bumped whenever slots were woken by a phase (the shard's or one slot's)
+    /// or all at once: a waiter standing in for many slots (the shard's parked
+    /// connections) looks at their phases again only when it changed.
+    epoch: Cell<u64>,
     /// Slots waiting for a close turn, first come first served. An entry whose slot
     /// no longer has `QUEUED` set (it gave up, or ended) is skipped.
     turn_queue: RefCell<VecDeque<usize>>,
@@ -79,6 +83,7 @@ impl Default for StopSignal {
             cancellers: RefCell::default(),
             free: RefCell::default(),
             turns_free: Cell::new(CLOSE_TURNS),
+            epoch: Cell::new(0),
             turn_queue: RefCell::default(),
         }
     }
@@ -140,6 +145,12 @@ impl StopSignal {
         self.phase_for(slot) >= STOPPED
     }
 
+    /// Changes whenever a phase was set (for the shard or one slot) or every
+    /// task was woken.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.get()
+    }
+
     /// A handle for `cancelable_read`s of this slot, cancelled when it stops.
     pub fn cancel_handle(&self, slot: usize) -> CancelHandle {
         self.cancellers.borrow_mut()[slot]
@@ -168,6 +179,7 @@ impl StopSignal {
             }
             st[slot] = (st[slot] & !PHASE) | (phase & PHASE);
         }
+        self.epoch.set(self.epoch.get() + 1);
         self.cancel_reads(slot);
         self.wake_slot(slot);
     }
@@ -229,6 +241,7 @@ impl StopSignal {
     /// Wakes every registered task without changing any phase (a live level
     /// changed: paced writers re-time their next send).
     pub fn wake_all(&self) {
+        self.epoch.set(self.epoch.get() + 1);
         let wakers: Vec<Waker> = self
             .wakers
             .borrow_mut()

@@ -235,6 +235,16 @@ pub struct ConnectionStats {
     /// --reconnect only: dials after losses, and the time spent disconnected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconnects: Option<ReconnectStats>,
+    /// Idle connections: how often one was parked with no task of its own (on
+    /// the shard's one readiness wait): once when it opened, and again after
+    /// each time its socket brought something. 0: every connection waited as a
+    /// task.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parks: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// `--reconnect`: every dial after a loss (or after a failed dial), those that

@@ -20,6 +20,10 @@
 //! larger state (open, active, the open loop, finish) is boxed while it runs.
 //! The futures are functions returning `async move` blocks where an `async fn`
 //! would store its arguments twice (`connection`, `one_connection`, `hold`).
+//! An idle connection (no beat, nothing pushed, plain TCP) holds not even a
+//! task: between what its socket brings it is parked with the shard (`park`),
+//! its state boxed (about 300 bytes), and resumed as a task when its socket is
+//! readable or its slot stops.
 
 use super::exchange::{on_read, queue_messages, queue_subscribe, Conn, End};
 use super::io::{flush, read_some, Read};
@@ -49,10 +53,24 @@ pub fn connection(
     id: u32,
     staged: Option<(usize, Rc<std::cell::Cell<bool>>)>,
 ) -> impl std::future::Future<Output = ()> {
+    run_connection(shard, id, staged, None)
+}
+
+/// `connection`, or the rest of a parked one's (`resumed`: its socket was
+/// readable, or its slot stopped).
+#[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see `hold`
+fn run_connection(
+    shard: Rc<Shard>,
+    id: u32,
+    staged: Option<(usize, Rc<std::cell::Cell<bool>>)>,
+    mut resumed: Option<Box<Held>>,
+) -> impl std::future::Future<Output = ()> {
     async move {
-        let slot = match &staged {
-            Some((slot, _)) => *slot,
-            None => shard.stop.slot(),
+        let mut staged = staged.or_else(|| resumed.as_mut().and_then(|h| h.staged.take()));
+        let slot = match (&resumed, &staged) {
+            (Some(h), _) => h.c.slot,
+            (None, Some((slot, _))) => *slot,
+            (None, None) => shard.stop.slot(),
         };
         let plan = &shard.run.plan;
         let repeat = plan.workload.session.is_some_and(|s| s.rate.is_none())
@@ -64,10 +82,11 @@ pub fn connection(
         // lost (ns since the run's origin, 0: it is not), and how many dials have
         // failed since. (Compact: every connection's task holds them.)
         let reconnects = plan.reconnect.is_some() && staged.is_none();
-        let mut lost_at = 0u64;
-        let mut tries = 0u32;
+        let (mut lost_at, mut tries) = resumed.as_ref().map_or((0, 0), |h| (h.lost_at, h.tries));
+        // Cleared when the parking refused this connection: it waits as a task.
+        let mut parks = true;
         loop {
-            let ended = one_connection(&shard, slot, id).await;
+            let ended = one_connection(&shard, slot, id, resumed.take(), parks).await;
             if let (true, Some(at)) = (lost_at > 0, ended.established) {
                 // Back after an outage (counted when this connection ends, the
                 // run's stop included).
@@ -76,6 +95,22 @@ pub fn connection(
                 st.counters.disconnected_ns += at.saturating_sub(lost_at);
                 lost_at = 0;
                 tries = 0;
+            }
+            if let Some(mut held) = ended.parked {
+                // Idle: parked with no task until its socket is readable or its
+                // slot stops (the slot and the count of live tasks go with it).
+                held.staged = staged.take();
+                held.lost_at = lost_at;
+                held.tries = tries;
+                match park(&shard, held) {
+                    Ok(()) => return,
+                    Err(mut back) => {
+                        staged = back.staged.take();
+                        resumed = Some(back);
+                        parks = false;
+                        continue;
+                    }
+                }
             }
             if shard.stop.is_set_for(slot) {
                 break;
@@ -105,6 +140,58 @@ pub fn connection(
     }
 }
 
+/// An idle connection parked with no task (`park`): what its task held.
+struct Held {
+    c: Conn,
+    stream: Stream,
+    /// When it started and was established (ns since the run's origin).
+    started: u64,
+    established: u64,
+    /// `run_connection`'s: the staged dialer's slot and flag, and --reconnect's
+    /// outage.
+    staged: Option<(usize, Rc<std::cell::Cell<bool>>)>,
+    lost_at: u64,
+    tries: u32,
+}
+
+/// Parks `held` with the shard (its task then ends), or gives it back.
+fn park(shard: &Shard, held: Box<Held>) -> Result<(), Box<Held>> {
+    let Some(parking) = &shard.parking else {
+        return Err(held);
+    };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(held.stream.tcp());
+    let slot = held.c.slot;
+    match parking.park(&shard.stop, fd, slot, held) {
+        Ok(()) => {
+            shard.stats.borrow_mut().counters.parks += 1;
+            Ok(())
+        }
+        Err(back) => Err(back
+            .downcast::<Held>()
+            .expect("the parking gives back what it took")),
+    }
+}
+
+/// The shard's parker: resumes each parked connection, as a task again, when
+/// its socket is readable (a ping, a message, the server's close or a reset)
+/// or its slot stops (the end of the run, a ramp retiring it). Runs until the
+/// shard's runtime ends.
+pub async fn parker(shard: Rc<Shard>) {
+    let Some(parking) = &shard.parking else {
+        return;
+    };
+    let mut ready = Vec::new();
+    loop {
+        parking.next(&shard.stop, &mut ready).await;
+        for held in ready.drain(..) {
+            if let Ok(held) = held.downcast::<Held>() {
+                let id = held.c.id;
+                monoio::spawn(run_connection(shard.clone(), id, None, Some(held)));
+            }
+        }
+    }
+}
+
 /// The wait before dial `tries + 1` after a loss: full jitter over an
 /// exponential ceiling, `min * 2^tries` capped at `max`, never below `min`
 /// (`--reconnect=MIN..MAX`).
@@ -123,6 +210,8 @@ struct Ended {
     established: Option<u64>,
     /// Its dial failed, or the server or the network ended it (not the run).
     broken: bool,
+    /// It is idle and waits parked (`park`), not ended.
+    parked: Option<Box<Held>>,
 }
 
 /// One connection (one session, for session workloads) from dial to close.
@@ -135,52 +224,27 @@ fn one_connection<'a>(
     shard: &'a Shard,
     slot: usize,
     id: u32,
+    resumed: Option<Box<Held>>,
+    parks: bool,
 ) -> impl std::future::Future<Output = Ended> + 'a {
     async move {
-        // ns since the run's origin: 8 bytes in the task, where an Instant is 16.
-        let started = shard.now_ns();
-        let (stream, leftover, deflate) = match Box::pin(open(shard, slot, id)).await {
-            Ok(opened) => opened,
-            // Cut short by the end of the run: not the server's failure.
-            Err(ABORTED) => {
-                shard.stats.borrow_mut().counters.aborted += 1;
-                return Ended {
-                    established: None,
-                    broken: false,
-                };
+        let (c, stream, started, established, first) = match resumed {
+            Some(held) => {
+                let Held {
+                    c,
+                    stream,
+                    started,
+                    established,
+                    ..
+                } = *held;
+                (c, stream, started, established, false)
             }
-            Err(cause) => {
-                shard.stats.borrow_mut().counters.fail(cause);
-                return Ended {
-                    established: None,
-                    broken: true,
-                };
-            }
-        };
-        let established = shard.now_ns();
-        shard.conn_opened();
-        let mut c = Conn {
-            id,
-            slot,
-            pending: leftover,
-            frag: None,
-            next_seq: 0,
-            acked: 0,
-            stopping: false,
-            frag_text: false,
-            budget: shard.run.plan.workload.budget(),
-            owed: 0,
-            seen: Box::default(),
-            got_close: None,
-            deflate,
-            requests: None,
-            script: None,
-            proto: if shard.run.plan.protocol.opens() {
-                super::protocol::OPENING
-            } else {
-                super::protocol::OPEN
+            None => match Box::pin(open_conn(shard, slot, id)).await {
+                Ok((c, stream, started, established)) => (c, stream, started, established, true),
+                Err(ended) => return ended,
             },
         };
+        let mut c = c;
         // Broadcast: only publishers send; the others only receive.
         let sends = shard
             .run
@@ -204,10 +268,38 @@ fn one_connection<'a>(
         let holds = workload.session.is_none()
             && workload.broadcast.is_none()
             && (matches!(workload.pacing, crate::workload::Pacing::Hold) || beats);
+        // Idle (no beat, nothing pushed): parked with no task between what the
+        // socket brings (`park`), over plain TCP.
+        let parked = parks
+            && holds
+            && !beats
+            && shard.parking.is_some()
+            && shard.run.plan.push.is_none()
+            && !stream.is_tls();
         let (end, mut stream) =
             if shard.run.plan.protocol.opens() || shard.run.plan.script.is_some() {
                 // The rarer phases, boxed so that a plain connection's task stays small.
                 Box::pin(other_phase(shard, &mut c, stream, period)).await
+            } else if parked {
+                let mut stream = stream;
+                match hold_turn(shard, &mut c, &mut stream, first).await {
+                    Ok(()) => {
+                        return Ended {
+                            established: Some(established),
+                            broken: false,
+                            parked: Some(Box::new(Held {
+                                c,
+                                stream,
+                                started,
+                                established,
+                                staged: None,
+                                lost_at: 0,
+                                tries: 0,
+                            })),
+                        }
+                    }
+                    Err(end) => (end, stream),
+                }
             } else if holds {
                 let mut stream = stream;
                 let end = hold(shard, &mut c, &mut stream, beats).await;
@@ -234,8 +326,61 @@ fn one_connection<'a>(
         Ended {
             established: Some(established),
             broken,
+            parked: None,
         }
     }
+}
+
+/// `open` and the connection's state: the connection, its stream, when it
+/// started and when it was established (ns since the run's origin), or how it
+/// ended before it was. Boxed by the caller: its state is the open's.
+async fn open_conn(shard: &Shard, slot: usize, id: u32) -> Result<(Conn, Stream, u64, u64), Ended> {
+    let started = shard.now_ns();
+    let (stream, leftover, deflate) = match open(shard, slot, id).await {
+        Ok(opened) => opened,
+        // Cut short by the end of the run: not the server's failure.
+        Err(ABORTED) => {
+            shard.stats.borrow_mut().counters.aborted += 1;
+            return Err(Ended {
+                established: None,
+                broken: false,
+                parked: None,
+            });
+        }
+        Err(cause) => {
+            shard.stats.borrow_mut().counters.fail(cause);
+            return Err(Ended {
+                established: None,
+                broken: true,
+                parked: None,
+            });
+        }
+    };
+    let established = shard.now_ns();
+    shard.conn_opened();
+    let c = Conn {
+        id,
+        slot,
+        pending: leftover,
+        frag: None,
+        next_seq: 0,
+        acked: 0,
+        stopping: false,
+        frag_text: false,
+        budget: shard.run.plan.workload.budget(),
+        owed: 0,
+        seen: Box::default(),
+        got_close: None,
+        deflate,
+        requests: None,
+        script: None,
+        proto: if shard.run.plan.protocol.opens() {
+            super::protocol::OPENING
+        } else {
+            super::protocol::OPEN
+        },
+    };
+    Ok((c, stream, started, established))
 }
 
 /// The phases of a protocol (its open first) or a conversation, then the
@@ -729,33 +874,9 @@ fn hold<'a>(
                     }
                 }
                 Some(Ok(true)) => {
-                    let mut buf = shard.pool.take();
-                    let got = stream.recv_now(&mut buf);
-                    let res = match got {
-                        Ok(None) => {
-                            shard.pool.put(buf);
-                            Ok(())
-                        }
-                        Ok(Some(0)) => {
-                            shard.pool.put(buf);
-                            Err(End::Lost("eof_without_close"))
-                        }
-                        Ok(Some(_)) => {
-                            c.stopping = shard.stop.is_set_for(c.slot);
-                            on_read(shard, c, buf, &mut out)
-                        }
-                        Err(e) => {
-                            shard.pool.put(buf);
-                            Err(End::Lost(io_cause(&e)))
-                        }
-                    };
-                    // Replies (pongs, a close echo) go out even when the frame loop ended.
-                    let flushed = send_rare(shard, stream, c.slot, out).await;
-                    if let Err(end) = res.and(flushed) {
+                    shard.wpool.put(out);
+                    if let Err(end) = take_ready(shard, c, stream).await {
                         return end;
-                    }
-                    if c.stopping && c.outstanding() == 0 {
-                        return End::Stopped;
                     }
                     continue;
                 }
@@ -765,6 +886,58 @@ fn hold<'a>(
             }
         }
     }
+}
+
+/// One turn of a parked connection before it parks (again): its first writes
+/// (`first`), or what its socket brought; an error, or the stop, ends it.
+async fn hold_turn(
+    shard: &Shard,
+    c: &mut Conn,
+    stream: &mut Stream,
+    first: bool,
+) -> Result<(), End> {
+    if first {
+        hold_start(shard, c, stream).await?;
+    } else {
+        take_ready(shard, c, stream).await?;
+    }
+    if shard.stop.is_set_for(c.slot) {
+        return Err(End::Stopped);
+    }
+    Ok(())
+}
+
+/// What a held connection's socket has (without waiting): frames handled, pings
+/// and a close answered; its end when the stream ended or broke, or when the
+/// stop came and nothing is left in flight.
+async fn take_ready(shard: &Shard, c: &mut Conn, stream: &mut Stream) -> Result<(), End> {
+    let mut out = shard.wpool.take();
+    let mut buf = shard.pool.take();
+    let res = match stream.recv_now(&mut buf) {
+        Ok(None) => {
+            shard.pool.put(buf);
+            Ok(())
+        }
+        Ok(Some(0)) => {
+            shard.pool.put(buf);
+            Err(End::Lost("eof_without_close"))
+        }
+        Ok(Some(_)) => {
+            c.stopping = shard.stop.is_set_for(c.slot);
+            on_read(shard, c, buf, &mut out)
+        }
+        Err(e) => {
+            shard.pool.put(buf);
+            Err(End::Lost(io_cause(&e)))
+        }
+    };
+    // Replies (pongs, a close echo) go out even when the frame loop ended.
+    let flushed = send_rare(shard, stream, c.slot, out).await;
+    res.and(flushed)?;
+    if c.stopping && c.outstanding() == 0 {
+        return Err(End::Stopped);
+    }
+    Ok(())
 }
 
 /// A held connection's first writes: a push connection's subscribe, and the

@@ -14,6 +14,7 @@ pub mod exchange;
 pub mod io;
 pub mod open_loop;
 pub mod opening;
+pub mod park;
 pub mod protocol;
 pub mod state;
 pub mod steps;
@@ -71,6 +72,11 @@ pub fn run_shard(
             debug_frames: Cell::new(debug_frames),
             debug_conn,
             deflate: Default::default(),
+            // Idle connections park on one readiness wait (io_uring; WSHERD_NO_PARK=1
+            // keeps a task per connection, for before/after measurements).
+            parking: (name == crate::rt::URING && std::env::var_os("WSHERD_NO_PARK").is_none())
+                .then(park::Parking::new)
+                .flatten(),
         });
         if let Some(live) = &shard.run.live {
             live.register_thread();
@@ -82,6 +88,9 @@ pub fn run_shard(
         // wheel's millisecond.
         let precise = name == crate::rt::URING && s.run.plan.precise_timer(plan.share);
         monoio::spawn(async move { timers::run(&s.timers, &s.stop, s.run.origin, precise).await });
+        if shard.parking.is_some() {
+            monoio::spawn(conn::parker(shard.clone()));
+        }
         monoio::spawn(dialers::dialer(shard.clone(), plan.clone()));
         ticker(shard, tx, name).await;
     })?;

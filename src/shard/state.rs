@@ -6,7 +6,7 @@
 //! The bottom of `shard/`: every other file of the folder reads it; it imports
 //! none of them.
 
-use super::timers;
+use super::{park, timers};
 use crate::metrics::Interval;
 use crate::net::{pool, stop};
 use crate::plan::Plan;
@@ -145,6 +145,9 @@ pub struct Shard {
     /// permessage-deflate: codecs shared by connections that keep no context,
     /// and the scratch buffers messages are built, inflated and compressed in.
     pub deflate: crate::ws::deflate::Scratch,
+    /// Idle connections held with no task (see `park`); None: every connection
+    /// waits as a task (the epoll driver, or no epoll set).
+    pub parking: Option<park::Parking>,
 }
 
 impl Shard {
