@@ -68,6 +68,48 @@ fn held_connections_come_back_after_the_server_restarts() {
 }
 
 #[test]
+fn connections_still_down_at_the_stop_count_their_time_disconnected() {
+    let _serial = serial();
+    let port = support::closed_port();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let server = serve_on(port, "echo");
+    let args: Vec<String> = [&url, "-q", "-c", "4", "-w", "idle", "-d", "2500ms"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--reconnect=100ms..300ms".to_string()])
+        .collect();
+    let started = std::time::Instant::now();
+    let run = std::thread::spawn(move || {
+        let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        try_run(&refs, LIMIT)
+    });
+    // Stopped 700 ms in and never started again.
+    std::thread::sleep(Duration::from_millis(700));
+    drop(server);
+    let down_from = started.elapsed().as_secs_f64();
+    let res = run.join().expect("the run thread").expect("the run");
+    support::check_invariants(&res);
+    let k = &res.connections;
+    assert_eq!((k.established, k.lost), (4, 4), "{k:?}");
+    let re = k.reconnects.as_ref().expect("reconnect stats");
+    assert_eq!((re.succeeded, re.down_at_stop), (0, 4), "{re:?}");
+    // Dialed again and again (100..300 ms apart), every dial refused.
+    assert!(re.attempted >= 8, "{re:?}");
+    assert_eq!(k.failed, re.attempted, "{k:?}");
+    // Each was down from the loss to the stop: the rest of the run, give or
+    // take how long the run took to start and the server to close.
+    let remaining = res.elapsed_secs - down_from;
+    let mean = re.disconnected_secs / 4.0;
+    assert!(
+        (remaining - 0.5..remaining + 0.2).contains(&mean),
+        "{mean:.3}s each, {remaining:.3}s left after the loss: {re:?}"
+    );
+    let text = support::summary_text(&res);
+    assert!(text.contains("4 still down at the stop"), "{text}");
+    support::assert_schema(&res);
+}
+
+#[test]
 fn an_open_loop_and_a_broadcast_account_for_every_message_across_the_outage() {
     let _serial = serial();
     let res = across_an_outage("echo", &["-c", "4", "--rate", "200"]);

@@ -97,6 +97,12 @@ pub fn connection(
                 break;
             }
         }
+        if lost_at > 0 {
+            // Lost and not back when the run stopped: down from the loss to the stop.
+            let mut st = shard.stats.borrow_mut();
+            st.counters.down_at_stop += 1;
+            st.counters.disconnected_ns += shard.now_ns().saturating_sub(lost_at);
+        }
         match staged {
             Some((_, ended)) => ended.set(true),
             None => shard.stop.release(slot),
