@@ -241,6 +241,17 @@ fn frames_from_a_server_and_from_a_client() {
         ("frame_from_server", From::Server),
         ("frame_from_client", From::Client),
     ] {
+        // A valid frame from this side: "ok", masked when a client sent it.
+        let mut good = Vec::new();
+        match from {
+            From::Server => frame::write_server_frame(&mut good, frame::Kind::Text, true, b"ok"),
+            From::Client => {
+                frame::write_client_frame_bytes(&mut good, frame::Kind::Text, [9, 8, 7, 6], b"ok")
+            }
+        }
+        let ok = frame::parse(&good, from, 1 << 20)
+            .expect("the good frame is valid")
+            .expect("and complete");
         fuzz(target, &seed_refs, modest, |input| {
             for deflate in [false, true] {
                 if let Ok(Some(f)) = frame::parse_with(input, from, 1 << 20, deflate) {
@@ -250,13 +261,54 @@ fn frames_from_a_server_and_from_a_client() {
                     assert_eq!(f.total_len() - f.header_len, f.payload_len);
                     assert!(f.payload_len <= 1 << 20);
                 }
+                stream_stays_consistent(input, &good, ok, from, deflate);
             }
-            // Parsing is stateless: a valid frame after a bad one still parses.
-            let mut next = input.to_vec();
-            frame::write_server_frame(&mut next, frame::Kind::Text, true, b"ok");
-            let _ = frame::parse(&next, from, 1 << 20);
             let _ = frame::close_code(input);
         });
+    }
+}
+
+/// The decoder's contract over a stream: parsing is stateless and looks only at
+/// the frame at the start of the buffer. So, reading `input` frame by frame as a
+/// connection does, with `good` (which parses as `ok`) arriving after it:
+/// - every complete frame reads the same whatever follows it;
+/// - an error is decided by the header alone: what follows does not change it;
+/// - when `input` ends on a frame boundary, `good` parses next as itself;
+/// - after an error, the next buffer parsed (`good` alone) parses as itself.
+fn stream_stays_consistent(
+    input: &[u8],
+    good: &[u8],
+    ok: wsherd::ws::frame::FrameRef,
+    from: wsherd::ws::frame::From,
+    deflate: bool,
+) {
+    use wsherd::ws::frame;
+    const MAX: usize = 1 << 20;
+    let mut both = input.to_vec();
+    both.extend_from_slice(good);
+    let mut at = 0;
+    loop {
+        let alone = frame::parse_with(&input[at..], from, MAX, deflate);
+        let followed = frame::parse_with(&both[at..], from, MAX, deflate);
+        match alone {
+            Ok(Some(f)) => {
+                assert_eq!(followed, Ok(Some(f)), "a complete frame at {at} changed");
+                assert!(f.total_len() > 0);
+                at += f.total_len();
+            }
+            Err(e) => {
+                assert_eq!(followed, Err(e), "an error at {at} changed");
+                // The next buffer parses on its own.
+                assert_eq!(frame::parse_with(good, from, MAX, deflate), Ok(Some(ok)));
+                return;
+            }
+            // Incomplete: the good frame's bytes become part of this one.
+            Ok(None) if at < input.len() => return,
+            Ok(None) => {
+                assert_eq!(followed, Ok(Some(ok)), "the frame after the input");
+                return;
+            }
+        }
     }
 }
 
@@ -303,6 +355,15 @@ fn inflating_what_a_server_sends_stays_under_the_cap() {
     }
     let refs: Vec<&[u8]> = seeds.iter().map(|s| s.as_slice()).collect();
     const CAP: usize = 256 * 1024;
+    // A valid message for each window, compressed without context (so it
+    // inflates on its own), to follow whatever the fuzzed one did.
+    const AFTER: &[u8] = b"after an error, after an error: a valid message";
+    let after = |bits: u8| {
+        let mut out = Vec::new();
+        Compressor::new(bits, true).compress(AFTER, &mut out);
+        out
+    };
+    let (after15, after9) = (after(15), after(9));
     fuzz(
         "inflate",
         &refs,
@@ -310,15 +371,33 @@ fn inflating_what_a_server_sends_stays_under_the_cap() {
         // state (its window and tables: fixed, whatever the input).
         |_| CAP + 2 * 1024 * 1024,
         |input| {
-            for (bits, reset) in [(15, true), (9, false)] {
+            for (bits, reset, next) in [
+                (15, true, &after15),
+                (9, true, &after9),
+                (15, false, &after15),
+                (9, false, &after9),
+            ] {
                 let mut d = Decompressor::new(bits, reset);
                 let mut out = Vec::new();
-                if d.decompress(input, &mut out, CAP).is_ok() {
+                let first = d.decompress(input, &mut out, CAP);
+                if first.is_ok() {
                     assert!(out.len() <= CAP);
                 }
-                // The decompressor goes on after an error.
                 let mut again = Vec::new();
-                let _ = d.decompress(&seeds[0], &mut again, CAP);
+                let second = d.decompress(next, &mut again, CAP);
+                if reset {
+                    // Without context the codec resets before each message and
+                    // is shared by a shard's connections: after any message, an
+                    // error or a cap passed included, the next valid one
+                    // inflates exactly.
+                    assert_eq!(second, Ok(()), "after {first:?}");
+                    assert_eq!(again, AFTER, "after {first:?}");
+                } else if second.is_ok() {
+                    // With context, what came before is part of the stream (and
+                    // an error ends the connection, its codec with it): the next
+                    // message may inflate to anything, but never past the cap.
+                    assert!(again.len() <= CAP, "after {first:?}");
+                }
             }
         },
     );
