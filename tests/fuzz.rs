@@ -446,21 +446,32 @@ fn text_fuzz_within(
 #[test]
 fn templates_stages_thresholds_and_values() {
     use wsherd::template::Template;
-    // A template renders the filler it asks for (`{pad:100000}`), up to the
-    // largest message wsherd sends, even when a later part of it is refused:
-    // that much may be allocated, a few times over.
-    let asked = |input: &[u8]| {
+    // A template is checked whole before its image is rendered: one that is
+    // refused allocates in proportion to its text only, whatever filler it
+    // asks for (`{pad:60000000}`); one that is accepted allocates its message
+    // (up to the largest wsherd sends), once.
+    let rendered = |input: &[u8]| {
         let t = String::from_utf8_lossy(input);
-        let pads: usize = t
-            .split("{pad:")
-            .skip(1)
-            .filter_map(|rest| rest.split('}').next()?.parse::<usize>().ok())
-            .fold(0, usize::saturating_add);
-        modest(input) + 3 * pads.min(wsherd::template::MAX_RENDERED)
+        let len = |p: Result<Template, _>| p.map_or(0, |p: Template| p.len());
+        modest(input) + len(Template::parse(&t)).max(len(Template::parse_request(&t)))
     };
+    for refused in [
+        "{pad:60000000}{conn}{seq}",
+        "{pad:60000000}{conn}{seq}{ts}{pad:10000000}",
+        "{pad:60000000}{conn}{seq}{ts}{nope}",
+        "{pad:60000000}{seq}{ts}{",
+    ] {
+        LARGEST.with(|l| l.set(0));
+        assert!(Template::parse(refused).is_err(), "{refused}");
+        let largest = LARGEST.with(|l| l.get());
+        assert!(
+            largest < 4096,
+            "{refused}: allocated {largest} bytes at once"
+        );
+    }
     text_fuzz_within(
         "template",
-        asked,
+        rendered,
         &[
             r#"{"type":"chat","user":"u{conn}","seq":{seq},"ts":{ts},"i":{intended},"body":"{pad:100}"}"#,
             "{conn}{seq}{ts}{{seq}}",
