@@ -501,8 +501,11 @@ pub struct LoadArgs {
     )]
     pub deflate: Option<String>,
 
-    /// Largest message accepted from a server once inflated (a larger one, or a
-    /// compression bomb, fails its connection: message_too_large).
+    /// Largest message accepted from a server, and all a connection holds of
+    /// one: a frame announcing more is refused from its header
+    /// (protocol_frame_too_large); a message reassembled from fragments or
+    /// inflated past it, a compression bomb included, fails its connection
+    /// (message_too_large).
     #[arg(long = "max-message", value_name = "BYTES", value_parser = parse_size, default_value = "64MiB", display_order = 78)]
     pub max_message: u64,
 }

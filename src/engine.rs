@@ -478,6 +478,7 @@ pub(crate) fn assemble(
             reconnects: cfg.reconnect.map(|_| ReconnectStats {
                 attempted: k.reconnect_attempts,
                 succeeded: k.reconnects,
+                down_at_stop: k.down_at_stop,
                 disconnected_secs: k.disconnected_ns as f64 / 1e9,
             }),
             all_open_secs: (cfg.workload.session.is_none()

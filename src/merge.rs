@@ -336,6 +336,7 @@ fn merge_connections(parts: &[RunResults], seq: bool) -> ConnectionStats {
             let m = conns.reconnects.get_or_insert_with(Default::default);
             m.attempted += r.attempted;
             m.succeeded += r.succeeded;
+            m.down_at_stop += r.down_at_stop;
             m.disconnected_secs += r.disconnected_secs;
         }
         conns.peak_open = if seq {

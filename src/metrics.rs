@@ -49,9 +49,11 @@ pub struct Counters {
     /// Push: subscribe messages sent (one per connection opened).
     pub subscribes: u64,
     /// --reconnect: dials after a loss (or a failed dial), those that
-    /// established again, and the time from each loss to its reconnection.
+    /// established again, those lost and not back at the stop, and the time
+    /// from each loss to its reconnection (or to the stop).
     pub reconnect_attempts: u64,
     pub reconnects: u64,
+    pub down_at_stop: u64,
     pub disconnected_ns: u64,
     /// Idle connections parked with no task (`shard::park`): once when opened
     /// and again after each time their socket brought something.
@@ -146,6 +148,7 @@ impl Counters {
         self.subscribes += o.subscribes;
         self.reconnect_attempts += o.reconnect_attempts;
         self.reconnects += o.reconnects;
+        self.down_at_stop += o.down_at_stop;
         self.disconnected_ns += o.disconnected_ns;
         self.parks += o.parks;
         self.last_established_ns = self.last_established_ns.max(o.last_established_ns);

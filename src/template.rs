@@ -142,11 +142,11 @@ impl fmt::Debug for Template {
 }
 
 impl Template {
-    /// Parses a template; errors name the byte offset of the problem. Renders
-    /// the image, finds the fields a message must carry, then the literal bytes
-    /// decoding compares.
+    /// Parses a template; errors name the byte offset of the problem. Reads it
+    /// whole and finds the fields a message must carry, then (accepted) renders
+    /// the image and finds the literal bytes decoding compares.
     pub fn parse(src: &str) -> Result<Template, TemplateError> {
-        let image = Image::render(src)?;
+        let image = Image::scan(src)?;
         let conn_at = image.required(
             Placeholder::Conn,
             "conn",
@@ -166,7 +166,7 @@ impl Template {
     /// value the reply names), the send times are kept by the sender. Such a
     /// template is rendered, never decoded.
     pub fn parse_request(src: &str) -> Result<Template, TemplateError> {
-        let image = Image::render(src)?;
+        let image = Image::scan(src)?;
         let seq_at = image.required(
             Placeholder::Seq,
             "seq",
@@ -244,25 +244,45 @@ impl Template {
     }
 }
 
-/// A template being parsed: the message rendered so far with every number 0,
-/// and where its numbers sit.
-struct Image {
-    bytes: Vec<u8>,
+/// A template being parsed: what its message is made of and where its
+/// numbers sit, checked whole (every placeholder, the length) before the image
+/// is rendered, so a template that is refused allocates nothing its filler
+/// asked for.
+struct Image<'a> {
+    src: &'a [u8],
+    /// The message's pieces, in order.
+    parts: Vec<Part>,
     fields: Vec<Field>,
+    /// Rendered length so far (at most [`MAX_RENDERED`]).
+    len: usize,
 }
 
-impl Image {
-    /// Renders `src` with every number 0: literal text as it is, a `{{` escape
-    /// as the text it stands for, each placeholder at its width. At most
-    /// [`MAX_RENDERED`] bytes.
-    fn render(src: &str) -> Result<Image, TemplateError> {
+/// A piece of a template's message.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    /// Bytes `start..end` of the template, as they are.
+    Literal(usize, usize),
+    /// A `}` an escape renders (`{{seq}}` renders `{seq}`).
+    Close,
+    /// A placeholder: N filler characters, or a number rendered as 0.
+    Hole(Placeholder),
+}
+
+impl<'a> Image<'a> {
+    /// Reads `src`: literal text as it is, a `{{` escape as the text it stands
+    /// for, each placeholder at its width. Refuses it (naming the byte) when a
+    /// placeholder is wrong or the message would pass [`MAX_RENDERED`] bytes;
+    /// allocates only in proportion to `src`.
+    fn scan(src: &'a str) -> Result<Image<'a>, TemplateError> {
         let b = src.as_bytes();
         let mut image = Image {
-            bytes: Vec::with_capacity(src.len() + 64),
+            src: b,
+            parts: Vec::new(),
             fields: Vec::new(),
+            len: 0,
         };
         let mut i = 0;
-        let mut lit = 0; // start of the literal run not yet copied
+        let mut lit = 0; // start of the literal run not yet taken
         while i < b.len() {
             if b[i] != b'{' {
                 i += 1;
@@ -270,7 +290,7 @@ impl Image {
             }
             match b.get(i + 1) {
                 Some(b'{') => {
-                    i = image.push_escape(b, i, lit)?;
+                    i = image.push_escape(i, lit)?;
                     lit = i;
                 }
                 Some(c) if c.is_ascii_alphabetic() => {
@@ -281,13 +301,13 @@ impl Image {
                 _ => i += 1,
             }
         }
-        image.bytes.extend_from_slice(&b[lit..]);
-        if image.bytes.len() > MAX_RENDERED {
+        image.literal(lit, b.len());
+        if image.len > MAX_RENDERED {
             return Err(TemplateError {
                 at: None,
                 what: format!(
                     "renders {} bytes, more than the {} MiB wsherd sends",
-                    image.bytes.len(),
+                    image.len,
                     MAX_RENDERED >> 20
                 ),
             });
@@ -295,10 +315,19 @@ impl Image {
         Ok(image)
     }
 
-    /// The `{{` at `i` of `b`, after the literal text from `lit`: `{{name…`
-    /// renders `{name…`, and the `}}` closing it renders `}`. Any other `{{` is
+    /// Takes bytes `start..end` of the template as they are.
+    fn literal(&mut self, start: usize, end: usize) {
+        if start < end {
+            self.parts.push(Part::Literal(start, end));
+            self.len = self.len.saturating_add(end - start);
+        }
+    }
+
+    /// The `{{` at `i`, after the literal text from `lit`: `{{name…` renders
+    /// `{name…`, and the `}}` closing it renders `}`. Any other `{{` is
     /// rejected. Returns where the text after it starts.
-    fn push_escape(&mut self, b: &[u8], i: usize, lit: usize) -> Result<usize, TemplateError> {
+    fn push_escape(&mut self, i: usize, lit: usize) -> Result<usize, TemplateError> {
+        let b = self.src;
         if !b.get(i + 2).is_some_and(u8::is_ascii_alphabetic) {
             return err_at(
                 i,
@@ -306,21 +335,22 @@ impl Image {
                  other braces are literal as they are, so write a single '{'",
             );
         }
-        self.bytes.extend_from_slice(&b[lit..=i]);
+        self.literal(lit, i + 1);
         let mut j = i + 2;
         while j < b.len() && b[j] != b'{' && b[j] != b'}' {
             j += 1;
         }
-        self.bytes.extend_from_slice(&b[i + 2..j]);
+        self.literal(i + 2, j);
         if b[j..].starts_with(b"}}") {
-            self.bytes.push(b'}');
+            self.parts.push(Part::Close);
+            self.len = self.len.saturating_add(1);
             j += 2;
         }
         Ok(j)
     }
 
     /// The placeholder opening at `i` of `src`, after the literal text from
-    /// `lit`: filler for `{pad:N}`, a number 0 (and its field) for the others.
+    /// `lit`: filler for `{pad:N}`, a number (and its field) for the others.
     /// Returns where the text after it starts.
     fn push_placeholder(
         &mut self,
@@ -342,9 +372,9 @@ impl Image {
             }
         };
         let what = placeholder(&src[i + 1..end], i)?;
-        self.bytes.extend_from_slice(&b[lit..i]);
+        self.literal(lit, i);
         let width = what.width();
-        if self.bytes.len() + width > MAX_RENDERED {
+        if self.len.saturating_add(width) > MAX_RENDERED {
             return err_at(
                 i,
                 format!(
@@ -354,19 +384,35 @@ impl Image {
                 ),
             );
         }
-        let at = self.bytes.len();
-        match what {
-            Placeholder::Pad(n) => {
-                self.bytes.resize(at + n, 0);
-                crate::stamp::fill(&mut self.bytes[at..]);
-            }
-            _ => {
-                self.fields.push(Field { at, what });
-                self.bytes.resize(at + width, 0);
-                write_number(what, 0, &mut self.bytes[at..]);
+        if !matches!(what, Placeholder::Pad(_)) {
+            self.fields.push(Field { at: self.len, what });
+        }
+        self.parts.push(Part::Hole(what));
+        self.len += width;
+        Ok(end + 1)
+    }
+
+    /// The message with every number 0 (valid UTF-8): allocated once, at its
+    /// length, after the template was accepted.
+    fn render(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.len);
+        for part in &self.parts {
+            let at = bytes.len();
+            match *part {
+                Part::Literal(s, e) => bytes.extend_from_slice(&self.src[s..e]),
+                Part::Close => bytes.push(b'}'),
+                Part::Hole(Placeholder::Pad(n)) => {
+                    bytes.resize(at + n, 0);
+                    crate::stamp::fill(&mut bytes[at..]);
+                }
+                Part::Hole(what) => {
+                    bytes.resize(at + what.width(), 0);
+                    write_number(what, 0, &mut bytes[at..]);
+                }
             }
         }
-        Ok(end + 1)
+        debug_assert_eq!(bytes.len(), self.len);
+        bytes
     }
 
     /// Where the first `p` renders, if the template has one.
@@ -384,11 +430,11 @@ impl Image {
     ) -> Template {
         let intended_at = self.first(Placeholder::Intended);
         let guards = self.guards([conn_at, Some(seq_at), ts_at, intended_at]);
-        let Image { bytes, fields } = self;
+        let bytes = self.render();
         debug_assert!(std::str::from_utf8(&bytes).is_ok());
         Template {
             image: bytes.into_boxed_slice(),
-            fields: fields.into_boxed_slice(),
+            fields: self.fields.into_boxed_slice(),
             conn_at,
             seq_at,
             ts_at,
@@ -410,7 +456,7 @@ impl Image {
     /// plus the first and last bytes of the message. Sorted, without empty or
     /// repeated ranges.
     fn guards(&self, decoded: [Option<usize>; 4]) -> Vec<(usize, usize)> {
-        let len = self.bytes.len();
+        let len = self.len;
         let first_at = self.fields.first().map_or(len, |f| f.at);
         let mut guards = vec![(0, first_at.min(GUARD))];
         let numbers: Vec<(usize, usize)> = self

@@ -155,6 +155,17 @@ fn found(target: &str, input: &[u8]) {
 /// random bytes: `FUZZ_ITERS` inputs in all. A panic, or an allocation larger
 /// than `max_alloc(input)`, fails the test and names the input.
 fn fuzz(target: &str, seeds: &[&[u8]], max_alloc: impl Fn(&[u8]) -> usize, check: impl Fn(&[u8])) {
+    fuzz_n(target, iterations(), seeds, max_alloc, check);
+}
+
+/// As `fuzz`, with `n` inputs in all (the corpus first, however many it holds).
+fn fuzz_n(
+    target: &str,
+    n: usize,
+    seeds: &[&[u8]],
+    max_alloc: impl Fn(&[u8]) -> usize,
+    check: impl Fn(&[u8]),
+) {
     let mut inputs: Vec<Vec<u8>> = Vec::new();
     if let Ok(dir) = std::fs::read_dir(corpus_dir(target)) {
         for e in dir.flatten() {
@@ -168,8 +179,7 @@ fn fuzz(target: &str, seeds: &[&[u8]], max_alloc: impl Fn(&[u8]) -> usize, check
         ^ target
             .bytes()
             .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)));
-    let n = iterations();
-    for i in 0..n {
+    for i in 0..n.max(inputs.len()) {
         let input = if i < inputs.len() {
             inputs[i].clone()
         } else if !seeds.is_empty() && rng.below(4) != 0 {
@@ -241,6 +251,17 @@ fn frames_from_a_server_and_from_a_client() {
         ("frame_from_server", From::Server),
         ("frame_from_client", From::Client),
     ] {
+        // A valid frame from this side: "ok", masked when a client sent it.
+        let mut good = Vec::new();
+        match from {
+            From::Server => frame::write_server_frame(&mut good, frame::Kind::Text, true, b"ok"),
+            From::Client => {
+                frame::write_client_frame_bytes(&mut good, frame::Kind::Text, [9, 8, 7, 6], b"ok")
+            }
+        }
+        let ok = frame::parse(&good, from, 1 << 20)
+            .expect("the good frame is valid")
+            .expect("and complete");
         fuzz(target, &seed_refs, modest, |input| {
             for deflate in [false, true] {
                 if let Ok(Some(f)) = frame::parse_with(input, from, 1 << 20, deflate) {
@@ -250,13 +271,54 @@ fn frames_from_a_server_and_from_a_client() {
                     assert_eq!(f.total_len() - f.header_len, f.payload_len);
                     assert!(f.payload_len <= 1 << 20);
                 }
+                stream_stays_consistent(input, &good, ok, from, deflate);
             }
-            // Parsing is stateless: a valid frame after a bad one still parses.
-            let mut next = input.to_vec();
-            frame::write_server_frame(&mut next, frame::Kind::Text, true, b"ok");
-            let _ = frame::parse(&next, from, 1 << 20);
             let _ = frame::close_code(input);
         });
+    }
+}
+
+/// The decoder's contract over a stream: parsing is stateless and looks only at
+/// the frame at the start of the buffer. So, reading `input` frame by frame as a
+/// connection does, with `good` (which parses as `ok`) arriving after it:
+/// - every complete frame reads the same whatever follows it;
+/// - an error is decided by the header alone: what follows does not change it;
+/// - when `input` ends on a frame boundary, `good` parses next as itself;
+/// - after an error, the next buffer parsed (`good` alone) parses as itself.
+fn stream_stays_consistent(
+    input: &[u8],
+    good: &[u8],
+    ok: wsherd::ws::frame::FrameRef,
+    from: wsherd::ws::frame::From,
+    deflate: bool,
+) {
+    use wsherd::ws::frame;
+    const MAX: usize = 1 << 20;
+    let mut both = input.to_vec();
+    both.extend_from_slice(good);
+    let mut at = 0;
+    loop {
+        let alone = frame::parse_with(&input[at..], from, MAX, deflate);
+        let followed = frame::parse_with(&both[at..], from, MAX, deflate);
+        match alone {
+            Ok(Some(f)) => {
+                assert_eq!(followed, Ok(Some(f)), "a complete frame at {at} changed");
+                assert!(f.total_len() > 0);
+                at += f.total_len();
+            }
+            Err(e) => {
+                assert_eq!(followed, Err(e), "an error at {at} changed");
+                // The next buffer parses on its own.
+                assert_eq!(frame::parse_with(good, from, MAX, deflate), Ok(Some(ok)));
+                return;
+            }
+            // Incomplete: the good frame's bytes become part of this one.
+            Ok(None) if at < input.len() => return,
+            Ok(None) => {
+                assert_eq!(followed, Ok(Some(ok)), "the frame after the input");
+                return;
+            }
+        }
     }
 }
 
@@ -303,6 +365,15 @@ fn inflating_what_a_server_sends_stays_under_the_cap() {
     }
     let refs: Vec<&[u8]> = seeds.iter().map(|s| s.as_slice()).collect();
     const CAP: usize = 256 * 1024;
+    // A valid message for each window, compressed without context (so it
+    // inflates on its own), to follow whatever the fuzzed one did.
+    const AFTER: &[u8] = b"after an error, after an error: a valid message";
+    let after = |bits: u8| {
+        let mut out = Vec::new();
+        Compressor::new(bits, true).compress(AFTER, &mut out);
+        out
+    };
+    let (after15, after9) = (after(15), after(9));
     fuzz(
         "inflate",
         &refs,
@@ -310,15 +381,33 @@ fn inflating_what_a_server_sends_stays_under_the_cap() {
         // state (its window and tables: fixed, whatever the input).
         |_| CAP + 2 * 1024 * 1024,
         |input| {
-            for (bits, reset) in [(15, true), (9, false)] {
+            for (bits, reset, next) in [
+                (15, true, &after15),
+                (9, true, &after9),
+                (15, false, &after15),
+                (9, false, &after9),
+            ] {
                 let mut d = Decompressor::new(bits, reset);
                 let mut out = Vec::new();
-                if d.decompress(input, &mut out, CAP).is_ok() {
+                let first = d.decompress(input, &mut out, CAP);
+                if first.is_ok() {
                     assert!(out.len() <= CAP);
                 }
-                // The decompressor goes on after an error.
                 let mut again = Vec::new();
-                let _ = d.decompress(&seeds[0], &mut again, CAP);
+                let second = d.decompress(next, &mut again, CAP);
+                if reset {
+                    // Without context the codec resets before each message and
+                    // is shared by a shard's connections: after any message, an
+                    // error or a cap passed included, the next valid one
+                    // inflates exactly.
+                    assert_eq!(second, Ok(()), "after {first:?}");
+                    assert_eq!(again, AFTER, "after {first:?}");
+                } else if second.is_ok() {
+                    // With context, what came before is part of the stream (and
+                    // an error ends the connection, its codec with it): the next
+                    // message may inflate to anything, but never past the cap.
+                    assert!(again.len() <= CAP, "after {first:?}");
+                }
             }
         },
     );
@@ -357,21 +446,32 @@ fn text_fuzz_within(
 #[test]
 fn templates_stages_thresholds_and_values() {
     use wsherd::template::Template;
-    // A template renders the filler it asks for (`{pad:100000}`), up to the
-    // largest message wsherd sends, even when a later part of it is refused:
-    // that much may be allocated, a few times over.
-    let asked = |input: &[u8]| {
+    // A template is checked whole before its image is rendered: one that is
+    // refused allocates in proportion to its text only, whatever filler it
+    // asks for (`{pad:60000000}`); one that is accepted allocates its message
+    // (up to the largest wsherd sends), once.
+    let rendered = |input: &[u8]| {
         let t = String::from_utf8_lossy(input);
-        let pads: usize = t
-            .split("{pad:")
-            .skip(1)
-            .filter_map(|rest| rest.split('}').next()?.parse::<usize>().ok())
-            .fold(0, usize::saturating_add);
-        modest(input) + 3 * pads.min(wsherd::template::MAX_RENDERED)
+        let len = |p: Result<Template, _>| p.map_or(0, |p: Template| p.len());
+        modest(input) + len(Template::parse(&t)).max(len(Template::parse_request(&t)))
     };
+    for refused in [
+        "{pad:60000000}{conn}{seq}",
+        "{pad:60000000}{conn}{seq}{ts}{pad:10000000}",
+        "{pad:60000000}{conn}{seq}{ts}{nope}",
+        "{pad:60000000}{seq}{ts}{",
+    ] {
+        LARGEST.with(|l| l.set(0));
+        assert!(Template::parse(refused).is_err(), "{refused}");
+        let largest = LARGEST.with(|l| l.get());
+        assert!(
+            largest < 4096,
+            "{refused}: allocated {largest} bytes at once"
+        );
+    }
     text_fuzz_within(
         "template",
-        asked,
+        rendered,
         &[
             r#"{"type":"chat","user":"u{conn}","seq":{seq},"ts":{ts},"i":{intended},"body":"{pad:100}"}"#,
             "{conn}{seq}{ts}{{seq}}",
@@ -442,21 +542,31 @@ fn templates_stages_thresholds_and_values() {
 fn scenario_files_and_conversations() {
     let quick = include_str!("../scripts/scenarios/quick.toml");
     let conversation = include_str!("../scripts/scenarios/conversation.toml");
-    // Fewer: each parse plans whole runs.
-    let bytes: Vec<&[u8]> = vec![quick.as_bytes(), conversation.as_bytes()];
+    // Fewer inputs than the other targets: each parse plans whole runs.
     let n = (iterations() / 10).max(50);
-    let mut rng = Rng(seed());
-    for i in 0..n {
-        let input = rng.mutate(bytes[i % 2]);
-        let text = String::from_utf8_lossy(&input);
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            let _ = wsherd::scenario::parse(&text, "fuzz.toml");
-        }));
-        if outcome.is_err() {
-            found("scenario", &input);
-            panic!("scenario: panicked on {text:?}");
-        }
-    }
+    // Each scenario is planned through `wsherd run`'s command line, whose
+    // tables (clap's) take one fixed request of about 92 KiB, whatever the file.
+    let planned = |input: &[u8]| 128 * 1024 + modest(input);
+    // Values at the edges: numbers past their type, a filler past what wsherd
+    // sends, arrays nested past the TOML parser's depth.
+    let edges = "[[scenario]]\nname = \"e\"\nconnections = 18446744073709551615\n\
+                 rate = \"1e308\"\ntemplate = \"{pad:99999999999}{conn}{seq}{ts}\"\n\
+                 [[scenario.step]]\nrepeat = 4294967295\nsteps = [{ send = \"x\" }]\n";
+    let nested = format!("x = {}", "[".repeat(400));
+    fuzz_n(
+        "scenario",
+        n,
+        &[
+            quick.as_bytes(),
+            conversation.as_bytes(),
+            edges.as_bytes(),
+            nested.as_bytes(),
+        ],
+        planned,
+        |input| {
+            let _ = wsherd::scenario::parse(&String::from_utf8_lossy(input), "fuzz.toml");
+        },
+    );
 }
 
 // ---- Application protocols and JSON fields -------------------------------

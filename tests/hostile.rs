@@ -4,9 +4,12 @@
 //! in a text message or a close reason, a masked frame, RSV bits with no
 //! extension, a continuation with no start, a close code no endpoint may send),
 //! or misbehave slowly or greedily (a 101 trickled a byte at a time, an endless
-//! flood, half a frame then silence, a legitimate 16 MiB message). For each: no
-//! panic, the run ends on time, the cause is counted by name, the ledger
-//! balances and the report renders.
+//! flood, half a frame then silence, a legitimate 16 MiB message, one over
+//! `--max-message` whole or in fragments). For each: no panic, the run ends on
+//! time (a violation's 1 s run within 5 s), the cause is counted by name, the
+//! ledger balances and the report renders; for the flood and a length of 2^63,
+//! the client's peak RSS (wsherd run as a child process) stays within 16 MiB of
+//! the same run against a quiet server.
 
 mod support;
 
@@ -36,6 +39,11 @@ enum Act {
     },
     /// A binary frame of `len` bytes (a legitimate large message).
     Big(usize),
+    /// One binary message in `count` fragments of `each` bytes.
+    Fragments {
+        count: usize,
+        each: usize,
+    },
     /// Unsolicited binary messages of 1 KiB as fast as the socket takes them.
     Flood,
     Sleep(Duration),
@@ -94,6 +102,16 @@ async fn act(tcp: &mut TcpStream, key: &str, a: Act) -> std::io::Result<()> {
             let mut f = header(0x82, n as u64, false);
             f.resize(f.len() + n, b'x');
             tcp.write_all(&f).await
+        }
+        Act::Fragments { count, each } => {
+            for i in 0..count {
+                let opcode = if i == 0 { 0x02 } else { 0x00 };
+                let fin = if i + 1 == count { 0x80 } else { 0 };
+                let mut f = header(fin | opcode, each as u64, false);
+                f.resize(f.len() + each, b'f');
+                tcp.write_all(&f).await?;
+            }
+            Ok(())
         }
         Act::Flood => {
             let mut f = header(0x82, 1024, false);
@@ -338,15 +356,22 @@ const VIOLATIONS: &[(&str, &[Act], &str)] = &[
     ),
 ];
 
+/// A violation's run lasts 1 s; it must end within this (its connections
+/// fail at once, the close window is short).
+const ON_TIME: Duration = Duration::from_secs(5);
+
 #[test]
 fn every_violation_a_server_can_make_fails_its_connection_by_name() {
     let _serial = serial();
     for (what, script, cause) in VIOLATIONS {
         let server = hostile("violation", script);
+        let started = std::time::Instant::now();
         let res = run(
             &[&server.url(), "-q", "-c", "2", "-d", "1s", "--rate", "20"],
             LIMIT,
         );
+        let took = started.elapsed();
+        assert!(took < ON_TIME, "{what}: the 1 s run took {took:?}");
         assert_eq!(res.errors.get(*cause), Some(&2), "{what}: {:?}", res.errors);
         assert_eq!(
             res.connections.lost_by_cause.get("protocol_error"),
@@ -433,10 +458,121 @@ fn slow_and_greedy_servers() {
         ],
         LIMIT,
     );
-    assert!(
-        res.errors.contains_key("protocol_frame_too_large")
-            || res.errors.contains_key("message_too_large"),
+    // One frame over --max-message is refused from its header, before its
+    // payload is read.
+    assert_eq!(
+        res.errors.get("protocol_frame_too_large"),
+        Some(&1),
         "{:?}",
         res.errors
+    );
+    assert_eq!(res.errors.len(), 1, "{:?}", res.errors);
+    // A message over it in fragments that each fit: refused once the
+    // fragments held whole would pass it.
+    const FRAGMENTS: &[Act] = &[
+        UP,
+        SOON,
+        Act::Fragments {
+            count: 4,
+            each: 512 << 10,
+        },
+    ];
+    let server = hostile("fragments", FRAGMENTS);
+    let res = run(
+        &[
+            &server.url(),
+            "-q",
+            "-c",
+            "1",
+            "-d",
+            "2s",
+            "-w",
+            "idle",
+            "--max-message",
+            "1MiB",
+        ],
+        LIMIT,
+    );
+    assert_eq!(
+        res.errors.get("message_too_large"),
+        Some(&1),
+        "{:?}",
+        res.errors
+    );
+    assert_eq!(res.errors.len(), 1, "{:?}", res.errors);
+    // Under it, the same message is received whole.
+    let res = run(
+        &[
+            &server.url(),
+            "-q",
+            "-c",
+            "1",
+            "-d",
+            "2s",
+            "-w",
+            "idle",
+            "--max-message",
+            "2MiB",
+        ],
+        LIMIT,
+    );
+    assert!(res.errors.is_empty(), "{:?}", res.errors);
+    assert_eq!(res.messages.unexpected, 1, "{:?}", res.messages);
+}
+
+/// Runs the wsherd binary with `args` and `--json`: only the client lives in
+/// that process, so the report's peak RSS (the process's VmHWM) is the
+/// client's own.
+fn run_child(args: &[&str]) -> wsherd::results::RunResults {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("out.json");
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", json.to_str().expect("a UTF-8 path")]);
+    let started = std::time::Instant::now();
+    let out = support::run_bin(&all, LIMIT);
+    let took = started.elapsed();
+    assert!(
+        out.code.is_some() && !out.stderr.contains("panicked"),
+        "{out:?}"
+    );
+    assert!(took < ON_TIME, "the 1 s run took {took:?}");
+    let text = std::fs::read_to_string(&json).expect("the report is written");
+    serde_json::from_str(&text).expect("the report is JSON")
+}
+
+#[test]
+fn a_flood_and_a_length_of_2_63_leave_the_clients_memory_bounded() {
+    let _serial = serial();
+    let peak = |res: &wsherd::results::RunResults| {
+        res.memory.as_ref().expect("memory figures").peak_rss_kib
+    };
+    // The same client against a server that upgrades and then says nothing.
+    let quiet = hostile("quiet", &[UP]);
+    let idle = ["-q", "-c", "2", "-d", "1s", "-w", "idle"];
+    let base = peak(&run_child(&[&[quiet.url().as_str()][..], &idle].concat()));
+    // What the hostile servers may add: the connections' buffers, far below
+    // what a flood of a second (gigabytes on loopback) or a 2^63 frame would.
+    const SLACK_KIB: u64 = 16 * 1024;
+    let flood = hostile("flood", &[UP, Act::Flood]);
+    let res = run_child(&[&[flood.url().as_str()][..], &idle].concat());
+    assert!(res.messages.unexpected > 1000, "{:?}", res.messages);
+    assert!(
+        peak(&res) < base + SLACK_KIB,
+        "flood: peak {} KiB, quiet {base} KiB",
+        peak(&res)
+    );
+    let huge = hostile("2^63", VIOLATIONS[0].1);
+    let res = run_child(&[&huge.url(), "-q", "-c", "2", "-d", "1s", "--rate", "20"]);
+    assert_eq!(
+        res.errors.get("protocol_frame_too_large"),
+        Some(&2),
+        "{:?}",
+        res.errors
+    );
+    assert!(
+        peak(&res) < base + SLACK_KIB,
+        "2^63: peak {} KiB, quiet {base} KiB",
+        peak(&res)
     );
 }

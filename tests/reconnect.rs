@@ -68,6 +68,48 @@ fn held_connections_come_back_after_the_server_restarts() {
 }
 
 #[test]
+fn connections_still_down_at_the_stop_count_their_time_disconnected() {
+    let _serial = serial();
+    let port = support::closed_port();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let server = serve_on(port, "echo");
+    let args: Vec<String> = [&url, "-q", "-c", "4", "-w", "idle", "-d", "2500ms"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--reconnect=100ms..300ms".to_string()])
+        .collect();
+    let started = std::time::Instant::now();
+    let run = std::thread::spawn(move || {
+        let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        try_run(&refs, LIMIT)
+    });
+    // Stopped 700 ms in and never started again.
+    std::thread::sleep(Duration::from_millis(700));
+    drop(server);
+    let down_from = started.elapsed().as_secs_f64();
+    let res = run.join().expect("the run thread").expect("the run");
+    support::check_invariants(&res);
+    let k = &res.connections;
+    assert_eq!((k.established, k.lost), (4, 4), "{k:?}");
+    let re = k.reconnects.as_ref().expect("reconnect stats");
+    assert_eq!((re.succeeded, re.down_at_stop), (0, 4), "{re:?}");
+    // Dialed again and again (100..300 ms apart), every dial refused.
+    assert!(re.attempted >= 8, "{re:?}");
+    assert_eq!(k.failed, re.attempted, "{k:?}");
+    // Each was down from the loss to the stop: the rest of the run, give or
+    // take how long the run took to start and the server to close.
+    let remaining = res.elapsed_secs - down_from;
+    let mean = re.disconnected_secs / 4.0;
+    assert!(
+        (remaining - 0.5..remaining + 0.2).contains(&mean),
+        "{mean:.3}s each, {remaining:.3}s left after the loss: {re:?}"
+    );
+    let text = support::summary_text(&res);
+    assert!(text.contains("4 still down at the stop"), "{text}");
+    support::assert_schema(&res);
+}
+
+#[test]
 fn an_open_loop_and_a_broadcast_account_for_every_message_across_the_outage() {
     let _serial = serial();
     let res = across_an_outage("echo", &["-c", "4", "--rate", "200"]);
@@ -94,6 +136,161 @@ fn an_open_loop_and_a_broadcast_account_for_every_message_across_the_outage() {
     assert_eq!(re.succeeded, 4, "{re:?}");
     assert!(res.messages.ledger_balances(), "{:?}", res.messages);
     assert!(res.broadcast.as_ref().unwrap().delivered > 0);
+}
+
+/// A TCP relay on a fixed port in front of `upstream` that can crash: every
+/// connection it carries is reset (no close frame, no FIN) and it stops
+/// listening, as a server killed outright does.
+struct Relay {
+    crash: tokio::sync::watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    fn on(port: u16, upstream: std::net::SocketAddr) -> Relay {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the relay");
+        listener.set_nonblocking(true).expect("set_nonblocking");
+        let (crash, crashed) = tokio::sync::watch::channel(false);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let mut conns = tokio::task::JoinSet::new();
+                let mut stop = crashed.clone();
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        _ = tokio::time::sleep(support::SERVER_LIFETIME) => break,
+                        accepted = listener.accept() => {
+                            if let Ok((client, _)) = accepted {
+                                conns.spawn(relay_one(client, upstream, crashed.clone()));
+                            }
+                        }
+                    }
+                }
+                drop(listener);
+                while conns.join_next().await.is_some() {}
+            });
+        });
+        Relay {
+            crash,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.crash.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Carries one connection both ways until either side ends it, or resets
+/// both sides when the relay crashes.
+async fn relay_one(
+    mut client: tokio::net::TcpStream,
+    upstream: std::net::SocketAddr,
+    mut crashed: tokio::sync::watch::Receiver<bool>,
+) {
+    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+        return;
+    };
+    let _ = (client.set_nodelay(true), server.set_nodelay(true));
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+        _ = crashed.changed() => {}
+    }
+    // Closed with a zero linger: the kernel sends RST, not FIN.
+    for s in [&client, &server] {
+        let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+    }
+}
+
+/// Runs `args` through a relay on a fixed port in front of the built-in server
+/// (in `mode`); the relay crashes 800 ms in, resetting every connection, and is
+/// back 700 ms later. Returns the results and the time of the crash (s since the
+/// run was started).
+fn across_a_crash(mode: &str, args: &[&str]) -> (wsherd::results::RunResults, f64) {
+    let server = serve_on(support::closed_port(), mode);
+    let upstream = server.addr();
+    let port = support::closed_port();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let relay = Relay::on(port, upstream);
+    let mut all = vec![url.as_str(), "-q", "-d", "3s", "--reconnect=100ms..300ms"];
+    all.extend_from_slice(args);
+    let owned: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+    let started = std::time::Instant::now();
+    let run = std::thread::spawn(move || {
+        let refs: Vec<&str> = owned.iter().map(|s| s.as_str()).collect();
+        try_run(&refs, LIMIT)
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    drop(relay);
+    let crashed_at = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(700));
+    let again = Relay::on(port, upstream);
+    let res = run.join().expect("the run thread").expect("the run");
+    drop((again, server));
+    support::check_invariants(&res);
+    (res, crashed_at)
+}
+
+#[test]
+fn held_connections_come_back_after_the_server_vanishes_without_a_close() {
+    let _serial = serial();
+    let (res, _) = across_a_crash("echo", &["-c", "4", "-w", "idle"]);
+    let k = &res.connections;
+    // All four were reset (no close frame) and came back.
+    assert_eq!(k.lost, 4, "{k:?}");
+    assert_eq!(k.lost_by_cause.get("reset"), Some(&4), "{k:?}");
+    assert!(k.close_codes.is_empty(), "{k:?}");
+    let re = k.reconnects.as_ref().expect("reconnect stats");
+    assert_eq!((re.succeeded, re.down_at_stop), (4, 0), "{re:?}");
+    assert_eq!(k.established, 8, "{k:?}");
+    let mean = re.disconnected_secs / 4.0;
+    assert!((0.4..2.0).contains(&mean), "{re:?}");
+    support::assert_schema(&res);
+}
+
+#[test]
+fn a_broadcast_delivers_again_after_the_server_vanishes_without_a_close() {
+    let _serial = serial();
+    let rate = 50.0;
+    let (res, crashed_at) = across_a_crash(
+        "broadcast",
+        &[
+            "-c",
+            "4",
+            "-w",
+            "broadcast",
+            "--publishers",
+            "1",
+            "--rate",
+            "50",
+        ],
+    );
+    let k = &res.connections;
+    assert_eq!(k.lost_by_cause.get("reset"), Some(&4), "{k:?}");
+    let re = k.reconnects.as_ref().unwrap();
+    assert_eq!(re.succeeded, 4, "{re:?}");
+    assert!(res.messages.ledger_balances(), "{:?}", res.messages);
+    let b = res.broadcast.as_ref().unwrap();
+    // Until the crash, the publisher could have published at most `rate` a
+    // second, each copied to the four connections; whatever was delivered
+    // beyond that was delivered after the relay came back (about 1.5 s of
+    // publishing, 300 copies).
+    let before = (crashed_at * rate).ceil() as u64 * 4;
+    assert!(
+        b.delivered > before + 100,
+        "{} delivered, at most {before} before the crash: {b:?}",
+        b.delivered
+    );
 }
 
 #[test]

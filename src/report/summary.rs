@@ -587,10 +587,17 @@ fn connections(r: &RunResults) -> Section {
         .quiet_if(k.close_codes.is_empty()),
     ];
     if let Some(re) = &k.reconnects {
-        let mean = if re.succeeded > 0 {
+        // Every loss either came back or was still down at the stop.
+        let losses = re.succeeded + re.down_at_stop;
+        let down = if re.down_at_stop > 0 {
+            format!(", {} still down at the stop", group(re.down_at_stop))
+        } else {
+            String::new()
+        };
+        let mean = if losses > 0 {
             format!(
-                ", {:.1}s disconnected on average",
-                re.disconnected_secs / re.succeeded as f64
+                ", {:.1}s disconnected per loss on average",
+                re.disconnected_secs / losses as f64
             )
         } else {
             String::new()
@@ -599,7 +606,7 @@ fn connections(r: &RunResults) -> Section {
             "reconnects",
             Place::Line,
             format!(
-                "{} dials after a loss, {} back{mean}",
+                "{} dials after a loss, {} back{down}{mean}",
                 group(re.attempted),
                 group(re.succeeded)
             ),

@@ -248,12 +248,17 @@ fn is_zero(n: &u64) -> bool {
 }
 
 /// `--reconnect`: every dial after a loss (or after a failed dial), those that
-/// got the connection back, and the time from each loss to its return.
+/// got the connection back, those still down at the stop, and the time from
+/// each loss to its return or to the stop.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReconnectStats {
     pub attempted: u64,
     pub succeeded: u64,
-    /// Summed over the connections that came back.
+    /// Connections lost and not back when the run stopped.
+    #[serde(default)]
+    pub down_at_stop: u64,
+    /// Summed over every loss: to the return for those that came back, to the
+    /// stop for those still down.
     pub disconnected_secs: f64,
 }
 

@@ -132,6 +132,12 @@ fn run_connection(
                 break;
             }
         }
+        if lost_at > 0 {
+            // Lost and not back when the run stopped: down from the loss to the stop.
+            let mut st = shard.stats.borrow_mut();
+            st.counters.down_at_stop += 1;
+            st.counters.disconnected_ns += shard.now_ns().saturating_sub(lost_at);
+        }
         match staged {
             Some((_, ended)) => ended.set(true),
             None => shard.stop.release(slot),
@@ -192,16 +198,27 @@ pub async fn parker(shard: Rc<Shard>) {
     }
 }
 
-/// The wait before dial `tries + 1` after a loss: full jitter over an
-/// exponential ceiling, `min * 2^tries` capped at `max`, never below `min`
-/// (`--reconnect=MIN..MAX`).
+/// The wait before dial `tries + 1` after a loss (`--reconnect=MIN..MAX`), with
+/// the shard's generator: see `backoff_wait`.
 fn backoff(shard: &Shard, tries: u32) -> Duration {
     let (min, max) = shard.run.plan.reconnect.unwrap_or_default();
-    let ceiling = min.saturating_mul(1u32 << tries.min(20)).min(max);
-    let spread = ceiling.saturating_sub(min).as_nanos() as u64;
-    let r = shard.rng.borrow_mut().next_key();
-    let jitter = u32::from_le_bytes(r) as u64 % spread.max(1);
-    min + Duration::from_nanos(jitter)
+    let random = shard.rng.borrow_mut().next_u64();
+    backoff_wait(min, max, tries, random)
+}
+
+/// The wait before dial `tries + 1` after a loss: full jitter over an
+/// exponential ceiling, uniform between `min` and `min * 2^tries` capped at
+/// `max` (so never below `min` nor above `max`). `random` is a uniform 64-bit
+/// value; its fraction of 2^64 picks the point in the spread, so a spread of
+/// any length is covered (1s..30s reaches 30 s).
+pub(crate) fn backoff_wait(min: Duration, max: Duration, tries: u32, random: u64) -> Duration {
+    let (min_ns, max_ns) = (min.as_nanos(), max.as_nanos().max(min.as_nanos()));
+    let growth = 1u128.checked_shl(tries.min(127)).unwrap_or(u128::MAX);
+    let ceiling = min_ns.saturating_mul(growth).min(max_ns);
+    let spread = (ceiling - min_ns).min(u64::MAX as u128);
+    // random / 2^64 of (spread + 1) ns: 0 ..= spread.
+    let jitter = (random as u128 * (spread + 1)) >> 64;
+    min + Duration::from_nanos(jitter as u64)
 }
 
 /// How one connection ended, for `--reconnect`.
@@ -1215,5 +1232,80 @@ async fn write_best_effort(
             res.is_ok()
         }
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_wait;
+    use crate::ws::mask::MaskRng;
+    use std::time::Duration;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn backoff_doubles_from_min() {
+        let (min, max) = (Duration::from_millis(100), Duration::from_secs(3600));
+        for tries in 0..10 {
+            let top = min * (1 << tries);
+            // The lowest random value waits MIN, the highest the ceiling.
+            assert_eq!(backoff_wait(min, max, tries, 0), min, "tries {tries}");
+            let hi = backoff_wait(min, max, tries, u64::MAX);
+            assert!(
+                hi <= top && top - hi < Duration::from_nanos(2),
+                "tries {tries}: {hi:?}"
+            );
+            // Half-way: half the spread.
+            let mid = backoff_wait(min, max, tries, 1 << 63);
+            let want = min + (top - min) / 2;
+            assert!(
+                mid.abs_diff(want) < Duration::from_nanos(2),
+                "tries {tries}: {mid:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_is_capped_at_max() {
+        for tries in [5, 6, 20, 63, 64, 127, 128, u32::MAX] {
+            let hi = backoff_wait(S, 30 * S, tries, u64::MAX);
+            assert!(
+                hi <= 30 * S && 30 * S - hi < Duration::from_nanos(2),
+                "{tries}: {hi:?}"
+            );
+            assert_eq!(backoff_wait(S, 30 * S, tries, 0), S);
+        }
+        // MIN == MAX: no jitter at all.
+        assert_eq!(backoff_wait(S, S, 40, u64::MAX), S);
+        // Huge durations neither overflow nor panic.
+        let far = Duration::from_secs(u64::MAX / 4);
+        assert!(backoff_wait(S, far, u32::MAX, u64::MAX) <= far);
+    }
+
+    #[test]
+    fn backoff_jitter_covers_the_spread() {
+        // 1s..30s at a high try count: the waits spread over the whole
+        // second to thirty seconds, far beyond the 4.3 s a 32-bit jitter reached.
+        let mut rng = MaskRng::new(0x5eed);
+        let waits: Vec<Duration> = (0..2000)
+            .map(|_| backoff_wait(S, 30 * S, 12, rng.next_u64()))
+            .collect();
+        assert!(waits.iter().all(|w| (S..=30 * S).contains(w)));
+        let above = |d: Duration| waits.iter().filter(|w| **w > d).count();
+        assert!(
+            above(Duration::from_millis(4300)) > 1500,
+            "{}",
+            above(Duration::from_millis(4300))
+        );
+        assert!(above(25 * S) > 200, "{}", above(25 * S));
+        assert!(waits.iter().any(|w| *w < 2 * S));
+        // Every second of the spread is hit.
+        for s in 1..30 {
+            assert!(
+                waits.iter().any(|w| w.as_secs() == s),
+                "no wait in [{s}s, {}s)",
+                s + 1
+            );
+        }
     }
 }

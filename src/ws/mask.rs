@@ -41,12 +41,18 @@ impl MaskRng {
 
     #[inline]
     pub fn next_key(&mut self) -> [u8; 4] {
+        ((self.next_u64() >> 32) as u32).to_ne_bytes()
+    }
+
+    /// The generator's whole 64-bit output (a masking key is its upper half).
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
         self.0 = x;
-        ((x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32).to_ne_bytes()
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 }
 
