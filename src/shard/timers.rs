@@ -254,3 +254,34 @@ async fn fired_or_earlier<F: Future>(
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Early;
+
+    #[test]
+    fn early_follows_the_median_delay_within_its_bounds() {
+        let mut e = Early::default();
+        // Three wake-ups in four 40 µs late, the others on time: the median is
+        // 40 µs, and the estimate settles there.
+        for i in 0..2_000 {
+            e.learn(if i % 4 == 0 { 0 } else { 40_000 });
+        }
+        assert!((38_000..=41_000).contains(&e.ns), "{}", e.ns);
+        // Wake-ups always 60 µs late: the estimate climbs to them.
+        for _ in 0..200 {
+            e.learn(60_000);
+        }
+        assert!((59_000..=61_000).contains(&e.ns), "{}", e.ns);
+        // Stalls of a second: never more than the bound.
+        for _ in 0..1_000 {
+            e.learn(1_000_000_000);
+        }
+        assert_eq!(e.ns, Early::MAX_NS);
+        // On time from now on: back down to zero, and not below.
+        for _ in 0..1_000 {
+            e.learn(0);
+        }
+        assert_eq!(e.ns, 0);
+    }
+}
