@@ -65,6 +65,54 @@ fn typos_get_a_suggestion_and_the_subcommands_help() {
     );
 }
 
+/// A flag the subcommand takes, given a bad or no value, gets clap's own
+/// message (which value, what is accepted), never "a flag of wsherd doctor".
+#[test]
+fn a_bad_or_missing_value_is_named_not_sent_to_another_command() {
+    let not_elsewhere = |args: &[&str]| {
+        let out = run_bin(args, Duration::from_secs(10));
+        assert!(
+            !out.stderr.contains("is a flag of wsherd"),
+            "wsherd {args:?}: {}",
+            out.stderr
+        );
+    };
+    let missing = ["run", "-c"];
+    usage_error(
+        &missing,
+        &[
+            "a value is required for '--connections <CONNECTIONS>'",
+            "(see wsherd run --help)",
+        ],
+    );
+    not_elsewhere(&missing);
+    let missing = ["run", "--json"];
+    usage_error(&missing, &["a value is required for '--json <FILE>'"]);
+    not_elsewhere(&missing);
+    let bad = ["run", "-w", "eco"];
+    usage_error(
+        &bad,
+        &[
+            "invalid value 'eco' for '--workload <WORKLOAD>'",
+            "[possible values: echo, ping,",
+            "did you mean 'echo'?",
+            "(see wsherd run --help)",
+        ],
+    );
+    not_elsewhere(&bad);
+    let bad = ["ceiling", "--dimension", "rate", "-c", "lots"];
+    usage_error(
+        &bad,
+        &["'lots' is not a count", "(see wsherd ceiling --help)"],
+    );
+    not_elsewhere(&bad);
+    // A flag this command lacks still says where it belongs.
+    usage_error(
+        &["serve", "--connections", "4"],
+        &["--connections is a flag of wsherd run"],
+    );
+}
+
 #[test]
 fn flags_of_wrk2_and_k6_get_their_wsherd_spelling() {
     usage_error(&["run", "-R", "100"], &["wrk2's -R is --rate N"]);
