@@ -70,13 +70,22 @@ fn print_out(text: &str) -> Result<(), Error> {
 fn run_scenarios(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
     let path = args.scenario.clone().expect("checked by the caller");
     crate::scenario::check_alone(&args.given)?;
+    let file = crate::scenario::load(&path, &args.load.urls)?;
+    // --html/--csv/--hgrm: one set per scenario and one for the total, each
+    // named after it; no two writers of one file, and all checked writable
+    // before anything runs.
+    let files = ReportFiles::from(args.reports.clone());
+    crate::scenario::check_outputs(
+        &path.display().to_string(),
+        file.scenarios
+            .iter()
+            .map(|s| (s.name.as_str(), Some(&s.config.outputs))),
+        &files,
+        args.load.json.as_deref(),
+    )?;
     if let Some(p) = &args.load.json {
         crate::report::check_writable("--json", p)?;
     }
-    let file = crate::scenario::load(&path, &args.load.urls)?;
-    // --html/--csv/--hgrm: one set per scenario and one for the total, each
-    // named after it; all checked before anything runs.
-    let files = ReportFiles::from(args.reports.clone());
     check_per_scenario(&files, file.scenarios.iter().map(|s| s.name.as_str()))?;
     let res = crate::scenario::run(file, args.load.quiet)?;
     if let Some(p) = &args.load.json {
@@ -169,6 +178,12 @@ fn report_scenarios(
         )));
     }
     let files = ReportFiles::from(args.reports.clone());
+    crate::scenario::check_outputs(
+        &shown,
+        res.scenarios.iter().map(|s| (s.name.as_str(), None)),
+        &files,
+        None,
+    )?;
     check_per_scenario(&files, res.scenarios.iter().map(|s| s.name.as_str()))?;
     if !judge.is_empty() {
         for s in &mut res.scenarios {

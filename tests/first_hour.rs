@@ -362,6 +362,73 @@ fn scenarios_take_a_url_and_report_files_and_end_with_a_comparison() {
     );
 }
 
+/// Report files of two scenarios, or of a scenario and the total, that would
+/// fall on one name are refused before anything runs (exit 2), whether the
+/// file or the command line asked for them; nothing is created.
+#[test]
+fn scenarios_whose_files_would_collide_are_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let at = |name: &str| out_dir.join(name).to_str().unwrap().to_string();
+    let refused = |toml: &str, args: &[&str], wanted: &str| {
+        std::fs::write(&file, toml).unwrap();
+        let mut argv = vec!["run", "--scenario", file.to_str().unwrap(), "-q"];
+        argv.extend_from_slice(args);
+        let t0 = std::time::Instant::now();
+        let out = run_bin(&argv, Duration::from_secs(20));
+        assert_eq!(out.code, Some(2), "{argv:?}: {}", out.stderr);
+        assert!(out.stderr.contains(wanted), "{argv:?}: {}", out.stderr);
+        assert!(t0.elapsed() < Duration::from_secs(5), "it ran first");
+        let left: Vec<_> = std::fs::read_dir(&out_dir).unwrap().collect();
+        assert!(left.is_empty(), "{argv:?} left {left:?}");
+    };
+    let spaced = TWO_SCENARIOS.replace("name = \"open\"", "name = \"closed-loop\"");
+    refused(
+        &spaced,
+        &["--html", &at("report.html")],
+        &format!(
+            "scenarios 'closed loop' and 'closed-loop' would both write --html {}: rename one",
+            at("report.closed-loop.html")
+        ),
+    );
+    refused(
+        &spaced,
+        &["--hgrm", &format!("{}/", out_dir.display())],
+        "scenarios 'closed loop' and 'closed-loop' would both write --hgrm",
+    );
+    let total = TWO_SCENARIOS.replace("name = \"open\"", "name = \"total\"");
+    refused(
+        &total,
+        &["--csv", &at("r.csv")],
+        &format!(
+            "scenario 'total' and the total would both write --csv {}: rename the scenario",
+            at("r.total.csv")
+        ),
+    );
+    // A scenario's own file on the command line's --json.
+    let own = TWO_SCENARIOS.replace(
+        "rate = 200\n",
+        &format!("rate = 200\ncsv = \"{}\"\n", at("r.json")),
+    );
+    refused(
+        &own,
+        &["--json", &at("r.json")],
+        "scenario 'open' would write --csv",
+    );
+    // A scenario's own file on a name the command line gives another.
+    let own = TWO_SCENARIOS.replace(
+        "rate = 200\n",
+        &format!("rate = 200\nhtml = \"{}\"\n", at("r.closed-loop.html")),
+    );
+    refused(
+        &own,
+        &["--html", &at("r.html")],
+        "scenarios 'open' and 'closed loop' would both write --html",
+    );
+}
+
 #[test]
 fn merge_keeps_the_rate_line_and_the_assessment() {
     let _serial = support::serial();
