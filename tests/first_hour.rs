@@ -546,7 +546,8 @@ fn a_ceiling_search_says_its_plan_and_how_long_it_may_take() {
         ],
         Duration::from_secs(60),
     );
-    // 100 to 100k by x2 is 11 levels, then 5 halvings to 5%: 22 steps of 7 s.
+    // 100 to 100k by x2 is 11 levels, then 5 halvings to 5%: 22 steps of 7 s,
+    // and after each of 12 failures a pause of at most 16 s to drain.
     assert!(
         out.stderr
             .contains("plan: at most 22 steps (11 growing ×2, then 5 halvings to 5%"),
@@ -554,7 +555,10 @@ fn a_ceiling_search_says_its_plan_and_how_long_it_may_take() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("2m 34s at most, within --max-time 30s"),
+        out.stderr.contains(
+            "up to 12 pauses of at most 16 s for a failed step's backlog to drain: \
+             5m 46s at most, longer than --max-time 30s"
+        ),
         "{}",
         out.stderr
     );

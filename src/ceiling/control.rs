@@ -46,6 +46,16 @@ const DRAINED_SHARE: f64 = 0.01;
 /// is still owed was dropped, not queued).
 const STALE_SECS: u64 = 3;
 
+/// The longest pause after a failed paced step for its backlog to drain (it
+/// ends sooner once the backlog is near zero or nothing is answered for
+/// `STALE_SECS`): two steps with their settling, and two seconds.
+pub fn drain_pause_secs(step_secs: u64, settle_secs: u64) -> u64 {
+    step_secs
+        .saturating_add(settle_secs)
+        .saturating_mul(2)
+        .saturating_add(2)
+}
+
 /// What the controller needs to know about the run, fixed for the search.
 pub struct Params {
     pub cfg: crate::plan::Plan,
@@ -209,9 +219,7 @@ impl Controller {
                 if !passed && paced {
                     // Let the target work off what the failed step left queued.
                     self.live.set(0.0);
-                    let wait = (self.plan.step_secs.saturating_add(self.plan.settle_secs))
-                        .saturating_mul(2)
-                        .saturating_add(2);
+                    let wait = drain_pause_secs(self.plan.step_secs, self.plan.settle_secs);
                     self.state = State::Recovering {
                         deadline: next_second.saturating_add(wait),
                         level,
