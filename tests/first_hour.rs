@@ -571,6 +571,56 @@ fn a_ceiling_search_says_its_plan_and_how_long_it_may_take() {
     );
 }
 
+/// A search that --max-time ends exits 1 with what was established and the
+/// flags that would let it finish (a real search of 4 s on the built-in server).
+#[test]
+fn a_search_ended_by_max_time_names_the_flags_to_change() {
+    let _serial = support::serial();
+    let t0 = std::time::Instant::now();
+    let out = run_bin(
+        &[
+            "ceiling",
+            "--dimension",
+            "rate",
+            "-c",
+            "2",
+            "--start",
+            "100",
+            "--max",
+            "100k",
+            "--step-duration",
+            "1s",
+            "--settle",
+            "1s",
+            "--max-time",
+            "4s",
+            "-q",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    assert!(
+        out.stdout
+            .contains("Search incomplete (--max-time reached)"),
+        "{}",
+        out.stdout
+    );
+    let err = out.stderr.trim_end();
+    assert!(
+        err.starts_with("error: the search did not converge within --max-time; raise --max-time"),
+        "{err}"
+    );
+    for flag in [
+        "--settle",
+        "--step-duration",
+        "--precision",
+        "--start/--max",
+    ] {
+        assert!(err.contains(flag), "no {flag}: {err}");
+    }
+}
+
 #[test]
 fn the_summary_says_when_every_connection_was_open() {
     let _serial = support::serial();

@@ -828,6 +828,55 @@ mod tests {
         (acc, rows)
     }
 
+    /// Far beyond the SLO: a latency at 4 times its limit or more, or a paced
+    /// load answered at under half its level; short of that, a failure is
+    /// measured again.
+    #[test]
+    fn far_beyond_is_four_times_the_limit_or_under_half_the_pace() {
+        let p = plan(Dimension::Rate, &["-c", "50", "--rate", "1000"]);
+        // 1,000/s sent, `answered` of them answered in `rtt_ms`.
+        let step = |rtt_ms: u64, answered: u64| {
+            let (mut acc, mut rows) = seconds(answered, rtt_ms);
+            acc.counters.sent = 2 * 1000;
+            for r in &mut rows {
+                r.sent = 1000;
+            }
+            judge_step(&p, 1000.0, false, 5, acc, rows, (50, 50), vec![0.2])
+        };
+        // rtt.p99<50ms: 190 ms fails, 3.8 times the limit: measured again.
+        let s = step(190, 1000);
+        assert!(!s.passed && !far_beyond(&p, &s), "{:?}", s.reasons);
+        // 210 ms: past 4 times the limit.
+        let s = step(210, 1000);
+        assert!(!s.passed && far_beyond(&p, &s), "{:?}", s.reasons);
+        // Answered at 60% of the level: a failure (under 95%), not far.
+        let s = step(2, 600);
+        assert!(!s.passed && !far_beyond(&p, &s), "{:?}", s.reasons);
+        // At 40%: far, whatever the latency.
+        let s = step(2, 400);
+        assert!(!s.passed && far_beyond(&p, &s), "{:?}", s.reasons);
+        // A connections search has no pace to fall under: only the latency.
+        let c = plan(
+            Dimension::Connections,
+            &["-c", "50", "--rate-per-conn", "20"],
+        );
+        let (acc, rows) = seconds(10, 2);
+        let s = judge_step(&c, 50.0, false, 5, acc, rows, (20, 20), vec![0.2]);
+        assert!(!s.passed && !far_beyond(&c, &s), "{:?}", s.reasons);
+        let (acc, rows) = seconds(10, 210);
+        let s = judge_step(&c, 50.0, false, 5, acc, rows, (50, 50), vec![0.2]);
+        assert!(!s.passed && far_beyond(&c, &s), "{:?}", s.reasons);
+        // A limit a figure must stay above is not "times the limit".
+        let mut q = plan(
+            Dimension::Connections,
+            &["-c", "50", "--rate-per-conn", "20"],
+        );
+        q.slo = vec![crate::thresholds::parse("rate>1000000/s").unwrap()];
+        let (acc, rows) = seconds(1000, 2);
+        let s = judge_step(&q, 50.0, false, 5, acc, rows, (50, 50), vec![0.2]);
+        assert!(!s.passed && !far_beyond(&q, &s), "{:?}", s.reasons);
+    }
+
     #[test]
     fn a_step_within_the_slo_passes() {
         let p = plan(Dimension::Rate, &["-c", "50", "--rate", "1000"]);
