@@ -248,29 +248,15 @@ fn run(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
     }
     if results.connections.established == 0 {
         // Nothing could be measured: say why in one line, exit 1.
-        let causes: Vec<String> = results
-            .connections
-            .failed_by_cause
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
-        eprintln!(
-            "error: no connection could be established ({}){}",
-            if causes.is_empty() {
-                "none attempted".to_string()
-            } else {
-                causes.join(", ")
-            },
-            unreachable_hint(&results)
-        );
+        eprintln!("error: {}", no_connection(&results));
         return Ok(ExitCode::from(EXIT_FAILURE));
     }
     Ok(threshold_exit(&results))
 }
 
 /// What to check when nothing could be reached, from the commonest cause: `;
-/// is anything listening on 127.0.0.1:1?`, or nothing for a cause with no
-/// simple advice.
+/// is anything listening on 127.0.0.1:1?`, `; the server answered HTTP 200
+/// instead of 101: ...`, or nothing for a cause with no simple advice.
 fn unreachable_hint(r: &crate::results::RunResults) -> String {
     let Some((cause, _)) = r
         .connections
@@ -296,10 +282,7 @@ fn unreachable_hint(r: &crate::results::RunResults) -> String {
         "connect_timeout" => format!(
             "nothing answered {host} within --connect-timeout: a firewall, or the wrong address?"
         ),
-        c if c.starts_with("http_40") => format!(
-            "the server refused the upgrade ({}): check the URL's path, --header and --origin",
-            c.replace('_', " ").to_uppercase()
-        ),
+        c if c.starts_with("http_") => http_hint(c.trim_start_matches("http_")),
         c if c.starts_with("tls_") => {
             "the TLS handshake failed: --ca FILE for a private CA, --insecure to skip verification"
                 .to_string()
@@ -307,9 +290,54 @@ fn unreachable_hint(r: &crate::results::RunResults) -> String {
         "not_upgraded" | "bad_accept_key" => {
             format!("{host} answers HTTP but is no WebSocket endpoint at that path")
         }
+        "bad_http_response" => format!(
+            "{host} does not answer HTTP: a TLS port reached with ws:// (use wss://), or no web server?"
+        ),
         _ => return String::new(),
     };
     format!("; {hint}")
+}
+
+/// What an upgrade answered with HTTP `status` instead of 101 means, and what
+/// to check (`-v` prints the server's answer).
+fn http_hint(status: &str) -> String {
+    let code: u16 = status.parse().unwrap_or(0);
+    let what = match code {
+        200..=299 => "is this a WebSocket endpoint? check the URL's path",
+        300..=399 => {
+            "a redirect, which a WebSocket client does not follow: use the URL it points to \
+             (-v prints its Location)"
+        }
+        401 => "it wants credentials: --header 'Authorization: ...' (or a token in the URL)",
+        403 => "it forbids this client: check --origin, --header and the URL's token",
+        404 => "no such path: check the URL's path",
+        400..=499 => "it refused the upgrade: check the URL's path, --header and --origin",
+        503 => "it is unavailable or at its capacity: is it up, and is it ready for load?",
+        500..=599 => "the server (or a proxy before it) failed: see its logs",
+        _ => "not a WebSocket upgrade",
+    };
+    format!("the server answered HTTP {status} instead of 101: {what} (-v prints its answer)")
+}
+
+/// The error line when no connection could be established: the causes counted
+/// and what to check (`no connection could be established (refused ×4); is
+/// anything listening on 127.0.0.1:1?`).
+fn no_connection(r: &crate::results::RunResults) -> String {
+    let causes: Vec<String> = r
+        .connections
+        .failed_by_cause
+        .iter()
+        .map(|(k, v)| format!("{k} ×{}", crate::vocab::fmt::group(*v)))
+        .collect();
+    format!(
+        "no connection could be established ({}){}",
+        if causes.is_empty() {
+            "none attempted".to_string()
+        } else {
+            causes.join(", ")
+        },
+        unreachable_hint(r)
+    )
 }
 
 /// `wsherd ceiling`: set up, search, print, exit code.

@@ -239,6 +239,68 @@ fn a_target_where_nothing_answers_ends_early_with_a_hint() {
     assert!(!out.stdout.contains("GAVE UP"), "{}", out.stdout);
 }
 
+/// A plain HTTP server on loopback that answers every request with `status`
+/// and closes; it stops after `SERVER_LIFETIME` at the latest.
+fn http_server(status: &'static str) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let end = std::time::Instant::now() + support::SERVER_LIFETIME;
+        while std::time::Instant::now() < end {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf);
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 {status}\r\nLocation: /elsewhere\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                    );
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    addr
+}
+
+/// A handshake answered with HTTP 200 (or a redirect) instead of 101: the run
+/// gives up early and says what the answer means.
+#[test]
+fn a_handshake_answered_with_plain_http_gets_a_hint() {
+    for (status, hint) in [
+        (
+            "200 OK",
+            "the server answered HTTP 200 instead of 101: is this a WebSocket endpoint? \
+             check the URL's path",
+        ),
+        (
+            "301 Moved Permanently",
+            "the server answered HTTP 301 instead of 101: a redirect, which a WebSocket \
+             client does not follow",
+        ),
+    ] {
+        let url = format!("ws://{}/", http_server(status));
+        let t0 = std::time::Instant::now();
+        let out = run_bin(
+            &["run", &url, "-c", "2", "-d", "30s", "-q"],
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.code, Some(1), "{status}: {}", out.stderr);
+        assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+        let err = out.stderr.trim_end();
+        assert!(
+            err.contains("no connection could be established (http_"),
+            "{err}"
+        );
+        assert!(err.contains(hint), "{status}: {err}");
+        assert!(unwrapped(&out.stdout).contains("GAVE UP"), "{}", out.stdout);
+    }
+}
+
 /// A scenario file with a URL of its own (nothing listens there) and two
 /// scenarios, one with a threshold.
 const TWO_SCENARIOS: &str = r#"
