@@ -353,10 +353,7 @@ fn ceiling(args: crate::cli::CeilingArgs) -> Result<ExitCode, Error> {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
     if found.run.connections.established == 0 {
-        eprintln!(
-            "error: no connection could be established ({:?})",
-            found.run.connections.failed_by_cause
-        );
+        eprintln!("error: {}", no_connection(&found.run));
         return Ok(ExitCode::from(EXIT_FAILURE));
     }
     if found.outcome == crate::results::ceiling::outcome::INCOMPLETE {

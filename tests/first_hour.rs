@@ -631,6 +631,18 @@ fn a_ceiling_search_says_its_plan_and_how_long_it_may_take() {
         "{}",
         out.stderr
     );
+    // Nothing listens there: a sentence with the hint, not a raw map.
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("error: no connection could be established (refused ×")
+            && out
+                .stderr
+                .contains(&format!("); is anything listening on 127.0.0.1:{port}?")),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("{\""), "{}", out.stderr);
 }
 
 /// A search that --max-time ends exits 1 with what was established and the
