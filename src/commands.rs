@@ -44,14 +44,35 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Prints the summary: to stdout, or to stderr when the results JSON goes to
-/// stdout (`--json -`, for jq and pipes).
-fn print_summary(json: Option<&std::path::Path>, text: &str) -> Result<(), Error> {
-    if json.is_some_and(crate::report::is_stdout) {
+/// Prints the summary: to stdout, or to stderr when an output goes to stdout
+/// (`--json -`, `--html -`, `--csv -`: for jq, pipes and redirections).
+fn print_summary(outputs: &[Option<&std::path::Path>], text: &str) -> Result<(), Error> {
+    if outputs
+        .iter()
+        .flatten()
+        .any(|p| crate::report::is_stdout(p))
+    {
         eprint!("{text}");
         return Ok(());
     }
     print_out(text)
+}
+
+/// At most one output may go to stdout (`-`): two would be interleaved.
+fn one_to_stdout(outputs: &[(&str, Option<&std::path::Path>)]) -> Result<(), Error> {
+    let to_stdout: Vec<&str> = outputs
+        .iter()
+        .filter(|(_, p)| p.is_some_and(crate::report::is_stdout))
+        .map(|(flag, _)| *flag)
+        .collect();
+    if to_stdout.len() > 1 {
+        return Err(Error::usage(format!(
+            "{} {} write to stdout ('-'), where they would be mixed: send all but one to a file",
+            to_stdout.join(" and "),
+            if to_stdout.len() == 2 { "both" } else { "all" }
+        )));
+    }
+    Ok(())
 }
 
 /// Prints to stdout; a closed pipe (| head) is not a failure.
@@ -93,7 +114,7 @@ fn run_scenarios(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
     }
     write_per_scenario(&files, &res)?;
     print_summary(
-        args.load.json.as_deref(),
+        &[args.load.json.as_deref()],
         &crate::report::text::render_scenarios(&res),
     )?;
     if res.total.interrupted {
@@ -212,8 +233,16 @@ fn report_ceiling(
     }
     let c = crate::ceiling::from_value(&args.file, v)?;
     let mut files = ReportFiles::from(args.reports.clone());
+    let outputs = [
+        ("--html -", files.html.as_deref()),
+        ("--csv -", files.csv.as_deref()),
+    ];
+    one_to_stdout(&outputs)?;
     files.check()?;
-    print_out(&crate::report::ceiling_text::render(&c))?;
+    print_summary(
+        &outputs.map(|(_, p)| p),
+        &crate::report::ceiling_text::render(&c),
+    )?;
     if let Some(p) = files.html.take() {
         crate::report::ceiling_html::write(&p, &c)?;
     }
@@ -240,9 +269,19 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
 /// `wsherd run`: plan, run, print, exit code.
 fn run(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
     let json = args.load.json.clone();
+    let (html, csv) = (args.reports.html.clone(), args.reports.csv.clone());
+    let outputs = [
+        ("--json -", json.as_deref()),
+        ("--html -", html.as_deref()),
+        ("--csv -", csv.as_deref()),
+    ];
+    one_to_stdout(&outputs)?;
     let plan = crate::config::plan_run(args)?;
     let results = crate::engine::run(plan)?;
-    print_summary(json.as_deref(), &crate::report::text::render(&results))?;
+    print_summary(
+        &outputs.map(|(_, p)| p),
+        &crate::report::text::render(&results),
+    )?;
     if results.interrupted {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
@@ -342,11 +381,12 @@ fn no_connection(r: &crate::results::RunResults) -> String {
 
 /// `wsherd ceiling`: set up, search, print, exit code.
 fn ceiling(args: crate::cli::CeilingArgs) -> Result<ExitCode, Error> {
-    let json = args.load.json.clone();
+    let (json, html) = (args.load.json.clone(), args.html.clone());
+    one_to_stdout(&[("--json -", json.as_deref()), ("--html -", html.as_deref())])?;
     let setup = crate::config::setup_from(args)?;
     let found = crate::ceiling::search(setup, crate::sys::interrupt_flag())?;
     print_summary(
-        json.as_deref(),
+        &[json.as_deref(), html.as_deref()],
         &crate::report::ceiling_text::render(&found),
     )?;
     if found.run.interrupted {
@@ -381,7 +421,10 @@ fn merge(args: crate::cli::MergeArgs) -> Result<ExitCode, Error> {
         crate::report::write_json("--json", out, &total)?;
     }
     if !args.quiet {
-        print_summary(args.json.as_deref(), &crate::report::text::render(&total))?;
+        print_summary(
+            &[args.json.as_deref()],
+            &crate::report::text::render(&total),
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -416,11 +459,16 @@ fn report(args: crate::cli::ReportArgs) -> Result<ExitCode, Error> {
     }
     let mut r = crate::report::results_from(&args.file, v)?;
     let files = ReportFiles::from(args.reports.clone());
+    let outputs = [
+        ("--html -", files.html.as_deref()),
+        ("--csv -", files.csv.as_deref()),
+    ];
+    one_to_stdout(&outputs)?;
     files.check()?;
     if !judge.is_empty() {
         judge.apply(&mut r);
     }
-    print_out(&crate::report::text::render(&r))?;
+    print_summary(&outputs.map(|(_, p)| p), &crate::report::text::render(&r))?;
     files.write(&r)?;
     // Re-judged: the new verdicts decide; shown again: it only prints.
     Ok(if judge.thresholds.is_empty() {

@@ -150,6 +150,17 @@ pub fn check_outputs<'a>(
     cmdline: &ReportFiles,
     json: Option<&Path>,
 ) -> Result<()> {
+    for (flag, path) in [
+        ("--html", cmdline.html.as_deref()),
+        ("--csv", cmdline.csv.as_deref()),
+        ("--hgrm", cmdline.hgrm.as_deref()),
+    ] {
+        if path.is_some_and(crate::report::is_stdout) {
+            return Err(Error::usage(format!(
+                "{flag} -: scenarios write a set of files each, not one to stdout: give a name ({flag} report.html writes report.NAME.html per scenario)"
+            )));
+        }
+    }
     // (writer, flag, path, set in the scenario file)
     let mut planned: Vec<(Option<&str>, &str, PathBuf, bool)> = Vec::new();
     let mut names: Vec<Option<&str>> = Vec::new();

@@ -165,6 +165,94 @@ fn json_to_stdout_puts_the_summary_on_stderr_and_hgrm_fills_a_directory() {
     assert!(merged.stderr.contains("Latency"), "{}", merged.stderr);
 }
 
+/// `--html -` and `--csv -` put the report on stdout and the summary on
+/// stderr, as `--json -` does; two outputs on stdout are refused.
+#[test]
+fn a_report_on_stdout_puts_the_summary_on_stderr() {
+    let _serial = support::serial();
+    for (flag, starts, ends) in [
+        ("--html", "<!DOCTYPE html>", "</html>"),
+        ("--csv", "t_s,open,", ""),
+    ] {
+        let out = run_bin(
+            &[
+                "run", "-c", "2", "-d", "1s", "--warmup", "0s", "-q", flag, "-",
+            ],
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.code, Some(0), "{flag}: {}", out.stderr);
+        assert!(out.stdout.starts_with(starts), "{flag}: {}", out.stdout);
+        // Nothing after the report (the page holds the summary, folded).
+        assert!(
+            out.stdout.trim_end().ends_with(ends),
+            "{flag}: {}",
+            out.stdout
+        );
+        if flag == "--csv" {
+            assert!(!out.stdout.contains("Latency"), "summary on stdout");
+        }
+        assert!(out.stderr.contains("Latency"), "{flag}: {}", out.stderr);
+    }
+    usage_error(
+        &["run", "--json", "-", "--html", "-"],
+        &["--json - and --html - both write to stdout"],
+    );
+}
+
+/// A run refused by an output check leaves no empty file of the outputs
+/// checked before it.
+#[test]
+fn a_failed_output_check_leaves_no_empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let d = dir.path().to_str().unwrap();
+    let out = run_bin(
+        &[
+            "run",
+            "-c",
+            "1",
+            "-d",
+            "5s",
+            "-q",
+            "--json",
+            json.to_str().unwrap(),
+            "--html",
+            d,
+        ],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("cannot write --html {d}")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !json.exists(),
+        "an empty {} was left behind",
+        json.display()
+    );
+    // A file that was there keeps its content.
+    std::fs::write(&json, "kept").unwrap();
+    let out = run_bin(
+        &[
+            "run",
+            "-c",
+            "1",
+            "-d",
+            "5s",
+            "-q",
+            "--json",
+            json.to_str().unwrap(),
+            "--html",
+            d,
+        ],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&json).unwrap(), "kept");
+}
+
 #[test]
 fn an_output_error_names_its_flag() {
     let dir = tempfile::tempdir().unwrap();
