@@ -611,6 +611,15 @@ fn merge_keeps_the_rate_line_and_the_assessment() {
         assert_eq!(out.code, Some(0), "{}", out.stderr);
         parts.push(p.to_str().unwrap().to_string());
     }
+    // An open loop's JSON says how much of its round trip is send lag, where
+    // the README's table says (a script tests latency.send_lag_share).
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&parts[0]).unwrap()).unwrap();
+    let share = v["latency"]["send_lag_share"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no latency.send_lag_share: {}", v["latency"]));
+    assert!(share >= 0.0, "{share}");
+    let readme = include_str!("../README.md");
+    assert!(readme.contains("| `latency.send_lag_share` |"));
     let mut out = run_bin(&["merge", &parts[0], &parts[1]], Duration::from_secs(20));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     out.stdout = unwrapped(&out.stdout);
