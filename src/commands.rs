@@ -412,7 +412,7 @@ fn merge(args: crate::cli::MergeArgs) -> Result<ExitCode, Error> {
     let parts = args
         .files
         .iter()
-        .map(|f| crate::report::read_json(f))
+        .map(|f| merge_part(f))
         .collect::<Result<Vec<_>, _>>()?;
     let names: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
     crate::merge::check_parts(&parts, &names).map_err(Error::usage)?;
@@ -427,6 +427,28 @@ fn merge(args: crate::cli::MergeArgs) -> Result<ExitCode, Error> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One file for `wsherd merge`: the results of one run. A scenario file's or
+/// a ceiling search's results are refused with what to do instead (their
+/// parts are not one run each).
+fn merge_part(path: &std::path::Path) -> Result<crate::results::RunResults, Error> {
+    let v = crate::report::read_value(path)?;
+    let shown = path.display();
+    if v.get("scenarios").is_some() && v.get("total").is_some() {
+        return Err(Error::usage(format!(
+            "{shown} holds a scenario file's results (each scenario's and their total), not one \
+             run's: merge takes the --json of single runs, one per agent; `wsherd report {shown}` \
+             shows it (its total already merges the scenarios)"
+        )));
+    }
+    if crate::ceiling::is_ceiling(&v) {
+        return Err(Error::usage(format!(
+            "{shown} holds a ceiling search, not one run's results: merge takes the --json of \
+             single runs, one per agent; `wsherd report {shown}` shows it"
+        )));
+    }
+    crate::report::results_from(path, v)
 }
 
 /// `wsherd doctor`.

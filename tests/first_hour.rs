@@ -474,6 +474,16 @@ fn scenarios_take_a_url_and_report_files_and_end_with_a_comparison() {
         again.stdout
     );
     assert!(again.stdout.ends_with(table), "{}", again.stdout);
+    // merge takes single runs: a scenario file's results are refused, saying
+    // why and what shows them.
+    usage_error(
+        &["merge", json.to_str().unwrap()],
+        &[
+            "holds a scenario file's results",
+            "merge takes the --json of single runs",
+            &format!("`wsherd report {}`", json.display()),
+        ],
+    );
     // Judged anew, every scenario.
     let judged = run_bin(
         &[
