@@ -1124,7 +1124,15 @@ pub fn usage_error_line(e: &clap::Error, args: &[String]) -> String {
                 .collect()
         })
         .unwrap_or_default();
-    if let Some((_, hint)) = FOREIGN_FLAGS.iter().find(|(f, _)| f.contains(&flag)) {
+    // Only a flag this subcommand does not know belongs elsewhere: a bad or
+    // missing value of one it takes keeps clap's own message (which value,
+    // what is accepted).
+    let unknown = e.kind() == clap::error::ErrorKind::UnknownArgument;
+    if !unknown {
+        if let Some(s) = get(ContextKind::SuggestedValue) {
+            line.push_str(&format!("; did you mean '{s}'?"));
+        }
+    } else if let Some((_, hint)) = FOREIGN_FLAGS.iter().find(|(f, _)| f.contains(&flag)) {
         line.push_str(&format!("; {hint}"));
     } else if let (Some(sub), false) = (sub, elsewhere.is_empty()) {
         line.push_str(&format!(

@@ -44,14 +44,35 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Prints the summary: to stdout, or to stderr when the results JSON goes to
-/// stdout (`--json -`, for jq and pipes).
-fn print_summary(json: Option<&std::path::Path>, text: &str) -> Result<(), Error> {
-    if json.is_some_and(crate::report::is_stdout) {
+/// Prints the summary: to stdout, or to stderr when an output goes to stdout
+/// (`--json -`, `--html -`, `--csv -`: for jq, pipes and redirections).
+fn print_summary(outputs: &[Option<&std::path::Path>], text: &str) -> Result<(), Error> {
+    if outputs
+        .iter()
+        .flatten()
+        .any(|p| crate::report::is_stdout(p))
+    {
         eprint!("{text}");
         return Ok(());
     }
     print_out(text)
+}
+
+/// At most one output may go to stdout (`-`): two would be interleaved.
+fn one_to_stdout(outputs: &[(&str, Option<&std::path::Path>)]) -> Result<(), Error> {
+    let to_stdout: Vec<&str> = outputs
+        .iter()
+        .filter(|(_, p)| p.is_some_and(crate::report::is_stdout))
+        .map(|(flag, _)| *flag)
+        .collect();
+    if to_stdout.len() > 1 {
+        return Err(Error::usage(format!(
+            "{} {} write to stdout ('-'), where they would be mixed: send all but one to a file",
+            to_stdout.join(" and "),
+            if to_stdout.len() == 2 { "both" } else { "all" }
+        )));
+    }
+    Ok(())
 }
 
 /// Prints to stdout; a closed pipe (| head) is not a failure.
@@ -70,13 +91,22 @@ fn print_out(text: &str) -> Result<(), Error> {
 fn run_scenarios(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
     let path = args.scenario.clone().expect("checked by the caller");
     crate::scenario::check_alone(&args.given)?;
+    let file = crate::scenario::load(&path, &args.load.urls)?;
+    // --html/--csv/--hgrm: one set per scenario and one for the total, each
+    // named after it; no two writers of one file, and all checked writable
+    // before anything runs.
+    let files = ReportFiles::from(args.reports.clone());
+    crate::scenario::check_outputs(
+        &path.display().to_string(),
+        file.scenarios
+            .iter()
+            .map(|s| (s.name.as_str(), Some(&s.config.outputs))),
+        &files,
+        args.load.json.as_deref(),
+    )?;
     if let Some(p) = &args.load.json {
         crate::report::check_writable("--json", p)?;
     }
-    let file = crate::scenario::load(&path, &args.load.urls)?;
-    // --html/--csv/--hgrm: one set per scenario and one for the total, each
-    // named after it; all checked before anything runs.
-    let files = ReportFiles::from(args.reports.clone());
     check_per_scenario(&files, file.scenarios.iter().map(|s| s.name.as_str()))?;
     let res = crate::scenario::run(file, args.load.quiet)?;
     if let Some(p) = &args.load.json {
@@ -84,7 +114,7 @@ fn run_scenarios(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
     }
     write_per_scenario(&files, &res)?;
     print_summary(
-        args.load.json.as_deref(),
+        &[args.load.json.as_deref()],
         &crate::report::text::render_scenarios(&res),
     )?;
     if res.total.interrupted {
@@ -169,6 +199,12 @@ fn report_scenarios(
         )));
     }
     let files = ReportFiles::from(args.reports.clone());
+    crate::scenario::check_outputs(
+        &shown,
+        res.scenarios.iter().map(|s| (s.name.as_str(), None)),
+        &files,
+        None,
+    )?;
     check_per_scenario(&files, res.scenarios.iter().map(|s| s.name.as_str()))?;
     if !judge.is_empty() {
         for s in &mut res.scenarios {
@@ -197,8 +233,16 @@ fn report_ceiling(
     }
     let c = crate::ceiling::from_value(&args.file, v)?;
     let mut files = ReportFiles::from(args.reports.clone());
+    let outputs = [
+        ("--html -", files.html.as_deref()),
+        ("--csv -", files.csv.as_deref()),
+    ];
+    one_to_stdout(&outputs)?;
     files.check()?;
-    print_out(&crate::report::ceiling_text::render(&c))?;
+    print_summary(
+        &outputs.map(|(_, p)| p),
+        &crate::report::ceiling_text::render(&c),
+    )?;
     if let Some(p) = files.html.take() {
         crate::report::ceiling_html::write(&p, &c)?;
     }
@@ -225,37 +269,33 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
 /// `wsherd run`: plan, run, print, exit code.
 fn run(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
     let json = args.load.json.clone();
+    let (html, csv) = (args.reports.html.clone(), args.reports.csv.clone());
+    let outputs = [
+        ("--json -", json.as_deref()),
+        ("--html -", html.as_deref()),
+        ("--csv -", csv.as_deref()),
+    ];
+    one_to_stdout(&outputs)?;
     let plan = crate::config::plan_run(args)?;
     let results = crate::engine::run(plan)?;
-    print_summary(json.as_deref(), &crate::report::text::render(&results))?;
+    print_summary(
+        &outputs.map(|(_, p)| p),
+        &crate::report::text::render(&results),
+    )?;
     if results.interrupted {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
     if results.connections.established == 0 {
         // Nothing could be measured: say why in one line, exit 1.
-        let causes: Vec<String> = results
-            .connections
-            .failed_by_cause
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
-        eprintln!(
-            "error: no connection could be established ({}){}",
-            if causes.is_empty() {
-                "none attempted".to_string()
-            } else {
-                causes.join(", ")
-            },
-            unreachable_hint(&results)
-        );
+        eprintln!("error: {}", no_connection(&results));
         return Ok(ExitCode::from(EXIT_FAILURE));
     }
     Ok(threshold_exit(&results))
 }
 
 /// What to check when nothing could be reached, from the commonest cause: `;
-/// is anything listening on 127.0.0.1:1?`, or nothing for a cause with no
-/// simple advice.
+/// is anything listening on 127.0.0.1:1?`, `; the server answered HTTP 200
+/// instead of 101: ...`, or nothing for a cause with no simple advice.
 fn unreachable_hint(r: &crate::results::RunResults) -> String {
     let Some((cause, _)) = r
         .connections
@@ -281,10 +321,7 @@ fn unreachable_hint(r: &crate::results::RunResults) -> String {
         "connect_timeout" => format!(
             "nothing answered {host} within --connect-timeout: a firewall, or the wrong address?"
         ),
-        c if c.starts_with("http_40") => format!(
-            "the server refused the upgrade ({}): check the URL's path, --header and --origin",
-            c.replace('_', " ").to_uppercase()
-        ),
+        c if c.starts_with("http_") => http_hint(c.trim_start_matches("http_")),
         c if c.starts_with("tls_") => {
             "the TLS handshake failed: --ca FILE for a private CA, --insecure to skip verification"
                 .to_string()
@@ -292,28 +329,71 @@ fn unreachable_hint(r: &crate::results::RunResults) -> String {
         "not_upgraded" | "bad_accept_key" => {
             format!("{host} answers HTTP but is no WebSocket endpoint at that path")
         }
+        "bad_http_response" => format!(
+            "{host} does not answer HTTP: a TLS port reached with ws:// (use wss://), or no web server?"
+        ),
         _ => return String::new(),
     };
     format!("; {hint}")
 }
 
+/// What an upgrade answered with HTTP `status` instead of 101 means, and what
+/// to check (`-v` prints the server's answer).
+fn http_hint(status: &str) -> String {
+    let code: u16 = status.parse().unwrap_or(0);
+    let what = match code {
+        200..=299 => "is this a WebSocket endpoint? check the URL's path",
+        300..=399 => {
+            "a redirect, which a WebSocket client does not follow: use the URL it points to \
+             (-v prints its Location)"
+        }
+        401 => "it wants credentials: --header 'Authorization: ...' (or a token in the URL)",
+        403 => "it forbids this client: check --origin, --header and the URL's token",
+        404 => "no such path: check the URL's path",
+        400..=499 => "it refused the upgrade: check the URL's path, --header and --origin",
+        503 => "it is unavailable or at its capacity: is it up, and is it ready for load?",
+        500..=599 => "the server (or a proxy before it) failed: see its logs",
+        _ => "not a WebSocket upgrade",
+    };
+    format!("the server answered HTTP {status} instead of 101: {what} (-v prints its answer)")
+}
+
+/// The error line when no connection could be established: the causes counted
+/// and what to check (`no connection could be established (refused ×4); is
+/// anything listening on 127.0.0.1:1?`).
+fn no_connection(r: &crate::results::RunResults) -> String {
+    let causes: Vec<String> = r
+        .connections
+        .failed_by_cause
+        .iter()
+        .map(|(k, v)| format!("{k} ×{}", crate::vocab::fmt::group(*v)))
+        .collect();
+    format!(
+        "no connection could be established ({}){}",
+        if causes.is_empty() {
+            "none attempted".to_string()
+        } else {
+            causes.join(", ")
+        },
+        unreachable_hint(r)
+    )
+}
+
 /// `wsherd ceiling`: set up, search, print, exit code.
 fn ceiling(args: crate::cli::CeilingArgs) -> Result<ExitCode, Error> {
-    let json = args.load.json.clone();
+    let (json, html) = (args.load.json.clone(), args.html.clone());
+    one_to_stdout(&[("--json -", json.as_deref()), ("--html -", html.as_deref())])?;
     let setup = crate::config::setup_from(args)?;
     let found = crate::ceiling::search(setup, crate::sys::interrupt_flag())?;
     print_summary(
-        json.as_deref(),
+        &[json.as_deref(), html.as_deref()],
         &crate::report::ceiling_text::render(&found),
     )?;
     if found.run.interrupted {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
     if found.run.connections.established == 0 {
-        eprintln!(
-            "error: no connection could be established ({:?})",
-            found.run.connections.failed_by_cause
-        );
+        eprintln!("error: {}", no_connection(&found.run));
         return Ok(ExitCode::from(EXIT_FAILURE));
     }
     if found.outcome == crate::results::ceiling::outcome::INCOMPLETE {
@@ -332,7 +412,7 @@ fn merge(args: crate::cli::MergeArgs) -> Result<ExitCode, Error> {
     let parts = args
         .files
         .iter()
-        .map(|f| crate::report::read_json(f))
+        .map(|f| merge_part(f))
         .collect::<Result<Vec<_>, _>>()?;
     let names: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
     crate::merge::check_parts(&parts, &names).map_err(Error::usage)?;
@@ -341,9 +421,34 @@ fn merge(args: crate::cli::MergeArgs) -> Result<ExitCode, Error> {
         crate::report::write_json("--json", out, &total)?;
     }
     if !args.quiet {
-        print_summary(args.json.as_deref(), &crate::report::text::render(&total))?;
+        print_summary(
+            &[args.json.as_deref()],
+            &crate::report::text::render(&total),
+        )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One file for `wsherd merge`: the results of one run. A scenario file's or
+/// a ceiling search's results are refused with what to do instead (their
+/// parts are not one run each).
+fn merge_part(path: &std::path::Path) -> Result<crate::results::RunResults, Error> {
+    let v = crate::report::read_value(path)?;
+    let shown = path.display();
+    if v.get("scenarios").is_some() && v.get("total").is_some() {
+        return Err(Error::usage(format!(
+            "{shown} holds a scenario file's results (each scenario's and their total), not one \
+             run's: merge takes the --json of single runs, one per agent; `wsherd report {shown}` \
+             shows it (its total already merges the scenarios)"
+        )));
+    }
+    if crate::ceiling::is_ceiling(&v) {
+        return Err(Error::usage(format!(
+            "{shown} holds a ceiling search, not one run's results: merge takes the --json of \
+             single runs, one per agent; `wsherd report {shown}` shows it"
+        )));
+    }
+    crate::report::results_from(path, v)
 }
 
 /// `wsherd doctor`.
@@ -376,11 +481,16 @@ fn report(args: crate::cli::ReportArgs) -> Result<ExitCode, Error> {
     }
     let mut r = crate::report::results_from(&args.file, v)?;
     let files = ReportFiles::from(args.reports.clone());
+    let outputs = [
+        ("--html -", files.html.as_deref()),
+        ("--csv -", files.csv.as_deref()),
+    ];
+    one_to_stdout(&outputs)?;
     files.check()?;
     if !judge.is_empty() {
         judge.apply(&mut r);
     }
-    print_out(&crate::report::text::render(&r))?;
+    print_summary(&outputs.map(|(_, p)| p), &crate::report::text::render(&r))?;
     files.write(&r)?;
     // Re-judged: the new verdicts decide; shown again: it only prints.
     Ok(if judge.thresholds.is_empty() {

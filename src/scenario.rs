@@ -25,12 +25,13 @@
 //! duration = "45s"
 //! ```
 
-use crate::engine::Run;
+use crate::engine::{Outputs, Run};
 use crate::error::{Error, Result};
 use crate::merge::{merge, Timing};
+use crate::report::outputs::ReportFiles;
 use crate::results::RunResults;
 use clap::CommandFactory;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One named, validated scenario.
 #[derive(Debug, Clone)]
@@ -128,28 +129,101 @@ pub fn parse(text: &str, file: &str) -> Result<ScenarioFile> {
     parse_with(text, file, &[])
 }
 
-/// A report file two scenarios would both write: the error that says so.
-fn same_output(file: &str, scenarios: &[Scenario]) -> Result<()> {
-    let mut seen: Vec<(&str, &Path, &str)> = Vec::new();
-    for s in scenarios {
-        let o = &s.config.outputs;
-        let hgrm = o.reports.hgrm.as_deref();
-        for (flag, path) in [
-            ("--html", o.reports.html.as_deref()),
-            ("--csv", o.reports.csv.as_deref()),
-            ("--hgrm", hgrm),
-            ("--hlog", o.hlog.as_deref()),
-        ] {
-            let Some(path) = path else { continue };
-            if let Some((_, _, other)) = seen.iter().find(|(_, p, _)| *p == path) {
+/// Who writes a file: a scenario, or the total of them all.
+fn owner(name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("scenario '{n}'"),
+        None => "the total".to_string(),
+    }
+}
+
+/// Refuses two writers of one file before anything runs: two scenarios whose
+/// own `html`/`csv`/`hgrm`/`hlog` name the same path, or whose files from the
+/// command line's `--html`/`--csv`/`--hgrm` (named after each scenario and the
+/// total, `ReportFiles::named`) would fall on one name ("closed loop" and
+/// "closed-loop"; a scenario named "total"), or any of them on `--json`.
+/// `runs` are the scenarios' names with the files set in the scenario file
+/// (`None` when read back from results); `file` names the source in errors.
+pub fn check_outputs<'a>(
+    file: &str,
+    runs: impl IntoIterator<Item = (&'a str, Option<&'a Outputs>)>,
+    cmdline: &ReportFiles,
+    json: Option<&Path>,
+) -> Result<()> {
+    for (flag, path) in [
+        ("--html", cmdline.html.as_deref()),
+        ("--csv", cmdline.csv.as_deref()),
+        ("--hgrm", cmdline.hgrm.as_deref()),
+    ] {
+        if path.is_some_and(crate::report::is_stdout) {
+            return Err(Error::usage(format!(
+                "{flag} -: scenarios write a set of files each, not one to stdout: give a name ({flag} report.html writes report.NAME.html per scenario)"
+            )));
+        }
+    }
+    // (writer, flag, path, set in the scenario file)
+    let mut planned: Vec<(Option<&str>, &str, PathBuf, bool)> = Vec::new();
+    let mut names: Vec<Option<&str>> = Vec::new();
+    for (name, outputs) in runs {
+        names.push(Some(name));
+        if let Some(o) = outputs {
+            for (flag, path) in [
+                ("--html", o.reports.html.as_ref()),
+                ("--csv", o.reports.csv.as_ref()),
+                ("--hgrm", o.reports.hgrm.as_ref()),
+                ("--hlog", o.hlog.as_ref()),
+            ] {
+                if let Some(p) = path {
+                    planned.push((Some(name), flag, p.clone(), true));
+                }
+            }
+        }
+    }
+    names.push(None);
+    for name in &names {
+        let f = cmdline.named(name.unwrap_or("total"));
+        for (flag, path) in [("--html", f.html), ("--csv", f.csv), ("--hgrm", f.hgrm)] {
+            if let Some(p) = path {
+                planned.push((*name, flag, p, false));
+            }
+        }
+    }
+    for (i, (who, flag, path, in_file)) in planned.iter().enumerate() {
+        let Some((other, other_flag, _, other_in_file)) =
+            planned[..i].iter().find(|(_, _, p, _)| p == path)
+        else {
+            if json.is_some_and(|j| j == path) {
                 return Err(Error::usage(format!(
-                    "{file}: scenarios '{other}' and '{}' would both write {flag} {}: give each its own, or leave it to the command line ({flag} FILE writes one per scenario, named after it)",
-                    s.name,
+                    "{file}: {} would write {flag} {} over --json {}: give --json another file",
+                    owner(*who),
+                    path.display(),
                     path.display()
                 )));
             }
-            seen.push((flag, path, &s.name));
-        }
+            continue;
+        };
+        let fix = if *in_file && *other_in_file {
+            format!("give each its own, or leave it to the command line ({flag} FILE writes one per scenario, named after it)")
+        } else if who.is_none() || other.is_none() {
+            "rename the scenario: the total's files are named after 'total'".to_string()
+        } else if flag == other_flag && !in_file && !other_in_file {
+            "rename one: in a file name, characters other than letters, digits, '-', '_' and '.' become '-'".to_string()
+        } else {
+            "change the path the scenario file gives, or rename the scenario".to_string()
+        };
+        let both = match (other, who) {
+            (Some(a), Some(b)) => format!("scenarios '{a}' and '{b}'"),
+            _ => format!("{} and {}", owner(*other), owner(*who)),
+        };
+        let flags = if flag == other_flag {
+            flag.to_string()
+        } else {
+            format!("{other_flag} and {flag}")
+        };
+        return Err(Error::usage(format!(
+            "{file}: {both} would both write {flags} {}: {fix}",
+            path.display()
+        )));
     }
     Ok(())
 }
@@ -184,7 +258,14 @@ pub fn parse_with(text: &str, file: &str, urls: &[String]) -> Result<ScenarioFil
             Run::from_args(&argv).map_err(|e| src.err(start, format!("scenario '{name}': {e}")))?;
         scenarios.push(Scenario { name, config });
     }
-    same_output(file, &scenarios)?;
+    check_outputs(
+        file,
+        scenarios
+            .iter()
+            .map(|s| (s.name.as_str(), Some(&s.config.outputs))),
+        &ReportFiles::default(),
+        None,
+    )?;
     Ok(ScenarioFile {
         timing: top.timing,
         scenarios,

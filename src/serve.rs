@@ -110,18 +110,43 @@ pub fn serve_blocking(cfg: ServeConfig) -> Result<ServerTotals> {
 
 /// What the capacity knobs promise, for the start-up line (None without knobs).
 fn knobs_line(f: &ServerFaults, shards: usize) -> Option<String> {
+    use crate::vocab::fmt::{fmt_rate, group};
     let mut parts = Vec::new();
     if let Some(n) = f.max_connections {
-        parts.push(format!("at most {n} connections (beyond: HTTP 503)"));
+        parts.push(format!(
+            "at most {} connections (beyond: HTTP 503)",
+            group(n)
+        ));
     }
     if let Some(d) = f.service_time {
         let per_shard = 1.0 / d.as_secs_f64();
         parts.push(format!(
-            "service time {} per message per shard (ceiling {:.0} msg/s per shard, {:.0} msg/s in all)",
+            "service time {} per message per shard (ceiling {} msg/s per shard, {} msg/s in all)",
             humantime::format_duration(d),
-            per_shard,
-            per_shard * shards as f64
+            fmt_rate(per_shard),
+            fmt_rate(per_shard * shards as f64)
         ));
     }
     (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_knobs_line_groups_its_figures() {
+        let f = ServerFaults {
+            max_connections: Some(250_000),
+            service_time: Some(Duration::from_micros(10)),
+            ..Default::default()
+        };
+        assert_eq!(
+            knobs_line(&f, 4).unwrap(),
+            "at most 250,000 connections (beyond: HTTP 503); service time 10us per message \
+             per shard (ceiling 100,000 msg/s per shard, 400,000 msg/s in all)"
+        );
+        assert_eq!(knobs_line(&ServerFaults::default(), 1), None);
+    }
 }

@@ -721,13 +721,28 @@ pub fn reassess(r: &RunResults, like: &[Assessment]) -> Vec<Assessment> {
     assess_from(&merge_bands(custom.clone()), &names, r)
 }
 
-/// A failed threshold outranks the assessment of its metric: the verdict
-/// becomes `poor`, naming the threshold, so the two never disagree.
+/// True when a threshold on `threshold` judges what the assessment of
+/// `assessed` does: the same metric, or its complement (`connect_errors` and
+/// `connect_success`), or for messages the run's whole error ratio too
+/// (`errors` counts every failed message: "FAIL errors<0.1%" beside
+/// "message_success good" would contradict itself).
+fn judges(threshold: &str, assessed: &str) -> bool {
+    threshold == assessed
+        || matches!(
+            (threshold, assessed),
+            ("connect_errors", "connect_success")
+                | ("message_errors" | "errors", "message_success")
+        )
+}
+
+/// A failed threshold outranks the assessment of its metric (or of the
+/// metric it judges, `judges`): the verdict becomes `poor`, naming the
+/// threshold, so the two never disagree.
 fn outrank(assessment: &mut [Assessment], thresholds: &[ThresholdOutcome]) {
     for a in assessment {
         if let Some(t) = thresholds
             .iter()
-            .find(|t| !t.passed && t.metric == a.metric)
+            .find(|t| !t.passed && judges(&t.metric, &a.metric))
         {
             a.verdict = "poor".into();
             a.failed_threshold = Some(t.expression.clone());
@@ -869,6 +884,39 @@ mod tests {
             "{:?}",
             missed_by(t)
         );
+    }
+
+    #[test]
+    fn a_failed_error_threshold_outranks_the_success_bands() {
+        let mut r = results();
+        let verdict = |r: &RunResults, m: &str| {
+            let a = r.assessment.iter().find(|a| a.metric == m).unwrap();
+            (a.verdict.clone(), a.failed_threshold.clone())
+        };
+        // 1% of the messages and one connect failed.
+        r.messages.failed = r.messages.received / 100;
+        r.connections.failed = 1;
+        r.connections.attempted += 1;
+        for (expr, outranked, untouched) in [
+            ("errors<0.01%", "message_success", "connect_success"),
+            ("message_errors<0.01%", "message_success", "connect_success"),
+            ("connect_errors<0.01%", "connect_success", "message_success"),
+        ] {
+            Judge::parse(&[expr.into()], &[]).unwrap().apply(&mut r);
+            assert!(!r.thresholds[0].passed, "{expr}");
+            assert_eq!(
+                verdict(&r, outranked),
+                ("poor".to_string(), Some(expr.to_string())),
+                "{expr}"
+            );
+            assert_eq!(verdict(&r, untouched).1, None, "{expr}");
+        }
+        // Passed, they leave the bands alone.
+        Judge::parse(&["errors<50%".into()], &[])
+            .unwrap()
+            .apply(&mut r);
+        assert!(r.thresholds[0].passed);
+        assert_eq!(verdict(&r, "message_success").1, None);
     }
 
     #[test]

@@ -65,6 +65,54 @@ fn typos_get_a_suggestion_and_the_subcommands_help() {
     );
 }
 
+/// A flag the subcommand takes, given a bad or no value, gets clap's own
+/// message (which value, what is accepted), never "a flag of wsherd doctor".
+#[test]
+fn a_bad_or_missing_value_is_named_not_sent_to_another_command() {
+    let not_elsewhere = |args: &[&str]| {
+        let out = run_bin(args, Duration::from_secs(10));
+        assert!(
+            !out.stderr.contains("is a flag of wsherd"),
+            "wsherd {args:?}: {}",
+            out.stderr
+        );
+    };
+    let missing = ["run", "-c"];
+    usage_error(
+        &missing,
+        &[
+            "a value is required for '--connections <CONNECTIONS>'",
+            "(see wsherd run --help)",
+        ],
+    );
+    not_elsewhere(&missing);
+    let missing = ["run", "--json"];
+    usage_error(&missing, &["a value is required for '--json <FILE>'"]);
+    not_elsewhere(&missing);
+    let bad = ["run", "-w", "eco"];
+    usage_error(
+        &bad,
+        &[
+            "invalid value 'eco' for '--workload <WORKLOAD>'",
+            "[possible values: echo, ping,",
+            "did you mean 'echo'?",
+            "(see wsherd run --help)",
+        ],
+    );
+    not_elsewhere(&bad);
+    let bad = ["ceiling", "--dimension", "rate", "-c", "lots"];
+    usage_error(
+        &bad,
+        &["'lots' is not a count", "(see wsherd ceiling --help)"],
+    );
+    not_elsewhere(&bad);
+    // A flag this command lacks still says where it belongs.
+    usage_error(
+        &["serve", "--connections", "4"],
+        &["--connections is a flag of wsherd run"],
+    );
+}
+
 #[test]
 fn flags_of_wrk2_and_k6_get_their_wsherd_spelling() {
     usage_error(&["run", "-R", "100"], &["wrk2's -R is --rate N"]);
@@ -115,6 +163,94 @@ fn json_to_stdout_puts_the_summary_on_stderr_and_hgrm_fills_a_directory() {
     let m: serde_json::Value = serde_json::from_str(&merged.stdout).unwrap();
     assert_eq!(m["messages"]["received"], v["messages"]["received"]);
     assert!(merged.stderr.contains("Latency"), "{}", merged.stderr);
+}
+
+/// `--html -` and `--csv -` put the report on stdout and the summary on
+/// stderr, as `--json -` does; two outputs on stdout are refused.
+#[test]
+fn a_report_on_stdout_puts_the_summary_on_stderr() {
+    let _serial = support::serial();
+    for (flag, starts, ends) in [
+        ("--html", "<!DOCTYPE html>", "</html>"),
+        ("--csv", "t_s,open,", ""),
+    ] {
+        let out = run_bin(
+            &[
+                "run", "-c", "2", "-d", "1s", "--warmup", "0s", "-q", flag, "-",
+            ],
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.code, Some(0), "{flag}: {}", out.stderr);
+        assert!(out.stdout.starts_with(starts), "{flag}: {}", out.stdout);
+        // Nothing after the report (the page holds the summary, folded).
+        assert!(
+            out.stdout.trim_end().ends_with(ends),
+            "{flag}: {}",
+            out.stdout
+        );
+        if flag == "--csv" {
+            assert!(!out.stdout.contains("Latency"), "summary on stdout");
+        }
+        assert!(out.stderr.contains("Latency"), "{flag}: {}", out.stderr);
+    }
+    usage_error(
+        &["run", "--json", "-", "--html", "-"],
+        &["--json - and --html - both write to stdout"],
+    );
+}
+
+/// A run refused by an output check leaves no empty file of the outputs
+/// checked before it.
+#[test]
+fn a_failed_output_check_leaves_no_empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let d = dir.path().to_str().unwrap();
+    let out = run_bin(
+        &[
+            "run",
+            "-c",
+            "1",
+            "-d",
+            "5s",
+            "-q",
+            "--json",
+            json.to_str().unwrap(),
+            "--html",
+            d,
+        ],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("cannot write --html {d}")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !json.exists(),
+        "an empty {} was left behind",
+        json.display()
+    );
+    // A file that was there keeps its content.
+    std::fs::write(&json, "kept").unwrap();
+    let out = run_bin(
+        &[
+            "run",
+            "-c",
+            "1",
+            "-d",
+            "5s",
+            "-q",
+            "--json",
+            json.to_str().unwrap(),
+            "--html",
+            d,
+        ],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&json).unwrap(), "kept");
 }
 
 #[test]
@@ -189,6 +325,68 @@ fn a_target_where_nothing_answers_ends_early_with_a_hint() {
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(t0.elapsed() >= Duration::from_secs(5), "{:?}", t0.elapsed());
     assert!(!out.stdout.contains("GAVE UP"), "{}", out.stdout);
+}
+
+/// A plain HTTP server on loopback that answers every request with `status`
+/// and closes; it stops after `SERVER_LIFETIME` at the latest.
+fn http_server(status: &'static str) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let end = std::time::Instant::now() + support::SERVER_LIFETIME;
+        while std::time::Instant::now() < end {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf);
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 {status}\r\nLocation: /elsewhere\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                    );
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    addr
+}
+
+/// A handshake answered with HTTP 200 (or a redirect) instead of 101: the run
+/// gives up early and says what the answer means.
+#[test]
+fn a_handshake_answered_with_plain_http_gets_a_hint() {
+    for (status, hint) in [
+        (
+            "200 OK",
+            "the server answered HTTP 200 instead of 101: is this a WebSocket endpoint? \
+             check the URL's path",
+        ),
+        (
+            "301 Moved Permanently",
+            "the server answered HTTP 301 instead of 101: a redirect, which a WebSocket \
+             client does not follow",
+        ),
+    ] {
+        let url = format!("ws://{}/", http_server(status));
+        let t0 = std::time::Instant::now();
+        let out = run_bin(
+            &["run", &url, "-c", "2", "-d", "30s", "-q"],
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.code, Some(1), "{status}: {}", out.stderr);
+        assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+        let err = out.stderr.trim_end();
+        assert!(
+            err.contains("no connection could be established (http_"),
+            "{err}"
+        );
+        assert!(err.contains(hint), "{status}: {err}");
+        assert!(unwrapped(&out.stdout).contains("GAVE UP"), "{}", out.stdout);
+    }
 }
 
 /// A scenario file with a URL of its own (nothing listens there) and two
@@ -276,6 +474,16 @@ fn scenarios_take_a_url_and_report_files_and_end_with_a_comparison() {
         again.stdout
     );
     assert!(again.stdout.ends_with(table), "{}", again.stdout);
+    // merge takes single runs: a scenario file's results are refused, saying
+    // why and what shows them.
+    usage_error(
+        &["merge", json.to_str().unwrap()],
+        &[
+            "holds a scenario file's results",
+            "merge takes the --json of single runs",
+            &format!("`wsherd report {}`", json.display()),
+        ],
+    );
     // Judged anew, every scenario.
     let judged = run_bin(
         &[
@@ -314,6 +522,73 @@ fn scenarios_take_a_url_and_report_files_and_end_with_a_comparison() {
     );
 }
 
+/// Report files of two scenarios, or of a scenario and the total, that would
+/// fall on one name are refused before anything runs (exit 2), whether the
+/// file or the command line asked for them; nothing is created.
+#[test]
+fn scenarios_whose_files_would_collide_are_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let at = |name: &str| out_dir.join(name).to_str().unwrap().to_string();
+    let refused = |toml: &str, args: &[&str], wanted: &str| {
+        std::fs::write(&file, toml).unwrap();
+        let mut argv = vec!["run", "--scenario", file.to_str().unwrap(), "-q"];
+        argv.extend_from_slice(args);
+        let t0 = std::time::Instant::now();
+        let out = run_bin(&argv, Duration::from_secs(20));
+        assert_eq!(out.code, Some(2), "{argv:?}: {}", out.stderr);
+        assert!(out.stderr.contains(wanted), "{argv:?}: {}", out.stderr);
+        assert!(t0.elapsed() < Duration::from_secs(5), "it ran first");
+        let left: Vec<_> = std::fs::read_dir(&out_dir).unwrap().collect();
+        assert!(left.is_empty(), "{argv:?} left {left:?}");
+    };
+    let spaced = TWO_SCENARIOS.replace("name = \"open\"", "name = \"closed-loop\"");
+    refused(
+        &spaced,
+        &["--html", &at("report.html")],
+        &format!(
+            "scenarios 'closed loop' and 'closed-loop' would both write --html {}: rename one",
+            at("report.closed-loop.html")
+        ),
+    );
+    refused(
+        &spaced,
+        &["--hgrm", &format!("{}/", out_dir.display())],
+        "scenarios 'closed loop' and 'closed-loop' would both write --hgrm",
+    );
+    let total = TWO_SCENARIOS.replace("name = \"open\"", "name = \"total\"");
+    refused(
+        &total,
+        &["--csv", &at("r.csv")],
+        &format!(
+            "scenario 'total' and the total would both write --csv {}: rename the scenario",
+            at("r.total.csv")
+        ),
+    );
+    // A scenario's own file on the command line's --json.
+    let own = TWO_SCENARIOS.replace(
+        "rate = 200\n",
+        &format!("rate = 200\ncsv = \"{}\"\n", at("r.json")),
+    );
+    refused(
+        &own,
+        &["--json", &at("r.json")],
+        "scenario 'open' would write --csv",
+    );
+    // A scenario's own file on a name the command line gives another.
+    let own = TWO_SCENARIOS.replace(
+        "rate = 200\n",
+        &format!("rate = 200\nhtml = \"{}\"\n", at("r.closed-loop.html")),
+    );
+    refused(
+        &own,
+        &["--html", &at("r.html")],
+        "scenarios 'open' and 'closed loop' would both write --html",
+    );
+}
+
 #[test]
 fn merge_keeps_the_rate_line_and_the_assessment() {
     let _serial = support::serial();
@@ -346,6 +621,15 @@ fn merge_keeps_the_rate_line_and_the_assessment() {
         assert_eq!(out.code, Some(0), "{}", out.stderr);
         parts.push(p.to_str().unwrap().to_string());
     }
+    // An open loop's JSON says how much of its round trip is send lag, where
+    // the README's table says (a script tests latency.send_lag_share).
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&parts[0]).unwrap()).unwrap();
+    let share = v["latency"]["send_lag_share"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no latency.send_lag_share: {}", v["latency"]));
+    assert!(share >= 0.0, "{share}");
+    let readme = include_str!("../README.md");
+    assert!(readme.contains("| `latency.send_lag_share` |"));
     let mut out = run_bin(&["merge", &parts[0], &parts[1]], Duration::from_secs(20));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     out.stdout = unwrapped(&out.stdout);
@@ -431,7 +715,8 @@ fn a_ceiling_search_says_its_plan_and_how_long_it_may_take() {
         ],
         Duration::from_secs(60),
     );
-    // 100 to 100k by x2 is 11 levels, then 5 halvings to 5%: 22 steps of 7 s.
+    // 100 to 100k by x2 is 11 levels, then 5 halvings to 5%: 22 steps of 7 s,
+    // and after each of 12 failures a pause of at most 16 s to drain.
     assert!(
         out.stderr
             .contains("plan: at most 22 steps (11 growing ×2, then 5 halvings to 5%"),
@@ -439,7 +724,10 @@ fn a_ceiling_search_says_its_plan_and_how_long_it_may_take() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("2m 34s at most, within --max-time 30s"),
+        out.stderr.contains(
+            "up to 12 pauses of at most 16 s for a failed step's backlog to drain: \
+             5m 46s at most, longer than --max-time 30s"
+        ),
         "{}",
         out.stderr
     );
@@ -450,6 +738,68 @@ fn a_ceiling_search_says_its_plan_and_how_long_it_may_take() {
         "{}",
         out.stderr
     );
+    // Nothing listens there: a sentence with the hint, not a raw map.
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("error: no connection could be established (refused ×")
+            && out
+                .stderr
+                .contains(&format!("); is anything listening on 127.0.0.1:{port}?")),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("{\""), "{}", out.stderr);
+}
+
+/// A search that --max-time ends exits 1 with what was established and the
+/// flags that would let it finish (a real search of 4 s on the built-in server).
+#[test]
+fn a_search_ended_by_max_time_names_the_flags_to_change() {
+    let _serial = support::serial();
+    let t0 = std::time::Instant::now();
+    let out = run_bin(
+        &[
+            "ceiling",
+            "--dimension",
+            "rate",
+            "-c",
+            "2",
+            "--start",
+            "100",
+            "--max",
+            "100k",
+            "--step-duration",
+            "1s",
+            "--settle",
+            "1s",
+            "--max-time",
+            "4s",
+            "-q",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    assert!(
+        out.stdout
+            .contains("Search incomplete (--max-time reached)"),
+        "{}",
+        out.stdout
+    );
+    let err = out.stderr.trim_end();
+    assert!(
+        err.starts_with("error: the search did not converge within --max-time; raise --max-time"),
+        "{err}"
+    );
+    for flag in [
+        "--settle",
+        "--step-duration",
+        "--precision",
+        "--start/--max",
+    ] {
+        assert!(err.contains(flag), "no {flag}: {err}");
+    }
 }
 
 #[test]

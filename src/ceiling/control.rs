@@ -46,6 +46,16 @@ const DRAINED_SHARE: f64 = 0.01;
 /// is still owed was dropped, not queued).
 const STALE_SECS: u64 = 3;
 
+/// The longest pause after a failed paced step for its backlog to drain (it
+/// ends sooner once the backlog is near zero or nothing is answered for
+/// `STALE_SECS`): two steps with their settling, and two seconds.
+pub fn drain_pause_secs(step_secs: u64, settle_secs: u64) -> u64 {
+    step_secs
+        .saturating_add(settle_secs)
+        .saturating_mul(2)
+        .saturating_add(2)
+}
+
 /// What the controller needs to know about the run, fixed for the search.
 pub struct Params {
     pub cfg: crate::plan::Plan,
@@ -209,9 +219,7 @@ impl Controller {
                 if !passed && paced {
                     // Let the target work off what the failed step left queued.
                     self.live.set(0.0);
-                    let wait = (self.plan.step_secs.saturating_add(self.plan.settle_secs))
-                        .saturating_mul(2)
-                        .saturating_add(2);
+                    let wait = drain_pause_secs(self.plan.step_secs, self.plan.settle_secs);
                     self.state = State::Recovering {
                         deadline: next_second.saturating_add(wait),
                         level,
@@ -818,6 +826,55 @@ mod tests {
             });
         }
         (acc, rows)
+    }
+
+    /// Far beyond the SLO: a latency at 4 times its limit or more, or a paced
+    /// load answered at under half its level; short of that, a failure is
+    /// measured again.
+    #[test]
+    fn far_beyond_is_four_times_the_limit_or_under_half_the_pace() {
+        let p = plan(Dimension::Rate, &["-c", "50", "--rate", "1000"]);
+        // 1,000/s sent, `answered` of them answered in `rtt_ms`.
+        let step = |rtt_ms: u64, answered: u64| {
+            let (mut acc, mut rows) = seconds(answered, rtt_ms);
+            acc.counters.sent = 2 * 1000;
+            for r in &mut rows {
+                r.sent = 1000;
+            }
+            judge_step(&p, 1000.0, false, 5, acc, rows, (50, 50), vec![0.2])
+        };
+        // rtt.p99<50ms: 190 ms fails, 3.8 times the limit: measured again.
+        let s = step(190, 1000);
+        assert!(!s.passed && !far_beyond(&p, &s), "{:?}", s.reasons);
+        // 210 ms: past 4 times the limit.
+        let s = step(210, 1000);
+        assert!(!s.passed && far_beyond(&p, &s), "{:?}", s.reasons);
+        // Answered at 60% of the level: a failure (under 95%), not far.
+        let s = step(2, 600);
+        assert!(!s.passed && !far_beyond(&p, &s), "{:?}", s.reasons);
+        // At 40%: far, whatever the latency.
+        let s = step(2, 400);
+        assert!(!s.passed && far_beyond(&p, &s), "{:?}", s.reasons);
+        // A connections search has no pace to fall under: only the latency.
+        let c = plan(
+            Dimension::Connections,
+            &["-c", "50", "--rate-per-conn", "20"],
+        );
+        let (acc, rows) = seconds(10, 2);
+        let s = judge_step(&c, 50.0, false, 5, acc, rows, (20, 20), vec![0.2]);
+        assert!(!s.passed && !far_beyond(&c, &s), "{:?}", s.reasons);
+        let (acc, rows) = seconds(10, 210);
+        let s = judge_step(&c, 50.0, false, 5, acc, rows, (50, 50), vec![0.2]);
+        assert!(!s.passed && far_beyond(&c, &s), "{:?}", s.reasons);
+        // A limit a figure must stay above is not "times the limit".
+        let mut q = plan(
+            Dimension::Connections,
+            &["-c", "50", "--rate-per-conn", "20"],
+        );
+        q.slo = vec![crate::thresholds::parse("rate>1000000/s").unwrap()];
+        let (acc, rows) = seconds(1000, 2);
+        let s = judge_step(&q, 50.0, false, 5, acc, rows, (50, 50), vec![0.2]);
+        assert!(!s.passed && !far_beyond(&q, &s), "{:?}", s.reasons);
     }
 
     #[test]

@@ -70,28 +70,49 @@ fn port_warning(setup: &Setup) -> Option<String> {
 pub const MAX_TIME_HINT: &str = "the worst case is longer than --max-time: raise --max-time, shorten --settle or --step-duration, loosen --precision (10% takes a step less than 5%), or narrow --start/--max around the expected ceiling";
 
 /// The search's plan before it starts: its steps at most and how long they
-/// take, worst case (each step's settle and measurement; a failed paced step
-/// also pauses for its backlog to drain); false when that exceeds --max-time.
+/// take, worst case: each step's settle and measurement and, for a paced load
+/// (rate, sessions), the pause after each failed step of that path for its
+/// backlog to drain, at its longest (`control::drain_pause_secs`). The bool is
+/// false when that exceeds --max-time.
 pub fn plan_estimate(setup: &Setup) -> (String, bool) {
     let (growing, bisecting, worst) =
         search::worst_case_steps(setup.start, setup.max, setup.growth, setup.precision);
     let per_step = setup.settle_secs + setup.step_secs;
-    let secs = worst * per_step;
+    // The path with the most steps fails its last growing level twice and
+    // each half twice: a pause after each of those failures.
+    let (pauses, pause) = if setup.dimension == Dimension::Connections {
+        (0, 0)
+    } else {
+        (
+            (worst + 1).saturating_sub(growing).min(worst),
+            control::drain_pause_secs(setup.step_secs, setup.settle_secs),
+        )
+    };
+    let secs = worst * per_step + pauses * pause;
     let max_time = setup.run.plan.duration.as_secs();
     let fmt = |s: u64| humantime::format_duration(std::time::Duration::from_secs(s)).to_string();
+    let pausing = if pauses > 0 {
+        format!(
+            ", and up to {pauses} pauses of at most {pause} s for a failed step's backlog to drain"
+        )
+    } else {
+        String::new()
+    };
+    let fits = secs <= max_time;
     (
         format!(
             "plan: at most {worst} steps ({growing} growing ×{}, then {bisecting} halvings to {:.0}%, \
-             a failure measured twice), {per_step} s each ({} s to settle + {} s measured): \
-             {} at most, within --max-time {}",
+             a failure measured twice), {per_step} s each ({} s to settle + {} s measured){pausing}: \
+             {} at most, {} --max-time {}",
             setup.growth,
             setup.precision * 100.0,
             setup.settle_secs,
             setup.step_secs,
             fmt(secs),
+            if fits { "within" } else { "longer than" },
             fmt(max_time)
         ),
-        secs <= max_time,
+        fits,
     )
 }
 
@@ -443,6 +464,79 @@ fn client_note(setup: &Setup, steps: &[crate::results::ceiling::Step]) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plan line says whether its worst case fits --max-time, and counts
+    /// the pauses after a paced load's failed steps.
+    #[test]
+    fn the_plan_says_within_or_longer_than_max_time() {
+        let plan = |extra: &[&str]| {
+            let mut args = vec![
+                "ws://127.0.0.1:9/",
+                "--step-duration",
+                "5s",
+                "--settle",
+                "2s",
+            ];
+            args.extend_from_slice(extra);
+            plan_estimate(&Setup::from_args(&args).unwrap())
+        };
+        // 22 steps of 7 s (2m 34s), and 12 failures' pauses of at most 16 s.
+        let (line, fits) = plan(&[
+            "--dimension",
+            "rate",
+            "-c",
+            "2",
+            "--max-time",
+            "30s",
+            "--start",
+            "100",
+            "--max",
+            "100k",
+        ]);
+        assert!(!fits);
+        assert!(
+            line.ends_with(
+                "and up to 12 pauses of at most 16 s for a failed step's backlog to drain: \
+                 5m 46s at most, longer than --max-time 30s"
+            ),
+            "{line}"
+        );
+        let (line, fits) = plan(&[
+            "--dimension",
+            "rate",
+            "-c",
+            "2",
+            "--max-time",
+            "10m",
+            "--start",
+            "100",
+            "--max",
+            "100k",
+        ]);
+        assert!(fits);
+        assert!(
+            line.ends_with("5m 46s at most, within --max-time 10m"),
+            "{line}"
+        );
+        // Connections have no backlog to wait for (10 to 10k: 22 steps too, on
+        // any host that fits 10k).
+        let (line, fits) = plan(&[
+            "--dimension",
+            "connections",
+            "--start",
+            "10",
+            "--max",
+            "10k",
+            "--max-time",
+            "10m",
+        ]);
+        assert!(fits, "{line}");
+        assert!(!line.contains("pauses"), "{line}");
+        assert!(
+            line.ends_with("2m 34s at most, within --max-time 10m"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn a_search_past_half_the_port_range_is_warned_about() {

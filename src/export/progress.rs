@@ -34,7 +34,9 @@ pub fn stage_marks(profile: Option<&crate::pacer::Profile>, rate: bool) -> Vec<S
         .collect()
 }
 
-/// "stage 2/3 → 1000 conns" for the second starting at `t`.
+/// "st 2/3 →1k" (heading to 1,000 connections) or "st 1/2 →20k/s" (to 20,000
+/// messages per second) for the second starting at `t`: short, so that a
+/// staged line fits 80 columns.
 pub fn stage_label(stages: &[StageMark], t: u64) -> Option<String> {
     if stages.is_empty() {
         return None;
@@ -44,28 +46,69 @@ pub fn stage_label(stages: &[StageMark], t: u64) -> Option<String> {
         .position(|s| (t as f64) < s.end_secs)
         .unwrap_or(stages.len() - 1);
     let s = stages[i];
-    let what = if s.rate {
-        format!("{:.0} msg/s", s.target)
-    } else {
-        format!("{:.0} conns", s.target)
+    let target = target(s.target);
+    let per_sec = if s.rate { "/s" } else { "" };
+    Some(format!("st {}/{} →{target}{per_sec}", i + 1, stages.len()))
+}
+
+/// A stage's target in a few characters: `950`, `1k`, `2.5k`, `20k`, `1.25M`.
+fn target(v: f64) -> String {
+    let n = v.max(0.0).round() as u64;
+    let trim = |s: String| {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
     };
-    Some(format!("stage {}/{} → {what}", i + 1, stages.len()))
+    let f = n as f64;
+    match n {
+        0..=999 => n.to_string(),
+        1_000..=999_999 => format!("{}k", trim(format!("{:.1}", f / 1e3))),
+        _ => format!("{}M", trim(format!("{:.2}", f / 1e6))),
+    }
 }
 
 /// The figures of one second, as the progress line shows them: compact, so
 /// that with the bar they fit a terminal's width (the bar's message is cut to
-/// what is left of it).
-pub fn figures(r: &SecondStats) -> String {
-    use crate::vocab::fmt::fmt_us;
+/// what is left of it). A staged run's line makes room for the stage: no p50,
+/// one space between the fields; p99 and the errors stay.
+pub fn figures(r: &SecondStats, staged: bool) -> String {
+    let (gap, p50) = if staged {
+        (" ", String::new())
+    } else {
+        ("  ", format!("  p50 {}", short_us(r.rtt_p50_us)))
+    };
     format!(
-        "open {}  out {}/s  in {}/s  p50 {}  p99 {}  err {}",
+        "open {}{gap}out {}/s{gap}in {}/s{p50}{gap}p99 {}{gap}err {}",
         short(r.open),
         short(r.sent),
         short(r.received),
-        fmt_us(r.rtt_p50_us),
-        fmt_us(r.rtt_p99_us),
+        short_us(r.rtt_p99_us),
         short(r.errors)
     )
+}
+
+/// A latency in three significant digits: `850µs`, `12.3ms`, `123ms`, `1.20s`.
+fn short_us(us: f64) -> String {
+    let three = |v: f64, unit: &str| {
+        if v >= 99.95 {
+            format!("{v:.0}{unit}")
+        } else if v >= 9.995 {
+            format!("{v:.1}{unit}")
+        } else {
+            format!("{v:.2}{unit}")
+        }
+    };
+    if us <= 0.0 {
+        "-".into()
+    } else if us < 999.5 {
+        format!("{us:.0}µs")
+    } else if us < 999_500.0 {
+        three(us / 1e3, "ms")
+    } else {
+        three(us / 1e6, "s")
+    }
 }
 
 /// A count in at most five characters: `999`, `12.3k`, `123k`, `1.23M`.
@@ -86,16 +129,23 @@ const BAR_FROM_COLUMNS: u16 = 100;
 /// The plain line for one second (no terminal).
 pub fn plain_line(r: &SecondStats, total: Duration, stages: &[StageMark]) -> String {
     // Rows past the duration are the drain and close after the stop.
-    let label = if r.t >= total.as_secs() {
-        "  drain".to_string()
+    // As wide as the total, so the lines of a run align: [ 3s/10s], [drain].
+    let secs = total.as_secs();
+    let width = secs.to_string().len() * 2 + 3;
+    let label = if r.t >= secs {
+        format!("{:>width$}", "drain")
     } else {
-        format!("{:>4}s/{}s", r.t + 1, total.as_secs())
+        format!(
+            "{:>w$}s/{secs}s",
+            r.t + 1,
+            w = width - 3 - secs.to_string().len()
+        )
     };
     let stage = match stage_label(stages, r.t) {
-        Some(s) if r.t < total.as_secs() => format!("  {s}"),
+        Some(s) if r.t < secs => format!("  {s} "),
         _ => String::new(),
     };
-    format!("[{label}]{stage} {}", figures(r))
+    format!("[{label}]{stage} {}", figures(r, !stages.is_empty()))
 }
 
 /// Draws the progress: a bar on a terminal, plain lines otherwise.
@@ -154,7 +204,7 @@ impl Live {
                     Some(s) if r.t < secs => format!("{s}  "),
                     _ => String::new(),
                 };
-                b.set_message(format!("{stage}{}", figures(r)));
+                b.set_message(format!("{stage}{}", figures(r, !self.stages.is_empty())));
             }
             None => {
                 let mut err = std::io::stderr().lock();
@@ -185,33 +235,103 @@ mod tests {
         }
     }
 
+    /// The busiest second a test can think of: every field at its widest.
+    fn busy(t: u64) -> SecondStats {
+        SecondStats {
+            t,
+            open: 100_000,
+            sent: 123_456,
+            received: 123_456,
+            rtt_p50_us: 12_345.0,
+            rtt_p99_us: 123_456.0,
+            errors: 1_234,
+            ..Default::default()
+        }
+    }
+
+    fn columns(line: &str) -> usize {
+        line.chars().count()
+    }
+
     /// A busy second's figures and the time fit 80 columns without the bar.
     #[test]
     fn figures_fit_80_columns() {
-        let mut r = row(59);
-        r.open = 100_000;
-        r.sent = 123_456;
-        r.received = 123_456;
-        r.rtt_p50_us = 12_345.0;
-        r.rtt_p99_us = 123_456.0;
-        r.errors = 1_234;
-        let line = format!("{:>9} {}", "60s/60s", figures(&r));
+        let r = busy(59);
+        let line = format!("{:>9} {}", "60s/60s", figures(&r, false));
+        assert!(columns(&line) <= 80, "{} columns: {line}", columns(&line));
+        let plain = plain_line(&r, Duration::from_secs(60), &[]);
         assert!(
-            line.chars().count() <= 80,
-            "{} columns: {line}",
-            line.chars().count()
+            columns(&plain) <= 80,
+            "{} columns: {plain}",
+            columns(&plain)
+        );
+        assert!(
+            plain.contains("p50 12.3ms  p99 123ms  err 1,234"),
+            "{plain}"
         );
         assert_eq!(short(9_999), "9,999");
         assert_eq!(short(20_000), "20.0k");
         assert_eq!(short(123_456), "123k");
         assert_eq!(short(3_531_840), "3.53M");
+        assert_eq!(short_us(850.0), "850µs");
+        assert_eq!(short_us(1_234.0), "1.23ms");
+        assert_eq!(short_us(99_960.0), "100ms");
+        assert_eq!(short_us(1_200_000.0), "1.20s");
+        assert_eq!(short_us(0.0), "-");
+    }
+
+    /// With a stage label, a busy second still fits 80 columns, plain and
+    /// without the bar, and keeps p99 and the errors; with the bar, 100.
+    #[test]
+    fn a_staged_line_fits_80_columns_with_p99_and_errors() {
+        let rate = [
+            StageMark {
+                end_secs: 300.0,
+                target: 20_000.0,
+                rate: true,
+            },
+            StageMark {
+                end_secs: 600.0,
+                target: 20_000.0,
+                rate: true,
+            },
+        ];
+        let conns = rate.map(|s| StageMark {
+            target: 12_500.0,
+            rate: false,
+            ..s
+        });
+        for stages in [&rate[..], &conns[..]] {
+            let r = busy(59);
+            let plain = plain_line(&r, Duration::from_secs(600), stages);
+            assert!(
+                columns(&plain) <= 80,
+                "{} columns: {plain}",
+                columns(&plain)
+            );
+            assert!(plain.ends_with(" in 123k/s p99 123ms err 1,234"), "{plain}");
+            let label = stage_label(stages, r.t).unwrap();
+            let narrow = format!("{:>9} {label}  {}", "60s/600s", figures(&r, true));
+            assert!(
+                columns(&narrow) <= 80,
+                "{} columns: {narrow}",
+                columns(&narrow)
+            );
+            assert!(9 + 2 + 12 + 2 + columns(&label) + 2 + figures(&r, true).len() <= 100);
+        }
+        let line = plain_line(&busy(59), Duration::from_secs(600), &rate);
+        assert!(
+            line.starts_with("[ 60s/600s]  st 1/2 →20k/s  open 100k"),
+            "{line}"
+        );
+        assert_eq!(stage_label(&conns, 400).unwrap(), "st 2/2 →12.5k");
     }
 
     #[test]
     fn plain_lines_have_no_escapes() {
         let line = plain_line(&row(2), Duration::from_secs(10), &[]);
         assert!(
-            line.starts_with("[   3s/10s] open 10  out 100/s  in 99/s"),
+            line.starts_with("[ 3s/10s] open 10  out 100/s  in 99/s"),
             "{line}"
         );
         // With the bar's prefix (9) and a 12-column bar, a busy second fits 100
@@ -226,9 +346,9 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            9 + 2 + 12 + 2 + figures(&busy).len() <= 100,
+            9 + 2 + 12 + 2 + figures(&busy, false).len() <= 100,
             "{}",
-            figures(&busy)
+            figures(&busy, false)
         );
         assert!(!line.contains('\x1b') && !line.contains('\r'));
         let drain = plain_line(&row(10), Duration::from_secs(10), &[]);
@@ -245,7 +365,7 @@ mod tests {
             },
             StageMark {
                 end_secs: 5.0,
-                target: 100.0,
+                target: 1_000.0,
                 rate: false,
             },
             StageMark {
@@ -254,11 +374,17 @@ mod tests {
                 rate: false,
             },
         ];
-        assert_eq!(stage_label(&stages, 0).unwrap(), "stage 1/3 → 100 conns");
-        assert_eq!(stage_label(&stages, 2).unwrap(), "stage 2/3 → 100 conns");
-        assert_eq!(stage_label(&stages, 5).unwrap(), "stage 3/3 → 0 conns");
+        assert_eq!(stage_label(&stages, 0).unwrap(), "st 1/3 →100");
+        assert_eq!(stage_label(&stages, 2).unwrap(), "st 2/3 →1k");
+        assert_eq!(stage_label(&stages, 5).unwrap(), "st 3/3 →0");
         let line = plain_line(&row(3), Duration::from_secs(6), &stages);
-        assert!(line.contains("stage 2/3"), "{line}");
+        assert!(
+            line.starts_with("[4s/6s]  st 2/3 →1k  open 10 out"),
+            "{line}"
+        );
         assert_eq!(stage_label(&[], 3), None);
+        assert_eq!(target(2_500.0), "2.5k");
+        assert_eq!(target(20_000.0), "20k");
+        assert_eq!(target(1_250_000.0), "1.25M");
     }
 }

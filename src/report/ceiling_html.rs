@@ -761,6 +761,49 @@ mod tests {
         assert!(ys.windows(2).all(|w| w[1] <= w[0] + 0.01), "{ys:?}");
     }
 
+    /// The x coordinates of the polyline of `series`.
+    fn polyline_xs(chart: &str, series: &str) -> Vec<f64> {
+        let at = chart
+            .find(&format!("class=\"series\" data-series=\"{series}\""))
+            .unwrap_or_else(|| panic!("no {series} line"));
+        let rest = &chart[at..];
+        let p = rest.find(" points=\"").unwrap() + 9;
+        rest[p..p + rest[p..].find('"').unwrap()]
+            .split_whitespace()
+            .map(|xy| xy.split(',').next().unwrap().parse().unwrap())
+            .collect()
+    }
+
+    /// The knee's lines and markers go in order of level, not of step (the
+    /// sample measured 8,000 before 6,000 and 7,000): no zig-zag.
+    #[test]
+    fn the_knee_draws_its_points_in_level_order() {
+        let page = render(&sample());
+        let knee = svg(&page, "knee");
+        for series in ["p50", "p99"] {
+            let xs = polyline_xs(knee, series);
+            assert_eq!(xs.len(), 8, "{series}");
+            assert!(xs.windows(2).all(|w| w[0] <= w[1]), "{series}: {xs:?}");
+            // Distinct levels at distinct x: 1k, 2k, 4k, 6k, 7k, 7k, 8k, 8k.
+            assert!(xs[2] < xs[3] && xs[3] < xs[4] && xs[5] < xs[6], "{xs:?}");
+        }
+        // The markers' tips in the same order: steps 1, 2, 3, 6, 7, 8, 4, 5.
+        let order: Vec<&str> = knee
+            .match_indices("step ")
+            .filter(|(i, _)| knee[..*i].ends_with("<title>"))
+            .map(|(i, _)| &knee[i + 5..i + 5 + knee[i + 5..].find(':').unwrap()])
+            .collect();
+        assert_eq!(
+            order,
+            ["1", "2", "3", "6", "7", "8", "4", "5", "1", "2", "3", "6", "7", "8", "4", "5"],
+            "p50's markers, then p99's"
+        );
+        let chart = svg(&page, "achieved");
+        let xs = polyline_xs(chart, achieved("rate").name);
+        assert_eq!(xs.len(), 8);
+        assert!(xs.windows(2).all(|w| w[0] <= w[1]), "achieved: {xs:?}");
+    }
+
     #[test]
     fn text_is_escaped() {
         let mut c = sample();

@@ -24,18 +24,24 @@ pub fn is_stdout(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
-/// Fails early when `path` (asked for by `flag`) cannot be written: creates it,
-/// leaves it empty. Standard output (`-`) always can.
+/// Fails early when `path` (asked for by `flag`) cannot be written: opens it
+/// for appending (its content untouched), or creates it and removes it again,
+/// so that a run refused by a later check leaves no empty file behind.
+/// Standard output (`-`) always can be written.
 pub fn check_writable(flag: &str, path: &Path) -> Result<()> {
     if is_stdout(path) {
         return Ok(());
     }
+    let existed = std::fs::symlink_metadata(path).is_ok();
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map(|_| ())
-        .map_err(|e| output_error(flag, path, e))
+        .map_err(|e| output_error(flag, path, e))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 /// Reads a JSON file (results of a run, a merge or a ceiling search).

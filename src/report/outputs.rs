@@ -24,7 +24,7 @@ impl ReportFiles {
         self.html.is_none() && self.csv.is_none() && self.hgrm.is_none()
     }
 
-    /// Fails now if any file cannot be written (each is created, left empty).
+    /// Fails now if any file cannot be written (`files::check_writable`).
     pub fn check(&self) -> Result<()> {
         if let Some(p) = &self.html {
             super::files::check_writable("--html", p)?;
