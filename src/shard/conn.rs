@@ -62,32 +62,33 @@ pub fn connection(
 fn run_connection(
     shard: Rc<Shard>,
     id: u32,
-    staged: Option<(usize, Rc<std::cell::Cell<bool>>)>,
+    mut staged: Option<(usize, Rc<std::cell::Cell<bool>>)>,
     mut resumed: Option<Box<Held>>,
 ) -> impl std::future::Future<Output = ()> {
     async move {
-        let mut staged = staged.or_else(|| resumed.as_mut().and_then(|h| h.staged.take()));
+        // (Each variable here is in every connection's task: no second binding,
+        // the slot in 4 bytes.)
+        if staged.is_none() {
+            staged = resumed.as_mut().and_then(|h| h.staged.take());
+        }
         let slot = match (&resumed, &staged) {
             (Some(h), _) => h.c.slot,
             (None, Some((slot, _))) => *slot,
             (None, None) => shard.stop.slot(),
-        };
-        let plan = &shard.run.plan;
-        let repeat = plan.workload.session.is_some_and(|s| s.rate.is_none())
-            || plan
-                .script
-                .as_ref()
-                .is_some_and(|s| s.mode == crate::script::Mode::Session);
+        } as u32;
         // --reconnect (a staged dialer redials on its own): when the connection was
         // lost (ns since the run's origin, 0: it is not), and how many dials have
         // failed since. (Compact: every connection's task holds them.)
-        let reconnects = plan.reconnect.is_some() && staged.is_none();
         let (mut lost_at, mut tries) = resumed.as_ref().map_or((0, 0), |h| (h.lost_at, h.tries));
-        // Cleared when the parking refused this connection: it waits as a task.
-        let mut parks = true;
         loop {
-            let ended = one_connection(&shard, slot, id, resumed.take(), parks).await;
-            if let (true, Some(at)) = (lost_at > 0, ended.established) {
+            // Taken apart at once: what is parked is handled before any other
+            // wait, so that no wait holds it.
+            let Ended {
+                established,
+                broken,
+                parked,
+            } = one_connection(&shard, slot, id, resumed.take()).await;
+            if let (true, at @ 1..) = (lost_at > 0, established) {
                 // Back after an outage (counted when this connection ends, the
                 // run's stop included).
                 let mut st = shard.stats.borrow_mut();
@@ -96,7 +97,7 @@ fn run_connection(
                 lost_at = 0;
                 tries = 0;
             }
-            if let Some(mut held) = ended.parked {
+            if let Some(mut held) = parked {
                 // Idle: parked with no task until its socket is readable or its
                 // slot stops (the slot and the count of live tasks go with it).
                 held.staged = staged.take();
@@ -105,30 +106,31 @@ fn run_connection(
                 match park(&shard, held) {
                     Ok(()) => return,
                     Err(mut back) => {
+                        // Refused: it waits as a task.
                         staged = back.staged.take();
+                        back.parks = false;
                         resumed = Some(back);
-                        parks = false;
                         continue;
                     }
                 }
             }
-            if shard.stop.is_set_for(slot) {
+            if shard.stop.is_set_for(slot as usize) {
                 break;
             }
-            if reconnects && ended.broken {
+            if broken && shard.run.plan.reconnect.is_some() && staged.is_none() {
                 if lost_at == 0 {
                     lost_at = shard.now_ns().max(1);
                 }
                 let wait = backoff(&shard, tries);
                 tries = tries.saturating_add(1);
                 let due = shard.now_ns() + wait.as_nanos() as u64;
-                if !shard.sleep_until_ns(slot, due).await {
+                if !shard.sleep_until_ns(slot as usize, due).await {
                     break;
                 }
                 shard.stats.borrow_mut().counters.reconnect_attempts += 1;
                 continue;
             }
-            if !repeat {
+            if !repeats(&shard.run.plan) {
                 break;
             }
         }
@@ -140,10 +142,20 @@ fn run_connection(
         }
         match staged {
             Some((_, ended)) => ended.set(true),
-            None => shard.stop.release(slot),
+            None => shard.stop.release(slot as usize),
         }
         shard.live.set(shard.live.get() - 1);
     }
+}
+
+/// Session workloads without a session rate: a slot starts its next session as
+/// soon as the previous one closed.
+fn repeats(plan: &crate::plan::Plan) -> bool {
+    plan.workload.session.is_some_and(|s| s.rate.is_none())
+        || plan
+            .script
+            .as_ref()
+            .is_some_and(|s| s.mode == crate::script::Mode::Session)
 }
 
 /// An idle connection parked with no task (`park`): what its task held.
@@ -158,6 +170,8 @@ struct Held {
     staged: Option<(usize, Rc<std::cell::Cell<bool>>)>,
     lost_at: u64,
     tries: u32,
+    /// False once the parking refused it.
+    parks: bool,
 }
 
 /// Parks `held` with the shard (its task then ends), or gives it back.
@@ -223,8 +237,8 @@ pub(crate) fn backoff_wait(min: Duration, max: Duration, tries: u32, random: u64
 
 /// How one connection ended, for `--reconnect`.
 struct Ended {
-    /// When it was established, ns since the run's origin (None: it never was).
-    established: Option<u64>,
+    /// When it was established, ns since the run's origin (0: it never was).
+    established: u64,
     /// Its dial failed, or the server or the network ended it (not the run).
     broken: bool,
     /// It is idle and waits parked (`park`), not ended.
@@ -239,29 +253,32 @@ struct Ended {
 #[allow(clippy::manual_async_fn)] // smaller than an `async fn`: see `hold`
 fn one_connection<'a>(
     shard: &'a Shard,
-    slot: usize,
+    slot: u32,
     id: u32,
     resumed: Option<Box<Held>>,
-    parks: bool,
 ) -> impl std::future::Future<Output = Ended> + 'a {
     async move {
-        let (c, stream, started, established, first) = match resumed {
+        // Bound once, mutable: a second binding of the stream or the state
+        // would be a second copy in every held task.
+        let (mut c, mut stream, started, established, first, parks) = match resumed {
             Some(held) => {
                 let Held {
                     c,
                     stream,
                     started,
                     established,
+                    parks,
                     ..
                 } = *held;
-                (c, stream, started, established, false)
+                (c, stream, started, established, false, parks)
             }
-            None => match Box::pin(open_conn(shard, slot, id)).await {
-                Ok((c, stream, started, established)) => (c, stream, started, established, true),
+            None => match Box::pin(open_conn(shard, slot as usize, id)).await {
+                Ok((c, stream, started, established)) => {
+                    (c, stream, started, established, true, true)
+                }
                 Err(ended) => return ended,
             },
         };
-        let mut c = c;
         // Broadcast: only publishers send; the others only receive.
         let sends = shard
             .run
@@ -298,11 +315,10 @@ fn one_connection<'a>(
                 // The rarer phases, boxed so that a plain connection's task stays small.
                 Box::pin(other_phase(shard, &mut c, stream, period)).await
             } else if parked {
-                let mut stream = stream;
-                match hold_turn(shard, &mut c, &mut stream, first).await {
+                match Box::pin(hold_turn(shard, &mut c, &mut stream, first)).await {
                     Ok(()) => {
                         return Ended {
-                            established: Some(established),
+                            established: established.max(1),
                             broken: false,
                             parked: Some(Box::new(Held {
                                 c,
@@ -312,19 +328,18 @@ fn one_connection<'a>(
                                 staged: None,
                                 lost_at: 0,
                                 tries: 0,
+                                parks: true,
                             })),
                         }
                     }
                     Err(end) => (end, stream),
                 }
             } else if holds {
-                let mut stream = stream;
                 let end = hold(shard, &mut c, &mut stream, beats).await;
                 (end, stream)
             } else if let Some(period) = period {
                 Box::pin(super::open_loop::active_open(shard, &mut c, stream, period)).await
             } else {
-                let mut stream = stream;
                 let end = Box::pin(active(shard, &mut c, &mut stream)).await;
                 (end, stream)
             };
@@ -341,7 +356,7 @@ fn one_connection<'a>(
                 .saturating_record(shard.now_ns().saturating_sub(started));
         }
         Ended {
-            established: Some(established),
+            established: established.max(1),
             broken,
             parked: None,
         }
@@ -359,7 +374,7 @@ async fn open_conn(shard: &Shard, slot: usize, id: u32) -> Result<(Conn, Stream,
         Err(ABORTED) => {
             shard.stats.borrow_mut().counters.aborted += 1;
             return Err(Ended {
-                established: None,
+                established: 0,
                 broken: false,
                 parked: None,
             });
@@ -367,7 +382,7 @@ async fn open_conn(shard: &Shard, slot: usize, id: u32) -> Result<(Conn, Stream,
         Err(cause) => {
             shard.stats.borrow_mut().counters.fail(cause);
             return Err(Ended {
-                established: None,
+                established: 0,
                 broken: true,
                 parked: None,
             });
@@ -891,9 +906,14 @@ fn hold<'a>(
                     }
                 }
                 Some(Ok(true)) => {
-                    shard.wpool.put(out);
-                    if let Err(end) = take_ready(shard, c, stream).await {
+                    let res = take_now(shard, c, stream, &mut out);
+                    // Replies (pongs, a close echo) go out even when the frame loop ended.
+                    let flushed = send_rare(shard, stream, c.slot, out).await;
+                    if let Err(end) = res.and(flushed) {
                         return end;
+                    }
+                    if c.stopping && c.outstanding() == 0 {
+                        return End::Stopped;
                     }
                     continue;
                 }
@@ -916,21 +936,30 @@ async fn hold_turn(
     if first {
         hold_start(shard, c, stream).await?;
     } else {
-        take_ready(shard, c, stream).await?;
+        let mut out = shard.wpool.take();
+        let res = take_now(shard, c, stream, &mut out);
+        // Replies (pongs, a close echo) go out even when the frame loop ended.
+        let flushed = send_rare(shard, stream, c.slot, out).await;
+        res.and(flushed)?;
     }
-    if shard.stop.is_set_for(c.slot) {
+    if shard.stop.is_set_for(c.slot) || (c.stopping && c.outstanding() == 0) {
         return Err(End::Stopped);
     }
     Ok(())
 }
 
 /// What a held connection's socket has (without waiting): frames handled, pings
-/// and a close answered; its end when the stream ended or broke, or when the
-/// stop came and nothing is left in flight.
-async fn take_ready(shard: &Shard, c: &mut Conn, stream: &mut Stream) -> Result<(), End> {
-    let mut out = shard.wpool.take();
+/// and a close answered into `out`; its end when the stream ended or broke.
+/// (Not async: the caller flushes `out` with `send_rare`, and a held task keeps
+/// no more state than that.)
+fn take_now(
+    shard: &Shard,
+    c: &mut Conn,
+    stream: &mut Stream,
+    out: &mut Vec<u8>,
+) -> Result<(), End> {
     let mut buf = shard.pool.take();
-    let res = match stream.recv_now(&mut buf) {
+    match stream.recv_now(&mut buf) {
         Ok(None) => {
             shard.pool.put(buf);
             Ok(())
@@ -941,20 +970,13 @@ async fn take_ready(shard: &Shard, c: &mut Conn, stream: &mut Stream) -> Result<
         }
         Ok(Some(_)) => {
             c.stopping = shard.stop.is_set_for(c.slot);
-            on_read(shard, c, buf, &mut out)
+            on_read(shard, c, buf, out)
         }
         Err(e) => {
             shard.pool.put(buf);
             Err(End::Lost(io_cause(&e)))
         }
-    };
-    // Replies (pongs, a close echo) go out even when the frame loop ended.
-    let flushed = send_rare(shard, stream, c.slot, out).await;
-    res.and(flushed)?;
-    if c.stopping && c.outstanding() == 0 {
-        return Err(End::Stopped);
     }
-    Ok(())
 }
 
 /// A held connection's first writes: a push connection's subscribe, and the
