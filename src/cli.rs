@@ -42,6 +42,12 @@ Examples:
   wsherd doctor -c 100k ws://10.0.0.2:9000/       can this host hold 100,000 connections?
   wsherd doctor -c 200k --agent 1/2 --source-ip 10.0.0.5-10.0.0.8 ws://10.0.0.2:9000/";
 
+const K8S_RUN_EXAMPLES: &str = "\
+Examples:
+  wsherd k8s run ws://echo.load:9000/ -c 400k -d 5m --agents 4 --k8s-namespace load --image registry.example/wsherd:0.1.0
+  wsherd k8s run ws://echo:9000/ --rate 200k -c 20k --agents 8 --threshold 'rtt.p99<20ms' --json all.json
+  wsherd k8s run ws://echo:9000/ -c 100k --agents 2 --dry-run > job.yaml   the objects, not applied";
+
 const CEILING_EXAMPLES: &str = "\
 Examples:
   wsherd ceiling ws://127.0.0.1:9000/ --dimension connections --slo 'rtt.p99<50ms,errors<0.1%'
@@ -99,6 +105,73 @@ pub enum Command {
     /// Check this host for a planned run and say what to fix.
     #[command(after_help = DOCTOR_EXAMPLES)]
     Doctor(DoctorArgs),
+    /// Run on Kubernetes: agents as an Indexed Job, one merged result judged once.
+    #[command(subcommand)]
+    K8s(K8sCommand),
+}
+
+/// `wsherd k8s ...`.
+#[derive(Debug, Subcommand)]
+pub enum K8sCommand {
+    /// One run made by N agents (the pods of an Indexed Job, started together),
+    /// merged losslessly, reported and judged as one; takes run's flags.
+    #[command(after_help = K8S_RUN_EXAMPLES)]
+    Run(Box<K8sRunArgs>),
+}
+
+/// `wsherd k8s run`: run's flags, and where and how many agents.
+#[derive(Debug, Clone, Args)]
+pub struct K8sRunArgs {
+    /// Agents (pods), each with a disjoint share of the connections and the rate.
+    #[arg(long, value_parser = parse_count, display_order = 1)]
+    pub agents: u64,
+
+    /// The Kubernetes namespace to run in (--namespace is Socket.IO's).
+    #[arg(
+        long = "k8s-namespace",
+        value_name = "NS",
+        default_value = "default",
+        display_order = 2
+    )]
+    pub k8s_namespace: String,
+
+    /// The container image with wsherd (deploy/Dockerfile). [default:
+    /// wsherd:VERSION]
+    #[arg(long, display_order = 3)]
+    pub image: Option<String>,
+
+    /// The Job's name (and the prefix of the other objects'). [default:
+    /// wsherd-<unix time>]
+    #[arg(long = "job-name", display_order = 4)]
+    pub job_name: Option<String>,
+
+    /// Time from submitting to the agents' common start: pods must be scheduled
+    /// and their image pulled by then (an agent that starts later is flagged).
+    #[arg(long = "start-margin", value_parser = parse_duration, default_value = "30s", display_order = 5)]
+    pub start_margin: Duration,
+
+    /// Agents on the nodes' network (no NAT; no pod sysctls then: tune the nodes).
+    #[arg(long = "host-network", display_order = 6)]
+    pub host_network: bool,
+
+    /// Allow several agents on one node (default: one per node, anti-affinity).
+    #[arg(long, display_order = 7)]
+    pub pack: bool,
+
+    /// Print the objects (YAML) instead of applying them.
+    #[arg(long = "dry-run", display_order = 8)]
+    pub dry_run: bool,
+
+    /// Leave the Job and its ConfigMap in the cluster at the end.
+    #[arg(long, display_order = 9)]
+    pub keep: bool,
+
+    /// The kubectl to call. [default: kubectl on PATH]
+    #[arg(long, default_value = "kubectl", display_order = 10)]
+    pub kubectl: PathBuf,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// What each connection does once it is established.
@@ -568,7 +641,8 @@ pub struct RunArgs {
 
     /// Run as agent I of N (1/4, 2/4, ...): take the I-th share of the connections
     /// and of the rate, so N processes (or hosts) together make one run; merge their
-    /// --json results with `wsherd merge`.
+    /// --json results with `wsherd merge`. job/N: I from JOB_COMPLETION_INDEX + 1
+    /// (a pod of a Kubernetes Indexed Job).
     #[arg(display_order = 39, long, value_name = "I/N")]
     pub agent: Option<String>,
 

@@ -257,6 +257,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Ceiling(args) => ceiling(*args),
         Command::Merge(args) => merge(args),
         Command::Doctor(args) => doctor(args),
+        Command::K8s(crate::cli::K8sCommand::Run(args)) => {
+            k8s_run(*args, &std::env::args().collect::<Vec<_>>())
+        }
         Command::Report(args) => report(args),
         Command::Serve(args) => {
             let cfg = ServeConfig::from_cli(args)?;
@@ -405,6 +408,62 @@ fn ceiling(args: crate::cli::CeilingArgs) -> Result<ExitCode, Error> {
         return Ok(ExitCode::from(EXIT_FAILURE));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `wsherd k8s run`: launch the agents, merge what they left, report and judge
+/// it once; an agent missing or late is named in the report.
+fn k8s_run(args: crate::cli::K8sRunArgs, argv: &[String]) -> Result<ExitCode, Error> {
+    let json = args.run.load.json.clone();
+    let files: ReportFiles = args.run.reports.clone().into();
+    let judge = crate::thresholds::Judge::parse(&args.run.judge.thresholds, &args.run.judge.bands)?;
+    let (html, csv) = (files.html.clone(), files.csv.clone());
+    let outputs = [
+        ("--json -", json.as_deref()),
+        ("--html -", html.as_deref()),
+        ("--csv -", csv.as_deref()),
+    ];
+    one_to_stdout(&outputs)?;
+    if let Some(p) = &json {
+        crate::report::check_writable("--json", p)?;
+    }
+    files.check()?;
+    let launch = crate::config::k8s::plan_k8s(args, argv)?;
+    let Some(got) = crate::k8s::launch(&launch)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    if got.parts.is_empty() {
+        let why: Vec<String> = got
+            .report
+            .missing
+            .iter()
+            .map(|m| format!("agent {} ({}): {}", m.agent, m.pod, m.reason))
+            .collect();
+        return Err(Error::Launch(format!(
+            "no agent left results: {}",
+            why.join("; ")
+        )));
+    }
+    let names: Vec<String> = got
+        .report
+        .reported
+        .iter()
+        .map(|a| format!("agent {a}"))
+        .collect();
+    crate::merge::check_parts(&got.parts, &names).map_err(Error::Launch)?;
+    let mut total = crate::merge::merge(&got.parts, crate::merge::Timing::Parallel);
+    total.agents = Some(got.report);
+    if !judge.is_empty() {
+        judge.apply(&mut total);
+    }
+    if let Some(p) = &json {
+        crate::report::write_json("--json", p, &total)?;
+    }
+    files.write(&total)?;
+    print_summary(
+        &outputs.map(|(_, p)| p),
+        &crate::report::text::render(&total),
+    )?;
+    Ok(threshold_exit(&total))
 }
 
 /// `wsherd merge`.

@@ -502,6 +502,7 @@ pub(crate) fn assemble(
         memory: c.memory,
         thresholds: Vec::new(),
         assessment: Vec::new(),
+        agents: None,
     }
 }
 

@@ -38,6 +38,10 @@ pub enum Error {
     /// A runtime could not be built or a thread could not be started.
     #[error("cannot start the engine: {0}")]
     Runtime(String),
+    /// A distributed run could not be launched or followed (`wsherd k8s run`:
+    /// kubectl missing or refusing).
+    #[error("{0}")]
+    Launch(String),
     /// Writing an output file failed.
     #[error("cannot write {path}: {why}")]
     Output { path: String, why: String },

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod export;
 pub mod host;
+pub mod k8s;
 pub mod merge;
 pub mod metrics;
 pub mod net;

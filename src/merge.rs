@@ -157,6 +157,7 @@ pub fn merge(parts: &[RunResults], timing: Timing) -> RunResults {
         memory: merge_memory(parts, seq),
         thresholds: Vec::new(),
         assessment: Vec::new(),
+        agents: None,
     };
     // Assessed as the parts were (their bands; a rate against the sum asked).
     if first.assessment.is_empty() {

@@ -9,6 +9,7 @@
 
 pub mod ceiling;
 pub mod handshake;
+pub mod k8s;
 pub mod protocol;
 pub mod run;
 pub mod serve;

@@ -703,14 +703,38 @@ fn warmup_from(warmup: Option<Duration>, duration: Duration) -> Result<Duration>
     Ok(w)
 }
 
-/// Parses `--agent I/N`.
+/// Parses `--agent I/N`, or `--agent job/N`: I is then one more than the
+/// environment's `JOB_COMPLETION_INDEX` (0-based, set in each pod of a
+/// Kubernetes Indexed Job), so one pod template serves every agent.
 pub fn parse_agent(s: &str) -> Result<(u64, u64)> {
+    parse_agent_with(s, std::env::var("JOB_COMPLETION_INDEX").ok().as_deref())
+}
+
+fn parse_agent_with(s: &str, job_index: Option<&str>) -> Result<(u64, u64)> {
     let bad = || {
         Error::usage(format!(
-            "--agent '{s}': expected I/N with 1 <= I <= N, e.g. --agent 2/4"
+            "--agent '{s}': expected I/N with 1 <= I <= N, e.g. --agent 2/4 \
+             (or job/N in a Kubernetes Indexed Job)"
         ))
     };
     let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let i = if i.trim() == "job" {
+        let index = job_index.ok_or_else(|| {
+            Error::usage(format!(
+                "--agent '{s}': JOB_COMPLETION_INDEX is not set (a Kubernetes Indexed \
+                 Job sets it in each pod); elsewhere give the index, e.g. --agent 1/{}",
+                n.trim()
+            ))
+        })?;
+        let k: u64 = index.trim().parse().map_err(|_| {
+            Error::usage(format!(
+                "--agent '{s}': JOB_COMPLETION_INDEX is '{index}', not a number"
+            ))
+        })?;
+        k.saturating_add(1).to_string()
+    } else {
+        i.to_string()
+    };
     let (i, n): (u64, u64) = (
         i.trim().parse().map_err(|_| bad())?,
         n.trim().parse().map_err(|_| bad())?,
@@ -1085,6 +1109,25 @@ pub fn doctor_demand(a: &crate::cli::DoctorArgs) -> Result<(crate::host::Demand,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_agent_index_comes_from_a_kubernetes_indexed_job() {
+        assert_eq!(parse_agent_with("2/4", None).unwrap(), (2, 4));
+        // JOB_COMPLETION_INDEX counts from 0, agents from 1.
+        assert_eq!(parse_agent_with("job/4", Some("0")).unwrap(), (1, 4));
+        assert_eq!(parse_agent_with("job/4", Some("3")).unwrap(), (4, 4));
+        let e = parse_agent_with("job/4", Some("4")).unwrap_err();
+        assert!(e.to_string().contains("1 <= I <= N"), "{e}");
+        let e = parse_agent_with("job/4", None).unwrap_err();
+        assert!(
+            e.to_string().contains("JOB_COMPLETION_INDEX is not set"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("--agent 1/4"), "{e}");
+        let e = parse_agent_with("job/4", Some("x")).unwrap_err();
+        assert!(e.to_string().contains("not a number"), "{e}");
+        assert!(parse_agent_with("0/4", None).is_err());
+    }
 
     #[test]
     fn cross_flag_checks() {

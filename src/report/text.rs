@@ -31,6 +31,7 @@ pub fn ledger(m: &MessageStats) -> String {
 pub fn render(r: &RunResults) -> String {
     let mut o = String::new();
     header(&mut o, r);
+    agents(&mut o, r);
     let _ = writeln!(o);
     for (i, s) in summary::summarize(r).sections.iter().enumerate() {
         if i > 0 {
@@ -79,6 +80,48 @@ pub fn fit(text: &str, width: usize) -> String {
         out.push_str(nl);
     }
     out
+}
+
+/// A distributed run's agents (`wsherd k8s run`): how many reported, which
+/// are missing and why (the figures are then the others' share only), which
+/// started late, and what to keep in mind.
+fn agents(o: &mut String, r: &RunResults) {
+    let Some(a) = &r.agents else {
+        return;
+    };
+    let _ = writeln!(
+        o,
+        "Agents: {} of {} reported, merged as one run{}",
+        a.reported.len(),
+        a.expected,
+        if a.missing.is_empty() {
+            String::new()
+        } else {
+            " (the figures are the reporting agents' share only)".to_string()
+        }
+    );
+    for m in &a.missing {
+        let pod = if m.pod.is_empty() {
+            String::new()
+        } else {
+            format!(" (pod {})", m.pod)
+        };
+        let _ = writeln!(
+            o,
+            "  MISSING agent {}/{}{pod}: {}",
+            m.agent, a.expected, m.reason
+        );
+    }
+    for l in &a.late {
+        let _ = writeln!(
+            o,
+            "  LATE agent {}/{}: started {:.1} s after the others were due",
+            l.agent, a.expected, l.secs
+        );
+    }
+    for n in &a.notes {
+        let _ = writeln!(o, "  note: {n}");
+    }
 }
 
 /// What ran: version and targets, source addresses, the workload and its pacing,

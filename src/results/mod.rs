@@ -78,6 +78,44 @@ pub struct RunResults {
     /// Good / acceptable / poor per metric, with the bands used.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assessment: Vec<Assessment>,
+    /// A distributed run (`wsherd k8s run`): the agents it was merged from,
+    /// those missing and why, those that started late. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<AgentsReport>,
+}
+
+/// The agents a distributed run was merged from (`wsherd k8s run`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AgentsReport {
+    /// Agents planned (the Job's completions).
+    pub expected: u64,
+    /// Agents whose results are in the merge (1-based).
+    pub reported: Vec<u64>,
+    /// Agents whose results are not: the run covers only the others' share.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<MissingAgent>,
+    /// When the agents were to start (Unix seconds, `--start-at`).
+    pub start_at_unix: f64,
+    /// Agents that started more than a second after it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub late: Vec<LateAgent>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MissingAgent {
+    pub agent: u64,
+    /// Its pod (empty: none was created).
+    pub pod: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LateAgent {
+    pub agent: u64,
+    /// Seconds after the planned start.
+    pub secs: f64,
 }
 
 /// What a scenario file's run produced (`wsherd run --scenario F --json`): each

@@ -1,0 +1,332 @@
+//! `wsherd k8s run`'s flags into a `k8s::Launch`: the run checked as agent 1
+//! of N would be, each agent's command line, the files it reads, the pod's size.
+//!
+//! Each agent runs `wsherd run` with the user's own run flags, as typed (so
+//! nothing is lost in a translation): the launcher's flags are taken out, the
+//! outputs and thresholds stay local (written and judged once, on the merged
+//! run), files the run reads go into a ConfigMap and the flags point there, and
+//! `--agent job/N --start-at T --json - -q` are added. The plan is checked here
+//! first, as `wsherd run --agent 1/N` would check it, so a bad flag is refused
+//! before anything reaches the cluster.
+//!
+//! Part of the configuration stage: reads `cli`, builds what the `k8s` driver
+//! runs; never imports the engine or anything that runs a load.
+
+use crate::cli::K8sRunArgs;
+use crate::error::{Error, Result};
+use crate::k8s::manifests::{Spec, FILES_DIR, METRICS_PORT};
+use crate::k8s::Launch;
+use std::time::Duration;
+
+/// Launcher flags taking a value, and those that take none: not for the agents.
+const LAUNCHER_VALUED: &[&str] = &[
+    "--agents",
+    "--k8s-namespace",
+    "--image",
+    "--job-name",
+    "--start-margin",
+    "--kubectl",
+];
+const LAUNCHER_BOOL: &[&str] = &["--host-network", "--pack", "--dry-run", "--keep"];
+/// Outputs and judgements, done once on the merged run, here.
+const LOCAL_VALUED: &[&str] = &[
+    "--json",
+    "--html",
+    "--csv",
+    "--hgrm",
+    "--threshold",
+    "--bands",
+];
+const LOCAL_BOOL: &[&str] = &["-q", "--quiet"];
+/// Files for the ConfigMap: (key, content).
+type Files = Vec<(String, String)>;
+
+/// Files an agent reads: shipped in the ConfigMap.
+const FILE_FLAGS: &[&str] = &["--payload-file", "--steps", "--data", "--ca"];
+/// Flags the launcher sets, or cannot carry, with what to do instead.
+const REFUSED: &[(&str, &str)] = &[
+    (
+        "--agent",
+        "the launcher gives each agent its share (--agents N)",
+    ),
+    (
+        "--start-at",
+        "the launcher starts the agents together (--start-margin)",
+    ),
+    ("--scenario", "run one scenario's flags per launch"),
+    (
+        "--hlog",
+        "interval logs stay in the pods; use --hgrm for the merged run's",
+    ),
+    (
+        "--cert",
+        "client certificates belong in a Secret, which the launcher does not create yet",
+    ),
+    (
+        "--key",
+        "client keys belong in a Secret, which the launcher does not create yet",
+    ),
+    (
+        "--metrics-addr",
+        "each agent serves its metrics on port 9102 (scraped by annotation)",
+    ),
+];
+
+/// User-space bytes an agent's process needs before its first connection.
+const AGENT_BASE_BYTES: u64 = 64 << 20;
+
+/// Plans `wsherd k8s run` from its parsed flags and the command line as typed
+/// (`argv`, from the program name on).
+pub fn plan_k8s(a: K8sRunArgs, argv: &[String]) -> Result<Launch> {
+    let agents = a.agents;
+    if agents == 0 {
+        return Err(Error::usage("--agents 0: at least one agent"));
+    }
+    if a.run.load.urls.is_empty() {
+        return Err(Error::usage(
+            "wsherd k8s run needs the target's URL: the agents load it from the cluster \
+             (deploy/kubernetes/serve.yaml runs wsherd serve there: ws://wsherd-serve:9000/)",
+        ));
+    }
+    let name = match &a.job_name {
+        Some(n) => check_name(n)?,
+        None => format!("wsherd-{}", unix_now() as u64),
+    };
+    // The plan as agent 1 of N would check it: a bad flag stops here.
+    let mut probe = a.run.clone();
+    probe.agent = Some(format!("1/{agents}"));
+    probe.load.json = None;
+    probe.reports = Default::default();
+    let checked = crate::config::run::plan_run(probe)?;
+    let plan = &checked.plan;
+    if plan.embedded() {
+        return Err(Error::usage(
+            "wsherd k8s run loads a URL, not the built-in server",
+        ));
+    }
+    let (mut args, files) = agent_args(argv)?;
+    let start_at = (unix_now() + a.start_margin.as_secs_f64()).ceil();
+    args.extend([
+        "--agent".to_string(),
+        format!("job/{agents}"),
+        "--start-at".into(),
+        format!("{start_at:.0}"),
+        "--metrics-addr".into(),
+        format!("0.0.0.0:{METRICS_PORT}"),
+        "--json".into(),
+        "-".into(),
+        "-q".into(),
+    ]);
+    let per_conn = crate::doctor::USER_BYTES_PER_CONN + crate::doctor::KERNEL_SOCKET_BYTES + 8192;
+    let spec = Spec {
+        name,
+        namespace: a.k8s_namespace.clone(),
+        image: a
+            .image
+            .clone()
+            .unwrap_or_else(|| format!("wsherd:{}", env!("CARGO_PKG_VERSION"))),
+        agents,
+        args,
+        memory_bytes: AGENT_BASE_BYTES + plan.connections * per_conn,
+        cpus: a.run.load.conn.shards.unwrap_or(1).max(1),
+        host_network: a.host_network,
+        pack: a.pack,
+        files,
+    };
+    let wait = a.start_margin
+        + plan.duration
+        + plan.drain
+        + plan.close_timeout
+        + plan.connect_timeout
+        + Duration::from_secs(60);
+    Ok(Launch {
+        spec,
+        kubectl: a.kubectl,
+        dry_run: a.dry_run,
+        keep: a.keep,
+        start_at,
+        wait,
+        quiet: a.run.load.quiet,
+        one_way: plan.workload.broadcast.is_some() || plan.push.is_some(),
+    })
+}
+
+/// A Job's name: a DNS label of at most 52 characters (its pods' names and the
+/// completion index follow it).
+fn check_name(n: &str) -> Result<String> {
+    let ok = !n.is_empty()
+        && n.len() <= 52
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !n.starts_with('-')
+        && !n.ends_with('-');
+    if ok {
+        Ok(n.to_string())
+    } else {
+        Err(Error::usage(format!(
+            "--job-name '{n}': lowercase letters, digits and '-', at most 52, not starting or ending with '-'"
+        )))
+    }
+}
+
+/// The agents' arguments from the command line as typed (`wsherd k8s run ...`):
+/// `run` and the run's flags, launcher flags and local outputs taken out, file
+/// flags pointed into `FILES_DIR`; and the files (key, content).
+pub fn agent_args(argv: &[String]) -> Result<(Vec<String>, Files)> {
+    let start = argv
+        .iter()
+        .position(|a| a == "run")
+        .map_or(argv.len(), |i| i + 1);
+    let mut out = vec!["run".to_string()];
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut i = start;
+    while i < argv.len() {
+        let tok = &argv[i];
+        i += 1;
+        if tok == "--" {
+            out.extend(argv[i..].iter().cloned());
+            break;
+        }
+        let (flag, inline) = match tok.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (tok.as_str(), None),
+        };
+        let mut value = || -> Result<String> {
+            if let Some(v) = &inline {
+                return Ok(v.clone());
+            }
+            let v = argv
+                .get(i)
+                .cloned()
+                .ok_or_else(|| Error::usage(format!("{flag} needs a value")))?;
+            i += 1;
+            Ok(v)
+        };
+        if let Some((_, why)) = REFUSED.iter().find(|(f, _)| *f == flag) {
+            return Err(Error::usage(format!(
+                "{flag} does not go with wsherd k8s run: {why}"
+            )));
+        }
+        if LAUNCHER_VALUED.contains(&flag) || LOCAL_VALUED.contains(&flag) {
+            value()?;
+        } else if LAUNCHER_BOOL.contains(&flag) || LOCAL_BOOL.contains(&flag) {
+        } else if FILE_FLAGS.contains(&flag) {
+            let path = value()?;
+            let key = file_key(&path, &files);
+            let content = std::fs::read(&path).map_err(|e| {
+                Error::usage(format!(
+                    "{flag} {path}: {e} (the file is shipped to the agents)"
+                ))
+            })?;
+            let content = String::from_utf8(content).map_err(|_| {
+                Error::usage(format!(
+                    "{flag} {path}: not UTF-8 text, which a ConfigMap's data must be"
+                ))
+            })?;
+            files.push((key.clone(), content));
+            out.push(flag.to_string());
+            out.push(format!("{FILES_DIR}/{key}"));
+        } else {
+            out.push(tok.clone());
+        }
+    }
+    Ok((out, files))
+}
+
+/// A ConfigMap key for `path`: its file name (a ConfigMap key's characters),
+/// numbered when two files share one.
+fn file_key(path: &str, taken: &[(String, String)]) -> String {
+    let base: String = std::path::Path::new(path)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let base = if base.is_empty() || base == "." || base == ".." {
+        "file".to_string()
+    } else {
+        base
+    };
+    let mut key = base.clone();
+    let mut n = 2;
+    while taken.iter().any(|(k, _)| *k == key) {
+        key = format!("{n}-{base}");
+        n += 1;
+    }
+    key
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn the_agents_get_the_run_flags_as_typed() {
+        let (args, files) = agent_args(&argv(
+            "wsherd k8s run ws://e:9000/ -c 10k --agents 4 --k8s-namespace=load --dry-run \
+             --json out.json --threshold rtt.p99<5ms -q --rate 20k -d 1m --keep",
+        ))
+        .unwrap();
+        assert_eq!(args, argv("run ws://e:9000/ -c 10k --rate 20k -d 1m"));
+        assert!(files.is_empty());
+        for (flag, why) in [
+            ("--agent 1/2", "--agents"),
+            ("--start-at 5", "--start-margin"),
+            ("--cert c.pem", "Secret"),
+            ("--metrics-addr=0.0.0.0:1", "9102"),
+        ] {
+            let e = agent_args(&argv(&format!("wsherd k8s run ws://e/ {flag}"))).unwrap_err();
+            assert!(e.to_string().contains(why), "{flag}: {e}");
+        }
+    }
+
+    #[test]
+    fn files_the_run_reads_go_into_the_config_map() {
+        let dir = std::env::temp_dir().join(format!("wsherd-k8s-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        let (a, b) = (dir.join("users.csv"), dir.join("b/users.csv"));
+        std::fs::write(&a, "user\nann\n").unwrap();
+        std::fs::write(&b, "user\nbob\n").unwrap();
+        let line = format!(
+            "wsherd k8s run ws://e/ --data {} --payload-file={}",
+            a.display(),
+            b.display()
+        );
+        let (args, files) = agent_args(&argv(&line)).unwrap();
+        assert_eq!(
+            args,
+            argv("run ws://e/ --data /etc/wsherd/users.csv --payload-file /etc/wsherd/2-users.csv")
+        );
+        assert_eq!(files[0], ("users.csv".into(), "user\nann\n".into()));
+        assert_eq!(files[1].0, "2-users.csv");
+        let e = agent_args(&argv("wsherd k8s run ws://e/ --data /no/such.csv")).unwrap_err();
+        assert!(e.to_string().contains("/no/such.csv"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn job_names_are_dns_labels() {
+        assert!(check_name("wsherd-1").is_ok());
+        for bad in ["", "Upper", "-a", "a-", "a_b", &"x".repeat(53)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+}
