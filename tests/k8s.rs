@@ -546,3 +546,128 @@ fn dry_run_prints_the_objects_and_calls_no_kubectl() {
     assert_eq!(objects.len(), 1);
     assert_eq!(job_of(&objects)["spec"]["completions"], 3);
 }
+
+/// The Kubernetes versions the manifests are checked against: the first with
+/// per-index backoff limits (`backoffLimitPerIndex`, beta and on by default),
+/// and the newest the validator knows.
+const KUBERNETES_VERSIONS: &[&str] = &["1.29.0", "1.37.0"];
+
+/// `kubernetes-validate --strict` (the API's OpenAPI schemas, offline; no
+/// unknown field passes) on `files` for each version: Err with its output.
+fn kubernetes_validate(files: &[PathBuf]) -> Result<(), String> {
+    for version in KUBERNETES_VERSIONS {
+        let out = Command::new("python3")
+            .args([
+                "-m",
+                "kubernetes_validate",
+                "--strict",
+                "--no-warn",
+                "-k",
+                version,
+            ])
+            .args(files)
+            .stdin(Stdio::null())
+            .output()
+            .expect("python3 runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("No module named kubernetes_validate") {
+            panic!(
+                "kubernetes-validate is not installed: run scripts/setup-test-deps.sh \
+                 (it installs the pinned version from PyPI)"
+            );
+        }
+        if !out.status.success() {
+            return Err(format!(
+                "Kubernetes {version}: {}{stderr}",
+                String::from_utf8_lossy(&out.stdout)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `wsherd k8s run ARGS --dry-run`'s YAML, written to `dir/name`.
+fn render(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let mut all = vec!["k8s", "run"];
+    all.extend_from_slice(args);
+    all.push("--dry-run");
+    let out = support::run_bin(&all, Duration::from_secs(30));
+    assert_eq!(out.code, Some(0), "{all:?}: {out:?}");
+    let path = dir.join(name);
+    std::fs::write(&path, &out.stdout).unwrap();
+    path
+}
+
+#[test]
+fn the_rendered_manifests_validate_against_the_kubernetes_api_schemas() {
+    let dir = scratch("validate");
+    let data = dir.join("users.csv");
+    std::fs::write(&data, "user,token\nann,t1\nbob,t2\n").unwrap();
+    let data = data.display().to_string();
+    let plain = render(
+        &dir,
+        "plain.yaml",
+        &[
+            "ws://echo:9000/",
+            "-c",
+            "10k",
+            "-d",
+            "1m",
+            "--rate",
+            "20k",
+            "--agents",
+            "4",
+        ],
+    );
+    let host = render(
+        &dir,
+        "host-network.yaml",
+        &[
+            "ws://echo:9000/",
+            "-c",
+            "1000",
+            "--agents",
+            "2",
+            "--host-network",
+            "--pack",
+            "--k8s-namespace",
+            "load",
+            "--image",
+            "registry.example/wsherd:0.1.0",
+        ],
+    );
+    let with_data = render(
+        &dir,
+        "data.yaml",
+        &[
+            "ws://echo:9000/chat?token={data.token}",
+            "--data",
+            &data,
+            "--agents",
+            "3",
+        ],
+    );
+    let objects = parse_yaml(&read(&with_data));
+    assert_eq!(objects[0]["kind"], "ConfigMap", "{objects:?}");
+    assert_eq!(
+        objects[0]["data"]["users.csv"],
+        "user,token\nann,t1\nbob,t2\n"
+    );
+    let args = agent_args(job_of(&objects));
+    assert!(
+        has_pair(&args, "--data", "/etc/wsherd/users.csv"),
+        "{args:?}"
+    );
+    let files = [plain, host, with_data];
+    kubernetes_validate(&files).unwrap_or_else(|e| panic!("{e}"));
+
+    // The validator does refuse what the API would: a field the Job has not.
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        read(&files[0]).replace("\"completionMode\":", "\"completionModes\":"),
+    )
+    .unwrap();
+    let e = kubernetes_validate(&[bad]).expect_err("an unknown field is refused");
+    assert!(e.contains("completionModes"), "{e}");
+}
