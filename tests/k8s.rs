@@ -671,3 +671,97 @@ fn the_rendered_manifests_validate_against_the_kubernetes_api_schemas() {
     let e = kubernetes_validate(&[bad]).expect_err("an unknown field is refused");
     assert!(e.contains("completionModes"), "{e}");
 }
+
+/// deploy/kubernetes/job.yaml is what the launcher renders for its command:
+/// `--start-at`'s value (the clock at rendering) is left out of the
+/// comparison. After a change of the manifests, regenerate with
+/// WSHERD_BLESS=1 and review the diff.
+#[test]
+fn the_example_job_is_what_the_launcher_renders() {
+    const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes/job.yaml");
+    let out = support::run_bin(
+        &[
+            "k8s",
+            "run",
+            "ws://wsherd-serve:9000/",
+            "-c",
+            "20k",
+            "-d",
+            "1m",
+            "--rate",
+            "20k",
+            "--agents",
+            "2",
+            "--job-name",
+            "wsherd-example",
+            "--dry-run",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    if std::env::var_os("WSHERD_BLESS").is_some() {
+        std::fs::write(GOLDEN, &out.stdout).unwrap();
+    }
+    let want = read(Path::new(GOLDEN));
+    assert_eq!(
+        without_start_at(&out.stdout),
+        without_start_at(&want),
+        "deploy/kubernetes/job.yaml differs from `wsherd k8s run ... --dry-run` \
+         (WSHERD_BLESS=1 regenerates it)"
+    );
+}
+
+/// The YAML with the value after `- "--start-at"` written as `T`.
+fn without_start_at(yaml: &str) -> String {
+    let mut out = Vec::new();
+    let mut next = false;
+    for line in yaml.lines() {
+        if next {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let value = line.trim_start().trim_start_matches("- ").trim_matches('"');
+            assert!(value.parse::<u64>().is_ok(), "--start-at {value}");
+            out.push(format!("{indent}- \"T\""));
+        } else {
+            out.push(line.to_string());
+        }
+        next = line.trim() == "- \"--start-at\"";
+    }
+    assert!(
+        out.iter().any(|l| l.ends_with("- \"T\"")),
+        "no --start-at in {yaml}"
+    );
+    out.join("\n")
+}
+
+#[test]
+fn the_deploy_manifests_validate_against_the_kubernetes_api_schemas() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    let names: Vec<_> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["job.yaml", "serve.yaml"]);
+    kubernetes_validate(&files).unwrap_or_else(|e| panic!("{e}"));
+    // The example's target is the Service serve.yaml creates, on its port.
+    let serve = parse_yaml(&read(&dir.join("serve.yaml")));
+    let service = serve.iter().find(|o| o["kind"] == "Service").unwrap();
+    assert_eq!(service["metadata"]["name"], "wsherd-serve");
+    assert_eq!(service["spec"]["ports"][0]["port"], 9000);
+    let job = parse_yaml(&read(&dir.join("job.yaml")));
+    assert_eq!(agent_args(job_of(&job))[1], "ws://wsherd-serve:9000/");
+    for o in serve.iter().chain(&job) {
+        let pod = if o["kind"] == "Service" {
+            continue;
+        } else {
+            &o["spec"]["template"]["spec"]
+        };
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{o}");
+        assert_eq!(pod["securityContext"]["runAsUser"], 10001, "{o}");
+    }
+}
