@@ -7,6 +7,13 @@
 //! ran here first, as the Job's pods would (`wsherd run ... --agent job/3` with
 //! `JOB_COMPLETION_INDEX` set) against the built-in server on loopback, their
 //! stdout and stderr in one file as a pod's log is.
+//!
+//! The manifests (rendered for a few plans, and deploy/kubernetes/) are checked
+//! against the Kubernetes API's schemas offline with `kubernetes-validate`
+//! (scripts/setup-test-deps.sh installs it); deploy/kubernetes/job.yaml is a
+//! golden file of the launcher's output. And the Job is simulated on this host:
+//! `wsherd serve` and each agent in network namespaces of their own (root,
+//! as CI runs), the agents running the rendered pods' command.
 
 mod support;
 
@@ -764,4 +771,220 @@ fn the_deploy_manifests_validate_against_the_kubernetes_api_schemas() {
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{o}");
         assert_eq!(pod["securityContext"]["runAsUser"], 10001, "{o}");
     }
+}
+
+/// The network namespaces of one simulated Job, deleted when dropped (on a
+/// panic too), with the processes started in them.
+struct Netns {
+    names: Vec<String>,
+    children: Vec<std::process::Child>,
+}
+
+impl Netns {
+    fn ip(args: &[&str]) {
+        let out = Command::new("ip")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ip (iproute2) runs");
+        assert!(
+            out.status.success(),
+            "ip {}: {} (this test makes network namespaces: it runs as root, as CI does)",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+
+    fn add(&mut self, name: &str) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", name])
+            .stderr(Stdio::null())
+            .status();
+        Netns::ip(&["netns", "add", name]);
+        self.names.push(name.to_string());
+        Netns::ip(&["-n", name, "link", "set", "lo", "up"]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Deleting a namespace deletes the veth ends in it, and so their peers.
+        for n in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+/// The Job on this host: `wsherd serve` in a namespace of its own, each agent
+/// in its own namespace joined to it by a veth pair, running the command the
+/// rendered Job's pods run with `JOB_COMPLETION_INDEX` set; their logs gathered
+/// as the launcher gathers them and merged. The merge is the sum of its parts
+/// and matches a single process running the same plan.
+#[test]
+fn the_job_simulated_in_network_namespaces_merges_to_one_run() {
+    let _serial = support::serial();
+    const N: usize = 2;
+    const SERVER: &str = "10.77.0.1";
+    let dir = scratch("netns");
+    let tag = format!("wsh{}", std::process::id());
+    let mut ns = Netns {
+        names: Vec::new(),
+        children: Vec::new(),
+    };
+    let server_ns = format!("{tag}s");
+    ns.add(&server_ns);
+    Netns::ip(&[
+        "-n",
+        &server_ns,
+        "addr",
+        "add",
+        &format!("{SERVER}/32"),
+        "dev",
+        "lo",
+    ]);
+    let agent_ns: Vec<String> = (1..=N).map(|i| format!("{tag}a{i}")).collect();
+    for (k, a) in agent_ns.iter().enumerate() {
+        let i = k + 1;
+        ns.add(a);
+        let (vs, va) = (format!("{tag}s{i}"), format!("{tag}a{i}"));
+        Netns::ip(&[
+            "link", "add", &vs, "netns", &server_ns, "type", "veth", "peer", "name", &va, "netns",
+            a,
+        ]);
+        Netns::ip(&[
+            "-n",
+            &server_ns,
+            "addr",
+            "add",
+            &format!("10.77.{i}.1/24"),
+            "dev",
+            &vs,
+        ]);
+        Netns::ip(&["-n", &server_ns, "link", "set", &vs, "up"]);
+        Netns::ip(&[
+            "-n",
+            a,
+            "addr",
+            "add",
+            &format!("10.77.{i}.2/24"),
+            "dev",
+            &va,
+        ]);
+        Netns::ip(&["-n", a, "link", "set", &va, "up"]);
+        Netns::ip(&[
+            "-n",
+            a,
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("10.77.{i}.1"),
+        ]);
+    }
+    let server = Command::new("ip")
+        .args(["netns", "exec", &server_ns, WSHERD, "serve"])
+        .args(["--addr", &format!("{SERVER}:9000"), "--shards", "1", "-q"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("wsherd serve in its namespace");
+    ns.children.push(server);
+    // Until the server answers from every agent's namespace.
+    let t0 = Instant::now();
+    for a in &agent_ns {
+        while !Command::new("ip")
+            .args(["netns", "exec", a, "bash", "-c"])
+            .arg(format!("exec 3<>/dev/tcp/{SERVER}/9000"))
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the server never answered from {a}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    // The pods' command, as the Job renders it.
+    let plan = ["-c", "40", "-d", "3s", "--rate", "1000"];
+    let url = format!("ws://{SERVER}:9000/");
+    let mut render_args = vec![url.as_str()];
+    render_args.extend_from_slice(&plan);
+    render_args.extend_from_slice(&["--agents", "2", "--start-margin", "2s", "--job-name", "sim"]);
+    let rendered = render(&dir, "job.yaml", &render_args);
+    let args = agent_args(job_of(&parse_yaml(&read(&rendered))));
+    assert!(has_pair(&args, "--agent", "job/2"), "{args:?}");
+    let mut pods: Vec<_> = agent_ns
+        .iter()
+        .enumerate()
+        .map(|(index, a)| {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", a, WSHERD])
+                .args(&args)
+                .env("JOB_COMPLETION_INDEX", index.to_string());
+            run_logged(cmd, &dir.join(format!("pod-{index}.log")))
+        })
+        .collect();
+    for (index, p) in pods.iter_mut().enumerate() {
+        let code = wait_bounded(p, Duration::from_secs(40), "an agent");
+        assert_eq!(code, 0, "{}", read(&dir.join(format!("pod-{index}.log"))));
+    }
+    let parts: Vec<RunResults> = (0..N)
+        .map(|index| {
+            wsherd::k8s::results_from_log(&read(&dir.join(format!("pod-{index}.log"))))
+                .unwrap_or_else(|e| panic!("agent {}: {e}", index + 1))
+        })
+        .collect();
+    let names: Vec<String> = (1..=N).map(|a| format!("agent {a}")).collect();
+    wsherd::merge::check_parts(&parts, &names).unwrap();
+    let merged = wsherd::merge::merge(&parts, wsherd::merge::Timing::Parallel);
+    // The merge is the sum of its parts.
+    assert_eq!(
+        merged.connections.established,
+        parts.iter().map(|p| p.connections.established).sum::<u64>()
+    );
+    assert_eq!(
+        merged.messages.sent,
+        parts.iter().map(|p| p.messages.sent).sum::<u64>()
+    );
+    assert_eq!(
+        merged.latency.rtt.count,
+        parts.iter().map(|p| p.latency.rtt.count).sum::<u64>()
+    );
+    assert_eq!(
+        hdr_count(&merged.latency.rtt.hdr),
+        parts
+            .iter()
+            .map(|p| hdr_count(&p.latency.rtt.hdr))
+            .sum::<u64>()
+    );
+    for p in &parts {
+        assert_eq!(p.connections.established, 20, "each agent its share");
+    }
+
+    // One process, the same plan, from an agent's namespace.
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &agent_ns[0], WSHERD, "run", &url])
+        .args(plan)
+        .args(["--json", "-", "-q"]);
+    let log = dir.join("single.log");
+    let mut single = run_logged(cmd, &log);
+    let code = wait_bounded(&mut single, Duration::from_secs(40), "the single run");
+    assert_eq!(code, 0, "{}", read(&log));
+    let one = wsherd::k8s::results_from_log(&read(&log)).unwrap();
+    assert_eq!(merged.connections.established, 40);
+    assert_eq!(one.connections.established, merged.connections.established);
+    let (a, b) = (merged.messages.sent as f64, one.messages.sent as f64);
+    assert!(b > 2000.0, "the single run sent {b}");
+    assert!(
+        (a - b).abs() <= b * 0.01,
+        "open loop at the same rate: merged sent {a}, one process {b}"
+    );
 }
