@@ -5,7 +5,10 @@
 #   chromium    headless browser, for the HTML report's rendering test
 # and, from PyPI, Python's `websockets` (WebSocket servers of another stack:
 # tests/servers/ws_token.py for tests/python_ws.rs, jsonrpc_ooo.py for replies
-# matched by id out of order, push_seq.py for server push); from the npm
+# matched by id out of order, push_seq.py for server push) and
+# `kubernetes-validate` (the Kubernetes API's schemas, offline: tests/k8s.rs
+# validates the manifests `wsherd k8s run` renders and deploy/kubernetes/);
+# from the npm
 # registry, into tests/servers/node/node_modules as its package-lock.json pins
 # them:
 #   ws          ws_deflate.js (tests/node_ws.rs) and under graphql-ws
@@ -22,6 +25,15 @@ if ! python3 -c "import websockets, sys; sys.exit(websockets.__version__ != '$WE
     echo "setup-test-deps: installing Python websockets==$WEBSOCKETS_VERSION from PyPI"
     python3 -m pip install --quiet --disable-pip-version-check "websockets==$WEBSOCKETS_VERSION" 2>/dev/null \
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "websockets==$WEBSOCKETS_VERSION"
+fi
+
+# kubernetes-validate, pinned: its schemas of the Kubernetes API check the
+# manifests offline (tests/k8s.rs runs `kubernetes-validate --strict`).
+KUBERNETES_VALIDATE_VERSION=1.37.0
+if ! python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('kubernetes-validate') != '$KUBERNETES_VALIDATE_VERSION')" 2>/dev/null; then
+    echo "setup-test-deps: installing kubernetes-validate==$KUBERNETES_VALIDATE_VERSION from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 fi
 
 # Node packages, as tests/servers/node/package-lock.json pins them: `npm ci`

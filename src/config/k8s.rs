@@ -92,12 +92,31 @@ pub fn plan_k8s(a: K8sRunArgs, argv: &[String]) -> Result<Launch> {
         Some(n) => check_name(n)?,
         None => format!("wsherd-{}", unix_now() as u64),
     };
-    // The plan as agent 1 of N would check it: a bad flag stops here.
+    // The plan as agent 1 of N would check it: a bad flag stops here. The
+    // hosts are the cluster's (a Service's name resolves only in there), so
+    // they are not looked up here: the probe dials a loopback stand-in.
     let mut probe = a.run.clone();
     probe.agent = Some(format!("1/{agents}"));
     probe.load.json = None;
     probe.reports = Default::default();
-    let checked = crate::config::run::plan_run(probe)?;
+    probe.load.urls = a.run.load.urls.iter().map(|u| offline(u)).collect();
+    probe.load.proxy = a.run.load.proxy.as_deref().map(offline);
+    let checked = crate::config::run::plan_run(probe).map_err(|e| match e {
+        // A bad URL is shown as the user wrote it.
+        Error::BadUrl { url, why } => Error::BadUrl {
+            url: a
+                .run
+                .load
+                .urls
+                .iter()
+                .chain(&a.run.load.proxy)
+                .find(|u| offline(u) == url)
+                .cloned()
+                .unwrap_or(url),
+            why,
+        },
+        e => e,
+    })?;
     let plan = &checked.plan;
     if plan.embedded() {
         return Err(Error::usage(
@@ -149,6 +168,34 @@ pub fn plan_k8s(a: K8sRunArgs, argv: &[String]) -> Result<Launch> {
         quiet: a.run.load.quiet,
         one_way: plan.workload.broadcast.is_some() || plan.push.is_some(),
     })
+}
+
+/// `url` with its host replaced by 127.0.0.1 (scheme, user, port or port
+/// range, path kept): checked as the agents will read it, without resolving a
+/// name that only the cluster's DNS knows.
+fn offline(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (user, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (format!("{u}@"), h),
+        None => (String::new(), authority),
+    };
+    let at = if hostport.starts_with('[') {
+        hostport.find(']').map_or(hostport.len(), |i| i + 1)
+    } else {
+        hostport.find(':').unwrap_or(hostport.len())
+    };
+    let (host, port) = hostport.split_at(at);
+    // Only a name or an address is stood in for (anything else is refused
+    // as the agents would refuse it).
+    let name = |c: char| c.is_ascii_alphanumeric() || "-._[]:".contains(c);
+    if host.is_empty() || !host.chars().all(name) {
+        return url.to_string();
+    }
+    format!("{scheme}://{user}127.0.0.1{port}{tail}")
 }
 
 /// A Job's name: a DNS label of at most 52 characters (its pods' names and the
@@ -320,6 +367,22 @@ mod tests {
         let e = agent_args(&argv("wsherd k8s run ws://e/ --data /no/such.csv")).unwrap_err();
         assert!(e.to_string().contains("/no/such.csv"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn hosts_are_checked_without_being_resolved() {
+        for (url, want) in [
+            ("ws://wsherd-serve:9000/", "ws://127.0.0.1:9000/"),
+            ("wss://echo.load.svc/chat?x=1", "wss://127.0.0.1/chat?x=1"),
+            ("ws://echo:9001-9004/", "ws://127.0.0.1:9001-9004/"),
+            ("ws://[fd00::1]:80/", "ws://127.0.0.1:80/"),
+            ("http://u:p@squid:3128", "http://u:p@127.0.0.1:3128"),
+            ("ws:///", "ws:///"),
+            ("ws://a b:9000/", "ws://a b:9000/"),
+            ("echo:9000", "echo:9000"),
+        ] {
+            assert_eq!(offline(url), want, "{url}");
+        }
     }
 
     #[test]

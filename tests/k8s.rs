@@ -1,0 +1,990 @@
+//! `wsherd k8s run` without a cluster.
+//!
+//! The launcher runs against a stand-in `kubectl` (a shell script the test
+//! writes and passes with `--kubectl`): it records every call (its argv, and
+//! what `apply` read on stdin), answers `get pods` with pod states the test
+//! prepared, and `logs POD` with that pod's log. The logs are real: the agents
+//! ran here first, as the Job's pods would (`wsherd run ... --agent job/3` with
+//! `JOB_COMPLETION_INDEX` set) against the built-in server on loopback, their
+//! stdout and stderr in one file as a pod's log is.
+//!
+//! The manifests (rendered for a few plans, and deploy/kubernetes/) are checked
+//! against the Kubernetes API's schemas offline with `kubernetes-validate`
+//! (scripts/setup-test-deps.sh installs it); deploy/kubernetes/job.yaml is a
+//! golden file of the launcher's output. And the Job is simulated on this host:
+//! `wsherd serve` and each agent in network namespaces of their own (root,
+//! as CI runs), the agents running the rendered pods' command.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use wsherd::results::RunResults;
+
+const WSHERD: &str = env!("CARGO_BIN_EXE_wsherd");
+/// The agents of the fixture.
+const AGENTS: usize = 3;
+/// Each run of the launcher: it polls every 2 s, so a few polls and the rest.
+const LAUNCH_LIMIT: Duration = Duration::from_secs(60);
+
+/// A scratch directory for this test process, made afresh.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("k8s-{}", std::process::id()))
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts `cmd` with stdout and stderr into `log`, as a pod's log holds both.
+fn run_logged(mut cmd: Command, log: &Path) -> std::process::Child {
+    let f = std::fs::File::create(log).unwrap();
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(f.try_clone().unwrap()))
+        .stderr(Stdio::from(f))
+        .env_remove("RUST_BACKTRACE");
+    cmd.spawn().expect("spawn wsherd")
+}
+
+/// Waits for `child`, killing it after `limit`.
+fn wait_bounded(child: &mut std::process::Child, limit: Duration, what: &str) -> i32 {
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code().unwrap_or(-1);
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What the agents left, run once for every test here.
+struct Fixture {
+    /// The target the agents loaded (the built-in server, gone by now).
+    url: String,
+    /// Each agent's log (agent I at I-1), and its results.
+    logs: Vec<String>,
+    parts: Vec<RunResults>,
+    /// The log of an agent that failed before its run (no results), and its
+    /// exit code.
+    failed_log: String,
+    failed_code: i32,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let _serial = support::serial();
+        let dir = scratch("agents");
+        let server = support::serve_builtin("1", &[]);
+        let url = format!("ws://{}/", server.addr());
+        // The three pods of the Job, started together as the Job starts them.
+        let mut children: Vec<_> = (0..AGENTS)
+            .map(|index| {
+                let mut cmd = Command::new(WSHERD);
+                cmd.args([
+                    "run", &url, "-c", "30", "-d", "2s", "--rate", "300", "--agent", "job/3",
+                    "--json", "-", "-q",
+                ])
+                .env("JOB_COMPLETION_INDEX", index.to_string());
+                run_logged(cmd, &dir.join(format!("{index}.log")))
+            })
+            .collect();
+        for (index, child) in children.iter_mut().enumerate() {
+            let code = wait_bounded(child, Duration::from_secs(30), "an agent");
+            assert_eq!(
+                code,
+                0,
+                "agent {}: {}",
+                index + 1,
+                read(&dir.join(format!("{index}.log")))
+            );
+        }
+        drop(server);
+        let logs: Vec<String> = (0..AGENTS)
+            .map(|i| read(&dir.join(format!("{i}.log"))))
+            .collect();
+        let parts: Vec<RunResults> = logs
+            .iter()
+            .map(|l| wsherd::k8s::results_from_log(l).unwrap())
+            .collect();
+        for (i, p) in parts.iter().enumerate() {
+            assert_eq!(p.connections.established, 10, "agent {}", i + 1);
+        }
+        // A pod that fails before its run: the index missing from its
+        // environment, as a broken image or command would fail.
+        let mut cmd = Command::new(WSHERD);
+        cmd.args([
+            "run", &url, "-c", "30", "--agent", "job/3", "--json", "-", "-q",
+        ])
+        .env_remove("JOB_COMPLETION_INDEX");
+        let log = dir.join("failed.log");
+        let mut child = run_logged(cmd, &log);
+        let failed_code = wait_bounded(&mut child, Duration::from_secs(30), "the failing agent");
+        assert_ne!(failed_code, 0);
+        Fixture {
+            url,
+            logs,
+            parts,
+            failed_log: read(&log),
+            failed_code,
+        }
+    })
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The stand-in `kubectl`: records each call into `calls` (arguments separated
+/// by 0x1f, a line per call) and what `apply` read into `apply-N.yaml`; answers
+/// `get pods` (the K-th time) with `pods-K.json` if there is one, else
+/// `pods.json`; `logs POD` with `logs/POD.log`; `delete` with a line.
+const STUB: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+n=$(( $(cat "$dir/count" 2>/dev/null || echo 0) + 1 ))
+echo "$n" > "$dir/count"
+printf '%s\037' "$@" >> "$dir/calls"
+printf '\n' >> "$dir/calls"
+[ "$1" = "--namespace" ] && shift 2
+case "$1" in
+apply)
+    cat > "$dir/apply-$n.yaml"
+    echo "job.batch/created" ;;
+get)
+    k=$(( $(cat "$dir/gets" 2>/dev/null || echo 0) + 1 ))
+    echo "$k" > "$dir/gets"
+    if [ -f "$dir/pods-$k.json" ]; then cat "$dir/pods-$k.json"; else cat "$dir/pods.json"; fi ;;
+logs)
+    if [ -f "$dir/logs/$2.log" ]; then cat "$dir/logs/$2.log"; else
+        echo "Error from server (NotFound): pods \"$2\" not found" >&2; exit 1; fi ;;
+delete)
+    echo "job.batch \"x\" deleted" ;;
+*)
+    echo "stand-in kubectl: unexpected call: $*" >&2; exit 3 ;;
+esac
+"#;
+
+/// One launch's stand-in cluster.
+struct Cluster {
+    dir: PathBuf,
+    job: String,
+}
+
+/// A pod of the Job as `kubectl get pods -o json` shows it.
+fn pod(job: &str, index: usize, phase: &str, exit: Option<i32>) -> Value {
+    let state = match exit {
+        Some(code) => json!({ "terminated": {
+            "exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" } } }),
+        None => json!({ "running": { "startedAt": "2026-01-01T00:00:00Z" } }),
+    };
+    json!({
+        "metadata": {
+            "name": pod_name(job, index),
+            "labels": { "wsherd.run": job, "batch.kubernetes.io/job-completion-index": index.to_string() },
+            "annotations": { "batch.kubernetes.io/job-completion-index": index.to_string() },
+        },
+        "status": { "phase": phase, "containerStatuses": [ { "name": "wsherd", "state": state } ] },
+    })
+}
+
+fn pod_name(job: &str, index: usize) -> String {
+    format!("{job}-{index}-x7k2q")
+}
+
+impl Cluster {
+    /// A cluster where the Job `job` ran: `pods` is what `get pods` answers
+    /// (`pods_first`, if any, the first time), each pod's log is the fixture's.
+    fn new(job: &str, pods: &[Value], pods_first: Option<&[Value]>, failed: &[usize]) -> Cluster {
+        let f = fixture();
+        let dir = scratch(job);
+        let stub = dir.join("kubectl");
+        std::fs::write(&stub, STUB).unwrap();
+        std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let list = |items: &[Value]| json!({ "apiVersion": "v1", "kind": "List", "items": items });
+        std::fs::write(dir.join("pods.json"), list(pods).to_string()).unwrap();
+        if let Some(first) = pods_first {
+            std::fs::write(dir.join("pods-1.json"), list(first).to_string()).unwrap();
+        }
+        std::fs::create_dir_all(dir.join("logs")).unwrap();
+        for i in 0..AGENTS {
+            let log = if failed.contains(&i) {
+                &f.failed_log
+            } else {
+                &f.logs[i]
+            };
+            std::fs::write(
+                dir.join("logs").join(format!("{}.log", pod_name(job, i))),
+                log,
+            )
+            .unwrap();
+        }
+        Cluster {
+            dir,
+            job: job.to_string(),
+        }
+    }
+
+    /// Three pods that ran to the end.
+    fn succeeded(job: &str) -> Cluster {
+        let pods: Vec<Value> = (0..AGENTS)
+            .map(|i| pod(job, i, "Succeeded", Some(0)))
+            .collect();
+        Cluster::new(job, &pods, None, &[])
+    }
+
+    fn stub(&self) -> String {
+        self.dir.join("kubectl").display().to_string()
+    }
+
+    /// `wsherd k8s run` with the fixture's plan, `extra` flags and this stub.
+    fn launch(&self, extra: &[&str]) -> support::BinOutput {
+        let f = fixture();
+        let stub = self.stub();
+        let mut args = vec![
+            "k8s",
+            "run",
+            &f.url,
+            "-c",
+            "30",
+            "-d",
+            "2s",
+            "--rate",
+            "300",
+            "--agents",
+            "3",
+            "--start-margin",
+            "1s",
+            "--job-name",
+            &self.job,
+            "--kubectl",
+            &stub,
+        ];
+        args.extend_from_slice(extra);
+        support::run_bin(&args, LAUNCH_LIMIT)
+    }
+
+    /// Every call made to the stub: its arguments.
+    fn calls(&self) -> Vec<Vec<String>> {
+        let Ok(text) = std::fs::read_to_string(self.dir.join("calls")) else {
+            return Vec::new();
+        };
+        text.lines()
+            .map(|l| {
+                l.split('\u{1f}')
+                    .filter(|a| !a.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// What the first call (`apply`) read on stdin.
+    fn applied(&self) -> String {
+        read(&self.dir.join("apply-1.yaml"))
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+/// A YAML stream read by a real YAML parser (Python's), as JSON values.
+fn parse_yaml(text: &str) -> Vec<Value> {
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            "import yaml,json,sys; print(json.dumps(list(yaml.safe_load_all(sys.stdin))))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 (with PyYAML) runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the YAML does not parse: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn job_of(objects: &[Value]) -> &Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == "Job")
+        .unwrap_or_else(|| panic!("no Job in {objects:?}"))
+}
+
+fn agent_args(job: &Value) -> Vec<String> {
+    job["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn has_pair(args: &[String], a: &str, b: &str) -> bool {
+    args.windows(2).any(|w| w[0] == a && w[1] == b)
+}
+
+fn merged(path: &str) -> Value {
+    serde_json::from_str(&read(Path::new(path))).unwrap()
+}
+
+fn hdr_count(hdr: &str) -> u64 {
+    wsherd::vocab::hist::decode_histogram(hdr)
+        .expect("a histogram")
+        .len()
+}
+
+#[test]
+fn the_launcher_applies_the_job_gathers_every_agent_and_merges_them() {
+    let f = fixture();
+    let job = "t-all";
+    let running: Vec<Value> = (0..AGENTS).map(|i| pod(job, i, "Running", None)).collect();
+    let c = Cluster::new(
+        job,
+        &(0..AGENTS)
+            .map(|i| pod(job, i, "Succeeded", Some(0)))
+            .collect::<Vec<_>>(),
+        Some(&running),
+        &[],
+    );
+    let out_json = c.path("merged.json");
+    let out = c.launch(&["--k8s-namespace", "load", "--json", &out_json]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+
+    // The calls: apply, get pods until every pod ended, a log per pod, delete last.
+    let calls = c.calls();
+    let verbs: Vec<&str> = calls.iter().map(|a| a[2].as_str()).collect();
+    assert!(
+        calls
+            .iter()
+            .all(|a| a[0] == "--namespace" && a[1] == "load"),
+        "{calls:?}"
+    );
+    assert_eq!(verbs[0], "apply", "{calls:?}");
+    assert_eq!(&calls[0][2..], ["apply", "-f", "-"]);
+    assert_eq!(
+        verbs.iter().filter(|v| **v == "get").count(),
+        2,
+        "polled until every pod ended: {calls:?}"
+    );
+    assert!(calls
+        .iter()
+        .any(|a| a[2..] == ["get", "pods", "-l", "wsherd.run=t-all", "-o", "json"]));
+    for i in 0..AGENTS {
+        let want = [
+            "logs".to_string(),
+            pod_name(job, i),
+            "-c".into(),
+            "wsherd".into(),
+        ];
+        assert!(calls.iter().any(|a| a[2..] == want), "{want:?}: {calls:?}");
+    }
+    assert_eq!(
+        &calls.last().unwrap()[2..],
+        [
+            "delete",
+            "job,configmap",
+            "-l",
+            "wsherd.run=t-all",
+            "--ignore-not-found",
+            "--wait=false"
+        ],
+        "deleted last: {calls:?}"
+    );
+    assert!(out.stderr.contains("k8s: 3 agents:"), "{}", out.stderr);
+
+    // What was applied: a Job of 3 agents, each with its share and the start.
+    let objects = parse_yaml(&c.applied());
+    let j = job_of(&objects);
+    assert_eq!(j["metadata"]["name"], job);
+    assert_eq!(j["metadata"]["namespace"], "load");
+    assert_eq!(j["spec"]["completions"], 3);
+    assert_eq!(j["spec"]["parallelism"], 3);
+    assert_eq!(j["spec"]["completionMode"], "Indexed");
+    let args = agent_args(j);
+    assert_eq!(&args[..2], ["run", f.url.as_str()]);
+    assert!(has_pair(&args, "--agent", "job/3"), "{args:?}");
+    assert!(has_pair(&args, "--json", "-"), "{args:?}");
+    assert!(args.iter().any(|a| a == "--start-at"), "{args:?}");
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.contains("merged.json") || a.contains("kubectl")),
+        "the launcher's flags stay here: {args:?}"
+    );
+    assert!(!args
+        .iter()
+        .any(|a| a == "--agents" || a == "--k8s-namespace"));
+
+    // The merged run: the sum of the agents'.
+    let m = merged(&out_json);
+    let sum = |k: fn(&RunResults) -> u64| f.parts.iter().map(k).sum::<u64>();
+    assert_eq!(m["connections"]["established"], 30);
+    assert_eq!(sum(|p| p.connections.established), 30);
+    assert_eq!(m["messages"]["sent"], sum(|p| p.messages.sent), "{m}");
+    assert!(sum(|p| p.messages.sent) > 0);
+    let rtt = &m["latency"]["rtt"];
+    assert_eq!(rtt["count"], sum(|p| p.latency.rtt.count));
+    assert_eq!(
+        hdr_count(rtt["hdr"].as_str().unwrap()),
+        f.parts
+            .iter()
+            .map(|p| hdr_count(&p.latency.rtt.hdr))
+            .sum::<u64>()
+    );
+    assert_eq!(m["agents"]["expected"], 3);
+    assert_eq!(m["agents"]["reported"], json!([1, 2, 3]));
+    assert!(m["agents"].get("missing").is_none(), "{}", m["agents"]);
+    assert!(
+        out.stdout.contains("Agents: 3 of 3 reported"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn an_agent_that_failed_is_named_and_the_rest_merged() {
+    let f = fixture();
+    let job = "t-failed";
+    let pods = vec![
+        pod(job, 0, "Succeeded", Some(0)),
+        pod(job, 1, "Failed", Some(f.failed_code)),
+        pod(job, 2, "Succeeded", Some(0)),
+    ];
+    let c = Cluster::new(job, &pods, None, &[1]);
+    let out_json = c.path("merged.json");
+    let out = c.launch(&["--json", &out_json]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let m = merged(&out_json);
+    let a = &m["agents"];
+    assert_eq!(a["reported"], json!([1, 3]), "{a}");
+    let missing = a["missing"].as_array().unwrap();
+    assert_eq!(missing.len(), 1, "{a}");
+    assert_eq!(missing[0]["agent"], 2);
+    assert_eq!(missing[0]["pod"], pod_name(job, 1));
+    let reason = missing[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("exit {}", f.failed_code)) && reason.contains("no results"),
+        "{reason}"
+    );
+    // Only the reporting agents' share.
+    assert_eq!(m["connections"]["established"], 20);
+    assert_eq!(
+        m["messages"]["sent"],
+        f.parts[0].messages.sent + f.parts[2].messages.sent
+    );
+    assert!(
+        out.stdout.contains("Agents: 2 of 3 reported"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("MISSING agent 2/3") && out.stdout.contains(&pod_name(job, 1)),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(c.calls().last().unwrap()[2], "delete");
+}
+
+#[test]
+fn thresholds_are_judged_on_the_merged_run() {
+    let c = Cluster::succeeded("t-threshold");
+    let out_json = c.path("merged.json");
+    let out = c.launch(&["--threshold", "rtt.p99<1us", "--json", &out_json]);
+    assert_eq!(out.code, Some(99), "{out:?}");
+    let args = agent_args(job_of(&parse_yaml(&c.applied())));
+    assert!(
+        !args.iter().any(|a| a == "--threshold" || a.contains("1us")),
+        "judged here, not by each agent: {args:?}"
+    );
+    let m = merged(&out_json);
+    assert_eq!(m["agents"]["reported"], json!([1, 2, 3]));
+    assert_eq!(c.calls().last().unwrap()[2], "delete");
+    // A threshold the merged run meets passes.
+    let c = Cluster::succeeded("t-threshold-ok");
+    let out = c.launch(&["--threshold", "rtt.p99<60s"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+}
+
+#[test]
+fn keep_leaves_the_objects_and_says_how_to_delete_them() {
+    let c = Cluster::succeeded("t-keep");
+    let out = c.launch(&["--keep", "-q"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let calls = c.calls();
+    assert!(!calls.is_empty());
+    assert!(
+        calls.iter().all(|a| a[2] != "delete"),
+        "nothing deleted: {calls:?}"
+    );
+    assert!(out.stderr.contains("kept job/t-keep"), "{}", out.stderr);
+}
+
+#[test]
+fn dry_run_prints_the_objects_and_calls_no_kubectl() {
+    let c = Cluster::succeeded("t-dry");
+    let out = c.launch(&["--dry-run"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(c.calls().is_empty(), "{:?}", c.calls());
+    assert!(out.stdout.starts_with("---\n"), "{}", out.stdout);
+    let objects = parse_yaml(&out.stdout);
+    assert_eq!(objects.len(), 1);
+    assert_eq!(job_of(&objects)["spec"]["completions"], 3);
+}
+
+/// The Kubernetes versions the manifests are checked against: the first with
+/// per-index backoff limits (`backoffLimitPerIndex`, beta and on by default),
+/// and the newest the validator knows.
+const KUBERNETES_VERSIONS: &[&str] = &["1.29.0", "1.37.0"];
+
+/// `kubernetes-validate --strict` (the API's OpenAPI schemas, offline; no
+/// unknown field passes) on `files` for each version: Err with its output.
+fn kubernetes_validate(files: &[PathBuf]) -> Result<(), String> {
+    for version in KUBERNETES_VERSIONS {
+        let out = Command::new("python3")
+            .args([
+                "-m",
+                "kubernetes_validate",
+                "--strict",
+                "--no-warn",
+                "-k",
+                version,
+            ])
+            .args(files)
+            .stdin(Stdio::null())
+            .output()
+            .expect("python3 runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("No module named kubernetes_validate") {
+            panic!(
+                "kubernetes-validate is not installed: run scripts/setup-test-deps.sh \
+                 (it installs the pinned version from PyPI)"
+            );
+        }
+        if !out.status.success() {
+            return Err(format!(
+                "Kubernetes {version}: {}{stderr}",
+                String::from_utf8_lossy(&out.stdout)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `wsherd k8s run ARGS --dry-run`'s YAML, written to `dir/name`.
+fn render(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let mut all = vec!["k8s", "run"];
+    all.extend_from_slice(args);
+    all.push("--dry-run");
+    let out = support::run_bin(&all, Duration::from_secs(30));
+    assert_eq!(out.code, Some(0), "{all:?}: {out:?}");
+    let path = dir.join(name);
+    std::fs::write(&path, &out.stdout).unwrap();
+    path
+}
+
+#[test]
+fn the_rendered_manifests_validate_against_the_kubernetes_api_schemas() {
+    let dir = scratch("validate");
+    let data = dir.join("users.csv");
+    std::fs::write(&data, "user,token\nann,t1\nbob,t2\n").unwrap();
+    let data = data.display().to_string();
+    let plain = render(
+        &dir,
+        "plain.yaml",
+        &[
+            "ws://echo:9000/",
+            "-c",
+            "10k",
+            "-d",
+            "1m",
+            "--rate",
+            "20k",
+            "--agents",
+            "4",
+        ],
+    );
+    let host = render(
+        &dir,
+        "host-network.yaml",
+        &[
+            "ws://echo:9000/",
+            "-c",
+            "1000",
+            "--agents",
+            "2",
+            "--host-network",
+            "--pack",
+            "--k8s-namespace",
+            "load",
+            "--image",
+            "registry.example/wsherd:0.1.0",
+        ],
+    );
+    let with_data = render(
+        &dir,
+        "data.yaml",
+        &[
+            "ws://echo:9000/chat?token={data.token}",
+            "--data",
+            &data,
+            "--agents",
+            "3",
+        ],
+    );
+    let objects = parse_yaml(&read(&with_data));
+    assert_eq!(objects[0]["kind"], "ConfigMap", "{objects:?}");
+    assert_eq!(
+        objects[0]["data"]["users.csv"],
+        "user,token\nann,t1\nbob,t2\n"
+    );
+    let args = agent_args(job_of(&objects));
+    assert!(
+        has_pair(&args, "--data", "/etc/wsherd/users.csv"),
+        "{args:?}"
+    );
+    let files = [plain, host, with_data];
+    kubernetes_validate(&files).unwrap_or_else(|e| panic!("{e}"));
+
+    // The validator does refuse what the API would: a field the Job has not.
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        read(&files[0]).replace("\"completionMode\":", "\"completionModes\":"),
+    )
+    .unwrap();
+    let e = kubernetes_validate(&[bad]).expect_err("an unknown field is refused");
+    assert!(e.contains("completionModes"), "{e}");
+}
+
+/// deploy/kubernetes/job.yaml is what the launcher renders for its command:
+/// `--start-at`'s value (the clock at rendering) is left out of the
+/// comparison. After a change of the manifests, regenerate with
+/// WSHERD_BLESS=1 and review the diff.
+#[test]
+fn the_example_job_is_what_the_launcher_renders() {
+    const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes/job.yaml");
+    let out = support::run_bin(
+        &[
+            "k8s",
+            "run",
+            "ws://wsherd-serve:9000/",
+            "-c",
+            "20k",
+            "-d",
+            "1m",
+            "--rate",
+            "20k",
+            "--agents",
+            "2",
+            "--job-name",
+            "wsherd-example",
+            "--dry-run",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    if std::env::var_os("WSHERD_BLESS").is_some() {
+        std::fs::write(GOLDEN, &out.stdout).unwrap();
+    }
+    let want = read(Path::new(GOLDEN));
+    assert_eq!(
+        without_start_at(&out.stdout),
+        without_start_at(&want),
+        "deploy/kubernetes/job.yaml differs from `wsherd k8s run ... --dry-run` \
+         (WSHERD_BLESS=1 regenerates it)"
+    );
+}
+
+/// The YAML with the value after `- "--start-at"` written as `T`.
+fn without_start_at(yaml: &str) -> String {
+    let mut out = Vec::new();
+    let mut next = false;
+    for line in yaml.lines() {
+        if next {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let value = line.trim_start().trim_start_matches("- ").trim_matches('"');
+            assert!(value.parse::<u64>().is_ok(), "--start-at {value}");
+            out.push(format!("{indent}- \"T\""));
+        } else {
+            out.push(line.to_string());
+        }
+        next = line.trim() == "- \"--start-at\"";
+    }
+    assert!(
+        out.iter().any(|l| l.ends_with("- \"T\"")),
+        "no --start-at in {yaml}"
+    );
+    out.join("\n")
+}
+
+#[test]
+fn the_deploy_manifests_validate_against_the_kubernetes_api_schemas() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    let names: Vec<_> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["job.yaml", "serve.yaml"]);
+    kubernetes_validate(&files).unwrap_or_else(|e| panic!("{e}"));
+    // The example's target is the Service serve.yaml creates, on its port.
+    let serve = parse_yaml(&read(&dir.join("serve.yaml")));
+    let service = serve.iter().find(|o| o["kind"] == "Service").unwrap();
+    assert_eq!(service["metadata"]["name"], "wsherd-serve");
+    assert_eq!(service["spec"]["ports"][0]["port"], 9000);
+    let job = parse_yaml(&read(&dir.join("job.yaml")));
+    assert_eq!(agent_args(job_of(&job))[1], "ws://wsherd-serve:9000/");
+    for o in serve.iter().chain(&job) {
+        let pod = if o["kind"] == "Service" {
+            continue;
+        } else {
+            &o["spec"]["template"]["spec"]
+        };
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{o}");
+        assert_eq!(pod["securityContext"]["runAsUser"], 10001, "{o}");
+    }
+}
+
+/// The network namespaces of one simulated Job, deleted when dropped (on a
+/// panic too), with the processes started in them.
+struct Netns {
+    names: Vec<String>,
+    children: Vec<std::process::Child>,
+}
+
+impl Netns {
+    fn ip(args: &[&str]) {
+        let out = Command::new("ip")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ip (iproute2) runs");
+        assert!(
+            out.status.success(),
+            "ip {}: {} (this test makes network namespaces: it runs as root, as CI does)",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+
+    fn add(&mut self, name: &str) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", name])
+            .stderr(Stdio::null())
+            .status();
+        Netns::ip(&["netns", "add", name]);
+        self.names.push(name.to_string());
+        Netns::ip(&["-n", name, "link", "set", "lo", "up"]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Deleting a namespace deletes the veth ends in it, and so their peers.
+        for n in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+/// The Job on this host: `wsherd serve` in a namespace of its own, each agent
+/// in its own namespace joined to it by a veth pair, running the command the
+/// rendered Job's pods run with `JOB_COMPLETION_INDEX` set; their logs gathered
+/// as the launcher gathers them and merged. The merge is the sum of its parts
+/// and matches a single process running the same plan.
+#[test]
+fn the_job_simulated_in_network_namespaces_merges_to_one_run() {
+    let _serial = support::serial();
+    const N: usize = 2;
+    const SERVER: &str = "10.77.0.1";
+    let dir = scratch("netns");
+    let tag = format!("wsh{}", std::process::id());
+    let mut ns = Netns {
+        names: Vec::new(),
+        children: Vec::new(),
+    };
+    let server_ns = format!("{tag}s");
+    ns.add(&server_ns);
+    Netns::ip(&[
+        "-n",
+        &server_ns,
+        "addr",
+        "add",
+        &format!("{SERVER}/32"),
+        "dev",
+        "lo",
+    ]);
+    let agent_ns: Vec<String> = (1..=N).map(|i| format!("{tag}a{i}")).collect();
+    for (k, a) in agent_ns.iter().enumerate() {
+        let i = k + 1;
+        ns.add(a);
+        let (vs, va) = (format!("{tag}s{i}"), format!("{tag}a{i}"));
+        Netns::ip(&[
+            "link", "add", &vs, "netns", &server_ns, "type", "veth", "peer", "name", &va, "netns",
+            a,
+        ]);
+        Netns::ip(&[
+            "-n",
+            &server_ns,
+            "addr",
+            "add",
+            &format!("10.77.{i}.1/24"),
+            "dev",
+            &vs,
+        ]);
+        Netns::ip(&["-n", &server_ns, "link", "set", &vs, "up"]);
+        Netns::ip(&[
+            "-n",
+            a,
+            "addr",
+            "add",
+            &format!("10.77.{i}.2/24"),
+            "dev",
+            &va,
+        ]);
+        Netns::ip(&["-n", a, "link", "set", &va, "up"]);
+        Netns::ip(&[
+            "-n",
+            a,
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("10.77.{i}.1"),
+        ]);
+    }
+    let server = Command::new("ip")
+        .args(["netns", "exec", &server_ns, WSHERD, "serve"])
+        .args(["--addr", &format!("{SERVER}:9000"), "--shards", "1", "-q"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("wsherd serve in its namespace");
+    ns.children.push(server);
+    // Until the server answers from every agent's namespace.
+    let t0 = Instant::now();
+    for a in &agent_ns {
+        while !Command::new("ip")
+            .args(["netns", "exec", a, "bash", "-c"])
+            .arg(format!("exec 3<>/dev/tcp/{SERVER}/9000"))
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the server never answered from {a}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    // The pods' command, as the Job renders it.
+    let plan = ["-c", "40", "-d", "3s", "--rate", "1000"];
+    let url = format!("ws://{SERVER}:9000/");
+    let mut render_args = vec![url.as_str()];
+    render_args.extend_from_slice(&plan);
+    render_args.extend_from_slice(&["--agents", "2", "--start-margin", "2s", "--job-name", "sim"]);
+    let rendered = render(&dir, "job.yaml", &render_args);
+    let args = agent_args(job_of(&parse_yaml(&read(&rendered))));
+    assert!(has_pair(&args, "--agent", "job/2"), "{args:?}");
+    let mut pods: Vec<_> = agent_ns
+        .iter()
+        .enumerate()
+        .map(|(index, a)| {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", a, WSHERD])
+                .args(&args)
+                .env("JOB_COMPLETION_INDEX", index.to_string());
+            run_logged(cmd, &dir.join(format!("pod-{index}.log")))
+        })
+        .collect();
+    for (index, p) in pods.iter_mut().enumerate() {
+        let code = wait_bounded(p, Duration::from_secs(40), "an agent");
+        assert_eq!(code, 0, "{}", read(&dir.join(format!("pod-{index}.log"))));
+    }
+    let parts: Vec<RunResults> = (0..N)
+        .map(|index| {
+            wsherd::k8s::results_from_log(&read(&dir.join(format!("pod-{index}.log"))))
+                .unwrap_or_else(|e| panic!("agent {}: {e}", index + 1))
+        })
+        .collect();
+    let names: Vec<String> = (1..=N).map(|a| format!("agent {a}")).collect();
+    wsherd::merge::check_parts(&parts, &names).unwrap();
+    let merged = wsherd::merge::merge(&parts, wsherd::merge::Timing::Parallel);
+    // The merge is the sum of its parts.
+    assert_eq!(
+        merged.connections.established,
+        parts.iter().map(|p| p.connections.established).sum::<u64>()
+    );
+    assert_eq!(
+        merged.messages.sent,
+        parts.iter().map(|p| p.messages.sent).sum::<u64>()
+    );
+    assert_eq!(
+        merged.latency.rtt.count,
+        parts.iter().map(|p| p.latency.rtt.count).sum::<u64>()
+    );
+    assert_eq!(
+        hdr_count(&merged.latency.rtt.hdr),
+        parts
+            .iter()
+            .map(|p| hdr_count(&p.latency.rtt.hdr))
+            .sum::<u64>()
+    );
+    for p in &parts {
+        assert_eq!(p.connections.established, 20, "each agent its share");
+    }
+
+    // One process, the same plan, from an agent's namespace.
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &agent_ns[0], WSHERD, "run", &url])
+        .args(plan)
+        .args(["--json", "-", "-q"]);
+    let log = dir.join("single.log");
+    let mut single = run_logged(cmd, &log);
+    let code = wait_bounded(&mut single, Duration::from_secs(40), "the single run");
+    assert_eq!(code, 0, "{}", read(&log));
+    let one = wsherd::k8s::results_from_log(&read(&log)).unwrap();
+    assert_eq!(merged.connections.established, 40);
+    assert_eq!(one.connections.established, merged.connections.established);
+    let (a, b) = (merged.messages.sent as f64, one.messages.sent as f64);
+    assert!(b > 2000.0, "the single run sent {b}");
+    assert!(
+        (a - b).abs() <= b * 0.01,
+        "open loop at the same rate: merged sent {a}, one process {b}"
+    );
+}
