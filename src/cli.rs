@@ -154,6 +154,11 @@ pub struct K8sRunArgs {
     #[arg(long = "host-network", display_order = 6)]
     pub host_network: bool,
 
+    /// Cores per agent: the pod's CPU request, and the agent's shards (one per
+    /// core) unless --shards says otherwise. [default: --shards, or 1]
+    #[arg(long, value_parser = parse_count, display_order = 7)]
+    pub cpus: Option<u64>,
+
     /// Allow several agents on one node (default: one per node, anti-affinity).
     #[arg(long, display_order = 7)]
     pub pack: bool,

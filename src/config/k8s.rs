@@ -21,6 +21,7 @@ use std::time::Duration;
 /// Launcher flags taking a value, and those that take none: not for the agents.
 const LAUNCHER_VALUED: &[&str] = &[
     "--agents",
+    "--cpus",
     "--k8s-namespace",
     "--image",
     "--job-name",
@@ -124,6 +125,12 @@ pub fn plan_k8s(a: K8sRunArgs, argv: &[String]) -> Result<Launch> {
         ));
     }
     let (mut args, files) = agent_args(argv)?;
+    // An agent starts a shard on every core it sees (the node's): as many as its
+    // pod asks for, unless --shards said how many.
+    let cpus = a.cpus.or(a.run.load.conn.shards).unwrap_or(1).max(1);
+    if a.run.load.conn.shards.is_none() {
+        args.extend(["--shards".to_string(), cpus.to_string()]);
+    }
     let start_at = (unix_now() + a.start_margin.as_secs_f64()).ceil();
     args.extend([
         "--agent".to_string(),
@@ -147,7 +154,7 @@ pub fn plan_k8s(a: K8sRunArgs, argv: &[String]) -> Result<Launch> {
         agents,
         args,
         memory_bytes: AGENT_BASE_BYTES + plan.connections * per_conn,
-        cpus: a.run.load.conn.shards.unwrap_or(1).max(1),
+        cpus,
         host_network: a.host_network,
         pack: a.pack,
         files,
