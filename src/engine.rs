@@ -214,11 +214,21 @@ fn check_before_start(cfg: &Plan, out: &Outputs) -> Result<u64> {
 
 /// Sleeps until the Unix time `at` (agents starting together), or until interrupted.
 fn wait_until_unix(at: f64, interrupt: &AtomicBool) {
+    let mut first = true;
     loop {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(at);
+        if first && now > at + 1.0 {
+            // An agent that starts late measures a different run than the others:
+            // say so (a launcher also flags it from the results' start time).
+            eprintln!(
+                "warning: starting {:.1} s after --start-at {at:.0}: the other agents began without this one",
+                now - at
+            );
+        }
+        first = false;
         if now >= at || interrupt.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }

@@ -176,3 +176,60 @@ fn merge_refuses_results_that_are_not_parts_of_one_run() {
         assert!(err.contains(why) && !err.contains("panicked"), "{err}");
     }
 }
+
+/// An agent that starts after `--start-at` (a pod scheduled late) says by how
+/// much, and still runs its share.
+#[test]
+fn an_agent_that_starts_late_says_so() {
+    let past = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 5;
+    let past = past.to_string();
+    let out = support::run_bin(
+        &[
+            "run",
+            "-c",
+            "4",
+            "-d",
+            "1s",
+            "--agent",
+            "1/2",
+            "--start-at",
+            &past,
+            "-q",
+        ],
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("warning: starting") && out.stderr.contains("after --start-at"),
+        "{}",
+        out.stderr
+    );
+    // On time: no warning.
+    let soon = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let out = support::run_bin(
+        &[
+            "run",
+            "-c",
+            "4",
+            "-d",
+            "1s",
+            "--agent",
+            "1/2",
+            "--start-at",
+            &soon,
+            "-q",
+        ],
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(!out.stderr.contains("warning: starting"), "{}", out.stderr);
+}

@@ -414,6 +414,11 @@ fn the_launcher_applies_the_job_gathers_every_agent_and_merges_them() {
         "deleted last: {calls:?}"
     );
     assert!(out.stderr.contains("k8s: 3 agents:"), "{}", out.stderr);
+    // Each agent's share, told before anything is applied.
+    for i in 1..=AGENTS {
+        let line = format!("k8s: agent {i}/3: 10 connections, 100 msg/s");
+        assert!(out.stderr.contains(&line), "{line}: {}", out.stderr);
+    }
 
     // What was applied: a Job of 3 agents, each with its share and the start.
     let objects = parse_yaml(&c.applied());

@@ -102,6 +102,7 @@ pub fn plan_k8s(a: K8sRunArgs, argv: &[String]) -> Result<Launch> {
     probe.reports = Default::default();
     probe.load.urls = a.run.load.urls.iter().map(|u| offline(u)).collect();
     probe.load.proxy = a.run.load.proxy.as_deref().map(offline);
+    let probe_args = probe.clone();
     let checked = crate::config::run::plan_run(probe).map_err(|e| match e {
         // A bad URL is shown as the user wrote it.
         Error::BadUrl { url, why } => Error::BadUrl {
@@ -119,6 +120,14 @@ pub fn plan_k8s(a: K8sRunArgs, argv: &[String]) -> Result<Launch> {
         e => e,
     })?;
     let plan = &checked.plan;
+    // Each agent's share, as `wsherd doctor --agent I/N` would count it.
+    let mut shares = Vec::new();
+    for i in 1..=agents {
+        let mut p = probe_args.clone();
+        p.agent = Some(format!("{i}/{agents}"));
+        let share = crate::config::run::plan_run(p)?.plan;
+        shares.push(share_line(i, agents, &share));
+    }
     if plan.embedded() {
         return Err(Error::usage(
             "wsherd k8s run loads a URL, not the built-in server",
@@ -174,6 +183,7 @@ pub fn plan_k8s(a: K8sRunArgs, argv: &[String]) -> Result<Launch> {
         wait,
         quiet: a.run.load.quiet,
         one_way: plan.workload.broadcast.is_some() || plan.push.is_some(),
+        shares,
     })
 }
 
@@ -203,6 +213,22 @@ fn offline(url: &str) -> String {
         return url.to_string();
     }
     format!("{scheme}://{user}127.0.0.1{port}{tail}")
+}
+
+/// `agent 2/4: 25,000 connections, 5,000 msg/s`.
+fn share_line(i: u64, n: u64, p: &crate::plan::Plan) -> String {
+    let mut line = format!(
+        "agent {i}/{n}: {} connections",
+        crate::vocab::fmt::group(p.connections)
+    );
+    if let Some(profile) = &p.rate_profile {
+        line.push_str(&format!(
+            ", {} msg/s",
+            // (An agent's profile is its share already.)
+            crate::vocab::fmt::group(profile.peak().round() as u64)
+        ));
+    }
+    line
 }
 
 /// A Job's name: a DNS label of at most 52 characters (its pods' names and the

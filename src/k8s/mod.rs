@@ -48,6 +48,8 @@ pub struct Launch {
     pub quiet: bool,
     /// One-way latencies (broadcast, push) compare the clocks of two hosts.
     pub one_way: bool,
+    /// Each agent's share, one line each (printed before the objects are applied).
+    pub shares: Vec<String>,
 }
 
 /// What the agents left: their results in agent order, and what became of each.
@@ -68,6 +70,11 @@ pub fn launch(l: &Launch) -> Result<Option<Gathered>, Error> {
         path: l.kubectl.clone(),
         namespace: l.spec.namespace.clone(),
     };
+    if !l.quiet {
+        for line in &l.shares {
+            eprintln!("k8s: {line}");
+        }
+    }
     k.apply(&manifests::yaml(&objects))?;
     // Deleted however the wait ends (unless kept).
     let _cleanup = Cleanup {
