@@ -301,6 +301,7 @@ fn parse_value(text: &str, metric: &Metric) -> Result<f64, String> {
                 ("ms", 1e3),
                 ("s", 1e6),
                 ("m", 60e6),
+                ("h", 3600e6),
             ];
             for (suffix, mult) in units {
                 if let Some(n) = t.strip_suffix(suffix) {
@@ -312,7 +313,7 @@ fn parse_value(text: &str, metric: &Metric) -> Result<f64, String> {
                 }
             }
             Err(bad(&format!(
-                "needs a time unit for {} (e.g. 50ms, 200us, 1.5s)",
+                "needs a time unit for {} (ns, us, ms, s, m or h: e.g. 50ms, 200us, 1.5s)",
                 metric.name
             )))
         }
@@ -946,6 +947,8 @@ mod tests {
         assert_eq!(l("rtt.p99<200µs"), 200.0);
         assert_eq!(l("connect.p95 < 1.5s"), 1_500_000.0);
         assert_eq!(l("rtt.max<2m"), 120e6);
+        assert_eq!(l("session.p99<1h"), 3600e6);
+        assert_eq!(l("session.max<1.5h"), 5400e6);
         assert_eq!(l("rtt.min<500ns"), 0.5);
         assert!((l("errors<0.1%") - 0.001).abs() < 1e-12);
         assert_eq!(l("errors<0.001"), 0.001);
