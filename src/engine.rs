@@ -139,13 +139,13 @@ pub fn run_with<S: crate::metrics::SecondSink + 'static>(
         None => cfg.targets.clone(),
     };
 
-    let started_at_unix = unix_now_or_zero();
+    let started_at_unix = crate::sys::unix_now();
     let shared = Arc::new(RunShared {
         plan: cfg,
         targets: targets.clone(),
         established: Default::default(),
         origin: Instant::now(),
-        origin_unix_ns: (unix_now_or_zero() * 1e9) as u64,
+        origin_unix_ns: (crate::sys::unix_now() * 1e9) as u64,
         interrupt: interrupt.clone(),
         ready: Default::default(),
         go: Default::default(),
@@ -234,14 +234,6 @@ fn wait_until_unix(at: f64, interrupt: &AtomicBool) {
         }
         std::thread::sleep(std::time::Duration::from_secs_f64((at - now).min(0.05)));
     }
-}
-
-/// The Unix time now, in seconds (0 on a clock set before 1970).
-fn unix_now_or_zero() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// What the live progress line shows: the run's length, its stages (of the

@@ -135,6 +135,14 @@ pub fn release_freed_memory() {
     unsafe { libmimalloc_sys::mi_collect(false) }
 }
 
+/// The Unix time now, in seconds (0 on a clock set before 1970).
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// CPU time (user + system, seconds) a thread of this process has used, read from
 /// /proc/self/task/TID/stat (clock-tick resolution, 10 ms on most kernels).
 pub fn thread_cpu_secs(tid: i32) -> Option<f64> {

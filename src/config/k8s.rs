@@ -91,7 +91,7 @@ pub fn plan_k8s(a: K8sRunArgs, argv: &[String]) -> Result<Launch> {
     }
     let name = match &a.job_name {
         Some(n) => check_name(n)?,
-        None => format!("wsherd-{}", unix_now() as u64),
+        None => format!("wsherd-{}", crate::sys::unix_now() as u64),
     };
     // The plan as agent 1 of N would check it: a bad flag stops here. The
     // hosts are the cluster's (a Service's name resolves only in there), so
@@ -140,7 +140,7 @@ pub fn plan_k8s(a: K8sRunArgs, argv: &[String]) -> Result<Launch> {
     if a.run.load.conn.shards.is_none() {
         args.extend(["--shards".to_string(), cpus.to_string()]);
     }
-    let start_at = (unix_now() + a.start_margin.as_secs_f64()).ceil();
+    let start_at = (crate::sys::unix_now() + a.start_margin.as_secs_f64()).ceil();
     args.extend([
         "--agent".to_string(),
         format!("job/{agents}"),
@@ -341,13 +341,6 @@ fn file_key(path: &str, taken: &[(String, String)]) -> String {
         n += 1;
     }
     key
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

@@ -172,7 +172,7 @@ fn progress(pods: &[Pod], agents: u64, elapsed: Duration, start_at: f64) -> Stri
                 .map(|t| format!("agent {} {t}", p.index + 1))
         })
         .collect();
-    let to_start = start_at - unix_now();
+    let to_start = start_at - crate::sys::unix_now();
     format!(
         "k8s: {agents} agents: {} pending, {} running, {} done ({}s{}){}",
         agents as usize
@@ -218,9 +218,8 @@ fn gather(l: &Launch, k: &Kubectl, pods: &[Pod]) -> Gathered {
             .and_then(|t| results_from_log(&t))
         {
             Ok(r) => {
-                let late = r.started_at_unix - l.start_at;
-                if late > LATE_AFTER_SECS {
-                    report.late.push(LateAgent { agent, secs: late });
+                if let Some(secs) = late_by(r.started_at_unix, l.start_at) {
+                    report.late.push(LateAgent { agent, secs });
                 }
                 report.reported.push(agent);
                 parts.push(r);
@@ -247,6 +246,13 @@ fn gather(l: &Launch, k: &Kubectl, pods: &[Pod]) -> Gathered {
     Gathered { parts, report }
 }
 
+/// How late an agent that started at `started` (Unix seconds, its results')
+/// was against the planned `start_at`, when that is more than `LATE_AFTER_SECS`.
+fn late_by(started: f64, start_at: f64) -> Option<f64> {
+    let late = started - start_at;
+    (late > LATE_AFTER_SECS).then_some(late)
+}
+
 /// The results an agent printed (`--json -`) in its log, whatever else the log
 /// holds (the summary, warnings). Public for tests that gather as the launcher does.
 pub fn results_from_log(log: &str) -> Result<RunResults, String> {
@@ -268,13 +274,6 @@ pub fn results_from_log(log: &str) -> Result<RunResults, String> {
 /// The label selector of one run's objects.
 fn selector(name: &str) -> String {
     format!("wsherd.run={name}")
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// `kubectl` in one namespace.
@@ -412,6 +411,13 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("agent 1 ImagePullBackOff"), "{line}");
+    }
+
+    #[test]
+    fn an_agent_more_than_a_second_late_is_flagged() {
+        assert_eq!(late_by(1000.4, 1000.0), None);
+        assert_eq!(late_by(999.0, 1000.0), None);
+        assert_eq!(late_by(1002.5, 1000.0), Some(2.5));
     }
 
     #[test]
