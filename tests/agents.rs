@@ -181,14 +181,14 @@ fn merge_refuses_results_that_are_not_parts_of_one_run() {
 /// much, and still runs its share.
 #[test]
 fn an_agent_that_starts_late_says_so() {
-    let past = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - 5;
-    let past = past.to_string();
-    let out = support::run_bin(
-        &[
+    // Agent 1/2 of a small run starting `offset` seconds from now: its stderr.
+    let run_at = |offset: i64| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let at = (now + offset).to_string();
+        let args = [
             "run",
             "-c",
             "4",
@@ -197,39 +197,19 @@ fn an_agent_that_starts_late_says_so() {
             "--agent",
             "1/2",
             "--start-at",
-            &past,
+            &at,
             "-q",
-        ],
-        std::time::Duration::from_secs(30),
-    );
-    assert_eq!(out.code, Some(0), "{out:?}");
-    assert!(
-        out.stderr.contains("warning: starting") && out.stderr.contains("after --start-at"),
-        "{}",
+        ];
+        let out = support::run_bin(&args, std::time::Duration::from_secs(30));
+        assert_eq!(out.code, Some(0), "{out:?}");
         out.stderr
+    };
+    let late = run_at(-5);
+    assert!(
+        late.contains("warning: starting") && late.contains("after --start-at"),
+        "{late}"
     );
     // On time: no warning.
-    let soon = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
-    let out = support::run_bin(
-        &[
-            "run",
-            "-c",
-            "4",
-            "-d",
-            "1s",
-            "--agent",
-            "1/2",
-            "--start-at",
-            &soon,
-            "-q",
-        ],
-        std::time::Duration::from_secs(30),
-    );
-    assert_eq!(out.code, Some(0), "{out:?}");
-    assert!(!out.stderr.contains("warning: starting"), "{}", out.stderr);
+    let on_time = run_at(1);
+    assert!(!on_time.contains("warning: starting"), "{on_time}");
 }
