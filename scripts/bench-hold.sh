@@ -9,7 +9,9 @@
 #   memory   `--workload idle` with CONNS and with 1,000 connections (the default
 #            connect rate), without and with `--heartbeat 5s`: VmRSS sampled 2 s
 #            before the end of a run; per connection = (RSS at CONNS - RSS at
-#            1,000) / (CONNS - 1,000). Also after a burst (`--connect-rate 0`).
+#            1,000) / (CONNS - 1,000). Also after a burst (`--connect-rate 0`),
+#            echo connections sending 1 message/s each (`--rate` = connections),
+#            and idle wss:// connections (a second server, --tls-self-signed).
 #   open     `--workload idle -c CONNS --connect-rate 0`: the results'
 #            `connections.all_open_secs`, start to the last upgrade.
 # Prints the medians as Markdown rows. Kernel socket memory is not in RSS (the
@@ -48,17 +50,23 @@ PORT=19581
 taskset -c "$SC" "$W" serve --addr "127.0.0.1:$PORT" --shards 1 --first-core "$SC" -q \
     >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
-trap 'kill -TERM $SERVER_PID 2>/dev/null || true; wait $SERVER_PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-    sleep 0.05
+TLS_PORT=19582
+taskset -c "$SC" "$W" serve --addr "127.0.0.1:$TLS_PORT" --shards 1 --first-core "$SC" -q \
+    --tls-self-signed --tls-ca-out "$OUT/ca.pem" >"$OUT/tls-server.log" 2>&1 &
+TLS_PID=$!
+trap 'kill -TERM $SERVER_PID $TLS_PID 2>/dev/null || true; wait $SERVER_PID $TLS_PID 2>/dev/null || true' EXIT
+for p in $PORT $TLS_PORT; do
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
+        sleep 0.05
+    done
 done
 
-# rss N [run flags]: VmRSS (KiB) of an idle run of N connections, 2 s before its end.
+# rss URL N [run flags]: VmRSS (KiB) of a run of N connections, 2 s before its end.
 rss() {
-    local n=$1
-    shift
-    taskset -c "$CC" "$W" run "ws://127.0.0.1:$PORT/" -c "$n" --workload idle -d "${SECS}s" \
+    local url=$1 n=$2
+    shift 2
+    taskset -c "$CC" "$W" run "$url" -c "$n" -d "${SECS}s" \
         --shards 1 -q "$@" >"$OUT/last-run.txt" 2>&1 &
     local pid=$!
     sleep $((SECS - 2))
@@ -66,11 +74,27 @@ rss() {
     wait "$pid" || { say "the run failed:"; tail -5 "$OUT/last-run.txt" >&2; exit 1; }
 }
 
-# per_conn [run flags]: KiB of RSS per connection beyond 1,000.
+# per_conn [run flags]: KiB of RSS per idle connection beyond 1,000.
 per_conn() {
     local base top
-    base=$(rss 1000 "$@")
-    top=$(rss "$CONNS" "$@")
+    base=$(rss "ws://127.0.0.1:$PORT/" 1000 --workload idle "$@")
+    top=$(rss "ws://127.0.0.1:$PORT/" "$CONNS" --workload idle "$@")
+    python3 -c "print(f'{($top - $base) / ($CONNS - 1000):.3f}')"
+}
+
+# per_sending: the same for echo connections sending one message a second each.
+per_sending() {
+    local base top
+    base=$(rss "ws://127.0.0.1:$PORT/" 1000 --workload echo --rate 1000)
+    top=$(rss "ws://127.0.0.1:$PORT/" "$CONNS" --workload echo --rate "$CONNS")
+    python3 -c "print(f'{($top - $base) / ($CONNS - 1000):.3f}')"
+}
+
+# per_tls: the same for idle wss:// connections (to the TLS server).
+per_tls() {
+    local base top
+    base=$(rss "wss://127.0.0.1:$TLS_PORT/" 1000 --workload idle --ca "$OUT/ca.pem")
+    top=$(rss "wss://127.0.0.1:$TLS_PORT/" "$CONNS" --workload idle --ca "$OUT/ca.pem")
     python3 -c "print(f'{($top - $base) / ($CONNS - 1000):.3f}')"
 }
 
@@ -87,18 +111,22 @@ for i in $(seq "$RUNS"); do
     beat=$(per_conn --heartbeat 5s)
     burst=$(per_conn --connect-rate 0)
     open=$(open_secs "$i")
-    say "run $i: KiB per connection idle $idle, heartbeat $beat, after a burst $burst; all open after $open s"
-    echo "$idle $beat $burst $open" >>"$OUT/raw.tsv"
+    sending=$(per_sending)
+    tls=$(per_tls)
+    say "run $i: KiB per connection idle $idle, heartbeat $beat, after a burst $burst, sending 1/s $sending, wss idle $tls; all open after $open s"
+    echo "$idle $beat $burst $open $sending $tls" >>"$OUT/raw.tsv"
 done
 
 python3 - "$OUT/raw.tsv" "$CONNS" <<'PY'
 import statistics as st, sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
-med = [st.median(r[i] for r in rows) for i in range(4)]
+med = [st.median(r[i] for r in rows) for i in range(6)]
 n = int(sys.argv[2])
 print(f"| RSS per held connection ({n:,} vs 1,000), idle | {med[0]:.2f} KiB |")
 print(f"| the same, a PING every 5 s | {med[1]:.2f} KiB |")
 print(f"| the same, idle, opened at once (--connect-rate 0) | {med[2]:.2f} KiB |")
+print(f"| the same, echo, each sending 1 message/s | {med[4]:.2f} KiB |")
+print(f"| the same, idle over wss:// (TLS) | {med[5]:.2f} KiB |")
 print(f"| {n:,} connections opened at once: all open after | {med[3]:.2f} s |")
 PY
 say "raw results in $OUT"

@@ -14,9 +14,6 @@ use crate::host::{ephemeral_ports, Demand};
 use crate::sys::{nums, read_sys};
 use std::fmt::Write;
 
-/// User-space memory of one held load connection (benches/README.md: 1.5 KiB idle,
-/// 2.7 KiB with a heartbeat; rounded up for runtime bookkeeping).
-pub const USER_BYTES_PER_CONN: u64 = 3072;
 /// The built-in server's user-space memory per held connection (benches/README.md:
 /// 0.8 KiB echo, 1.6 KiB broadcast; rounded up).
 pub const SERVER_BYTES_PER_CONN: u64 = 2048;
@@ -373,7 +370,7 @@ fn memory(plan: &Demand, sockets: u64) -> Option<Check> {
         .map(|s| nums(&s))
         .and_then(|v| v.first().copied())
         .unwrap_or(4096);
-    let user = plan.connections * USER_BYTES_PER_CONN
+    let user = plan.connections * plan.conn_bytes
         + if plan.embedded {
             plan.connections * SERVER_BYTES_PER_CONN
         } else {
@@ -400,7 +397,7 @@ fn memory(plan: &Demand, sockets: u64) -> Option<Check> {
             "{} MiB available; the plan needs about {} MiB in user space ({} B per connection{}) and {} MiB in the kernel ({} B per socket: structures and minimum buffers)",
             avail >> 20,
             user >> 20,
-            USER_BYTES_PER_CONN,
+            plan.conn_bytes,
             if plan.embedded {
                 format!(", {SERVER_BYTES_PER_CONN} B more for the built-in server")
             } else {
@@ -512,6 +509,7 @@ mod tests {
             sources: 16,
             whole: 100_000,
             all_sources: 16,
+            conn_bytes: crate::host::SENDING_BYTES,
         };
         assert_eq!(p.per_pair(), 6250);
         // Agent 1 of 4 with its own 4 of the 16 addresses: 25k over 4 pairs.

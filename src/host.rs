@@ -30,6 +30,9 @@ pub struct Demand {
     pub whole: u64,
     /// Source addresses of the whole run (all agents).
     pub all_sources: u64,
+    /// User-space bytes each connection holds (`conn_bytes`); without a plan, a
+    /// plain connection that sends (`SENDING_BYTES`).
+    pub conn_bytes: u64,
 }
 
 impl Demand {
@@ -42,6 +45,7 @@ impl Demand {
             sources: 0,
             whole: connections,
             all_sources: 0,
+            conn_bytes: SENDING_BYTES,
         }
     }
 
@@ -138,5 +142,45 @@ pub fn demand(plan: &Plan) -> Demand {
         sources: plan.sources.len() as u64,
         whole: plan.whole_connections,
         all_sources: plan.all_sources,
+        conn_bytes: conn_bytes(plan),
     }
+}
+
+/// User-space memory of one load connection by what it does, as
+/// `scripts/bench-hold.sh` measures it (benches/README.md, "Memory per connection
+/// by kind": RSS at 10,000 connections against 1,000), rounded up for the
+/// allocator's slack. An idle plain connection parks (no task, no buffer).
+pub const PARKED_BYTES: u64 = 512;
+/// A connection with a heartbeat: its task stays, parked in `hold`.
+pub const BEAT_BYTES: u64 = 1024;
+/// A connection that sends (echo, open or closed loop, sessions) or is pushed
+/// to: its task, a pooled read buffer while reads are armed, its stamps in flight.
+pub const SENDING_BYTES: u64 = 2560;
+/// What TLS adds to any connection: rustls's state and keys (the unbuffered API
+/// holds no record buffer while idle).
+pub const TLS_BYTES: u64 = 5120;
+/// Message sizes up to this ride in the measured figures; beyond it a sending
+/// connection may hold one message being written and one being read.
+const MEASURED_SIZE: u64 = 64;
+
+/// User-space bytes one connection of `plan` may hold: the measured figure for
+/// its kind, plus TLS, plus its messages beyond the measured size, plus the zlib
+/// state its permessage-deflate offer allows (the server may grant less).
+pub fn conn_bytes(plan: &Plan) -> u64 {
+    use crate::workload::{Message, Pacing};
+    let w = &plan.workload;
+    let holds = w.pacing == Pacing::Hold && w.broadcast.is_none() && plan.push.is_none();
+    let base = if holds && plan.tls.is_none() {
+        PARKED_BYTES
+    } else if holds || (w.message == Message::Ping && w.broadcast.is_none()) {
+        BEAT_BYTES
+    } else {
+        SENDING_BYTES + 2 * (plan.payload.size as u64).saturating_sub(MEASURED_SIZE)
+    };
+    let tls = if plan.tls.is_some() { TLS_BYTES } else { 0 };
+    let zlib = plan
+        .offer
+        .deflate
+        .map_or(0, |o| o.state_bytes_at_most() as u64);
+    base + tls + zlib
 }

@@ -197,6 +197,10 @@ fn pod(job: &str, index: usize, phase: &str, exit: Option<i32>) -> Value {
     })
 }
 
+fn pod_list(items: &[Value]) -> Value {
+    json!({ "apiVersion": "v1", "kind": "List", "items": items })
+}
+
 fn pod_name(job: &str, index: usize) -> String {
     format!("{job}-{index}-x7k2q")
 }
@@ -206,15 +210,11 @@ impl Cluster {
     /// (`pods_first`, if any, the first time), each pod's log is the fixture's.
     fn new(job: &str, pods: &[Value], pods_first: Option<&[Value]>, failed: &[usize]) -> Cluster {
         let f = fixture();
-        let dir = scratch(job);
-        let stub = dir.join("kubectl");
-        std::fs::write(&stub, STUB).unwrap();
-        std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        let list = |items: &[Value]| json!({ "apiVersion": "v1", "kind": "List", "items": items });
-        std::fs::write(dir.join("pods.json"), list(pods).to_string()).unwrap();
+        let c = Cluster::bare(job);
+        let dir = c.dir.clone();
+        c.set_pods(pods);
         if let Some(first) = pods_first {
-            std::fs::write(dir.join("pods-1.json"), list(first).to_string()).unwrap();
+            std::fs::write(dir.join("pods-1.json"), pod_list(first).to_string()).unwrap();
         }
         std::fs::create_dir_all(dir.join("logs")).unwrap();
         for i in 0..AGENTS {
@@ -229,10 +229,29 @@ impl Cluster {
             )
             .unwrap();
         }
+        c
+    }
+
+    /// A stand-in cluster with no pods and no logs yet.
+    fn bare(job: &str) -> Cluster {
+        let dir = scratch(job);
+        let stub = dir.join("kubectl");
+        std::fs::write(&stub, STUB).unwrap();
+        std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        std::fs::create_dir_all(dir.join("logs")).unwrap();
         Cluster {
             dir,
             job: job.to_string(),
         }
+    }
+
+    /// What `get pods` answers from now on (written whole, then renamed, so the
+    /// stub never reads half a file).
+    fn set_pods(&self, pods: &[Value]) {
+        let tmp = self.dir.join("pods.json.tmp");
+        std::fs::write(&tmp, pod_list(pods).to_string()).unwrap();
+        std::fs::rename(&tmp, self.dir.join("pods.json")).unwrap();
     }
 
     /// Three pods that ran to the end.
@@ -350,10 +369,17 @@ fn merged(path: &str) -> Value {
     serde_json::from_str(&read(Path::new(path))).unwrap()
 }
 
-fn hdr_count(hdr: &str) -> u64 {
-    wsherd::vocab::hist::decode_histogram(hdr)
-        .expect("a histogram")
-        .len()
+fn hdr(text: &str) -> hdrhistogram::Histogram<u64> {
+    wsherd::vocab::hist::decode_histogram(text).expect("a histogram")
+}
+
+/// The parts' round-trip histograms added, bucket by bucket.
+fn rtt_sum(parts: &[RunResults]) -> hdrhistogram::Histogram<u64> {
+    let mut sum = hdr(&parts[0].latency.rtt.hdr);
+    for p in &parts[1..] {
+        sum.add(hdr(&p.latency.rtt.hdr)).unwrap();
+    }
+    sum
 }
 
 #[test]
@@ -452,12 +478,10 @@ fn the_launcher_applies_the_job_gathers_every_agent_and_merges_them() {
     assert!(sum(|p| p.messages.sent) > 0);
     let rtt = &m["latency"]["rtt"];
     assert_eq!(rtt["count"], sum(|p| p.latency.rtt.count));
-    assert_eq!(
-        hdr_count(rtt["hdr"].as_str().unwrap()),
-        f.parts
-            .iter()
-            .map(|p| hdr_count(&p.latency.rtt.hdr))
-            .sum::<u64>()
+    let whole = hdr(rtt["hdr"].as_str().unwrap());
+    assert!(
+        whole.len() > 0 && whole == rtt_sum(&f.parts),
+        "the merged histogram is not the sum of the parts"
     );
     assert_eq!(m["agents"]["expected"], 3);
     assert_eq!(m["agents"]["reported"], json!([1, 2, 3]));
@@ -545,6 +569,112 @@ fn keep_leaves_the_objects_and_says_how_to_delete_them() {
         "nothing deleted: {calls:?}"
     );
     assert!(out.stderr.contains("kept job/t-keep"), "{}", out.stderr);
+}
+
+/// A whole launch whose third pod starts late: the stand-in cluster runs the
+/// pods' command as applied (each agent a real `wsherd run` against a server
+/// here), the third one 2.5 s after `--start-at`. The merged report flags that
+/// agent, by how late it was, and still merges all three.
+#[test]
+fn an_agent_that_starts_late_is_flagged_in_the_merged_report() {
+    let _serial = support::serial();
+    let job = "t-late";
+    let c = Cluster::bare(job);
+    let server = support::serve_builtin("1", &[]);
+    let url = format!("ws://{}/", server.addr());
+    let pending: Vec<Value> = (0..AGENTS).map(|i| pod(job, i, "Pending", None)).collect();
+    c.set_pods(&pending);
+    let launch_log = c.dir.join("launch.log");
+    let mut cmd = Command::new(WSHERD);
+    cmd.args([
+        "k8s",
+        "run",
+        &url,
+        "-c",
+        "30",
+        "-d",
+        "2s",
+        "--rate",
+        "300",
+        "--agents",
+        "3",
+        "--start-margin",
+        "1s",
+        "--job-name",
+        job,
+        "--kubectl",
+        &c.stub(),
+        "--json",
+    ])
+    .arg(c.path("merged.json"));
+    let mut launcher = run_logged(cmd, &launch_log);
+
+    // The Job as applied: its pods' arguments and their start.
+    let t0 = Instant::now();
+    let applied = c.dir.join("apply-1.yaml");
+    while !applied.exists() || read(&applied).is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no apply: {}",
+            read(&launch_log)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100)); // the stub's write, whole
+    let mut args = agent_args(job_of(&parse_yaml(&read(&applied))));
+    // Three pods on one host: no metrics listener each on the same port.
+    let m = args.iter().position(|a| a == "--metrics-addr").unwrap();
+    args.drain(m..m + 2);
+    let at = args.iter().position(|a| a == "--start-at").unwrap();
+    let start_at: f64 = args[at + 1].parse().unwrap();
+    let late_secs = 2.5;
+    let mut agents: Vec<_> = (0..AGENTS)
+        .map(|index| {
+            let mut cmd = Command::new(WSHERD);
+            cmd.args(&args)
+                .env("JOB_COMPLETION_INDEX", index.to_string());
+            if index == AGENTS - 1 {
+                let wait = start_at + late_secs - wsherd::sys::unix_now();
+                std::thread::sleep(Duration::from_secs_f64(wait.max(0.0)));
+            }
+            let log = c
+                .dir
+                .join("logs")
+                .join(format!("{}.log", pod_name(job, index)));
+            run_logged(cmd, &log)
+        })
+        .collect();
+    let running: Vec<Value> = (0..AGENTS).map(|i| pod(job, i, "Running", None)).collect();
+    c.set_pods(&running);
+    for (index, agent) in agents.iter_mut().enumerate() {
+        let code = wait_bounded(agent, Duration::from_secs(30), "an agent");
+        assert_eq!(code, 0, "agent {}", index + 1);
+    }
+    let done: Vec<Value> = (0..AGENTS)
+        .map(|i| pod(job, i, "Succeeded", Some(0)))
+        .collect();
+    c.set_pods(&done);
+    let code = wait_bounded(&mut launcher, LAUNCH_LIMIT, "the launcher");
+    let out = read(&launch_log);
+    assert_eq!(code, 0, "{out}");
+    drop(server);
+
+    let late_log = read(&c.dir.join("logs").join(format!("{}.log", pod_name(job, 2))));
+    assert!(late_log.contains("after --start-at"), "{late_log}");
+    let m = merged(&c.path("merged.json"));
+    let a = &m["agents"];
+    assert_eq!(a["reported"], json!([1, 2, 3]), "{a}");
+    assert_eq!(a["start_at_unix"].as_f64(), Some(start_at));
+    let late = a["late"].as_array().unwrap();
+    assert_eq!(late.len(), 1, "only the third agent is late: {a}");
+    assert_eq!(late[0]["agent"], 3);
+    let secs = late[0]["secs"].as_f64().unwrap();
+    assert!(
+        (late_secs - 0.1..late_secs + 1.5).contains(&secs),
+        "late by {secs} s"
+    );
+    assert_eq!(m["connections"]["established"], 30);
+    assert!(out.contains("LATE agent 3/3: started"), "{out}");
 }
 
 #[test]
@@ -963,12 +1093,12 @@ fn the_job_simulated_in_network_namespaces_merges_to_one_run() {
         merged.latency.rtt.count,
         parts.iter().map(|p| p.latency.rtt.count).sum::<u64>()
     );
-    assert_eq!(
-        hdr_count(&merged.latency.rtt.hdr),
-        parts
-            .iter()
-            .map(|p| hdr_count(&p.latency.rtt.hdr))
-            .sum::<u64>()
+    // Bucket by bucket: the merged histogram is the parts' histograms added.
+    let whole = hdr(&merged.latency.rtt.hdr);
+    assert!(whole.len() > 2000, "{} round trips", whole.len());
+    assert!(
+        whole == rtt_sum(&parts),
+        "the merged histogram is not the sum of the parts"
     );
     for p in &parts {
         assert_eq!(p.connections.established, 20, "each agent its share");

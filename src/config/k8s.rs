@@ -152,7 +152,11 @@ pub fn plan_k8s(a: K8sRunArgs, argv: &[String]) -> Result<Launch> {
         "-".into(),
         "-q".into(),
     ]);
-    let per_conn = crate::doctor::USER_BYTES_PER_CONN + crate::doctor::KERNEL_SOCKET_BYTES + 8192;
+    // What one connection holds: user space as measured for this plan's kind
+    // (host::conn_bytes), the kernel's socket structures, and the minimum socket
+    // buffers (4 KiB each way, Linux's default tcp_rmem/tcp_wmem minimums; the
+    // node's own are not known here).
+    let per_conn = crate::host::conn_bytes(plan) + crate::doctor::KERNEL_SOCKET_BYTES + 2 * 4096;
     let spec = Spec {
         name,
         namespace: a.k8s_namespace.clone(),
@@ -351,6 +355,37 @@ mod tests {
         s.split_whitespace().map(String::from).collect()
     }
 
+    /// FILE_FLAGS is kept by name: every flag of `k8s run` that takes a FILE
+    /// must be shipped to the agents, stay with the launcher, or be refused, or
+    /// its path would not exist in the pod.
+    #[test]
+    fn every_file_flag_is_shipped_kept_or_refused() {
+        use clap::CommandFactory;
+        let cli = crate::cli::Cli::command();
+        let run = cli
+            .find_subcommand("k8s")
+            .and_then(|k| k.find_subcommand("run"))
+            .expect("wsherd k8s run");
+        let mut seen = 0;
+        for arg in run.get_arguments() {
+            let takes_file = arg
+                .get_value_names()
+                .is_some_and(|v| v.iter().any(|n| n.as_str() == "FILE"));
+            let Some(long) = arg.get_long().filter(|_| takes_file) else {
+                continue;
+            };
+            let flag = format!("--{long}");
+            seen += 1;
+            assert!(
+                FILE_FLAGS.contains(&flag.as_str())
+                    || LOCAL_VALUED.contains(&flag.as_str())
+                    || REFUSED.iter().any(|(f, _)| *f == flag),
+                "{flag} takes a FILE: add it to FILE_FLAGS (shipped), LOCAL_VALUED or REFUSED"
+            );
+        }
+        assert!(seen >= FILE_FLAGS.len(), "{seen} FILE flags found");
+    }
+
     #[test]
     fn the_agents_get_the_run_flags_as_typed() {
         let (args, files) = agent_args(&argv(
@@ -409,6 +444,47 @@ mod tests {
         ] {
             assert_eq!(offline(url), want, "{url}");
         }
+    }
+
+    /// The pod's memory: the measured bytes of the run's kind of connection
+    /// (host::conn_bytes), the kernel's per socket, and the agent's base.
+    #[test]
+    fn memory_is_sized_from_the_kind_of_connection() {
+        use clap::Parser;
+        let mem = |flags: &str| {
+            let line = format!("wsherd k8s run {flags} -c 20k --agents 2 --dry-run");
+            let cli = crate::cli::Cli::try_parse_from(argv(&line)).unwrap();
+            let crate::cli::Command::K8s(crate::cli::K8sCommand::Run(a)) = cli.command else {
+                panic!("not k8s run");
+            };
+            let launch = plan_k8s(*a, &argv(&line)).unwrap();
+            (launch.spec.memory_bytes - AGENT_BASE_BYTES) / 10_000
+        };
+        let kernel = crate::doctor::KERNEL_SOCKET_BYTES + 8192;
+        use crate::host::{BEAT_BYTES, PARKED_BYTES, SENDING_BYTES, TLS_BYTES};
+        assert_eq!(mem("ws://e/ --workload idle"), PARKED_BYTES + kernel);
+        assert_eq!(
+            mem("ws://e/ --workload idle --heartbeat 5s"),
+            BEAT_BYTES + kernel
+        );
+        assert_eq!(mem("ws://e/ --rate 20k"), SENDING_BYTES + kernel);
+        assert_eq!(
+            mem("ws://e/ --rate 20k --size 4096"),
+            SENDING_BYTES + 2 * (4096 - 64) + kernel
+        );
+        // An idle TLS connection keeps its task (it does not park), and rustls's state.
+        assert_eq!(
+            mem("wss://e/ --workload idle"),
+            BEAT_BYTES + TLS_BYTES + kernel
+        );
+        // Deflate keeping context both ways: zlib's state at 15-bit windows.
+        let zlib = (crate::ws::deflate::compressor_bytes(15)
+            + crate::ws::deflate::decompressor_bytes(15)) as u64;
+        assert_eq!(mem("ws://e/ --deflate"), SENDING_BYTES + zlib + kernel);
+        assert_eq!(
+            mem("ws://e/ --deflate=client_no_context_takeover,server_no_context_takeover"),
+            SENDING_BYTES + kernel
+        );
     }
 
     #[test]

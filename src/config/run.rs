@@ -1102,6 +1102,8 @@ pub fn doctor_demand(a: &crate::cli::DoctorArgs) -> Result<(crate::host::Demand,
         sources: sources.len() as u64,
         whole: a.connections,
         all_sources: all.len() as u64,
+        // Doctor's flags name no workload: a plain connection that sends.
+        conn_bytes: crate::host::SENDING_BYTES,
     };
     Ok((demand, sources))
 }

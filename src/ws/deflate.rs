@@ -35,6 +35,24 @@ pub struct Offer {
 }
 
 impl Offer {
+    /// The zlib state one connection may hold under this offer: a compressor
+    /// unless we promised no context, a decompressor unless we asked the server
+    /// to keep none, each at the window offered (15 when left to the server).
+    /// The server may grant less, never more.
+    pub fn state_bytes_at_most(&self) -> usize {
+        let tx = if self.client_no_context_takeover {
+            0
+        } else {
+            compressor_bytes(self.client_max_window_bits.unwrap_or(15))
+        };
+        let rx = if self.server_no_context_takeover {
+            0
+        } else {
+            decompressor_bytes(self.server_max_window_bits.unwrap_or(15))
+        };
+        tx + rx
+    }
+
     /// Parses `--deflate` options: a comma-separated list of the RFC's parameter
     /// names (`client_no_context_takeover`, `server_no_context_takeover`,
     /// `client_max_window_bits=N`, `server_max_window_bits=N`).
