@@ -480,7 +480,7 @@ fn the_launcher_applies_the_job_gathers_every_agent_and_merges_them() {
     assert_eq!(rtt["count"], sum(|p| p.latency.rtt.count));
     let whole = hdr(rtt["hdr"].as_str().unwrap());
     assert!(
-        whole.len() > 0 && whole == rtt_sum(&f.parts),
+        !whole.is_empty() && whole == rtt_sum(&f.parts),
         "the merged histogram is not the sum of the parts"
     );
     assert_eq!(m["agents"]["expected"], 3);
