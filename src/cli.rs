@@ -46,7 +46,7 @@ const K8S_RUN_EXAMPLES: &str = "\
 Examples:
   wsherd k8s run ws://echo.load:9000/ -c 400k -d 5m --agents 4 --k8s-namespace load --image registry.example/wsherd:0.1.0
   wsherd k8s run ws://echo:9000/ --rate 200k -c 20k --agents 8 --threshold 'rtt.p99<20ms' --json all.json
-  wsherd k8s run ws://echo:9000/ -c 100k --agents 2 --dry-run > job.yaml   the objects, not applied";
+  wsherd k8s run ws://echo:9000/ -c 100k --agents 2 --dry-run > job.yaml   the objects, not created";
 
 const CEILING_EXAMPLES: &str = "\
 Examples:
@@ -163,7 +163,7 @@ pub struct K8sRunArgs {
     #[arg(long, display_order = 7)]
     pub pack: bool,
 
-    /// Print the objects (YAML) instead of applying them.
+    /// Print the objects (YAML) instead of creating them.
     #[arg(long = "dry-run", display_order = 8)]
     pub dry_run: bool,
 

@@ -279,12 +279,20 @@ fn run(args: crate::cli::RunArgs) -> Result<ExitCode, Error> {
         ("--csv -", csv.as_deref()),
     ];
     one_to_stdout(&outputs)?;
+    // A pod of `wsherd k8s run` (--agent job/N) whose results go to stdout: its
+    // log is what the launcher reads, and the runtime may interleave stderr
+    // with stdout line by line, so nothing follows the JSON there (the launcher
+    // prints the merged summary).
+    let pod_json = args.agent.as_deref().is_some_and(|a| a.starts_with("job/"))
+        && json.as_deref().is_some_and(crate::report::is_stdout);
     let plan = crate::config::plan_run(args)?;
     let results = crate::engine::run(plan)?;
-    print_summary(
-        &outputs.map(|(_, p)| p),
-        &crate::report::text::render(&results),
-    )?;
+    if !pod_json {
+        print_summary(
+            &outputs.map(|(_, p)| p),
+            &crate::report::text::render(&results),
+        )?;
+    }
     if results.interrupted {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
@@ -431,16 +439,23 @@ fn k8s_run(args: crate::cli::K8sRunArgs, argv: &[String]) -> Result<ExitCode, Er
     let Some(got) = crate::k8s::launch(&launch)? else {
         return Ok(ExitCode::SUCCESS);
     };
+    let missing: Vec<String> = got
+        .report
+        .missing
+        .iter()
+        .map(|m| format!("agent {} ({}): {}", m.agent, m.pod, m.reason))
+        .collect();
     if got.parts.is_empty() {
-        let why: Vec<String> = got
-            .report
-            .missing
-            .iter()
-            .map(|m| format!("agent {} ({}): {}", m.agent, m.pod, m.reason))
-            .collect();
+        if got.interrupted {
+            eprintln!(
+                "error: interrupted before any agent ended; the run was deleted: {}",
+                missing.join("; ")
+            );
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
         return Err(Error::Launch(format!(
             "no agent left results: {}",
-            why.join("; ")
+            missing.join("; ")
         )));
     }
     let names: Vec<String> = got
@@ -452,6 +467,7 @@ fn k8s_run(args: crate::cli::K8sRunArgs, argv: &[String]) -> Result<ExitCode, Er
     crate::merge::check_parts(&got.parts, &names).map_err(Error::Launch)?;
     let mut total = crate::merge::merge(&got.parts, crate::merge::Timing::Parallel);
     total.agents = Some(got.report);
+    total.interrupted |= got.interrupted;
     if !judge.is_empty() {
         judge.apply(&mut total);
     }
@@ -463,6 +479,24 @@ fn k8s_run(args: crate::cli::K8sRunArgs, argv: &[String]) -> Result<ExitCode, Er
         &outputs.map(|(_, p)| p),
         &crate::report::text::render(&total),
     )?;
+    // As `run`: interrupted 130, nothing connected 1; and a run some agents
+    // are missing from is not the run planned: 1, whatever its thresholds say.
+    if total.interrupted {
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "error: {} of {} agents reported: the figures are a part of the run planned ({})",
+            got.parts.len(),
+            launch.spec.agents,
+            missing.join("; ")
+        );
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    }
+    if total.connections.established == 0 {
+        eprintln!("error: {}", no_connection(&total));
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    }
     Ok(threshold_exit(&total))
 }
 

@@ -2,8 +2,8 @@
 //!
 //! The launcher runs against a stand-in `kubectl` (a shell script the test
 //! writes and passes with `--kubectl`): it records every call (its argv, and
-//! what `apply` read on stdin), answers `get pods` with pod states the test
-//! prepared, and `logs POD` with that pod's log. The logs are real: the agents
+//! what `create` read on stdin), answers `get pods` with pod states the test
+//! prepared (or fails, when told to), and `logs POD` with that pod's log. The logs are real: the agents
 //! ran here first, as the Job's pods would (`wsherd run ... --agent job/3` with
 //! `JOB_COMPLETION_INDEX` set) against the built-in server on loopback, their
 //! stdout and stderr in one file as a pod's log is.
@@ -146,9 +146,11 @@ fn read(p: &Path) -> String {
 }
 
 /// The stand-in `kubectl`: records each call into `calls` (arguments separated
-/// by 0x1f, a line per call) and what `apply` read into `apply-N.yaml`; answers
-/// `get pods` (the K-th time) with `pods-K.json` if there is one, else
-/// `pods.json`; `logs POD` with `logs/POD.log`; `delete` with a line.
+/// by 0x1f, a line per call) and what `create` read into `created-N.yaml`
+/// (failing with `create-error`'s text as its stderr when that file exists);
+/// answers `get pods` (the K-th time) with `pods-K.json` if there is one, else
+/// `pods.json`, or fails when `get-error-K` exists; `logs POD` with
+/// `logs/POD.log`; `delete` with a line.
 const STUB: &str = r#"#!/bin/sh
 dir=$(dirname "$0")
 n=$(( $(cat "$dir/count" 2>/dev/null || echo 0) + 1 ))
@@ -157,12 +159,15 @@ printf '%s\037' "$@" >> "$dir/calls"
 printf '\n' >> "$dir/calls"
 [ "$1" = "--namespace" ] && shift 2
 case "$1" in
-apply)
-    cat > "$dir/apply-$n.yaml"
+create)
+    cat > "$dir/created-$n.yaml"
+    if [ -f "$dir/create-error" ]; then cat "$dir/create-error" >&2; exit 1; fi
     echo "job.batch/created" ;;
 get)
     k=$(( $(cat "$dir/gets" 2>/dev/null || echo 0) + 1 ))
     echo "$k" > "$dir/gets"
+    if [ -f "$dir/get-error-$k" ]; then
+        echo "Unable to connect to the server: net/http: TLS handshake timeout" >&2; exit 1; fi
     if [ -f "$dir/pods-$k.json" ]; then cat "$dir/pods-$k.json"; else cat "$dir/pods.json"; fi ;;
 logs)
     if [ -f "$dir/logs/$2.log" ]; then cat "$dir/logs/$2.log"; else
@@ -268,29 +273,25 @@ impl Cluster {
 
     /// `wsherd k8s run` with the fixture's plan, `extra` flags and this stub.
     fn launch(&self, extra: &[&str]) -> support::BinOutput {
-        let f = fixture();
-        let stub = self.stub();
-        let mut args = vec![
-            "k8s",
-            "run",
-            &f.url,
-            "-c",
-            "30",
-            "-d",
-            "2s",
-            "--rate",
-            "300",
-            "--agents",
-            "3",
-            "--start-margin",
-            "1s",
-            "--job-name",
-            &self.job,
-            "--kubectl",
-            &stub,
-        ];
-        args.extend_from_slice(extra);
+        let mut args = self.launch_args(&fixture().url);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         support::run_bin(&args, LAUNCH_LIMIT)
+    }
+
+    /// `wsherd k8s run` of 3 agents loading `url` with the fixture's plan (30
+    /// connections, 2 s at 300 messages/s), through this stub.
+    fn launch_args(&self, url: &str) -> Vec<String> {
+        let plan = "-c 30 -d 2s --rate 300 --agents 3 --start-margin 1s";
+        let mut args = vec!["k8s".to_string(), "run".into(), url.into()];
+        args.extend(plan.split(' ').map(String::from));
+        args.extend([
+            "--job-name".into(),
+            self.job.clone(),
+            "--kubectl".into(),
+            self.stub(),
+        ]);
+        args
     }
 
     /// Every call made to the stub: its arguments.
@@ -308,9 +309,9 @@ impl Cluster {
             .collect()
     }
 
-    /// What the first call (`apply`) read on stdin.
+    /// What the first call (`create`) read on stdin.
     fn applied(&self) -> String {
-        read(&self.dir.join("apply-1.yaml"))
+        read(&self.dir.join("created-1.yaml"))
     }
 
     fn path(&self, name: &str) -> String {
@@ -399,7 +400,7 @@ fn the_launcher_applies_the_job_gathers_every_agent_and_merges_them() {
     let out = c.launch(&["--k8s-namespace", "load", "--json", &out_json]);
     assert_eq!(out.code, Some(0), "{out:?}");
 
-    // The calls: apply, get pods until every pod ended, a log per pod, delete last.
+    // The calls: create, get pods until every pod ended, a log per pod, delete last.
     let calls = c.calls();
     let verbs: Vec<&str> = calls.iter().map(|a| a[2].as_str()).collect();
     assert!(
@@ -408,8 +409,8 @@ fn the_launcher_applies_the_job_gathers_every_agent_and_merges_them() {
             .all(|a| a[0] == "--namespace" && a[1] == "load"),
         "{calls:?}"
     );
-    assert_eq!(verbs[0], "apply", "{calls:?}");
-    assert_eq!(&calls[0][2..], ["apply", "-f", "-"]);
+    assert_eq!(verbs[0], "create", "{calls:?}");
+    assert_eq!(&calls[0][2..], ["create", "-f", "-"]);
     assert_eq!(
         verbs.iter().filter(|v| **v == "get").count(),
         2,
@@ -505,7 +506,13 @@ fn an_agent_that_failed_is_named_and_the_rest_merged() {
     let c = Cluster::new(job, &pods, None, &[1]);
     let out_json = c.path("merged.json");
     let out = c.launch(&["--json", &out_json]);
-    assert_eq!(out.code, Some(0), "{out:?}");
+    // Reported and written, but a part of the run planned is not the run: exit 1.
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("2 of 3 agents reported") && out.stderr.contains("agent 2"),
+        "{}",
+        out.stderr
+    );
     let m = merged(&out_json);
     let a = &m["agents"];
     assert_eq!(a["reported"], json!([1, 3]), "{a}");
@@ -537,24 +544,59 @@ fn an_agent_that_failed_is_named_and_the_rest_merged() {
     assert_eq!(c.calls().last().unwrap()[2], "delete");
 }
 
+/// An agent's results are found after other lines, a lone `{` among them (as
+/// a `-v` frame dump may print), and a log cut short has none.
+#[test]
+fn results_are_read_from_a_log_whatever_comes_before_them() {
+    let f = fixture();
+    let log = format!("warning: x\n{{\nnot json\n{}", f.logs[0]);
+    let r = wsherd::k8s::results_from_log(&log).unwrap();
+    assert_eq!(r.messages.sent, f.parts[0].messages.sent);
+    let cut = &f.logs[0][..f.logs[0].len() / 2];
+    let e = wsherd::k8s::results_from_log(cut).unwrap_err();
+    assert!(e.contains("did not parse"), "{e}");
+    // A pod agent's log ends with its results: no summary after them.
+    assert!(f.logs[0].trim_end().ends_with('}'), "{}", f.logs[0]);
+}
+
 #[test]
 fn thresholds_are_judged_on_the_merged_run() {
     let c = Cluster::succeeded("t-threshold");
     let out_json = c.path("merged.json");
-    let out = c.launch(&["--threshold", "rtt.p99<1us", "--json", &out_json]);
+    // Each agent established 10 connections, the run 30: only the merge can
+    // pass `established>=30`, and only the merge fails `established>=31`.
+    let out = c.launch(&["--threshold", "established>=31", "--json", &out_json]);
     assert_eq!(out.code, Some(99), "{out:?}");
     let args = agent_args(job_of(&parse_yaml(&c.applied())));
     assert!(
-        !args.iter().any(|a| a == "--threshold" || a.contains("1us")),
+        !args
+            .iter()
+            .any(|a| a == "--threshold" || a.contains("established")),
         "judged here, not by each agent: {args:?}"
     );
     let m = merged(&out_json);
     assert_eq!(m["agents"]["reported"], json!([1, 2, 3]));
+    let t = &m["thresholds"][0];
+    assert_eq!(
+        (t["value"].as_f64(), t["passed"].as_bool()),
+        (Some(30.0), Some(false)),
+        "{t}"
+    );
     assert_eq!(c.calls().last().unwrap()[2], "delete");
-    // A threshold the merged run meets passes.
+    // A threshold the merged run meets, and no single agent would, passes.
     let c = Cluster::succeeded("t-threshold-ok");
-    let out = c.launch(&["--threshold", "rtt.p99<60s"]);
+    let out = c.launch(&[
+        "--threshold",
+        "established>=30",
+        "--threshold",
+        "rtt.p99<60s",
+    ]);
     assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("PASS  established>=30"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -569,6 +611,171 @@ fn keep_leaves_the_objects_and_says_how_to_delete_them() {
         "nothing deleted: {calls:?}"
     );
     assert!(out.stderr.contains("kept job/t-keep"), "{}", out.stderr);
+}
+
+/// Ctrl-C during the wait: what ended is gathered, the rest named, the run
+/// deleted, the partial report written, and the exit is 130.
+#[test]
+fn an_interrupted_launch_reports_what_ended_deletes_the_run_and_exits_130() {
+    let job = "t-interrupt";
+    let pods = vec![
+        pod(job, 0, "Succeeded", Some(0)),
+        pod(job, 1, "Running", None),
+        pod(job, 2, "Running", None),
+    ];
+    let c = Cluster::new(job, &pods, None, &[]);
+    let log = c.dir.join("launch.log");
+    let mut cmd = Command::new(WSHERD);
+    cmd.args(c.launch_args(&fixture().url))
+        .args(["--json", &c.path("merged.json")]);
+    let mut launcher = run_logged(cmd, &log);
+    // Interrupted once it looks at the pods.
+    let t0 = Instant::now();
+    while !c.calls().iter().any(|a| a[2] == "get") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no get: {}",
+            read(&log)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling a child this test started.
+    unsafe { libc::kill(launcher.id() as libc::pid_t, libc::SIGINT) };
+    let code = wait_bounded(&mut launcher, Duration::from_secs(20), "the launcher");
+    let out = read(&log);
+    assert_eq!(code, 130, "{out}");
+    assert!(out.contains("interrupted"), "{out}");
+    let calls = c.calls();
+    assert_eq!(calls.last().unwrap()[2], "delete", "{calls:?}");
+    // Only the pod that ended is read.
+    let logs: Vec<&Vec<String>> = calls.iter().filter(|a| a[2] == "logs").collect();
+    assert_eq!(logs.len(), 1, "{calls:?}");
+    assert_eq!(logs[0][3], pod_name(job, 0));
+    let m = merged(&c.path("merged.json"));
+    assert_eq!(m["interrupted"], true);
+    assert_eq!(m["agents"]["reported"], json!([1]));
+    let missing = m["agents"]["missing"].as_array().unwrap();
+    assert_eq!(missing.len(), 2, "{m}");
+    assert!(
+        missing[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("still running when the launcher was interrupted"),
+        "{missing:?}"
+    );
+    assert_eq!(m["connections"]["established"], 10);
+}
+
+/// A create the cluster refuses half way: what was made is deleted. A name
+/// taken already: nothing is deleted (those objects are someone else's).
+#[test]
+fn a_refused_create_is_cleaned_up_and_a_taken_name_left_alone() {
+    let c = Cluster::succeeded("t-refused");
+    std::fs::write(
+        c.dir.join("create-error"),
+        "configmap/t-refused created\nError from server (Forbidden): jobs.batch is forbidden: \
+         User \"ci\" cannot create resource \"jobs\"",
+    )
+    .unwrap();
+    let out = c.launch(&[]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("cannot create resource"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let verbs: Vec<String> = c.calls().iter().map(|a| a[2].clone()).collect();
+    assert_eq!(verbs, ["create", "delete"]);
+
+    let c = Cluster::succeeded("t-taken");
+    std::fs::write(
+        c.dir.join("create-error"),
+        "Error from server (AlreadyExists): jobs.batch \"t-taken\" already exists",
+    )
+    .unwrap();
+    let out = c.launch(&[]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("choose another --job-name")
+            && out.stderr.contains("nothing was deleted"),
+        "{}",
+        out.stderr
+    );
+    let verbs: Vec<String> = c.calls().iter().map(|a| a[2].clone()).collect();
+    assert_eq!(verbs, ["create"]);
+}
+
+/// `kubectl get pods` failing now and then (an API server's hiccup) does not
+/// end the run; failing every time does, and the run is deleted.
+#[test]
+fn a_failed_look_at_the_pods_is_tried_again() {
+    let job = "t-flaky";
+    let running: Vec<Value> = (0..AGENTS).map(|i| pod(job, i, "Running", None)).collect();
+    let done: Vec<Value> = (0..AGENTS)
+        .map(|i| pod(job, i, "Succeeded", Some(0)))
+        .collect();
+    let c = Cluster::new(job, &done, Some(&running), &[]);
+    std::fs::write(c.dir.join("get-error-2"), "").unwrap();
+    let out = c.launch(&[]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("try 1 of 5"), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("Agents: 3 of 3 reported"),
+        "{}",
+        out.stdout
+    );
+
+    let c = Cluster::succeeded("t-down");
+    for k in 1..=5 {
+        std::fs::write(c.dir.join(format!("get-error-{k}")), "").unwrap();
+    }
+    let out = c.launch(&["-q"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("TLS handshake timeout"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(c.calls().last().unwrap()[2], "delete");
+}
+
+/// Pods that cannot start (no image, no node for them) end the wait once the
+/// start is past, rather than at its limit, and are named with the reason.
+#[test]
+fn pods_that_cannot_start_are_named_without_waiting_out_the_run() {
+    let job = "t-stuck";
+    let mut unschedulable = pod(job, 2, "Pending", None);
+    unschedulable["status"] = json!({ "phase": "Pending", "conditions": [ {
+        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        "message": "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules." } ] });
+    let mut no_image = pod(job, 1, "Pending", None);
+    no_image["status"]["containerStatuses"][0]["state"] =
+        json!({ "waiting": { "reason": "ImagePullBackOff" } });
+    let pods = vec![pod(job, 0, "Succeeded", Some(0)), no_image, unschedulable];
+    let c = Cluster::new(job, &pods, None, &[]);
+    let t0 = Instant::now();
+    let out = c.launch(&["--json", &c.path("merged.json")]);
+    // The run would have been waited for 1 s + 2 s + a minute and more.
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let m = merged(&c.path("merged.json"));
+    let missing = &m["agents"]["missing"];
+    assert_eq!(missing[0]["agent"], 2);
+    assert_eq!(missing[0]["reason"], "never started: ImagePullBackOff");
+    assert_eq!(missing[1]["agent"], 3);
+    assert!(
+        missing[1]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("never started: Unschedulable: 0/2 nodes are available"),
+        "{missing}"
+    );
+    assert!(
+        out.stderr.contains("agent 3 Unschedulable"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// A whole launch whose third pod starts late: the stand-in cluster runs the
@@ -586,36 +793,17 @@ fn an_agent_that_starts_late_is_flagged_in_the_merged_report() {
     c.set_pods(&pending);
     let launch_log = c.dir.join("launch.log");
     let mut cmd = Command::new(WSHERD);
-    cmd.args([
-        "k8s",
-        "run",
-        &url,
-        "-c",
-        "30",
-        "-d",
-        "2s",
-        "--rate",
-        "300",
-        "--agents",
-        "3",
-        "--start-margin",
-        "1s",
-        "--job-name",
-        job,
-        "--kubectl",
-        &c.stub(),
-        "--json",
-    ])
-    .arg(c.path("merged.json"));
+    cmd.args(c.launch_args(&url))
+        .args(["--json", &c.path("merged.json")]);
     let mut launcher = run_logged(cmd, &launch_log);
 
-    // The Job as applied: its pods' arguments and their start.
+    // The Job as created: its pods' arguments and their start.
     let t0 = Instant::now();
-    let applied = c.dir.join("apply-1.yaml");
+    let applied = c.dir.join("created-1.yaml");
     while !applied.exists() || read(&applied).is_empty() {
         assert!(
             t0.elapsed() < Duration::from_secs(20),
-            "no apply: {}",
+            "no create: {}",
             read(&launch_log)
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -759,6 +947,7 @@ fn the_rendered_manifests_validate_against_the_kubernetes_api_schemas() {
             "20k",
             "--agents",
             "4",
+            "--pack",
         ],
     );
     let host = render(
@@ -771,7 +960,6 @@ fn the_rendered_manifests_validate_against_the_kubernetes_api_schemas() {
             "--agents",
             "2",
             "--host-network",
-            "--pack",
             "--k8s-namespace",
             "load",
             "--image",

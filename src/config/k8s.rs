@@ -71,13 +71,34 @@ const REFUSED: &[(&str, &str)] = &[
         "--metrics-addr",
         "each agent serves its metrics on port 9102 (scraped by annotation)",
     ),
+    (
+        "--source-ip",
+        "a pod has its own addresses, not this host's; use --host-network to load from the nodes' addresses",
+    ),
 ];
+
+/// What the shipped files may total: a ConfigMap holds at most 1 MiB, its keys
+/// and metadata included.
+const CONFIG_MAP_FILES_MAX: usize = 1000 * 1024;
 
 /// User-space bytes an agent's process needs before its first connection:
 /// measured 14 MiB with one shard and 2.5 MiB more per shard (the results'
 /// `memory.start_rss_kib`), so 64 MiB leaves room for 16 shards and the
 /// collector's histograms.
 const AGENT_BASE_BYTES: u64 = 64 << 20;
+
+/// `wsherd-<Unix seconds>-<5 random hex digits>`: two launches in one second
+/// get two names (an existing name is refused at create, never followed).
+fn default_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!(
+        "wsherd-{}-{:05x}",
+        crate::sys::unix_now() as u64,
+        h.finish() & 0xf_ffff
+    )
+}
 
 /// Plans `wsherd k8s run` from its parsed flags and the command line as typed
 /// (`argv`, from the program name on).
@@ -92,10 +113,18 @@ pub fn plan_k8s(a: K8sRunArgs, argv: &[String]) -> Result<Launch> {
              (deploy/kubernetes/serve.yaml runs wsherd serve there: ws://wsherd-serve:9000/)",
         ));
     }
+    if a.host_network && a.pack {
+        return Err(Error::usage(
+            "--host-network with --pack: agents on the nodes' network each listen on the node's \
+             port 9102 (metrics), so two cannot share a node; drop one of the two",
+        ));
+    }
     let name = match &a.job_name {
         Some(n) => check_name(n)?,
-        None => format!("wsherd-{}", crate::sys::unix_now() as u64),
+        None => default_name(),
     };
+    // Flags the launcher cannot carry are refused before the plan is checked.
+    let (mut args, files) = agent_args(argv)?;
     // The plan as agent 1 of N would check it: a bad flag stops here. The
     // hosts are the cluster's (a Service's name resolves only in there), so
     // they are not looked up here: the probe dials a loopback stand-in.
@@ -136,7 +165,6 @@ pub fn plan_k8s(a: K8sRunArgs, argv: &[String]) -> Result<Launch> {
             "wsherd k8s run loads a URL, not the built-in server",
         ));
     }
-    let (mut args, files) = agent_args(argv)?;
     // An agent starts a shard on every core it sees (the node's): as many as its
     // pod asks for, unless --shards said how many.
     let cpus = a.cpus.or(a.run.load.conn.shards).unwrap_or(1).max(1);
@@ -317,6 +345,19 @@ pub fn agent_args(argv: &[String]) -> Result<(Vec<String>, Files)> {
             out.push(tok.clone());
         }
     }
+    let total: usize = files.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if total > CONFIG_MAP_FILES_MAX {
+        return Err(Error::usage(format!(
+            "the files shipped to the agents ({}) total {} KiB, more than a ConfigMap holds \
+             (1 MiB): make them smaller, or split the data across runs",
+            files
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            total.div_ceil(1024)
+        )));
+    }
     Ok((out, files))
 }
 
@@ -403,6 +444,7 @@ mod tests {
             ("--start-at 5", "--start-margin"),
             ("--cert c.pem", "Secret"),
             ("--metrics-addr=0.0.0.0:1", "9102"),
+            ("--source-ip 10.0.0.1,10.0.0.2", "--host-network"),
         ] {
             let e = agent_args(&argv(&format!("wsherd k8s run ws://e/ {flag}"))).unwrap_err();
             assert!(e.to_string().contains(why), "{flag}: {e}");
@@ -491,7 +533,32 @@ mod tests {
     }
 
     #[test]
+    fn files_beyond_what_a_config_map_holds_are_refused() {
+        let path = std::env::temp_dir().join(format!("wsherd-k8s-big-{}.csv", std::process::id()));
+        std::fs::write(&path, "x".repeat(CONFIG_MAP_FILES_MAX + 1)).unwrap();
+        let line = format!("wsherd k8s run ws://e/ --data {}", path.display());
+        let e = agent_args(&argv(&line)).unwrap_err().to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert!(e.contains("more than a ConfigMap holds"), "{e}");
+    }
+
+    #[test]
+    fn host_network_agents_cannot_be_packed() {
+        use clap::Parser;
+        let line = "wsherd k8s run ws://e/ --agents 2 --host-network --pack --dry-run";
+        let cli = crate::cli::Cli::try_parse_from(argv(line)).unwrap();
+        let crate::cli::Command::K8s(crate::cli::K8sCommand::Run(a)) = cli.command else {
+            panic!("not k8s run");
+        };
+        let e = plan_k8s(*a, &argv(line)).unwrap_err().to_string();
+        assert!(e.contains("--host-network with --pack"), "{e}");
+    }
+
+    #[test]
     fn job_names_are_dns_labels() {
+        let (a, b) = (default_name(), default_name());
+        assert!(check_name(&a).is_ok(), "{a}");
+        assert_ne!(a, b, "two launches in one second get two names");
         assert!(check_name("wsherd-1").is_ok());
         for bad in ["", "Upper", "-a", "a-", "a_b", &"x".repeat(53)] {
             assert!(check_name(bad).is_err(), "{bad}");

@@ -53,7 +53,7 @@ pub const POD_SYSCTLS: &[(&str, &str)] = &[
     ("net.ipv4.tcp_fin_timeout", "15"),
 ];
 
-/// The objects, in the order they are applied.
+/// The objects, in the order they are created.
 pub fn objects(s: &Spec) -> Vec<Value> {
     let mut out = Vec::new();
     if !s.files.is_empty() {

@@ -2,7 +2,7 @@
 //!
 //! The agents are the pods of an Indexed Job (`manifests`), each running
 //! `wsherd run ... --agent job/N --start-at T --json -`: a disjoint share of the
-//! connections and of the rate, started together. The launcher applies the
+//! connections and of the rate, started together. The launcher creates the
 //! objects with `kubectl`, waits for the pods (a progress line), reads each
 //! agent's results from its log, and hands them back to be merged and judged
 //! once, as one run. An agent that failed, or left no results, is named with its
@@ -36,7 +36,7 @@ pub struct Launch {
     pub spec: manifests::Spec,
     /// The `kubectl` to call (a path, or a name on PATH).
     pub kubectl: PathBuf,
-    /// Print the objects instead of applying them.
+    /// Print the objects instead of creating them.
     pub dry_run: bool,
     /// Leave the objects in the cluster at the end.
     pub keep: bool,
@@ -48,7 +48,7 @@ pub struct Launch {
     pub quiet: bool,
     /// One-way latencies (broadcast, push) compare the clocks of two hosts.
     pub one_way: bool,
-    /// Each agent's share, one line each (printed before the objects are applied).
+    /// Each agent's share, one line each (printed before the objects are created).
     pub shares: Vec<String>,
 }
 
@@ -56,7 +56,33 @@ pub struct Launch {
 pub struct Gathered {
     pub parts: Vec<RunResults>,
     pub report: AgentsReport,
+    /// The launcher was interrupted (Ctrl-C, SIGTERM) before every agent ended.
+    pub interrupted: bool,
 }
+
+/// How the wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Every agent's pod ended, or never can start.
+    Done,
+    /// The time the run should take, and a minute, went by.
+    TimedOut,
+    Interrupted,
+}
+
+/// `kubectl get pods` may fail this many times in a row (an API server's
+/// hiccup) before the launcher gives up on the run.
+const GET_TRIES: u32 = 5;
+/// Waiting reasons a pod does not recover from by itself (an image that is not
+/// there, a pod no node can take, a configuration it cannot start with).
+const HOPELESS: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "Unschedulable",
+];
 
 /// Runs `l`: None for a dry run (the objects were printed), else what the
 /// agents left. Errors only when nothing could be started or nothing came back.
@@ -75,15 +101,32 @@ pub fn launch(l: &Launch) -> Result<Option<Gathered>, Error> {
             eprintln!("k8s: {line}");
         }
     }
-    k.apply(&manifests::yaml(&objects))?;
-    // Deleted however the wait ends (unless kept).
-    let _cleanup = Cleanup {
+    // Ctrl-C or SIGTERM ends the wait, not the process: what finished is
+    // gathered and everything is deleted all the same.
+    let interrupt = crate::sys::interrupt_flag();
+    // Deleted however the wait ends (unless kept), and after a create that
+    // failed half way (the ConfigMap made, the Job refused).
+    let cleanup = Cleanup {
         k: &k,
         name: &l.spec.name,
         keep: l.keep,
+        armed: std::cell::Cell::new(true),
     };
-    let pods = wait(l, &k)?;
-    Ok(Some(gather(l, &k, &pods)))
+    if let Err(e) = k.create(&manifests::yaml(&objects)) {
+        // Objects of that name were there before: not ours to delete.
+        if e.to_string().contains("AlreadyExists") {
+            cleanup.armed.set(false);
+            return Err(Error::Launch(format!(
+                "{e}: objects named {} exist already in namespace {}; choose another --job-name (nothing was deleted)",
+                l.spec.name, l.spec.namespace
+            )));
+        }
+        return Err(e);
+    }
+    let (pods, ended) = wait(l, &k, &interrupt)?;
+    let mut got = gather(l, &k, &pods, ended);
+    got.interrupted = ended == Ended::Interrupted;
+    Ok(Some(got))
 }
 
 /// One agent's pod as `kubectl get pods` shows it.
@@ -102,6 +145,15 @@ impl Pod {
     fn done(&self) -> bool {
         self.phase == "Succeeded" || self.phase == "Failed"
     }
+
+    /// Pending for a reason it will not get over by itself.
+    fn hopeless(&self) -> bool {
+        self.phase == "Pending"
+            && self
+                .trouble
+                .as_deref()
+                .is_some_and(|t| HOPELESS.iter().any(|h| t.starts_with(h)))
+    }
 }
 
 /// Reads `kubectl get pods -o json`'s answer.
@@ -118,13 +170,28 @@ pub fn parse_pods(v: &Value) -> Vec<Pod> {
                 .ok()?;
             let status = &p["status"];
             let cs = &status["containerStatuses"][0];
+            // A pod no node takes says so in its PodScheduled condition.
+            let unscheduled = status["conditions"].as_array().and_then(|cs| {
+                cs.iter().find(|c| {
+                    c["type"] == "PodScheduled" && c["status"] == "False" && c["reason"].is_string()
+                })
+            });
             let trouble = if let Some(w) = cs["state"]["waiting"]["reason"].as_str() {
                 (w != "ContainerCreating" && w != "PodInitializing").then(|| w.to_string())
             } else if let Some(code) = cs["state"]["terminated"]["exitCode"].as_i64() {
                 let reason = cs["state"]["terminated"]["reason"].as_str().unwrap_or("");
                 (code != 0).then(|| format!("exit {code} ({reason})"))
+            } else if let Some(c) = unscheduled {
+                let why = c["message"].as_str().unwrap_or("");
+                Some(format!("{}: {why}", c["reason"].as_str().unwrap_or("")))
             } else {
-                None
+                // The pod's own reason: Evicted, SysctlForbidden, NodeLost, ...
+                status["reason"]
+                    .as_str()
+                    .map(|r| match status["message"].as_str() {
+                        Some(m) => format!("{r}: {m}"),
+                        None => r.to_string(),
+                    })
             };
             Some(Pod {
                 name: meta["name"].as_str()?.to_string(),
@@ -138,31 +205,68 @@ pub fn parse_pods(v: &Value) -> Vec<Pod> {
     pods
 }
 
-/// Waits until every agent's pod has ended, or the wait is over. Returns the
-/// pods as last seen.
-fn wait(l: &Launch, k: &Kubectl) -> Result<Vec<Pod>, Error> {
+/// Waits until every agent's pod has ended (or cannot start: then only once
+/// `--start-at` has passed), the wait is over, or the launcher is interrupted.
+/// Returns the pods as last seen and how the wait ended.
+fn wait(
+    l: &Launch,
+    k: &Kubectl,
+    interrupt: &std::sync::atomic::AtomicBool,
+) -> Result<(Vec<Pod>, Ended), Error> {
+    use std::sync::atomic::Ordering;
     let t0 = Instant::now();
-    let mut shown = String::new();
+    let mut shown = (String::new(), Instant::now());
+    let mut failures = 0;
+    let mut pods = Vec::new();
     loop {
-        let pods =
-            parse_pods(&k.json(&["get", "pods", "-l", &selector(&l.spec.name), "-o", "json"])?);
+        match k.json(&["get", "pods", "-l", &selector(&l.spec.name), "-o", "json"]) {
+            Ok(v) => {
+                pods = parse_pods(&v);
+                failures = 0;
+            }
+            Err(e) if failures + 1 < GET_TRIES => {
+                failures += 1;
+                eprintln!("warning: {e} (try {failures} of {GET_TRIES}; the agents run on)");
+            }
+            Err(e) => return Err(e),
+        }
         let done = pods.iter().filter(|p| p.done()).count() as u64;
-        if !l.quiet {
-            let line = progress(&pods, l.spec.agents, t0.elapsed(), l.start_at);
-            if line != shown {
-                eprintln!("{line}");
-                shown = line;
+        let hopeless = pods.iter().filter(|p| p.hopeless()).count() as u64;
+        if !l.quiet && failures == 0 {
+            let line = progress(&pods, l.spec.agents, l.start_at);
+            // A line when something changed, and every half minute regardless.
+            if line != shown.0 || shown.1.elapsed() >= Duration::from_secs(30) {
+                eprintln!("{line} ({}s)", t0.elapsed().as_secs());
+                shown = (line, Instant::now());
             }
         }
-        if done >= l.spec.agents || t0.elapsed() >= l.wait {
-            return Ok(pods);
+        if done >= l.spec.agents {
+            return Ok((pods, Ended::Done));
         }
-        std::thread::sleep(POLL);
+        if done + hopeless >= l.spec.agents
+            && pods.len() as u64 >= l.spec.agents
+            && crate::sys::unix_now() > l.start_at
+        {
+            return Ok((pods, Ended::Done));
+        }
+        if t0.elapsed() >= l.wait {
+            return Ok((pods, Ended::TimedOut));
+        }
+        // Look at the interrupt often, at the pods every POLL.
+        let next = Instant::now() + POLL;
+        while Instant::now() < next {
+            if interrupt.load(Ordering::Relaxed) {
+                eprintln!("k8s: interrupted: gathering what ended, then deleting the run");
+                return Ok((pods, Ended::Interrupted));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
-/// `k8s: 4 agents: 1 pending, 3 running, 0 done (12s; start in 8s)`.
-fn progress(pods: &[Pod], agents: u64, elapsed: Duration, start_at: f64) -> String {
+/// `k8s: 4 agents: 1 pending, 3 running, 0 done (start in 8s)`: the caller adds
+/// the time since the launch.
+fn progress(pods: &[Pod], agents: u64, start_at: f64) -> String {
     let count = |phase: &str| pods.iter().filter(|p| p.phase == phase).count();
     let troubles: Vec<String> = pods
         .iter()
@@ -174,14 +278,14 @@ fn progress(pods: &[Pod], agents: u64, elapsed: Duration, start_at: f64) -> Stri
         .collect();
     let to_start = start_at - crate::sys::unix_now();
     format!(
-        "k8s: {agents} agents: {} pending, {} running, {} done ({}s{}){}",
+        "k8s: {agents} agents: {} pending, {} running, {} done{}{}",
         agents as usize
             - (count("Running") + count("Succeeded") + count("Failed")).min(agents as usize),
         count("Running"),
         count("Succeeded") + count("Failed"),
-        elapsed.as_secs(),
+        // Tens of seconds, so the line changes (and is printed) at most so often.
         if to_start > 0.0 {
-            format!("; start in {:.0}s", to_start.ceil())
+            format!("; start in {}s", (to_start / 10.0).ceil() as u64 * 10)
         } else {
             String::new()
         },
@@ -193,8 +297,10 @@ fn progress(pods: &[Pod], agents: u64, elapsed: Duration, start_at: f64) -> Stri
     )
 }
 
-/// Reads each agent's results from its pod's log.
-fn gather(l: &Launch, k: &Kubectl, pods: &[Pod]) -> Gathered {
+/// Reads each agent's results from its pod's log: of every ended pod, and of
+/// none that still runs when the wait was interrupted (its results are not
+/// written yet; deleting the Job stops it).
+fn gather(l: &Launch, k: &Kubectl, pods: &[Pod], ended: Ended) -> Gathered {
     let mut parts = Vec::new();
     let mut report = AgentsReport {
         expected: l.spec.agents,
@@ -212,6 +318,25 @@ fn gather(l: &Launch, k: &Kubectl, pods: &[Pod]) -> Gathered {
             });
             continue;
         };
+        if !pod.done() && ended == Ended::Interrupted {
+            report.missing.push(MissingAgent {
+                agent,
+                pod: pod.name.clone(),
+                reason: format!(
+                    "still {} when the launcher was interrupted",
+                    pod.phase.to_lowercase()
+                ),
+            });
+            continue;
+        }
+        if pod.hopeless() {
+            report.missing.push(MissingAgent {
+                agent,
+                pod: pod.name.clone(),
+                reason: format!("never started: {}", pod.trouble.as_deref().unwrap_or("")),
+            });
+            continue;
+        }
         let log = k.text(&["logs", &pod.name, "-c", "wsherd"]);
         match log
             .map_err(|e| e.to_string())
@@ -243,7 +368,11 @@ fn gather(l: &Launch, k: &Kubectl, pods: &[Pod]) -> Gathered {
                 .into(),
         );
     }
-    Gathered { parts, report }
+    Gathered {
+        parts,
+        report,
+        interrupted: false,
+    }
 }
 
 /// How late an agent that started at `started` (Unix seconds, its results')
@@ -255,20 +384,26 @@ fn late_by(started: f64, start_at: f64) -> Option<f64> {
 
 /// The results an agent printed (`--json -`) in its log, whatever else the log
 /// holds (the summary, warnings). Public for tests that gather as the launcher does.
+///
+/// Each line that is a lone `{` may open them (another one may, in a `-v`
+/// frame dump): the first from which a whole `RunResults` parses wins.
 pub fn results_from_log(log: &str) -> Result<RunResults, String> {
     let mut at = 0;
+    let mut first_error = None;
     for line in log.split_inclusive('\n') {
         if line.trim_end() == "{" {
             let mut it = serde_json::Deserializer::from_str(&log[at..]).into_iter::<RunResults>();
-            return match it.next() {
-                Some(Ok(r)) => Ok(r),
-                Some(Err(e)) => Err(format!("its results did not parse: {e}")),
-                None => Err("its log holds no results".into()),
-            };
+            match it.next() {
+                Some(Ok(r)) => return Ok(r),
+                Some(Err(e)) => {
+                    first_error.get_or_insert_with(|| format!("its results did not parse: {e}"));
+                }
+                None => {}
+            }
         }
         at += line.len();
     }
-    Err("its log holds no results (did it run to the end?)".into())
+    Err(first_error.unwrap_or_else(|| "its log holds no results (did it run to the end?)".into()))
 }
 
 /// The label selector of one run's objects.
@@ -312,9 +447,12 @@ impl Kubectl {
             .map_err(|e| Error::Launch(format!("kubectl {} answered no JSON: {e}", args.join(" "))))
     }
 
-    fn apply(&self, yaml: &str) -> Result<(), Error> {
+    /// Creates the run's objects: `create`, not `apply`, as they are new (a
+    /// name taken already is an error, not someone else's Job followed), and
+    /// `apply` would copy every shipped file into an annotation capped at 256 KiB.
+    fn create(&self, yaml: &str) -> Result<(), Error> {
         let mut child = self
-            .command(&["apply", "-f", "-"])
+            .command(&["create", "-f", "-"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -323,14 +461,14 @@ impl Kubectl {
         if let Some(mut stdin) = child.stdin.take() {
             stdin
                 .write_all(yaml.as_bytes())
-                .map_err(|e| Error::Launch(format!("kubectl apply: {e}")))?;
+                .map_err(|e| Error::Launch(format!("kubectl create: {e}")))?;
         }
         let out = child
             .wait_with_output()
-            .map_err(|e| Error::Launch(format!("kubectl apply: {e}")))?;
+            .map_err(|e| Error::Launch(format!("kubectl create: {e}")))?;
         if !out.status.success() {
             return Err(Error::Launch(format!(
-                "kubectl apply failed: {} (--dry-run prints what was applied)",
+                "kubectl create failed: {} (--dry-run prints the objects)",
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
@@ -345,15 +483,20 @@ impl Kubectl {
     }
 }
 
-/// Deletes the run's objects when dropped, unless kept.
+/// Deletes the run's objects when dropped, unless kept or disarmed.
 struct Cleanup<'a> {
     k: &'a Kubectl,
     name: &'a str,
     keep: bool,
+    /// False when the objects are not the launcher's to delete.
+    armed: std::cell::Cell<bool>,
 }
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
+        if !self.armed.get() {
+            return;
+        }
         if self.keep {
             eprintln!(
                 "k8s: kept job/{} (delete with: kubectl delete -n {} job,configmap -l {})",
@@ -405,12 +548,46 @@ mod tests {
         assert_eq!(pods[1].trouble.as_deref(), Some("exit 1 (Error)"));
         assert!(pods[1].done());
         assert_eq!(pods[2].trouble, None);
-        let line = progress(&pods, 3, Duration::from_secs(12), 0.0);
+        assert!(pods[0].hopeless() && !pods[1].hopeless() && !pods[2].hopeless());
+        let line = progress(&pods, 3, 0.0);
         assert!(
-            line.starts_with("k8s: 3 agents: 2 pending, 0 running, 1 done (12s)"),
+            line.starts_with(
+                "k8s: 3 agents: 2 pending, 0 running, 1 done; agent 1 ImagePullBackOff"
+            ),
             "{line}"
         );
-        assert!(line.contains("agent 1 ImagePullBackOff"), "{line}");
+        // The start counts down in tens of seconds, so the line changes seldom.
+        let soon = progress(&pods, 3, crate::sys::unix_now() + 25.0);
+        assert!(soon.contains("start in 30s"), "{soon}");
+    }
+
+    #[test]
+    fn pod_level_reasons_are_read() {
+        let v = serde_json::json!({ "items": [
+            { "metadata": { "name": "r-0-a", "labels": { "batch.kubernetes.io/job-completion-index": "0" } },
+              "status": { "phase": "Failed", "reason": "Evicted",
+                          "message": "The node was low on resource: memory." } },
+            { "metadata": { "name": "r-1-b", "labels": { "batch.kubernetes.io/job-completion-index": "1" } },
+              "status": { "phase": "Pending", "conditions": [
+                  { "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "message": "0/3 nodes are available" } ] } },
+            { "metadata": { "name": "r-2-c", "labels": { "batch.kubernetes.io/job-completion-index": "2" } },
+              "status": { "phase": "Pending", "conditions": [
+                  { "type": "PodScheduled", "status": "True" } ] } },
+        ]});
+        let pods = parse_pods(&v);
+        assert_eq!(
+            pods[0].trouble.as_deref(),
+            Some("Evicted: The node was low on resource: memory.")
+        );
+        assert!(pods[0].done() && !pods[0].hopeless());
+        assert_eq!(
+            pods[1].trouble.as_deref(),
+            Some("Unschedulable: 0/3 nodes are available")
+        );
+        assert!(pods[1].hopeless());
+        assert_eq!(pods[2].trouble, None);
+        assert!(!pods[2].hopeless());
     }
 
     #[test]
@@ -425,5 +602,6 @@ mod tests {
         assert!(results_from_log("warning: x\nsummary\n").is_err());
         let e = results_from_log("{\n  \"schema_version\": 1\n}\n").unwrap_err();
         assert!(e.contains("did not parse"), "{e}");
+        // Whole results after a stray `{` line: tests/k8s.rs, with real logs.
     }
 }
