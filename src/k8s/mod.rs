@@ -314,7 +314,7 @@ fn gather(l: &Launch, k: &Kubectl, pods: &[Pod], ended: Ended) -> Gathered {
             report.missing.push(MissingAgent {
                 agent,
                 pod: String::new(),
-                reason: "no pod was created".into(),
+                reason: "no pod of it was found (never created, or deleted)".into(),
             });
             continue;
         };
