@@ -28,8 +28,7 @@ pub fn main() -> ExitCode {
                     }
                 }
                 _ => {
-                    let args: Vec<String> = std::env::args().collect();
-                    eprintln!("{}", crate::cli::usage_error_line(&e, &args));
+                    eprintln!("{}", clap_error_line(&e));
                     ExitCode::from(EXIT_USAGE)
                 }
             };
@@ -42,6 +41,37 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// The line a command line clap refused gets: for an argument that is not
+/// UTF-8, which one; otherwise clap's message with wsherd's suggestions (the
+/// command line read lossily, only to name the subcommand).
+fn clap_error_line(e: &clap::Error) -> String {
+    match utf8_args(std::env::args_os()) {
+        Ok(args) => crate::cli::usage_error_line(e, &args),
+        Err(u) if e.kind() == clap::error::ErrorKind::InvalidUtf8 => format!("error: {u}"),
+        Err(_) => {
+            let args: Vec<String> = std::env::args_os()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            crate::cli::usage_error_line(e, &args)
+        }
+    }
+}
+
+/// The command line as UTF-8 strings, or a usage error naming (lossily) the
+/// first argument that is not: never the panic of `std::env::args()`.
+fn utf8_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Vec<String>, Error> {
+    args.into_iter()
+        .map(|a| {
+            a.into_string().map_err(|a| {
+                Error::usage(format!(
+                    "argument '{}' is not valid UTF-8: wsherd's arguments must be UTF-8",
+                    a.to_string_lossy()
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Prints the summary: to stdout, or to stderr when an output goes to stdout
@@ -258,7 +288,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Merge(args) => merge(args),
         Command::Doctor(args) => doctor(args),
         Command::K8s(crate::cli::K8sCommand::Run(args)) => {
-            k8s_run(*args, &std::env::args().collect::<Vec<_>>())
+            k8s_run(*args, &utf8_args(std::env::args_os())?)
         }
         Command::Report(args) => report(args),
         Command::Serve(args) => {
@@ -591,4 +621,26 @@ fn report(args: crate::cli::ReportArgs) -> Result<ExitCode, Error> {
     } else {
         threshold_exit(&r)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+
+    /// An argument that is not UTF-8 (a file name in another encoding) is a
+    /// usage error naming it, where `std::env::args()` would panic.
+    #[test]
+    fn a_non_utf8_argument_is_a_usage_error_naming_it() {
+        let ok = utf8_args(["wsherd", "k8s", "run"].map(OsString::from)).unwrap();
+        assert_eq!(ok, ["wsherd", "k8s", "run"]);
+        let bad = OsString::from_vec(b"/tmp/r\xff.json".to_vec());
+        let e = utf8_args([OsString::from("wsherd"), bad, OsString::from("--x")]).unwrap_err();
+        assert_eq!(e.exit_code(), EXIT_USAGE);
+        assert_eq!(
+            e.to_string(),
+            "argument '/tmp/r\u{FFFD}.json' is not valid UTF-8: wsherd's arguments must be UTF-8"
+        );
+    }
 }

@@ -123,6 +123,79 @@ fn flags_of_wrk2_and_k6_get_their_wsherd_spelling() {
     usage_error(&["run", "-n", "1000"], &["--workload churn --messages N"]);
 }
 
+/// `wsherd ARGS` (some not UTF-8) with stdout and stderr, killed after 10 s.
+fn run_os(args: &[std::ffi::OsString]) -> (Option<i32>, String) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsherd"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wsherd");
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("wsherd {args:?} did not exit within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An argument that is not UTF-8 is a usage error naming it (lossily), never
+/// a panic: where wsherd needs the command line as text (`k8s run` passes it
+/// to the agents), and where clap refuses it.
+#[test]
+fn an_argument_that_is_not_utf8_is_a_usage_error() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let os = |args: &[&[u8]]| -> Vec<OsString> {
+        args.iter()
+            .map(|a| OsString::from_vec(a.to_vec()))
+            .collect()
+    };
+    for (args, named) in [
+        (
+            os(&[
+                b"k8s",
+                b"run",
+                b"ws://127.0.0.1:9/",
+                b"--agents",
+                b"2",
+                b"--dry-run",
+                b"--json",
+                b"r\xff.json",
+            ]),
+            "'r\u{FFFD}.json'",
+        ),
+        (os(&[b"run", b"ws://\xff/"]), "'ws://\u{FFFD}/'"),
+    ] {
+        let (code, err) = run_os(&args);
+        let err = err.trim_end();
+        assert_eq!(code, Some(2), "wsherd {args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line for {args:?}: {err}");
+        assert_eq!(
+            err,
+            format!("error: argument {named} is not valid UTF-8: wsherd's arguments must be UTF-8")
+        );
+    }
+    // A path need not be UTF-8 for `run`: another mistake keeps clap's message.
+    let (code, err) = run_os(&os(&[b"run", b"--bogus", b"--json", b"r\xff.json"]));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with("error: unexpected argument '--bogus'"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 #[test]
 fn json_to_stdout_puts_the_summary_on_stderr_and_hgrm_fills_a_directory() {
     let dir = tempfile::tempdir().unwrap();

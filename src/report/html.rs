@@ -189,6 +189,7 @@ pub fn render(r: &RunResults) -> String {
 /// Other pages (the ceiling report) embed it whole.
 pub(crate) fn body(o: &mut String, r: &RunResults) {
     description(o, r);
+    agents(o, r);
     verdict(o, r);
     o.push_str("<h2>Summary</h2>\n");
     summary_sections(o, r);
@@ -301,6 +302,71 @@ fn description(o: &mut String, r: &RunResults) {
             ""
         }
     );
+}
+
+/// A distributed run's agents (`wsherd k8s run`), under the run's line and
+/// before the verdict: how many reported (with one missing, the figures are
+/// the others' share only: the heading says so in a badge), a row per missing
+/// agent (its pod and why) and per late one, and the notes. Nothing for an
+/// ordinary run.
+fn agents(o: &mut String, r: &RunResults) {
+    let Some(a) = &r.agents else {
+        return;
+    };
+    let whole = a.missing.is_empty();
+    let _ = writeln!(
+        o,
+        "<h2>Agents{}</h2>",
+        if whole {
+            String::new()
+        } else {
+            format!(
+                " <span class=\"badge\">PARTIAL: {} of {} agents reported</span>",
+                a.reported.len(),
+                a.expected
+            )
+        }
+    );
+    let _ = writeln!(
+        o,
+        "<p class=\"{}\">{} of {} agents reported, merged as one run{}</p>",
+        if whole { "ok" } else { "bad" },
+        a.reported.len(),
+        a.expected,
+        if whole {
+            "."
+        } else {
+            ": the figures are the reporting agents' share only."
+        }
+    );
+    if !a.missing.is_empty() || !a.late.is_empty() {
+        o.push_str("<table class=\"kv\"><thead><tr><th>agent</th><th>status</th><th>pod</th><th>why</th></tr></thead><tbody>\n");
+        for m in &a.missing {
+            let _ = writeln!(
+                o,
+                "<tr><th>{}/{}</th><td class=\"bad\">MISSING</td><td>{}</td><td>{}</td></tr>",
+                m.agent,
+                a.expected,
+                if m.pod.is_empty() {
+                    "none created".to_string()
+                } else {
+                    esc(&m.pod)
+                },
+                esc(&m.reason)
+            );
+        }
+        for l in &a.late {
+            let _ = writeln!(
+                o,
+                "<tr><th>{}/{}</th><td>LATE</td><td></td><td>started {:.1} s after the others were due</td></tr>",
+                l.agent, a.expected, l.secs
+            );
+        }
+        o.push_str("</tbody></table>\n");
+    }
+    for n in &a.notes {
+        let _ = writeln!(o, "<p class=\"note\">Note: {}.</p>", esc(n));
+    }
 }
 
 /// The summary's sections (`report::summary`), as the page lays them out: a
@@ -659,6 +725,83 @@ mod tests {
         assert!(page.contains("Open loop: requested 2,000/s, achieved 1,990/s (99.5%)."));
         assert!(page.contains("Ledger balanced"));
         assert!(page.contains("(threshold rtt.p99&lt;1us failed)"));
+    }
+
+    fn fixture() -> RunResults {
+        serde_json::from_str(include_str!("../../tests/fixtures/results.json")).unwrap()
+    }
+
+    /// A partial distributed run is marked at the top of the page, before the
+    /// verdict: a badge, the count in red, each missing agent as a problem with
+    /// its pod and reason escaped (they come from the cluster), each late one.
+    #[test]
+    fn a_partial_distributed_run_is_marked_at_the_top() {
+        use crate::results::{AgentsReport, LateAgent, MissingAgent};
+        let mut r = fixture();
+        r.agents = Some(AgentsReport {
+            expected: 3,
+            reported: vec![1, 2],
+            missing: vec![MissingAgent {
+                agent: 3,
+                pod: "wsherd-x-2-<b>".into(),
+                reason: "Failed: <script>alert(1)</script> & \"more\"".into(),
+            }],
+            start_at_unix: r.started_at_unix,
+            late: vec![LateAgent {
+                agent: 2,
+                secs: 4.3,
+            }],
+            notes: vec!["one-way latencies compare <clocks>".into()],
+        });
+        let page = render(&r);
+        let at = |s: &str| {
+            page.find(s)
+                .unwrap_or_else(|| panic!("no {s:?} on the page"))
+        };
+        let agents =
+            at("<h2>Agents <span class=\"badge\">PARTIAL: 2 of 3 agents reported</span></h2>");
+        assert!(at("<p class=\"sub\">") < agents);
+        assert!(agents < at("<h2>Verdict</h2>"));
+        assert!(page.contains("<p class=\"bad\">2 of 3 agents reported, merged as one run: the figures are the reporting agents' share only.</p>"));
+        assert!(page.contains(
+            "<tr><th>3/3</th><td class=\"bad\">MISSING</td><td>wsherd-x-2-&lt;b&gt;</td>\
+             <td>Failed: &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;more&quot;</td></tr>"
+        ));
+        assert!(page.contains(
+            "<tr><th>2/3</th><td>LATE</td><td></td><td>started 4.3 s after the others were due</td></tr>"
+        ));
+        assert!(
+            page.contains("<p class=\"note\">Note: one-way latencies compare &lt;clocks&gt;.</p>")
+        );
+        // Nothing from the cluster unescaped, the folded text summary included.
+        assert!(!page.contains("<script"), "a script on the page");
+        assert!(!page.contains("<b>") && !page.contains("<clocks>"));
+
+        // Every agent in: no badge, no table, the count in green.
+        let a = r.agents.as_mut().unwrap();
+        a.reported = vec![1, 2, 3];
+        a.missing.clear();
+        a.late.clear();
+        let page = render(&r);
+        assert!(page.contains(
+            "<h2>Agents</h2>\n<p class=\"ok\">3 of 3 agents reported, merged as one run.</p>"
+        ));
+        assert!(!page.contains("PARTIAL") && !page.contains("MISSING"));
+    }
+
+    /// An ordinary run has no agents block.
+    #[test]
+    fn an_ordinary_run_has_no_agents_block() {
+        let page = render(&fixture());
+        for s in [
+            "<h2>Agents",
+            "agents reported",
+            "PARTIAL",
+            "MISSING",
+            "LATE",
+        ] {
+            assert!(!page.contains(s), "{s:?} on an ordinary run's page");
+        }
     }
 
     #[test]

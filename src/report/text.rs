@@ -14,7 +14,7 @@ use super::summary::{
     self, Amount, Block, LatencyRow, LatencyTable, Place, Row, Section, Unit, Value,
     LATENCY_COLUMNS,
 };
-use crate::results::{MessageStats, RunResults};
+use crate::results::{AgentsReport, MessageStats, RunResults};
 use crate::vocab::fmt::{fmt_rate, fmt_us, group};
 use std::fmt::Write;
 
@@ -89,39 +89,45 @@ fn agents(o: &mut String, r: &RunResults) {
     let Some(a) = &r.agents else {
         return;
     };
-    let _ = writeln!(
-        o,
+    for (i, line) in agent_lines(a).iter().enumerate() {
+        let _ = writeln!(o, "{}{line}", if i == 0 { "" } else { "  " });
+    }
+}
+
+/// The agents block's lines, unindented: the count first, then each missing
+/// agent, each late one and each note. The CSV's `#` lines say the same.
+pub(crate) fn agent_lines(a: &AgentsReport) -> Vec<String> {
+    let mut lines = vec![format!(
         "Agents: {} of {} reported, merged as one run{}",
         a.reported.len(),
         a.expected,
         if a.missing.is_empty() {
-            String::new()
+            ""
         } else {
-            " (the figures are the reporting agents' share only)".to_string()
+            " (the figures are the reporting agents' share only)"
         }
-    );
+    )];
     for m in &a.missing {
         let pod = if m.pod.is_empty() {
             String::new()
         } else {
             format!(" (pod {})", m.pod)
         };
-        let _ = writeln!(
-            o,
-            "  MISSING agent {}/{}{pod}: {}",
+        lines.push(format!(
+            "MISSING agent {}/{}{pod}: {}",
             m.agent, a.expected, m.reason
-        );
+        ));
     }
     for l in &a.late {
-        let _ = writeln!(
-            o,
-            "  LATE agent {}/{}: started {:.1} s after the others were due",
+        lines.push(format!(
+            "LATE agent {}/{}: started {:.1} s after the others were due",
             l.agent, a.expected, l.secs
-        );
+        ));
     }
     for n in &a.notes {
-        let _ = writeln!(o, "  note: {n}");
+        lines.push(format!("note: {n}"));
     }
+    lines
 }
 
 /// What ran: version and targets, source addresses, the workload and its pacing,
