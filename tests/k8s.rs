@@ -150,7 +150,7 @@ fn read(p: &Path) -> String {
 /// (failing with `create-error`'s text as its stderr when that file exists);
 /// answers `get pods` (the K-th time) with `pods-K.json` if there is one, else
 /// `pods.json`, or fails when `get-error-K` exists; `logs POD` with
-/// `logs/POD.log`; `delete` with a line.
+/// `logs/POD.log`; `patch` and `delete` with a line.
 const STUB: &str = r#"#!/bin/sh
 dir=$(dirname "$0")
 n=$(( $(cat "$dir/count" 2>/dev/null || echo 0) + 1 ))
@@ -162,7 +162,9 @@ case "$1" in
 create)
     cat > "$dir/created-$n.yaml"
     if [ -f "$dir/create-error" ]; then cat "$dir/create-error" >&2; exit 1; fi
-    echo "job.batch/created" ;;
+    echo '{"apiVersion":"v1","kind":"List","items":[{"kind":"ConfigMap","metadata":{"uid":"u-cm"}},{"kind":"Job","metadata":{"uid":"u-job"}}]}' ;;
+patch)
+    echo "configmap/x patched" ;;
 get)
     k=$(( $(cat "$dir/gets" 2>/dev/null || echo 0) + 1 ))
     echo "$k" > "$dir/gets"
@@ -410,7 +412,11 @@ fn the_launcher_applies_the_job_gathers_every_agent_and_merges_them() {
         "{calls:?}"
     );
     assert_eq!(verbs[0], "create", "{calls:?}");
-    assert_eq!(&calls[0][2..], ["create", "-f", "-"]);
+    assert_eq!(&calls[0][2..], ["create", "-f", "-", "-o", "json"]);
+    assert!(
+        !verbs.contains(&"patch"),
+        "no files, no ConfigMap: {calls:?}"
+    );
     assert_eq!(
         verbs.iter().filter(|v| **v == "get").count(),
         2,
@@ -597,6 +603,30 @@ fn thresholds_are_judged_on_the_merged_run() {
         "{}",
         out.stdout
     );
+}
+
+/// The files' ConfigMap is made the Job's (its UID from what create
+/// answered), so the cluster deletes it with the Job whoever deletes that.
+#[test]
+fn the_files_config_map_is_owned_by_the_job() {
+    let c = Cluster::succeeded("t-files");
+    let data = c.path("users.csv");
+    std::fs::write(&data, "user\nann\n").unwrap();
+    let out = c.launch(&["--data", &data, "-q"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let calls = c.calls();
+    let verbs: Vec<&str> = calls.iter().map(|a| a[2].as_str()).collect();
+    assert_eq!(verbs[..2], ["create", "patch"], "{calls:?}");
+    assert_eq!(
+        &calls[1][2..7],
+        ["patch", "configmap", "t-files-files", "--type", "merge"]
+    );
+    let patch: Value = serde_json::from_str(&calls[1][8]).unwrap();
+    assert_eq!(
+        patch["metadata"]["ownerReferences"][0],
+        json!({ "apiVersion": "batch/v1", "kind": "Job", "name": "t-files", "uid": "u-job" })
+    );
+    assert_eq!(verbs.last(), Some(&"delete"));
 }
 
 #[test]

@@ -112,16 +112,20 @@ pub fn launch(l: &Launch) -> Result<Option<Gathered>, Error> {
         keep: l.keep,
         armed: std::cell::Cell::new(true),
     };
-    if let Err(e) = k.create(&manifests::yaml(&objects)) {
+    let created = match k.create(&manifests::yaml(&objects)) {
+        Ok(created) => created,
         // Objects of that name were there before: not ours to delete.
-        if e.to_string().contains("AlreadyExists") {
+        Err(e) if e.to_string().contains("AlreadyExists") => {
             cleanup.armed.set(false);
             return Err(Error::Launch(format!(
                 "{e}: objects named {} exist already in namespace {}; choose another --job-name (nothing was deleted)",
                 l.spec.name, l.spec.namespace
             )));
         }
-        return Err(e);
+        Err(e) => return Err(e),
+    };
+    if !l.spec.files.is_empty() {
+        own_files(&k, &l.spec.name, &created);
     }
     let (pods, ended) = wait(l, &k, &interrupt)?;
     let mut got = gather(l, &k, &pods, ended);
@@ -375,6 +379,40 @@ fn gather(l: &Launch, k: &Kubectl, pods: &[Pod], ended: Ended) -> Gathered {
     }
 }
 
+/// Makes the Job the owner of the run's ConfigMap, so that the cluster deletes
+/// the files with the Job, also when the launcher cannot (killed, or the
+/// Job's `ttlSecondsAfterFinished` came first). The Job's UID is in what
+/// `create -o json` answered. A failure only warns: the launcher's own delete
+/// remains.
+fn own_files(k: &Kubectl, name: &str, created: &Value) {
+    let items = match created["items"].as_array() {
+        Some(items) => items.clone(),
+        None => vec![created.clone()],
+    };
+    let uid = items
+        .iter()
+        .find(|o| o["kind"] == "Job")
+        .and_then(|o| o["metadata"]["uid"].as_str());
+    let files = manifests::files_name(name);
+    let Some(uid) = uid else {
+        eprintln!("warning: kubectl create named no Job UID: configmap/{files} is deleted only by the launcher");
+        return;
+    };
+    let patch = serde_json::json!({ "metadata": { "ownerReferences": [ {
+        "apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": uid } ] } });
+    if let Err(e) = k.text(&[
+        "patch",
+        "configmap",
+        &files,
+        "--type",
+        "merge",
+        "-p",
+        &patch.to_string(),
+    ]) {
+        eprintln!("warning: {e}: configmap/{files} is deleted only by the launcher");
+    }
+}
+
 /// How late an agent that started at `started` (Unix seconds, its results')
 /// was against the planned `start_at`, when that is more than `LATE_AFTER_SECS`.
 fn late_by(started: f64, start_at: f64) -> Option<f64> {
@@ -450,11 +488,11 @@ impl Kubectl {
     /// Creates the run's objects: `create`, not `apply`, as they are new (a
     /// name taken already is an error, not someone else's Job followed), and
     /// `apply` would copy every shipped file into an annotation capped at 256 KiB.
-    fn create(&self, yaml: &str) -> Result<(), Error> {
+    fn create(&self, yaml: &str) -> Result<Value, Error> {
         let mut child = self
-            .command(&["create", "-f", "-"])
+            .command(&["create", "-f", "-", "-o", "json"])
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| self.spawn_error(e))?;
@@ -472,7 +510,9 @@ impl Kubectl {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        Ok(())
+        // What was created, with the UIDs the cluster gave (Null if unreadable:
+        // only the ConfigMap's owner depends on it).
+        Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
     }
 
     fn spawn_error(&self, e: std::io::Error) -> Error {

@@ -50,9 +50,7 @@ pub fn render(r: &RunResults) -> String {
 }
 
 /// A distributed run's agents as `#` lines above the header when one is
-/// missing or late; nothing otherwise. A pod's name and a reason come from the
-/// cluster: a line break (or any control character) in them becomes a space,
-/// or it would end the comment and start a row.
+/// missing or late; nothing otherwise.
 fn agents(o: &mut String, r: &RunResults) {
     let Some(a) = r
         .agents
@@ -61,11 +59,9 @@ fn agents(o: &mut String, r: &RunResults) {
     else {
         return;
     };
+    // agent_lines has made every control character a space: no line break in
+    // a pod's name or reason can end the comment and start a row.
     for line in agent_lines(a) {
-        let line: String = line
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
         let _ = writeln!(o, "# {line}");
     }
 }

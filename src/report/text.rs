@@ -127,7 +127,17 @@ pub(crate) fn agent_lines(a: &AgentsReport) -> Vec<String> {
     for n in &a.notes {
         lines.push(format!("note: {n}"));
     }
+    // A pod's name and a reason come from the cluster: a line break (or any
+    // control character) in them would break the block's layout, and end a
+    // CSV comment line to start a row.
     lines
+        .into_iter()
+        .map(|l| {
+            l.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect()
+        })
+        .collect()
 }
 
 /// What ran: version and targets, source addresses, the workload and its pacing,
