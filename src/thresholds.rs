@@ -252,7 +252,7 @@ pub fn parse_metric(name: &str) -> Result<Metric, String> {
 fn step_metric(n: &str, rest: &str) -> Result<Metric, String> {
     let bad = || {
         format!(
-            "'{n}': a step's metric is step.NAME.STAT, STAT a latency statistic ({}, pNN) or a count (ok, failed, timeout, mismatch), e.g. step.login.p99",
+            "'{n}': a step's metric is step.NAME.STAT, STAT a latency statistic ({}, pNN) or a count (ok, failed, timeout, mismatch, closed, stopped), e.g. step.login.p99",
             STATS.join(", ")
         )
     };
@@ -265,7 +265,10 @@ fn step_metric(n: &str, rest: &str) -> Result<Metric, String> {
         "med" => "p50",
         s => s,
     };
-    let unit = if matches!(stat, "ok" | "failed" | "timeout" | "mismatch") {
+    let unit = if matches!(
+        stat,
+        "ok" | "failed" | "timeout" | "mismatch" | "closed" | "stopped"
+    ) {
         Unit::Count
     } else if matches!(stat, "min" | "mean" | "max" | "stdev") || percentile(stat).is_some() {
         Unit::Latency
@@ -441,6 +444,8 @@ pub fn measure(r: &RunResults, metric: &Metric) -> Option<f64> {
             "failed" => Some(s.failed() as f64),
             "timeout" => Some(s.timeout as f64),
             "mismatch" => Some(s.mismatch as f64),
+            "closed" => Some(s.closed as f64),
+            "stopped" => Some(s.stopped as f64),
             _ => latency_stat(s.latency.as_ref()?, stat),
         };
     }
@@ -837,6 +842,43 @@ mod tests {
     fn results() -> RunResults {
         let text = include_str!("../tests/data/thresholds-results.json");
         serde_json::from_str(text).expect("fixture parses")
+    }
+
+    /// `step.NAME.failed` counts what the server failed (timed out, mismatched,
+    /// closed), not the expects the run's stop cut short; `stopped` is its own.
+    #[test]
+    fn a_step_stopped_by_the_run_is_not_failed() {
+        let mut r = results();
+        r.steps = vec![crate::results::StepResult {
+            name: "said".into(),
+            kind: "expect".into(),
+            count: 10,
+            ok: 8,
+            timeout: 0,
+            mismatch: 0,
+            closed: 0,
+            stopped: 2,
+            latency: None,
+        }];
+        assert!(r.steps[0].balances());
+        let exprs = [
+            "step.said.failed<1",
+            "step.said.stopped<2",
+            "step.said.closed<1",
+        ];
+        let judge = Judge::parse(&exprs.map(String::from), &[]).unwrap();
+        judge.apply(&mut r);
+        let passed: Vec<(f64, bool)> = r
+            .thresholds
+            .iter()
+            .map(|t| (t.value.unwrap(), t.passed))
+            .collect();
+        assert_eq!(passed, [(0.0, true), (2.0, false), (0.0, true)]);
+        r.steps[0].closed = 1;
+        r.steps[0].ok = 7;
+        judge.apply(&mut r);
+        assert_eq!(r.thresholds[0].value, Some(1.0));
+        assert!(!r.thresholds[0].passed);
     }
 
     #[test]
