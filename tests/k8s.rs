@@ -147,7 +147,8 @@ fn read(p: &Path) -> String {
 
 /// The stand-in `kubectl`: records each call into `calls` (arguments separated
 /// by 0x1f, a line per call) and what `create` read into `created-N.yaml`
-/// (failing with `create-error`'s text as its stderr when that file exists);
+/// (failing with `create-error`'s text as its stderr when that file exists;
+/// answering `create-out`'s text if there is one, else a List with UIDs);
 /// answers `get pods` (the K-th time) with `pods-K.json` if there is one, else
 /// `pods.json`, or fails when `get-error-K` exists; `logs POD` with
 /// `logs/POD.log`; `patch` and `delete` with a line.
@@ -162,7 +163,8 @@ case "$1" in
 create)
     cat > "$dir/created-$n.yaml"
     if [ -f "$dir/create-error" ]; then cat "$dir/create-error" >&2; exit 1; fi
-    echo '{"apiVersion":"v1","kind":"List","items":[{"kind":"ConfigMap","metadata":{"uid":"u-cm"}},{"kind":"Job","metadata":{"uid":"u-job"}}]}' ;;
+    if [ -f "$dir/create-out" ]; then cat "$dir/create-out"; else
+    echo '{"apiVersion":"v1","kind":"List","items":[{"kind":"ConfigMap","metadata":{"uid":"u-cm"}},{"kind":"Job","metadata":{"uid":"u-job"}}]}'; fi ;;
 patch)
     echo "configmap/x patched" ;;
 get)
@@ -627,6 +629,19 @@ fn the_files_config_map_is_owned_by_the_job() {
         json!({ "apiVersion": "batch/v1", "kind": "Job", "name": "t-files", "uid": "u-job" })
     );
     assert_eq!(verbs.last(), Some(&"delete"));
+
+    // An older kubectl prints the objects one after another, not as a List.
+    let c = Cluster::succeeded("t-files-old");
+    std::fs::write(
+        c.dir.join("create-out"),
+        "{\"kind\":\"ConfigMap\",\"metadata\":{\"uid\":\"u-cm\"}}\n\
+         {\"kind\":\"Job\",\"metadata\":{\"uid\":\"u-job-2\"}}\n",
+    )
+    .unwrap();
+    let out = c.launch(&["--data", &data, "-q"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let patch: Value = serde_json::from_str(&c.calls()[1][8]).unwrap();
+    assert_eq!(patch["metadata"]["ownerReferences"][0]["uid"], "u-job-2");
 }
 
 #[test]

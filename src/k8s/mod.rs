@@ -382,15 +382,13 @@ fn gather(l: &Launch, k: &Kubectl, pods: &[Pod], ended: Ended) -> Gathered {
 /// Makes the Job the owner of the run's ConfigMap, so that the cluster deletes
 /// the files with the Job, also when the launcher cannot (killed, or the
 /// Job's `ttlSecondsAfterFinished` came first). The Job's UID is in what
-/// `create -o json` answered. A failure only warns: the launcher's own delete
-/// remains.
+/// `create -o json` answered (`created`: the objects). A failure only warns:
+/// the launcher's own delete remains.
 fn own_files(k: &Kubectl, name: &str, created: &Value) {
-    let items = match created["items"].as_array() {
-        Some(items) => items.clone(),
-        None => vec![created.clone()],
-    };
-    let uid = items
-        .iter()
+    let uid = created
+        .as_array()
+        .into_iter()
+        .flatten()
         .find(|o| o["kind"] == "Job")
         .and_then(|o| o["metadata"]["uid"].as_str());
     let files = manifests::files_name(name);
@@ -510,9 +508,18 @@ impl Kubectl {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        // What was created, with the UIDs the cluster gave (Null if unreadable:
-        // only the ConfigMap's owner depends on it).
-        Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
+        // What was created, with the UIDs the cluster gave: a List, or (older
+        // kubectl) the objects one after another; what does not parse is left
+        // out (only the ConfigMap's owner depends on it).
+        let items: Vec<Value> = serde_json::Deserializer::from_slice(&out.stdout)
+            .into_iter::<Value>()
+            .map_while(Result::ok)
+            .flat_map(|v| match v["items"].as_array() {
+                Some(items) => items.clone(),
+                None => vec![v],
+            })
+            .collect();
+        Ok(Value::Array(items))
     }
 
     fn spawn_error(&self, e: std::io::Error) -> Error {
